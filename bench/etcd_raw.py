@@ -1,0 +1,113 @@
+"""Baseline: raw create throughput into etcd through EtcdClient (no apiserver in the path).
+
+Starts its own etcd (temp dir, free ports) unless --endpoint is given, runs `raw_create_rate`, prints
+figures and, as the last line, one JSON object. Other bench scripts import `raw_create_rate` so the
+apiserver numbers can be compared against this ceiling on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from services.apiserver.storage.etcd import EtcdClient, StorageError
+
+
+async def raw_create_rate(
+    client: EtcdClient, n_tasks: int, seconds: float, value_size: int
+) -> dict[str, Any]:
+    """Run n_tasks concurrent create() loops on distinct keys for `seconds`; return rate and latencies."""
+    value = os.urandom(value_size)
+    run = os.urandom(4).hex()  # unique key space per run so reruns against one etcd never collide
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal errors
+        i = 0
+        now = time.perf_counter()
+        while now < deadline:
+            key = f"/bench/raw/{run}/{w}/{i}".encode()
+            i += 1
+            try:
+                await client.create(key, value)
+            except StorageError:
+                errors += 1
+            t = time.perf_counter()
+            latencies.append(t - now)
+            now = t
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(n_tasks)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    n = len(latencies)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(n - 1, int(n * p))] * 1000, 2) if n else 0.0
+
+    return {
+        "ops": n - errors,
+        "errors": errors,
+        "seconds": round(elapsed, 3),
+        "creates_per_s": round((n - errors) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "tasks": n_tasks,
+        "value_size": value_size,
+    }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    server: EmbeddedEtcd | None = None
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    endpoint = args.endpoint
+    if endpoint is None:
+        tmp = tempfile.TemporaryDirectory(prefix="pb-etcd-bench-")
+        server = EmbeddedEtcd(tmp.name, client_port=free_port(), peer_port=free_port())
+        await server.start()
+        endpoint = server.endpoint
+    client = EtcdClient([endpoint])
+    try:
+        await raw_create_rate(client, args.tasks, min(1.0, args.seconds / 5), args.value_size)  # warm-up
+        result = await raw_create_rate(client, args.tasks, args.seconds, args.value_size)
+        result["etcd_version"] = (await client.status()).version
+        return result
+    finally:
+        await client.close()
+        if server is not None:
+            await server.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--tasks", type=int, default=64)
+    p.add_argument("--value-size", type=int, default=1024)
+    p.add_argument("--endpoint", help="use this etcd instead of starting one")
+    p.add_argument("--quick", action="store_true", help="short run (well under 60 s total)")
+    args = p.parse_args()
+    if args.quick:
+        args.seconds = min(args.seconds, 8.0)
+    logging.basicConfig(level=logging.WARNING)
+    result = asyncio.run(_main(args))
+    print(
+        f"etcd raw create: {result['creates_per_s']} creates/s over {result['seconds']} s "
+        f"({args.tasks} tasks, {args.value_size} B values), p50 {result['p50_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, errors {result['errors']}"
+    )
+    print(json.dumps({"bench": "etcd_raw", **result}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Server-side components of pybernetes (apiserver, scheduler, controllers)."""

@@ -1,0 +1,1 @@
+"""The pybernetes API server: the only component that talks to etcd."""

@@ -1,0 +1,1 @@
+"""apiserver storage: etcd client (etcd.py), embedded etcd runner (embedded.py)."""

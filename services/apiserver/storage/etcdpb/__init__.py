@@ -1,0 +1,1 @@
+"""Generated etcd gRPC subset (mvccpb, etcdserverpb); regenerate with scripts/genprotos.sh."""
