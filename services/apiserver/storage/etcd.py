@@ -405,7 +405,6 @@ class EtcdClient:
             while True:
                 resp = await call.read()
                 self._check_watch_response(resp)
-                assert not isinstance(resp, type(grpc.aio.EOF))
                 yield WatchBatch(
                     [
                         WatchEvent(
