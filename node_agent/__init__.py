@@ -1,0 +1,1 @@
+"""The node agent: runs pods on one node through containerd's CRI."""

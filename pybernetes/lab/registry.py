@@ -1,0 +1,170 @@
+"""Lab image registry: a docker-registry process, image pushes with skopeo, and a loopback forwarder.
+
+Nodes pull `localhost:5000/...` over plain http, but each node's containerd lives in its own network
+namespace whose loopback is private. So the lab runs one registry on a lab address (e.g. in its own
+netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder listening on
+127.0.0.1:5000 that relays to it (`start_forwarder`). The forwarder is this module run as a program:
+`python -m pybernetes.lab.registry forward 127.0.0.1:5000 172.30.0.5:5000`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pybernetes.lab.netns import nsenter
+
+log = logging.getLogger(__name__)
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: {address}
+"""
+
+
+def _wrap(netns: str | None, argv: list[str]) -> list[str]:
+    return nsenter(netns, argv) if netns else argv
+
+
+class Registry:
+    """A docker-registry bound to `address` (host:port), optionally inside network namespace `netns`."""
+
+    def __init__(self, storage_dir: str | os.PathLike[str], *, address: str = "127.0.0.1:5000",
+                 netns: str | None = None) -> None:
+        self.storage = Path(storage_dir).resolve()
+        self.address = address
+        self.netns = netns
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.storage / "config.yml"
+
+    def start(self, *, timeout: float = 15.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        (self.storage / "data").mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(_CONFIG.format(storage=self.storage / "data", address=self.address))
+        with open(self.storage / "registry.log", "ab") as logf:
+            self._proc = subprocess.Popen(
+                _wrap(self.netns, [REGISTRY_BIN, "serve", str(self.config_path)]),
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited; see {self.storage / 'registry.log'}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"registry at {self.address} not ready after {timeout}s")
+            time.sleep(0.1)
+        log.info("registry ready", extra={"address": self.address, "netns": self.netns})
+
+    def ready(self) -> bool:
+        cmd = _wrap(self.netns, ["curl", "-fsS", "-o", "/dev/null", "--max-time", "1",
+                                 f"http://{self.address}/v2/"])
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def push(self, source: str, name: str) -> str:
+        """Copy `source` (a skopeo ref, e.g. `oci:/path/layout:busybox`) to `name` (e.g. busybox:stable).
+
+        Returns the reference as nodes see it through their forwarder: `localhost:5000/<name>`.
+        """
+        dest = f"docker://{self.address}/{name}"
+        cmd = _wrap(self.netns, ["skopeo", "copy", "--dest-tls-verify=false", source, dest])
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"skopeo copy {source} {dest} failed: {res.stderr.strip()}")
+        log.info("pushed image", extra={"source": source, "dest": dest})
+        return f"localhost:5000/{name}"
+
+
+# ---- loopback forwarder ----
+
+def start_forwarder(netns: str, target: str, *, listen: str = "127.0.0.1:5000",
+                    log_path: str | None = None) -> subprocess.Popen[bytes]:
+    """Run a TCP forwarder inside `netns` from `listen` to `target`; returns the process (stop it)."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            nsenter(netns, [sys.executable, "-m", "pybernetes.lab.registry", "forward", listen, target]),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+        )
+    finally:
+        if not isinstance(out, int):
+            out.close()
+    host, port = listen.rsplit(":", 1)
+    deadline = time.monotonic() + 10
+    probe = ["python3", "-c", f"import socket; socket.create_connection(('{host}', {port}), 1)"]
+    while subprocess.run(nsenter(netns, probe), capture_output=True).returncode != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"forwarder {listen}->{target} in {netns} did not start")
+        time.sleep(0.1)
+    return proc
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.close()
+
+
+async def forward(listen: str, target: str) -> None:
+    lhost, lport = listen.rsplit(":", 1)
+    thost, tport = target.rsplit(":", 1)
+
+    async def handle(creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
+        try:
+            ureader, uwriter = await asyncio.open_connection(thost, int(tport))
+        except OSError:
+            cwriter.close()
+            return
+        await asyncio.gather(_pipe(creader, uwriter), _pipe(ureader, cwriter))
+
+    server = await asyncio.start_server(handle, lhost, int(lport))
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "forward":
+        asyncio.run(forward(sys.argv[2], sys.argv[3]))
+    else:
+        sys.exit("usage: python -m pybernetes.lab.registry forward LISTEN_HOST:PORT TARGET_HOST:PORT")
+
+
+if __name__ == "__main__":
+    main()
