@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
+export PATH="$(dirname "$py"):$PATH"
 mapfile -t files < <(cd protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 "$py" -m grpc_tools.protoc -I protos \
-  --python_out=. --pyi_out=. --grpc_python_out=. \
+  --python_out=. --mypy_out=. --grpc_python_out=. --mypy_grpc_out=. \
   "${files[@]}"
 # Every generated folder must be a package.
 for f in "${files[@]}"; do
