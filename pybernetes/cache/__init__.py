@@ -1,0 +1,53 @@
+"""Client-side caches (client-go tools/cache): Store + indexers, Reflector, SharedInformer, Lister,
+InformerFactory. Cached objects are shared: never mutate them, copy first."""
+
+from pybernetes.cache.factory import ClientListerWatcher, InformerFactory, ListWatchClient
+from pybernetes.cache.informer import HandlerRegistration, SharedInformer
+from pybernetes.cache.lister import Lister
+from pybernetes.cache.reflector import (
+    ADDED,
+    BOOKMARK,
+    DELETED,
+    MODIFIED,
+    DeletedFinalStateUnknown,
+    EventSink,
+    ListerWatcher,
+    ListResult,
+    Reflector,
+    WatchEvent,
+)
+from pybernetes.cache.store import (
+    NAMESPACE_INDEX,
+    CacheMutationError,
+    HasMetadata,
+    IndexFunc,
+    Store,
+    meta_namespace_key,
+    split_key,
+)
+
+__all__ = [
+    "ADDED",
+    "BOOKMARK",
+    "DELETED",
+    "MODIFIED",
+    "NAMESPACE_INDEX",
+    "CacheMutationError",
+    "ClientListerWatcher",
+    "DeletedFinalStateUnknown",
+    "EventSink",
+    "HandlerRegistration",
+    "HasMetadata",
+    "IndexFunc",
+    "InformerFactory",
+    "ListResult",
+    "ListWatchClient",
+    "Lister",
+    "ListerWatcher",
+    "Reflector",
+    "SharedInformer",
+    "Store",
+    "WatchEvent",
+    "meta_namespace_key",
+    "split_key",
+]
