@@ -1,0 +1,231 @@
+"""The typed async API client every component and pbctl use.
+
+Messages in, messages out: `await client.get(core.Pod, "web-1", namespace="default")`. gRPC errors are
+translated into `pybernetes.errors` at this boundary (using the Status the apiserver puts in trailing
+metadata), so callers never see grpc types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from pybernetes import errors, rpc
+from pybernetes.api import codec, registry
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb
+from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
+from pybernetes.client.config import ClientConfig
+
+M = TypeVar("M", bound=Message)
+
+STATUS_KEY = "pb-status-bin"
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+@dataclass
+class ObjectList(Generic[M]):
+    items: list[M]
+    resource_version: str
+    continue_: str = ""
+    remaining_item_count: int | None = None
+
+
+@dataclass
+class WatchEvent(Generic[M]):
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: M
+
+
+def error_from_rpc(e: grpc.aio.AioRpcError) -> errors.ApiError:
+    """Rebuild the apiserver's error (reason, code, field causes) from a gRPC error."""
+    for key, value in e.trailing_metadata() or ():
+        if key == STATUS_KEY and isinstance(value, bytes):
+            st = meta.Status.FromString(value)
+            causes = [errors.FieldError(c.field, c.message, c.reason) for c in st.details.causes]
+            cls = errors.BY_REASON.get(st.reason, errors.BY_GRPC_CODE.get(e.code(), errors.InternalError))
+            return cls(st.message, reason=st.reason, code=st.code or None, causes=causes,
+                       kind=st.details.kind, name=st.details.name)
+    cls = errors.BY_GRPC_CODE.get(e.code(), errors.InternalError)
+    detail = e.details() or str(e.code())
+    if e.code() == grpc.StatusCode.UNAVAILABLE:
+        detail = f"the apiserver is unreachable: {detail}"
+    return cls(detail)
+
+
+class Client:
+    """One channel to the apiserver; safe to share between tasks of one event loop."""
+
+    def __init__(self, server: str, *, token: str = "", timeout: float = 30.0,
+                 user_agent: str = "pybernetes") -> None:
+        self.server = server
+        self._channel = rpc.channel(server, extra_options=[("grpc.primary_user_agent", user_agent)])
+        self._stub = pb_grpc.APIStub(self._channel)
+        self._md = rpc.bearer(token)
+        self.timeout = timeout
+
+    @classmethod
+    def from_config(cls, cfg: ClientConfig, **kw: Any) -> Client:
+        return cls(cfg.server, token=cfg.token, **kw)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ns(info: registry.ResourceInfo, namespace: str) -> str:
+        return namespace if info.namespaced else ""
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(request, metadata=self._md, timeout=timeout or self.timeout)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+
+    # -- verbs -----------------------------------------------------------------------------------
+
+    async def create(self, obj: M, *, namespace: str | None = None, dry_run: bool = False,
+                     field_manager: str = "") -> M:
+        info = registry.for_message(obj)
+        ns = self._ns(info, namespace if namespace is not None else obj.metadata.namespace)  # type: ignore[attr-defined]
+        req = pb.CreateRequest(resource=info.plural, namespace=ns, object=codec.to_envelope(obj),
+                               dry_run=dry_run, field_manager=field_manager)
+        out = await self._call(self._stub.Create, req)
+        return codec.from_envelope(out, type(obj))
+
+    async def get(self, cls: type[M], name: str, *, namespace: str = "") -> M:
+        info = registry.for_class(cls)
+        out = await self._call(self._stub.Get, pb.GetRequest(resource=info.plural, namespace=self._ns(info, namespace),
+                                                              name=name))
+        return codec.from_envelope(out, cls)
+
+    async def list(self, cls: type[M], *, namespace: str = "", label_selector: str = "",
+                   field_selector: str = "", limit: int = 0, continue_: str = "",
+                   resource_version: str = "") -> ObjectList[M]:
+        info = registry.for_class(cls)
+        req = pb.ListRequest(resource=info.plural, namespace=self._ns(info, namespace),
+                             label_selector=label_selector, field_selector=field_selector, limit=limit,
+                             resource_version=resource_version, **{"continue": continue_})
+        out: pb.ListResponse = await self._call(self._stub.List, req, timeout=max(self.timeout, 120))
+        items = []
+        for o in out.items:
+            m = cls()
+            m.ParseFromString(o.raw)
+            items.append(m)
+        rem = out.metadata.remaining_item_count if out.metadata.HasField("remaining_item_count") else None
+        return ObjectList(items, out.metadata.resource_version, getattr(out.metadata, "continue"), rem)
+
+    async def list_all(self, cls: type[M], *, page_size: int = 500, **kw: Any) -> ObjectList[M]:
+        """All pages of a list, following `continue` tokens."""
+        first = await self.list(cls, limit=page_size, **kw)
+        items, token = list(first.items), first.continue_
+        while token:
+            page = await self.list(cls, limit=page_size, continue_=token, **kw)
+            items.extend(page.items)
+            token = page.continue_
+        return ObjectList(items, first.resource_version)
+
+    async def update(self, obj: M, *, dry_run: bool = False, field_manager: str = "") -> M:
+        return await self._update(obj, "", dry_run, field_manager)
+
+    async def update_status(self, obj: M, *, field_manager: str = "") -> M:
+        return await self._update(obj, "status", False, field_manager)
+
+    async def _update(self, obj: M, sub: str, dry_run: bool, field_manager: str) -> M:
+        info = registry.for_message(obj)
+        req = pb.UpdateRequest(resource=info.plural, namespace=self._ns(info, obj.metadata.namespace),  # type: ignore[attr-defined]
+                               object=codec.to_envelope(obj), subresource=sub, dry_run=dry_run,
+                               field_manager=field_manager)
+        out = await self._call(self._stub.Update, req)
+        return codec.from_envelope(out, type(obj))
+
+    async def patch(self, cls: type[M], name: str, patch: Mapping[str, Any] | list[Any], *,
+                    namespace: str = "", patch_type: str = "strategic", subresource: str = "",
+                    dry_run: bool = False, field_manager: str = "") -> M:
+        info = registry.for_class(cls)
+        req = pb.PatchRequest(resource=info.plural, namespace=self._ns(info, namespace), name=name,
+                              patch_type=PATCH_TYPES.get(patch_type, patch_type),
+                              patch=json.dumps(patch).encode(), subresource=subresource, dry_run=dry_run,
+                              field_manager=field_manager)
+        out = await self._call(self._stub.Patch, req)
+        return codec.from_envelope(out, cls)
+
+    async def delete(self, cls: type[M], name: str, *, namespace: str = "",
+                     grace_period_seconds: int | None = None, propagation_policy: str | None = None,
+                     uid: str | None = None, resource_version: str | None = None,
+                     dry_run: bool = False) -> tuple[M, bool]:
+        """Delete; returns (object as left by the call, True when it is gone from storage)."""
+        info = registry.for_class(cls)
+        opts = meta.DeleteOptions()
+        if grace_period_seconds is not None:
+            opts.grace_period_seconds = grace_period_seconds
+        if propagation_policy:
+            opts.propagation_policy = propagation_policy
+        if uid is not None:
+            opts.preconditions.uid = uid
+        if resource_version is not None:
+            opts.preconditions.resource_version = resource_version
+        if dry_run:
+            opts.dry_run.append("All")
+        out: pb.DeleteResponse = await self._call(
+            self._stub.Delete, pb.DeleteRequest(resource=info.plural, namespace=self._ns(info, namespace),
+                                                name=name, options=opts))
+        return codec.from_envelope(out.object, cls), out.deleted
+
+    async def bind(self, namespace: str, pod_name: str, node_name: str, *, uid: str = "") -> None:
+        """pods/binding: the scheduler's only write."""
+        b = core.Binding()
+        b.metadata.name, b.metadata.namespace = pod_name, namespace
+        if uid:
+            b.metadata.uid = uid
+        b.target.kind, b.target.name = "Node", node_name
+        req = pb.CreateRequest(resource="pods", namespace=namespace, name=pod_name, subresource="binding",
+                               object=codec.to_envelope(b))
+        await self._call(self._stub.Create, req)
+
+    async def discovery(self) -> pb.DiscoveryResponse:
+        return await self._call(self._stub.Discovery, pb.DiscoveryRequest())  # type: ignore[no-any-return]
+
+    async def watch(self, cls: type[M], *, namespace: str = "", label_selector: str = "",
+                    field_selector: str = "", resource_version: str = "", allow_bookmarks: bool = True,
+                    timeout_seconds: int = 0) -> AsyncIterator[WatchEvent[M]]:
+        """Events after `resource_version` ("" or "0": current objects first, as ADDED).
+
+        Raises errors.Expired when the version was compacted (re-list, then watch again) and
+        errors.Unavailable when the stream breaks; it ends normally only on the server's timeout."""
+        info = registry.for_class(cls)
+        req = pb.WatchRequest(resource=info.plural, namespace=self._ns(info, namespace),
+                              label_selector=label_selector, field_selector=field_selector,
+                              resource_version=resource_version, allow_watch_bookmarks=allow_bookmarks,
+                              timeout_seconds=timeout_seconds)
+        call = self._stub.Watch(req, metadata=self._md)
+        try:
+            async for ev in call:
+                if ev.type == "ERROR":
+                    st = ev.status
+                    cls_err = errors.BY_REASON.get(st.reason, errors.InternalError)
+                    raise cls_err(st.message, reason=st.reason, code=st.code or None)
+                m = cls()
+                m.ParseFromString(ev.object.raw)
+                yield WatchEvent(ev.type, m)
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+        finally:
+            call.cancel()

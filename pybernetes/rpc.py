@@ -1,0 +1,51 @@
+"""The one place gRPC channels and servers are built (message limits, keepalive, auth metadata).
+
+Every component composes these, so TLS and authentication change here only. Object lists can be large
+(10,000 pods is ~10 MB), hence the raised message limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_COMMON: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+AUTH_HEADER = "authorization"
+
+
+def channel(target: str, *, extra_options: Sequence[tuple[str, int | str]] = ()) -> grpc.aio.Channel:
+    """A client channel to `target` (host:port or unix:/path)."""
+    target = target.removeprefix("grpc://").removeprefix("http://")
+    return grpc.aio.insecure_channel(target, options=[*_COMMON, *extra_options])
+
+
+def server(*, extra_options: Sequence[tuple[str, int | str]] = (),
+           interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    return grpc.aio.server(
+        options=[*_COMMON, ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                 ("grpc.so_reuseport", 0), *extra_options],
+        interceptors=list(interceptors),
+    )
+
+
+def bind(srv: grpc.aio.Server, address: str) -> int:
+    """Listen on address ("127.0.0.1:6443", "0.0.0.0:0" for a free port); returns the port."""
+    port = srv.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return port
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return ((AUTH_HEADER, f"Bearer {token}"),) if token else ()
