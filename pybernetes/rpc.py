@@ -41,7 +41,7 @@ def server(*, extra_options: Sequence[tuple[str, int | str]] = (),
 
 def bind(srv: grpc.aio.Server, address: str) -> int:
     """Listen on address ("127.0.0.1:6443", "0.0.0.0:0" for a free port); returns the port."""
-    port = srv.add_insecure_port(address)
+    port: int = srv.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return port

@@ -71,11 +71,15 @@ def time_to_datetime(t: meta.Time) -> dt.datetime:
 # -- descriptors -----------------------------------------------------------------------------------
 
 def _is_map(fd: FieldDescriptor) -> bool:
-    return fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
+    mt = fd.message_type
+    return fd.type == FieldDescriptor.TYPE_MESSAGE and mt is not None and bool(mt.GetOptions().map_entry)
 
 
 def _is_repeated(fd: FieldDescriptor) -> bool:
-    return bool(fd.is_repeated) if hasattr(fd, "is_repeated") else fd.label == FieldDescriptor.LABEL_REPEATED
+    rep = getattr(fd, "is_repeated", None)
+    if rep is not None:
+        return bool(rep)
+    return bool(getattr(fd, "label") == FieldDescriptor.LABEL_REPEATED)  # noqa: B009 - older protobuf
 
 
 @cache
@@ -173,7 +177,7 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
         target.raw = json.dumps(v, separators=(",", ":")).encode()  # type: ignore[attr-defined]
 
 
-def _is_special(desc: Descriptor) -> bool:
+def _is_special(desc: Any) -> bool:
     return desc.full_name in (_TIME, _QUANTITY, _INT_OR_STRING, _RAW)
 
 
@@ -199,7 +203,7 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
                 errors.append(FieldError(fpath, f"expected object, got {_type_name(v)}", "FieldValueTypeInvalid"))
                 continue
             container = getattr(msg, fd.name)
-            vfd = fd.message_type.fields_by_name["value"]
+            vfd = fd.message_type.fields_by_name["value"]  # type: ignore[union-attr]
             for mk, mv in v.items():
                 kpath = f"{fpath}[{mk}]"
                 if mv is None:
@@ -290,7 +294,7 @@ def _msg_to_dict(msg: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for fd, v in msg.ListFields():
         if _is_map(fd):
-            vfd = fd.message_type.fields_by_name["value"]
+            vfd = fd.message_type.fields_by_name["value"]  # type: ignore[union-attr]
             out[fd.json_name] = {k: _value_to_json(vfd, v[k]) for k in sorted(v)}
         elif _is_repeated(fd):
             out[fd.json_name] = [_value_to_json(fd, x) for x in v]
@@ -356,7 +360,7 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def yaml_load_all(text: str) -> Iterator[Any]:
-    return yaml.load_all(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load_all(text, Loader=_Loader)
 
 
 def yaml_dump(data: Any) -> str:

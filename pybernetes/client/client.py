@@ -7,6 +7,7 @@ metadata), so callers never see grpc types.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class Client:
         out = await self._call(self._stub.Update, req)
         return codec.from_envelope(out, type(obj))
 
-    async def patch(self, cls: type[M], name: str, patch: Mapping[str, Any] | list[Any], *,
+    async def patch(self, cls: type[M], name: str, patch: Mapping[str, Any] | builtins.list[Any], *,
                     namespace: str = "", patch_type: str = "strategic", subresource: str = "",
                     dry_run: bool = False, field_manager: str = "") -> M:
         info = registry.for_class(cls)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pybernetes.client.client import Client
 from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
 
-__all__ = ["etcd", "free_port"]
+__all__ = ["ApiServer", "apiserver", "etcd", "free_port"]
 
 
 @pytest.fixture
@@ -27,3 +30,62 @@ async def etcd(tmp_path: Path) -> AsyncIterator[EmbeddedEtcd]:
         yield server
     finally:
         await server.kill()
+
+
+class ApiServer:
+    """An in-process pb-apiserver on a real etcd; restartable with its state intact."""
+
+    def __init__(self, etcd: EmbeddedEtcd, data_dir: Path) -> None:
+        from services.apiserver.main import Config
+
+        self.etcd = etcd
+        self.cfg = Config(data_dir=data_dir, port=free_port(), etcd_servers=[etcd.endpoint],
+                          compaction_interval=0, bookmark_interval=1.0, health_port=free_port())
+        self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self.token = ""
+        self.client: Client
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.cfg.port}"
+
+    async def start(self) -> None:
+        from services.apiserver.auth import ensure_admin_token
+        from services.apiserver.main import run
+
+        self.token = ensure_admin_token(self.cfg.data_dir / "tokens.csv")
+        ready, self._stop = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.create_task(run(self.cfg, ready, self._stop))
+        done, _ = await asyncio.wait([self._task, asyncio.create_task(ready.wait())],
+                                     return_when=asyncio.FIRST_COMPLETED, timeout=30)
+        if self._task in done:
+            self._task.result()  # raises the startup error
+        assert ready.is_set(), "apiserver did not become ready"
+        self.client = Client(self.address, token=self.token, timeout=10)
+
+    def new_client(self, **kw: Any) -> Client:
+        return Client(self.address, token=self.token, **kw)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        await self.client.close()
+        assert self._stop is not None
+        self._stop.set()
+        await asyncio.wait_for(self._task, 30)
+        self._task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+
+@pytest.fixture
+async def apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServer]:
+    srv = ApiServer(etcd, tmp_path / "apiserver")
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()

@@ -1,0 +1,45 @@
+# Two commands for a fresh Debian 12 machine (as root): `make lab` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: deps protos lint typecheck layers unit integration test lab lab-down bench clean
+
+deps: $(VENV)/.deps
+$(VENV)/.deps: pyproject.toml deploy/install-deps.sh
+	./deploy/install-deps.sh
+	touch $@
+
+protos: deps
+	PYTHON=$(PY) ./scripts/genprotos.sh
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+typecheck: deps
+	$(VENV)/bin/mypy
+
+layers: deps
+	$(VENV)/bin/lint-imports
+
+unit: deps
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: deps
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+# The README's test command: static checks, then every test against the real parts.
+test: deps lint layers typecheck
+	$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lab: deps
+	$(VENV)/bin/pbctl lab up
+
+lab-down: deps
+	$(VENV)/bin/pbctl lab down
+
+bench: deps
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

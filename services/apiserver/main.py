@@ -1,0 +1,179 @@
+"""pb-apiserver: flags, embedded etcd, storage, bootstrap objects, gRPC and health servers.
+
+`run(config, ready)` is the shape every component shares: the lab, systemd and tests start it the same
+way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s'
+embedded default). On first start it writes <data-dir>/admin.conf (0600) and says how to use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybernetes import errors, logs, rpc
+from pybernetes.api import registry
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
+from pybernetes.client import config as client_config
+from pybernetes.metrics import HealthServer
+
+from .auth import TokenAuthenticator, ensure_admin_token
+from .registry import strategy
+from .rest import Rest
+from .server import APIServicer
+from .storage.embedded import EmbeddedEtcd
+from .storage.etcd import EtcdClient
+from .storage.store import Store
+
+log = logging.getLogger("pybernetes.apiserver")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("/var/lib/pybernetes/apiserver")
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    advertise_address: str = ""
+    etcd_servers: list[str] = field(default_factory=list)
+    etcd_client_port: int = 2379
+    etcd_peer_port: int = 2380
+    token_auth_file: Path | None = None
+    compaction_interval: float = 300.0
+    watch_cache_size: int = 10_000
+    bookmark_interval: float = 5.0
+    health_port: int = 6444
+    admin_config: Path | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    p = argparse.ArgumentParser(prog="pb-apiserver", description="The pybernetes API server (gRPC, backed by etcd).")
+    p.add_argument("--data-dir", type=Path, default=Config.data_dir)
+    p.add_argument("--bind-address", default=Config.bind_address)
+    p.add_argument("--secure-port", "--port", dest="port", type=int, default=Config.port)
+    p.add_argument("--advertise-address", default="", help="address written into admin.conf")
+    p.add_argument("--etcd-servers", default="", help="comma-separated etcd URLs; empty = embedded etcd")
+    p.add_argument("--etcd-client-port", type=int, default=Config.etcd_client_port)
+    p.add_argument("--etcd-peer-port", type=int, default=Config.etcd_peer_port)
+    p.add_argument("--token-auth-file", type=Path, default=None)
+    p.add_argument("--etcd-compaction-interval", dest="compaction_interval", type=float,
+                   default=Config.compaction_interval, help="seconds between compactions (0 disables)")
+    p.add_argument("--watch-cache-size", type=int, default=Config.watch_cache_size)
+    p.add_argument("--bookmark-interval", type=float, default=Config.bookmark_interval)
+    p.add_argument("--health-port", type=int, default=Config.health_port,
+                   help="HTTP port for /metrics, /healthz, /readyz")
+    p.add_argument("--admin-config", type=Path, default=None, help="where to write admin.conf")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+    logs.setup("apiserver", verbose=a.verbose)
+    return Config(data_dir=a.data_dir, bind_address=a.bind_address, port=a.port,
+                  advertise_address=a.advertise_address,
+                  etcd_servers=[s for s in a.etcd_servers.split(",") if s], etcd_client_port=a.etcd_client_port,
+                  etcd_peer_port=a.etcd_peer_port, token_auth_file=a.token_auth_file,
+                  compaction_interval=a.compaction_interval, watch_cache_size=a.watch_cache_size,
+                  bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config)
+
+
+async def bootstrap(rest: Rest) -> None:
+    """Objects every cluster has: the system namespaces."""
+    for name in SYSTEM_NAMESPACES:
+        ns = core.Namespace()
+        ns.metadata.name = name
+        with contextlib.suppress(errors.AlreadyExists):
+            await rest.create("namespaces", "", ns.SerializeToString())
+
+
+async def compactor(store: Store, interval: float) -> None:
+    """Compact etcd to the revision seen one interval ago, as kube-apiserver does (default 5 min)."""
+    last = 0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            rev = await store.etcd.current_revision()
+            if last:
+                await store.compact(last)
+                log.info("compacted etcd revision=%d", last)
+            last = rev
+        except Exception as e:
+            log.warning("compaction failed: %s", e)
+
+
+async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded: EmbeddedEtcd | None = None
+    endpoints = cfg.etcd_servers
+    if not endpoints:
+        embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port,
+                                peer_port=cfg.etcd_peer_port)
+        log.info("starting embedded etcd data_dir=%s port=%d", cfg.data_dir / "etcd", cfg.etcd_client_port)
+        await embedded.start()
+        endpoints = [embedded.endpoint]
+    tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
+    admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
+    authn = TokenAuthenticator.from_file(tokens_path)
+    etcd = EtcdClient(endpoints)
+    store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in registry.RESOURCES},
+                  cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
+    rest = Rest(store)
+    server = rpc.server()
+    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn), server)
+    health = HealthServer(cfg.bind_address, cfg.health_port)
+
+    async def etcd_ok() -> None:
+        await etcd.status()
+
+    health.add_ready_check("etcd", etcd_ok)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        store.start()
+        await asyncio.wait_for(store.cache(registry.for_class(core.Namespace)).ready.wait(), 30)
+        await bootstrap(rest)
+        port = rpc.bind(server, f"{cfg.bind_address}:{cfg.port}")
+        cfg.port = port
+        await server.start()
+        await health.start()
+        if cfg.compaction_interval > 0:
+            tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
+        if admin_token:
+            admin = cfg.admin_config or cfg.data_dir / "admin.conf"
+            host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
+            client_config.write(admin, f"{host}:{port}", admin_token)
+            log.info("admin config written path=%s; use: export PBCONFIG=%s; pbctl get nodes", admin, admin)
+        log.info("apiserver serving address=%s:%d etcd=%s health_port=%d", cfg.bind_address, port,
+                 ",".join(endpoints), health.port)
+        if ready is not None:
+            ready.set()
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        for t in tasks:
+            t.cancel()
+        await server.stop(grace=1)
+        await health.stop()
+        await store.stop()
+        await etcd.close()
+        if embedded is not None:
+            await embedded.stop()
+        log.info("apiserver stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(cfg, stop=stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""Kubernetes API semantics over the store: the verbs, independent of the wire.
+
+create (generateName, uid, defaults, validation, namespace must exist), update with optimistic
+concurrency, status and binding subresources, patch (merge, strategic, JSON) retried on conflicts,
+graceful deletion with finalizers and propagation policy, list (cache or etcd, selectors, pagination)
+and watch (from the watch cache). The gRPC servicer in server.py only translates to and from this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import secrets
+import string
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import codec, patch, registry, selectors
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.registry import ResourceInfo
+
+from .registry import defaults, strategy, validation
+from .storage.objects import Cached
+from .storage.store import Store, Stored
+from .storage.watch_cache import Watcher
+
+log = logging.getLogger("pybernetes.apiserver")
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+PATCH_RETRIES = 5
+
+
+def now() -> meta.Time:
+    t = time.time()
+    return meta.Time(seconds=int(t))
+
+
+@dataclass
+class ListResult:
+    items: list[bytes]
+    resource_version: str
+    continue_: str = ""
+    remaining: int | None = None
+
+
+class Rest:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def resource(plural: str) -> ResourceInfo:
+        info = registry.for_plural(plural)
+        if info is None:
+            raise errors.NotFound(f'the server could not find the requested resource "{plural}"')
+        return info
+
+    @staticmethod
+    def _scope(info: ResourceInfo, namespace: str, obj: Message | None = None) -> str:
+        if not info.namespaced:
+            if obj is not None:
+                obj.metadata.namespace = ""  # type: ignore[attr-defined]
+            return ""
+        if obj is not None:
+            md = obj.metadata  # type: ignore[attr-defined]
+            if md.namespace and namespace and md.namespace != namespace:
+                raise errors.BadRequest("the namespace of the provided object does not match the namespace "
+                                        "sent on the request")
+            namespace = namespace or md.namespace or "default"
+            md.namespace = namespace
+        if not namespace:
+            raise errors.BadRequest(f"{info.plural} are namespaced: a namespace is required")
+        return namespace
+
+    async def _namespace_open(self, namespace: str) -> None:
+        cache = self.store.cache(registry.for_class(core.Namespace))
+        await cache.wait_ready()
+        c = cache.get(b"/registry/namespaces/" + namespace.encode())
+        if c is None:
+            # The cache may lag a just-created namespace: ask etcd before refusing.
+            try:
+                stored = await self.store.get(registry.for_class(core.Namespace), "", namespace)
+            except errors.NotFound:
+                raise errors.NotFound(f'namespaces "{namespace}" not found', kind="Namespace",
+                                      name=namespace) from None
+            ns: Message = stored.obj
+        else:
+            ns = c.obj
+        if ns.metadata.HasField("deletion_timestamp"):  # type: ignore[attr-defined]
+            raise errors.Forbidden(f'unable to create new content in namespace {namespace} because it is being '
+                                   "terminated")
+
+    @staticmethod
+    def _decode(info: ResourceInfo, raw: bytes, api_version: str, kind: str) -> Message:
+        if kind and (kind != info.kind or (api_version and api_version != info.api_version)):
+            raise errors.BadRequest(f"the object is a {api_version}/{kind}, but the request is for "
+                                    f"{info.api_version}/{info.kind} ({info.plural})")
+        try:
+            return info.cls.FromString(raw)
+        except Exception as e:  # protobuf's DecodeError
+            raise errors.BadRequest(f"cannot decode {info.kind}: {e}") from None
+
+    @staticmethod
+    def _validate(obj: Message, old: Message | None = None, *, status: bool = False) -> None:
+        if status and old is not None:
+            errs = validation.validate_status_update(obj, old)
+        else:
+            errs = validation.validate(obj, old=old)
+        if errs:
+            md = obj.metadata  # type: ignore[attr-defined]
+            info = registry.for_message(obj)
+            detail = ", ".join(str(e) for e in errs)
+            raise errors.Invalid(f'{info.kind} "{md.name}" is invalid: {detail}', causes=errs, kind=info.kind,
+                                 name=md.name)
+
+    # -- create ----------------------------------------------------------------------------------
+
+    async def create(self, plural: str, namespace: str, raw: bytes, api_version: str = "", kind: str = "",
+                     dry_run: bool = False) -> Message:
+        info = self.resource(plural)
+        if "create" not in info.verbs:
+            raise errors.MethodNotAllowed(f"create is not supported on {plural}")
+        obj = self._decode(info, raw, api_version, kind)
+        namespace = self._scope(info, namespace, obj)
+        md = obj.metadata  # type: ignore[attr-defined]
+        if not md.name:
+            if not md.generate_name:
+                raise errors.Invalid("metadata.name: Required value: name or generateName is required",
+                                     causes=[errors.FieldError("metadata.name", "Required value: name or "
+                                                               "generateName is required", "FieldValueRequired")])
+            md.name = md.generate_name + "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+        md.uid = str(uuid.uuid4())
+        md.creation_timestamp.CopyFrom(now())
+        md.resource_version = ""
+        md.ClearField("deletion_timestamp")
+        md.ClearField("deletion_grace_period_seconds")
+        md.self_link = ""
+        strategy.prepare_for_create(info, obj)
+        defaults.apply_defaults(obj)
+        self._validate(obj)
+        if info.namespaced:
+            await self._namespace_open(namespace)
+        if dry_run:
+            return obj
+        rv = await self.store.create(info, obj)
+        md.resource_version = str(rv)
+        log.debug("created resource=%s object=%s/%s rv=%d", plural, namespace, md.name, rv)
+        return obj
+
+    async def bind(self, namespace: str, name: str, raw: bytes) -> Message:
+        """pods/binding: set spec.nodeName once, with the PodScheduled condition."""
+        b = core.Binding.FromString(raw)
+        if not b.target.name:
+            raise errors.Invalid("target.name: Required value",
+                                 causes=[errors.FieldError("target.name", "Required value", "FieldValueRequired")])
+        info = registry.for_class(core.Pod)
+        for _ in range(PATCH_RETRIES):
+            cur = await self.store.get(info, namespace, name)
+            pod: core.Pod = cur.obj  # type: ignore[assignment]
+            if b.metadata.uid and b.metadata.uid != pod.metadata.uid:
+                raise errors.Conflict(f'pods "{name}": the UID in the binding does not match the pod')
+            if pod.metadata.HasField("deletion_timestamp"):
+                raise errors.Conflict(f'pod {name} is being deleted, cannot be assigned to a host')
+            if pod.spec.node_name:
+                raise errors.Conflict(f'pod {name} is already assigned to node "{pod.spec.node_name}"')
+            pod.spec.node_name = b.target.name
+            _set_pod_condition(pod, "PodScheduled", "True", "", "")
+            try:
+                rv = await self.store.update(info, pod, cur.rv)
+            except errors.Conflict:
+                continue
+            pod.metadata.resource_version = str(rv)
+            return pod
+        raise errors.Conflict(f'pods "{name}": too many concurrent changes while binding')
+
+    # -- get/list/watch --------------------------------------------------------------------------
+
+    async def get(self, plural: str, namespace: str, name: str) -> Message:
+        info = self.resource(plural)
+        namespace = self._scope(info, namespace)
+        return (await self.store.get(info, namespace, name)).obj
+
+    async def list(self, plural: str, namespace: str, label_selector: str, field_selector: str, limit: int,
+                   continue_: str, resource_version: str) -> ListResult:
+        info = self.resource(plural)
+        namespace = namespace if info.namespaced else ""
+        labels = selectors.parse_label_selector(label_selector)
+        fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
+        if (resource_version == "0" and not continue_) or (not limit and not continue_):
+            # Served from the watch cache; for the default (most recent) read, first make sure the cache has
+            # caught up with etcd's current revision, so the list is as fresh as a quorum read.
+            cache = self.store.cache(info)
+            await cache.wait_ready()
+            if resource_version != "0":
+                await cache.wait_for_rv(await self.store.current_revision(info))
+            items = cache.list(namespace, labels, fields)
+            if limit and len(items) > limit:
+                items = items[:limit]  # rv=0 ignores pagination continuation, like Kubernetes' cache
+            return ListResult([c.raw for c in items], str(cache.rv))
+        kvs, rev, token, remaining = await self.store.list_from_etcd(info, namespace, limit, continue_)
+        out: list[bytes] = []
+        fields_of = strategy.fields_fn(info)
+        for key, value, rv in kvs:
+            if labels.empty() and fields.empty():
+                out.append(_with_rv(value, rv))
+                continue
+            c = Cached.from_value(info, key, value, rv, fields_of)
+            if labels.matches(c.labels) and fields.matches(c.fields):
+                out.append(c.raw)
+        return ListResult(out, str(rev), token, remaining if token else None)
+
+    def watch(self, plural: str, namespace: str, label_selector: str, field_selector: str,
+              resource_version: str, bookmarks: bool) -> tuple[ResourceInfo, Watcher]:
+        info = self.resource(plural)
+        namespace = namespace if info.namespaced else ""
+        labels = selectors.parse_label_selector(label_selector)
+        fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
+        rv: int | None = None
+        if resource_version not in ("", "0"):
+            try:
+                rv = int(resource_version)
+            except ValueError:
+                raise errors.BadRequest(f"invalid resourceVersion {resource_version!r}") from None
+        return info, self.store.cache(info).watch(rv, namespace, labels, fields, bookmarks)
+
+    def unwatch(self, info: ResourceInfo, w: Watcher) -> None:
+        self.store.cache(info).unwatch(w)
+
+    # -- update/patch ----------------------------------------------------------------------------
+
+    async def update(self, plural: str, namespace: str, raw: bytes, subresource: str = "",
+                     api_version: str = "", kind: str = "", dry_run: bool = False) -> Message:
+        info = self.resource(plural)
+        if subresource and subresource not in info.subresources:
+            raise errors.NotFound(f"{plural}/{subresource} does not exist")
+        obj = self._decode(info, raw, api_version, kind)
+        namespace = self._scope(info, namespace, obj)
+        md = obj.metadata  # type: ignore[attr-defined]
+        if not md.name:
+            raise errors.BadRequest("metadata.name is required for an update")
+        want_rv = 0
+        if md.resource_version:
+            try:
+                want_rv = int(md.resource_version)
+            except ValueError:
+                raise errors.BadRequest(f"invalid resourceVersion {md.resource_version!r}") from None
+        cur = await self.store.get(info, namespace, md.name)
+        if want_rv and want_rv != cur.rv:
+            raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{md.name}": the '
+                                  "object has been modified; please apply your changes to the latest version "
+                                  "and try again", kind=info.kind, name=md.name)
+        return await self._write_update(info, obj, cur, subresource, dry_run)
+
+    async def _write_update(self, info: ResourceInfo, obj: Message, cur: Stored, subresource: str,
+                            dry_run: bool) -> Message:
+        old = cur.obj
+        md, omd = obj.metadata, old.metadata  # type: ignore[attr-defined]
+        if md.uid and md.uid != omd.uid:
+            raise errors.Conflict(f'Precondition failed: UID in object meta: {md.uid}, does not match the stored '
+                                  f"object's UID: {omd.uid}")
+        if subresource == "status":
+            obj = strategy.prepare_for_status_update(obj, old)
+            md = obj.metadata  # type: ignore[attr-defined]
+            self._validate(obj, old, status=True)
+        else:
+            # Fields the server owns stay as stored.
+            md.uid = omd.uid
+            md.creation_timestamp.CopyFrom(omd.creation_timestamp)
+            if omd.HasField("deletion_timestamp"):
+                md.deletion_timestamp.CopyFrom(omd.deletion_timestamp)
+            else:
+                md.ClearField("deletion_timestamp")
+            if omd.HasField("deletion_grace_period_seconds"):
+                md.deletion_grace_period_seconds = omd.deletion_grace_period_seconds
+            else:
+                md.ClearField("deletion_grace_period_seconds")
+            strategy.prepare_for_update(info, obj, old)
+            defaults.apply_defaults(obj)
+            self._validate(obj, old)
+        md.resource_version = omd.resource_version
+        if obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
+            return old  # no-op: no write, no event, same resourceVersion
+        if md.HasField("deletion_timestamp") and not md.finalizers and _ready_to_go(obj):
+            # The last finalizer is gone: the object goes now.
+            if not dry_run:
+                await self.store.delete(info, md.namespace, md.name, cur.rv)
+            return obj
+        if dry_run:
+            return obj
+        rv = await self.store.update(info, obj, cur.rv)
+        md.resource_version = str(rv)
+        return obj
+
+    async def patch(self, plural: str, namespace: str, name: str, patch_type: str, body: bytes,
+                    subresource: str = "", dry_run: bool = False) -> Message:
+        info = self.resource(plural)
+        if subresource and subresource not in info.subresources:
+            raise errors.NotFound(f"{plural}/{subresource} does not exist")
+        namespace = self._scope(info, namespace)
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError as e:
+            raise errors.BadRequest(f"the patch is not valid JSON: {e}") from None
+        for _ in range(PATCH_RETRIES):
+            cur = await self.store.get(info, namespace, name)
+            current = codec.to_dict(cur.obj)
+            patched = self._apply_patch(info, current, patch_type, doc)
+            if not isinstance(patched, dict):
+                raise errors.BadRequest("the patch did not produce an object")
+            patched.pop("apiVersion", None)
+            patched.pop("kind", None)
+            pmd = patched.setdefault("metadata", {}) if isinstance(patched.get("metadata"), dict | None) else {}
+            if isinstance(patched.get("metadata"), dict):
+                # A patch may carry a resourceVersion precondition; otherwise it applies to what we read.
+                want = pmd.get("resourceVersion")
+                if want and str(want) != str(cur.rv):
+                    raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{name}": the '
+                                          "object has been modified; please apply your changes to the latest "
+                                          "version and try again", kind=info.kind, name=name)
+                pmd["resourceVersion"] = str(cur.rv)
+                pmd["name"], pmd["namespace"] = name, namespace or None
+            obj = codec.from_dict(patched, info.cls)
+            try:
+                return await self._write_update(info, obj, cur, subresource, dry_run)
+            except errors.Conflict as e:
+                if "UID" in e.message:
+                    raise
+                continue
+        raise errors.Conflict(f'{info.group_resource} "{name}": too many concurrent changes while patching')
+
+    @staticmethod
+    def _apply_patch(info: ResourceInfo, current: dict[str, Any], patch_type: str, doc: Any) -> Any:
+        if patch_type in ("application/merge-patch+json", "merge"):
+            if not isinstance(doc, dict):
+                raise errors.BadRequest("a merge patch must be a JSON object")
+            return patch.merge_patch(current, doc)
+        if patch_type in ("application/strategic-merge-patch+json", "strategic", ""):
+            if not isinstance(doc, dict):
+                raise errors.BadRequest("a strategic merge patch must be a JSON object")
+            return patch.strategic_merge_patch(current, doc, info.cls.DESCRIPTOR)  # type: ignore[arg-type]
+        if patch_type in ("application/json-patch+json", "json"):
+            if not isinstance(doc, list):
+                raise errors.BadRequest("a JSON patch must be a JSON array of operations")
+            return patch.json_patch(current, doc)
+        raise errors.BadRequest(f"unsupported patch type {patch_type!r}")
+
+    # -- delete ----------------------------------------------------------------------------------
+
+    async def delete(self, plural: str, namespace: str, name: str, opts: meta.DeleteOptions) -> tuple[Message, bool]:
+        info = self.resource(plural)
+        namespace = self._scope(info, namespace)
+        dry_run = bool(opts.dry_run)
+        for _ in range(PATCH_RETRIES):
+            cur = await self.store.get(info, namespace, name)
+            obj = cur.obj
+            md = obj.metadata  # type: ignore[attr-defined]
+            pre = opts.preconditions
+            if pre.HasField("uid") and pre.uid != md.uid:
+                raise errors.Conflict(f'Precondition failed: UID in precondition: {pre.uid}, UID in object meta: '
+                                      f"{md.uid}")
+            if pre.HasField("resource_version") and pre.resource_version != str(cur.rv):
+                raise errors.Conflict(f"Precondition failed: ResourceVersion in precondition: "
+                                      f"{pre.resource_version}, ResourceVersion in object meta: {cur.rv}")
+            changed = self._prepare_delete(info, obj, opts)
+            if md.finalizers or (changed and md.HasField("deletion_timestamp") and not _ready_to_go(obj)):
+                if not changed or dry_run:
+                    return obj, False
+                try:
+                    rv = await self.store.update(info, obj, cur.rv)
+                except errors.Conflict:
+                    continue
+                md.resource_version = str(rv)
+                return obj, False
+            if dry_run:
+                return obj, True
+            try:
+                rv = await self.store.delete(info, namespace, name, cur.rv)
+            except errors.Conflict:
+                continue
+            md.resource_version = str(rv)
+            return obj, True
+        raise errors.Conflict(f'{info.group_resource} "{name}": too many concurrent changes while deleting')
+
+    @staticmethod
+    def _prepare_delete(info: ResourceInfo, obj: Message, opts: meta.DeleteOptions) -> bool:
+        """Set deletionTimestamp/grace and propagation finalizers; True if the object changed."""
+        md = obj.metadata  # type: ignore[attr-defined]
+        before = obj.SerializeToString(deterministic=True)
+        policy = opts.propagation_policy if opts.HasField("propagation_policy") else ""
+        if opts.HasField("orphan_dependents") and not policy:
+            policy = "Orphan" if opts.orphan_dependents else "Background"
+        if policy == "Orphan" and ORPHAN not in md.finalizers and not md.HasField("deletion_timestamp"):
+            md.finalizers.append(ORPHAN)
+        elif policy == "Foreground" and FOREGROUND not in md.finalizers and not md.HasField("deletion_timestamp"):
+            md.finalizers.append(FOREGROUND)
+        grace = 0
+        if isinstance(obj, core.Pod):
+            grace = (opts.grace_period_seconds if opts.HasField("grace_period_seconds")
+                     else (obj.spec.termination_grace_period_seconds
+                           if obj.spec.HasField("termination_grace_period_seconds") else 30))
+            # Unscheduled or finished pods have nothing to stop: they go at once.
+            if not obj.spec.node_name or obj.status.phase in ("Succeeded", "Failed"):
+                grace = 0
+            if grace > 0:
+                if not md.HasField("deletion_timestamp") or grace < md.deletion_grace_period_seconds:
+                    t = now()
+                    md.deletion_timestamp.seconds = t.seconds + grace
+                    md.deletion_grace_period_seconds = grace
+        elif isinstance(obj, core.Namespace):
+            if not md.HasField("deletion_timestamp"):
+                md.deletion_timestamp.CopyFrom(now())
+                md.deletion_grace_period_seconds = 0
+            obj.status.phase = "Terminating"
+        if md.finalizers and not md.HasField("deletion_timestamp"):
+            md.deletion_timestamp.CopyFrom(now())
+            md.deletion_grace_period_seconds = 0
+        if isinstance(obj, core.Pod) and grace == 0 and md.HasField("deletion_timestamp") and not md.finalizers:
+            md.deletion_grace_period_seconds = 0
+        return obj.SerializeToString(deterministic=True) != before
+
+
+def _ready_to_go(obj: Message) -> bool:
+    """True when nothing but finalizers holds a deleted object (graceful pods wait for their kubelet)."""
+    md = obj.metadata  # type: ignore[attr-defined]
+    if isinstance(obj, core.Namespace):
+        return not obj.spec.finalizers
+    if isinstance(obj, core.Pod):
+        return bool(md.deletion_grace_period_seconds == 0)
+    return True
+
+
+def _with_rv(value: bytes, rv: int) -> bytes:
+    from .storage.objects import with_rv
+
+    return with_rv(value, rv)
+
+
+def _set_pod_condition(pod: core.Pod, typ: str, status: str, reason: str, message: str) -> None:
+    for c in pod.status.conditions:
+        if c.type == typ:
+            if c.status != status:
+                c.status = status
+                c.last_transition_time.CopyFrom(now())
+            c.reason, c.message = reason, message
+            return
+    c = pod.status.conditions.add(type=typ, status=status, reason=reason, message=message)
+    c.last_transition_time.CopyFrom(now())
+
+
+def iso_now() -> str:
+    return dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+async def sleep(s: float) -> None:
+    await asyncio.sleep(s)

@@ -1,0 +1,193 @@
+"""The gRPC face of the apiserver: authenticate, call rest.Rest, translate errors.
+
+Errors leave as a gRPC status code plus the full meta.v1.Status in trailing metadata (`pb-status-bin`),
+which pybernetes.client turns back into the same exception class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb
+from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
+from pybernetes.rpc import AUTH_HEADER
+
+from .auth import AlwaysAllowAuthorizer, TokenAuthenticator, User
+from .metrics import REQUEST_DURATION, REQUESTS
+from .rest import Rest
+
+log = logging.getLogger("pybernetes.apiserver")
+STATUS_KEY = "pb-status-bin"
+
+
+def status_of(e: errors.ApiError) -> meta.Status:
+    st = meta.Status(status="Failure", message=e.message, reason=e.reason, code=e.code)
+    st.details.kind, st.details.name = e.kind, e.name
+    for c in e.causes:
+        st.details.causes.add(field=c.path, message=c.message, reason=c.reason)
+    return st
+
+
+def _envelope(msg: Message) -> pb.Object:
+    info = registry.for_message(msg)
+    return pb.Object(api_version=info.api_version, kind=info.kind, raw=msg.SerializeToString())
+
+
+class APIServicer(pb_grpc.APIServicer):
+    def __init__(self, rest: Rest, authn: TokenAuthenticator, authz: AlwaysAllowAuthorizer | None = None) -> None:
+        self.rest = rest
+        self.authn = authn
+        self.authz = authz or AlwaysAllowAuthorizer()
+
+    def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
+        for key, value in context.invocation_metadata() or ():
+            if key == AUTH_HEADER:
+                return self.authn.authenticate(str(value))
+        return self.authn.authenticate(None)
+
+    async def _serve(self, verb: str, resource: str, namespace: str, context: Any, fn: Any) -> Any:
+        start = time.perf_counter()
+        code = 200
+        try:
+            user = self._user(context)
+            self.authz.authorize(user, verb, resource, namespace)
+            return await fn()
+        except errors.ApiError as e:
+            code = e.code
+            await context.abort(e.grpc_code, e.message,
+                                trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
+        except asyncio.CancelledError:
+            code = 499
+            raise
+        except Exception as e:
+            code = 500
+            log.exception("internal error verb=%s resource=%s", verb, resource)
+            err = errors.InternalError(f"internal error: {e}")
+            await context.abort(err.grpc_code, err.message,
+                                trailing_metadata=((STATUS_KEY, status_of(err).SerializeToString()),))
+        finally:
+            REQUESTS.labels(verb, resource, str(code)).inc()
+            REQUEST_DURATION.labels(verb, resource).observe(time.perf_counter() - start)
+
+    async def Create(self, request: pb.CreateRequest, context: Any) -> pb.Object:
+        async def do() -> pb.Object:
+            if request.subresource == "binding":
+                if request.resource != "pods":
+                    raise errors.NotFound(f"{request.resource}/binding does not exist")
+                return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw))
+            if request.subresource:
+                raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
+            if request.resource == "bindings":
+                b = registry.for_plural("bindings")
+                assert b is not None
+                from pybernetes.api.core.v1 import core_pb2 as core
+                name = core.Binding.FromString(request.object.raw).metadata.name
+                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw))
+            o = request.object
+            return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
+                                                    o.kind, request.dry_run))
+        res: pb.Object = await self._serve("create", request.resource, request.namespace, context, do)
+        return res
+
+    async def Get(self, request: pb.GetRequest, context: Any) -> pb.Object:
+        async def do() -> pb.Object:
+            return _envelope(await self.rest.get(request.resource, request.namespace, request.name))
+        res: pb.Object = await self._serve("get", request.resource, request.namespace, context, do)
+        return res
+
+    async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+        async def do() -> pb.ListResponse:
+            info = self.rest.resource(request.resource)
+            r = await self.rest.list(request.resource, request.namespace, request.label_selector,
+                                     request.field_selector, request.limit, getattr(request, "continue"),
+                                     request.resource_version)
+            out = pb.ListResponse(api_version=info.api_version, kind=info.list_kind)
+            out.metadata.resource_version = r.resource_version
+            setattr(out.metadata, "continue", r.continue_)
+            if r.remaining is not None:
+                out.metadata.remaining_item_count = r.remaining
+            av, kind = info.api_version, info.kind
+            out.items.extend(pb.Object(api_version=av, kind=kind, raw=raw) for raw in r.items)
+            return out
+        res: pb.ListResponse = await self._serve("list", request.resource, request.namespace, context, do)
+        return res
+
+    async def Update(self, request: pb.UpdateRequest, context: Any) -> pb.Object:
+        async def do() -> pb.Object:
+            o = request.object
+            return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
+                                                    request.subresource, o.api_version, o.kind, request.dry_run))
+        res: pb.Object = await self._serve("update", request.resource, request.namespace, context, do)
+        return res
+
+    async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.Object:
+        async def do() -> pb.Object:
+            return _envelope(await self.rest.patch(request.resource, request.namespace, request.name,
+                                                   request.patch_type, request.patch, request.subresource,
+                                                   request.dry_run))
+        res: pb.Object = await self._serve("patch", request.resource, request.namespace, context, do)
+        return res
+
+    async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
+        async def do() -> pb.DeleteResponse:
+            obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options)
+            return pb.DeleteResponse(object=_envelope(obj), deleted=gone)
+        res: pb.DeleteResponse = await self._serve("delete", request.resource, request.namespace, context, do)
+        return res
+
+    async def Discovery(self, request: pb.DiscoveryRequest, context: Any) -> pb.DiscoveryResponse:
+        async def do() -> pb.DiscoveryResponse:
+            out = pb.DiscoveryResponse()
+            for r in registry.RESOURCES:
+                out.resources.add(name=r.plural, singular_name=r.singular, namespaced=r.namespaced, group=r.group,
+                                  version=r.version, kind=r.kind, verbs=list(r.verbs),
+                                  short_names=list(r.short_names), categories=list(r.categories))
+            return out
+        res: pb.DiscoveryResponse = await self._serve("get", "discovery", "", context, do)
+        return res
+
+    async def Watch(self, request: pb.WatchRequest, context: Any) -> AsyncIterator[pb.WatchEvent]:
+        try:
+            user = self._user(context)
+            self.authz.authorize(user, "watch", request.resource, request.namespace)
+            info, w = self.rest.watch(request.resource, request.namespace, request.label_selector,
+                                      request.field_selector, request.resource_version,
+                                      request.allow_watch_bookmarks)
+        except errors.ApiError as e:
+            REQUESTS.labels("watch", request.resource, str(e.code)).inc()
+            await context.abort(e.grpc_code, e.message,
+                                trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
+            return
+        REQUESTS.labels("watch", request.resource, "200").inc()
+        av, kind = info.api_version, info.kind
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.timeout_seconds if request.timeout_seconds > 0 else None
+        try:
+            while True:
+                if deadline is None:
+                    ev = await w.queue.get()
+                else:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return
+                    try:
+                        ev = await asyncio.wait_for(w.queue.get(), remaining)
+                    except TimeoutError:
+                        return
+                if ev.type == "ERROR":
+                    err = ev.error if isinstance(ev.error, errors.ApiError) else errors.Unavailable(str(ev.error))
+                    yield pb.WatchEvent(type="ERROR", status=status_of(err))
+                    return
+                yield pb.WatchEvent(type=ev.type, object=pb.Object(api_version=av, kind=kind, raw=ev.raw))
+        finally:
+            self.rest.unwatch(info, w)

@@ -1,0 +1,172 @@
+"""Typed object storage over etcd: the apiserver's only path to its data.
+
+Translates etcd outcomes into API errors at this boundary (KeyExists -> AlreadyExists,
+RevisionMismatch -> Conflict, unreachable -> Unavailable, compacted -> Expired, too large -> TooLarge)
+and owns one WatchCache per resource.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.api.registry import ResourceInfo
+
+from .etcd import (
+    Compacted,
+    EtcdClient,
+    KeyExists,
+    KeyNotFound,
+    RequestTooLarge,
+    RevisionMismatch,
+    StorageError,
+    StorageUnavailable,
+)
+from .objects import object_key, resource_prefix, with_rv
+from .watch_cache import FieldsFn, WatchCache
+
+log = logging.getLogger("pybernetes.apiserver.storage")
+
+# etcd's default --max-request-bytes is 1.5 MiB; refuse before etcd does, with a clear message.
+MAX_OBJECT_BYTES = 1536 * 1024
+
+
+@contextlib.contextmanager
+def translated(info: ResourceInfo, name: str = "") -> Iterator[None]:
+    try:
+        yield
+    except KeyExists:
+        raise errors.AlreadyExists(f'{info.group_resource} "{name}" already exists', kind=info.kind,
+                                   name=name) from None
+    except KeyNotFound:
+        raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name) from None
+    except RevisionMismatch:
+        raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{name}": the object has '
+                              "been modified; please apply your changes to the latest version and try again",
+                              kind=info.kind, name=name) from None
+    except RequestTooLarge as e:
+        raise errors.TooLarge(f"etcdserver: request is too large ({e})") from None
+    except Compacted as e:
+        raise errors.Expired(f"The provided resource version is too old (compacted at {e.compact_revision}); "
+                             "list again") from None
+    except StorageUnavailable as e:
+        raise errors.Unavailable(f"storage unavailable: {e}") from None
+    except StorageError as e:
+        raise errors.InternalError(f"storage error: {e}") from None
+
+
+@dataclass
+class Stored:
+    obj: Message
+    rv: int
+
+
+def encode(obj: Message) -> bytes:
+    """Stored bytes: the object without its resourceVersion (the key's mod_revision is the version)."""
+    md = obj.metadata  # type: ignore[attr-defined]
+    rv = md.resource_version
+    md.resource_version = ""
+    try:
+        return obj.SerializeToString()
+    finally:
+        md.resource_version = rv
+
+
+def decode(info: ResourceInfo, value: bytes, rv: int) -> Message:
+    return info.cls.FromString(with_rv(value, rv))
+
+
+def encode_continue(rv: int, next_key: bytes) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": next_key.decode()}).encode()).decode()
+
+
+def decode_continue(token: str) -> tuple[int, bytes]:
+    try:
+        d = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(d["rv"]), str(d["start"]).encode()
+    except (ValueError, KeyError, TypeError):
+        raise errors.BadRequest("invalid continue token") from None
+
+
+class Store:
+    def __init__(self, etcd: EtcdClient, fields: dict[str, FieldsFn], *, cache_capacity: int = 10_000,
+                 bookmark_interval: float = 5.0) -> None:
+        self.etcd = etcd
+        self.caches = {info.plural: WatchCache(etcd, info, fields[info.plural], capacity=cache_capacity,
+                                               bookmark_interval=bookmark_interval)
+                       for info in registry.RESOURCES if "watch" in info.verbs}
+
+    def start(self) -> None:
+        for c in self.caches.values():
+            c.start()
+
+    async def stop(self) -> None:
+        for c in self.caches.values():
+            await c.stop()
+
+    def cache(self, info: ResourceInfo) -> WatchCache:
+        return self.caches[info.plural]
+
+    async def get(self, info: ResourceInfo, namespace: str, name: str) -> Stored:
+        with translated(info, name):
+            kv = await self.etcd.get(object_key(info, namespace, name))
+        if kv is None:
+            raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name)
+        return Stored(decode(info, kv.value, kv.mod_revision), kv.mod_revision)
+
+    async def create(self, info: ResourceInfo, obj: Message) -> int:
+        md = obj.metadata  # type: ignore[attr-defined]
+        value = encode(obj)
+        self._check_size(value)
+        with translated(info, md.name):
+            return await self.etcd.create(object_key(info, md.namespace, md.name), value)
+
+    async def update(self, info: ResourceInfo, obj: Message, expected_rv: int) -> int:
+        md = obj.metadata  # type: ignore[attr-defined]
+        value = encode(obj)
+        self._check_size(value)
+        with translated(info, md.name):
+            return await self.etcd.update(object_key(info, md.namespace, md.name), value, expected_rv)
+
+    async def delete(self, info: ResourceInfo, namespace: str, name: str, expected_rv: int) -> int:
+        with translated(info, name):
+            return await self.etcd.delete(object_key(info, namespace, name), expected_rv)
+
+    async def list_from_etcd(self, info: ResourceInfo, namespace: str, limit: int,
+                             continue_: str) -> tuple[list[tuple[bytes, bytes, int]], int, str, int]:
+        """(key, value, rv) triples of one page, the list's revision, the next token, remaining count."""
+        prefix = resource_prefix(info, namespace)
+        rev, start = decode_continue(continue_) if continue_ else (0, None)
+        with translated(info):
+            res = await self.etcd.range(prefix, prefix=True, limit=limit, revision=rev, keys_from=start)
+        items = [(kv.key, kv.value, kv.mod_revision) for kv in res.kvs]
+        token = ""
+        remaining = 0
+        if res.more and items:
+            token = encode_continue(res.revision, items[-1][0] + b"\x00")
+            remaining = max(res.count - len(items), 0)
+        return items, res.revision, token, remaining
+
+    async def current_revision(self, info: ResourceInfo) -> int:
+        with translated(info):
+            return await self.etcd.current_revision()
+
+    async def compact(self, revision: int) -> None:
+        with contextlib.suppress(Compacted):
+            await self.etcd.compact(revision)
+
+    @staticmethod
+    def _check_size(value: bytes) -> None:
+        if len(value) > MAX_OBJECT_BYTES:
+            raise errors.TooLarge(f"object is {len(value)} bytes; the limit is {MAX_OBJECT_BYTES} bytes "
+                                  "(etcd's request size limit)")
+
+

@@ -1,0 +1,273 @@
+"""One resource's watch cache: a single etcd watch fanned out to every client watcher.
+
+Holds the current objects (served to `resourceVersion=0` lists and to the initial ADDED events of a
+watch) and a window of recent events, so a client can resume from a version it saw. A version older
+than the window answers Expired (HTTP 410 in Kubernetes): the client re-lists. When the etcd watch
+breaks, every client watcher gets an error (never a silent stop), the cache re-lists and resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from pybernetes.api.registry import ResourceInfo
+from pybernetes.api.selectors import FieldSelector, LabelSelector
+from pybernetes.errors import Expired, Unavailable
+
+from .etcd import Compacted, EtcdClient, StorageError, StorageUnavailable
+from .objects import Cached, resource_prefix, rv_suffix, with_rv
+
+log = logging.getLogger("pybernetes.apiserver.watchcache")
+
+FieldsFn = Callable[[Message], dict[str, str]]
+
+
+@dataclass(slots=True)
+class Event:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
+    raw: bytes
+    rv: int
+    error: Exception | None = None
+
+
+@dataclass(slots=True)
+class _Change:
+    rv: int
+    cur: Cached | None
+    prev: Cached | None
+
+
+class Watcher:
+    """One client's view: a filter and a bounded queue of events for it."""
+
+    MAX_PENDING = 100_000
+
+    def __init__(self, namespace: str, labels: LabelSelector, fields: FieldSelector, bookmarks: bool) -> None:
+        self.namespace = namespace
+        self.labels = labels
+        self.fields = fields
+        self.bookmarks = bookmarks
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.closed = False
+
+    def matches(self, c: Cached | None) -> bool:
+        if c is None:
+            return False
+        if self.namespace and c.namespace != self.namespace:
+            return False
+        return self.labels.matches(c.labels) and self.fields.matches(c.fields)
+
+    def send(self, ev: Event) -> None:
+        if self.closed:
+            return
+        if self.queue.qsize() >= self.MAX_PENDING:
+            # A consumer this far behind is dropped with an error; it resumes from its last version.
+            self.close(Unavailable("watcher fell too far behind; watch again from the last resourceVersion"))
+            return
+        self.queue.put_nowait(ev)
+
+    def close(self, error: Exception | None = None) -> None:
+        if not self.closed:
+            self.queue.put_nowait(Event("ERROR", b"", 0, error or Unavailable("watch closed")))
+            self.closed = True
+
+
+def _value(c: Cached) -> bytes:
+    return c.raw[: len(c.raw) - len(rv_suffix(c.rv))]
+
+
+def dispatch(w: Watcher, ch: _Change) -> None:
+    cur_ok, prev_ok = w.matches(ch.cur), w.matches(ch.prev)
+    if cur_ok:
+        assert ch.cur is not None
+        w.send(Event("MODIFIED" if prev_ok else "ADDED", ch.cur.raw, ch.rv))
+    elif prev_ok:
+        assert ch.prev is not None
+        # The object left this watcher's view (deleted, or no longer matches): its last state, new version.
+        raw = ch.cur.raw if ch.cur is not None else with_rv(_value(ch.prev), ch.rv)
+        w.send(Event("DELETED", raw, ch.rv))
+
+
+class WatchCache:
+    def __init__(self, etcd: EtcdClient, info: ResourceInfo, fields: FieldsFn, *, capacity: int = 10_000,
+                 bookmark_interval: float = 5.0) -> None:
+        self.etcd = etcd
+        self.info = info
+        self.fields = fields
+        self.capacity = capacity
+        self.bookmark_interval = bookmark_interval
+        self.prefix = resource_prefix(info)
+        self.state: dict[bytes, Cached] = {}
+        self.window: deque[_Change] = deque()
+        self.rv = 0  # every change up to here is reflected
+        self.window_start = 0  # the window holds every change after this version
+        self.watchers: set[Watcher] = set()
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"watchcache-{self.info.plural}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for w in list(self.watchers):
+            w.close(Unavailable("apiserver shutting down"))
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._list()
+                delay = 0.2
+                await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except (StorageUnavailable, Compacted, StorageError) as e:
+                log.warning("watch cache broken resource=%s error=%s; re-listing", self.info.plural, e)
+            except Exception:
+                log.exception("watch cache failed resource=%s", self.info.plural)
+            self._fail_all(Unavailable(f"storage watch for {self.info.plural} restarted; re-list"))
+            await asyncio.sleep(delay * (1 + random.random() / 2))
+            delay = min(delay * 2, 5.0)
+
+    def _fail_all(self, err: Exception) -> None:
+        self.ready.clear()
+        for w in list(self.watchers):
+            w.close(err)
+        self.watchers.clear()
+
+    async def _list(self) -> None:
+        res = await self.etcd.range(self.prefix, prefix=True)
+        state = {}
+        for kv in res.kvs:
+            state[kv.key] = Cached.from_value(self.info, kv.key, kv.value, kv.mod_revision, self.fields)
+        self.state = state
+        self.rv = self.window_start = res.revision
+        self.window.clear()
+        self.ready.set()
+        self._wake_rv_waiters()
+        log.info("watch cache listed resource=%s objects=%d rv=%d", self.info.plural, len(state), self.rv)
+
+    async def _watch(self) -> None:
+        bookmark_at = asyncio.get_running_loop().time() + self.bookmark_interval
+        async for batch in self.etcd.watch(self.prefix, self.rv + 1):
+            for ev in batch.events:
+                self._apply(ev.type, ev.kv.key, ev.kv.value, ev.kv.mod_revision)
+            if batch.revision > self.rv and not batch.events:
+                self.rv = batch.revision  # a progress notification: nothing missed up to here
+            self._wake_rv_waiters()
+            now = asyncio.get_running_loop().time()
+            if now >= bookmark_at:
+                bookmark_at = now + self.bookmark_interval
+                self.send_bookmarks()
+
+    def _apply(self, typ: str, key: bytes, value: bytes, mod_rev: int) -> None:
+        prev = self.state.get(key)
+        if typ == "PUT":
+            cur: Cached | None = Cached.from_value(self.info, key, value, mod_rev, self.fields)
+            self.state[key] = cur  # type: ignore[assignment]
+            rv = mod_rev
+        else:
+            cur = None
+            self.state.pop(key, None)
+            rv = mod_rev  # etcd sets the delete event's kv.mod_revision to the deletion revision
+        ch = _Change(rv, cur, prev)
+        self.window.append(ch)
+        if len(self.window) > self.capacity:
+            self.window_start = self.window.popleft().rv
+        self.rv = max(self.rv, rv)
+        for w in list(self.watchers):
+            dispatch(w, ch)
+            if w.closed:
+                self.watchers.discard(w)
+
+    def send_bookmarks(self) -> None:
+        if not self.rv:
+            return
+        raw = rv_suffix(self.rv)
+        for w in self.watchers:
+            if w.bookmarks:
+                w.send(Event("BOOKMARK", raw, self.rv))
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def wait_ready(self, timeout: float = 3.0) -> None:
+        if self.ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        except TimeoutError:
+            raise Unavailable(f"storage is not ready for {self.info.plural}: etcd unreachable?") from None
+
+    async def wait_for_rv(self, rv: int, timeout: float = 3.0) -> None:
+        if self.rv >= rv:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._rv_waiters.append((rv, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise Unavailable(f"watch cache for {self.info.plural} is behind (at {self.rv}, want {rv})") from None
+
+    def _wake_rv_waiters(self) -> None:
+        if not self._rv_waiters:
+            return
+        keep = []
+        for rv, fut in self._rv_waiters:
+            if fut.done():
+                continue
+            if self.rv >= rv:
+                fut.set_result(None)
+            else:
+                keep.append((rv, fut))
+        self._rv_waiters = keep
+
+    def list(self, namespace: str, labels: LabelSelector, fields: FieldSelector) -> list[Cached]:
+        out = []
+        prefix = self.prefix + namespace.encode() + b"/" if namespace and self.info.namespaced else None
+        for key in sorted(self.state):
+            if prefix is not None and not key.startswith(prefix):
+                continue
+            c = self.state[key]
+            if labels.matches(c.labels) and fields.matches(c.fields):
+                out.append(c)
+        return out
+
+    def get(self, key: bytes) -> Cached | None:
+        return self.state.get(key)
+
+    def watch(self, rv: int | None, namespace: str, labels: LabelSelector, fields: FieldSelector,
+              bookmarks: bool) -> Watcher:
+        """Register a watcher; rv None means "current state as ADDED, then changes"."""
+        if not self.ready.is_set():
+            raise Unavailable(f"storage is not ready for {self.info.plural}: etcd unreachable?")
+        w = Watcher(namespace, labels, fields, bookmarks)
+        if rv is None:
+            for c in self.list(namespace, labels, fields):
+                w.send(Event("ADDED", c.raw, c.rv))
+        elif rv < self.window_start:
+            raise Expired(f"too old resource version: {rv} ({self.window_start})")
+        else:
+            for ch in self.window:
+                if ch.rv > rv:
+                    dispatch(w, ch)
+        self.watchers.add(w)
+        return w
+
+    def unwatch(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+        w.closed = True
