@@ -82,12 +82,12 @@ class EmbeddedEtcd:
             *self.extra_args,
         ]
 
-    async def start(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a startup budget, not a cancel scope
+    async def start(self, timeout: float = 30.0) -> None:
         """Spawn etcd and wait until its client port answers Maintenance.Status."""
         if self._proc is not None and self._proc.returncode is None:
             raise RuntimeError("etcd already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: ASYNC230 - local file, instant; kept open for the child
+        self._log = open(self.log_path, "ab")
         self._proc = await asyncio.create_subprocess_exec(
             *self._args(),
             stdin=asyncio.subprocess.DEVNULL,
