@@ -22,6 +22,8 @@ _COMMON: list[tuple[str, int]] = [
 ]
 
 AUTH_HEADER = "authorization"
+# Trailing metadata key carrying the meta.v1.Status of an error.
+STATUS_KEY = "pb-status-bin"
 
 
 def channel(target: str, *, extra_options: Sequence[tuple[str, int | str]] = ()) -> grpc.aio.Channel:

@@ -26,7 +26,7 @@ from pybernetes.client.config import ClientConfig
 
 M = TypeVar("M", bound=Message)
 
-STATUS_KEY = "pb-status-bin"
+STATUS_KEY = rpc.STATUS_KEY
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",

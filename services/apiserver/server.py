@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from pybernetes import errors
+from pybernetes import errors, rpc
 from pybernetes.api import registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
@@ -27,7 +27,7 @@ from .metrics import REQUEST_DURATION, REQUESTS
 from .rest import Rest
 
 log = logging.getLogger("pybernetes.apiserver")
-STATUS_KEY = "pb-status-bin"
+STATUS_KEY = rpc.STATUS_KEY
 
 
 def status_of(e: errors.ApiError) -> meta.Status:

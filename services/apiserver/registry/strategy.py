@@ -93,8 +93,7 @@ def prepare_for_create(info: registry.ResourceInfo, obj: Message) -> None:
         obj.status.phase = "Pending"
         obj.status.qos_class = qos_class(obj)
     elif isinstance(obj, core.Namespace):
-        obj.ClearField("status")
-        obj.status.phase = "Active"
+        obj.ClearField("status")  # defaulting sets phase Active and the "kubernetes" finalizer
     elif isinstance(obj, (apps.Deployment, apps.ReplicaSet, core.ReplicationController, core.Service)):
         obj.ClearField("status")
     if has_spec(obj):

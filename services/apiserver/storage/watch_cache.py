@@ -50,8 +50,12 @@ class Watcher:
 
     MAX_PENDING = 100_000
 
-    def __init__(self, namespace: str, labels: LabelSelector, fields: FieldSelector, bookmarks: bool) -> None:
+    def __init__(self, namespace: str, labels: LabelSelector, fields: FieldSelector, bookmarks: bool,
+                 after: int = 0) -> None:
         self.namespace = namespace
+        # Changes at or before this version were already seen by the client (the cache may still be
+        # catching up to the version it asked for).
+        self.after = after
         self.labels = labels
         self.fields = fields
         self.bookmarks = bookmarks
@@ -85,6 +89,8 @@ def _value(c: Cached) -> bytes:
 
 
 def dispatch(w: Watcher, ch: _Change) -> None:
+    if ch.rv <= w.after:
+        return
     cur_ok, prev_ok = w.matches(ch.cur), w.matches(ch.prev)
     if cur_ok:
         assert ch.cur is not None
@@ -255,7 +261,7 @@ class WatchCache:
         """Register a watcher; rv None means "current state as ADDED, then changes"."""
         if not self.ready.is_set():
             raise Unavailable(f"storage is not ready for {self.info.plural}: etcd unreachable?")
-        w = Watcher(namespace, labels, fields, bookmarks)
+        w = Watcher(namespace, labels, fields, bookmarks, after=rv or 0)
         if rv is None:
             for c in self.list(namespace, labels, fields):
                 w.send(Event("ADDED", c.raw, c.rv))
@@ -263,8 +269,7 @@ class WatchCache:
             raise Expired(f"too old resource version: {rv} ({self.window_start})")
         else:
             for ch in self.window:
-                if ch.rv > rv:
-                    dispatch(w, ch)
+                dispatch(w, ch)
         self.watchers.add(w)
         return w
 
