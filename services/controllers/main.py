@@ -1,0 +1,378 @@
+"""pb-controller-manager: runs the cluster's controllers in one process (kube-controller-manager).
+
+One client, one InformerFactory and one EventRecorder ("controller-manager") are shared by every enabled
+controller. With --leader-elect (default) the controllers run only while this process holds the Lease
+kube-system/kube-controller-manager; on losing it they are stopped and the process campaigns again.
+/healthz, /readyz and /metrics are served on --health-port (10257) whether leading or not.
+
+--controllers takes Kubernetes' syntax: `*` (all defaults), `foo` (enable), `-foo` (disable), e.g.
+`--controllers=*,-nodeipam`. Controllers of other modules are imported lazily from a table, so one that
+fails to import is reported and skipped without breaking the others.
+
+--pod-eviction-timeout and --default-{not-ready,unreachable}-toleration-seconds are accepted for
+compatibility: eviction is taint based, and the 300 s tolerations are added to pods by the apiserver's
+defaulting (DefaultTolerationSeconds), not by this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+import signal
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pybernetes import logs
+from pybernetes.cache import InformerFactory
+from pybernetes.client import config as client_config
+from pybernetes.client.client import Client
+from pybernetes.events import EventRecorder
+from pybernetes.leaderelection import run_leader_elected
+from pybernetes.metrics import HealthServer
+
+log = logging.getLogger("pybernetes.controller-manager")
+
+COMPONENT = "controller-manager"
+
+
+@dataclass
+class Config:
+    config: str | None = None
+    server: str | None = None
+    token: str | None = None
+    controllers: list[str] = field(default_factory=lambda: ["*"])
+    leader_elect: bool = True
+    leader_elect_lease_duration: float = 15.0
+    leader_elect_renew_deadline: float = 10.0
+    leader_elect_retry_period: float = 2.0
+    leader_elect_resource_name: str = "kube-controller-manager"
+    leader_elect_resource_namespace: str = "kube-system"
+    identity: str = ""
+    node_monitor_grace_period: float = 40.0
+    node_monitor_period: float = 5.0
+    pod_eviction_timeout: float = 300.0
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
+    node_eviction_rate: float = 0.1
+    secondary_node_eviction_rate: float = 0.01
+    unhealthy_zone_threshold: float = 0.55
+    large_cluster_size_threshold: int = 50
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_mask_size: int = 24
+    allocate_node_cidrs: bool = True
+    concurrency: dict[str, int] = field(default_factory=dict)
+    bind_address: str = "127.0.0.1"
+    health_port: int = 10257
+
+
+# name -> (module under services.controllers, class, --concurrent-*-syncs default, extra kwargs of cfg)
+Kwargs = Callable[[Config], dict[str, Any]]
+
+
+def _lifecycle_kw(c: Config) -> dict[str, Any]:
+    return {"node_monitor_period": c.node_monitor_period, "node_monitor_grace_period": c.node_monitor_grace_period,
+            "node_eviction_rate": c.node_eviction_rate, "secondary_node_eviction_rate": c.secondary_node_eviction_rate,
+            "unhealthy_zone_threshold": c.unhealthy_zone_threshold,
+            "large_cluster_size_threshold": c.large_cluster_size_threshold}
+
+
+def _ipam_kw(c: Config) -> dict[str, Any]:
+    return {"cluster_cidr": c.cluster_cidr, "node_cidr_mask_size": c.node_cidr_mask_size}
+
+
+def _none(c: Config) -> dict[str, Any]:
+    return {}
+
+
+CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
+    "endpoint": ("endpoints", "EndpointsController", 5, _none),
+    "replicaset": ("replicaset", "ReplicaSetController", 5, _none),
+    "replicationcontroller": ("replicaset", "ReplicationControllerController", 5, _none),
+    "deployment": ("deployment", "DeploymentController", 5, _none),
+    "garbagecollector": ("garbagecollector", "GarbageCollector", 20, _none),
+    "namespace": ("namespace", "NamespaceController", 10, _none),
+    "serviceaccount": ("serviceaccount", "ServiceAccountController", 1, _none),
+    "nodelifecycle": ("nodelifecycle", "NodeLifecycleController", 5, _lifecycle_kw),
+    "nodeipam": ("nodeipam", "NodeIpamController", 1, _ipam_kw),
+}
+# --concurrent-<flag>-syncs -> controller name (Kubernetes' flag names)
+CONCURRENCY_FLAGS = {
+    "endpoint": "endpoint", "replicaset": "replicaset", "rc": "replicationcontroller",
+    "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
+    "serviceaccount": "serviceaccount", "nodelifecycle": "nodelifecycle", "nodeipam": "nodeipam",
+}
+
+
+def enabled_controllers(spec: list[str]) -> list[str]:
+    """Resolve `*`, `name`, `-name` (Kubernetes' --controllers) to the enabled names, in table order."""
+    items = [s.strip() for part in spec for s in part.split(",") if s.strip()]
+    unknown = [s.lstrip("-") for s in items if s != "*" and s.lstrip("-") not in CONTROLLERS]
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(CONTROLLERS)})")
+    star = "*" in items
+    on = {s for s in items if s != "*" and not s.startswith("-")}
+    off = {s[1:] for s in items if s.startswith("-")}
+    return [n for n in CONTROLLERS if n not in off and (star or n in on)]
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_duration(v: str) -> float:
+    """Go-style durations ("40s", "1m30s", "500ms") or plain seconds."""
+    v = v.strip()
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(v)
+    if not parts or "".join(n + u for n, u in parts) != v:
+        raise argparse.ArgumentTypeError(f"invalid duration {v!r}")
+    mult = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * mult[u] for n, u in parts)
+
+
+def parse_bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {v!r}")
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    d = Config()
+    p = argparse.ArgumentParser(prog="pb-controller-manager", description="The pybernetes controller manager.")
+    p.add_argument("--config", "--kubeconfig", dest="config", default=None,
+                   help="client config file (default $PBCONFIG, then ~/.pybernetes/config)")
+    p.add_argument("--server", default=None, help="apiserver address, overrides the config file")
+    p.add_argument("--token", default=None, help="bearer token, overrides the config file")
+    p.add_argument("--controllers", action="append", default=None,
+                   help="controllers to run: '*' for all, 'foo' to enable, '-foo' to disable "
+                        f"(known: {', '.join(CONTROLLERS)})")
+    p.add_argument("--leader-elect", type=parse_bool, nargs="?", const=True, default=True)
+    p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=d.leader_elect_lease_duration)
+    p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=d.leader_elect_renew_deadline)
+    p.add_argument("--leader-elect-retry-period", type=parse_duration, default=d.leader_elect_retry_period)
+    p.add_argument("--leader-elect-resource-name", default=d.leader_elect_resource_name)
+    p.add_argument("--leader-elect-resource-namespace", default=d.leader_elect_resource_namespace)
+    p.add_argument("--identity", default="", help="leader election identity (default hostname_uuid)")
+    p.add_argument("--node-monitor-grace-period", type=parse_duration, default=d.node_monitor_grace_period)
+    p.add_argument("--node-monitor-period", type=parse_duration, default=d.node_monitor_period)
+    p.add_argument("--pod-eviction-timeout", type=parse_duration, default=d.pod_eviction_timeout,
+                   help="accepted for compatibility; eviction is taint based (tolerationSeconds)")
+    p.add_argument("--default-not-ready-toleration-seconds", type=int,
+                   default=d.default_not_ready_toleration_seconds,
+                   help="accepted for compatibility; the apiserver adds this toleration to pods")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int,
+                   default=d.default_unreachable_toleration_seconds,
+                   help="accepted for compatibility; the apiserver adds this toleration to pods")
+    p.add_argument("--node-eviction-rate", type=float, default=d.node_eviction_rate)
+    p.add_argument("--secondary-node-eviction-rate", type=float, default=d.secondary_node_eviction_rate)
+    p.add_argument("--unhealthy-zone-threshold", type=float, default=d.unhealthy_zone_threshold)
+    p.add_argument("--large-cluster-size-threshold", type=int, default=d.large_cluster_size_threshold)
+    p.add_argument("--cluster-cidr", default=d.cluster_cidr)
+    p.add_argument("--node-cidr-mask-size", type=int, default=d.node_cidr_mask_size)
+    p.add_argument("--allocate-node-cidrs", type=parse_bool, nargs="?", const=True, default=True)
+    for flag, name in CONCURRENCY_FLAGS.items():
+        p.add_argument(f"--concurrent-{flag}-syncs", dest=f"concurrent_{flag}", type=int,
+                       default=CONTROLLERS[name][2])
+    p.add_argument("--bind-address", default=d.bind_address)
+    p.add_argument("--health-port", "--secure-port", dest="health_port", type=int, default=d.health_port,
+                   help="HTTP port for /metrics, /healthz, /readyz")
+    p.add_argument("-v", "--verbose", action="store_true")
+    a = p.parse_args(argv)
+    controllers = a.controllers or ["*"]
+    try:
+        enabled_controllers(controllers)
+    except ValueError as e:
+        p.error(str(e))
+    logs.setup(COMPONENT, verbose=a.verbose)
+    return Config(
+        config=a.config, server=a.server, token=a.token, controllers=controllers, leader_elect=a.leader_elect,
+        leader_elect_lease_duration=a.leader_elect_lease_duration,
+        leader_elect_renew_deadline=a.leader_elect_renew_deadline,
+        leader_elect_retry_period=a.leader_elect_retry_period,
+        leader_elect_resource_name=a.leader_elect_resource_name,
+        leader_elect_resource_namespace=a.leader_elect_resource_namespace, identity=a.identity,
+        node_monitor_grace_period=a.node_monitor_grace_period, node_monitor_period=a.node_monitor_period,
+        pod_eviction_timeout=a.pod_eviction_timeout,
+        default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
+        node_eviction_rate=a.node_eviction_rate, secondary_node_eviction_rate=a.secondary_node_eviction_rate,
+        unhealthy_zone_threshold=a.unhealthy_zone_threshold,
+        large_cluster_size_threshold=a.large_cluster_size_threshold, cluster_cidr=a.cluster_cidr,
+        node_cidr_mask_size=a.node_cidr_mask_size, allocate_node_cidrs=a.allocate_node_cidrs,
+        concurrency={name: getattr(a, f"concurrent_{flag}") for flag, name in CONCURRENCY_FLAGS.items()},
+        bind_address=a.bind_address, health_port=a.health_port)
+
+
+def load_controller_class(name: str) -> type[Any]:
+    module, cls, _, _ = CONTROLLERS[name]
+    mod = importlib.import_module(f"{__package__ or 'services.controllers'}.{module}")
+    return getattr(mod, cls)  # type: ignore[no-any-return]
+
+
+class ControllerManager:
+    """One process's controllers; `run` serves health and runs them (under leader election)."""
+
+    def __init__(self, cfg: Config, client: Client | None = None) -> None:
+        self.cfg = cfg
+        self.identity = cfg.identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+        self._client = client
+        self.enabled = enabled_controllers(cfg.controllers)
+        if not cfg.allocate_node_cidrs and "nodeipam" in self.enabled:
+            self.enabled.remove("nodeipam")
+        self.running: list[str] = []  # controllers currently running (empty while not leading)
+        self.failed: dict[str, str] = {}  # controllers that could not be started, with the reason
+        self.leading = False
+        self.terms = 0
+        self.health: HealthServer | None = None
+
+    def _make_client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        cc = client_config.load(self.cfg.config, server=self.cfg.server, token=self.cfg.token)
+        server = self.cfg.server or cc.server
+        token = self.cfg.token if self.cfg.token is not None else cc.token
+        return Client(server, token=token, user_agent=COMPONENT)
+
+    def build(self, client: Client, factory: InformerFactory, recorder: EventRecorder) -> dict[str, Any]:
+        """Instantiate every enabled controller; one failing (e.g. its module missing) is skipped."""
+        controllers: dict[str, Any] = {}
+        for name in self.enabled:
+            try:
+                cls = load_controller_class(name)
+                kw = CONTROLLERS[name][3](self.cfg)
+                workers = self.cfg.concurrency.get(name, CONTROLLERS[name][2])
+                controllers[name] = cls(client, factory, recorder, workers=workers, **kw)
+                self.failed.pop(name, None)
+            except Exception as e:
+                self.failed[name] = repr(e)
+                log.error("controller not started controller=%s error=%r", name, e)
+        return controllers
+
+    async def run_controllers(self, client: Client) -> None:
+        """Build, sync and run the controllers until cancelled (one leadership term)."""
+        self.terms += 1
+        factory = InformerFactory(client)
+        recorder = EventRecorder(client, COMPONENT, socket.gethostname())
+        recorder.start()
+        inner_stop = asyncio.Event()
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            controllers = self.build(client, factory, recorder)
+            factory.start()
+            synced = await factory.wait_for_cache_sync()
+            log.info("caches synced informers=%d ok=%s", len(synced), all(synced.values()))
+            for name, ctl in controllers.items():
+                tasks[name] = asyncio.create_task(ctl.run(inner_stop), name=f"controller-{name}")
+                log.info("started controller controller=%s", name)
+            self.running = list(tasks)
+            if not tasks:
+                await asyncio.Event().wait()
+            # a controller's run returning or raising is logged; the others keep running
+            pending = set(tasks.values())
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    name = t.get_name().removeprefix("controller-")
+                    exc = None if t.cancelled() else t.exception()
+                    log.error("controller exited controller=%s error=%r", name, exc)
+                    self.failed[name] = repr(exc)
+                    if name in self.running:
+                        self.running.remove(name)
+            await asyncio.Event().wait()
+        finally:
+            inner_stop.set()
+            self.running = []
+            if tasks:
+                _, slow = await asyncio.wait(tasks.values(), timeout=10)
+                for t in slow:
+                    t.cancel()
+                for t in tasks.values():
+                    with contextlib.suppress(BaseException):
+                        await t
+            await factory.shutdown()
+            await recorder.stop()
+            log.info("controllers stopped")
+
+    def _on_state(self, leading: bool) -> None:
+        self.leading = leading
+        log.info("leadership changed leading=%s identity=%s", leading, self.identity)
+
+    async def run(self, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+        cfg = self.cfg
+        client = self._make_client()
+        own_client = self._client is None
+        health = self.health = HealthServer(cfg.bind_address, cfg.health_port)
+
+        async def leader_ok() -> None:  # readiness: always ready (standby included) once serving
+            return None
+
+        health.add_ready_check("controller-manager", leader_ok)
+        await health.start()
+        cfg.health_port = health.port
+        if cfg.leader_elect:
+            work = asyncio.create_task(run_leader_elected(
+                client, name=cfg.leader_elect_resource_name, namespace=cfg.leader_elect_resource_namespace,
+                identity=self.identity, work=lambda: self.run_controllers(client),
+                lease_duration=cfg.leader_elect_lease_duration, renew_deadline=cfg.leader_elect_renew_deadline,
+                retry_period=cfg.leader_elect_retry_period, on_state=self._on_state))
+        else:
+            self.leading = True
+            work = asyncio.create_task(self.run_controllers(client))
+        log.info("controller-manager started identity=%s controllers=%s leader_elect=%s health_port=%d",
+                 self.identity, ",".join(self.enabled), cfg.leader_elect, health.port)
+        if ready is not None:
+            ready.set()
+        stopper = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Event().wait())
+        try:
+            await asyncio.wait([work, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                work.result()
+        finally:
+            stopper.cancel()
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            self.leading = False
+            await health.stop()
+            if own_client:
+                await client.close()
+            log.info("controller-manager stopped")
+
+
+async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    await ControllerManager(cfg).run(ready, stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                raise SystemExit(1)  # second signal: exit at once
+            log.info("signal received, stopping")
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await run(cfg, stop=stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
