@@ -196,13 +196,11 @@ class Rest:
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
-        if (resource_version == "0" and not continue_) or (not limit and not continue_):
-            # Served from the watch cache; for the default (most recent) read, first make sure the cache has
-            # caught up with etcd's current revision, so the list is as fresh as a quorum read.
+        if resource_version == "0" and not continue_:
+            # "Any version" is served from the watch cache, as Kubernetes does; the default (most recent)
+            # is a quorum read from etcd, paginated when the client asks for a limit.
             cache = self.store.cache(info)
             await cache.wait_ready()
-            if resource_version != "0":
-                await cache.wait_for_rv(await self.store.current_revision(info))
             items = cache.list(namespace, labels, fields)
             if limit and len(items) > limit:
                 items = items[:limit]  # rv=0 ignores pagination continuation, like Kubernetes' cache
