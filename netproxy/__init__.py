@@ -1,0 +1,1 @@
+"""pb-proxy: Services and Endpoints turned into netfilter rules (issue: service networking)."""
