@@ -1,0 +1,214 @@
+"""get: tables, -o wide|yaml|json|name|jsonpath=..., selectors, --sort-by, -w/--watch."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import codec, registry
+from pybernetes.cli import printers
+from pybernetes.cli.common import CliError, Ctx, err, format_api_error, get_path, meta_of, now, out, parse_targets, ref
+
+Groups = list[tuple[registry.ResourceInfo, list[Message]]]
+
+
+def parse_duration(text: str) -> float:
+    """`30`, `30s`, `2m`, `1h` -> seconds."""
+    t = text.strip()
+    mult = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        if t and t[-1] in mult:
+            return float(t[:-1]) * mult[t[-1]]
+        if t.endswith("ms"):
+            return float(t[:-2]) / 1000
+        return float(t)
+    except ValueError:
+        raise CliError(f"invalid duration {text!r}: use e.g. 30s, 2m, 1h") from None
+
+
+def list_dict(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+def dump(data: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=4)
+    return codec.yaml_dump(data).rstrip("\n")
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    if v is None:
+        return (2, "")
+    if isinstance(v, bool):
+        return (0, int(v))
+    if isinstance(v, int | float):
+        return (0, v)
+    return (1, str(v))
+
+
+def sort_objects(objs: list[Message], path: str) -> list[Message]:
+    return sorted(objs, key=lambda o: _sort_key(get_path(codec.to_dict(o), path)))
+
+
+def jsonpath_output(data: Any, expr: str) -> str:
+    v = get_path(data, expr)
+    if isinstance(v, dict | list):
+        return json.dumps(v)
+    return "" if v is None else str(v)
+
+
+async def fetch(ctx: Ctx, args: argparse.Namespace) -> tuple[Groups, list[str], bool]:
+    """(objects per type, error lines, whether the request named exactly one object)."""
+    targets = parse_targets(list(args.resources))
+    if not targets:
+        raise CliError('You must specify the type of resource to get. Use "pbctl api-resources" for a complete '
+                       "list of supported resources.")
+    groups: Groups = []
+    problems: list[str] = []
+    named = sum(len(n) for _, n in targets)
+    for info, names in targets:
+        objs: list[Message] = []
+        if names:
+            if args.all_namespaces and info.namespaced:
+                raise CliError("a resource cannot be retrieved by name across all namespaces")
+            for name in names:
+                try:
+                    objs.append(await ctx.client.get(info.cls, name, namespace=ctx.ns(info)))
+                except errors.NotFound as e:
+                    problems.append(format_api_error(e))
+        else:
+            ns = "" if args.all_namespaces else ctx.ns(info)
+            res = await ctx.client.list_all(info.cls, namespace=ns, label_selector=args.selector or "",
+                                            field_selector=args.field_selector or "")
+            objs = list(res.items)
+        if args.sort_by:
+            objs = sort_objects(objs, args.sort_by)
+        groups.append((info, objs))
+    return groups, problems, named == 1 and len(targets) == 1
+
+
+def no_resources(ctx: Ctx, args: argparse.Namespace, groups: Groups) -> str:
+    if args.all_namespaces or all(not i.namespaced for i, _ in groups):
+        return "No resources found"
+    return f"No resources found in {ctx.namespace} namespace."
+
+
+def print_groups(ctx: Ctx, args: argparse.Namespace, groups: Groups, single: bool) -> None:
+    fmt = args.output or ""
+    objs = [o for _, os_ in groups for o in os_]
+    if fmt in ("json", "yaml"):
+        if single and len(objs) == 1:
+            out(dump(codec.to_dict(objs[0]), fmt))
+        elif objs or not single:
+            out(dump(list_dict([codec.to_dict(o) for o in objs]), fmt))
+        return
+    if fmt.startswith("jsonpath="):
+        expr = fmt[len("jsonpath="):]
+        data = codec.to_dict(objs[0]) if single and len(objs) == 1 else list_dict([codec.to_dict(o) for o in objs])
+        out(jsonpath_output(data, expr))
+        return
+    if fmt == "name":
+        for info, os_ in groups:
+            for o in os_:
+                out(ref(info, meta_of(o).name))
+        return
+    if fmt not in ("", "wide"):
+        raise CliError(f'unable to match a printer suitable for the output format "{fmt}", allowed formats are: '
+                       "json,jsonpath,name,wide,yaml")
+    with_kind = len(groups) > 1
+    t = now()
+    first = True
+    for info, os_ in groups:
+        if not os_:
+            continue
+        text = printers.table(info, os_, t, wide=fmt == "wide", show_labels=args.show_labels,
+                              all_namespaces=args.all_namespaces, with_kind=with_kind, no_headers=args.no_headers)
+        if not first:
+            out()
+        out(text.rstrip("\n"))
+        first = False
+
+
+async def run_get(ctx: Ctx, args: argparse.Namespace) -> int:
+    if args.watch or args.watch_only:
+        return await watch(ctx, args)
+    groups, problems, single = await fetch(ctx, args)
+    print_groups(ctx, args, groups, single)
+    if not any(os_ for _, os_ in groups) and not problems and (args.output or "") in ("", "wide", "name"):
+        err(no_resources(ctx, args, groups))
+    for p in problems:
+        err(p)
+    return 1 if problems else 0
+
+
+async def watch(ctx: Ctx, args: argparse.Namespace) -> int:
+    """Print the current table, then one line per change, until interrupted (or --request-timeout)."""
+    targets = parse_targets(list(args.resources))
+    if len(targets) != 1:
+        raise CliError("you may only specify a single resource type with --watch")
+    info, names = targets[0]
+    if len(names) > 1:
+        raise CliError("watch is only supported on individual resources and resource collections, but "
+                       f"{len(names)} resources were found")
+    ns = "" if args.all_namespaces else ctx.ns(info)
+    field_sel = args.field_selector or ""
+    if names:
+        field_sel = ",".join(x for x in (field_sel, f"metadata.name={names[0]}") if x)
+    fmt = args.output or ""
+    wide = fmt == "wide"
+    header_done = args.no_headers
+
+    def emit(obj: Message, event: str = "") -> None:
+        nonlocal header_done
+        if fmt in ("json", "yaml"):
+            out(dump(codec.to_dict(obj), fmt) + ("\n---" if fmt == "yaml" else ""))
+            return
+        if fmt == "name":
+            out(ref(info, meta_of(obj).name))
+            return
+        headers = printers.headers_for(info, wide=wide, show_labels=args.show_labels,
+                                       all_namespaces=args.all_namespaces)
+        row = printers.row_for(info, obj, now(), wide=wide, show_labels=args.show_labels,
+                               all_namespaces=args.all_namespaces)
+        if args.output_watch_events:
+            headers, row = ["EVENT", *headers], [event, *row]
+        if not header_done:
+            out(printers.render_table(headers, [row]).rstrip("\n"))
+            header_done = True
+        else:
+            out(printers.render_table(headers, [row], no_headers=True).rstrip("\n"))
+
+    async def loop() -> None:
+        rv = ""
+        while True:
+            if not rv:
+                res = await ctx.client.list_all(info.cls, namespace=ns, label_selector=args.selector or "",
+                                                field_selector=field_sel)
+                rv = res.resource_version
+                if not args.watch_only:
+                    for o in sort_objects(list(res.items), args.sort_by) if args.sort_by else res.items:
+                        emit(o, "ADDED")
+            try:
+                async for ev in ctx.client.watch(info.cls, namespace=ns, label_selector=args.selector or "",
+                                                 field_selector=field_sel, resource_version=rv):
+                    rv = meta_of(ev.object).resource_version or rv
+                    if ev.type in ("ADDED", "MODIFIED", "DELETED"):
+                        emit(ev.object, ev.type)
+            except errors.Expired:
+                rv = ""
+                continue
+            except errors.Unavailable:
+                await asyncio.sleep(1)
+                continue
+
+    timeout = parse_duration(args.request_timeout) if args.request_timeout else None
+    try:
+        await asyncio.wait_for(loop(), timeout)
+    except TimeoutError:
+        pass
+    return 0

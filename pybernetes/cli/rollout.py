@@ -1,0 +1,198 @@
+"""rollout status|history|undo|restart|pause|resume for deployments, with kubectl's messages."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+from pybernetes import errors
+from pybernetes.api import codec, registry
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.cli.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_targets, ref
+
+TIMED_OUT_REASON = "ProgressDeadlineExceeded"
+
+
+def _deployment_targets(args: argparse.Namespace) -> list[str]:
+    parsed = parse_targets(list(args.resources))
+    if not parsed:
+        raise CliError("required resource not specified")
+    names: list[str] = []
+    for info, ns in parsed:
+        if info.plural != "deployments":
+            raise CliError(f"no status viewer has been implemented for {info.kind}"
+                           if args.rollout_cmd == "status" else f"{info.plural} are not supported by rollout")
+        if not ns:
+            raise CliError("resource(s) were provided, but no name was specified")
+        names.extend(ns)
+    return names
+
+
+def status_message(d: apps.Deployment) -> tuple[str, bool]:
+    """kubectl's DeploymentStatusViewer: (message, done); raises CliError past the progress deadline."""
+    name = d.metadata.name
+    st = d.status
+    if d.metadata.generation <= st.observed_generation:
+        for c in st.conditions:
+            if c.type == "Progressing" and c.reason == TIMED_OUT_REASON:
+                raise CliError(f'deployment "{name}" exceeded its progress deadline')
+        replicas = d.spec.replicas if d.spec.HasField("replicas") else 1
+        if st.updated_replicas < replicas:
+            return (f'Waiting for deployment "{name}" rollout to finish: {st.updated_replicas} out of {replicas} '
+                    "new replicas have been updated..."), False
+        if st.replicas > st.updated_replicas:
+            return (f'Waiting for deployment "{name}" rollout to finish: {st.replicas - st.updated_replicas} old '
+                    "replicas are pending termination..."), False
+        if st.available_replicas < st.updated_replicas:
+            return (f'Waiting for deployment "{name}" rollout to finish: {st.available_replicas} of '
+                    f"{st.updated_replicas} updated replicas are available..."), False
+        return f'deployment "{name}" successfully rolled out', True
+    return "Waiting for deployment spec update to be observed...", False
+
+
+async def status(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
+    from pybernetes.cli.get import parse_duration
+
+    timeout = parse_duration(args.timeout) if args.timeout else 0.0
+    deadline = time.monotonic() + timeout if timeout > 0 else None
+    ns = ctx.namespace
+    last = ""
+    while True:
+        d = await ctx.client.get(apps.Deployment, name, namespace=ns)
+        if args.revision:
+            rs = await _owned_replicasets(ctx, d)
+            current = max((_revision(r) for r in rs), default=0)
+            if current != args.revision:
+                raise CliError(f"desired revision ({args.revision}) is different from the running revision "
+                               f"({current})")
+        msg, done = status_message(d)
+        if msg != last:
+            out(msg)
+            last = msg
+        if done or not args.watch:
+            return 0
+        if deadline is not None and time.monotonic() > deadline:
+            raise CliError("timed out waiting for the condition")
+        await asyncio.sleep(0.5)
+
+
+def _revision(rs: apps.ReplicaSet) -> int:
+    try:
+        return int(rs.metadata.annotations.get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+async def _owned_replicasets(ctx: Ctx, d: apps.Deployment) -> list[apps.ReplicaSet]:
+    res = await ctx.client.list_all(apps.ReplicaSet, namespace=d.metadata.namespace)
+    return [rs for rs in res.items
+            if any(o.uid == d.metadata.uid and o.controller for o in rs.metadata.owner_references)]
+
+
+def _template_dict(rs: apps.ReplicaSet) -> dict[str, Any]:
+    t = codec.to_dict(rs.spec.template)
+    labels = dict((t.get("metadata") or {}).get("labels") or {})
+    labels.pop("pod-template-hash", None)
+    md = dict(t.get("metadata") or {})
+    if labels:
+        md["labels"] = labels
+    else:
+        md.pop("labels", None)
+    t["metadata"] = md
+    return t
+
+
+async def history(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
+    d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
+    rs_list = sorted(await _owned_replicasets(ctx, d), key=_revision)
+    info = registry.for_class(apps.Deployment)
+    if args.revision:
+        for rs in rs_list:
+            if _revision(rs) == args.revision:
+                out(f"{ref(info, name)} with revision #{args.revision}")
+                out(codec.yaml_dump({"template": codec.to_dict(rs.spec.template)}).rstrip("\n"))
+                return 0
+        raise CliError("unable to find the specified revision")
+    from pybernetes.cli.printers import render_table
+
+    out(f"{ref(info, name)} ")
+    rows = [[str(_revision(rs)), rs.metadata.annotations.get(CHANGE_CAUSE) or "<none>"] for rs in rs_list]
+    out(render_table(["REVISION", "CHANGE-CAUSE"], rows).rstrip("\n"))
+    return 0
+
+
+async def undo(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
+    d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
+    info = registry.for_class(apps.Deployment)
+    if d.spec.paused:
+        raise CliError(f'you cannot rollback a paused deployment; resume it first with \'pbctl rollout resume '
+                       f'deployment/{name}\' and try again')
+    rs_list = sorted(await _owned_replicasets(ctx, d), key=_revision)
+    if not rs_list:
+        raise CliError(f"no rollout history found for deployment \"{name}\"")
+    target: apps.ReplicaSet | None = None
+    if args.to_revision:
+        target = next((r for r in rs_list if _revision(r) == args.to_revision), None)
+        if target is None:
+            raise CliError(f"unable to find specified revision {args.to_revision} in history")
+    else:
+        if len(rs_list) < 2:
+            raise CliError("no revision found for deployment " f'"{name}"')
+        target = rs_list[-2]
+    tmpl = _template_dict(target)
+    current = codec.to_dict(d.spec.template)
+    if tmpl == current:
+        out(f"{ref(info, name)} skipped rollback (current template already matches revision "
+            f"{_revision(target)})")
+        return 0
+    ops: list[Any] = [{"op": "replace", "path": "/spec/template", "value": tmpl}]
+    await ctx.client.patch(apps.Deployment, name, ops, namespace=ctx.namespace, patch_type="json",
+                           dry_run=args.dry_run != "none")
+    out(f"{ref(info, name)} rolled back")
+    return 0
+
+
+async def restart(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
+    d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
+    info = registry.for_class(apps.Deployment)
+    if d.spec.paused:
+        raise CliError(f"deployments \"{name}\" can't restart paused deployment (run rollout resume first)")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    await ctx.client.patch(apps.Deployment, name, body, namespace=ctx.namespace, patch_type="strategic",
+                           dry_run=args.dry_run != "none")
+    out(f"{ref(info, name)} restarted")
+    return 0
+
+
+async def pause_resume(ctx: Ctx, args: argparse.Namespace, name: str, pause: bool) -> int:
+    d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
+    info = registry.for_class(apps.Deployment)
+    if d.spec.paused == pause:
+        raise CliError(f'deployments.apps "{name}" is {"already" if pause else "not"} paused')
+    await ctx.client.patch(apps.Deployment, name, {"spec": {"paused": pause}}, namespace=ctx.namespace,
+                           patch_type="merge", dry_run=args.dry_run != "none")
+    out(f"{ref(info, name)} {'paused' if pause else 'resumed'}")
+    return 0
+
+
+async def run_rollout(ctx: Ctx, args: argparse.Namespace) -> int:
+    rc = 0
+    for name in _deployment_targets(args):
+        try:
+            if args.rollout_cmd == "status":
+                rc |= await status(ctx, args, name)
+            elif args.rollout_cmd == "history":
+                rc |= await history(ctx, args, name)
+            elif args.rollout_cmd == "undo":
+                rc |= await undo(ctx, args, name)
+            elif args.rollout_cmd == "restart":
+                rc |= await restart(ctx, args, name)
+            elif args.rollout_cmd in ("pause", "resume"):
+                rc |= await pause_resume(ctx, args, name, args.rollout_cmd == "pause")
+        except errors.NotFound:
+            raise
+    return rc

@@ -1,0 +1,66 @@
+"""scale: set spec.replicas of deployments, replicasets and replicationcontrollers."""
+
+from __future__ import annotations
+
+import argparse
+
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.cli.apply import read_manifests, set_namespace
+from pybernetes.cli.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, ref
+
+SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
+
+
+def current_replicas(obj: Message) -> int:
+    spec = obj.spec  # type: ignore[attr-defined]
+    return int(spec.replicas) if spec.HasField("replicas") else 1
+
+
+async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
+    if args.replicas is None or args.replicas < 0:
+        raise CliError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
+    targets: list[tuple[registry.ResourceInfo, str, str]] = []
+    if args.filename:
+        for _, obj in read_manifests(args.filename, args.recursive):
+            set_namespace(ctx, obj)
+            info = registry.for_message(obj)
+            targets.append((info, ctx.ns(info, meta_of(obj).namespace), meta_of(obj).name))
+    else:
+        parsed = parse_targets(list(args.resources))
+        if not parsed:
+            raise CliError("required resource not specified")
+        for info, names in parsed:
+            if names:
+                targets.extend((info, ctx.ns(info), n) for n in names)
+            elif args.selector or args.all:
+                res = await ctx.client.list_all(info.cls, namespace=ctx.ns(info), label_selector=args.selector or "")
+                targets.extend((info, meta_of(o).namespace, meta_of(o).name) for o in res.items)
+            else:
+                raise CliError("resource(s) were provided, but no name was specified")
+    failed = False
+    for info, ns, name in targets:
+        if info.plural not in SCALABLE:
+            err(f'error: {info.plural} "{name}" cannot be scaled: the server could not find the requested '
+                "resource")
+            failed = True
+            continue
+        try:
+            if args.current_replicas is not None and args.current_replicas >= 0:
+                live = await ctx.client.get(info.cls, name, namespace=ns)
+                if current_replicas(live) != args.current_replicas:
+                    err(f"error: Expected replicas to be {args.current_replicas}, was {current_replicas(live)}")
+                    failed = True
+                    continue
+            await ctx.client.patch(info.cls, name, {"spec": {"replicas": args.replicas}}, namespace=ns,
+                                   patch_type="merge", dry_run=args.dry_run != "none")
+        except errors.ApiError as e:
+            if isinstance(e, errors.Unavailable):
+                raise
+            err(format_api_error(e))
+            failed = True
+            continue
+        out(ref(info, name) if args.output == "name" else f"{ref(info, name)} scaled")
+    return 1 if failed else 0
