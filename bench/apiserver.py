@@ -27,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.etcd_raw import raw_create_rate  # noqa: E402
-from pybernetes.api import codec  # noqa: E402
-from pybernetes.api.core.v1 import core_pb2 as core  # noqa: E402
-from pybernetes.client.client import Client  # noqa: E402
-from pybernetes.client.config import load as load_config  # noqa: E402
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port  # noqa: E402
-from services.apiserver.storage.etcd import EtcdClient  # noqa: E402
+from bench.etcd_raw import raw_create_rate
+from pybernetes.api import codec
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client.client import Client
+from pybernetes.client.config import load as load_config
+from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from services.apiserver.storage.etcd import EtcdClient
 
 
 def make_pod(name: str) -> core.Pod:
@@ -206,7 +206,7 @@ async def main() -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
              "--etcd-servers", etcd.endpoint, "--health-port", str(hport), "--etcd-compaction-interval", "0"],
-            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "apiserver.log", "w"))  # noqa: SIM115
+            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "apiserver.log", "w"))
         try:
             for _ in range(300):
                 if (data / "admin.conf").exists():
