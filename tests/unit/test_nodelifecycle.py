@@ -316,3 +316,26 @@ async def test_ipam_relearns_existing_and_releases_on_delete() -> None:
     ipam._on_delete(new)
     assert "10.244.1.0/24" not in [ipam.cidrs._cidr(i) for i in ipam.cidrs.used]
     assert ipam.cidrs._cidr(0) == "10.244.0.0/24" and 0 in ipam.cidrs.used
+
+
+# -- controller-manager flags --------------------------------------------------------------------
+
+
+def test_manager_flags() -> None:
+    from services.controllers.main import CONTROLLERS, enabled_controllers, parse_args, parse_duration
+
+    assert enabled_controllers(["*"]) == list(CONTROLLERS)
+    assert "nodeipam" not in enabled_controllers(["*,-nodeipam"])
+    assert enabled_controllers(["endpoint", "serviceaccount"]) == ["endpoint", "serviceaccount"]
+    with pytest.raises(ValueError):
+        enabled_controllers(["bogus"])
+    assert parse_duration("40s") == 40 and parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5
+    cfg = parse_args(["--server", "127.0.0.1:1", "--leader-elect=false", "--node-monitor-grace-period=20s",
+                      "--concurrent-endpoint-syncs=3", "--controllers=*,-nodeipam", "--allocate-node-cidrs=false"])
+    assert cfg.server == "127.0.0.1:1" and not cfg.leader_elect and cfg.node_monitor_grace_period == 20
+    assert cfg.concurrency["endpoint"] == 3 and cfg.concurrency["garbagecollector"] == 20
+    assert not cfg.allocate_node_cidrs and cfg.health_port == 10257 and cfg.cluster_cidr == "10.244.0.0/16"
+    d = parse_args([])
+    assert d.leader_elect and d.node_eviction_rate == 0.1 and d.secondary_node_eviction_rate == 0.01
+    assert d.unhealthy_zone_threshold == 0.55 and d.large_cluster_size_threshold == 50
+    assert d.node_cidr_mask_size == 24 and d.node_monitor_period == 5
