@@ -1,0 +1,1 @@
+"""pb-scheduler: assigns pending pods to nodes through the pods/binding subresource."""
