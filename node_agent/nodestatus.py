@@ -1,0 +1,229 @@
+"""Node registration, node status (every --node-status-update-frequency) and the node Lease heartbeat.
+
+The Node gets capacity/allocatable (cpu, memory, pods, ephemeral-storage), addresses (InternalIP,
+Hostname), the kubernetes.io/hostname and kubernetes.io/os labels plus --node-labels, nodeInfo, and the
+Ready/MemoryPressure/DiskPressure/PIDPressure conditions with heartbeats. The Lease
+kube-node-lease/<node> is renewed every 10 s (a quarter of its 40 s duration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybernetes import errors
+from pybernetes.api import quantity
+from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.client.client import Client
+
+log = logging.getLogger(__name__)
+
+LEASE_NAMESPACE = "kube-node-lease"
+KUBELET_VERSION = "v1.31.0-pybernetes"
+
+
+@dataclass
+class NodeSpecCfg:
+    name: str
+    ip: str
+    root_dir: Path
+    labels: dict[str, str] = field(default_factory=dict)
+    cpu: str = ""
+    memory: str = ""
+    max_pods: int = 110
+    health_port: int = 0
+    status_frequency: float = 10.0
+    lease_duration: int = 40
+
+
+def _read(path: str, default: str = "") -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return default
+
+
+def _os_image() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return "Linux"
+
+
+def _mem_total() -> int:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+def _now() -> meta.Time:
+    t = time.time()
+    return meta.Time(seconds=int(t), nanos=int((t % 1) * 1e9))
+
+
+class NodeStatus:
+    def __init__(self, client: Client, cfg: NodeSpecCfg, runtime_version: Callable[[], Awaitable[str]],
+                 runtime_ready: Callable[[], Awaitable[tuple[bool, str]]]) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.runtime_version = runtime_version
+        self.runtime_ready = runtime_ready
+        self.node: core.Node | None = None
+        self._transitions: dict[str, tuple[str, meta.Time]] = {}
+
+    def capacity(self) -> dict[str, str]:
+        cpu = self.cfg.cpu or str(os.cpu_count() or 1)
+        mem = self.cfg.memory or quantity.format_bytes(_mem_total() // 1024 * 1024)
+        try:
+            st = os.statvfs(self.cfg.root_dir)
+            storage = str(st.f_blocks * st.f_frsize)
+        except OSError:
+            storage = "0"
+        return {"cpu": cpu, "memory": mem, "pods": str(self.cfg.max_pods), "ephemeral-storage": storage}
+
+    def labels(self) -> dict[str, str]:
+        return {"kubernetes.io/hostname": self.cfg.name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": _arch(), **self.cfg.labels}
+
+    async def register(self) -> core.Node:
+        node = core.Node()
+        node.metadata.name = self.cfg.name
+        node.metadata.labels.update(self.labels())
+        await self._fill_status(node)
+        try:
+            created = await self.client.create(node)
+            log.info("node registered node=%s", self.cfg.name)
+        except errors.AlreadyExists:
+            created = await self.client.get(core.Node, self.cfg.name)
+            want = self.labels()
+            if any(created.metadata.labels.get(k) != v for k, v in want.items()):
+                created.metadata.labels.update(want)
+                created = await self.client.update(created)
+            log.info("node already registered node=%s", self.cfg.name)
+        self.node = created
+        await self.update_status()
+        return self.node
+
+    async def _fill_status(self, node: core.Node) -> None:
+        st = node.status
+        cap = self.capacity()
+        st.ClearField("capacity")
+        st.ClearField("allocatable")
+        for k, v in cap.items():
+            st.capacity[k].string = v
+            st.allocatable[k].string = v
+        del st.addresses[:]
+        st.addresses.append(core.NodeAddress(type="InternalIP", address=self.cfg.ip))
+        st.addresses.append(core.NodeAddress(type="Hostname", address=self.cfg.name))
+        st.daemon_endpoints.kubelet_endpoint.port = self.cfg.health_port
+        ni = st.node_info
+        ni.machine_id = _read("/etc/machine-id")
+        ni.system_uuid = _read("/sys/class/dmi/id/product_uuid", ni.machine_id)
+        ni.boot_id = _read("/proc/sys/kernel/random/boot_id")
+        ni.kernel_version = os.uname().release
+        ni.os_image = _os_image()
+        ni.operating_system = "linux"
+        ni.architecture = _arch()
+        ni.kubelet_version = KUBELET_VERSION
+        try:
+            ni.container_runtime_version = await self.runtime_version()
+        except Exception:
+            ni.container_runtime_version = "containerd://unknown"
+        ready, msg = await self.runtime_ready()
+        t = _now()
+        conds = [
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
+             "kubelet is posting ready status" if ready else msg),
+        ]
+        old = {c.type: c for c in st.conditions}
+        del st.conditions[:]
+        for type_, status, reason, message in conds:
+            c = core.NodeCondition(type=type_, status=status, reason=reason, message=message)
+            c.last_heartbeat_time.seconds = t.seconds
+            prev = old.get(type_)
+            if prev is not None and prev.status == status and prev.HasField("last_transition_time"):
+                c.last_transition_time.CopyFrom(prev.last_transition_time)
+            else:
+                c.last_transition_time.seconds = t.seconds
+            st.conditions.append(c)
+
+    async def update_status(self) -> None:
+        for attempt in range(3):
+            try:
+                node = await self.client.get(core.Node, self.cfg.name)
+            except errors.NotFound:
+                await self.register()
+                return
+            await self._fill_status(node)
+            try:
+                self.node = await self.client.update_status(node)
+                return
+            except errors.Conflict:
+                if attempt == 2:
+                    raise
+
+    async def renew_lease(self) -> None:
+        name, ns = self.cfg.name, LEASE_NAMESPACE
+        try:
+            lease = await self.client.get(coordination.Lease, name, namespace=ns)
+        except errors.NotFound:
+            lease = coordination.Lease()
+            lease.metadata.name, lease.metadata.namespace = name, ns
+            if self.node is not None and self.node.metadata.uid:
+                ref = lease.metadata.owner_references.add()
+                ref.api_version, ref.kind = "v1", "Node"
+                ref.name, ref.uid = name, self.node.metadata.uid
+            lease.spec.holder_identity = name
+            lease.spec.lease_duration_seconds = self.cfg.lease_duration
+            lease.spec.renew_time.CopyFrom(_now())
+            await self.client.create(lease)
+            return
+        lease.spec.holder_identity = name
+        lease.spec.lease_duration_seconds = self.cfg.lease_duration
+        lease.spec.renew_time.CopyFrom(_now())
+        await self.client.update(lease)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Status every status_frequency, lease every lease_duration/4 (10 s for 40 s); errors logged."""
+        lease_every = max(self.cfg.lease_duration / 4, 1.0)
+        next_status = next_lease = 0.0
+        while not stop.is_set():
+            t = time.monotonic()
+            if t >= next_lease:
+                try:
+                    await self.renew_lease()
+                    next_lease = t + lease_every
+                except Exception as e:
+                    log.warning("lease not renewed node=%s error=%s", self.cfg.name, e)
+                    next_lease = t + 1.0
+            if t >= next_status:
+                try:
+                    if self.node is None:
+                        await self.register()
+                    else:
+                        await self.update_status()
+                    next_status = t + self.cfg.status_frequency
+                except Exception as e:
+                    log.warning("node status not updated node=%s error=%s", self.cfg.name, e)
+                    next_status = t + 1.0
+            wait = max(min(next_lease, next_status) - time.monotonic(), 0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)

@@ -1,0 +1,341 @@
+"""Pod -> CRI configs: sandbox and container configs, labels/annotations for adoption, env, volumes.
+
+Labels on sandboxes and containers are how a restarted kubelet finds (adopts) what it started before:
+sandboxes carry io.kubernetes.pod.{name,namespace,uid}; containers also io.kubernetes.container.name,
+and annotations with the spec hash and restart count. Volumes live under <root-dir>/volumes/<uid>/<name>,
+container logs under <root-dir>/pods/<uid>/<container>/<restart>.log (CRI log format, written by the
+runtime).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from node_agent.cri import api_pb2 as pb
+from pybernetes.api import quantity
+from pybernetes.api.core.v1 import core_pb2 as core
+
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+POD_UID = "io.kubernetes.pod.uid"
+CONTAINER_NAME = "io.kubernetes.container.name"
+CONTAINER_HASH = "io.kubernetes.container.hash"
+RESTART_COUNT = "io.kubernetes.container.restartCount"
+INIT_CONTAINER = "io.pybernetes.container.init"
+GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
+MANAGED = "io.pybernetes.kubelet"
+
+DEFAULT_GRACE = 30
+CPU_PERIOD = 100_000
+MIN_SHARES = 2
+
+
+class ConfigError(Exception):
+    """The container cannot be configured (missing configMap/secret, unknown volume...)."""
+
+    def __init__(self, message: str, reason: str = "CreateContainerConfigError") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+# (kind, namespace, name) -> data, or None when the object does not exist.
+ObjectGetter = Callable[[str, str, str], Awaitable[dict[str, bytes] | None]]
+
+
+def container_hash(c: core.Container) -> str:
+    """Stable hash of the container spec: a change means the container must be recreated."""
+    return hashlib.sha256(c.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
+def grace_seconds(pod: core.Pod) -> int:
+    if pod.metadata.HasField("deletion_grace_period_seconds"):
+        return max(int(pod.metadata.deletion_grace_period_seconds), 0)
+    if pod.spec.HasField("termination_grace_period_seconds"):
+        return max(int(pod.spec.termination_grace_period_seconds), 0)
+    return DEFAULT_GRACE
+
+
+def pod_log_dir(root_dir: Path, uid: str) -> Path:
+    return root_dir / "pods" / uid
+
+
+def pod_volume_dir(root_dir: Path, uid: str) -> Path:
+    return root_dir / "volumes" / uid
+
+
+def sandbox_labels(pod: core.Pod) -> dict[str, str]:
+    labels = dict(pod.metadata.labels)
+    labels.update({POD_NAME: pod.metadata.name, POD_NAMESPACE: pod.metadata.namespace,
+                   POD_UID: pod.metadata.uid, MANAGED: "true"})
+    return labels
+
+
+def sandbox_config(pod: core.Pod, root_dir: Path, attempt: int) -> pb.PodSandboxConfig:
+    md = pod.metadata
+    hostname = pod.spec.hostname or md.name
+    cfg = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=md.name, uid=md.uid, namespace=md.namespace, attempt=attempt),
+        hostname=hostname[:63],
+        log_directory=str(pod_log_dir(root_dir, md.uid)),
+        labels=sandbox_labels(pod),
+        annotations={**dict(md.annotations), GRACE_PERIOD: str(grace_seconds(pod))},
+        linux=pb.LinuxPodSandboxConfig(),
+    )
+    if pod.spec.host_network:
+        cfg.linux.security_context.namespace_options.network = pb.NODE
+    if pod.spec.dns_config.nameservers or pod.spec.dns_config.searches:
+        cfg.dns_config.servers.extend(pod.spec.dns_config.nameservers)
+        cfg.dns_config.searches.extend(pod.spec.dns_config.searches)
+        cfg.dns_config.options.extend(
+            f"{o.name}:{o.value}" if o.HasField("value") else o.name for o in pod.spec.dns_config.options)
+    return cfg
+
+
+def resources(c: core.Container) -> pb.LinuxContainerResources:
+    limits, requests = c.resources.limits, c.resources.requests
+    res = pb.LinuxContainerResources()
+    cpu_req = requests["cpu"].string if "cpu" in requests else (limits["cpu"].string if "cpu" in limits else "")
+    shares = MIN_SHARES
+    if cpu_req:
+        shares = max(quantity.milli_value(cpu_req) * 1024 // 1000, MIN_SHARES)
+    res.cpu_shares = shares
+    if "cpu" in limits:
+        res.cpu_period = CPU_PERIOD
+        res.cpu_quota = max(quantity.milli_value(limits["cpu"].string) * CPU_PERIOD // 1000, 1000)
+    if "memory" in limits:
+        res.memory_limit_in_bytes = quantity.value(limits["memory"].string)
+    return res
+
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes $(VAR) expansion; $$ escapes; unknown references stay as written."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return env.get(name, m.group(0))
+    return _VAR.sub(sub, text)
+
+
+def field_value(pod: core.Pod, path: str, pod_ip: str, host_ip: str) -> str:
+    md = pod.metadata
+    simple = {
+        "metadata.name": md.name, "metadata.namespace": md.namespace, "metadata.uid": md.uid,
+        "spec.nodeName": pod.spec.node_name, "spec.serviceAccountName": pod.spec.service_account_name,
+        "status.podIP": pod_ip, "status.hostIP": host_ip, "status.podIPs": pod_ip, "status.hostIPs": host_ip,
+    }
+    if path in simple:
+        return simple[path]
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+    if m:
+        src = md.labels if m.group(1) == "labels" else md.annotations
+        return src.get(m.group(2), "")
+    raise ConfigError(f"unsupported fieldRef {path!r}")
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+async def build_env(pod: core.Pod, c: core.Container, get: ObjectGetter, pod_ip: str,
+                    host_ip: str) -> list[pb.KeyValue]:
+    ns = pod.metadata.namespace
+    env: dict[str, str] = {}
+    for src in c.env_from:
+        if src.HasField("config_map_ref"):
+            kind, name, opt = "configmaps", src.config_map_ref.name, src.config_map_ref.optional
+        else:
+            kind, name, opt = "secrets", src.secret_ref.name, src.secret_ref.optional
+        data = await get(kind, ns, name)
+        if data is None:
+            if opt:
+                continue
+            raise ConfigError(f'{kind[:-1]} "{name}" not found')
+        for k, v in data.items():
+            env[src.prefix + k] = _text(v)
+    for e in c.env:
+        if not e.HasField("value_from"):
+            env[e.name] = expand(e.value, env)
+            continue
+        vf = e.value_from
+        if vf.HasField("field_ref"):
+            env[e.name] = field_value(pod, vf.field_ref.field_path, pod_ip, host_ip)
+        elif vf.HasField("resource_field_ref"):
+            env[e.name] = _resource_field(c, vf.resource_field_ref)
+        elif vf.HasField("config_map_key_ref") or vf.HasField("secret_key_ref"):
+            ref = vf.config_map_key_ref if vf.HasField("config_map_key_ref") else vf.secret_key_ref
+            kind = "configmaps" if vf.HasField("config_map_key_ref") else "secrets"
+            data = await get(kind, ns, ref.name)
+            if data is None or ref.key not in data:
+                if ref.optional:
+                    continue
+                what = f'{kind[:-1]} "{ref.name}"'
+                raise ConfigError(f"{what} not found" if data is None
+                                  else f"couldn't find key {ref.key} in {what}")
+            env[e.name] = _text(data[ref.key])
+        else:
+            raise ConfigError(f"env {e.name}: unsupported valueFrom")
+    return [pb.KeyValue(key=k, value=v) for k, v in env.items()]
+
+
+def _resource_field(c: core.Container, ref: core.ResourceFieldSelector) -> str:
+    res = ref.resource
+    kind, _, what = res.partition(".")
+    src = c.resources.limits if kind == "limits" else c.resources.requests
+    if what not in src:
+        return "0"
+    divisor = ref.divisor.string or "1"
+    v = quantity.parse(src[what].string) / quantity.parse(divisor)
+    return str(int(v.to_integral_value(rounding="ROUND_CEILING")))
+
+
+def _write_files(target: Path, data: dict[str, bytes], items: list[tuple[str, str, int | None]],
+                 default_mode: int) -> None:
+    """Atomically replace `target`'s contents with the chosen keys (all when items is empty)."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    chosen = items or [(k, k, None) for k in data]
+    for key, path, mode in chosen:
+        if key not in data:
+            raise ConfigError(f"configmap/secret key {key!r} not found")
+        dest = tmp / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data[key])
+        os.chmod(dest, mode if mode is not None else default_mode)
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> dict[str, str]:
+    """Create/refresh the pod's volumes on disk; name -> host path."""
+    base = pod_volume_dir(root_dir, pod.metadata.uid)
+    ns = pod.metadata.namespace
+    out: dict[str, str] = {}
+    for v in pod.spec.volumes:
+        if v.HasField("empty_dir"):
+            d = base / "empty-dir" / v.name
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, 0o777)
+            out[v.name] = str(d)
+        elif v.HasField("host_path"):
+            hp = v.host_path
+            kind = hp.type if hp.HasField("type") else ""
+            p = Path(hp.path)
+            if kind == "DirectoryOrCreate":
+                p.mkdir(parents=True, exist_ok=True)
+            elif kind == "FileOrCreate" and not p.exists():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.touch()
+            elif kind in ("Directory", "File") and not p.exists():
+                raise ConfigError(f"hostPath type check failed: {hp.path} does not exist", "FailedMount")
+            out[v.name] = str(p)
+        elif v.HasField("config_map") or v.HasField("secret"):
+            is_cm = v.HasField("config_map")
+            src = v.config_map if is_cm else v.secret
+            name = src.name if is_cm else src.secret_name  # type: ignore[union-attr]
+            kind = "configmaps" if is_cm else "secrets"
+            data = await get(kind, ns, name)
+            if data is None:
+                if src.optional:
+                    data = {}
+                else:
+                    raise ConfigError(f'{kind[:-1]} "{name}" not found', "CreateContainerConfigError")
+            default_mode = src.default_mode if src.HasField("default_mode") else 0o644
+            items = [(i.key, i.path, i.mode if i.HasField("mode") else None) for i in src.items]
+            d = base / ("configmap" if is_cm else "secret") / v.name
+            d.parent.mkdir(parents=True, exist_ok=True)
+            _write_files(d, data, items, default_mode)
+            out[v.name] = str(d)
+        else:
+            raise ConfigError(f"volume {v.name!r}: unsupported volume type", "FailedMount")
+    return out
+
+
+def remove_pod_dirs(root_dir: Path, uid: str) -> None:
+    shutil.rmtree(pod_volume_dir(root_dir, uid), ignore_errors=True)
+    shutil.rmtree(pod_log_dir(root_dir, uid), ignore_errors=True)
+
+
+async def container_config(
+    pod: core.Pod, c: core.Container, *, restart_count: int, image: str, pod_ip: str, host_ip: str,
+    volumes: dict[str, str], get: ObjectGetter, init: bool = False,
+) -> pb.ContainerConfig:
+    env = await build_env(pod, c, get, pod_ip, host_ip)
+    envmap = {kv.key: kv.value for kv in env}
+    mounts: list[pb.Mount] = []
+    for vm in c.volume_mounts:
+        if vm.name not in volumes:
+            raise ConfigError(f"unable to find volume {vm.name!r} for container {c.name!r}")
+        host = volumes[vm.name]
+        if vm.sub_path:
+            sub = Path(host) / vm.sub_path
+            if ".." in Path(vm.sub_path).parts:
+                raise ConfigError(f"subPath {vm.sub_path!r} must not contain '..'")
+            if not sub.exists():
+                sub.mkdir(parents=True, exist_ok=True)
+            host = str(sub)
+        mounts.append(pb.Mount(container_path=vm.mount_path, host_path=host, readonly=vm.read_only))
+    md = pod.metadata
+    cfg = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=c.name, attempt=restart_count),
+        image=pb.ImageSpec(image=image),
+        command=[expand(x, envmap) for x in c.command],
+        args=[expand(x, envmap) for x in c.args],
+        working_dir=c.working_dir,
+        envs=env,
+        mounts=mounts,
+        labels={POD_NAME: md.name, POD_NAMESPACE: md.namespace, POD_UID: md.uid, CONTAINER_NAME: c.name,
+                MANAGED: "true"},
+        annotations={CONTAINER_HASH: container_hash(c), RESTART_COUNT: str(restart_count),
+                     INIT_CONTAINER: "true" if init else "false", GRACE_PERIOD: str(grace_seconds(pod))},
+        log_path=f"{c.name}/{restart_count}.log",
+        stdin=c.stdin, stdin_once=c.stdin_once, tty=c.tty,
+        linux=pb.LinuxContainerConfig(resources=resources(c)),
+    )
+    sc = c.security_context
+    if c.HasField("security_context"):
+        lsc = cfg.linux.security_context
+        lsc.privileged = sc.privileged if sc.HasField("privileged") else False
+        if sc.HasField("run_as_user"):
+            lsc.run_as_user.value = sc.run_as_user
+        if sc.HasField("run_as_group"):
+            lsc.run_as_group.value = sc.run_as_group
+        if sc.HasField("read_only_root_filesystem"):
+            lsc.readonly_rootfs = sc.read_only_root_filesystem
+        lsc.capabilities.add_capabilities.extend(sc.capabilities.add)
+        lsc.capabilities.drop_capabilities.extend(sc.capabilities.drop)
+    elif pod.spec.security_context.HasField("run_as_user"):
+        cfg.linux.security_context.run_as_user.value = pod.spec.security_context.run_as_user
+    return cfg
+
+
+def secret_data(sec: core.Secret) -> dict[str, bytes]:
+    data = dict(sec.data)
+    for k, v in getattr(sec, "string_data", {}).items():
+        data[k] = v.encode()
+    return data
+
+
+def configmap_data(cm: core.ConfigMap) -> dict[str, bytes]:
+    data = {k: v.encode() for k, v in cm.data.items()}
+    data.update(dict(cm.binary_data))
+    return data
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,288 @@
+"""pb-kubelet against a real containerd (node netns) and the real apiserver: pods bound at create time,
+asserted through the API."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from pathlib import Path
+
+import pytest
+
+from node_agent import runtime
+from node_agent.cri import api_pb2 as pb
+from pybernetes import errors
+from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.lab.images import INDEX_PAGE
+from tests.helpers import eventually
+from tests.integration import fixtures_kubelet, fixtures_node
+from tests.integration.fixtures_kubelet import NODE_NAME, KubeletEnv, make_pod
+from tests.integration.fixtures_node import POD_CIDR
+
+pytestmark = pytest.mark.integration
+
+lab_images = fixtures_node.lab_images
+lab_network = fixtures_node.lab_network
+cri_node = fixtures_node.cri_node
+kubelet_env = fixtures_kubelet.kubelet_env
+
+
+async def get_pod(env: KubeletEnv, name: str) -> core.Pod:
+    return await env.client.get(core.Pod, name, namespace="default")
+
+
+async def wait_pod(env: KubeletEnv, name: str, check: object, timeout: float = 60.0, what: str = "") -> core.Pod:
+    async def probe() -> core.Pod | None:
+        pod = await get_pod(env, name)
+        return pod if check(pod) else None  # type: ignore[operator]
+    return await eventually(probe, timeout=timeout, interval=0.2, what=what or f"pod {name}")
+
+
+def cond(pod: core.Pod, type_: str) -> str:
+    return next((c.status for c in pod.status.conditions if c.type == type_), "")
+
+
+async def events_for(env: KubeletEnv, name: str) -> list[core.Event]:
+    evs = await env.client.list(core.Event, namespace="default")
+    return [e for e in evs.items if e.involved_object.name == name]
+
+
+async def reasons(env: KubeletEnv, name: str) -> set[str]:
+    return {e.reason for e in await events_for(env, name)}
+
+
+async def test_pod_runs_ready_serves_and_node_registers(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    pod = make_pod("web", ["httpd", "-f", "-p", "8080", "-h", "/www"])
+    c = pod.spec.containers[0]
+    c.ports.add(container_port=8080, name="http")
+    c.readiness_probe.http_get.path = "/index.html"
+    c.readiness_probe.http_get.port.type, c.readiness_probe.http_get.port.str_val = 1, "http"
+    c.readiness_probe.period_seconds = 1
+    env_var = c.env.add(name="MY_POD")
+    env_var.value_from.field_ref.field_path = "metadata.name"
+    c.resources.limits["memory"].string = "64Mi"
+    c.resources.requests["cpu"].string = "100m"
+    t0 = time.monotonic()
+    await env.client.create(pod)
+    got = await wait_pod(env, "web", lambda p: p.status.phase == "Running" and cond(p, "Ready") == "True",
+                         what="web Running and Ready")
+    print(f"web Running+Ready after {time.monotonic() - t0:.2f}s")
+    assert ipaddress.ip_address(got.status.pod_ip) in ipaddress.ip_network(POD_CIDR)
+    assert [i.ip for i in got.status.pod_ips] == [got.status.pod_ip]
+    assert got.status.host_ip == fixtures_kubelet.NODE_IP
+    assert got.status.HasField("start_time")
+    cs = got.status.container_statuses[0]
+    assert cs.name == "main" and cs.ready and cs.started and cs.restart_count == 0
+    assert cs.container_id.startswith("containerd://") and cs.image_id
+    assert cs.state.HasField("running")
+    assert {cond(got, t) for t in ("Initialized", "ContainersReady", "PodScheduled")} == {"True"}
+
+    res = env.node.host.run("curl", "-fsS", "--max-time", "2", f"http://{got.status.pod_ip}:8080/index.html",
+                            check=False)
+    assert res.returncode == 0 and res.stdout == INDEX_PAGE, res.stderr
+    cid = cs.container_id.removeprefix("containerd://")
+    out = await env.node.cri.exec_sync(cid, ["sh", "-c", "echo $MY_POD"])
+    assert out.stdout == b"web\n"
+    # CRI-standard log layout under the root dir.
+    assert (env.root_dir / "pods" / got.metadata.uid / "main" / "0.log").exists()
+    assert {"Created", "Started", "Pulled"} <= await eventually(
+        lambda: reasons(env, "web"), what="events")  # type: ignore[arg-type]
+
+    node = await env.client.get(core.Node, NODE_NAME)
+    assert node.metadata.labels["kubernetes.io/hostname"] == NODE_NAME
+    assert node.metadata.labels["kubernetes.io/os"] == "linux"
+    assert {a.type: a.address for a in node.status.addresses} == {"InternalIP": fixtures_kubelet.NODE_IP,
+                                                                   "Hostname": NODE_NAME}
+    assert node.status.capacity["pods"].string == "110"
+    assert {"cpu", "memory", "ephemeral-storage"} <= set(node.status.allocatable)
+    conds = {c.type: c.status for c in node.status.conditions}
+    assert conds == {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False"}
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+    lease = await env.client.get(coordination.Lease, NODE_NAME, namespace="kube-node-lease")
+    assert lease.spec.holder_identity == NODE_NAME and lease.spec.lease_duration_seconds == 40
+    first = lease.spec.renew_time.seconds * 10**9 + lease.spec.renew_time.nanos
+
+    async def renewed() -> bool:
+        ls = await env.client.get(coordination.Lease, NODE_NAME, namespace="kube-node-lease")
+        return ls.spec.renew_time.seconds * 10**9 + ls.spec.renew_time.nanos > first
+    await eventually(renewed, timeout=25, what="lease renewed")
+
+
+async def test_crash_loop_backoff(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    await env.client.create(make_pod("crash", ["sh", "-c", "echo dying; exit 1"]))
+
+    def looping(p: core.Pod) -> bool:
+        cs = p.status.container_statuses
+        return bool(cs) and cs[0].restart_count >= 1 and cs[0].state.waiting.reason == "CrashLoopBackOff"
+    got = await wait_pod(env, "crash", looping, what="CrashLoopBackOff")
+    cs = got.status.container_statuses[0]
+    assert cs.last_state.terminated.exit_code == 1 and cs.last_state.terminated.reason == "Error"
+    assert "back-off" in cs.state.waiting.message
+    assert got.status.phase == "Running" and cond(got, "Ready") == "False"
+    got = await wait_pod(env, "crash", lambda p: p.status.container_statuses[0].restart_count >= 2,
+                         timeout=40, what="second restart")
+    assert "BackOff" in await reasons(env, "crash")
+
+
+async def test_restart_never_fails_with_exit_code(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    await env.client.create(make_pod("once", ["sh", "-c", "exit 3"], restart_policy="Never"))
+    got = await wait_pod(env, "once", lambda p: p.status.phase == "Failed", what="Failed")
+    t = got.status.container_statuses[0].state.terminated
+    assert t.exit_code == 3 and t.reason == "Error" and got.status.container_statuses[0].restart_count == 0
+    await env.client.create(make_pod("ok", ["sh", "-c", "exit 0"], restart_policy="OnFailure"))
+    got = await wait_pod(env, "ok", lambda p: p.status.phase == "Succeeded", what="Succeeded")
+    assert got.status.container_statuses[0].state.terminated.reason == "Completed"
+
+
+async def test_liveness_failure_restarts(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    pod = make_pod("live", ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 1000"], grace=1)
+    p = pod.spec.containers[0].liveness_probe
+    p.exec.command.extend(["cat", "/tmp/healthy"])
+    p.period_seconds, p.failure_threshold = 1, 1
+    await env.client.create(pod)
+    got = await wait_pod(env, "live", lambda p: bool(p.status.container_statuses)
+                         and p.status.container_statuses[0].restart_count >= 1, timeout=60,
+                         what="liveness restart")
+    assert got.status.container_statuses[0].last_state.HasField("terminated")
+    rs = await eventually(lambda: reasons(env, "live"), what="events")  # type: ignore[arg-type]
+    assert {"Unhealthy", "Killing"} <= rs
+
+
+async def test_readiness_toggles_ready(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    pod = make_pod("ready", ["sleep", "1000"], grace=1)
+    p = pod.spec.containers[0].readiness_probe
+    p.exec.command.extend(["test", "-f", "/tmp/ready"])
+    p.period_seconds, p.failure_threshold = 1, 1
+    await env.client.create(pod)
+    got = await wait_pod(env, "ready", lambda p: p.status.phase == "Running", what="Running")
+    assert cond(got, "Ready") == "False" and cond(got, "ContainersReady") == "False"
+    cid = got.status.container_statuses[0].container_id.removeprefix("containerd://")
+    await env.node.cri.exec_sync(cid, ["touch", "/tmp/ready"])
+    await wait_pod(env, "ready", lambda p: cond(p, "Ready") == "True" and p.status.container_statuses[0].ready,
+                   what="Ready")
+    await env.node.cri.exec_sync(cid, ["rm", "/tmp/ready"])
+    await wait_pod(env, "ready", lambda p: cond(p, "Ready") == "False", what="not Ready again")
+
+
+async def test_graceful_deletion_runs_sigterm_handler(kubelet_env: KubeletEnv, tmp_path: Path) -> None:
+    env = kubelet_env
+    out = tmp_path / "out"
+    out.mkdir()
+    script = "trap 'echo bye > /out/term; exit 0' TERM; echo started > /out/started; while true; do sleep 0.2; done"
+    pod = make_pod("graceful", ["sh", "-c", script], grace=10)
+    vol = pod.spec.volumes.add(name="out")
+    vol.host_path.path = str(out)
+    pod.spec.containers[0].volume_mounts.add(name="out", mount_path="/out")
+    await env.client.create(pod)
+    got = await wait_pod(env, "graceful", lambda p: p.status.phase == "Running", what="Running")
+    await eventually(lambda: _exists(out / "started"), what="started file")
+    uid = got.metadata.uid
+    _, gone = await env.client.delete(core.Pod, "graceful", namespace="default")
+    assert not gone
+
+    async def deleted() -> bool:
+        try:
+            await get_pod(env, "graceful")
+        except errors.NotFound:
+            return True
+        return False
+    await eventually(deleted, timeout=30, what="pod removed from the API")
+    assert (out / "term").read_text() == "bye\n"
+    assert await env.node.cri.list_pod_sandbox(label_selector={runtime.POD_UID: uid}) == []
+    assert not (env.root_dir / "pods" / uid).exists()
+
+
+async def _exists(p: Path) -> bool:
+    return p.exists()
+
+
+async def test_missing_image_reports_pull_errors(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    await env.client.create(make_pod("noimg", ["sleep", "10"], image="localhost:5000/nope:1"))
+    got = await wait_pod(env, "noimg", lambda p: bool(p.status.container_statuses) and
+                         p.status.container_statuses[0].state.waiting.reason in ("ErrImagePull", "ImagePullBackOff"),
+                         what="image pull error")
+    assert "nope" in got.status.container_statuses[0].state.waiting.message
+    assert got.status.phase == "Pending"
+    await wait_pod(env, "noimg", lambda p: p.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff",
+                   what="ImagePullBackOff")
+    rs = await eventually(lambda: reasons(env, "noimg"), what="events")  # type: ignore[arg-type]
+    assert {"Pulling", "Failed"} <= rs
+
+
+async def test_bad_command_and_unknown_volume(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    await env.client.create(make_pod("badcmd", ["/no/such/binary"]))
+
+    def start_error(p: core.Pod) -> bool:
+        cs = p.status.container_statuses
+        if not cs:
+            return False
+        w, t = cs[0].state.waiting, cs[0].last_state.terminated
+        return (w.reason in ("RunContainerError", "CrashLoopBackOff") and
+                ("no/such/binary" in w.message or "no/such/binary" in t.message))
+    await wait_pod(env, "badcmd", start_error, what="RunContainerError")
+    pod = make_pod("badvol", ["sleep", "100"])
+    pod.spec.containers[0].volume_mounts.add(name="missing", mount_path="/m")
+    try:
+        await env.client.create(pod)
+    except errors.Invalid:
+        return  # the apiserver validated it; otherwise the kubelet must say why the pod waits
+    got = await wait_pod(env, "badvol", lambda p: bool(p.status.container_statuses) and
+                         p.status.container_statuses[0].state.waiting.reason == "CreateContainerConfigError",
+                         what="CreateContainerConfigError")
+    assert "missing" in got.status.container_statuses[0].state.waiting.message
+
+
+async def test_kubelet_restart_adopts_running_containers(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    await env.client.create(make_pod("adopt", ["sleep", "1000"], grace=1))
+    got = await wait_pod(env, "adopt", lambda p: p.status.phase == "Running", what="Running")
+    cid = got.status.container_statuses[0].container_id
+    await env.kubelet.stop()
+    await env.kubelet.start()
+    await wait_pod(env, "adopt", lambda p: p.status.phase == "Running", what="Running after restart")
+    # Give the restarted kubelet a few sync rounds to (wrongly) act.
+    await eventually(lambda: _sleep_true(3.0), timeout=10)
+    got = await get_pod(env, "adopt")
+    cs = got.status.container_statuses[0]
+    assert cs.container_id == cid and cs.restart_count == 0 and cs.state.HasField("running")
+    cts = await env.node.cri.list_containers(label_selector={runtime.POD_UID: got.metadata.uid})
+    assert [c.id for c in cts] == [cid.removeprefix("containerd://")]
+    sbs = await env.node.cri.list_pod_sandbox(label_selector={runtime.POD_UID: got.metadata.uid})
+    assert len(sbs) == 1 and sbs[0].state == pb.SANDBOX_READY
+
+
+async def _sleep_true(s: float) -> bool:
+    import asyncio
+    await asyncio.sleep(s)
+    return True
+
+
+async def test_apiserver_down_crash_still_restarted(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    script = "while [ ! -f /tmp/die ]; do sleep 0.2; done; exit 1"
+    await env.client.create(make_pod("survivor", ["sh", "-c", script], grace=1))
+    got = await wait_pod(env, "survivor", lambda p: p.status.phase == "Running", what="Running")
+    uid = got.metadata.uid
+    cid = got.status.container_statuses[0].container_id.removeprefix("containerd://")
+    await env.apiserver.stop()
+    try:
+        await env.node.cri.exec_sync(cid, ["touch", "/tmp/die"])
+
+        async def restarted() -> bool:
+            cts = await env.node.cri.list_containers(label_selector={runtime.POD_UID: uid},
+                                                     state=pb.CONTAINER_RUNNING)
+            return any(c.id != cid for c in cts)
+        await eventually(restarted, timeout=30, what="container restarted while the apiserver is down")
+    finally:
+        await env.apiserver.start()
+    await wait_pod(env, "survivor", lambda p: p.status.container_statuses[0].restart_count == 1
+                   and p.status.container_statuses[0].state.HasField("running"), timeout=30,
+                   what="status caught up")
