@@ -1,0 +1,401 @@
+"""Shared controller machinery (Kubernetes pkg/controller/controller_utils.go, in part).
+
+Callers: the ReplicaSet/ReplicationController, Deployment, garbage-collector and namespace controllers.
+Contents: expectations (never over-create/over-delete while an informer lags), owner references
+(controller refs, adoption/release), pod readiness/availability, the pod deletion ranking, slow-start
+batches, and `FreshObjects` (remember what we wrote so a lagging cache never triggers a second write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.cache import DeletedFinalStateUnknown
+
+log = logging.getLogger("pybernetes.controllers")
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+
+# Expectations older than this are considered satisfied (a lost watch event must not block forever).
+EXPECTATIONS_TIMEOUT = 5 * 60.0
+# How many pods one sync creates or deletes at most (Kubernetes' burstReplicas).
+BURST_REPLICAS = 500
+SLOW_START_INITIAL_BATCH = 1
+
+
+# -- expectations -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Expectation:
+    add: int = 0
+    delete_keys: set[str] = field(default_factory=set)
+    timestamp: float = 0.0
+
+
+class ControllerExpectations:
+    """UID-tracking expectations (ControllerExpectations + UIDTrackingControllerExpectations).
+
+    Before creating n pods a controller records `expect_creations(key, n)`; every pod add the informer
+    delivers calls `creation_observed(key)`. Deletions are tracked by pod key so that a pod seen going
+    away (or getting a deletionTimestamp) is counted once. A controller only acts on a key when its
+    expectations are satisfied (nothing pending) or expired."""
+
+    def __init__(self, *, timeout: float = EXPECTATIONS_TIMEOUT, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout = timeout
+        self._clock = clock
+        self._exp: dict[str, _Expectation] = {}
+
+    def satisfied(self, key: str) -> bool:
+        e = self._exp.get(key)
+        if e is None:
+            return True  # never set (new controller or after a restart): sync
+        if e.add <= 0 and not e.delete_keys:
+            return True
+        return self._clock() - e.timestamp > self.timeout
+
+    def expect_creations(self, key: str, n: int) -> None:
+        self._exp[key] = _Expectation(add=n, timestamp=self._clock())
+
+    def expect_deletions(self, key: str, pod_keys: Iterable[str]) -> None:
+        self._exp[key] = _Expectation(delete_keys=set(pod_keys), timestamp=self._clock())
+
+    def creation_observed(self, key: str) -> None:
+        e = self._exp.get(key)
+        if e is not None and e.add > 0:
+            e.add -= 1
+
+    lower_creations = creation_observed
+
+    def deletion_observed(self, key: str, pod_key: str) -> None:
+        e = self._exp.get(key)
+        if e is not None:
+            e.delete_keys.discard(pod_key)
+
+    def pending(self, key: str) -> tuple[int, int]:
+        e = self._exp.get(key)
+        return (0, 0) if e is None else (max(e.add, 0), len(e.delete_keys))
+
+    def delete(self, key: str) -> None:
+        self._exp.pop(key, None)
+
+
+# -- write-through freshness ------------------------------------------------------------------------
+
+
+def rv_int(obj: Message) -> int:
+    try:
+        return int(obj.metadata.resource_version)  # type: ignore[attr-defined]
+    except ValueError:
+        return 0
+
+
+class FreshObjects(Generic[M]):
+    """Objects this controller wrote, kept until the informer shows that version (or a newer one).
+
+    `resolve(cached)` returns what we wrote when the cache still shows an older version, so a second
+    sync right after a write sees its own write and makes no second one."""
+
+    def __init__(self, max_entries: int = 10000) -> None:
+        self._objs: dict[str, M] = {}
+        self._max = max_entries
+
+    @staticmethod
+    def _key(obj: Message) -> str:
+        md = obj.metadata  # type: ignore[attr-defined]
+        return f"{md.namespace}/{md.name}"
+
+    def record(self, obj: M) -> None:
+        if len(self._objs) >= self._max:
+            self._objs.clear()
+        self._objs[self._key(obj)] = obj
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._objs.pop(f"{namespace}/{name}", None)
+
+    def resolve(self, cached: M) -> M:
+        key = self._key(cached)
+        mine = self._objs.get(key)
+        if mine is None:
+            return cached
+        same_object = mine.metadata.uid == cached.metadata.uid  # type: ignore[attr-defined]
+        if same_object and rv_int(mine) > rv_int(cached):
+            return mine
+        self._objs.pop(key, None)  # the cache caught up (or the object was replaced)
+        return cached
+
+
+# -- owner references -------------------------------------------------------------------------------
+
+
+def controller_ref_of(obj: Message) -> meta.OwnerReference | None:
+    for ref in obj.metadata.owner_references:  # type: ignore[attr-defined]
+        if ref.HasField("controller") and ref.controller:
+            return ref  # type: ignore[no-any-return]
+    return None
+
+
+def new_controller_ref(owner: Message) -> meta.OwnerReference:
+    info = registry.for_message(owner)
+    md = owner.metadata  # type: ignore[attr-defined]
+    return meta.OwnerReference(api_version=info.api_version, kind=info.kind, name=md.name, uid=md.uid,
+                               controller=True, block_owner_deletion=True)
+
+
+def owner_ref_dict(ref: meta.OwnerReference) -> dict[str, Any]:
+    return {"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": ref.uid,
+            "controller": ref.controller, "blockOwnerDeletion": ref.block_owner_deletion}
+
+
+def obj_key(obj: Any) -> str:
+    """namespace/name of an object or of a tombstone's last state."""
+    if isinstance(obj, DeletedFinalStateUnknown):
+        return str(obj.key)
+    md = obj.metadata
+    return f"{md.namespace}/{md.name}" if md.namespace else str(md.name)
+
+
+def unwrap(obj: Any) -> Any:
+    """The object itself, or a tombstone's last known state."""
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+
+
+def being_deleted(obj: Message) -> bool:
+    return bool(obj.metadata.HasField("deletion_timestamp"))  # type: ignore[attr-defined]
+
+
+class RefManager:
+    """ClaimPods/ClaimReplicaSets: adopt matching orphans, release owned objects that stopped matching.
+
+    `can_adopt` is checked lazily, once, with a live GET of the owner (RecheckDeletionTimestamp): an
+    owner that is being deleted, or was replaced by a namesake, adopts nothing."""
+
+    def __init__(self, client: Any, owner: Message, matches: Callable[[Message], bool],
+                 field_manager: str) -> None:
+        self.client = client
+        self.owner = owner
+        self.matches = matches
+        self.field_manager = field_manager
+        self._can_adopt: bool | None = None
+        self.adopted: list[Any] = []
+
+    async def can_adopt(self) -> bool:
+        if self._can_adopt is None:
+            md = self.owner.metadata  # type: ignore[attr-defined]
+            try:
+                fresh = await self.client.get(type(self.owner), md.name, namespace=md.namespace)
+                self._can_adopt = fresh.metadata.uid == md.uid and not being_deleted(fresh)
+            except errors.NotFound:
+                self._can_adopt = False
+        return self._can_adopt
+
+    async def claim(self, objs: Iterable[M]) -> list[M]:
+        owner_md = self.owner.metadata  # type: ignore[attr-defined]
+        claimed: list[M] = []
+        for obj in objs:
+            ref = controller_ref_of(obj)
+            if ref is not None:
+                if ref.uid != owner_md.uid:
+                    continue  # someone else's
+                if self.matches(obj):
+                    claimed.append(obj)
+                elif not being_deleted(self.owner):
+                    await self._release(obj)
+                continue
+            if being_deleted(self.owner) or not self.matches(obj) or being_deleted(obj):
+                continue
+            if not await self.can_adopt():
+                continue
+            adopted = await self._adopt(obj)
+            if adopted is not None:
+                claimed.append(adopted)
+        return claimed
+
+    async def _adopt(self, obj: M) -> M | None:
+        md = obj.metadata  # type: ignore[attr-defined]
+        patch = {"metadata": {"ownerReferences": [owner_ref_dict(new_controller_ref(self.owner))],
+                              "uid": md.uid}}
+        try:
+            out: M = await self.client.patch(type(obj), md.name, patch, namespace=md.namespace,
+                                             field_manager=self.field_manager)
+        except errors.NotFound:
+            return None
+        self.adopted.append(out)
+        log.info("adopted kind=%s object=%s/%s owner=%s", type(obj).__name__, md.namespace, md.name,
+                 self.owner.metadata.name)  # type: ignore[attr-defined]
+        return out
+
+    async def _release(self, obj: Message) -> None:
+        md = obj.metadata  # type: ignore[attr-defined]
+        owner_uid = self.owner.metadata.uid  # type: ignore[attr-defined]
+        patch = {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": md.uid}}
+        try:
+            await self.client.patch(type(obj), md.name, patch, namespace=md.namespace,
+                                    field_manager=self.field_manager)
+        except (errors.NotFound, errors.Invalid):
+            return
+        log.info("released kind=%s object=%s/%s owner=%s", type(obj).__name__, md.namespace, md.name,
+                 self.owner.metadata.name)  # type: ignore[attr-defined]
+
+
+# -- pods -------------------------------------------------------------------------------------------
+
+
+def pod_condition(pod: core.Pod, typ: str) -> core.PodCondition | None:
+    for c in pod.status.conditions:
+        if c.type == typ:
+            return c
+    return None
+
+
+def is_pod_ready(pod: core.Pod) -> bool:
+    c = pod_condition(pod, "Ready")
+    return c is not None and c.status == "True"
+
+
+def is_pod_available(pod: core.Pod, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least minReadySeconds (by the Ready condition's lastTransitionTime)."""
+    c = pod_condition(pod, "Ready")
+    if c is None or c.status != "True":
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    t = c.last_transition_time.seconds + c.last_transition_time.nanos / 1e9
+    return t > 0 and t + min_ready_seconds <= now
+
+
+def is_pod_active(pod: core.Pod) -> bool:
+    return pod.status.phase not in ("Succeeded", "Failed") and not pod.metadata.HasField("deletion_timestamp")
+
+
+def filter_active_pods(pods: Iterable[core.Pod]) -> list[core.Pod]:
+    return [p for p in pods if is_pod_active(p)]
+
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _ts(t: meta.Time) -> float:
+    return t.seconds + t.nanos / 1e9
+
+
+def pod_deletion_cost_key(pod: core.Pod) -> tuple[Any, ...]:
+    """Sort key: pods that should be deleted first sort first (ActivePods' Less, Kubernetes order).
+
+    1. unassigned < assigned; 2. Pending < Unknown < Running; 3. not ready < ready; 4. ready for a
+    shorter time first; 5. more container restarts first; 6. newer first."""
+    assigned = 1 if pod.spec.node_name else 0
+    phase = _PHASE_RANK.get(pod.status.phase, 0)
+    ready = 1 if is_pod_ready(pod) else 0
+    ready_since = 0.0
+    if ready:
+        c = pod_condition(pod, "Ready")
+        ready_since = _ts(c.last_transition_time) if c is not None else 0.0
+    restarts = max((cs.restart_count for cs in pod.status.container_statuses), default=0)
+    created = _ts(pod.metadata.creation_timestamp)
+    # Higher ready_since (more recent) first, more restarts first, newer creation first.
+    return (assigned, phase, ready, -ready_since, -restarts, -created, pod.metadata.name)
+
+
+def rank_pods_for_deletion(pods: Iterable[core.Pod]) -> list[core.Pod]:
+    return sorted(pods, key=pod_deletion_cost_key)
+
+
+def pod_from_template(template: core.PodTemplateSpec, owner: Message, generate_name: str) -> core.Pod:
+    pod = core.Pod()
+    pod.metadata.CopyFrom(template.metadata)
+    pod.metadata.ClearField("name")
+    pod.metadata.ClearField("uid")
+    pod.metadata.ClearField("resource_version")
+    pod.metadata.namespace = owner.metadata.namespace  # type: ignore[attr-defined]
+    pod.metadata.generate_name = generate_name
+    del pod.metadata.owner_references[:]
+    pod.metadata.owner_references.append(new_controller_ref(owner))
+    pod.spec.CopyFrom(template.spec)
+    return pod
+
+
+async def slow_start_batch(count: int, initial_batch_size: int, fn: Callable[[], Awaitable[None]]) -> int:
+    """Call `fn` count times in batches of 1, 2, 4, ...; stop after a batch with a failure.
+
+    Returns the number of successful calls (the caller lowers expectations for the rest). The first
+    error is re-raised after the batch, as Kubernetes' slowStartBatch reports it."""
+    remaining = count
+    successes = 0
+    batch = min(remaining, initial_batch_size)
+    while batch > 0:
+        results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        successes += batch - len(failures)
+        if failures:
+            for f in failures:
+                if not isinstance(f, Exception):
+                    raise f
+            raise SlowStartError(successes, failures[0])  # type: ignore[arg-type]
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return successes
+
+
+class SlowStartError(Exception):
+    def __init__(self, successes: int, first: Exception) -> None:
+        super().__init__(str(first))
+        self.successes = successes
+        self.first = first
+
+
+def now_time() -> meta.Time:
+    t = time.time()
+    return meta.Time(seconds=int(t), nanos=int((t - int(t)) * 1e9) // 1000 * 1000)
+
+
+def copy_msg(obj: M) -> M:
+    new = type(obj)()
+    new.CopyFrom(obj)
+    return new
+
+
+async def wait_synced(informers: Iterable[Any], stopper: asyncio.Future[Any]) -> bool:
+    """Wait for every informer's first list; False if `stopper` finished first."""
+    synced: asyncio.Future[Any] = asyncio.gather(*(i.wait_for_sync() for i in informers))
+    synced.add_done_callback(lambda f: f.cancelled() or f.exception())
+    await asyncio.wait([synced, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if not synced.done():
+        synced.cancel()
+        return False
+    return not stopper.done()
+
+
+async def run_controller(name: str, queue: Any, sync: Callable[[str], Awaitable[None]], workers: int,
+                         factory: Any, informers: Iterable[Any], stop: asyncio.Event) -> None:
+    """Start informers (idempotent), wait for their caches, run workers until `stop` is set."""
+    from pybernetes.workqueue import run_workers
+
+    factory.start()
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    if not await wait_synced(informers, stopper):
+        stopper.cancel()
+        queue.shutdown()
+        return
+    log.info("controller started controller=%s workers=%d", name, workers)
+    task = asyncio.create_task(run_workers(queue, sync, workers, name=name), name=f"{name}-workers")
+    try:
+        await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        queue.shutdown()
+        task.cancel()
+        stopper.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+        log.info("controller stopped controller=%s", name)

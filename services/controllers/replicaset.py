@@ -1,0 +1,331 @@
+"""ReplicaSet and ReplicationController controllers (Kubernetes pkg/controller/replicaset), one implementation.
+
+Keeps the number of active pods matching a ReplicaSet's selector equal to spec.replicas: creates pods
+from the template (generateName `<name>-`) in slow-start batches, deletes the least valuable pods first
+(unscheduled, not ready, newest), adopts matching orphans and releases pods that stopped matching, and
+reports status (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas, observedGeneration).
+Expectations keep it from acting twice on a lagging cache; `FreshObjects` keeps a second sync from
+writing the same status or adoption twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from google.protobuf.message import Message
+
+from pybernetes import errors
+from pybernetes.api import selectors
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, split_key
+from pybernetes.client.client import Client
+from pybernetes.events import EventRecorder
+from pybernetes.workqueue import RateLimitingQueue
+
+from .controller_utils import (
+    BURST_REPLICAS,
+    SLOW_START_INITIAL_BATCH,
+    ControllerExpectations,
+    FreshObjects,
+    RefManager,
+    SlowStartError,
+    being_deleted,
+    controller_ref_of,
+    copy_msg,
+    filter_active_pods,
+    is_pod_available,
+    is_pod_ready,
+    obj_key,
+    pod_from_template,
+    rank_pods_for_deletion,
+    run_controller,
+    slow_start_batch,
+    unwrap,
+)
+
+log = logging.getLogger("pybernetes.controllers.replicaset")
+
+
+class _ReplicaSetBase:
+    """The shared controller; subclasses name the kind and how its selector reads."""
+
+    cls: ClassVar[type[Any]]
+    kind: ClassVar[str]
+    name: ClassVar[str]
+
+    def __init__(self, client: Client, factory: InformerFactory, recorder: EventRecorder, *,
+                 workers: int = 5, burst_replicas: int = BURST_REPLICAS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.factory = factory
+        self.recorder = recorder
+        self.workers = workers
+        self.burst_replicas = burst_replicas
+        self.now = clock
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name=self.name)
+        self.expectations = ControllerExpectations()
+        self.fresh: FreshObjects[Any] = FreshObjects()
+        self.fresh_pods: FreshObjects[core.Pod] = FreshObjects()
+        self.informer = factory.informer_for(self.cls)
+        self.pod_informer = factory.informer_for(core.Pod)
+        self.lister = self.informer.lister()
+        self.pod_lister = self.pod_informer.lister()
+        self.informer.add_event_handler(self._rs_added, self._rs_updated, self._rs_deleted)
+        self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+
+    # -- kind specifics -------------------------------------------------------------------------
+
+    def selector(self, rs: Any) -> selectors.LabelSelector:
+        raise NotImplementedError
+
+    @staticmethod
+    def replicas(rs: Any) -> int:
+        return int(rs.spec.replicas) if rs.spec.HasField("replicas") else 1
+
+    # -- run ------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_controller(self.name, self.queue, self.sync, self.workers, self.factory,
+                             [self.informer, self.pod_informer], stop)
+
+    def enqueue(self, rs: Any) -> None:
+        self.queue.add(obj_key(rs))
+
+    # -- event handlers -------------------------------------------------------------------------
+
+    def _rs_added(self, rs: Any) -> None:
+        self.enqueue(rs)
+
+    def _rs_updated(self, old: Any, new: Any) -> None:
+        if old.metadata.uid != new.metadata.uid:
+            self._rs_deleted(DeletedFinalStateUnknown(obj_key(old), old))
+        self.enqueue(new)
+
+    def _rs_deleted(self, obj: Any) -> None:
+        key = obj_key(obj)
+        self.expectations.delete(key)
+        self.queue.add(key)
+
+    def _owner_of(self, pod: core.Pod) -> Any | None:
+        ref = controller_ref_of(pod)
+        if ref is None or ref.kind != self.kind:
+            return None
+        rs = self.lister.get(pod.metadata.namespace, ref.name)
+        if rs is None or rs.metadata.uid != ref.uid:
+            return None
+        return rs
+
+    def _matching(self, pod: core.Pod) -> list[Any]:
+        out = []
+        for rs in self.lister.list(pod.metadata.namespace):
+            sel = self.selector(rs)
+            if not sel.empty() and sel.matches(pod.metadata.labels):
+                out.append(rs)
+        return out
+
+    def _pod_added(self, pod: core.Pod) -> None:
+        if being_deleted(pod):
+            self._pod_deleted(pod)
+            return
+        rs = self._owner_of(pod)
+        if rs is not None:
+            self.expectations.creation_observed(obj_key(rs))
+            self.enqueue(rs)
+            return
+        if controller_ref_of(pod) is None:
+            for rs in self._matching(pod):
+                self.enqueue(rs)
+
+    def _pod_updated(self, old: core.Pod, new: core.Pod) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return  # resync: the owner gets its own resync
+        labels_changed = dict(old.metadata.labels) != dict(new.metadata.labels)
+        if being_deleted(new) and not being_deleted(old):
+            self._pod_deleted(new)
+            if labels_changed:
+                self._pod_deleted(old)
+            return
+        old_ref, new_ref = controller_ref_of(old), controller_ref_of(new)
+        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
+            owner = self._owner_of(old)
+            if owner is not None:
+                self.enqueue(owner)
+        rs = self._owner_of(new)
+        if rs is not None:
+            self.enqueue(rs)
+            min_ready = rs.spec.min_ready_seconds
+            if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
+                self.queue.add_after(obj_key(rs), float(min_ready) + 0.5)
+            return
+        if new_ref is None and (labels_changed or old_ref is not None):
+            for rs in self._matching(new):
+                self.enqueue(rs)
+
+    def _pod_deleted(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
+        pod = unwrap(obj)
+        rs = self._owner_of(pod)
+        if rs is None:
+            return
+        key = obj_key(rs)
+        self.expectations.deletion_observed(key, obj_key(pod))
+        self.queue.add(key)
+
+    # -- sync -----------------------------------------------------------------------------------
+
+    async def sync(self, key: str) -> None:
+        namespace, name = split_key(key)
+        cached = self.lister.get(namespace, name)
+        if cached is None:
+            self.expectations.delete(key)
+            self.fresh.forget(namespace, name)
+            return
+        rs = self.fresh.resolve(cached)
+        sel = self.selector(rs)
+        needs_sync = self.expectations.satisfied(key)
+        all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
+        active = filter_active_pods(all_pods)
+        manager = RefManager(self.client, rs, lambda p: sel.matches(p.metadata.labels),  # type: ignore[attr-defined]
+                             field_manager=self.name)
+        pods = await manager.claim(active)
+        for p in manager.adopted:
+            self.fresh_pods.record(p)
+        manage_err: Exception | None = None
+        if needs_sync and not being_deleted(rs) and not sel.empty():
+            try:
+                await self.manage_replicas(key, rs, pods)
+            except Exception as e:
+                manage_err = e
+        status = self.calculate_status(rs, pods, manage_err)
+        await self.update_status(rs, status)
+        if manage_err is not None:
+            raise manage_err
+        min_ready = rs.spec.min_ready_seconds
+        if (min_ready > 0 and status.ready_replicas == self.replicas(rs)
+                and status.available_replicas != self.replicas(rs)):
+            self.queue.add_after(key, float(min_ready))
+
+    async def manage_replicas(self, key: str, rs: Any, pods: list[core.Pod]) -> None:
+        diff = len(pods) - self.replicas(rs)
+        if diff < 0:
+            n = min(-diff, self.burst_replicas)
+            self.expectations.expect_creations(key, n)
+            log.info("creating pods replicaset=%s want=%d have=%d creating=%d", key, self.replicas(rs),
+                     len(pods), n)
+
+            async def create() -> None:
+                pod = pod_from_template(rs.spec.template, rs, f"{rs.metadata.name}-")
+                try:
+                    created = await self.client.create(pod, field_manager=self.name)
+                except errors.Forbidden as e:
+                    if "terminated" in e.message:  # the namespace is going away: nothing to create
+                        return
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e}")
+                    raise
+                except errors.ApiError as e:
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e}")
+                    raise
+                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created.metadata.name}")
+
+            try:
+                ok = await slow_start_batch(n, SLOW_START_INITIAL_BATCH, create)
+            except SlowStartError as e:
+                for _ in range(n - e.successes):
+                    self.expectations.creation_observed(key)
+                raise e.first from None
+            for _ in range(n - ok):
+                self.expectations.creation_observed(key)
+        elif diff > 0:
+            n = min(diff, self.burst_replicas)
+            victims = rank_pods_for_deletion(pods)[:n]
+            self.expectations.expect_deletions(key, [obj_key(p) for p in victims])
+            log.info("deleting pods replicaset=%s want=%d have=%d deleting=%d", key, self.replicas(rs),
+                     len(pods), n)
+
+            async def delete(pod: core.Pod) -> None:
+                try:
+                    await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
+                                             uid=pod.metadata.uid)
+                except (errors.NotFound, errors.Conflict):
+                    self.expectations.deletion_observed(key, obj_key(pod))
+                    return
+                except Exception as e:
+                    self.expectations.deletion_observed(key, obj_key(pod))
+                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e}")
+                    raise
+                self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
+
+            results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+
+    def calculate_status(self, rs: Any, pods: list[core.Pod], manage_err: Exception | None) -> Any:
+        status = copy_msg(rs.status)
+        template_labels = dict(rs.spec.template.metadata.labels)
+        now = self.now()
+        fully = ready = available = 0
+        for p in pods:
+            labels = p.metadata.labels
+            if all(labels.get(k) == v for k, v in template_labels.items()):
+                fully += 1
+            if is_pod_ready(p):
+                ready += 1
+                if is_pod_available(p, rs.spec.min_ready_seconds, now):
+                    available += 1
+        status.replicas = len(pods)
+        status.fully_labeled_replicas = fully
+        status.ready_replicas = ready
+        status.available_replicas = available
+        status.observed_generation = rs.metadata.generation
+        failure = [c for c in status.conditions if c.type == "ReplicaFailure"]
+        if manage_err is not None and len(pods) < self.replicas(rs):
+            reason = "FailedCreate"
+            if not failure:
+                c = status.conditions.add(type="ReplicaFailure", status="True", reason=reason,
+                                          message=str(manage_err))
+                c.last_transition_time.seconds = int(now)
+        elif manage_err is None and failure:
+            keep = [copy_msg(c) for c in status.conditions if c.type != "ReplicaFailure"]
+            del status.conditions[:]
+            status.conditions.extend(keep)
+        return status
+
+    async def update_status(self, rs: Any, status: Any) -> None:
+        if status.SerializeToString(deterministic=True) == rs.status.SerializeToString(deterministic=True):
+            return
+        new = copy_msg(rs)
+        new.status.CopyFrom(status)
+        out = await self.client.update_status(new, field_manager=self.name)
+        self.fresh.record(out)
+        log.debug("status updated replicaset=%s/%s replicas=%d ready=%d available=%d", rs.metadata.namespace,
+                  rs.metadata.name, status.replicas, status.ready_replicas, status.available_replicas)
+
+
+class ReplicaSetController(_ReplicaSetBase):
+    cls = apps.ReplicaSet
+    kind = "ReplicaSet"
+    name = "replicaset"
+
+    def selector(self, rs: Message) -> selectors.LabelSelector:
+        r: apps.ReplicaSet = rs  # type: ignore[assignment]
+        try:
+            return selectors.from_message(r.spec.selector)
+        except errors.BadRequest:
+            return selectors.NOTHING
+
+
+class ReplicationControllerController(_ReplicaSetBase):
+    cls = core.ReplicationController
+    kind = "ReplicationController"
+    name = "replicationcontroller"
+
+    def selector(self, rc: Message) -> selectors.LabelSelector:
+        r: core.ReplicationController = rc  # type: ignore[assignment]
+        if not r.spec.selector:
+            return selectors.NOTHING
+        return selectors.from_match_labels(dict(r.spec.selector))
