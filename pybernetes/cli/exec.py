@@ -8,6 +8,6 @@ from pybernetes.cli.common import err
 
 
 async def run_exec(args: argparse.Namespace) -> int:
-    """pbctl exec [-it] POD [-c CONTAINER] -- CMD... (args.pod, .container, .command, .stdin, .tty)."""
+    """pbctl exec [-it] POD [-c CONTAINER] -- CMD... (args.pod, .container, .cmd, .stdin, .tty)."""
     err("error: exec is not available yet")
     return 1

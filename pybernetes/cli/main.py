@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-c", "--container", default="")
     p.add_argument("pod")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("cmd", nargs="*", metavar="-- COMMAND [args...]")
 
     p = cmd("version", "Print the client and server version information")
     p.add_argument("--client", action="store_true")
@@ -203,14 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(list(argv))
+    argv = list(argv)
+    tail: list[str] | None = None
+    if "exec" in argv and "--" in argv[argv.index("exec"):]:
+        cut = argv.index("--", argv.index("exec"))
+        argv, tail = argv[:cut], argv[cut + 1:]
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Positionals may follow flags (`get pods -n x web`): argparse leaves those over; append them in order.
+    target = next((k for k in ("resources", "args") if isinstance(getattr(args, k, None), list)), None)
+    flags = [x for x in extra if x.startswith("-") and x != "-"]
+    if flags or (extra and target is None):
+        parser.error(f"unrecognized arguments: {' '.join(flags or extra)}")
+    if target is not None:
+        setattr(args, target, [*getattr(args, target), *extra])
     for k, v in GLOBAL_DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)
     if args.command is None:
         raise CliError("a command is required; see 'pbctl -h'")
-    if args.command == "exec" and args.command and args.command[0] == "--":
-        args.command = args.command[1:]
+    if args.command == "exec":
+        args.cmd = list(args.cmd) + (tail or [])
+        if not args.cmd:
+            raise CliError("you must specify at least one command for the container")
     return args
 
 
