@@ -477,6 +477,7 @@ async def test_deployment_rolling_update_and_rollback(cluster: Cluster) -> None:
     replicas, unavailable = 6, 2
     await client.create(make_deploy("roll", replicas, surge=1, unavailable=unavailable))
     d = await eventually(lambda: deployment_complete(client, "roll"), 30, what="initial rollout")
+    assert d is not None
     assert d.metadata.annotations[du.REVISION] == "1"
     (rs1,) = await rss_of(client, "roll")
     assert rs1.metadata.name == f"roll-{rs1.metadata.labels[du.POD_TEMPLATE_HASH]}"
@@ -494,6 +495,7 @@ async def test_deployment_rolling_update_and_rollback(cluster: Cluster) -> None:
                                                   "registry.local/nginx:1.26"))
         d = await eventually(lambda: _rolled(client, "roll", "registry.local/nginx:1.26", replicas), 60,
                              what="rolling update")
+        assert d is not None
     assert avail.samples and min(avail.samples) >= replicas - unavailable, avail.samples
     assert max(total.samples) <= replicas + 1 + unavailable, total.samples  # surge (+ terminating lag)
     assert d.metadata.annotations[du.REVISION] == "2"
@@ -510,6 +512,7 @@ async def test_deployment_rolling_update_and_rollback(cluster: Cluster) -> None:
     await update_with_retry(client, apps.Deployment, "roll", "default", undo)
     d = await eventually(lambda: _rolled(client, "roll", "registry.local/nginx:1.25", replicas), 60,
                          what="rollback")
+    assert d is not None
     assert d.metadata.annotations[du.REVISION] == "3"
     rss = {rs.metadata.name: rs for rs in await rss_of(client, "roll")}
     assert len(rss) == 2, "rollback reuses the old ReplicaSet"
