@@ -121,7 +121,7 @@ class CRIClient:
         self,
         *,
         id: str = "",
-        state: pb.PodSandboxState | None = None,
+        state: pb.PodSandboxState.ValueType | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> list[pb.PodSandbox]:
         flt = pb.PodSandboxFilter(id=id, label_selector=dict(label_selector or {}))
@@ -161,7 +161,7 @@ class CRIClient:
         *,
         id: str = "",
         pod_sandbox_id: str = "",
-        state: pb.ContainerState | None = None,
+        state: pb.ContainerState.ValueType | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> list[pb.Container]:
         flt = pb.ContainerFilter(

@@ -10,9 +10,7 @@ import re
 import time
 from pathlib import Path
 
-import fixtures_node
 import pytest
-from fixtures_node import POD_CIDR, CRINode
 
 from node_agent.containerd import mounts_under
 from node_agent.cri import api_pb2 as pb
@@ -20,6 +18,8 @@ from node_agent.cri.errors import ImagePullError, NotFound
 from pybernetes.lab import netns
 from pybernetes.lab.images import BUSYBOX_IMAGE, INDEX_PAGE, LabImages
 from pybernetes.lab.registry import Registry, start_forwarder
+from tests.integration import fixtures_node
+from tests.integration.fixtures_node import POD_CIDR, CRINode
 
 pytestmark = pytest.mark.integration
 
