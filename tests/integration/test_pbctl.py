@@ -451,12 +451,12 @@ async def test_edit(pbctl: Pbctl, apiserver: ApiServer, tmp_path: Path, monkeypa
     seen = tmp_path / "seen.txt"
     script.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\nt = p.read_text()\n"
                       f"pathlib.Path({str(seen)!r}).write_text(t)\n"
-                      "p.write_text(t.replace('data:', 'dataa:'))\n")
+                      "p.write_text(t.replace('\\ndata:', '\\ndataa:'))\n")
     rc, _, err = await pbctl("edit", "cm", "ed")
     assert rc == 1 and "Edit cancelled, the same errors occurred again." in err
     reopened = seen.read_text()
     assert reopened.startswith("# Please edit the object below.")
-    assert "# The edited file failed validation: dataa: unknown field" in reopened
+    assert "# The edited file failed validation: dataa: unknown field" in reopened, reopened
     assert (await apiserver.client.get(core.ConfigMap, "ed", namespace="default")).data["k"] == "edited"
 
 
