@@ -1,0 +1,217 @@
+"""pb-scheduler throughput: N hollow nodes (API objects with capacity and Ready, no kubelet), M pods created,
+time from the first create to all bound.
+
+etcd, pb-apiserver and pb-scheduler run as separate processes (as in the lab); this process creates the
+objects and watches the pods. Each case also reports the scheduling algorithm alone (the same nodes and
+pods in memory, no API) so the scheduler's own cost can be told apart from the apiserver's.
+`--quick` (<= 60 s): 1000 nodes / 2000 pods. Full: 1000 nodes / 5000 pods and 5000 nodes / 5000 pods.
+Targets: >= 300 pods/s at 1000 nodes, >= 100 pods/s at 5000 nodes. Last line: one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client.client import Client
+from pybernetes.client.config import load as load_config
+from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from services.scheduler.cache import PodInfo, SchedulerCache
+from services.scheduler.config import Profile
+from services.scheduler.testing import make_node, make_pod
+
+ZONES = 3
+PODS_PER_RS = 50
+
+
+def hollow_node(i: int) -> core.Node:
+    return make_node(f"hollow-{i:05}", cpu="32", memory="128Gi", pods="110",
+                     labels={"topology.kubernetes.io/zone": f"zone-{i % ZONES}"},
+                     images=[("localhost:5000/busybox:stable", 5 * 1024 * 1024)])
+
+
+def bench_pod(i: int) -> core.Pod:
+    rs = f"rs-{i // PODS_PER_RS}"
+    return make_pod(f"pod-{i:05}", cpu="100m", memory="128Mi", labels={"app": rs},
+                    image="localhost:5000/busybox:stable", owner_uid=f"uid-{rs}")
+
+
+def algorithm_rate(n_nodes: int, n_pods: int) -> float:
+    """Decisions per second of the default profile alone (assume each decision, no API)."""
+    cache = SchedulerCache()
+    for i in range(n_nodes):
+        cache.set_node(hollow_node(i))
+    fwk = Profile().build()
+    pods = [PodInfo(bench_pod(i)) for i in range(n_pods)]
+    t = time.perf_counter()
+    for p in pods:
+        r = fwk.schedule(cache, p)
+        cache.assume_pod(p.with_node(r.node))
+    return n_pods / (time.perf_counter() - t)
+
+
+async def gather_limited(n: int, limit: int, fn: Any) -> None:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await fn(i)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def wait_ready(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("scheduler did not become ready")
+
+
+def scrape(port: int, prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(prefix):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+    return out
+
+
+async def run_case(tmp: Path, n_nodes: int, n_pods: int, *, algorithm: bool = True) -> dict[str, Any]:
+    fig: dict[str, Any] = {"nodes": n_nodes, "pods": n_pods}
+    if algorithm:
+        fig["algorithm_pods_per_s"] = round(algorithm_rate(n_nodes, min(n_pods, 2000)), 1)
+        print(f"   algorithm alone (in memory): {fig['algorithm_pods_per_s']} pods/s", flush=True)
+    case = tmp / f"case-{n_nodes}-{n_pods}"
+    etcd = EmbeddedEtcd(case / "etcd", client_port=free_port(), peer_port=free_port())
+    await etcd.start()
+    port, hport, sport = free_port(), free_port(), free_port()
+    data = case / "apiserver"
+    api = subprocess.Popen(
+        [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
+         "--etcd-servers", etcd.endpoint, "--health-port", str(hport), "--etcd-compaction-interval", "0"],
+        stdout=subprocess.DEVNULL, stderr=open(case / "apiserver.log", "w"))
+    sched: subprocess.Popen[bytes] | None = None
+    try:
+        for _ in range(300):
+            if (data / "admin.conf").exists():
+                break
+            await asyncio.sleep(0.1)
+        cfg = load_config(str(data / "admin.conf"))
+        clients = [Client(cfg.server, token=cfg.token, timeout=60) for _ in range(4)]
+        await clients[0].list(core.Pod, namespace="default")
+
+        t = time.perf_counter()
+        await gather_limited(n_nodes, 64, lambda i: clients[i % 4].create(hollow_node(i)))
+        fig["node_create_s"] = round(time.perf_counter() - t, 2)
+        print(f"   {n_nodes} nodes created in {fig['node_create_s']} s", flush=True)
+
+        sched = subprocess.Popen(
+            [sys.executable, "-m", "services.scheduler.main", "--server", cfg.server, "--token", cfg.token,
+             "--leader-elect=false", "--health-port", str(sport)],
+            stdout=subprocess.DEVNULL, stderr=open(case / "scheduler.log", "w"))
+        await asyncio.to_thread(wait_ready, sport, 120)
+
+        lst = await clients[0].list(core.Pod, namespace="default")
+        bound: set[str] = set()
+        done = asyncio.Event()
+        last_bound = [0.0]
+
+        async def watch() -> None:
+            async for ev in clients[3].watch(core.Pod, namespace="default", resource_version=lst.resource_version):
+                if ev.object.spec.node_name and ev.object.metadata.name not in bound:
+                    bound.add(ev.object.metadata.name)
+                    last_bound[0] = time.perf_counter()
+                    if len(bound) >= n_pods:
+                        done.set()
+                        return
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)
+        t0 = time.perf_counter()
+
+        async def create(i: int) -> None:
+            p = bench_pod(i)
+            p.metadata.uid = ""
+            await clients[i % 3].create(p)
+
+        await gather_limited(n_pods, 64, create)
+        t_created = time.perf_counter()
+        try:
+            await asyncio.wait_for(done.wait(), timeout=max(120.0, n_pods / 20))
+        finally:
+            watcher.cancel()
+        t_end = last_bound[0]
+        fig["create_s"] = round(t_created - t0, 2)
+        fig["create_per_s"] = round(n_pods / (t_created - t0), 1)
+        fig["first_create_to_all_bound_s"] = round(t_end - t0, 2)
+        fig["pods_per_s"] = round(n_pods / (t_end - t0), 1)
+        fig["bound"] = len(bound)
+        metrics = scrape(sport, "scheduler_schedule_attempts_total")
+        fig["attempts"] = {k.split("{", 1)[1].rstrip("}"): v for k, v in metrics.items()}
+        nodes_used = {}
+        for p in (await clients[0].list(core.Pod, namespace="default")).items:
+            nodes_used[p.spec.node_name] = nodes_used.get(p.spec.node_name, 0) + 1
+        fig["nodes_used"] = len(nodes_used)
+        fig["max_pods_per_node"] = max(nodes_used.values())
+        print(f"   {n_pods} pods created in {fig['create_s']} s ({fig['create_per_s']}/s); all bound after "
+              f"{fig['first_create_to_all_bound_s']} s -> {fig['pods_per_s']} pods/s; "
+              f"{fig['nodes_used']} nodes used, max {fig['max_pods_per_node']} pods/node", flush=True)
+        for c in clients:
+            await c.close()
+    finally:
+        for proc in (sched, api):
+            if proc is None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await etcd.stop()
+    return fig
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1000 nodes / 2000 pods, within 60 s")
+    ap.add_argument("--nodes", type=int, default=0, help="one custom case: nodes")
+    ap.add_argument("--pods", type=int, default=0, help="one custom case: pods")
+    args = ap.parse_args()
+    if args.nodes and args.pods:
+        cases = [(args.nodes, args.pods)]
+    elif args.quick:
+        cases = [(1000, 2000)]
+    else:
+        cases = [(1000, 5000), (5000, 5000)]
+    figures: dict[str, Any] = {"bench": "scheduler", "quick": args.quick, "cores": os.cpu_count(), "cases": []}
+    with tempfile.TemporaryDirectory(prefix="pb-bench-sched-") as tmp:
+        for n, m in cases:
+            print(f"== {n} nodes, {m} pods", flush=True)
+            figures["cases"].append(await run_case(Path(tmp), n, m))
+    for c in figures["cases"]:
+        figures[f"pods_per_s_{c['nodes']}n_{c['pods']}p"] = c["pods_per_s"]
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
