@@ -223,3 +223,14 @@ async def test_bound_watch_event_confirms_assumed_pod() -> None:
     assert not s.cache.is_assumed("default/p") and s.cache.nodes["a"].req.cpu == 1000
     s.on_pod_delete(bound)
     assert s.cache.nodes["a"].req.cpu == 0
+
+
+def test_parse_args() -> None:
+    from services.scheduler.main import parse_args
+
+    cfg = parse_args(["--server", "127.0.0.1:6443", "--token", "t"])
+    assert cfg.leader_elect and cfg.health_port == 10259 and cfg.lease_name == "kube-scheduler"
+    assert cfg.lease_namespace == "kube-system"
+    cfg = parse_args(["--leader-elect=false", "--health-port", "0", "--config", "/x.yaml", "--scheduler-name", "s2"])
+    assert not cfg.leader_elect and cfg.health_port == 0 and str(cfg.config_file) == "/x.yaml"
+    assert cfg.scheduler_name == "s2"
