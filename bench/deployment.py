@@ -214,12 +214,12 @@ async def main() -> None:
                 except errors.ApiError:
                     pass
         finally:
-            for p in reversed(procs):
-                p.send_signal(signal.SIGTERM)
+            for proc in reversed(procs):
+                proc.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(10)
+                    proc.wait(10)
                 except subprocess.TimeoutExpired:
-                    p.kill()
+                    proc.kill()
             await etcd.stop()
     print(json.dumps(figures))
 
