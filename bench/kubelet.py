@@ -1,0 +1,227 @@
+"""pb-kubelet figures on this machine.
+
+- pod startup latency: binding -> Running visible through the API (watch), one pod at a time, p50/p99;
+- 50 pods bound at once: time until all are Running;
+- idle kubelet with those pods: CPU (% of one core) and RSS.
+
+etcd, pb-apiserver and pb-kubelet run as separate processes; containerd runs in a `pb-bench-node` netns
+(pods get 10.244.60.0/24 there). `--quick` finishes within 60 s. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from node_agent.containerd import Containerd
+from pybernetes.api import codec
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client.client import Client
+from pybernetes.client.config import load as load_config
+from pybernetes.lab import netns
+from pybernetes.lab.images import BUSYBOX_IMAGE, build_lab_images
+from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+
+NETWORK = "pb-bench"
+NODE_NETNS = "pb-bench-node"
+NODE_ADDRESS = "172.30.60.2/24"
+POD_CIDR = "10.244.60.0/24"
+NODE = "bench-node"
+IMAGE_CACHE = os.environ.get("PB_IMAGE_CACHE", "/var/tmp/pybernetes-lab-images")
+
+
+def make_pod(name: str) -> core.Pod:
+    return codec.from_dict({
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+        "spec": {"terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "web", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                                 "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+    }, core.Pod)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(len(v) * p))], 3)
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class RunningWatch:
+    """Records when each pod is first seen Running through a watch."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.running: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async for ev in self.client.watch(core.Pod, namespace="default"):
+                    p = ev.object
+                    if p.status.phase == "Running" and p.metadata.name not in self.running:
+                        self.running[p.metadata.name] = time.monotonic()
+                        self.changed.set()
+            except Exception:
+                await asyncio.sleep(0.2)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def wait(self, names: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(n in self.running for n in names):
+            self.changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = [n for n in names if n not in self.running]
+                raise TimeoutError(f"not Running within {timeout}s: {missing[:5]}...")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), left)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def bind_and_wait(client: Client, watch: RunningWatch, names: list[str], timeout: float) -> dict[str, float]:
+    for n in names:
+        await client.create(make_pod(n))
+    t0: dict[str, float] = {}
+
+    async def bind(n: str) -> None:
+        t0[n] = time.monotonic()
+        await client.bind("default", n, NODE)
+    await asyncio.gather(*(bind(n) for n in names))
+    await watch.wait(names, timeout)
+    return {n: watch.running[n] - t0[n] for n in names}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    args = ap.parse_args()
+    serial_n = 10 if args.quick else 30
+    burst_n = 20 if args.quick else 50
+    idle_s = 5.0 if args.quick else 15.0
+    figures: dict[str, Any] = {"bench": "kubelet", "quick": args.quick, "cores": os.cpu_count()}
+    images = build_lab_images(IMAGE_CACHE)
+    net = netns.Network(NETWORK)
+    net.destroy([NODE_NETNS])
+    net.create()
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="pb-bench-kubelet-") as tmp:
+        base = Path(tmp)
+        etcd = EmbeddedEtcd(base / "etcd", client_port=free_port(), peer_port=free_port())
+        cd = Containerd(base / "node", netns=NODE_NETNS, pod_cidr=POD_CIDR)
+        try:
+            net.add_host(NODE_NETNS, NODE_ADDRESS)
+            await etcd.start()
+            await cd.start()
+            await cd.import_image(images.archive)
+            port = free_port()
+            data = base / "apiserver"
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
+                 "--etcd-servers", etcd.endpoint, "--health-port", str(free_port()),
+                 "--etcd-compaction-interval", "0"],
+                stdout=subprocess.DEVNULL, stderr=open(base / "apiserver.log", "w")))  # noqa: SIM115
+            for _ in range(300):
+                if (data / "admin.conf").exists():
+                    break
+                await asyncio.sleep(0.1)
+            cfg = load_config(str(data / "admin.conf"))
+            client = Client(cfg.server, token=cfg.token, timeout=30)
+            await client.list(core.Pod, namespace="default")
+            kubelet = subprocess.Popen(
+                [sys.executable, "-m", "node_agent.main", "--config", str(data / "admin.conf"),
+                 "--node-name", NODE, "--containerd-socket", cd.socket, "--root-dir", str(base / "kubelet"),
+                 "--pod-cidr", POD_CIDR, "--node-ip", NODE_ADDRESS.split("/")[0],
+                 "--health-port", str(free_port()), "--probe-netns", f"/run/netns/{NODE_NETNS}"],
+                stdout=subprocess.DEVNULL, stderr=open(base / "kubelet.log", "w"))  # noqa: SIM115
+            procs.append(kubelet)
+            for _ in range(300):
+                with contextlib.suppress(Exception):
+                    await client.get(core.Node, NODE)
+                    break
+                await asyncio.sleep(0.1)
+            watch = RunningWatch(client)
+            watch.start()
+
+            print(f"== startup latency, {serial_n} pods one at a time (binding -> Running via the API)", flush=True)
+            lat: list[float] = []
+            for i in range(serial_n):
+                lat.extend((await bind_and_wait(client, watch, [f"serial-{i}"], 60)).values())
+            figures["startup_p50_s"], figures["startup_p99_s"] = pct(lat, 0.5), pct(lat, 0.99)
+            print(f"   p50 {figures['startup_p50_s']} s, p99 {figures['startup_p99_s']} s", flush=True)
+            # Free the serial pods so the burst starts from a quiet node.
+            for i in range(serial_n):
+                await client.delete(core.Pod, f"serial-{i}", namespace="default")
+            for _ in range(600):
+                if not (await client.list(core.Pod, namespace="default")).items:
+                    break
+                await asyncio.sleep(0.1)
+
+            print(f"== {burst_n} pods bound at once", flush=True)
+            names = [f"burst-{i}" for i in range(burst_n)]
+            t = time.monotonic()
+            burst = await bind_and_wait(client, watch, names, 180)
+            figures["burst_pods"] = burst_n
+            figures["burst_all_running_s"] = round(time.monotonic() - t, 2)
+            figures["burst_p50_s"], figures["burst_p99_s"] = pct(list(burst.values()), 0.5), pct(
+                list(burst.values()), 0.99)
+            print(f"   all Running after {figures['burst_all_running_s']} s (per pod p50 {figures['burst_p50_s']} s,"
+                  f" p99 {figures['burst_p99_s']} s)", flush=True)
+
+            await asyncio.sleep(3)
+            print(f"== idle kubelet with {burst_n} pods, {idle_s:.0f} s", flush=True)
+            c0, t0 = proc_cpu_s(kubelet.pid), time.monotonic()
+            await asyncio.sleep(idle_s)
+            cpu = (proc_cpu_s(kubelet.pid) - c0) / (time.monotonic() - t0) * 100
+            figures["idle_cpu_percent"] = round(cpu, 2)
+            figures["idle_rss_mb"] = rss_mb(kubelet.pid)
+            print(f"   cpu {figures['idle_cpu_percent']}% of one core, rss {figures['idle_rss_mb']} MB", flush=True)
+            await watch.stop()
+            await client.close()
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            await cd.destroy()
+            await etcd.kill()
+            net.destroy([NODE_NETNS])
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
