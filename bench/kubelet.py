@@ -141,6 +141,7 @@ async def main() -> None:
         base = Path(tmp)
         etcd = EmbeddedEtcd(base / "etcd", client_port=free_port(), peer_port=free_port())
         cd = Containerd(base / "node", netns=NODE_NETNS, pod_cidr=POD_CIDR)
+        logs = [open(base / "apiserver.log", "w"), open(base / "kubelet.log", "w")]
         try:
             net.add_host(NODE_NETNS, NODE_ADDRESS)
             await etcd.start()
@@ -152,7 +153,7 @@ async def main() -> None:
                 [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
                  "--etcd-servers", etcd.endpoint, "--health-port", str(free_port()),
                  "--etcd-compaction-interval", "0"],
-                stdout=subprocess.DEVNULL, stderr=open(base / "apiserver.log", "w")))  # noqa: SIM115
+                stdout=subprocess.DEVNULL, stderr=logs[0]))
             for _ in range(300):
                 if (data / "admin.conf").exists():
                     break
@@ -165,7 +166,7 @@ async def main() -> None:
                  "--node-name", NODE, "--containerd-socket", cd.socket, "--root-dir", str(base / "kubelet"),
                  "--pod-cidr", POD_CIDR, "--node-ip", NODE_ADDRESS.split("/")[0],
                  "--health-port", str(free_port()), "--probe-netns", f"/run/netns/{NODE_NETNS}"],
-                stdout=subprocess.DEVNULL, stderr=open(base / "kubelet.log", "w"))  # noqa: SIM115
+                stdout=subprocess.DEVNULL, stderr=logs[1])
             procs.append(kubelet)
             for _ in range(300):
                 with contextlib.suppress(Exception):
@@ -217,6 +218,8 @@ async def main() -> None:
                     p.wait(15)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            for f in logs:
+                f.close()
             await cd.destroy()
             await etcd.kill()
             net.destroy([NODE_NETNS])

@@ -9,7 +9,6 @@ runtime).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -90,6 +89,13 @@ def sandbox_config(pod: core.Pod, root_dir: Path, attempt: int) -> pb.PodSandbox
     )
     if pod.spec.host_network:
         cfg.linux.security_context.namespace_options.network = pb.NODE
+    protos = {"TCP": pb.TCP, "UDP": pb.UDP, "SCTP": pb.SCTP}
+    for c in pod.spec.containers:
+        for p in c.ports:
+            if p.host_port:
+                cfg.port_mappings.append(pb.PortMapping(protocol=protos.get(p.protocol or "TCP", pb.TCP),
+                                                        container_port=p.container_port, host_port=p.host_port,
+                                                        host_ip=p.host_ip))
     if pod.spec.dns_config.nameservers or pod.spec.dns_config.searches:
         cfg.dns_config.servers.extend(pod.spec.dns_config.nameservers)
         cfg.dns_config.searches.extend(pod.spec.dns_config.searches)
@@ -336,6 +342,3 @@ def configmap_data(cm: core.ConfigMap) -> dict[str, bytes]:
     data.update(dict(cm.binary_data))
     return data
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

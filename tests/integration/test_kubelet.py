@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from node_agent import runtime
 from node_agent.cri import api_pb2 as pb
 from pybernetes import errors
+from pybernetes.api import codec
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.lab.images import INDEX_PAGE
@@ -32,10 +34,12 @@ async def get_pod(env: KubeletEnv, name: str) -> core.Pod:
     return await env.client.get(core.Pod, name, namespace="default")
 
 
-async def wait_pod(env: KubeletEnv, name: str, check: object, timeout: float = 60.0, what: str = "") -> core.Pod:
-    async def probe() -> core.Pod | None:
+async def wait_pod(env: KubeletEnv, name: str, check: Callable[[core.Pod], bool], timeout: float = 60.0,
+                   what: str = "") -> core.Pod:
+    async def probe() -> core.Pod:
         pod = await get_pod(env, name)
-        return pod if check(pod) else None  # type: ignore[operator]
+        assert check(pod), f"status now: {codec.to_dict(pod.status)}"
+        return pod
     return await eventually(probe, timeout=timeout, interval=0.2, what=what or f"pod {name}")
 
 
@@ -88,7 +92,7 @@ async def test_pod_runs_ready_serves_and_node_registers(kubelet_env: KubeletEnv)
     # CRI-standard log layout under the root dir.
     assert (env.root_dir / "pods" / got.metadata.uid / "main" / "0.log").exists()
     assert {"Created", "Started", "Pulled"} <= await eventually(
-        lambda: reasons(env, "web"), what="events")  # type: ignore[arg-type]
+        lambda: reasons(env, "web"), what="events")
 
     node = await env.client.get(core.Node, NODE_NAME)
     assert node.metadata.labels["kubernetes.io/hostname"] == NODE_NAME
@@ -149,7 +153,7 @@ async def test_liveness_failure_restarts(kubelet_env: KubeletEnv) -> None:
                          and p.status.container_statuses[0].restart_count >= 1, timeout=60,
                          what="liveness restart")
     assert got.status.container_statuses[0].last_state.HasField("terminated")
-    rs = await eventually(lambda: reasons(env, "live"), what="events")  # type: ignore[arg-type]
+    rs = await eventually(lambda: reasons(env, "live"), what="events")
     assert {"Unhealthy", "Killing"} <= rs
 
 
@@ -212,7 +216,7 @@ async def test_missing_image_reports_pull_errors(kubelet_env: KubeletEnv) -> Non
     assert got.status.phase == "Pending"
     await wait_pod(env, "noimg", lambda p: p.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff",
                    what="ImagePullBackOff")
-    rs = await eventually(lambda: reasons(env, "noimg"), what="events")  # type: ignore[arg-type]
+    rs = await eventually(lambda: reasons(env, "noimg"), what="events")
     assert {"Pulling", "Failed"} <= rs
 
 
@@ -286,3 +290,125 @@ async def test_apiserver_down_crash_still_restarted(kubelet_env: KubeletEnv) -> 
     await wait_pod(env, "survivor", lambda p: p.status.container_statuses[0].restart_count == 1
                    and p.status.container_statuses[0].state.HasField("running"), timeout=30,
                    what="status caught up")
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    import asyncio
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_checkpoint_keeps_pods_without_apiserver_and_orphans_are_removed(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    script = "while [ ! -f /tmp/die ]; do sleep 0.2; done; exit 1"
+    await env.client.create(make_pod("ckpt", ["sh", "-c", script], grace=1))
+    await env.client.create(make_pod("orphan", ["sleep", "1000"], grace=1))
+    got = await wait_pod(env, "ckpt", lambda p: p.status.phase == "Running", what="Running")
+    orphan = await wait_pod(env, "orphan", lambda p: p.status.phase == "Running", what="orphan Running")
+    uid, cid = got.metadata.uid, got.status.container_statuses[0].container_id.removeprefix("containerd://")
+    assert (env.root_dir / "checkpoints" / f"{uid}.pb").exists()
+
+    # Kubelet restarts while the apiserver is down: it runs the checkpointed pods.
+    await env.kubelet.stop()
+    await env.client.delete(core.Pod, "orphan", namespace="default", grace_period_seconds=0)
+    await env.apiserver.stop()
+    try:
+        await env.kubelet.start()
+        await env.node.cri.exec_sync(cid, ["touch", "/tmp/die"])
+
+        async def restarted() -> bool:
+            cts = await env.node.cri.list_containers(label_selector={runtime.POD_UID: uid},
+                                                     state=pb.CONTAINER_RUNNING)
+            return any(c.id != cid for c in cts)
+        await eventually(restarted, timeout=30, what="restart from checkpoint")
+        # Unknown pods are not killed while the pod source has not synced.
+        osel = {runtime.POD_UID: orphan.metadata.uid}
+        assert await env.node.cri.list_containers(label_selector=osel, state=pb.CONTAINER_RUNNING)
+    finally:
+        await env.apiserver.start()
+    await wait_pod(env, "ckpt", lambda p: p.status.container_statuses[0].restart_count == 1
+                   and p.status.container_statuses[0].state.HasField("running"), timeout=40,
+                   what="status caught up")
+
+    async def orphan_gone() -> bool:
+        return await env.node.cri.list_pod_sandbox(label_selector=osel) == []
+    await eventually(orphan_gone, timeout=30, what="orphan sandbox removed")
+
+
+async def test_containerd_restart_readyz_and_metrics(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    port = env.kubelet.cfg.health_port
+    assert (await http_get(port, "/readyz"))[0] == 200
+    await env.client.create(make_pod("before", ["sleep", "1000"], grace=1))
+    before = await wait_pod(env, "before", lambda p: p.status.phase == "Running", what="Running")
+    await env.node.containerd.stop()
+    try:
+        code, body = await http_get(port, "/readyz")
+        assert code == 500 and "containerd" in body
+    finally:
+        await env.node.containerd.start()
+    await eventually(lambda: _ready(port), timeout=20, what="readyz ok again")
+    await env.client.create(make_pod("after", ["sleep", "1000"], grace=1))
+    await wait_pod(env, "after", lambda p: p.status.phase == "Running", timeout=60, what="Running after restart")
+    got = await get_pod(env, "before")
+    assert got.status.container_statuses[0].container_id == before.status.container_statuses[0].container_id
+    _, text = await http_get(port, "/metrics")
+    for m in ("kubelet_running_pods", "kubelet_running_containers", "kubelet_pod_start_duration_seconds_count",
+              'kubelet_runtime_operations_duration_seconds_count{operation_type="run_podsandbox"}',
+              "kubelet_runtime_operations_errors_total"):
+        assert m in text, m
+
+
+async def _ready(port: int) -> bool:
+    try:
+        return (await http_get(port, "/readyz"))[0] == 200
+    except OSError:
+        return False
+
+
+async def test_configmap_secret_env_volumes_and_host_port_conflict(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    cm = core.ConfigMap()
+    cm.metadata.name, cm.metadata.namespace = "cfg", "default"
+    cm.data["greeting"] = "hello"
+    await env.client.create(cm)
+    sec = core.Secret()
+    sec.metadata.name, sec.metadata.namespace = "sec", "default"
+    sec.data["password"] = b"s3cret"
+    await env.client.create(sec)
+    pod = make_pod("cfgpod", ["sleep", "1000"], grace=1)
+    c = pod.spec.containers[0]
+    e = c.env.add(name="GREETING")
+    e.value_from.config_map_key_ref.name, e.value_from.config_map_key_ref.key = "cfg", "greeting"
+    e = c.env.add(name="PASSWORD")
+    e.value_from.secret_key_ref.name, e.value_from.secret_key_ref.key = "sec", "password"
+    c.env.add(name="BOTH", value="$(GREETING)-$(PASSWORD)")
+    v = pod.spec.volumes.add(name="cfg")
+    v.config_map.name = "cfg"
+    v = pod.spec.volumes.add(name="sec")
+    v.secret.secret_name = "sec"
+    v = pod.spec.volumes.add(name="scratch")
+    v.empty_dir.SetInParent()
+    c.volume_mounts.add(name="cfg", mount_path="/etc/cfg")
+    c.volume_mounts.add(name="sec", mount_path="/etc/sec", read_only=True)
+    c.volume_mounts.add(name="scratch", mount_path="/scratch")
+    c.ports.add(container_port=80, host_port=18080)
+    await env.client.create(pod)
+    got = await wait_pod(env, "cfgpod", lambda p: p.status.phase == "Running", what="Running")
+    cid = got.status.container_statuses[0].container_id.removeprefix("containerd://")
+    out = await env.node.cri.exec_sync(cid, ["sh", "-c", "echo $BOTH; cat /etc/cfg/greeting; echo; "
+                                                         "cat /etc/sec/password; echo; stat -c %a /etc/sec/password; "
+                                                         "touch /scratch/x && echo ok"])
+    assert out.stdout.decode().split() == ["hello-s3cret", "hello", "s3cret", "644", "ok"], out
+
+    clash = make_pod("clash", ["sleep", "1000"], grace=1)
+    clash.spec.containers[0].ports.add(container_port=80, host_port=18080)
+    await env.client.create(clash)
+    got = await wait_pod(env, "clash", lambda p: p.status.phase == "Failed", what="rejected")
+    assert got.status.reason == "NodePorts" and "18080" in got.status.message
