@@ -183,6 +183,7 @@ async def test_graceful_deletion_runs_sigterm_handler(kubelet_env: KubeletEnv, t
     vol = pod.spec.volumes.add(name="out")
     vol.host_path.path = str(out)
     pod.spec.containers[0].volume_mounts.add(name="out", mount_path="/out")
+    pod.spec.containers[0].lifecycle.pre_stop.exec.command.extend(["sh", "-c", "echo pre > /out/prestop"])
     await env.client.create(pod)
     got = await wait_pod(env, "graceful", lambda p: p.status.phase == "Running", what="Running")
     await eventually(lambda: _exists(out / "started"), what="started file")
@@ -198,6 +199,7 @@ async def test_graceful_deletion_runs_sigterm_handler(kubelet_env: KubeletEnv, t
         return False
     await eventually(deleted, timeout=30, what="pod removed from the API")
     assert (out / "term").read_text() == "bye\n"
+    assert (out / "prestop").read_text() == "pre\n"
     assert await env.node.cri.list_pod_sandbox(label_selector={runtime.POD_UID: uid}) == []
     assert not (env.root_dir / "pods" / uid).exists()
 
@@ -412,3 +414,22 @@ async def test_configmap_secret_env_volumes_and_host_port_conflict(kubelet_env: 
     await env.client.create(clash)
     got = await wait_pod(env, "clash", lambda p: p.status.phase == "Failed", what="rejected")
     assert got.status.reason == "NodePorts" and "18080" in got.status.message
+
+
+async def test_init_containers_run_in_order_first(kubelet_env: KubeletEnv) -> None:
+    env = kubelet_env
+    pod = make_pod("init", ["sh", "-c", "cat /work/log; sleep 1000"], grace=1)
+    pod.spec.volumes.add(name="work").empty_dir.SetInParent()
+    for i, name in enumerate(("first", "second")):
+        ic = pod.spec.init_containers.add(name=name, image=pod.spec.containers[0].image,
+                                          image_pull_policy="IfNotPresent")
+        ic.command.extend(["sh", "-c", f"echo {name} >> /work/log; sleep {0.5 * (1 - i)}"])
+        ic.volume_mounts.add(name="work", mount_path="/work")
+    pod.spec.containers[0].volume_mounts.add(name="work", mount_path="/work")
+    await env.client.create(pod)
+    got = await wait_pod(env, "init", lambda p: p.status.phase == "Running", what="Running after init")
+    assert cond(got, "Initialized") == "True"
+    assert [s.state.terminated.reason for s in got.status.init_container_statuses] == ["Completed", "Completed"]
+    cid = got.status.container_statuses[0].container_id.removeprefix("containerd://")
+    out = await env.node.cri.exec_sync(cid, ["cat", "/work/log"])
+    assert out.stdout == b"first\nsecond\n"
