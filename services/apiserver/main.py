@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from pybernetes import errors, logs, rpc
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
+from pybernetes.api.selectors import EVERYTHING, FieldSelector
 from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
 
+from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, ensure_admin_token
 from .registry import strategy
 from .rest import Rest
@@ -50,6 +53,8 @@ class Config:
     bookmark_interval: float = 5.0
     health_port: int = 6444
     admin_config: Path | None = None
+    service_cluster_ip_range: str = "10.96.0.0/16"
+    service_node_port_range: str = "30000-32767"
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -69,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--health-port", type=int, default=Config.health_port,
                    help="HTTP port for /metrics, /healthz, /readyz")
     p.add_argument("--admin-config", type=Path, default=None, help="where to write admin.conf")
+    p.add_argument("--service-cluster-ip-range", default=Config.service_cluster_ip_range)
+    p.add_argument("--service-node-port-range", default=Config.service_node_port_range)
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     logs.setup("apiserver", verbose=a.verbose)
@@ -77,16 +84,41 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   etcd_servers=[s for s in a.etcd_servers.split(",") if s], etcd_client_port=a.etcd_client_port,
                   etcd_peer_port=a.etcd_peer_port, token_auth_file=a.token_auth_file,
                   compaction_interval=a.compaction_interval, watch_cache_size=a.watch_cache_size,
-                  bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config)
+                  bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config,
+                  service_cluster_ip_range=a.service_cluster_ip_range,
+                  service_node_port_range=a.service_node_port_range)
 
 
-async def bootstrap(rest: Rest) -> None:
-    """Objects every cluster has: the system namespaces."""
+async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
+    """Objects every cluster has: the system namespaces and the `kubernetes` Service with its Endpoints."""
     for name in SYSTEM_NAMESPACES:
         ns = core.Namespace()
         ns.metadata.name = name
         with contextlib.suppress(errors.AlreadyExists):
             await rest.create("namespaces", "", ns.SerializeToString())
+    svc = core.Service()
+    svc.metadata.name, svc.metadata.namespace = "kubernetes", "default"
+    svc.metadata.labels.update({"component": "apiserver", "provider": "kubernetes"})
+    svc.spec.cluster_ip = rest.allocator.kubernetes_ip
+    svc.spec.ports.add(name="https", port=443, protocol="TCP").target_port.int_val = port
+    try:
+        await rest.get("services", "default", "kubernetes")
+    except errors.NotFound:
+        with contextlib.suppress(errors.AlreadyExists):
+            await rest.create("services", "default", svc.SerializeToString())
+    if ipaddress.ip_address(advertise).is_loopback:
+        return  # Endpoints may not point at loopback (as in Kubernetes); a lab apiserver advertises its own IP
+    ep = core.Endpoints()
+    ep.metadata.name, ep.metadata.namespace = "kubernetes", "default"
+    subset = ep.subsets.add()
+    subset.addresses.add(ip=advertise)
+    subset.ports.add(name="https", port=port, protocol="TCP")
+    try:
+        await rest.create("endpoints", "default", ep.SerializeToString())
+    except errors.AlreadyExists:
+        cur = await rest.get("endpoints", "default", "kubernetes")
+        ep.metadata.resource_version = cur.metadata.resource_version  # type: ignore[attr-defined]
+        await rest.update("endpoints", "default", ep.SerializeToString())
 
 
 async def compactor(store: Store, interval: float) -> None:
@@ -120,7 +152,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     etcd = EtcdClient(endpoints)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in registry.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
-    rest = Rest(store)
+    rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range))
     server = rpc.server()
     pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn), server)
     health = HealthServer(cfg.bind_address, cfg.health_port)
@@ -133,16 +165,23 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     try:
         store.start()
         await asyncio.wait_for(store.cache(registry.for_class(core.Namespace)).ready.wait(), 30)
-        await bootstrap(rest)
         port = rpc.bind(server, f"{cfg.bind_address}:{cfg.port}")
         cfg.port = port
+        host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
+        await bootstrap(rest, host, port)
         await server.start()
         await health.start()
         if cfg.compaction_interval > 0:
             tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
+
+        async def services() -> list[core.Service]:
+            svc_info = registry.for_class(core.Service)
+            await store.cache(svc_info).wait_ready()
+            return [c.obj for c in store.cache(svc_info).list("", EVERYTHING, FieldSelector())]  # type: ignore[misc]
+
+        tasks.append(asyncio.create_task(rest.allocator.repair_loop(services)))
         if admin_token:
             admin = cfg.admin_config or cfg.data_dir / "admin.conf"
-            host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
             client_config.write(admin, f"{host}:{port}", admin_token)
             log.info("admin config written path=%s; use: export PBCONFIG=%s; pbctl get nodes", admin, admin)
         log.info("apiserver serving address=%s:%d etcd=%s health_port=%d", cfg.bind_address, port,

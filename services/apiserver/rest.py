@@ -27,6 +27,7 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.registry import ResourceInfo
 
+from .allocator import ServiceAllocator
 from .registry import defaults, strategy, validation
 from .storage.objects import Cached
 from .storage.store import Store, Stored
@@ -53,8 +54,9 @@ class ListResult:
 
 
 class Rest:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, allocator: ServiceAllocator | None = None) -> None:
         self.store = store
+        self.allocator = allocator or ServiceAllocator(store)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -152,7 +154,13 @@ class Rest:
             await self._namespace_open(namespace)
         if dry_run:
             return obj
-        rv = await self.store.create(info, obj)
+        claims = await self.allocator.allocate(obj) if isinstance(obj, core.Service) else None
+        try:
+            rv = await self.store.create(info, obj)
+        except BaseException:
+            if claims is not None:
+                await self.allocator.release_claims(claims)
+            raise
         md.resource_version = str(rv)
         log.debug("created resource=%s object=%s/%s rv=%d", plural, namespace, md.name, rv)
         return obj
@@ -284,20 +292,36 @@ class Rest:
                 md.ClearField("deletion_grace_period_seconds")
             strategy.prepare_for_update(info, obj, old)
             defaults.apply_defaults(obj)
-            self._validate(obj, old)
-        md.resource_version = omd.resource_version
-        if obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
-            return old  # no-op: no write, no event, same resourceVersion
-        if md.HasField("deletion_timestamp") and not md.finalizers and _ready_to_go(obj):
-            # The last finalizer is gone: the object goes now.
-            if not dry_run:
-                await self.store.delete(info, md.namespace, md.name, cur.rv)
-            return obj
-        if dry_run:
-            return obj
-        rv = await self.store.update(info, obj, cur.rv)
+        claims = None
+        if isinstance(obj, core.Service) and isinstance(old, core.Service) and subresource != "status" and not dry_run:
+            claims = await self.allocator.allocate(obj, old)
+        try:
+            if subresource != "status":
+                self._validate(obj, old)
+            md.resource_version = omd.resource_version
+            if obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
+                return old  # no-op: no write, no event, same resourceVersion
+            if md.HasField("deletion_timestamp") and not md.finalizers and _ready_to_go(obj):
+                # The last finalizer is gone: the object goes now.
+                if not dry_run:
+                    await self.store.delete(info, md.namespace, md.name, cur.rv)
+                    await self._released(old, None)
+                return obj
+            if dry_run:
+                return obj
+            rv = await self.store.update(info, obj, cur.rv)
+        except BaseException:
+            if claims is not None:
+                await self.allocator.release_claims(claims)
+            raise
         md.resource_version = str(rv)
+        await self._released(old, obj)
         return obj
+
+    async def _released(self, old: Message, new: Message | None) -> None:
+        """Free the ClusterIP/NodePorts a Service no longer holds."""
+        if isinstance(old, core.Service) and (new is None or isinstance(new, core.Service)):
+            await self.allocator.release(self.allocator.released_by(old, new))
 
     async def patch(self, plural: str, namespace: str, name: str, patch_type: str, body: bytes,
                     subresource: str = "", dry_run: bool = False) -> Message:
@@ -386,6 +410,7 @@ class Rest:
             except errors.Conflict:
                 continue
             md.resource_version = str(rv)
+            await self._released(cur.obj, None)
             return obj, True
         raise errors.Conflict(f'{info.group_resource} "{name}": too many concurrent changes while deleting')
 

@@ -155,6 +155,32 @@ class Store:
             remaining = max(res.count - len(items), 0)
         return items, res.revision, token, remaining
 
+    # -- raw claims (allocators): keys outside any resource's prefix ----------------------------
+
+    async def claim(self, key: bytes, value: bytes) -> None:
+        """Create `key` if absent; AlreadyExists when someone holds it."""
+        try:
+            await self.etcd.create(key, value)
+        except KeyExists:
+            raise errors.AlreadyExists(f"{key.decode()} is already allocated") from None
+        except StorageUnavailable as e:
+            raise errors.Unavailable(f"storage unavailable: {e}") from None
+
+    async def unclaim(self, key: bytes) -> None:
+        try:
+            await self.etcd.delete(key)
+        except KeyNotFound:
+            pass
+        except StorageUnavailable as e:
+            raise errors.Unavailable(f"storage unavailable: {e}") from None
+
+    async def list_claims(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        try:
+            res = await self.etcd.range(prefix, prefix=True)
+        except StorageUnavailable as e:
+            raise errors.Unavailable(f"storage unavailable: {e}") from None
+        return [(kv.key, kv.value) for kv in res.kvs]
+
     async def current_revision(self, info: ResourceInfo) -> int:
         with translated(info):
             return await self.etcd.current_revision()
