@@ -160,7 +160,7 @@ class Controllers:
 
     async def start(self) -> None:
         client: Any = self.wrap(self.client) if self.wrap else self.client
-        self.factory = InformerFactory(client, resync_period=30.0)
+        self.factory = InformerFactory(client, resync_period=30.0, detect_mutations=True)
         self.recorder = EventRecorder(client, "controller-manager", "test")
         self.recorder.start()
         self.stop_event = asyncio.Event()
@@ -175,6 +175,8 @@ class Controllers:
     async def stop(self) -> None:
         self.stop_event.set()
         await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 20)
+        for informer in self.factory.informers():
+            informer.store.check_mutations()  # no controller ever edits a cached object in place
         await self.factory.shutdown()
         await self.recorder.stop()
 
@@ -368,9 +370,8 @@ async def test_replicaset_adopts_and_releases(cluster: Cluster) -> None:
 
     await eventually(adopted, 20, what="orphan adopted")
     # Relabel the adopted pod: it is released and replaced.
-    p = await client.get(core.Pod, "stray", namespace="default")
-    p.metadata.labels["app"] = "elsewhere"
-    await client.update(p)
+    await update_with_retry(client, core.Pod, "stray", "default",
+                            lambda p: p.metadata.labels.__setitem__("app", "elsewhere"))
 
     async def released() -> bool:
         p = await client.get(core.Pod, "stray", namespace="default")
