@@ -1,13 +1,82 @@
-"""exec: placeholder until the kubelet's exec stream is reachable through the apiserver."""
+"""exec: run a command in a container through the apiserver (which proxies to the pod's kubelet).
+
+With -i, stdin is streamed; with -t the local terminal is put in raw mode so the remote shell owns it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import stat
+import sys
+import termios
+import tty as ttymod
+from collections.abc import AsyncIterator
 
-from pybernetes.cli.common import err
+from pybernetes.cli.common import CliError, Ctx
 
 
-async def run_exec(args: argparse.Namespace) -> int:
-    """pbctl exec [-it] POD [-c CONTAINER] -- CMD... (args.pod, .container, .cmd, .stdin, .tty)."""
-    err("error: exec is not available yet")
-    return 1
+async def _stdin_chunks() -> AsyncIterator[bytes]:
+    # A reader callback rather than a thread: a thread blocked in read() would keep pbctl alive after
+    # the remote command ends.
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # a redirected file cannot be polled: send it whole
+        data = sys.stdin.buffer.read()
+        if data:
+            yield data
+        return
+    q: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+        q.put_nowait(data)
+
+    loop.add_reader(fd, readable)
+    try:
+        while True:
+            data = await q.get()
+            if not data:
+                return
+            yield data
+    finally:
+        loop.remove_reader(fd)
+
+
+async def run_exec(ctx: Ctx, args: argparse.Namespace) -> int:
+    """pbctl exec [-i] [-t] POD [-c CONTAINER] -- CMD..."""
+    if not args.cmd:
+        raise CliError("you must specify at least one command for the container")
+    pod = args.pod.split("/", 1)[1] if args.pod.startswith(("pod/", "pods/")) else args.pod
+    use_tty = args.tty and sys.stdin.isatty()
+    saved = None
+    if use_tty:
+        saved = termios.tcgetattr(sys.stdin.fileno())
+        ttymod.setraw(sys.stdin.fileno())
+    code = 0
+    try:
+        async for out in ctx.client.pod_exec(ctx.namespace, pod, list(args.cmd), container=args.container,
+                                             stdin=_stdin_chunks() if args.stdin else None, tty=use_tty):
+            which = out.WhichOneof("output")
+            if which == "stdout":
+                sys.stdout.buffer.write(out.stdout)
+                sys.stdout.buffer.flush()
+            elif which == "stderr":
+                sys.stderr.buffer.write(out.stderr)
+                sys.stderr.buffer.flush()
+            elif which == "exit_code":
+                code = out.exit_code
+    finally:
+        if saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+    if code:
+        print(f"command terminated with exit code {code}", file=sys.stderr)
+    return code

@@ -294,11 +294,11 @@ async def dispatch(ctx: Ctx, args: argparse.Namespace) -> int:
     if c == "logs":
         from pybernetes.cli.logs import run_logs
 
-        return await run_logs(args)
+        return await run_logs(ctx, args)
     if c == "exec":
         from pybernetes.cli.exec import run_exec
 
-        return await run_exec(args)
+        return await run_exec(ctx, args)
     if c == "version":
         from pybernetes.cli.misc import run_version
 

@@ -230,3 +230,40 @@ class Client:
             raise error_from_rpc(e) from None
         finally:
             call.cancel()
+
+    async def pod_logs(self, namespace: str, name: str, *, container: str = "", follow: bool = False,
+                       previous: bool = False, tail_lines: int = -1, timestamps: bool = False,
+                       since_seconds: int = 0) -> AsyncIterator[bytes]:
+        """A container's log, proxied by the apiserver from the pod's kubelet."""
+        req = pb.PodLogsRequest(namespace=namespace, name=name, container=container, follow=follow,
+                                previous=previous, tail_lines=tail_lines, timestamps=timestamps,
+                                since_seconds=since_seconds)
+        call = self._stub.PodLogs(req, metadata=self._md)
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+        finally:
+            call.cancel()
+
+    async def pod_exec(self, namespace: str, name: str, command: builtins.list[str], *, container: str = "",
+                       stdin: AsyncIterator[bytes] | None = None, tty: bool = False) -> AsyncIterator[pb.ExecOutput]:
+        """Run a command in a container; yields stdout/stderr chunks and finally the exit code."""
+
+        async def inputs() -> AsyncIterator[pb.ExecInput]:
+            yield pb.ExecInput(start=pb.ExecStart(namespace=namespace, name=name, container=container,
+                                                  command=command, stdin=stdin is not None, tty=tty))
+            if stdin is not None:
+                async for data in stdin:
+                    yield pb.ExecInput(stdin=data)
+                yield pb.ExecInput(close_stdin=True)
+
+        call = self._stub.PodExec(inputs(), metadata=self._md)
+        try:
+            async for out in call:
+                yield out
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+        finally:
+            call.cancel()

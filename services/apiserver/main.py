@@ -26,6 +26,7 @@ from pybernetes.metrics import HealthServer
 
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, ensure_admin_token
+from .kubelet_proxy import KubeletProxy
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
@@ -55,6 +56,7 @@ class Config:
     admin_config: Path | None = None
     service_cluster_ip_range: str = "10.96.0.0/16"
     service_node_port_range: str = "30000-32767"
+    kubelet_client_token_file: Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -76,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--admin-config", type=Path, default=None, help="where to write admin.conf")
     p.add_argument("--service-cluster-ip-range", default=Config.service_cluster_ip_range)
     p.add_argument("--service-node-port-range", default=Config.service_node_port_range)
+    p.add_argument("--kubelet-client-token-file", type=Path, default=None,
+                   help="token the apiserver presents to kubelets (logs, exec)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     logs.setup("apiserver", verbose=a.verbose)
@@ -86,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   compaction_interval=a.compaction_interval, watch_cache_size=a.watch_cache_size,
                   bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config,
                   service_cluster_ip_range=a.service_cluster_ip_range,
-                  service_node_port_range=a.service_node_port_range)
+                  service_node_port_range=a.service_node_port_range,
+                  kubelet_client_token_file=a.kubelet_client_token_file)
 
 
 async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
@@ -154,7 +159,9 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range))
     server = rpc.server()
-    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn), server)
+    kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
+    kubelets = KubeletProxy(rest, token=kubelet_token)
+    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, kubelets=kubelets), server)
     health = HealthServer(cfg.bind_address, cfg.health_port)
 
     async def etcd_ok() -> None:
@@ -193,6 +200,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         for t in tasks:
             t.cancel()
         await server.stop(grace=1)
+        await kubelets.close()
         await health.stop()
         await store.stop()
         await etcd.close()

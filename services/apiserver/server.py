@@ -23,6 +23,7 @@ from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
 from .auth import AlwaysAllowAuthorizer, TokenAuthenticator, User
+from .kubelet_proxy import KubeletProxy
 from .metrics import REQUEST_DURATION, REQUESTS
 from .rest import Rest
 
@@ -44,10 +45,12 @@ def _envelope(msg: Message) -> pb.Object:
 
 
 class APIServicer(pb_grpc.APIServicer):
-    def __init__(self, rest: Rest, authn: TokenAuthenticator, authz: AlwaysAllowAuthorizer | None = None) -> None:
+    def __init__(self, rest: Rest, authn: TokenAuthenticator, authz: AlwaysAllowAuthorizer | None = None,
+                 kubelets: KubeletProxy | None = None) -> None:
         self.rest = rest
         self.authn = authn
         self.authz = authz or AlwaysAllowAuthorizer()
+        self.kubelets = kubelets or KubeletProxy(rest)
 
     def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
         for key, value in context.invocation_metadata() or ():
@@ -191,3 +194,31 @@ class APIServicer(pb_grpc.APIServicer):
                 yield pb.WatchEvent(type=ev.type, object=pb.Object(api_version=av, kind=kind, raw=ev.raw))
         finally:
             self.rest.unwatch(info, w)
+
+    async def _stream_error(self, context: Any, verb: str, resource: str, e: errors.ApiError) -> None:
+        REQUESTS.labels(verb, resource, str(e.code)).inc()
+        await context.abort(e.grpc_code, e.message,
+                            trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
+
+    async def PodLogs(self, request: pb.PodLogsRequest, context: Any) -> AsyncIterator[pb.LogChunk]:
+        try:
+            user = self._user(context)
+            self.authz.authorize(user, "get", "pods/log", request.namespace)
+            async for chunk in self.kubelets.logs(request):
+                yield chunk
+        except errors.ApiError as e:
+            await self._stream_error(context, "get", "pods/log", e)
+            return
+        REQUESTS.labels("get", "pods/log", "200").inc()
+
+    async def PodExec(self, request_iterator: AsyncIterator[pb.ExecInput],
+                      context: Any) -> AsyncIterator[pb.ExecOutput]:
+        try:
+            user = self._user(context)
+            self.authz.authorize(user, "create", "pods/exec", "")
+            async for out in self.kubelets.exec(request_iterator):
+                yield out
+        except errors.ApiError as e:
+            await self._stream_error(context, "create", "pods/exec", e)
+            return
+        REQUESTS.labels("create", "pods/exec", "200").inc()

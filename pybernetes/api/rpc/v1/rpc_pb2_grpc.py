@@ -74,6 +74,16 @@ class APIStub:
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.DiscoveryRequest.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.DiscoveryResponse.FromString,
                 _registered_method=True)
+        self.PodLogs = channel.unary_stream(
+                '/pybernetes.rpc.v1.API/PodLogs',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PodLogsRequest.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.PodExec = channel.stream_stream(
+                '/pybernetes.rpc.v1.API/PodExec',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -127,6 +137,18 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodExec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +191,16 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Discovery,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.DiscoveryRequest.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.DiscoveryResponse.SerializeToString,
+            ),
+            'PodLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.PodLogs,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PodLogsRequest.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.LogChunk.SerializeToString,
+            ),
+            'PodExec': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodExec,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +419,181 @@ class API:
             '/pybernetes.rpc.v1.API/Discovery',
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.DiscoveryRequest.SerializeToString,
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.DiscoveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pybernetes.rpc.v1.API/PodLogs',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PodLogsRequest.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodExec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pybernetes.rpc.v1.API/PodExec',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class KubeletStub:
+    """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
+    containers on that node.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ContainerLogs = channel.unary_stream(
+                '/pybernetes.rpc.v1.Kubelet/ContainerLogs',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PodLogsRequest.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/pybernetes.rpc.v1.Kubelet/Exec',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
+                _registered_method=True)
+
+
+class KubeletServicer:
+    """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
+    containers on that node.
+    """
+
+    def ContainerLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_KubeletServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ContainerLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.ContainerLogs,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PodLogsRequest.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.LogChunk.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pybernetes.rpc.v1.Kubelet', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pybernetes.rpc.v1.Kubelet', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Kubelet:
+    """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
+    containers on that node.
+    """
+
+    @staticmethod
+    def ContainerLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pybernetes.rpc.v1.Kubelet/ContainerLogs',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PodLogsRequest.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pybernetes.rpc.v1.Kubelet/Exec',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,8 @@ class APIStub:
     Delete: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.DeleteRequest, _rpc_pb2.DeleteResponse]
     Watch: _grpc.UnaryStreamMultiCallable[_rpc_pb2.WatchRequest, _rpc_pb2.WatchEvent]
     Discovery: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.DiscoveryRequest, _rpc_pb2.DiscoveryResponse]
+    PodLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
+    PodExec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
 
 @_typing.type_check_only
 class APIAsyncStub(APIStub):
@@ -56,6 +58,8 @@ class APIAsyncStub(APIStub):
     Delete: _aio.UnaryUnaryMultiCallable[_rpc_pb2.DeleteRequest, _rpc_pb2.DeleteResponse]  # type: ignore[assignment]
     Watch: _aio.UnaryStreamMultiCallable[_rpc_pb2.WatchRequest, _rpc_pb2.WatchEvent]  # type: ignore[assignment]
     Discovery: _aio.UnaryUnaryMultiCallable[_rpc_pb2.DiscoveryRequest, _rpc_pb2.DiscoveryResponse]  # type: ignore[assignment]
+    PodLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
+    PodExec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
 
 class APIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -114,4 +118,61 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rpc_pb2.DiscoveryResponse, _abc.Awaitable[_rpc_pb2.DiscoveryResponse]]: ...
 
+    @_abc_1.abstractmethod
+    def PodLogs(
+        self,
+        request: _rpc_pb2.PodLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.LogChunk], _abc.AsyncIterator[_rpc_pb2.LogChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def PodExec(
+        self,
+        request_iterator: _MaybeAsyncIterator[_rpc_pb2.ExecInput],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.ExecOutput], _abc.AsyncIterator[_rpc_pb2.ExecOutput]]: ...
+
 def add_APIServicer_to_server(servicer: APIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class KubeletStub:
+    """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
+    containers on that node.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> KubeletAsyncStub: ...
+    ContainerLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
+    Exec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
+
+@_typing.type_check_only
+class KubeletAsyncStub(KubeletStub):
+    """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
+    containers on that node.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ContainerLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
+    Exec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
+
+class KubeletServicer(metaclass=_abc_1.ABCMeta):
+    """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
+    containers on that node.
+    """
+
+    @_abc_1.abstractmethod
+    def ContainerLogs(
+        self,
+        request: _rpc_pb2.PodLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.LogChunk], _abc.AsyncIterator[_rpc_pb2.LogChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def Exec(
+        self,
+        request_iterator: _MaybeAsyncIterator[_rpc_pb2.ExecInput],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.ExecOutput], _abc.AsyncIterator[_rpc_pb2.ExecOutput]]: ...
+
+def add_KubeletServicer_to_server(servicer: KubeletServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,106 @@
+"""pods/log and pods/exec: the apiserver proxies to the kubelet of the pod's node.
+
+Clients never reach nodes directly; the apiserver resolves pod -> node -> the kubelet's address
+(status.addresses InternalIP, status.daemonEndpoints.kubeletEndpoint.Port, default 10250) and relays the
+stream, presenting its kubelet client token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+
+from pybernetes import errors, rpc
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb
+from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
+from pybernetes.client.client import error_from_rpc
+
+from .rest import Rest
+
+DEFAULT_KUBELET_PORT = 10250
+
+
+class KubeletProxy:
+    def __init__(self, rest: Rest, *, token: str = "") -> None:
+        self.rest = rest
+        self.md = rpc.bearer(token)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+    async def _resolve(self, namespace: str, name: str, container: str) -> tuple[pb_grpc.KubeletStub, str]:
+        pod = await self.rest.get("pods", namespace, name)
+        assert isinstance(pod, core.Pod)
+        if not pod.spec.node_name:
+            raise errors.BadRequest(f'pod {name} does not have a host assigned')
+        names = [c.name for c in pod.spec.containers]
+        if not container:
+            if len(names) != 1:
+                raise errors.BadRequest(f"a container name must be specified for pod {name}, choose one of: "
+                                        f"[{' '.join(names)}]")
+            container = names[0]
+        elif container not in names + [c.name for c in pod.spec.init_containers]:
+            raise errors.BadRequest(f"container {container} is not valid for pod {name}")
+        node = await self.rest.get("nodes", "", pod.spec.node_name)
+        assert isinstance(node, core.Node)
+        address = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
+        if not address:
+            raise errors.Unavailable(f'node "{node.metadata.name}" has no InternalIP: cannot reach its kubelet')
+        port = node.status.daemon_endpoints.kubelet_endpoint.port or DEFAULT_KUBELET_PORT
+        target = f"{address}:{port}"
+        ch = self._channels.get(target)
+        if ch is None:
+            ch = self._channels[target] = rpc.channel(target)
+        return pb_grpc.KubeletStub(ch), container
+
+    async def logs(self, req: pb.PodLogsRequest) -> AsyncIterator[pb.LogChunk]:
+        stub, container = await self._resolve(req.namespace, req.name, req.container)
+        fwd = pb.PodLogsRequest()
+        fwd.CopyFrom(req)
+        fwd.container = container
+        call = stub.ContainerLogs(fwd, metadata=self.md)
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as e:
+            raise _from_kubelet(e) from None
+        finally:
+            call.cancel()
+
+    async def exec(self, inputs: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+        first = await anext(inputs, None)
+        if first is None or not first.HasField("start"):
+            raise errors.BadRequest("exec: the first message must say what to run")
+        start = first.start
+        if not start.command:
+            raise errors.BadRequest("you must specify at least one command for the container")
+        stub, container = await self._resolve(start.namespace, start.name, start.container)
+        start.container = container
+
+        async def relay() -> AsyncIterator[pb.ExecInput]:
+            yield first
+            async for msg in inputs:
+                yield msg
+
+        call = stub.Exec(relay(), metadata=self.md)
+        try:
+            async for out in call:
+                yield out
+        except grpc.aio.AioRpcError as e:
+            raise _from_kubelet(e) from None
+        finally:
+            with contextlib.suppress(Exception):
+                call.cancel()
+
+
+def _from_kubelet(e: grpc.aio.AioRpcError) -> errors.ApiError:
+    err = error_from_rpc(e)
+    if e.code() == grpc.StatusCode.UNAVAILABLE:
+        return errors.Unavailable(f"the pod's kubelet is unreachable: {e.details()}")
+    return err
