@@ -19,6 +19,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from node_agent import runtime
 from node_agent.checkpoint import Checkpoints
 from node_agent.containerd import render_cni_conflist
@@ -29,6 +31,7 @@ from node_agent.images import ImageManager
 from node_agent.nodestatus import NodeSpecCfg, NodeStatus
 from node_agent.podworkers import PodWorkers
 from node_agent.probes import ProbeManager
+from node_agent.server import KubeletAPI, serve
 from node_agent.status import StatusManager, Waiting
 from node_agent.sync import RUNNING_CONTAINERS, RUNNING_PODS, InstrumentedCRI, Syncer, port_conflict
 from pybernetes import errors, logs
@@ -61,6 +64,9 @@ class Config:
     node_lease_duration: int = 40
     health_host: str = "127.0.0.1"
     health_port: int = 10248
+    port: int = 10250
+    address: str = ""
+    authentication_token_file: Path | None = None
     register_node: bool = True
     node_labels: dict[str, str] = field(default_factory=dict)
     probe_netns: str = ""
@@ -106,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--node-lease-duration", type=int, default=40)
     p.add_argument("--health-host", default="127.0.0.1")
     p.add_argument("--health-port", "--healthz-port", dest="health_port", type=int, default=10248)
+    p.add_argument("--port", type=int, default=10250, help="the kubelet API (logs, exec) for the apiserver")
+    p.add_argument("--address", default="", help="bind address of the kubelet API (default: --node-ip)")
+    p.add_argument("--authentication-token-file", type=Path, default=None,
+                   help="tokens (one per line) accepted on the kubelet API; the apiserver's kubelet client token")
     p.add_argument("--register-node", default="true", choices=["true", "false"])
     p.add_argument("--node-labels", default="")
     p.add_argument("--probe-netns", default="",
@@ -123,7 +133,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   node_lease_duration=a.node_lease_duration, health_host=a.health_host,
                   health_port=a.health_port, register_node=a.register_node == "true",
                   node_labels=_labels(a.node_labels), probe_netns=a.probe_netns,
-                  sync_frequency=_duration(a.sync_frequency))
+                  sync_frequency=_duration(a.sync_frequency), port=a.port, address=a.address,
+                  authentication_token_file=a.authentication_token_file)
 
 
 def _default_ip() -> str:
@@ -375,13 +386,19 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     health.add_ready_check("containerd", containerd_ok)
     node = NodeStatus(client, NodeSpecCfg(
         name=cfg.node_name, ip=kl.host_ip, root_dir=cfg.root_dir, labels=cfg.node_labels, cpu=cfg.cpu,
-        memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port,
+        memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port, api_port=cfg.port,
         status_frequency=cfg.node_status_update_frequency, lease_duration=cfg.node_lease_duration),
         kl.runtime_version, kl.runtime_ready)
     tasks: list[asyncio.Task[None]] = []
+    tokens: frozenset[str] = frozenset()
+    if cfg.authentication_token_file is not None:
+        tokens = frozenset(t.strip() for t in cfg.authentication_token_file.read_text().splitlines() if t.strip())
+    api_server: grpc.aio.Server | None = None
     try:
         await health.start()
         cfg.health_port = health.port
+        api_server = await serve(KubeletAPI(cri, cfg.containerd_socket, tokens=tokens),
+                                 f"{cfg.address or kl.host_ip}:{cfg.port}")
         kl.recorder.start()
         kl.statuses.start()
         if cfg.register_node:
@@ -413,6 +430,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if api_server is not None:
+            await api_server.stop(grace=1)
         await kl.workers.close()
         await kl.probes.close()
         await kl.factory.shutdown()

@@ -41,6 +41,7 @@ class NodeSpecCfg:
     memory: str = ""
     max_pods: int = 110
     health_port: int = 0
+    api_port: int = 10250
     status_frequency: float = 10.0
     lease_duration: int = 40
 
@@ -130,7 +131,8 @@ class NodeStatus:
         del st.addresses[:]
         st.addresses.append(core.NodeAddress(type="InternalIP", address=self.cfg.ip))
         st.addresses.append(core.NodeAddress(type="Hostname", address=self.cfg.name))
-        st.daemon_endpoints.kubelet_endpoint.port = self.cfg.health_port
+        # Where the apiserver reaches this kubelet's API (logs, exec).
+        st.daemon_endpoints.kubelet_endpoint.port = self.cfg.api_port
         ni = st.node_info
         ni.machine_id = _read("/etc/machine-id")
         ni.system_uuid = _read("/sys/class/dmi/id/product_uuid", ni.machine_id)

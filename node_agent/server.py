@@ -1,0 +1,239 @@
+"""The kubelet's API (port 10250): container logs and exec, for the apiserver only.
+
+Logs are read from the CRI log files (`<timestamp> <stream> <P|F> <line>`), with --tail, --timestamps,
+--previous (the last exited instance) and --follow (until the container exits). Exec runs through
+containerd's task exec (`ctr tasks exec`), with stdin and a pseudo-terminal when asked, so interactive
+shells work; the exit code is the stream's last message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import pty
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from pybernetes import errors, rpc
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb
+from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
+from pybernetes.rpc import AUTH_HEADER, STATUS_KEY
+
+from .cri import api_pb2 as cri
+from .cri.client import CRIClient
+from .runtime import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, RESTART_COUNT
+
+log = logging.getLogger("pybernetes.kubelet.server")
+
+
+def parse_cri_line(line: bytes) -> tuple[str, str, bool, bytes] | None:
+    """(timestamp, stream, full, text) of one CRI log line, or None when malformed."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 4:
+        return None
+    ts, stream, tag, text = parts
+    return ts.decode(), stream.decode(), tag.startswith(b"F"), text
+
+
+def render(lines: list[bytes], timestamps: bool) -> bytes:
+    out = bytearray()
+    for raw in lines:
+        parsed = parse_cri_line(raw.rstrip(b"\n"))
+        if parsed is None:
+            continue
+        ts, _, full, text = parsed
+        if timestamps:
+            out += ts.encode() + b" "
+        out += text + (b"\n" if full else b"")
+    return bytes(out)
+
+
+def _status(e: errors.ApiError) -> tuple[tuple[str, bytes], ...]:
+    from pybernetes.api.meta.v1 import meta_pb2 as meta
+
+    st = meta.Status(status="Failure", message=e.message, reason=e.reason, code=e.code)
+    return ((STATUS_KEY, st.SerializeToString()),)
+
+
+class KubeletAPI(pb_grpc.KubeletServicer):
+    def __init__(self, cri_client: CRIClient, containerd_socket: str, *, tokens: frozenset[str] = frozenset()) -> None:
+        self.cri = cri_client
+        self.socket = containerd_socket
+        self.tokens = tokens
+
+    def _check(self, context: Any) -> None:
+        if not self.tokens:
+            return
+        for key, value in context.invocation_metadata() or ():
+            if key == AUTH_HEADER and str(value).removeprefix("Bearer ").strip() in self.tokens:
+                return
+        raise errors.Unauthorized("Unauthorized: the kubelet serves the apiserver only")
+
+    async def _find(self, namespace: str, name: str, container: str, previous: bool) -> cri.Container:
+        found = await self.cri.list_containers(label_selector={POD_NAMESPACE: namespace, POD_NAME: name,
+                                                               CONTAINER_NAME: container})
+        if not found:
+            raise errors.NotFound(f'container "{container}" in pod "{name}" is not available')
+        found.sort(key=lambda c: (int(c.labels.get(RESTART_COUNT, c.annotations.get(RESTART_COUNT, "0")) or 0),
+                                  c.created_at))
+        if previous:
+            if len(found) < 2:
+                raise errors.BadRequest(f'previous terminated container "{container}" in pod "{name}" not found')
+            return found[-2]
+        return found[-1]
+
+    async def ContainerLogs(self, request: pb.PodLogsRequest, context: Any) -> AsyncIterator[pb.LogChunk]:
+        try:
+            self._check(context)
+            c = await self._find(request.namespace, request.name, request.container, request.previous)
+            status = await self.cri.container_status(c.id)
+        except errors.ApiError as e:
+            await context.abort(e.grpc_code, e.message, trailing_metadata=_status(e))
+            return
+        path = Path(status.log_path)
+        since = 0.0
+        if request.since_seconds > 0:
+            since = dt.datetime.now(dt.UTC).timestamp() - request.since_seconds
+        lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
+        if since:
+            lines = [ln for ln in lines if _ts(ln) >= since]
+        if request.tail_lines >= 0:
+            lines = lines[-request.tail_lines:] if request.tail_lines else []
+        if lines:
+            yield pb.LogChunk(data=render(lines, request.timestamps))
+        if not request.follow or request.previous:
+            return
+        offset = path.stat().st_size if path.exists() else 0
+        pending = b""
+        while True:
+            await asyncio.sleep(0.2)
+            size = path.stat().st_size if path.exists() else 0
+            if size > offset:
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    data = pending + f.read(size - offset)
+                offset = size
+                complete, _, pending = data.rpartition(b"\n")
+                if complete:
+                    yield pb.LogChunk(data=render((complete + b"\n").splitlines(keepends=True), request.timestamps))
+                continue
+            st = await self.cri.container_status(c.id)
+            if st.state in (cri.CONTAINER_EXITED, cri.CONTAINER_UNKNOWN):
+                return
+
+    async def Exec(self, request_iterator: AsyncIterator[pb.ExecInput], context: Any) -> AsyncIterator[pb.ExecOutput]:
+        try:
+            self._check(context)
+            first = await anext(request_iterator, None)
+            if first is None or not first.HasField("start"):
+                raise errors.BadRequest("exec: the first message must say what to run")
+            start = first.start
+            c = await self._find(start.namespace, start.name, start.container, False)
+            if c.state != cri.CONTAINER_RUNNING:
+                raise errors.BadRequest(f"container {start.container} is not running")
+        except errors.ApiError as e:
+            await context.abort(e.grpc_code, e.message, trailing_metadata=_status(e))
+            return
+        async for out in self._exec(c.id, list(start.command), start.stdin, start.tty, request_iterator):
+            yield out
+
+    async def _exec(self, container_id: str, command: list[str], stdin: bool, tty: bool,
+                    inputs: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+        argv = ["ctr", "--address", self.socket, "-n", "k8s.io", "tasks", "exec",
+                "--exec-id", f"pb-exec-{secrets.token_hex(6)}"]
+        if tty:
+            argv.append("--tty")
+        argv += [container_id, *command]
+        queue: asyncio.Queue[pb.ExecOutput | None] = asyncio.Queue()
+        master = -1
+        if tty:
+            master, slave = pty.openpty()
+            proc = await asyncio.create_subprocess_exec(*argv, stdin=slave, stdout=slave, stderr=slave,
+                                                        start_new_session=True)
+            os.close(slave)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        loop = asyncio.get_running_loop()
+
+        async def pump(reader: asyncio.StreamReader, field: str) -> None:
+            while data := await reader.read(65536):
+                await queue.put(pb.ExecOutput(stdout=data) if field == "stdout" else pb.ExecOutput(stderr=data))
+
+        async def pump_pty() -> None:
+            while True:
+                try:
+                    data = await loop.run_in_executor(None, os.read, master, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                await queue.put(pb.ExecOutput(stdout=data))
+
+        async def feed() -> None:
+            async for msg in inputs:
+                which = msg.WhichOneof("input")
+                if which == "stdin":
+                    if tty:
+                        os.write(master, msg.stdin)
+                    elif proc.stdin is not None:
+                        proc.stdin.write(msg.stdin)
+                        await proc.stdin.drain()
+                elif which == "close_stdin":
+                    if not tty and proc.stdin is not None:
+                        proc.stdin.close()
+                    if tty:
+                        os.write(master, b"\x04")
+
+        readers = [asyncio.create_task(pump_pty())] if tty else [
+            asyncio.create_task(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
+            asyncio.create_task(pump(proc.stderr, "stderr")),  # type: ignore[arg-type]
+        ]
+        feeder = asyncio.create_task(feed())
+
+        async def finish() -> None:
+            code = await proc.wait()
+            if not tty:
+                await asyncio.gather(*readers, return_exceptions=True)
+            else:
+                await asyncio.sleep(0.05)  # let the pty drain
+            await queue.put(pb.ExecOutput(exit_code=code))
+            await queue.put(None)
+
+        waiter = asyncio.create_task(finish())
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            for t in (feeder, waiter, *readers):
+                t.cancel()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            if master >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(master)
+
+
+def _ts(line: bytes) -> float:
+    try:
+        return dt.datetime.fromisoformat(line.split(b" ", 1)[0].decode()[:26] + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
+async def serve(api: KubeletAPI, address: str) -> grpc.aio.Server:
+    srv = rpc.server()
+    pb_grpc.add_KubeletServicer_to_server(api, srv)
+    rpc.bind(srv, address)
+    await srv.start()
+    log.info("kubelet API serving address=%s", address)
+    return srv
