@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from node_agent import grpc_probe
 from node_agent.cri.client import CRIClient
 from node_agent.cri.errors import CRIError
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -109,6 +110,8 @@ class ProbeManager:
         self.cri = cri
         self.on_change = on_change
         self.event = event
+        self._netns_path = netns_path
+
         def init() -> None:
             if netns_path:
                 _enter_netns(netns_path)
@@ -253,7 +256,11 @@ class ProbeManager:
             return await loop.run_in_executor(self._pool, tcp_check, ts.host or t.pod_ip,
                                               resolve_port(ts.port, c), float(timeout))
         if probe.HasField("grpc"):
-            return await loop.run_in_executor(self._pool, tcp_check, t.pod_ip, probe.grpc.port, float(timeout))
+            address = f"{t.pod_ip}:{probe.grpc.port}"
+            service = probe.grpc.service if probe.grpc.HasField("service") else ""
+            if self._netns_path:
+                return await grpc_probe.check_in_netns(self._netns_path, address, service, float(timeout))
+            return await grpc_probe.check(address, service, float(timeout))
         return True, ""
 
     async def run_handler(self, pod: core.Pod, c: core.Container, cid: str, h: core.LifecycleHandler,
