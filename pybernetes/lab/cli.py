@@ -1,0 +1,124 @@
+"""`pbctl lab ...` (and `python -m pybernetes.lab.cli ...`): the local three-node lab.
+
+    lab up [--workers N] [--profile default|fast] [--dir DIR]   bring the lab up (a no-op when it is up)
+    lab down                                                   remove everything the lab made
+    lab status                                                 each component: process alive + health
+    lab shell NODE [-- CMD...]                                  run a command in a node's network namespace
+    lab stop|start COMPONENT [--node N]                         apiserver, etcd, scheduler, controller-manager,
+                                                               kubelet, proxy, containerd
+    lab open [dashboards]                                      print the Prometheus URL (if one was started)
+
+`register(subparsers, common_parent)` adds the `lab` command to pbctl's parser; `run_lab(args)` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pybernetes.lab import cluster
+
+ENV_DIR = "PB_LAB_DIR"
+
+
+def _default_dir() -> Path:
+    return Path(os.environ.get(ENV_DIR) or cluster.DEFAULT_DIR)
+
+
+def _add_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dir", type=Path, default=None,
+                   help=f"lab directory (default ${ENV_DIR} or {cluster.DEFAULT_DIR})")
+
+
+def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentParser] = ()) -> None:
+    parents = list(common)
+    sub = lab.add_subparsers(dest="lab_cmd", metavar="SUBCOMMAND")
+    sub.required = True
+    p = sub.add_parser("up", help="bring up a control plane and N worker nodes", parents=parents)
+    p.add_argument("--workers", type=int, default=3, help="number of worker nodes (default 3)")
+    p.add_argument("--profile", choices=sorted(cluster.PROFILES), default="default",
+                   help="timings: default (Kubernetes') or fast (short failure detection)")
+    p.add_argument("--image-cache", type=Path, default=cluster.DEFAULT_IMAGE_CACHE,
+                   help="where the lab images are built once and reused")
+    _add_dir(p)
+    p = sub.add_parser("down", help="remove everything the lab made", parents=parents)
+    _add_dir(p)
+    p = sub.add_parser("status", help="health of every lab component", parents=parents)
+    _add_dir(p)
+    p = sub.add_parser("shell", help="run a command inside a lab host's network namespace", parents=parents)
+    p.add_argument("host", metavar="NODE", help="node-1.., or control-plane")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
+    _add_dir(p)
+    for verb in ("stop", "start"):
+        p = sub.add_parser(verb, help=f"{verb} one component", parents=parents)
+        p.add_argument("component", choices=[*cluster.COMPONENTS, "registry", "registry-forwarder",
+                                             "apiserver-relay"])
+        p.add_argument("--node", default="", help="only on this node (kubelet, proxy, containerd)")
+        _add_dir(p)
+    p = sub.add_parser("open", help="print the dashboards' URLs", parents=parents)
+    p.add_argument("what", nargs="?", default="dashboards", choices=["dashboards"])
+    _add_dir(p)
+
+
+def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
+    """Add `lab` to pbctl's subcommands (`subparsers` is the result of add_subparsers)."""
+    lab = subparsers.add_parser("lab", help="Run a local multi-node lab cluster", parents=[common_parent])
+    _populate(lab, [common_parent])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pybernetes.lab.cli", description="The pybernetes local lab.")
+    _populate(p)
+    return p
+
+
+async def run_lab(args: argparse.Namespace) -> int:
+    lab_dir: Path = getattr(args, "dir", None) or _default_dir()
+    cmd = args.lab_cmd
+    try:
+        if cmd == "up":
+            if args.workers < 1 or args.workers > 9:
+                raise cluster.LabError("--workers must be between 1 and 9")
+            plan = cluster.Plan(dir=lab_dir, workers=args.workers, profile=cluster.PROFILES[args.profile],
+                                image_cache=args.image_cache)
+            return await cluster.up(plan)
+        if cmd == "down":
+            return await cluster.down(lab_dir)
+        if cmd == "status":
+            return await cluster.status(lab_dir)
+        if cmd == "shell":
+            rest = list(args.cmd)
+            if rest and rest[0] == "--":
+                rest = rest[1:]
+            argv = cluster.shell_argv(lab_dir, args.host, rest)
+            proc = await asyncio.create_subprocess_exec(*argv)
+            return await proc.wait()
+        if cmd == "stop":
+            return await cluster.stop_component(lab_dir, args.component, args.node)
+        if cmd == "start":
+            return await cluster.start_component(lab_dir, args.component, args.node)
+        if cmd == "open":
+            return await cluster.open_dashboards(lab_dir)
+    except cluster.LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"error: unknown lab command {cmd!r}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        code = asyncio.run(run_lab(args))
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

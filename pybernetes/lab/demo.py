@@ -1,0 +1,159 @@
+"""The lab demo: apply examples/, wait for the rollout, then show requests balanced across pods and nodes.
+
+    python -m pybernetes.lab.demo [--dir LAB_DIR] [--requests 12] [--from-node node-1]
+
+Requests are sent from inside a node's network namespace (curl through `nsenter --net`) to the
+`hello` ClusterIP and to <node-ip>:30080 of every node in turn; each answer names the pod that served
+it, printed with the node that pod runs on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pybernetes.lab import cluster
+from pybernetes.lab.state import LabState
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEPLOYMENT = "hello"
+SERVICE = "hello"
+NODEPORT = 30080
+
+
+async def pbctl(admin: Path, *argv: str) -> int:
+    from pybernetes.cli.main import run
+
+    return await run(["--config", str(admin), *argv])
+
+
+async def pods_by_name(admin: Path) -> dict[str, tuple[str, str]]:
+    """pod name -> (node, pod IP) for the demo's pods."""
+    from pybernetes.api.core.v1 import core_pb2 as core
+    from pybernetes.client import config as client_config
+    from pybernetes.client.client import Client
+
+    async with Client.from_config(client_config.load(str(admin)), timeout=10) as c:
+        pods = (await c.list(core.Pod, namespace="default", label_selector=f"app={DEPLOYMENT}")).items
+    return {p.metadata.name: (p.spec.node_name, p.status.pod_ip) for p in pods
+            if not p.metadata.HasField("deletion_timestamp")}
+
+
+async def ready_endpoints(admin: Path, want: int, timeout: float = 60.0) -> list[str]:
+    from pybernetes import errors
+    from pybernetes.api.core.v1 import core_pb2 as core
+    from pybernetes.client import config as client_config
+    from pybernetes.client.client import Client
+
+    deadline = time.monotonic() + timeout
+    async with Client.from_config(client_config.load(str(admin)), timeout=10) as c:
+        while True:
+            try:
+                ep = await c.get(core.Endpoints, SERVICE, namespace="default")
+                ips = [a.ip for s in ep.subsets for a in s.addresses]
+            except errors.NotFound:
+                ips = []
+            if len(ips) >= want or time.monotonic() > deadline:
+                return ips
+            await asyncio.sleep(0.5)
+
+
+async def cluster_ip(admin: Path) -> str:
+    from pybernetes.api.core.v1 import core_pb2 as core
+    from pybernetes.client import config as client_config
+    from pybernetes.client.client import Client
+
+    async with Client.from_config(client_config.load(str(admin)), timeout=10) as c:
+        svc = await c.get(core.Service, SERVICE, namespace="default")
+    return svc.spec.cluster_ip
+
+
+async def request(netns: str, url: str) -> str:
+    ok, body = await cluster.http_get(netns, url, timeout=2.0)
+    if not ok:
+        return f"(no answer: {body.strip()[:80] or 'failed'})"
+    return body.strip().removeprefix("hello from ").strip()
+
+
+async def run_demo(lab_dir: Path, *, requests: int = 12, from_node: str = "node-1", apply: bool = True,
+                   say: Callable[[str], None] = print) -> dict[str, collections.Counter[str]]:
+    """Returns {"clusterip": Counter(pod), "nodeport": Counter(pod)} of who answered."""
+    st = LabState.load(lab_dir.resolve())
+    if st is None or not st.complete:
+        raise cluster.LabError(f"no running lab in {lab_dir}; run `pbctl lab up` first")
+    admin = Path(st.dir) / "admin.conf"
+    nodes = {n["name"]: n for n in st.info.get("nodes", [])}
+    if from_node not in nodes:
+        raise cluster.LabError(f"no node {from_node!r} in the lab ({', '.join(nodes)})")
+    src = nodes[from_node]["netns"]
+    if apply:
+        say(f"$ pbctl apply -f {EXAMPLES}")
+        if await pbctl(admin, "apply", "-f", str(EXAMPLES)) != 0:
+            raise cluster.LabError("apply failed")
+    say(f"$ pbctl rollout status deployment/{DEPLOYMENT}")
+    if await pbctl(admin, "rollout", "status", f"deployment/{DEPLOYMENT}", "--timeout", "120s") != 0:
+        raise cluster.LabError("rollout did not finish")
+    say("$ pbctl get pods -o wide")
+    await pbctl(admin, "get", "pods", "-l", f"app={DEPLOYMENT}", "-o", "wide")
+    pods = await pods_by_name(admin)
+    await ready_endpoints(admin, len(pods))
+    proxies = [p for p in st.find("proxy") if p.alive()]
+    answered: dict[str, collections.Counter[str]] = {"clusterip": collections.Counter(),
+                                                     "nodeport": collections.Counter()}
+
+    def show(i: int, what: str, pod: str) -> None:
+        node = pods.get(pod, ("?", ""))[0]
+        say(f"  {i:2d}  {what:<24} -> {pod}  (on {node})")
+
+    if not proxies:
+        say("pb-proxy is not available yet: no ClusterIP/NodePort; asking each pod directly instead")
+        for i in range(requests):
+            _name, (_, ip) = sorted(pods.items())[i % len(pods)]
+            pod = await request(src, f"http://{ip}:8080/")
+            answered["clusterip"][pod] += 1
+            show(i + 1, f"{ip}:8080", pod)
+        return answered
+    vip = await cluster_ip(admin)
+    say(f"\n{requests} requests from {from_node} to the ClusterIP {vip}:80:")
+    for i in range(requests):
+        pod = await request(src, f"http://{vip}:80/")
+        answered["clusterip"][pod] += 1
+        show(i + 1, f"{vip}:80", pod)
+    ips = [n["ip"] for n in nodes.values()]
+    say(f"\n{requests} requests from {from_node} to <node-ip>:{NODEPORT} of every node in turn:")
+    for i in range(requests):
+        target = f"{ips[i % len(ips)]}:{NODEPORT}"
+        pod = await request(src, f"http://{target}/")
+        answered["nodeport"][pod] += 1
+        show(i + 1, target, pod)
+    for kind, counts in answered.items():
+        spread = ", ".join(f"{p} ({pods.get(p, ('?', ''))[0]}): {n}" for p, n in sorted(counts.items()))
+        say(f"{kind}: {spread}")
+    return answered
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m pybernetes.lab.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or cluster.DEFAULT_DIR))
+    p.add_argument("--requests", type=int, default=12)
+    p.add_argument("--from-node", default="node-1")
+    p.add_argument("--no-apply", dest="apply", action="store_false")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        answered = asyncio.run(run_demo(a.dir, requests=a.requests, from_node=a.from_node, apply=a.apply))
+    except cluster.LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    failed = sum(n for c in answered.values() for p, n in c.items() if p.startswith("(no answer"))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The e2e `lab` fixture: a whole lab (fast profile) in a temp dir for the session, torn down afterwards.
+
+The lab is driven through its command line (`python -m pybernetes.lab.cli`), as a user would; the
+fixture checks afterwards that nothing is left: none of the lab's namespaces, no process naming the
+lab dir, no mount under it, and the root namespace's iptables rules exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pybernetes.lab import cluster, netns
+from pybernetes.lab.state import LabState
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def root_rules() -> str:
+    """The root namespace's iptables rules without counters or comments."""
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    return "\n".join(line.split(" [")[0] if line.startswith(":") else line
+                     for line in out.splitlines() if not line.startswith("#"))
+
+
+def lab_pids(lab_dir: Path) -> list[str]:
+    """Live (non-zombie) processes whose command line names the lab dir."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if stat != "Z" and any(str(lab_dir) in a for a in argv):
+            found.append(f"{entry}: {' '.join(argv)[:160]}")
+    return found
+
+
+def mounts_under(lab_dir: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(lab_dir))]
+
+
+@dataclass
+class Lab:
+    dir: Path
+    rules_before: str
+    up_output: str = ""
+    namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def admin(self) -> Path:
+        return self.dir / "admin.conf"
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([sys.executable, "-m", "pybernetes.lab.cli", *args[:1], "--dir", str(self.dir),
+                              *args[1:]], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        if check and res.returncode != 0:
+            raise AssertionError(f"lab {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def pbctl(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        res = subprocess.run([sys.executable, "-m", "pybernetes.cli.main", "--config", str(self.admin), *args],
+                             capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        if check and res.returncode != 0:
+            raise AssertionError(f"pbctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res.stdout
+
+    def in_node(self, node: str, *cmd: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(netns.nsenter(f"pb-{node}", list(cmd)), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def state(self) -> LabState:
+        st = LabState.load(self.dir)
+        assert st is not None, f"no state in {self.dir}"
+        return st
+
+    def leftovers(self) -> list[str]:
+        problems = [f"namespace {ns}" for ns in self.namespaces if netns.exists(ns)]
+        problems += [f"process {p}" for p in lab_pids(self.dir)]
+        problems += [f"mount {m}" for m in mounts_under(self.dir)]
+        if root_rules() != self.rules_before:
+            problems.append("root namespace iptables rules changed")
+        if self.dir.exists():
+            problems.append(f"directory {self.dir}")
+        return problems
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    for prog in ("containerd", "etcd", "docker-registry", "skopeo", "umoci", "nsenter"):
+        if shutil.which(prog) is None:
+            pytest.skip(f"{prog} not installed")
+    plan = cluster.Plan(dir=tmp_path_factory.mktemp("lab") / "lab", workers=3, profile=cluster.PROFILES["fast"])
+    busy = [ns for ns in plan.namespaces if netns.exists(ns)]
+    if busy:
+        pytest.skip(f"a lab is already running here ({', '.join(busy)}); `pbctl lab down` it first")
+    lab = Lab(dir=plan.dir, rules_before=root_rules(), namespaces=plan.namespaces)
+    try:
+        res = lab.cli("up", "--profile", "fast", check=False)
+        lab.up_output = res.stdout + res.stderr
+        if res.returncode != 0:
+            raise AssertionError(f"lab up failed:\n{lab.up_output}")
+        yield lab
+    finally:
+        if lab.dir.exists():
+            down = lab.cli("down", check=False)
+            assert down.returncode == 0, f"lab down failed:\n{down.stdout}\n{down.stderr}"
+        left = lab.leftovers()
+        assert not left, f"lab down left: {left}"
