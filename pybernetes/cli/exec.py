@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import stat
 import sys
@@ -22,7 +23,11 @@ async def _stdin_chunks() -> AsyncIterator[bytes]:
     # A reader callback rather than a thread: a thread blocked in read() would keep pbctl alive after
     # the remote command ends.
     loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
+    try:
+        fd = sys.stdin.fileno()
+        os.fstat(fd)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return  # no usable stdin (closed, or replaced by a harness): nothing to send
     if stat.S_ISREG(os.fstat(fd).st_mode):  # a redirected file cannot be polled: send it whole
         data = sys.stdin.buffer.read()
         if data:

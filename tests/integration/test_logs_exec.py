@@ -48,8 +48,9 @@ async def running(api: ApiServer, name: str) -> core.Pod:
 async def test_logs_tail_follow_and_previous(node: ApiServer, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     api = node
-    await api.client.create(make_pod("talker", ["sh", "-c", "for i in 1 2 3; do echo line-$i; done; "
-                                                "echo oops >&2; sleep 1; echo late; sleep 3600"]))
+    # stdout and stderr are separate pipes: keep their writes apart in time so the log's order is defined.
+    await api.client.create(make_pod("talker", ["sh", "-c", "for i in 1 2 3; do echo line-$i; done; sleep 0.5; "
+                                                "echo oops >&2; sleep 0.5; echo late; sleep 3600"]))
     await running(api, "talker")
 
     async def text(**kw: object) -> str:

@@ -469,6 +469,6 @@ async def test_version_config_logs_exec(pbctl: Pbctl, apiserver: ApiServer) -> N
     assert view["users"][0]["user"]["token"] == "REDACTED"
     assert view["clusters"][0]["cluster"]["server"] == apiserver.address
     rc, _, err = await pbctl("logs", "web-1", "-c", "web", "--tail", "5")
-    assert rc == 1 and err.strip() == "error: logs are not available yet"
+    assert rc == 1 and err.strip() == 'Error from server (NotFound): pods "web-1" not found'
     rc, _, err = await pbctl("exec", "-it", "web-1", "--", "sh")
     assert rc == 1
