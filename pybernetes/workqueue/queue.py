@@ -75,7 +75,7 @@ class Queue(Generic[K]):
     ) -> None:
         self.name = name
         self.clock: Clock = clock or RealClock()
-        self.metrics: QueueMetrics = metrics or NoopMetrics()
+        self.metrics: QueueMetrics = metrics or (_prometheus() if name else NoopMetrics())
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
@@ -169,3 +169,9 @@ class Queue(Generic[K]):
             if not fut.done():
                 fut.set_result(None)
                 return
+
+
+def _prometheus() -> QueueMetrics:
+    from pybernetes.workqueue.metrics import PROMETHEUS  # deferred: the queue itself needs no prometheus
+
+    return PROMETHEUS

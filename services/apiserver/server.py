@@ -60,7 +60,7 @@ class APIServicer(pb_grpc.APIServicer):
 
     async def _serve(self, verb: str, resource: str, namespace: str, context: Any, fn: Any) -> Any:
         start = time.perf_counter()
-        code = 200
+        code = 201 if verb == "create" else 200  # as kube-apiserver reports them
         try:
             user = self._user(context)
             self.authz.authorize(user, verb, resource, namespace)
@@ -222,3 +222,9 @@ class APIServicer(pb_grpc.APIServicer):
             await self._stream_error(context, "create", "pods/exec", e)
             return
         REQUESTS.labels("create", "pods/exec", "200").inc()
+
+    async def NodeStats(self, request: pb.NodeStatsRequest, context: Any) -> pb.StatsSummary:
+        async def do() -> pb.StatsSummary:
+            return await self.kubelets.stats(request)
+        res: pb.StatsSummary = await self._serve("get", "nodes/proxy", "", context, do)
+        return res

@@ -36,6 +36,7 @@ from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.leaderelection import run_leader_elected
 from pybernetes.metrics import HealthServer
+from services.controllers import statemetrics
 
 log = logging.getLogger("pybernetes.controller-manager")
 
@@ -267,8 +268,10 @@ class ControllerManager:
         recorder.start()
         inner_stop = asyncio.Event()
         tasks: dict[str, asyncio.Task[None]] = {}
+        state: statemetrics.StateMetrics | None = None
         try:
             controllers = self.build(client, factory, recorder)
+            state = statemetrics.register(factory)
             factory.start()
             synced = await factory.wait_for_cache_sync()
             log.info("caches synced informers=%d ok=%s", len(synced), all(synced.values()))
@@ -300,6 +303,8 @@ class ControllerManager:
                 for t in tasks.values():
                     with contextlib.suppress(BaseException):
                         await t
+            if state is not None:
+                statemetrics.unregister(state)
             await factory.shutdown()
             await recorder.stop()
             log.info("controllers stopped")
