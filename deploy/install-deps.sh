@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(etcd-server etcd-client containerd runc containernetworking-plugins iptables conntrack iproute2
-      docker-registry skopeo umoci busybox-static curl netcat-openbsd iputils-ping make python3-venv)
+      docker-registry skopeo umoci busybox-static curl netcat-openbsd iputils-ping make python3-venv
+      prometheus nftables chromium)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
