@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Put pybernetes on a Debian 12 host as systemd services, for one role:
+#
+#   install.sh control-plane --advertise-address IP [--token-file F]
+#   install.sh node --name node-1 --node-ip IP --server IP:6443 --token-file F [--pod-cidr CIDR] [--images OCI.tar]
+#
+# What it does: apt dependencies for the role; a venv at /opt/pybernetes with pybernetes installed from
+# a wheel (--wheel FILE), offline from a directory of wheels (--find-links DIR: pip --no-index), or
+# from the repo this script sits in; the units from deploy/systemd; /etc/default/pb-<component> with the
+# flags; credentials and client configs under /etc/pybernetes; for nodes the containerd config rendered
+# by node_agent.containerd.render_config (deploy/pb_setup.py). With systemd as PID 1 it enables and starts
+# the units; otherwise it prints the commands it would have run (and how to start each by hand).
+#
+# The cluster token (--token-file, one line) is shared: nodes (kubelet, proxy) use it towards the
+# apiserver, and the apiserver presents it to kubelets (logs/exec). The control plane creates it when the
+# file is missing; copy it to the nodes.
+#
+# Testing: --root DIR writes everything under DIR (venv, /etc, /var/lib, /run paths included, also in
+# the generated flags) so the ExecStart lines can be run by hand; --dry-run prints and changes nothing.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+
+usage() {
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  cat <<'EOF'
+Options (all roles):
+  --wheel FILE            install this wheel (dependencies from --find-links DIR, else PyPI)
+  --find-links DIR        offline install: pip install --no-index --find-links DIR
+  --prefix DIR            the venv (default /opt/pybernetes)
+  --root DIR              install under DIR instead of / (throwaway test install; implies --no-start)
+  --dry-run               print the steps, change nothing
+  --no-apt                do not run apt-get
+  --no-start              install and enable nothing at boot; print how to start
+  --registry              also install docker-registry as pb-registry (127.0.0.1:5000)
+  --cluster-cidr CIDR     pod network of the cluster (default 10.244.0.0/16)
+control-plane:
+  --advertise-address IP  address nodes reach the apiserver at (default: first global IPv4)
+  --token-file F          cluster token (default /etc/pybernetes/token; created if missing)
+  --service-cidr CIDR     default 10.96.0.0/16
+  --node-cidr-mask-size N default 24
+  --nodes N=CIDR,...      pre-create Node objects with these podCIDRs once the apiserver answers
+node:
+  --name NAME             node name (default: hostname)
+  --node-ip IP            the node's InternalIP: its address on the cluster network (required)
+  --server HOST:PORT      the apiserver (required)
+  --token-file F          the cluster token from the control plane (required)
+  --pod-cidr CIDR         fixed pod CIDR (else Node.spec.podCIDR from the controller manager)
+  --images FILE           OCI archive to import into the node's containerd (k8s.io namespace)
+EOF
+}
+
+ROLE=${1:-}
+case "$ROLE" in
+  control-plane|node) shift ;;
+  -h|--help|help) usage; exit 0 ;;
+  *) usage >&2; exit 2 ;;
+esac
+
+WHEEL="" FIND_LINKS="" PREFIX=/opt/pybernetes ROOT="" DRY=0 APT=1 START=1 REGISTRY=0
+CLUSTER_CIDR=10.244.0.0/16 SERVICE_CIDR=10.96.0.0/16 MASK=24 ADVERTISE="" TOKEN_FILE="" NODES=""
+NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES=""
+need() { [ $# -ge 2 ] || { echo "install.sh: $1 needs a value" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  opt=$1
+  case "$opt" in
+    --*=*) set -- "${opt%%=*}" "${opt#*=}" "${@:2}"; continue ;;
+  esac
+  case "$opt" in
+    --wheel) need "$@"; WHEEL=$2; shift ;;
+    --find-links) need "$@"; FIND_LINKS=$2; shift ;;
+    --prefix) need "$@"; PREFIX=$2; shift ;;
+    --root) need "$@"; ROOT=$(mkdir -p "$2" && cd "$2" && pwd); START=0; shift ;;
+    --dry-run) DRY=1 ;;
+    --no-apt) APT=0 ;;
+    --no-start) START=0 ;;
+    --registry) REGISTRY=1 ;;
+    --cluster-cidr) need "$@"; CLUSTER_CIDR=$2; shift ;;
+    --service-cidr) need "$@"; SERVICE_CIDR=$2; shift ;;
+    --node-cidr-mask-size) need "$@"; MASK=$2; shift ;;
+    --advertise-address) need "$@"; ADVERTISE=$2; shift ;;
+    --token-file) need "$@"; TOKEN_FILE=$2; shift ;;
+    --nodes) need "$@"; NODES=$2; shift ;;
+    --name) need "$@"; NAME=$2; shift ;;
+    --node-ip) need "$@"; NODE_IP=$2; shift ;;
+    --server) need "$@"; SERVER=$2; shift ;;
+    --pod-cidr) need "$@"; POD_CIDR=$2; shift ;;
+    --images) need "$@"; IMAGES=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $opt" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+abspath() { [ -z "$1" ] || [ ! -e "$1" ] && echo "$1" || echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+WHEEL=$(abspath "$WHEEL"); FIND_LINKS=$(abspath "$FIND_LINKS"); TOKEN_FILE=$(abspath "$TOKEN_FILE")
+IMAGES=$(abspath "$IMAGES")
+
+# ---- paths (all under $ROOT; the generated flags use the same, so a --root install runs as is) ----
+VENV=$ROOT$PREFIX
+ETC=$ROOT/etc/pybernetes
+DEFAULTS=$ROOT/etc/default
+UNITDIR=$ROOT/etc/systemd/system
+STATE=$ROOT/var/lib/pybernetes
+RUN=$ROOT/run/pybernetes
+CTD_BASE=$STATE/containerd
+CTD_RUN=$RUN/containerd
+CTD_SOCK=$CTD_RUN/containerd.sock
+SHARE=$VENV/share/pybernetes
+[ -n "$TOKEN_FILE" ] || TOKEN_FILE=$ETC/token
+
+say() { printf '==> %s\n' "$*"; }
+run() {  # run a command, or print it under --dry-run
+  if [ "$DRY" = 1 ]; then printf '    + %s\n' "$*"; else "$@"; fi
+}
+write() {  # write stdin to a file (mode $2, default 0644), or show it under --dry-run
+  local path=$1 mode=${2:-0644}
+  if [ "$DRY" = 1 ]; then
+    printf '    + write %s (mode %s)\n' "$path" "$mode"
+    case "$path" in *.service) cat >/dev/null ;; *) sed 's/^/        /' ;; esac
+  else
+    mkdir -p "$(dirname "$path")"; cat >"$path.tmp"; chmod "$mode" "$path.tmp"; mv "$path.tmp" "$path"
+  fi
+}
+systemd_running() { [ -z "$ROOT" ] && [ -d /run/systemd/system ] && [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; }
+first_ip() { ip -4 -o addr show scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}'; }
+
+# ---- checks ----
+[ "$(id -u)" = 0 ] || [ "$DRY" = 1 ] || [ -n "$ROOT" ] || { echo "install.sh: run as root" >&2; exit 1; }
+if [ "$ROLE" = node ]; then
+  missing=()
+  [ -n "$NODE_IP" ] || missing+=(--node-ip)
+  [ -n "$SERVER" ] || missing+=(--server)
+  [ -n "$TOKEN_FILE" ] && { [ -f "$TOKEN_FILE" ] || [ "$DRY" = 1 ]; } || missing+=("--token-file (an existing file)")
+  [ ${#missing[@]} = 0 ] || { echo "install.sh node: missing ${missing[*]}" >&2; exit 2; }
+else
+  [ -n "$ADVERTISE" ] || ADVERTISE=$(first_ip)
+  [ -n "$ADVERTISE" ] || ADVERTISE=127.0.0.1
+fi
+[ -z "$WHEEL" ] || [ -f "$WHEEL" ] || { echo "install.sh: no wheel at $WHEEL" >&2; exit 2; }
+[ -z "$FIND_LINKS" ] || [ -d "$FIND_LINKS" ] || { echo "install.sh: no directory $FIND_LINKS" >&2; exit 2; }
+[ -z "$IMAGES" ] || [ -f "$IMAGES" ] || [ "$DRY" = 1 ] || { echo "install.sh: no image archive $IMAGES" >&2; exit 2; }
+
+DRYNOTE=""; [ "$DRY" = 0 ] || DRYNOTE=" (dry run)"
+say "pybernetes $ROLE install${ROOT:+ under $ROOT}$DRYNOTE"
+
+# ---- 1. Debian packages ----
+PKGS=(python3 python3-venv iproute2 iptables conntrack curl ca-certificates kmod)
+case "$ROLE" in
+  control-plane) PKGS+=(etcd-server etcd-client) ;;
+  node) PKGS+=(containerd runc containernetworking-plugins nftables netcat-openbsd iputils-ping) ;;
+esac
+[ "$REGISTRY" = 0 ] || PKGS+=(docker-registry skopeo)
+if [ "$APT" = 1 ] && [ -z "$ROOT" ]; then
+  missing=()
+  for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "apt: ${missing[*]}"
+    run apt-get update -qq
+    # policy-rc.d: packages do not start their own daemons (etcd.service would take :2379, which the
+    # apiserver's embedded etcd uses; containerd.service is not ours).
+    if [ "$DRY" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; PRC=1
+    fi
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ "${PRC:-0}" = 0 ] || rm -f /usr/sbin/policy-rc.d
+  else
+    say "apt: all of ${PKGS[*]} present"
+  fi
+else
+  say "apt: skipped (needs: ${PKGS[*]})"
+fi
+
+# ---- 2. the venv ----
+say "venv $VENV"
+if [ ! -x "$VENV/bin/python" ]; then run python3 -m venv "$VENV"; fi
+PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
+if [ -n "$FIND_LINKS" ]; then
+  PIP+=(--no-index --find-links "$FIND_LINKS")
+  TARGET=${WHEEL:-pybernetes}
+elif [ -n "$WHEEL" ]; then
+  TARGET=$WHEEL
+else
+  TARGET=$REPO
+fi
+run "${PIP[@]}" "$TARGET"
+# The same version again (a rebuilt wheel, the repo after edits) is installed over the old one.
+[ "$TARGET" = pybernetes ] || run "${PIP[@]}" --no-deps --force-reinstall "$TARGET"
+run mkdir -p "$SHARE/containerd"
+run install -m 0644 "$HERE/containerd/config.toml.tmpl" "$SHARE/containerd/config.toml.tmpl"
+run install -m 0755 "$HERE/pb_setup.py" "$SHARE/pb_setup.py"
+SETUP=("$VENV/bin/python" "$SHARE/pb_setup.py")
+if [ -z "$ROOT" ]; then run ln -sf "$VENV/bin/pbctl" /usr/local/bin/pbctl; fi
+
+# ---- 3. units ----
+UNITS=()
+case "$ROLE" in
+  control-plane) UNITS=(pb-apiserver pb-scheduler pb-controller-manager) ;;
+  node) UNITS=(pb-containerd pb-kubelet pb-proxy) ;;
+esac
+[ "$REGISTRY" = 0 ] || UNITS+=(pb-registry)
+say "units: ${UNITS[*]} -> $UNITDIR"
+run mkdir -p "$UNITDIR" "$DEFAULTS" "$ETC"
+for u in "${UNITS[@]}"; do
+  # The units name /opt/pybernetes and /etc/...; a --prefix or --root install rewrites those paths.
+  sed -e "s#/opt/pybernetes#$VENV#g" -e "s#/etc/default/#$DEFAULTS/#g" -e "s#/etc/pybernetes#$ETC#g" \
+      -e "s#/run/pybernetes#$RUN#g" "$HERE/systemd/$u.service" | write "$UNITDIR/$u.service"
+done
+
+env_file() {  # env_file COMPONENT VAR ARGS... -> /etc/default/pb-COMPONENT
+  local comp=$1 var=$2; shift 2
+  { echo "# pb-$comp flags (written by deploy/install.sh $ROLE; edit and restart pb-$comp)"
+    echo "$var=\"$*\""; } | write "$DEFAULTS/pb-$comp"
+}
+
+# ---- 4. role configuration ----
+if [ "$ROLE" = control-plane ]; then
+  run mkdir -p "$STATE/apiserver"
+  if [ "$TOKEN_FILE" != "$ETC/token" ] && [ -s "$TOKEN_FILE" ]; then run install -m 0600 "$TOKEN_FILE" "$ETC/token"; fi
+  TOKEN_FILE=$ETC/token
+  if [ ! -s "$TOKEN_FILE" ]; then run "${SETUP[@]}" token --out "$TOKEN_FILE"; fi
+  run "${SETUP[@]}" control-plane-tokens --tokens-csv "$STATE/apiserver/tokens.csv" \
+      --node-token-file "$TOKEN_FILE" --config-dir "$ETC" --server "127.0.0.1:6443"
+  env_file apiserver PB_APISERVER_ARGS --data-dir="$STATE/apiserver" --bind-address=0.0.0.0 --secure-port=6443 \
+    --advertise-address="$ADVERTISE" --health-port=6444 --admin-config="$ETC/admin.conf" \
+    --service-cluster-ip-range="$SERVICE_CIDR" --kubelet-client-token-file="$TOKEN_FILE" \
+    --etcd-client-port=2379 --etcd-peer-port=2380
+  env_file scheduler PB_SCHEDULER_ARGS --kubeconfig="$ETC/scheduler.conf" --health-port=10259
+  env_file controller-manager PB_CONTROLLER_MANAGER_ARGS --config="$ETC/controller-manager.conf" \
+    --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size="$MASK" --health-port=10257
+else
+  run mkdir -p "$CTD_BASE" "$STATE/kubelet" "$ETC/containerd"
+  run "${SETUP[@]}" containerd-config --out "$ETC/containerd/config.toml" --base "$CTD_BASE" --run-dir "$CTD_RUN"
+  echo "PB_CONTAINERD_ARGS=\"\"" | write "$DEFAULTS/pb-containerd"
+  if [ "$TOKEN_FILE" != "$ETC/token" ]; then run install -m 0600 "$TOKEN_FILE" "$ETC/token"; fi
+  run "${SETUP[@]}" client-config --out "$ETC/kubelet.conf" --server "$SERVER" --token-file "$ETC/token"
+  run "${SETUP[@]}" client-config --out "$ETC/proxy.conf" --server "$SERVER" --token-file "$ETC/token"
+  kargs=(--config="$ETC/kubelet.conf" --node-name="$NAME" --node-ip="$NODE_IP"
+         --containerd-socket="$CTD_SOCK" --root-dir="$STATE/kubelet"
+         --cni-conf-dir="$CTD_BASE/cni/net.d" --cni-data-dir="$RUN/cni/ipam"
+         --health-port=10248 --port=10250 --authentication-token-file="$ETC/token")
+  [ -z "$POD_CIDR" ] || kargs+=(--pod-cidr="$POD_CIDR")
+  env_file kubelet PB_KUBELET_ARGS "${kargs[@]}"
+  # pb-proxy is the newest component: pass only the flags its --help lists (as the lab does).
+  pflags=""
+  if [ -x "$VENV/bin/pb-proxy" ]; then pflags=$("$VENV/bin/pb-proxy" --help 2>/dev/null | grep -o -- '--[a-z0-9-]*' || true); fi
+  pick() { for f in "$@"; do if grep -qx -- "$f" <<<"$pflags"; then echo "$f"; return; fi; done; }
+  pargs=()
+  add() { local v=$1 f; shift; f=$(pick "$@"); [ -z "$f" ] || pargs+=("$f=$v"); }
+  add "$ETC/proxy.conf" --kubeconfig --config
+  add "$NAME" --hostname-override --node-name
+  add "$NODE_IP" --node-ip --bind-address
+  add "$CLUSTER_CIDR" --cluster-cidr
+  add "$SERVICE_CIDR" --service-cidr --service-cluster-ip-range
+  add 10256 --healthz-port --health-port
+  add 10249 --metrics-port
+  [ -n "$pflags" ] || { pargs=(--kubeconfig="$ETC/proxy.conf" --hostname-override="$NAME" --node-ip="$NODE_IP"
+                               --cluster-cidr="$CLUSTER_CIDR" --service-cidr="$SERVICE_CIDR" --healthz-port=10256
+                               --metrics-port=10249)
+                        say "pb-proxy --help did not answer: writing the default flags, check $DEFAULTS/pb-proxy"; }
+  env_file proxy PB_PROXY_ARGS "${pargs[@]}"
+  # Pods are routed between nodes (host-gw, no overlay): forwarding on, bridged traffic through netfilter.
+  printf 'net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n' | write "$ROOT/etc/sysctl.d/90-pybernetes.conf"
+  printf 'overlay\nbr_netfilter\n' | write "$ROOT/etc/modules-load.d/pybernetes.conf"
+  if [ -z "$ROOT" ]; then
+    run modprobe overlay || true
+    run modprobe br_netfilter || true
+    run sysctl -q -p "$ROOT/etc/sysctl.d/90-pybernetes.conf" || true
+  fi
+fi
+if [ "$REGISTRY" = 1 ]; then
+  run mkdir -p "$STATE/registry"
+  write "$ETC/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5000
+EOF
+  echo 'PB_REGISTRY_ARGS=""' | write "$DEFAULTS/pb-registry"
+fi
+
+# ---- 5. start ----
+if [ "$START" = 1 ] && systemd_running; then
+  say "systemd: enabling and starting ${UNITS[*]}"
+  run systemctl daemon-reload
+  if [ "$ROLE" = control-plane ] && systemctl is-enabled -q etcd.service 2>/dev/null; then
+    say "disabling Debian's etcd.service (the apiserver runs its own etcd on 127.0.0.1:2379)"
+    run systemctl disable --now etcd.service
+  fi
+  run systemctl enable "${UNITS[@]}"
+  run systemctl restart "${UNITS[@]}"
+  if [ "$ROLE" = control-plane ] && [ "$DRY" = 0 ]; then
+    say "waiting for the apiserver (admin config $ETC/admin.conf)"
+    for _ in $(seq 1 180); do
+      curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz && [ -s "$ETC/admin.conf" ] && break
+      sleep 2
+    done
+    curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz || { echo "apiserver not ready; journalctl -u pb-apiserver" >&2; exit 1; }
+    mkdir -p /root/.pybernetes && ln -sf "$ETC/admin.conf" /root/.pybernetes/config
+    if [ -n "$NODES" ]; then
+      # shellcheck disable=SC2086
+      "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
+    fi
+  fi
+  if [ "$ROLE" = node ] && [ -n "$IMAGES" ] && [ "$DRY" = 0 ]; then
+    for _ in $(seq 1 60); do [ -S "$CTD_SOCK" ] && break; sleep 1; done
+    say "importing images from $IMAGES"
+    ctr --address "$CTD_SOCK" -n k8s.io images import "$IMAGES"
+  fi
+else
+  say "not starting anything ($( [ "$START" = 0 ] && echo 'as asked' || echo 'systemd is not PID 1' )). To start:"
+  echo "    systemctl daemon-reload && systemctl enable --now ${UNITS[*]}"
+  echo "  or by hand, in this order (each in its own terminal):"
+  for u in "${UNITS[@]}"; do
+    exec_line=$(sed -n 's/^ExecStart=//p' "$HERE/systemd/$u.service" | sed -e "s#/opt/pybernetes#$VENV#g" -e "s#/etc/pybernetes#$ETC#g")
+    echo "    set -a; . $DEFAULTS/$u; set +a; $exec_line"
+  done
+  [ "$ROLE" != node ] || [ -z "$IMAGES" ] || echo "  then: ctr --address $CTD_SOCK -n k8s.io images import $IMAGES"
+  [ "$ROLE" != control-plane ] || [ -z "$NODES" ] || \
+    echo "  then: ${SETUP[*]} nodes --config $ETC/admin.conf ${NODES//,/ }"
+fi
+if [ "$ROLE" = control-plane ]; then
+  say "done. Admin config: $ETC/admin.conf (written by the apiserver on start). Cluster token for nodes: $TOKEN_FILE"
+else
+  say "done. Node $NAME ($NODE_IP) -> $SERVER"
+fi

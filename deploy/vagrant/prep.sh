@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make vagrant-prep`: everything the VMs need, put where the synced folder carries it, so that
+# provisioning downloads nothing:
+#   deploy/vagrant/artifacts/wheels/   the pybernetes wheel and every dependency's wheel (pip --no-index)
+#   deploy/vagrant/artifacts/images/lab-images.oci.tar   busybox + pause (pybernetes.lab.images)
+#   deploy/vagrant/artifacts/token     the shared cluster token (kept if present)
+# Run on the host (needs network access to PyPI for the dependency wheels, or a pip cache/mirror).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+OUT=deploy/vagrant/artifacts
+mkdir -p "$OUT/wheels" "$OUT/images"
+t0=$(date +%s)
+echo "==> wheels -> $OUT/wheels"
+rm -f "$OUT"/wheels/pybernetes-*.whl
+# The dependency versions the dev venv was tested with, when there is one.
+CONSTRAINTS=$(mktemp); trap 'rm -f "$CONSTRAINTS"' EXIT
+"$PY" -m pip freeze --exclude-editable 2>/dev/null | grep -v '^pybernetes' >"$CONSTRAINTS" || true
+"$PY" -m pip wheel -q --disable-pip-version-check -c "$CONSTRAINTS" --wheel-dir "$OUT/wheels" .
+echo "==> images -> $OUT/images"
+"$PY" -c "import sys, shutil; from pybernetes.lab.images import build_lab_images as b; \
+a = b(sys.argv[1]).archive; shutil.copy2(a, sys.argv[2]); print(sys.argv[2])" \
+  "${PB_IMAGE_CACHE:-/var/tmp/pybernetes-images}" "$OUT/images/lab-images.oci.tar"
+if [ ! -s "$OUT/token" ]; then
+  echo "==> token -> $OUT/token"
+  (umask 077; "$PY" -c 'import secrets; print(secrets.token_hex(24))' >"$OUT/token")
+fi
+ls -la "$OUT/wheels" "$OUT/images"
+echo "==> vagrant-prep done in $(( $(date +%s) - t0 )) s"
