@@ -57,7 +57,7 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     for verb in ("stop", "start"):
         p = sub.add_parser(verb, help=f"{verb} one component", parents=parents)
         p.add_argument("component", choices=[*cluster.COMPONENTS, "registry", "registry-forwarder",
-                                             "apiserver-relay"])
+                                             "relay", "prometheus"])
         p.add_argument("--node", default="", help="only on this node (kubelet, proxy, containerd)")
         _add_dir(p)
     p = sub.add_parser("open", help="print the dashboards' URLs", parents=parents)

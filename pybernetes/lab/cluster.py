@@ -65,6 +65,7 @@ KUBELET_HEALTH_PORT = 10248
 PROXY_HEALTH_PORT = 10256
 PROXY_METRICS_PORT = 10249
 REGISTRY_PORT = 5000
+PROMETHEUS_PORT = 9090
 COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager", "containerd", "kubelet", "proxy")
 CONTROL_PLANE_COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager")
 
@@ -92,6 +93,8 @@ class Profile:
     controller_manager: tuple[str, ...] = ()
     scheduler: tuple[str, ...] = ()
     kubelet: tuple[str, ...] = ()
+    # passed only when the apiserver's --help lists them (DefaultTolerationSeconds lives there)
+    apiserver_optional: tuple[str, ...] = ()
 
 
 PROFILES = {
@@ -106,6 +109,8 @@ PROFILES = {
                             "--default-unreachable-toleration-seconds=20", "--leader-elect=false"),
         scheduler=("--leader-elect=false",),
         kubelet=("--node-status-update-frequency=2s", "--node-lease-duration=8", "--sync-frequency=5s"),
+        apiserver_optional=("--default-not-ready-toleration-seconds=20",
+                            "--default-unreachable-toleration-seconds=20"),
     ),
 }
 
@@ -348,8 +353,14 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
             except CRIError:
                 return False
         return cri
-    if c == "apiserver-relay":
-        port = int(st.info.get("relay_port", 0))
+    if c == "prometheus":
+        async def prom() -> bool:
+            ok, _ = await http_get(CP_NETNS, f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready")
+            return ok
+        return prom
+    if c == "relay":
+        spec = st.info.get("relays", {}).get(rec.name, {})
+        port = int(st.info.get(spec.get("port_key", "relay_port"), 0))
 
         async def relay() -> bool:
             return await tcp_ok("127.0.0.1", port)
@@ -359,8 +370,10 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
 
 async def start_recorded(st: LabState, rec: ProcessRecord, *, timeout: float = 30.0) -> ProcessRecord:
     """(Re)start a recorded process with its recorded command line and wait until it is healthy."""
-    if rec.component == "apiserver-relay":
-        new = start_relay(st)
+    if rec.component == "relay":
+        spec = st.info.get("relays", {}).get(rec.name, {})
+        new = start_relay(st, rec.name, port_key=spec.get("port_key", "relay_port"),
+                          target=spec.get("target", f"127.0.0.1:{APISERVER_PORT}"))
     else:
         new = spawn(st, rec.name, rec.component, rec.argv, netns_name=rec.netns, node=rec.node)
     check = health_check(st, new)
@@ -372,13 +385,15 @@ async def start_recorded(st: LabState, rec: ProcessRecord, *, timeout: float = 3
 # ---- the relay: root-namespace loopback -> apiserver ------------------------------------------
 
 
-def start_relay(st: LabState) -> ProcessRecord:
-    """Listen on 127.0.0.1:<port> in the root namespace; connect to the apiserver from the control plane.
+def start_relay(st: LabState, name: str = "apiserver-relay", *, port_key: str = "relay_port",
+                want: int = APISERVER_PORT, target: str = f"127.0.0.1:{APISERVER_PORT}") -> ProcessRecord:
+    """Listen on 127.0.0.1:<port> in the root namespace; connect to `target` from the control plane.
 
     The listening socket is made here (root namespace) and handed to a relay process that runs inside the
-    control-plane namespace, so nothing is routed into the lab from the host.
+    control-plane namespace, so nothing is routed into the lab from the host. The port is `want` if free
+    (else any free port) and is recorded in the state's info under `port_key`.
     """
-    want = int(st.info.get("relay_port") or APISERVER_PORT)
+    want = int(st.info.get(port_key) or want)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -389,12 +404,12 @@ def start_relay(st: LabState) -> ProcessRecord:
     port = int(sock.getsockname()[1])
     try:
         fd = sock.fileno()
-        argv = [sys.executable, "-m", "pybernetes.lab.cluster", "relay", "--fd", str(fd),
-                f"127.0.0.1:{APISERVER_PORT}"]
-        rec = spawn(st, "apiserver-relay", "apiserver-relay", argv, netns_name=CP_NETNS, pass_fds=[fd])
+        argv = [sys.executable, "-m", "pybernetes.lab.cluster", "relay", "--fd", str(fd), target]
+        rec = spawn(st, name, "relay", argv, netns_name=CP_NETNS, pass_fds=[fd])
     finally:
         sock.close()
-    st.info["relay_port"] = port
+    st.info[port_key] = port
+    st.info.setdefault("relays", {})[name] = {"port_key": port_key, "target": target}
     st.save()
     return rec
 
@@ -441,7 +456,7 @@ class Lab:
         self.images: Any = None
         self.registry: Any = None
         self.has_proxy = proxy_available()
-        self.proxy_flags: list[str] = []
+        self.flags: dict[str, set[str]] = {}
 
     # - steps -
 
@@ -483,8 +498,11 @@ class Lab:
             for n in self.plan.nodes:
                 if n.index != own:
                     await run_cmd(netns.nsenter(ns, ["ip", "route", "replace", n.pod_cidr, "via", n.ip]))
+            # Lab hosts have no default route, so a local connect() to a ClusterIP would fail with
+            # "network unreachable" before the proxy's DNAT: give the service range a link route.
+            await run_cmd(netns.nsenter(ns, ["ip", "route", "replace", SERVICE_CIDR, "dev", "eth0"]))
         await asyncio.gather(one(CP_NETNS, 0), *(one(n.netns, n.index) for n in self.plan.nodes))
-        return f"pod CIDRs {', '.join(n.pod_cidr for n in self.plan.nodes)}"
+        return f"pod CIDRs {', '.join(n.pod_cidr for n in self.plan.nodes)}, services {SERVICE_CIDR} on eth0"
 
     def write_credentials(self) -> None:
         """One token per component in the apiserver's token file, and a client config for each."""
@@ -532,11 +550,16 @@ class Lab:
                 f"--etcd-servers=http://127.0.0.1:{ETCD_CLIENT_PORT}", f"--health-port={APISERVER_HEALTH_PORT}",
                 f"--token-auth-file={self.plan.path('control-plane', 'tokens.csv')}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}"]
+        known = self.flags.get("apiserver", set())
+        optional = self.plan.profile.apiserver_optional
+        argv += [f for f in optional if f.split("=")[0] in known]
+        missing = [f.split("=")[0] for f in optional if f.split("=")[0] not in known]
         rec = spawn(self.st, "apiserver", "apiserver", argv, netns_name=CP_NETNS)
         check = health_check(self.st, rec)
         assert check is not None
         await wait_for(check, "apiserver", rec=rec)
-        return f"{CP_IP}:{APISERVER_PORT}"
+        note = f" (no {', '.join(missing)} yet: pods tolerate unhealthy nodes 300 s)" if missing else ""
+        return f"{CP_IP}:{APISERVER_PORT}{note}"
 
     async def start_relay_step(self) -> str:
         rec = start_relay(self.st)
@@ -646,30 +669,37 @@ class Lab:
                 f"--node-name={n.name}", f"--node-ip={n.ip}", f"--containerd-socket={paths.socket}",
                 f"--root-dir={self.plan.node_dir(n.name) / 'kubelet'}", f"--pod-cidr={n.pod_cidr}",
                 f"--cni-conf-dir={paths.cni_conf_dir}", f"--cni-data-dir={paths.cni_data_dir}",
-                f"--health-port={KUBELET_HEALTH_PORT}", *self.plan.profile.kubelet]
+                f"--health-port={KUBELET_HEALTH_PORT}", "--health-host=0.0.0.0", *self.plan.profile.kubelet]
         rec = spawn(self.st, f"kubelet/{n.name}", "kubelet", argv, netns_name=n.netns, node=n.name)
         check = health_check(self.st, rec)
         assert check is not None
         await wait_for(check, f"kubelet on {n.name}", rec=rec)
         return ""
 
-    async def discover_proxy_flags(self) -> None:
-        """pb-proxy is newer than the lab: pass only the flags its --help lists."""
-        code, text = await run_cmd([*program("proxy"), "--help"], check=False)
-        self.proxy_flags = [w.rstrip(",") for w in text.split() if w.startswith("--")] if code == 0 else []
+    async def discover_flags(self, component: str) -> None:
+        """Flags a component's --help lists (pb-proxy is newer than the lab; optional profile flags)."""
+        code, text = await run_cmd([*program(component), "--help"], check=False)
+        words = (w.strip(",[]").split("=")[0] for w in text.split())
+        self.flags[component] = {w for w in words if w.startswith("--")} if code == 0 else set()
 
     def proxy_argv(self, n: NodeSpec) -> list[str]:
         want: list[tuple[tuple[str, ...], str]] = [
             (("--kubeconfig", "--config"), str(self.plan.config_file("proxy"))),
             (("--hostname-override", "--node-name"), n.name),
-            (("--node-ip", "--bind-address"), n.ip),
+            # health and metrics on every address: the lab checks 127.0.0.1, Prometheus scrapes the node IP
+            (("--bind-address",), "0.0.0.0"),
             (("--cluster-cidr",), CLUSTER_CIDR),
+            (("--service-cidr", "--service-cluster-ip-range"), SERVICE_CIDR),
             (("--healthz-port", "--health-port"), str(PROXY_HEALTH_PORT)),
             (("--metrics-port",), str(PROXY_METRICS_PORT)),
+            # The lab routes pod CIDRs itself (static, works without a proxy) and gives the service CIDR a
+            # link route: pb-proxy's service-CIDR *blackhole* makes a node-local connect() to a ClusterIP
+            # fail before the OUTPUT DNAT, so node namespaces could not reach services.
+            (("--manage-routes",), "false"),
         ]
         argv = list(program("proxy"))
         for names, value in want:
-            flag = next((f for f in names if f in self.proxy_flags), None)
+            flag = next((f for f in names if f in self.flags.get("proxy", set())), None)
             if flag is not None:
                 argv.append(f"{flag}={value}")
         return argv
@@ -719,7 +749,8 @@ class Lab:
         await pr.step("adding pod routes", self.routes)
 
         async def control_plane() -> None:
-            await pr.step(f"starting etcd on {CP_NAME}", self.start_etcd)
+            await asyncio.gather(pr.step(f"starting etcd on {CP_NAME}", self.start_etcd),
+                                 self.discover_flags("apiserver"))
             await pr.step(f"starting apiserver on {CP_NAME}", self.start_apiserver)
             await pr.step("starting apiserver relay, writing admin.conf", self.start_relay_step)
             await pr.step("registering nodes with their pod CIDRs", self.register_nodes)
@@ -730,7 +761,7 @@ class Lab:
                                  *(pr.step(f"starting registry forwarder on {x.name}",
                                            functools.partial(self.start_forwarder, x)) for x in self.plan.nodes))
 
-        extra: list[Awaitable[Any]] = [self.discover_proxy_flags()] if self.has_proxy else []
+        extra: list[Awaitable[Any]] = [self.discover_flags("proxy")] if self.has_proxy else []
         await asyncio.gather(control_plane(), registry(), *extra,
                              *(pr.step(f"starting containerd on {x.name}", functools.partial(self.start_containerd, x))
                                for x in self.plan.nodes))
@@ -741,35 +772,47 @@ class Lab:
         if self.has_proxy:
             steps += [pr.step(f"starting proxy on {x.name}", functools.partial(self.start_proxy, x))
                       for x in self.plan.nodes]
+        steps.append(pr.step("starting Prometheus", self.start_prometheus))
         await asyncio.gather(*steps)
         await pr.step("waiting for nodes to be Ready", self.wait_nodes_ready)
-        await pr.step("dashboards (Prometheus)", self.start_prometheus)
         self.st.complete = True
         self.st.save()
 
 
 async def maybe_prometheus(st: LabState) -> str:
-    """Start Prometheus through pybernetes.lab.prometheus when that module exists (another engineer's)."""
+    """A Prometheus in the control-plane namespace (pybernetes.lab.prometheus, when present), scraping every
+    component, with a relay on the host's 127.0.0.1:9090 (or a free port) for the browser."""
     if importlib.util.find_spec("pybernetes.lab.prometheus") is None:
         return "skipped: pybernetes.lab.prometheus not available yet"
-    mod = importlib.import_module("pybernetes.lab.prometheus")
-    fn = getattr(mod, "start_for_lab", None)
-    if fn is None:
-        return "skipped: pybernetes.lab.prometheus has no start_for_lab(state)"
-    res = fn(st)
-    if asyncio.iscoroutine(res):
-        res = await res
-    if isinstance(res, ProcessRecord):
-        st.add_process(res)
-    url = getattr(res, "url", None) or (res if isinstance(res, str) else "")
-    if url:
-        st.info["prometheus_url"] = url
-        st.save()
-    return str(url)
+    if shutil.which("prometheus") is None:
+        return "skipped: prometheus is not installed"
+    nodes = st.info.get("nodes", [])
+    targets = {"apiserver": [f"127.0.0.1:{APISERVER_HEALTH_PORT}"], "scheduler": [f"127.0.0.1:{SCHEDULER_PORT}"],
+               "controller-manager": [f"127.0.0.1:{CM_PORT}"], "etcd": [f"127.0.0.1:{ETCD_CLIENT_PORT}"]}
+    argv = [sys.executable, "-m", "pybernetes.lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
+            f"--listen=127.0.0.1:{PROMETHEUS_PORT}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
+            "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]
+    for job, addrs in targets.items():
+        argv += [f"--target={job}={a}" for a in addrs]
+    rec = spawn(st, "prometheus", "prometheus", argv)
+    check = health_check(st, rec)
+    assert check is not None
+    await wait_for(check, "prometheus", rec=rec, timeout=60, interval=0.3)
+    relay_rec = start_relay(st, "prometheus-relay", port_key="prometheus_port", want=PROMETHEUS_PORT,
+                            target=f"127.0.0.1:{PROMETHEUS_PORT}")
+    port = int(st.info["prometheus_port"])
+    await wait_for(lambda: tcp_ok("127.0.0.1", port), "prometheus relay", rec=relay_rec)
+    url = f"http://127.0.0.1:{port}"
+    st.info["prometheus_url"] = url
+    st.save()
+    return f"{url} ({len(nodes)} nodes via file_sd)"
 
 
 async def node_rows(st: LabState) -> list[tuple[str, str, str, str, str]]:
-    """(name, status, internal IP, pod CIDR, version) for every Node, through the relay."""
+    """(name, status, internal IP, pod CIDR, version) for every Node, through the relay.
+
+    Status is Ready only when the Ready condition is True *and* the node lifecycle controller has lifted
+    its not-ready/unreachable taints, i.e. the scheduler can use the node; else NotReady/Unknown/Tainted."""
     from pybernetes import errors
     from pybernetes.api.core.v1 import core_pb2 as core
     from pybernetes.client import config as client_config
@@ -785,9 +828,14 @@ async def node_rows(st: LabState) -> list[tuple[str, str, str, str, str]]:
     for nd in sorted(nodes, key=lambda x: x.metadata.name):
         ready = next((cd.status for cd in nd.status.conditions if cd.type == "Ready"), "Unknown")
         status = {"True": "Ready", "False": "NotReady"}.get(ready, "Unknown")
+        if status == "Ready" and any(t.key in _HEALTH_TAINTS for t in nd.spec.taints):
+            status = "Tainted"
         ip = next((a.address for a in nd.status.addresses if a.type == "InternalIP"), "")
         rows.append((nd.metadata.name, status, ip, nd.spec.pod_cidr, nd.status.node_info.kubelet_version))
     return rows
+
+
+_HEALTH_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -948,9 +996,12 @@ async def status(lab_dir: Path, out: Callable[[str], None] = print) -> int:
             health = "n/a"
         else:
             health = "ok" if await check() else "FAILING"
-        return (rec.component, rec.node or CP_NAME, str(rec.pid), "running" if alive else "STOPPED", health)
+        return (rec.name.split("/")[0], rec.node or CP_NAME, str(rec.pid), "running" if alive else "STOPPED", health)
 
-    rows = await asyncio.gather(*(one(r) for r in st.processes.values()))
+    order = {c: i for i, c in enumerate(("etcd", "apiserver", "relay", "scheduler", "controller-manager", "registry",
+                                         "prometheus", "containerd", "registry-forwarder", "kubelet", "proxy"))}
+    recs = sorted(st.processes.values(), key=lambda r: (r.node, order.get(r.component, 99), r.name))
+    rows = await asyncio.gather(*(one(r) for r in recs))
     out(table([("COMPONENT", "HOST", "PID", "PROCESS", "HEALTH"), *rows]))
     if not st.complete:
         out("(lab up did not finish)")
@@ -974,7 +1025,7 @@ def shell_argv(lab_dir: Path, host: str, cmd: Sequence[str]) -> list[str]:
 
 
 def _select(st: LabState, component: str, node: str) -> list[ProcessRecord]:
-    if component not in COMPONENTS and component not in ("registry", "registry-forwarder", "apiserver-relay"):
+    if component not in COMPONENTS and component not in ("registry", "registry-forwarder", "relay", "prometheus"):
         raise LabError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
     recs = st.find(component, node)
     if not recs:
@@ -1028,14 +1079,21 @@ def idle_usage(lab_dir: Path, seconds: float = 5.0) -> tuple[float, float]:
         return 0.0, 0.0
     pids = {p.pid for p in st.processes.values() if p.alive()}
     socks = [v["socket"] for v in st.containerd.values()]
+    parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
+                parent[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
             if any(s.encode() in argv for s in socks):
                 pids.add(int(entry))
+    grew = True
+    while grew:  # descendants (e.g. the prometheus binary under its wrapper, containers under shims)
+        more = {p for p, pp in parent.items() if pp in pids and p not in pids}
+        pids |= more
+        grew = bool(more)
 
     def ticks() -> dict[int, int]:
         out: dict[int, int] = {}

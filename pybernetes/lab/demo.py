@@ -1,6 +1,9 @@
 """The lab demo: apply examples/, wait for the rollout, then show requests balanced across pods and nodes.
 
-    python -m pybernetes.lab.demo [--dir LAB_DIR] [--requests 12] [--from-node node-1]
+    python -m pybernetes.lab.demo [--dir LAB_DIR] [--requests 12] [--from-node node-1] [--up]
+
+`make lab` runs `pbctl lab up && python -m pybernetes.lab.demo`; `--up` does both in one command
+(brings the lab up first, a no-op when it is already up).
 
 Requests are sent from inside a node's network namespace (curl through `nsenter --net`) to the
 `hello` ClusterIP and to <node-ip>:30080 of every node in turn; each answer names the pod that served
@@ -145,9 +148,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--requests", type=int, default=12)
     p.add_argument("--from-node", default="node-1")
     p.add_argument("--no-apply", dest="apply", action="store_false")
+    p.add_argument("--up", action="store_true", help="bring the lab up first (default profile, 3 nodes)")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
+
+    async def go() -> dict[str, collections.Counter[str]]:
+        if a.up and await cluster.up(cluster.Plan(dir=a.dir)) != 0:
+            raise cluster.LabError("lab up failed")
+        return await run_demo(a.dir, requests=a.requests, from_node=a.from_node, apply=a.apply)
+
     try:
-        answered = asyncio.run(run_demo(a.dir, requests=a.requests, from_node=a.from_node, apply=a.apply))
+        answered = asyncio.run(go())
     except cluster.LabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
