@@ -1,9 +1,11 @@
-"""The kubelet's API (port 10250): container logs and exec, for the apiserver only.
+"""The kubelet's API (port 10250): container logs, exec and resource stats, for the apiserver only.
 
 Logs are read from the CRI log files (`<timestamp> <stream> <P|F> <line>`), with --tail, --timestamps,
 --previous (the last exited instance) and --follow (until the container exits). Exec runs through
 containerd's task exec (`ctr tasks exec`), with stdin and a pseudo-terminal when asked, so interactive
-shells work; the exit code is the stream's last message.
+shells work; the exit code is the stream's last message. Stats is the summary `pbctl top` reads: node
+CPU/memory from /proc/stat and /proc/meminfo, per-container usage from CRI ListContainerStats (CPU as a
+rate between this kubelet's samples unless the runtime reports usage_nano_cores; memory working set).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import logging
 import os
 import pty
 import secrets
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,7 @@ from pybernetes.rpc import AUTH_HEADER, STATUS_KEY
 
 from .cri import api_pb2 as cri
 from .cri.client import CRIClient
-from .runtime import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, RESTART_COUNT
+from .runtime import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID, RESTART_COUNT
 
 log = logging.getLogger("pybernetes.kubelet.server")
 
@@ -62,11 +66,63 @@ def _status(e: errors.ApiError) -> tuple[tuple[str, bytes], ...]:
     return ((STATUS_KEY, st.SerializeToString()),)
 
 
+@dataclass
+class CPUSample:
+    """Cumulative CPU time (ns) at a wall time (ns)."""
+
+    time: int
+    usage: int
+
+
+def rate(prev: CPUSample | None, cur: CPUSample) -> int | None:
+    """nanocores between two samples, or None when there is no usable earlier sample."""
+    if prev is None or cur.time <= prev.time or cur.usage < prev.usage:
+        return None
+    return (cur.usage - prev.usage) * 1_000_000_000 // (cur.time - prev.time)
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def node_cpu_sample(stat: str | None = None) -> CPUSample:
+    """Busy CPU time of the whole machine from /proc/stat (everything but idle and iowait)."""
+    text = stat if stat is not None else Path("/proc/stat").read_text()
+    fields = [int(x) for x in text.splitlines()[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+    busy = sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    return CPUSample(time.time_ns(), busy * 1_000_000_000 // _CLK_TCK)
+
+
+def node_memory(meminfo: str | None = None) -> pb.MemoryUsage:
+    """Working set as the kubelet reports it for the node: total minus available."""
+    text = meminfo if meminfo is not None else Path("/proc/meminfo").read_text()
+    kv: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts:
+            kv[key] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    total, avail = kv.get("MemTotal", 0), kv.get("MemAvailable", kv.get("MemFree", 0))
+    used = max(total - avail, 0)
+    return pb.MemoryUsage(time=time.time_ns(), working_set_bytes=used, usage_bytes=used, available_bytes=avail,
+                          rss_bytes=max(total - kv.get("MemFree", 0) - kv.get("Buffers", 0) - kv.get("Cached", 0),
+                                        0))
+
+
+# The second sample when there is no earlier one: long enough for a meaningful rate, short for a CLI.
+FIRST_SAMPLE_WINDOW = 0.25
+
+
 class KubeletAPI(pb_grpc.KubeletServicer):
-    def __init__(self, cri_client: CRIClient, containerd_socket: str, *, tokens: frozenset[str] = frozenset()) -> None:
+    def __init__(self, cri_client: CRIClient, containerd_socket: str, *, tokens: frozenset[str] = frozenset(),
+                 node_name: str = "") -> None:
         self.cri = cri_client
         self.socket = containerd_socket
         self.tokens = tokens
+        self.node_name = node_name
+        self._node_cpu: CPUSample | None = None
+        self._cpu: dict[str, CPUSample] = {}
+        self._stats_lock = asyncio.Lock()
 
     def _check(self, context: Any) -> None:
         if not self.tokens:
@@ -127,6 +183,73 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             st = await self.cri.container_status(c.id)
             if st.state in (cri.CONTAINER_EXITED, cri.CONTAINER_UNKNOWN):
                 return
+
+    async def Stats(self, request: pb.StatsRequest, context: Any) -> pb.StatsSummary:
+        try:
+            self._check(context)
+            async with self._stats_lock:
+                return await self.summary()
+        except errors.ApiError as e:
+            await context.abort(e.grpc_code, e.message, trailing_metadata=_status(e))
+            raise  # not reached: abort raises
+        except Exception as e:  # CRI errors, unreadable /proc
+            err = errors.InternalError(f"stats: {e}")
+            await context.abort(err.grpc_code, err.message, trailing_metadata=_status(err))
+            raise
+
+    async def _sample(self) -> tuple[CPUSample, list[cri.ContainerStats]]:
+        return node_cpu_sample(), await self.cri.list_container_stats()
+
+    async def summary(self) -> pb.StatsSummary:
+        """Node and per-pod usage; CPU rates need an earlier sample, so the first call takes two."""
+        node_cpu, stats = await self._sample()
+        running = {c.id for c in await self.cri.list_containers(state=cri.CONTAINER_RUNNING)}
+        stats = [s for s in stats if s.attributes.id in running]
+        need_second = self._node_cpu is None or any(
+            s.attributes.id not in self._cpu and not s.cpu.usage_nano_cores.value for s in stats)
+        if need_second:
+            self._remember(node_cpu, stats)
+            await asyncio.sleep(FIRST_SAMPLE_WINDOW)
+            node_cpu, stats = await self._sample()
+            stats = [s for s in stats if s.attributes.id in running]
+        out = pb.StatsSummary()
+        out.node.node_name = self.node_name
+        out.node.cpu.time, out.node.cpu.usage_core_nano_seconds = node_cpu.time, node_cpu.usage
+        out.node.cpu.usage_nano_cores = rate(self._node_cpu, node_cpu) or 0
+        out.node.memory.CopyFrom(node_memory())
+        pods: dict[tuple[str, str], pb.PodUsage] = {}
+        for s in sorted(stats, key=lambda x: x.attributes.labels.get(CONTAINER_NAME, "")):
+            labels = s.attributes.labels
+            key = (labels.get(POD_NAMESPACE, ""), labels.get(POD_NAME, ""))
+            if not key[1]:
+                continue
+            pod = pods.get(key)
+            if pod is None:
+                pod = pods[key] = pb.PodUsage(namespace=key[0], name=key[1], uid=labels.get(POD_UID, ""))
+            c = pod.containers.add(name=labels.get(CONTAINER_NAME, s.attributes.metadata.name))
+            ts = s.cpu.timestamp or time.time_ns()
+            cur = CPUSample(ts, s.cpu.usage_core_nano_seconds.value)
+            nano = s.cpu.usage_nano_cores.value or rate(self._cpu.get(s.attributes.id), cur) or 0
+            c.cpu.time, c.cpu.usage_core_nano_seconds, c.cpu.usage_nano_cores = ts, cur.usage, nano
+            m = s.memory
+            c.memory.time = m.timestamp or ts
+            c.memory.working_set_bytes, c.memory.usage_bytes = m.working_set_bytes.value, m.usage_bytes.value
+            c.memory.available_bytes, c.memory.rss_bytes = m.available_bytes.value, m.rss_bytes.value
+            pod.cpu.time = max(pod.cpu.time, c.cpu.time)
+            pod.cpu.usage_nano_cores += nano
+            pod.cpu.usage_core_nano_seconds += cur.usage
+            pod.memory.time = max(pod.memory.time, c.memory.time)
+            pod.memory.working_set_bytes += c.memory.working_set_bytes
+            pod.memory.usage_bytes += c.memory.usage_bytes
+            pod.memory.rss_bytes += c.memory.rss_bytes
+        out.pods.extend(pods[k] for k in sorted(pods))
+        self._remember(node_cpu, stats)
+        return out
+
+    def _remember(self, node_cpu: CPUSample, stats: list[cri.ContainerStats]) -> None:
+        self._node_cpu = node_cpu
+        self._cpu = {s.attributes.id: CPUSample(s.cpu.timestamp or time.time_ns(), s.cpu.usage_core_nano_seconds.value)
+                     for s in stats}
 
     async def Exec(self, request_iterator: AsyncIterator[pb.ExecInput], context: Any) -> AsyncIterator[pb.ExecOutput]:
         try:

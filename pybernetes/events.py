@@ -2,7 +2,8 @@
 
 Events are written in the background so a component's hot path never waits on them; a repeat of the
 same (object, reason, message) within the aggregation window bumps `count` and `lastTimestamp` instead
-of creating a new Event, as Kubernetes does.
+of creating a new Event, as Kubernetes does. Times carry sub-second precision (eventTime is a MicroTime;
+firstTimestamp/lastTimestamp keep their nanos too) so `pbctl trace` can order what happened.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.client.client import Client
 
 log = logging.getLogger("pybernetes.events")
@@ -53,10 +55,14 @@ class EventRecorder:
         io.api_version, io.resource_version = info.api_version, md.resource_version
         ev.reason, ev.message, ev.type = reason, message, type_
         ev.source.component, ev.source.host = self.component, self.host
-        ev.reporting_component, ev.reporting_instance = self.component, self.host
+        # eventTime makes reportingInstance and action required (as the events.k8s.io API does).
+        ev.reporting_component, ev.reporting_instance = self.component, self.host or self.component
+        ev.action = reason
         ev.count = 1
-        t = int(time.time())
-        ev.first_timestamp.seconds = ev.last_timestamp.seconds = t
+        t = _time(time.time_ns())
+        ev.event_time.CopyFrom(t)
+        ev.first_timestamp.CopyFrom(t)
+        ev.last_timestamp.CopyFrom(t)
         log.info("event object=%s/%s kind=%s type=%s reason=%s message=%r", md.namespace, md.name, info.kind,
                  type_, reason, message)
         try:
@@ -78,12 +84,13 @@ class EventRecorder:
         io = ev.involved_object
         key = (io.uid or f"{io.namespace}/{io.name}", ev.reason, ev.message, ev.type)
         seen = self._seen.get(key)
-        now = time.time()
+        now_ns = time.time_ns()
+        now = now_ns / 1e9
         if seen and now - seen[2] < 600:
             name, count, _ = seen
             try:
                 await self.client.patch(core.Event, name, {"count": count + 1,
-                                                            "lastTimestamp": _iso(int(now))},
+                                                            "lastTimestamp": _iso(now_ns)},
                                         namespace=ev.metadata.namespace, patch_type="merge")
                 self._seen[key] = (name, count + 1, now)
                 return
@@ -95,5 +102,12 @@ class EventRecorder:
             self._seen.clear()
 
 
-def _iso(t: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+def _time(ns: int) -> meta.Time:
+    # Microseconds, as metav1.MicroTime serializes.
+    return meta.Time(seconds=ns // 1_000_000_000, nanos=(ns % 1_000_000_000) // 1000 * 1000)
+
+
+def _iso(ns: int) -> str:
+    """RFC 3339 with microseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        f".{(ns % 1_000_000_000) // 1000:06d}Z"

@@ -186,6 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pod")
     p.add_argument("cmd", nargs="*", metavar="-- COMMAND [args...]")
 
+    p = cmd("top", "Display resource (CPU/memory) usage")
+    tsub = p.add_subparsers(dest="top_cmd", metavar="SUBCOMMAND", parser_class=Parser)
+    tsub.required = True
+    for name, aliases, help_ in (("nodes", ("node", "no"), "Display resource (CPU/memory) usage of nodes"),
+                                 ("pods", ("pod", "po"), "Display resource (CPU/memory) usage of pods")):
+        tp = tsub.add_parser(name, aliases=list(aliases), help=help_, parents=[common])
+        tp.add_argument("name", nargs="?", default="")
+        tp.add_argument("-l", "--selector", default="", help="label selector")
+        tp.add_argument("--no-headers", action="store_true")
+        if name == "pods":
+            tp.add_argument("--containers", action="store_true", help="show the containers of each pod")
+
+    p = cmd("trace", "Show one timeline of what happened to an object and its descendants")
+    p.add_argument("resources", nargs="*", metavar="TYPE/NAME | TYPE NAME")
+    p.add_argument("-o", "--output", default="", help="json|yaml")
+    p.add_argument("--no-headers", action="store_true")
+
     p = cmd("version", "Print the client and server version information")
     p.add_argument("--client", action="store_true")
     p.add_argument("-o", "--output", choices=("json", "yaml"), default="")
@@ -299,6 +316,14 @@ async def dispatch(ctx: Ctx, args: argparse.Namespace) -> int:
         from pybernetes.cli.exec import run_exec
 
         return await run_exec(ctx, args)
+    if c == "top":
+        from pybernetes.cli.top import run_top
+
+        return await run_top(ctx, args)
+    if c == "trace":
+        from pybernetes.cli.trace import run_trace
+
+        return await run_trace(ctx, args)
     if c == "version":
         from pybernetes.cli.misc import run_version
 

@@ -267,3 +267,7 @@ class Client:
             raise error_from_rpc(e) from None
         finally:
             call.cancel()
+
+    async def node_stats(self, node: str) -> pb.StatsSummary:
+        """The node's resource usage summary from its kubelet, through the apiserver (nodes/proxy)."""
+        return await self._call(self._stub.NodeStats, pb.NodeStatsRequest(node=node))  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""pods/log and pods/exec: the apiserver proxies to the kubelet of the pod's node.
+"""pods/log, pods/exec and nodes/proxy/stats/summary: the apiserver proxies to the kubelet of the node.
 
 Clients never reach nodes directly; the apiserver resolves pod -> node -> the kubelet's address
 (status.addresses InternalIP, status.daemonEndpoints.kubeletEndpoint.Port, default 10250) and relays the
@@ -47,7 +47,10 @@ class KubeletProxy:
             container = names[0]
         elif container not in names + [c.name for c in pod.spec.init_containers]:
             raise errors.BadRequest(f"container {container} is not valid for pod {name}")
-        node = await self.rest.get("nodes", "", pod.spec.node_name)
+        return await self._stub_for(pod.spec.node_name), container
+
+    async def _stub_for(self, node_name: str) -> pb_grpc.KubeletStub:
+        node = await self.rest.get("nodes", "", node_name)
         assert isinstance(node, core.Node)
         address = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
         if not address:
@@ -57,7 +60,19 @@ class KubeletProxy:
         ch = self._channels.get(target)
         if ch is None:
             ch = self._channels[target] = rpc.channel(target)
-        return pb_grpc.KubeletStub(ch), container
+        return pb_grpc.KubeletStub(ch)
+
+    async def stats(self, req: pb.NodeStatsRequest, *, timeout: float = 30.0) -> pb.StatsSummary:
+        """The node's resource usage summary (nodes/proxy/stats/summary)."""
+        if not req.node:
+            raise errors.BadRequest("a node name is required")
+        stub = await self._stub_for(req.node)
+        try:
+            out: pb.StatsSummary = await stub.Stats(pb.StatsRequest(), metadata=self.md, timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            raise _from_kubelet(e) from None
+        out.node.node_name = req.node
+        return out
 
     async def logs(self, req: pb.PodLogsRequest) -> AsyncIterator[pb.LogChunk]:
         stub, container = await self._resolve(req.namespace, req.name, req.container)

@@ -656,3 +656,219 @@ class ExecOutput(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_output) -> _WhichOneofReturnType_output | None: ...
 
 Global___ExecOutput: _TypeAlias = ExecOutput  # noqa: Y015
+
+@_typing.final
+class StatsRequest(_message.Message):
+    """Resource usage (the kubelet's stats summary, as metrics-server reads it): node totals and, per pod,
+    its containers. CPU is a rate over the kubelet's last two samples; memory is the working set.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatsRequest: _TypeAlias = StatsRequest  # noqa: Y015
+
+@_typing.final
+class CPUUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    USAGE_NANO_CORES_FIELD_NUMBER: _builtins.int
+    USAGE_CORE_NANO_SECONDS_FIELD_NUMBER: _builtins.int
+    time: _builtins.int
+    """Unix nanoseconds of the sample."""
+    usage_nano_cores: _builtins.int
+    """Average over the sampling window, in billionths of a core."""
+    usage_core_nano_seconds: _builtins.int
+    """Cumulative CPU time."""
+    def __init__(
+        self,
+        *,
+        time: _builtins.int = ...,
+        usage_nano_cores: _builtins.int = ...,
+        usage_core_nano_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["time", b"time", "usage_core_nano_seconds", b"usage_core_nano_seconds", "usage_nano_cores", b"usage_nano_cores"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CPUUsage: _TypeAlias = CPUUsage  # noqa: Y015
+
+@_typing.final
+class MemoryUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    WORKING_SET_BYTES_FIELD_NUMBER: _builtins.int
+    USAGE_BYTES_FIELD_NUMBER: _builtins.int
+    AVAILABLE_BYTES_FIELD_NUMBER: _builtins.int
+    RSS_BYTES_FIELD_NUMBER: _builtins.int
+    time: _builtins.int
+    working_set_bytes: _builtins.int
+    usage_bytes: _builtins.int
+    available_bytes: _builtins.int
+    rss_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        time: _builtins.int = ...,
+        working_set_bytes: _builtins.int = ...,
+        usage_bytes: _builtins.int = ...,
+        available_bytes: _builtins.int = ...,
+        rss_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_bytes", b"available_bytes", "rss_bytes", b"rss_bytes", "time", b"time", "usage_bytes", b"usage_bytes", "working_set_bytes", b"working_set_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryUsage: _TypeAlias = MemoryUsage  # noqa: Y015
+
+@_typing.final
+class ContainerUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def cpu(self) -> Global___CPUUsage: ...
+    @_builtins.property
+    def memory(self) -> Global___MemoryUsage: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        cpu: Global___CPUUsage | None = ...,
+        memory: Global___MemoryUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "memory", b"memory"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "memory", b"memory", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerUsage: _TypeAlias = ContainerUsage  # noqa: Y015
+
+@_typing.final
+class PodUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    CONTAINERS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    name: _builtins.str
+    uid: _builtins.str
+    @_builtins.property
+    def cpu(self) -> Global___CPUUsage:
+        """Sums over the containers."""
+
+    @_builtins.property
+    def memory(self) -> Global___MemoryUsage: ...
+    @_builtins.property
+    def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerUsage]: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        cpu: Global___CPUUsage | None = ...,
+        memory: Global___MemoryUsage | None = ...,
+        containers: _abc.Iterable[Global___ContainerUsage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "memory", b"memory"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "cpu", b"cpu", "memory", b"memory", "name", b"name", "namespace", b"namespace", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodUsage: _TypeAlias = PodUsage  # noqa: Y015
+
+@_typing.final
+class NodeUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_NAME_FIELD_NUMBER: _builtins.int
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    node_name: _builtins.str
+    @_builtins.property
+    def cpu(self) -> Global___CPUUsage: ...
+    @_builtins.property
+    def memory(self) -> Global___MemoryUsage: ...
+    def __init__(
+        self,
+        *,
+        node_name: _builtins.str = ...,
+        cpu: Global___CPUUsage | None = ...,
+        memory: Global___MemoryUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "memory", b"memory"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu", b"cpu", "memory", b"memory", "node_name", b"node_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeUsage: _TypeAlias = NodeUsage  # noqa: Y015
+
+@_typing.final
+class StatsSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PODS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def node(self) -> Global___NodeUsage: ...
+    @_builtins.property
+    def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PodUsage]: ...
+    def __init__(
+        self,
+        *,
+        node: Global___NodeUsage | None = ...,
+        pods: _abc.Iterable[Global___PodUsage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "pods", b"pods"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatsSummary: _TypeAlias = StatsSummary  # noqa: Y015
+
+@_typing.final
+class NodeStatsRequest(_message.Message):
+    """nodes/proxy/stats/summary: the apiserver asks the node's kubelet."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeStatsRequest: _TypeAlias = NodeStatsRequest  # noqa: Y015

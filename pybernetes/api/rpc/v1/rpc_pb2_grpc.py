@@ -84,6 +84,11 @@ class APIStub:
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.NodeStats = channel.unary_unary(
+                '/pybernetes.rpc.v1.API/NodeStats',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.NodeStatsRequest.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -149,6 +154,12 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def NodeStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +212,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.PodExec,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.SerializeToString,
+            ),
+            'NodeStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.NodeStats,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.NodeStatsRequest.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +499,33 @@ class API:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def NodeStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pybernetes.rpc.v1.API/NodeStats',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.NodeStatsRequest.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class KubeletStub:
     """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
@@ -505,6 +548,11 @@ class KubeletStub:
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/pybernetes.rpc.v1.Kubelet/Stats',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsRequest.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.FromString,
+                _registered_method=True)
 
 
 class KubeletServicer:
@@ -524,6 +572,12 @@ class KubeletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KubeletServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -536,6 +590,11 @@ def add_KubeletServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsRequest.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -594,6 +653,33 @@ class Kubelet:
             '/pybernetes.rpc.v1.Kubelet/Exec',
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pybernetes.rpc.v1.Kubelet/Stats',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsRequest.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.FromString,
             options,
             channel_credentials,
             insecure,

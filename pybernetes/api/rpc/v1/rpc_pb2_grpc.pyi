@@ -46,6 +46,7 @@ class APIStub:
     Discovery: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.DiscoveryRequest, _rpc_pb2.DiscoveryResponse]
     PodLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
     PodExec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
+    NodeStats: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]
 
 @_typing.type_check_only
 class APIAsyncStub(APIStub):
@@ -60,6 +61,7 @@ class APIAsyncStub(APIStub):
     Discovery: _aio.UnaryUnaryMultiCallable[_rpc_pb2.DiscoveryRequest, _rpc_pb2.DiscoveryResponse]  # type: ignore[assignment]
     PodLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
     PodExec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
+    NodeStats: _aio.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]  # type: ignore[assignment]
 
 class APIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -132,6 +134,13 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_rpc_pb2.ExecOutput], _abc.AsyncIterator[_rpc_pb2.ExecOutput]]: ...
 
+    @_abc_1.abstractmethod
+    def NodeStats(
+        self,
+        request: _rpc_pb2.NodeStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rpc_pb2.StatsSummary, _abc.Awaitable[_rpc_pb2.StatsSummary]]: ...
+
 def add_APIServicer_to_server(servicer: APIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class KubeletStub:
@@ -145,6 +154,7 @@ class KubeletStub:
     def __new__(cls, channel: _aio.Channel) -> KubeletAsyncStub: ...
     ContainerLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
     Exec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
+    Stats: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.StatsRequest, _rpc_pb2.StatsSummary]
 
 @_typing.type_check_only
 class KubeletAsyncStub(KubeletStub):
@@ -155,6 +165,7 @@ class KubeletAsyncStub(KubeletStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ContainerLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
     Exec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
+    Stats: _aio.UnaryUnaryMultiCallable[_rpc_pb2.StatsRequest, _rpc_pb2.StatsSummary]  # type: ignore[assignment]
 
 class KubeletServicer(metaclass=_abc_1.ABCMeta):
     """The kubelet's API (port 10250): only the apiserver calls it, with the same messages, for the pod's
@@ -174,5 +185,12 @@ class KubeletServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_rpc_pb2.ExecInput],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_rpc_pb2.ExecOutput], _abc.AsyncIterator[_rpc_pb2.ExecOutput]]: ...
+
+    @_abc_1.abstractmethod
+    def Stats(
+        self,
+        request: _rpc_pb2.StatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rpc_pb2.StatsSummary, _abc.Awaitable[_rpc_pb2.StatsSummary]]: ...
 
 def add_KubeletServicer_to_server(servicer: KubeletServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
