@@ -261,12 +261,11 @@ class NftBackend(Backend):
             return self._plan_full(units)
         old_units = {k: self.applied[k] for k in changes if k in self.applied}
         new_units = {k: units[k] for k in changes if k in units}
-        refs = Counter(self.refs)
-        refs.subtract(self._refs(old_units.values()))
-        refs.update(self._refs(new_units.values()))
-        refs = +refs
-        added = [k for k in refs if k not in self.refs]
-        removed = [k for k in self.refs if k not in refs]
+        delta = self._refs(new_units.values())
+        delta.subtract(self._refs(old_units.values()))
+        delta = Counter({k: v for k, v in delta.items() if v})
+        added = [k for k, v in delta.items() if self.refs.get(k, 0) <= 0 < self.refs.get(k, 0) + v]
+        removed = [k for k, v in delta.items() if self.refs.get(k, 0) > 0 >= self.refs.get(k, 0) + v]
         old_chains = {c: r for u in old_units.values() for c, r in u.chains.items()}
         new_chains = {c: r for u in new_units.values() for c, r in u.chains.items()}
         old_sets = {s: d for u in old_units.values() for s, d in u.sets.items()}
@@ -284,7 +283,7 @@ class NftBackend(Backend):
         lines += [f"delete chain {T} {c}" for c in del_chains]
         lines += [f"delete set {T} {s}" for s in sorted(set(old_sets) - set(new_sets))]
         return Plan(full=False, script="\n".join(lines) + "\n", units=units,
-                    extra={"refs": refs, "chains": (set(del_chains), set(new_chains)),
+                    extra={"delta": delta, "chains": (set(del_chains), set(new_chains)),
                            "sets": (set(old_sets) - set(new_sets), set(new_sets))},
                     changed=len(changes))
 
@@ -321,9 +320,19 @@ class NftBackend(Backend):
 
     def commit(self, plan: Plan) -> None:
         super().commit(plan)
-        refs = plan.extra["refs"]
-        assert isinstance(refs, Counter)
-        self.refs = refs
+        if plan.full:
+            refs = plan.extra["refs"]
+            assert isinstance(refs, Counter)
+            self.refs = refs
+        else:
+            delta = plan.extra["delta"]
+            assert isinstance(delta, Counter)
+            for k, v in delta.items():
+                n = self.refs.get(k, 0) + v
+                if n > 0:
+                    self.refs[k] = n
+                else:
+                    self.refs.pop(k, None)
         if plan.full:
             chains, sets = plan.extra["chains"], plan.extra["sets"]
             assert isinstance(chains, set) and isinstance(sets, set)

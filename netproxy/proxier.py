@@ -49,6 +49,7 @@ class Proxier:
         self.nodes: dict[str, core.Node] = {}
         self.snapshots: dict[ServicePortName, Snapshot] = {}
         self.by_key: dict[str, set[ServicePortName]] = {}
+        self.endpoint_count = 0
         self.need_full = True
         self.routes_dirty = routes is not None
         self.last_sync = 0.0  # monotonic
@@ -189,16 +190,20 @@ class Proxier:
             self.last_sync = time.monotonic()
             return False
         self.backend.commit(plan)
-        old_snaps = self.snapshots
-        self.snapshots = dict(old_snaps)
+        old_snaps = {spn: self.snapshots[spn] for spn in new_snaps if spn in self.snapshots}
         for spn, snap in new_snaps.items():
-            if snap is None:
-                self.snapshots.pop(spn, None)
-            else:
+            before = self.snapshots.pop(spn, None)
+            if before is not None:
+                self.endpoint_count -= len(before[1])
+                keyed = self.by_key.get(spn.service_key)
+                if keyed is not None:
+                    keyed.discard(spn)
+                    if not keyed:
+                        del self.by_key[spn.service_key]
+            if snap is not None:
                 self.snapshots[spn] = snap
-        self.by_key = {}
-        for spn in self.snapshots:
-            self.by_key.setdefault(spn.service_key, set()).add(spn)
+                self.endpoint_count += len(snap[1])
+                self.by_key.setdefault(spn.service_key, set()).add(spn)
         if self.conntrack is not None:
             await asyncio.to_thread(self._clear_conntrack, old_snaps, new_snaps)
         end = time.monotonic()
@@ -213,7 +218,7 @@ class Proxier:
         (metrics.SYNC_FULL_DURATION if full else metrics.SYNC_PARTIAL_DURATION).observe(end - start)
         metrics.LAST_SYNC.set(self.last_success_wall)
         metrics.SERVICE_PORTS.set(len(self.snapshots))
-        metrics.ENDPOINTS.set(sum(len(eps) for _, eps in self.snapshots.values()))
+        metrics.ENDPOINTS.set(self.endpoint_count)
         now = time.time()
         for key in dirty:
             if key in trigger_times:
