@@ -299,3 +299,25 @@ async def test_restart_keeps_serving_and_cleanup(proxies: Proxies) -> None:
     assert "KUBE-" not in saved
     routes = netns.run(netns.nsenter(node_ns, ["ip", "route", "show", "proto", "199"])).stdout
     assert routes.strip() == ""
+
+
+async def test_load_balancer_ingress_ip(proxies: Proxies) -> None:
+    api = proxies.api
+    svc = await create_service(api, "lb", type_="LoadBalancer")
+    await set_endpoints(api, "lb", ["pb-npt-n2a"])
+
+    async def ingress_ip() -> str:
+        cur = await api.client.get(core.Service, "lb", namespace="default")
+        if not cur.status.load_balancer.ingress:  # no pool in this apiserver: play the LB controller
+            cur.status.load_balancer.ingress.add(ip="192.0.2.10")
+            cur = await api.client.update_status(cur)
+        return cur.status.load_balancer.ingress[0].ip
+
+    ip = await eventually(ingress_ip, timeout=10, what="ingress IP")
+    if not ip.startswith("192.0.2."):
+        netns.run(netns.nsenter(CLIENT[0], ["ip", "route", "replace", f"{ip}/32", "via", NODES["node-1"][1]]))
+    assert svc.spec.ports[0].node_port
+    for node in NODES:
+        await proxies.start(node)
+    seen = await eventually(lambda: _served_by(CLIENT[0], f"http://{ip}/", 4), timeout=20, what="LB ingress")
+    assert seen == {"pb-npt-n2a"}
