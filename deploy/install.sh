@@ -250,13 +250,13 @@ else
   add() { local v=$1 f; shift; f=$(pick "$@"); [ -z "$f" ] || pargs+=("$f=$v"); }
   add "$ETC/proxy.conf" --kubeconfig --config
   add "$NAME" --hostname-override --node-name
-  add "$NODE_IP" --node-ip --bind-address
+  add "$NODE_IP" --bind-address
   add "$CLUSTER_CIDR" --cluster-cidr
   add "$SERVICE_CIDR" --service-cidr --service-cluster-ip-range
-  add 10256 --healthz-port --health-port
+  add 10256 --health-port --healthz-port
   add 10249 --metrics-port
-  [ -n "$pflags" ] || { pargs=(--kubeconfig="$ETC/proxy.conf" --hostname-override="$NAME" --node-ip="$NODE_IP"
-                               --cluster-cidr="$CLUSTER_CIDR" --service-cidr="$SERVICE_CIDR" --healthz-port=10256
+  [ -n "$pflags" ] || { pargs=(--kubeconfig="$ETC/proxy.conf" --hostname-override="$NAME" --bind-address="$NODE_IP"
+                               --cluster-cidr="$CLUSTER_CIDR" --service-cidr="$SERVICE_CIDR" --health-port=10256
                                --metrics-port=10249)
                         say "pb-proxy --help did not answer: writing the default flags, check $DEFAULTS/pb-proxy"; }
   env_file proxy PB_PROXY_ARGS "${pargs[@]}"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Vagrant shell provisioner: one VM of the lab, through deploy/install.sh, from the synced repo only.
+#   provision.sh control-plane control-plane 172.31.0.10 172.31.0.10 node-1=10.244.1.0/24,...
+#   provision.sh node node-1 172.31.0.11 172.31.0.10 ""
+# Needs deploy/vagrant/artifacts/ from `make vagrant-prep` (wheels, images, token): nothing is downloaded
+# except the apt packages a stock box lacks (none on the offline pybernetes/debian12 box).
+set -euo pipefail
+ROLE=$1 NAME=$2 IP=$3 CP_IP=$4 NODES=${5:-}
+SRC=/pybernetes
+A=$SRC/deploy/vagrant/artifacts
+for f in "$A/token" "$A/images/lab-images.oci.tar"; do
+  [ -s "$f" ] || { echo "provision: $f missing: run 'make vagrant-prep' on the host, then 'vagrant provision'" >&2; exit 1; }
+done
+compgen -G "$A/wheels/pybernetes-*.whl" >/dev/null || { echo "provision: no pybernetes wheel in $A/wheels: run 'make vagrant-prep'" >&2; exit 1; }
+t0=$(date +%s)
+echo "==> $NAME ($ROLE) $IP; control plane $CP_IP"
+
+# Names of the lab's machines, for people (components use IPs).
+sed -i '/# pybernetes lab$/d' /etc/hosts
+{
+  echo "$CP_IP control-plane # pybernetes lab"
+  i=1
+  for spec in ${NODES//,/ }; do echo "172.31.0.$((10 + i)) ${spec%%=*} # pybernetes lab"; i=$((i + 1)); done
+} >>/etc/hosts
+
+# Debian's own daemons from the same packages are not part of the lab (etcd would hold :2379).
+systemctl disable --now etcd.service containerd.service docker-registry.service 2>/dev/null || true
+
+common=(--find-links "$A/wheels" --token-file "$A/token")
+if [ "$ROLE" = control-plane ]; then
+  args=(control-plane "${common[@]}" --advertise-address "$IP")
+  [ -z "$NODES" ] || args+=(--nodes "$NODES")
+  "$SRC/deploy/install.sh" "${args[@]}"
+  install -d -m 0700 /home/vagrant/.pybernetes
+  install -m 0600 -o vagrant -g vagrant /etc/pybernetes/admin.conf /home/vagrant/.pybernetes/config
+  /opt/pybernetes/bin/pbctl get nodes || true
+else
+  "$SRC/deploy/install.sh" node "${common[@]}" --name "$NAME" --node-ip "$IP" --server "$CP_IP:6443" \
+    --images "$A/images/lab-images.oci.tar"
+fi
+echo "==> $NAME provisioned in $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,143 @@
+"""The lab on Vagrant VMs (libvirt): `vagrant up`, the demo, pods on the workers, the service from every node.
+
+Opt-in and slow (VMs under TCG take minutes each): runs only with PB_VAGRANT_E2E=1 and `vagrant` with the
+vagrant-libvirt plugin installed. Uses the repo's Vagrantfile as is, so PB_WORKERS, PB_OFFLINE, PB_BOX,
+PB_MEMORY and PB_LIBVIRT_DRIVER apply; `make vagrant-prep` runs first when its artifacts are missing.
+Everything is destroyed at the end (`vagrant destroy -f`), also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "deploy" / "vagrant" / "artifacts"
+WORKERS = int(os.environ.get("PB_WORKERS", "3"))
+UP_TIMEOUT = float(os.environ.get("PB_VAGRANT_UP_TIMEOUT", "10800"))
+
+
+def _why_skip() -> str:
+    if os.environ.get("PB_VAGRANT_E2E") != "1":
+        return "set PB_VAGRANT_E2E=1 to run the Vagrant lab (slow: boots 1 + PB_WORKERS VMs)"
+    if shutil.which("vagrant") is None:
+        return "vagrant is not installed (apt-get install vagrant vagrant-libvirt)"
+    plugins = subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True, cwd=REPO).stdout
+    if "vagrant-libvirt" not in plugins:
+        return "the vagrant-libvirt plugin is not installed (apt-get install vagrant-libvirt)"
+    return ""
+
+
+_SKIP = _why_skip()
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(bool(_SKIP), reason=_SKIP or "runs"),
+              pytest.mark.timeout(int(UP_TIMEOUT) + 1800)]
+
+
+def vagrant(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(["vagrant", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"vagrant {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n"
+                             f"{res.stderr[-4000:]}")
+    return res
+
+
+def ssh(machine: str, command: str, *, timeout: float = 300, check: bool = True) -> str:
+    return vagrant("ssh", machine, "-c", command, "--", "-q", timeout=timeout, check=check).stdout
+
+
+def pbctl(*args: str, timeout: float = 120, check: bool = True) -> str:
+    return ssh("control-plane", "sudo /opt/pybernetes/bin/pbctl " + " ".join(args), timeout=timeout, check=check)
+
+
+def eventually(fn, timeout: float, what: str, interval: float = 5.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except AssertionError as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"{what} not true after {timeout:.0f} s; last: {last}")
+
+
+@pytest.fixture(scope="module")
+def vagrant_lab() -> Iterator[dict[str, float]]:
+    times: dict[str, float] = {}
+    if not (ARTIFACTS / "token").exists() or not list((ARTIFACTS / "wheels").glob("pybernetes-*.whl")):
+        t = time.monotonic()
+        subprocess.run([str(REPO / "deploy" / "vagrant" / "prep.sh")], cwd=REPO, check=True, timeout=1800)
+        times["prep"] = time.monotonic() - t
+    try:
+        t = time.monotonic()
+        vagrant("up", timeout=UP_TIMEOUT)
+        times["up"] = time.monotonic() - t
+        yield times
+    finally:
+        t = time.monotonic()
+        vagrant("destroy", "-f", timeout=1800, check=False)
+        times["destroy"] = time.monotonic() - t
+        print(f"vagrant timings (s): { {k: round(v) for k, v in times.items()} }")
+
+
+def test_demo_on_vagrant(vagrant_lab: dict[str, float]) -> None:
+    workers = [f"node-{i}" for i in range(1, WORKERS + 1)]
+
+    def nodes_ready() -> bool:
+        out = pbctl("get", "nodes", check=False)
+        return all(re.search(rf"^{n}\s+Ready\b", out, re.M) for n in workers)
+
+    eventually(nodes_ready, 900, "all workers Ready")
+    demo = "/pybernetes/examples/demo.yaml"
+    if (REPO / "examples" / "demo.yaml").exists():
+        pbctl("apply", "-f", demo)
+    else:  # a 3-replica deployment and a NodePort service of the lab image
+        pbctl("create", "deployment", "hello", "--image=localhost:5000/busybox:stable", "--replicas=3",
+              "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+        pbctl("expose", "deployment", "hello", "--port=80", "--target-port=8080", "--type=NodePort")
+
+    def pods_running() -> list[dict[str, object]]:
+        doc = json.loads(pbctl("get", "pods", "-l", "app=hello", "-o", "json"))
+        items = doc.get("items", [])
+        running = [p for p in items if p.get("status", {}).get("phase") == "Running"
+                   and p.get("spec", {}).get("nodeName") in workers]
+        return running if len(running) >= 3 else []
+
+    pods = eventually(pods_running, 1200, "3 demo pods Running on the workers")
+    assert {p["spec"]["nodeName"] for p in pods} <= set(workers)  # type: ignore[index]
+    names = {p["metadata"]["name"] for p in pods}  # type: ignore[index]
+
+    svc = json.loads(pbctl("get", "service", "hello", "-o", "json"))
+    cluster_ip = svc["spec"]["clusterIP"]
+    nodeport = json.loads(pbctl("get", "service", "-o", "json"))["items"]
+    port = next((p.get("nodePort") for s in nodeport for p in s["spec"].get("ports", []) if p.get("nodePort")), None)
+    assert port, "no NodePort service"
+    # From every worker: the NodePort on the node's own cluster address, and the ClusterIP from a pod on
+    # that node (pod -> service VIP -> pods on any node: exercises the host-gw routes).
+    answers: set[str] = set()
+    for i, node in enumerate(workers, start=1):
+        ip = f"172.31.0.{10 + i}"
+
+        def nodeport_answers(ip: str = ip, node: str = node) -> str:
+            out = ssh(node, f"curl -s --max-time 5 http://{ip}:{port}/", check=False)
+            return out if "hello from" in out else ""
+
+        for _ in range(4):
+            answers.add(eventually(nodeport_answers, 300, f"NodePort {port} on {node}").strip())
+    for pod in pods:
+        out = pbctl("exec", str(pod["metadata"]["name"]), "--", "sh", "-c",  # type: ignore[index]
+                    f"'printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc -w 5 {cluster_ip} 80'", check=False)
+        assert "hello from" in out, f"ClusterIP {cluster_ip} from {pod['metadata']['name']}: {out!r}"  # type: ignore[index]
+    # The NodePort answers came from more than one pod, so traffic crossed nodes.
+    answered = {a.removeprefix("hello from ").strip() for a in answers}
+    assert answered <= names and len(answered) >= 2, answered
