@@ -299,7 +299,7 @@ if [ "$START" = 1 ] && systemd_running; then
   if [ "$ROLE" = control-plane ] && [ "$DRY" = 0 ]; then
     say "waiting for the apiserver (admin config $ETC/admin.conf)"
     for _ in $(seq 1 180); do
-      curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz && [ -s "$ETC/admin.conf" ] && break
+      curl -fs -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz && [ -s "$ETC/admin.conf" ] && break
       sleep 2
     done
     curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz || { echo "apiserver not ready; journalctl -u pb-apiserver" >&2; exit 1; }
