@@ -1,4 +1,4 @@
-"""`pbctl lab ...` (and `python -m pybernetes.lab.cli ...`): the local three-node lab.
+"""`pbctl lab ...` (and `python -m lab.cli ...`): the local three-node lab.
 
     lab up [--workers N] [--profile default|fast] [--dir DIR]   bring the lab up (a no-op when it is up)
     lab down                                                   remove everything the lab made
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pybernetes.lab import cluster
+from lab import cluster
 
 ENV_DIR = "PB_LAB_DIR"
 
@@ -72,7 +72,7 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pybernetes.lab.cli", description="The pybernetes local lab.")
+    p = argparse.ArgumentParser(prog="python -m lab.cli", description="The pybernetes local lab.")
     _populate(p)
     return p
 

@@ -16,7 +16,7 @@ same CIDR to the kubelet (--pod-cidr) and adds a static route per other node's C
 namespace. Deterministic ranges make routes, docs and debugging simple and survive controller restarts.
 
 `up` runs a plan of steps, printing one progress line per step; independent steps (node bring-up)
-run concurrently. Everything made is recorded in <lab-dir>/state.json (pybernetes.lab.state) before or
+run concurrently. Everything made is recorded in <lab-dir>/state.json (lab.state) before or
 right after it is made, so `down` removes exactly that, also after a crash.
 """
 
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lab.state import LabState, ProcessRecord
 from pybernetes.lab import netns
-from pybernetes.lab.state import LabState, ProcessRecord
 
 T = TypeVar("T")
 
@@ -206,7 +206,7 @@ def spawn(st: LabState, name: str, component: str, argv: Sequence[str], *, netns
                                 start_new_session=True, cwd=st.dir, env=env, pass_fds=tuple(pass_fds))
     rec = ProcessRecord(name=name, component=component, argv=list(argv), log=str(log_path), netns=netns_name,
                         node=node, pid=proc.pid, started_at=time.time())
-    from pybernetes.lab.state import proc_start_time
+    from lab.state import proc_start_time
 
     rec.start_time = proc_start_time(proc.pid) or 0
     _CHILDREN.append(proc)
@@ -404,7 +404,7 @@ def start_relay(st: LabState, name: str = "apiserver-relay", *, port_key: str = 
     port = int(sock.getsockname()[1])
     try:
         fd = sock.fileno()
-        argv = [sys.executable, "-m", "pybernetes.lab.cluster", "relay", "--fd", str(fd), target]
+        argv = [sys.executable, "-m", "lab.cluster", "relay", "--fd", str(fd), target]
         rec = spawn(st, name, "relay", argv, netns_name=CP_NETNS, pass_fds=[fd])
     finally:
         sock.close()
@@ -498,11 +498,10 @@ class Lab:
             for n in self.plan.nodes:
                 if n.index != own:
                     await run_cmd(netns.nsenter(ns, ["ip", "route", "replace", n.pod_cidr, "via", n.ip]))
-            # Lab hosts have no default route, so a local connect() to a ClusterIP would fail with
-            # "network unreachable" before the proxy's DNAT: give the service range a link route.
-            await run_cmd(netns.nsenter(ns, ["ip", "route", "replace", SERVICE_CIDR, "dev", "eth0"]))
+            # The service range gets no route here: each node's pb-proxy routes it into its sink device
+            # (unmatched cluster IPs die there), and the lab hosts have no default route at all.
         await asyncio.gather(one(CP_NETNS, 0), *(one(n.netns, n.index) for n in self.plan.nodes))
-        return f"pod CIDRs {', '.join(n.pod_cidr for n in self.plan.nodes)}, services {SERVICE_CIDR} on eth0"
+        return f"pod CIDRs {', '.join(n.pod_cidr for n in self.plan.nodes)}"
 
     def write_credentials(self) -> None:
         """One token per component in the apiserver's token file, and a client config for each."""
@@ -597,7 +596,7 @@ class Lab:
         await asyncio.to_thread(reg.start)
         proc = reg._proc
         assert proc is not None
-        from pybernetes.lab.state import proc_start_time
+        from lab.state import proc_start_time
 
         rec = ProcessRecord(name="registry", component="registry", argv=[REGISTRY_BIN, "serve",
                             str(reg.config_path)], log=str(storage / "registry.log"), netns=CP_NETNS,
@@ -692,10 +691,6 @@ class Lab:
             (("--service-cidr", "--service-cluster-ip-range"), SERVICE_CIDR),
             (("--healthz-port", "--health-port"), str(PROXY_HEALTH_PORT)),
             (("--metrics-port",), str(PROXY_METRICS_PORT)),
-            # The lab routes pod CIDRs itself (static, works without a proxy) and gives the service CIDR a
-            # link route: pb-proxy's service-CIDR *blackhole* makes a node-local connect() to a ClusterIP
-            # fail before the OUTPUT DNAT, so node namespaces could not reach services.
-            (("--manage-routes",), "false"),
         ]
         argv = list(program("proxy"))
         for names, value in want:
@@ -852,8 +847,8 @@ async def print_summary(st: LabState, out: Callable[[str], None] = print) -> Non
     out("")
     out("Try next:")
     out("  pbctl get nodes -o wide")
-    out("  python -m pybernetes.lab.demo            # Deployment + Services, requests balanced across nodes")
-    out("  pbctl lab status                        # or: python -m pybernetes.lab.cli status")
+    out("  python -m lab.demo            # Deployment + Services, requests balanced across nodes")
+    out("  pbctl lab status                        # or: python -m lab.cli status")
     out("  pbctl lab shell node-1 -- ip route")
     out("  pbctl lab stop kubelet --node node-2     # watch the node go NotReady and its pods move")
     out("  pbctl lab down")
@@ -1118,8 +1113,8 @@ def idle_usage(lab_dir: Path, seconds: float = 5.0) -> tuple[float, float]:
 
 
 def main() -> None:
-    """`python -m pybernetes.lab.cluster relay --fd N HOST:PORT` (internal)."""
-    p = argparse.ArgumentParser(prog="pybernetes.lab.cluster")
+    """`python -m lab.cluster relay --fd N HOST:PORT` (internal)."""
+    p = argparse.ArgumentParser(prog="lab.cluster")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("relay")
     r.add_argument("--fd", type=int, required=True)

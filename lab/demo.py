@@ -1,8 +1,8 @@
 """The lab demo: apply examples/, wait for the rollout, then show requests balanced across pods and nodes.
 
-    python -m pybernetes.lab.demo [--dir LAB_DIR] [--requests 12] [--from-node node-1] [--up]
+    python -m lab.demo [--dir LAB_DIR] [--requests 12] [--from-node node-1] [--up]
 
-`make lab` runs `pbctl lab up && python -m pybernetes.lab.demo`; `--up` does both in one command
+`make lab` runs `pbctl lab up && python -m lab.demo`; `--up` does both in one command
 (brings the lab up first, a no-op when it is already up).
 
 Requests are sent from inside a node's network namespace (curl through `nsenter --net`) to the
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pybernetes.lab import cluster
-from pybernetes.lab.state import LabState
+from lab import cluster
+from lab.state import LabState
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEPLOYMENT = "hello"
@@ -142,7 +142,7 @@ async def run_demo(lab_dir: Path, *, requests: int = 12, from_node: str = "node-
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m pybernetes.lab.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or cluster.DEFAULT_DIR))
     p.add_argument("--requests", type=int, default=12)

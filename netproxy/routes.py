@@ -1,4 +1,4 @@
-"""Node-level plumbing next to the netfilter rules: host-gw pod routes, the service-CIDR blackhole,
+"""Node-level plumbing next to the netfilter rules: host-gw pod routes, the service-CIDR sink,
 IP forwarding, and conntrack cleanup of stale UDP flows.
 
 host-gw: every other node's `spec.podCIDR(s)` is routed via that node's InternalIP. This only works when
@@ -6,8 +6,11 @@ all nodes share one L2 segment (the next hop must be directly reachable); docs/n
 multi-subnet cluster needs instead (VXLAN overlay or BGP). Our routes carry protocol number 199 so a sync
 (and --cleanup) can tell them from everybody else's and never touches other routes.
 
-The service CIDR is a blackhole route: a cluster IP nobody DNATed dies here instead of following some
-default route out of the node. Services without endpoints are rejected by the backends before routing.
+The service CIDR is routed into a sink device (`pb-svc0`, dummy or else ifb, like kube-proxy's kube-ipvs0): a cluster IP
+nobody DNATed dies there instead of following some default route out of the node. A blackhole route would
+do that too, but it also fails a node's own connect() to a cluster IP before the nat OUTPUT hook can DNAT
+it; a route to a device lets the lookup succeed, the DNAT happen, and the rerouted packet reach the pod.
+Services without endpoints are rejected by the backends' filter rules.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ log = logging.getLogger("pybernetes.netproxy.routes")
 
 RT_PROTO = 199  # marks routes made by pb-proxy
 RTN_BLACKHOLE = 6
+SINK_DEVICE = "pb-svc0"
 
 
 def node_internal_ip(node: core.Node) -> str:
@@ -89,18 +93,33 @@ class Routes:
             out[dst] = (int(r["type"]), str(r.get("gateway") or ""))
         return out
 
+    def _sink(self, ipr: Any) -> int:
+        """The dummy device the service CIDR is routed into (created and brought up if missing)."""
+        idx = ipr.link_lookup(ifname=SINK_DEVICE)
+        if not idx:
+            try:
+                ipr.link("add", ifname=SINK_DEVICE, kind="dummy")
+            except Exception:
+                # Kernels without the dummy driver: an ifb device drops what is routed to it just the same.
+                ipr.link("add", ifname=SINK_DEVICE, kind="ifb")
+            idx = ipr.link_lookup(ifname=SINK_DEVICE)
+        ipr.link("set", index=idx[0], state="up")
+        return int(idx[0])
+
     def sync(self, wanted: Mapping[str, str]) -> None:
-        """Make our routes exactly `wanted` (cidr -> gateway) plus the service blackhole."""
+        """Make our routes exactly `wanted` (cidr -> gateway) plus the service CIDR into the sink device."""
         with self._ipr() as ipr:
+            sink = self._sink(ipr)
             have = self._ours(ipr)
             for dst, (rtype, gw) in have.items():
-                if dst == self.service_cidr and rtype == RTN_BLACKHOLE:
+                if dst == self.service_cidr and rtype != RTN_BLACKHOLE and not gw:
                     continue
-                if wanted.get(dst) != gw or rtype == RTN_BLACKHOLE:
+                if dst == self.service_cidr or wanted.get(dst) != gw or rtype == RTN_BLACKHOLE:
                     ipr.route("del", dst=dst, proto=RT_PROTO, table=254)
                     log.info("route removed dst=%s gw=%s", dst, gw)
-            if have.get(self.service_cidr, (0, ""))[0] != RTN_BLACKHOLE:
-                ipr.route("replace", dst=self.service_cidr, type="blackhole", proto=RT_PROTO)
+            current = have.get(self.service_cidr)
+            if current is None or current[0] == RTN_BLACKHOLE or current[1]:
+                ipr.route("replace", dst=self.service_cidr, oif=sink, proto=RT_PROTO)
             for dst, gw in wanted.items():
                 if have.get(dst) != (1, gw):
                     try:
@@ -114,6 +133,9 @@ class Routes:
         with self._ipr() as ipr:
             for dst in self._ours(ipr):
                 ipr.route("del", dst=dst, proto=RT_PROTO, table=254)
+            idx = ipr.link_lookup(ifname=SINK_DEVICE)
+            if idx:
+                ipr.link("del", index=idx[0])
         self.applied = {}
 
     def addresses(self) -> list[str]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pybernetes import errors
+from pybernetes.cli import plugins
 from pybernetes.cli.common import CliError, Ctx, err, format_api_error
 from pybernetes.client import config as client_config
 
@@ -338,6 +339,10 @@ async def dispatch(ctx: Ctx, args: argparse.Namespace) -> int:
 async def run(argv: Sequence[str]) -> int:
     """Run one pbctl command; returns the exit code (errors are printed to stderr, kubectl-style)."""
     ctx: Ctx | None = None
+    plugin = plugins.find(list(argv), plugins.builtin_verbs(build_parser()))
+    if plugin is not None:
+        proc = await asyncio.create_subprocess_exec(plugin, *argv[1:])
+        return await proc.wait()
     try:
         args = parse_args(argv)
         if args.verbosity:

@@ -1,6 +1,6 @@
 """The e2e `lab` fixture: a whole lab (fast profile) in a temp dir for the session, torn down afterwards.
 
-The lab is driven through its command line (`python -m pybernetes.lab.cli`), as a user would; the
+The lab is driven through its command line (`python -m lab.cli`), as a user would; the
 fixture checks afterwards that nothing is left: none of the lab's namespaces, no process naming the
 lab dir, no mount under it, and the root namespace's iptables rules exactly as before.
 """
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pybernetes.lab import cluster, netns
-from pybernetes.lab.state import LabState
+from lab import cluster
+from lab.state import LabState
+from pybernetes.lab import netns
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +66,7 @@ class Lab:
         return self.dir / "admin.conf"
 
     def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([sys.executable, "-m", "pybernetes.lab.cli", *args[:1], "--dir", str(self.dir),
+        res = subprocess.run([sys.executable, "-m", "lab.cli", *args[:1], "--dir", str(self.dir),
                               *args[1:]], capture_output=True, text=True, timeout=timeout, cwd=REPO)
         if check and res.returncode != 0:
             raise AssertionError(f"lab {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from pybernetes.lab import cluster
+from lab import cluster
 
 from .conftest import Lab
 
