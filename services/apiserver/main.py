@@ -57,6 +57,8 @@ class Config:
     service_cluster_ip_range: str = "10.96.0.0/16"
     service_node_port_range: str = "30000-32767"
     kubelet_client_token_file: Path | None = None
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -78,6 +80,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--admin-config", type=Path, default=None, help="where to write admin.conf")
     p.add_argument("--service-cluster-ip-range", default=Config.service_cluster_ip_range)
     p.add_argument("--service-node-port-range", default=Config.service_node_port_range)
+    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                   help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                   help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
     p.add_argument("--kubelet-client-token-file", type=Path, default=None,
                    help="token the apiserver presents to kubelets (logs, exec)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -91,7 +97,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config,
                   service_cluster_ip_range=a.service_cluster_ip_range,
                   service_node_port_range=a.service_node_port_range,
-                  kubelet_client_token_file=a.kubelet_client_token_file)
+                  kubelet_client_token_file=a.kubelet_client_token_file,
+                  default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
+                  default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds)
 
 
 async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
@@ -157,7 +165,9 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     etcd = EtcdClient(endpoints)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in registry.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
-    rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range))
+    rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
+                toleration_seconds=(cfg.default_not_ready_toleration_seconds,
+                                    cfg.default_unreachable_toleration_seconds))
     server = rpc.server()
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)

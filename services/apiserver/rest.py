@@ -54,9 +54,15 @@ class ListResult:
 
 
 class Rest:
-    def __init__(self, store: Store, allocator: ServiceAllocator | None = None) -> None:
+    def __init__(self, store: Store, allocator: ServiceAllocator | None = None, *,
+                 toleration_seconds: tuple[int, int] = (300, 300)) -> None:
         self.store = store
         self.allocator = allocator or ServiceAllocator(store)
+        self.toleration_seconds = toleration_seconds  # (not-ready, unreachable)
+
+    def _defaults(self, obj: Message) -> None:
+        nr, ur = self.toleration_seconds
+        defaults.apply_defaults(obj, not_ready_toleration_seconds=nr, unreachable_toleration_seconds=ur)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -148,7 +154,7 @@ class Rest:
         md.ClearField("deletion_grace_period_seconds")
         md.self_link = ""
         strategy.prepare_for_create(info, obj)
-        defaults.apply_defaults(obj)
+        self._defaults(obj)
         self._validate(obj)
         if info.namespaced:
             await self._namespace_open(namespace)
@@ -291,7 +297,7 @@ class Rest:
             else:
                 md.ClearField("deletion_grace_period_seconds")
             strategy.prepare_for_update(info, obj, old)
-            defaults.apply_defaults(obj)
+            self._defaults(obj)
         claims = None
         if isinstance(obj, core.Service) and isinstance(old, core.Service) and subresource != "status" and not dry_run:
             claims = await self.allocator.allocate(obj, old)

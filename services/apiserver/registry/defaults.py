@@ -24,8 +24,15 @@ UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 DEFAULT_CLIENT_IP_AFFINITY_SECONDS = 10800
 
 
-def apply_defaults(obj: Message) -> None:
-    """Fill Kubernetes' defaults into `obj` (any registered kind); unknown kinds are left alone."""
+def apply_defaults(obj: Message, *, not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS,
+                   unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS) -> None:
+    """Fill Kubernetes' defaults into `obj` (any registered kind); unknown kinds are left alone.
+
+    The toleration seconds are kube-apiserver's --default-not-ready-toleration-seconds and
+    --default-unreachable-toleration-seconds (the DefaultTolerationSeconds admission plugin)."""
+    if isinstance(obj, core.Pod):
+        _default_pod(obj, not_ready_toleration_seconds, unreachable_toleration_seconds)
+        return
     fn = _BY_TYPE.get(type(obj))
     if fn is not None:
         fn(obj)
@@ -146,7 +153,8 @@ def _tolerates(tolerations: Iterable[core.Toleration], key: str) -> bool:
     return any((t.key == key or not t.key) and t.effect in ("NoExecute", "") for t in tolerations)
 
 
-def _default_pod(pod: core.Pod) -> None:
+def _default_pod(pod: core.Pod, not_ready_seconds: int = DEFAULT_TOLERATION_SECONDS,
+                 unreachable_seconds: int = DEFAULT_TOLERATION_SECONDS) -> None:
     spec = pod.spec
     _default_pod_spec(spec)
     if not spec.HasField("enable_service_links"):
@@ -161,10 +169,9 @@ def _default_pod(pod: core.Pod) -> None:
                 if port.host_port == 0:
                     port.host_port = port.container_port
     # DefaultTolerationSeconds admission: pods ride out a short node outage before eviction.
-    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+    for key, seconds in ((NOT_READY_TAINT, not_ready_seconds), (UNREACHABLE_TAINT, unreachable_seconds)):
         if not _tolerates(spec.tolerations, key):
-            spec.tolerations.add(key=key, operator="Exists", effect="NoExecute",
-                                 toleration_seconds=DEFAULT_TOLERATION_SECONDS)
+            spec.tolerations.add(key=key, operator="Exists", effect="NoExecute", toleration_seconds=seconds)
 
 
 # -- services, endpoints -------------------------------------------------------------------------------
