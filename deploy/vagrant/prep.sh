@@ -19,7 +19,13 @@ CONSTRAINTS=$(mktemp); trap 'rm -f "$CONSTRAINTS"' EXIT
 "$PY" -m pip freeze --exclude-editable 2>/dev/null | grep -v '^pybernetes' >"$CONSTRAINTS" || true
 "$PY" -m pip wheel -q --disable-pip-version-check -c "$CONSTRAINTS" --wheel-dir "$OUT/wheels" .
 echo "==> images -> $OUT/images"
-"$PY" -c "import sys, shutil; from pybernetes.lab.images import build_lab_images as b; \
+"$PY" -c "import sys, shutil, importlib
+for m in ('pybernetes.lab.images', 'lab.images'):
+    try:
+        b = importlib.import_module(m).build_lab_images
+        break
+    except ImportError:
+        continue
 a = b(sys.argv[1]).archive; shutil.copy2(a, sys.argv[2]); print(sys.argv[2])" \
   "${PB_IMAGE_CACHE:-/var/tmp/pybernetes-images}" "$OUT/images/lab-images.oci.tar"
 if [ ! -s "$OUT/token" ]; then
