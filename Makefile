@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: deps protos lint typecheck layers unit integration test lab lab-down bench clean
+.PHONY: deps protos lint typecheck layers unit integration e2e test lab lab-down bench clean vagrant-prep vagrant-box vagrant-up
 
 deps: $(VENV)/.deps
 $(VENV)/.deps: pyproject.toml deploy/install-deps.sh
@@ -32,11 +32,26 @@ integration: deps
 test: deps lint layers typecheck
 	$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# Brings up the three-node lab (idempotent) and runs the demo: a Deployment and Services, balanced across nodes.
 lab: deps
 	$(VENV)/bin/pbctl lab up
+	$(PY) -m lab.demo
 
 lab-down: deps
 	$(VENV)/bin/pbctl lab down
+
+e2e: deps
+	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+# The same topology as VMs (docs/vagrant.md): prep builds the wheel and images so provisioning downloads nothing.
+vagrant-prep: deps
+	./deploy/vagrant/prep.sh
+
+vagrant-box:
+	./deploy/vagrant/build-box.sh
+
+vagrant-up: vagrant-prep
+	vagrant up
 
 bench: deps
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
