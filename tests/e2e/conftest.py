@@ -123,3 +123,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             assert down.returncode == 0, f"lab down failed:\n{down.stdout}\n{down.stderr}"
         left = lab.leftovers()
         assert not left, f"lab down left: {left}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab_teardown: runs after every other e2e test (it takes the lab down)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The lab is shared by the whole session: tests that take it down run last, whatever their file."""
+    items.sort(key=lambda item: item.get_closest_marker("lab_teardown") is not None)

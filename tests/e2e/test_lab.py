@@ -140,6 +140,7 @@ def test_stop_and_start_a_component(lab: Lab) -> None:
     assert "172.30.0.13/24" in out
 
 
+@pytest.mark.lab_teardown
 def test_down_leaves_machine_as_before(lab: Lab) -> None:
     lab.cli("down")
     left = lab.leftovers()
