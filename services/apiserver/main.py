@@ -24,6 +24,7 @@ from pybernetes.api.selectors import EVERYTHING, FieldSelector
 from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
 
+from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, ensure_admin_token
 from .kubelet_proxy import KubeletProxy
@@ -59,6 +60,15 @@ class Config:
     kubelet_client_token_file: Path | None = None
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
+    enable_metrics: bool = True
+
+
+def _bool(v: str) -> bool:
+    if v.lower() in ("true", "1", "yes", "on"):
+        return True
+    if v.lower() in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -86,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
     p.add_argument("--kubelet-client-token-file", type=Path, default=None,
                    help="token the apiserver presents to kubelets (logs, exec)")
+    p.add_argument("--enable-metrics", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="record request and etcd metrics (default true; false only to measure their overhead)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     logs.setup("apiserver", verbose=a.verbose)
@@ -99,7 +111,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   service_node_port_range=a.service_node_port_range,
                   kubelet_client_token_file=a.kubelet_client_token_file,
                   default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
-                  default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds)
+                  default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
+                  enable_metrics=a.enable_metrics)
 
 
 async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
@@ -151,6 +164,7 @@ async def compactor(store: Store, interval: float) -> None:
 
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics.set_enabled(cfg.enable_metrics)
     embedded: EmbeddedEtcd | None = None
     endpoints = cfg.etcd_servers
     if not endpoints:

@@ -24,7 +24,7 @@ from pybernetes.rpc import AUTH_HEADER
 
 from .auth import AlwaysAllowAuthorizer, TokenAuthenticator, User
 from .kubelet_proxy import KubeletProxy
-from .metrics import REQUEST_DURATION, REQUESTS
+from .metrics import count_request, record_request
 from .rest import Rest
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -79,8 +79,7 @@ class APIServicer(pb_grpc.APIServicer):
             await context.abort(err.grpc_code, err.message,
                                 trailing_metadata=((STATUS_KEY, status_of(err).SerializeToString()),))
         finally:
-            REQUESTS.labels(verb, resource, str(code)).inc()
-            REQUEST_DURATION.labels(verb, resource).observe(time.perf_counter() - start)
+            record_request(verb, resource, code, time.perf_counter() - start)
 
     async def Create(self, request: pb.CreateRequest, context: Any) -> pb.Object:
         async def do() -> pb.Object:
@@ -167,11 +166,11 @@ class APIServicer(pb_grpc.APIServicer):
                                       request.field_selector, request.resource_version,
                                       request.allow_watch_bookmarks)
         except errors.ApiError as e:
-            REQUESTS.labels("watch", request.resource, str(e.code)).inc()
+            count_request("watch", request.resource, e.code)
             await context.abort(e.grpc_code, e.message,
                                 trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
             return
-        REQUESTS.labels("watch", request.resource, "200").inc()
+        count_request("watch", request.resource, 200)
         av, kind = info.api_version, info.kind
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds if request.timeout_seconds > 0 else None
@@ -196,7 +195,7 @@ class APIServicer(pb_grpc.APIServicer):
             self.rest.unwatch(info, w)
 
     async def _stream_error(self, context: Any, verb: str, resource: str, e: errors.ApiError) -> None:
-        REQUESTS.labels(verb, resource, str(e.code)).inc()
+        count_request(verb, resource, e.code)
         await context.abort(e.grpc_code, e.message,
                             trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
 
@@ -209,7 +208,7 @@ class APIServicer(pb_grpc.APIServicer):
         except errors.ApiError as e:
             await self._stream_error(context, "get", "pods/log", e)
             return
-        REQUESTS.labels("get", "pods/log", "200").inc()
+        count_request("get", "pods/log", 200)
 
     async def PodExec(self, request_iterator: AsyncIterator[pb.ExecInput],
                       context: Any) -> AsyncIterator[pb.ExecOutput]:
@@ -221,7 +220,7 @@ class APIServicer(pb_grpc.APIServicer):
         except errors.ApiError as e:
             await self._stream_error(context, "create", "pods/exec", e)
             return
-        REQUESTS.labels("create", "pods/exec", "200").inc()
+        count_request("create", "pods/exec", 200)
 
     async def NodeStats(self, request: pb.NodeStatsRequest, context: Any) -> pb.StatsSummary:
         async def do() -> pb.StatsSummary:

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from time import perf_counter
 
 from google.protobuf.message import Message
 
@@ -20,6 +21,7 @@ from pybernetes import errors
 from pybernetes.api import registry
 from pybernetes.api.registry import ResourceInfo
 
+from .. import metrics
 from .etcd import (
     Compacted,
     EtcdClient,
@@ -37,6 +39,21 @@ log = logging.getLogger("pybernetes.apiserver.storage")
 
 # etcd's default --max-request-bytes is 1.5 MiB; refuse before etcd does, with a clear message.
 MAX_OBJECT_BYTES = 1536 * 1024
+
+_etcd_children: dict[tuple[str, str], object] = {}
+
+
+def observe_etcd(operation: str, info: ResourceInfo | str, start: float) -> None:
+    """etcd_request_duration_seconds{operation, type}: type is the resource ("pods", "deployments.apps")."""
+    if not metrics.ENABLED:
+        return
+    elapsed = perf_counter() - start
+    key = (operation, info if isinstance(info, str) else info.plural)
+    child = _etcd_children.get(key)
+    if child is None:
+        child = _etcd_children[key] = metrics.etcd_observer(
+            operation, info if isinstance(info, str) else info.group_resource)
+    child.observe(elapsed)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -116,8 +133,12 @@ class Store:
         return self.caches[info.plural]
 
     async def get(self, info: ResourceInfo, namespace: str, name: str) -> Stored:
-        with translated(info, name):
-            kv = await self.etcd.get(object_key(info, namespace, name))
+        t = perf_counter()
+        try:
+            with translated(info, name):
+                kv = await self.etcd.get(object_key(info, namespace, name))
+        finally:
+            observe_etcd("get", info, t)
         if kv is None:
             raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name)
         return Stored(decode(info, kv.value, kv.mod_revision), kv.mod_revision)
@@ -126,27 +147,43 @@ class Store:
         md = obj.metadata  # type: ignore[attr-defined]
         value = encode(obj)
         self._check_size(value)
-        with translated(info, md.name):
-            return await self.etcd.create(object_key(info, md.namespace, md.name), value)
+        t = perf_counter()
+        try:
+            with translated(info, md.name):
+                return await self.etcd.create(object_key(info, md.namespace, md.name), value)
+        finally:
+            observe_etcd("create", info, t)
 
     async def update(self, info: ResourceInfo, obj: Message, expected_rv: int) -> int:
         md = obj.metadata  # type: ignore[attr-defined]
         value = encode(obj)
         self._check_size(value)
-        with translated(info, md.name):
-            return await self.etcd.update(object_key(info, md.namespace, md.name), value, expected_rv)
+        t = perf_counter()
+        try:
+            with translated(info, md.name):
+                return await self.etcd.update(object_key(info, md.namespace, md.name), value, expected_rv)
+        finally:
+            observe_etcd("update", info, t)
 
     async def delete(self, info: ResourceInfo, namespace: str, name: str, expected_rv: int) -> int:
-        with translated(info, name):
-            return await self.etcd.delete(object_key(info, namespace, name), expected_rv)
+        t = perf_counter()
+        try:
+            with translated(info, name):
+                return await self.etcd.delete(object_key(info, namespace, name), expected_rv)
+        finally:
+            observe_etcd("delete", info, t)
 
     async def list_from_etcd(self, info: ResourceInfo, namespace: str, limit: int,
                              continue_: str) -> tuple[list[tuple[bytes, bytes, int]], int, str, int]:
         """(key, value, rv) triples of one page, the list's revision, the next token, remaining count."""
         prefix = resource_prefix(info, namespace)
         rev, start = decode_continue(continue_) if continue_ else (0, None)
-        with translated(info):
-            res = await self.etcd.range(prefix, prefix=True, limit=limit, revision=rev, keys_from=start)
+        t = perf_counter()
+        try:
+            with translated(info):
+                res = await self.etcd.range(prefix, prefix=True, limit=limit, revision=rev, keys_from=start)
+        finally:
+            observe_etcd("list", info, t)
         items = [(kv.key, kv.value, kv.mod_revision) for kv in res.kvs]
         token = ""
         remaining = 0
@@ -159,31 +196,44 @@ class Store:
 
     async def claim(self, key: bytes, value: bytes) -> None:
         """Create `key` if absent; AlreadyExists when someone holds it."""
+        t = perf_counter()
         try:
             await self.etcd.create(key, value)
         except KeyExists:
             raise errors.AlreadyExists(f"{key.decode()} is already allocated") from None
         except StorageUnavailable as e:
             raise errors.Unavailable(f"storage unavailable: {e}") from None
+        finally:
+            observe_etcd("create", "allocations", t)
 
     async def unclaim(self, key: bytes) -> None:
+        t = perf_counter()
         try:
             await self.etcd.delete(key)
         except KeyNotFound:
             pass
         except StorageUnavailable as e:
             raise errors.Unavailable(f"storage unavailable: {e}") from None
+        finally:
+            observe_etcd("delete", "allocations", t)
 
     async def list_claims(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        t = perf_counter()
         try:
             res = await self.etcd.range(prefix, prefix=True)
         except StorageUnavailable as e:
             raise errors.Unavailable(f"storage unavailable: {e}") from None
+        finally:
+            observe_etcd("list", "allocations", t)
         return [(kv.key, kv.value) for kv in res.kvs]
 
     async def current_revision(self, info: ResourceInfo) -> int:
-        with translated(info):
-            return await self.etcd.current_revision()
+        t = perf_counter()
+        try:
+            with translated(info):
+                return await self.etcd.current_revision()
+        finally:
+            observe_etcd("getCurrentResourceVersion", info, t)
 
     async def compact(self, revision: int) -> None:
         with contextlib.suppress(Compacted):

@@ -15,6 +15,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
 from google.protobuf.message import Message
 
@@ -22,6 +23,7 @@ from pybernetes.api.registry import ResourceInfo
 from pybernetes.api.selectors import FieldSelector, LabelSelector
 from pybernetes.errors import Expired, Unavailable
 
+from .. import metrics
 from .etcd import Compacted, EtcdClient, StorageError, StorageUnavailable
 from .objects import Cached, resource_prefix, rv_suffix, with_rv
 
@@ -119,6 +121,9 @@ class WatchCache:
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # apiserver_storage_objects{resource}: kept equal to len(self.state) as it changes.
+        self._objects = metrics.storage_objects(info.group_resource)
+        self._list_duration = metrics.etcd_observer("list", info.group_resource)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -157,11 +162,17 @@ class WatchCache:
         self.watchers.clear()
 
     async def _list(self) -> None:
-        res = await self.etcd.range(self.prefix, prefix=True)
+        t = perf_counter()
+        try:
+            res = await self.etcd.range(self.prefix, prefix=True)
+        finally:
+            if metrics.ENABLED:
+                self._list_duration.observe(perf_counter() - t)
         state = {}
         for kv in res.kvs:
             state[kv.key] = Cached.from_value(self.info, kv.key, kv.value, kv.mod_revision, self.fields)
         self.state = state
+        self._objects.set(len(state))
         self.rv = self.window_start = res.revision
         self.window.clear()
         self.ready.set()
@@ -191,6 +202,8 @@ class WatchCache:
             cur = None
             self.state.pop(key, None)
             rv = mod_rev  # etcd sets the delete event's kv.mod_revision to the deletion revision
+        if prev is None or cur is None:  # the count changed (modifications leave it as it was)
+            self._objects.set(len(self.state))
         ch = _Change(rv, cur, prev)
         self.window.append(ch)
         if len(self.window) > self.capacity:
