@@ -8,12 +8,9 @@ and watch (from the watch cache). The gRPC servicer in server.py only translates
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import json
 import logging
 import secrets
-import string
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,7 +26,7 @@ from pybernetes.api.registry import ResourceInfo
 
 from .allocator import ServiceAllocator
 from .registry import defaults, strategy, validation
-from .storage.objects import Cached
+from .storage.objects import Cached, with_rv
 from .storage.store import Store, Stored
 from .storage.watch_cache import Watcher
 
@@ -469,8 +466,6 @@ def _ready_to_go(obj: Message) -> bool:
 
 
 def _with_rv(value: bytes, rv: int) -> bytes:
-    from .storage.objects import with_rv
-
     return with_rv(value, rv)
 
 
@@ -484,15 +479,3 @@ def _set_pod_condition(pod: core.Pod, typ: str, status: str, reason: str, messag
             return
     c = pod.status.conditions.add(type=typ, status=status, reason=reason, message=message)
     c.last_transition_time.CopyFrom(now())
-
-
-def iso_now() -> str:
-    return dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def random_suffix(n: int = 5) -> str:
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
-
-
-async def sleep(s: float) -> None:
-    await asyncio.sleep(s)
