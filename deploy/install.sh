@@ -34,6 +34,9 @@ Options (all roles):
   --no-apt                do not run apt-get
   --no-start              install and enable nothing at boot; print how to start
   --registry              also install docker-registry as pb-registry (127.0.0.1:5000)
+  --prometheus            control plane: also Prometheus (Debian package) as pb-prometheus on :9090, scraping
+                          the control plane and every node (file_sd kept up to date by pb-prometheus-sd);
+                          node: serve the kubelet's /metrics on --node-ip so that Prometheus can scrape it
   --cluster-cidr CIDR     pod network of the cluster (default 10.244.0.0/16)
 control-plane:
   --advertise-address IP  address nodes reach the apiserver at (default: first global IPv4)
@@ -61,6 +64,7 @@ esac
 WHEEL="" FIND_LINKS="" PREFIX=/opt/pybernetes ROOT="" DRY=0 APT=1 START=1 REGISTRY=0
 CLUSTER_CIDR=10.244.0.0/16 SERVICE_CIDR=10.96.0.0/16 MASK=24 ADVERTISE="" TOKEN_FILE="" NODES=""
 NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES=""
+PROMETHEUS=0 PROM_LISTEN=0.0.0.0:9090
 need() { [ $# -ge 2 ] || { echo "install.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   opt=$1
@@ -76,6 +80,8 @@ while [ $# -gt 0 ]; do
     --no-apt) APT=0 ;;
     --no-start) START=0 ;;
     --registry) REGISTRY=1 ;;
+    --prometheus) PROMETHEUS=1 ;;
+    --no-prometheus) PROMETHEUS=0 ;;
     --cluster-cidr) need "$@"; CLUSTER_CIDR=$2; shift ;;
     --service-cidr) need "$@"; SERVICE_CIDR=$2; shift ;;
     --node-cidr-mask-size) need "$@"; MASK=$2; shift ;;
@@ -152,6 +158,7 @@ case "$ROLE" in
   node) PKGS+=(containerd runc containernetworking-plugins nftables netcat-openbsd iputils-ping) ;;
 esac
 [ "$REGISTRY" = 0 ] || PKGS+=(docker-registry skopeo)
+[ "$PROMETHEUS" = 0 ] || [ "$ROLE" != control-plane ] || PKGS+=(prometheus)
 if [ "$APT" = 1 ] && [ -z "$ROOT" ]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -241,6 +248,8 @@ else
          --cni-conf-dir="$CTD_BASE/cni/net.d" --cni-data-dir="$RUN/cni/ipam"
          --health-port=10248 --port=10250 --authentication-token-file="$ETC/token")
   [ -z "$POD_CIDR" ] || kargs+=(--pod-cidr="$POD_CIDR")
+  # The control plane's Prometheus scrapes the kubelet at InternalIP:10248 (file_sd from the Node objects).
+  [ "$PROMETHEUS" = 0 ] || kargs+=(--health-host="$NODE_IP")
   env_file kubelet PB_KUBELET_ARGS "${kargs[@]}"
   # pb-proxy is the newest component: pass only the flags its --help lists (as the lab does).
   pflags=""
@@ -325,6 +334,119 @@ else
   [ "$ROLE" != node ] || [ -z "$IMAGES" ] || echo "  then: ctr --address $CTD_SOCK -n k8s.io images import $IMAGES"
   [ "$ROLE" != control-plane ] || [ -z "$NODES" ] || \
     echo "  then: ${SETUP[*]} nodes --config $ETC/admin.conf ${NODES//,/ }"
+fi
+# ---- 6. Prometheus (control plane with --prometheus) ----
+# deploy/prometheus/prometheus.yml rendered with the control plane's targets (every component on this host's
+# loopback, default ports) into /etc/pybernetes/prometheus/, next to rules/alerts.yml and file_sd/; the
+# nodes come from file_sd/{kubelet,proxy}.json, which pb-prometheus-sd (`python -m pybernetes.lab.prometheus
+# sync-file-sd`) rewrites from the Node objects, so a new node is scraped without a reload. pb-prometheus
+# runs Debian's /usr/bin/prometheus with that config and the pybernetes consoles; Debian's own
+# prometheus.service (its own config, the same port) is disabled.
+if [ "$ROLE" = control-plane ] && [ "$PROMETHEUS" = 1 ]; then
+  PROM_ETC=$ETC/prometheus PROM_SHARE=$SHARE/prometheus PROM_DATA=$STATE/prometheus PROM_PORT=${PROM_LISTEN##*:}
+  say "prometheus: $PROM_ETC/prometheus.yml, consoles $PROM_SHARE/consoles, data $PROM_DATA, on $PROM_LISTEN"
+  run mkdir -p "$PROM_ETC/rules" "$PROM_ETC/file_sd" "$PROM_ETC/console_libraries" "$PROM_SHARE/consoles" "$PROM_DATA"
+  run install -m 0644 "$HERE/prometheus/prometheus.yml" "$PROM_SHARE/prometheus.yml"
+  run install -m 0644 "$HERE/prometheus/rules/alerts.yml" "$PROM_ETC/rules/alerts.yml"
+  run install -m 0644 "$HERE"/prometheus/consoles/*.html "$PROM_SHARE/consoles/"
+  run install -m 0644 "$HERE/prometheus/console_libraries/pybernetes.lib" "$PROM_ETC/console_libraries/pybernetes.lib"
+  # The consoles build on Prometheus' own prom.lib/menu.lib; Debian keeps them among the examples.
+  promlib=""
+  for d in /usr/share/prometheus/console_libraries /etc/prometheus/console_libraries \
+           /usr/share/doc/prometheus/examples/console_libraries; do
+    if [ -f "$d/prom.lib" ]; then promlib=$d; break; fi
+  done
+  if [ -n "$promlib" ]; then
+    run install -m 0644 "$promlib/prom.lib" "$promlib/menu.lib" "$PROM_ETC/console_libraries/"
+  else
+    say "prom.lib not found (prometheus not installed?): copy prom.lib and menu.lib into $PROM_ETC/console_libraries"
+  fi
+  for job in kubelet proxy; do
+    [ -s "$PROM_ETC/file_sd/$job.json" ] || echo "[]" | write "$PROM_ETC/file_sd/$job.json"
+  done
+  PROM_TARGETS=(apiserver=127.0.0.1:6444 scheduler=127.0.0.1:10259 controller-manager=127.0.0.1:10257
+                etcd=127.0.0.1:2379 "prometheus=127.0.0.1:$PROM_PORT")
+  # The wheel has no deploy/ directory: render from the template installed above.
+  run "$VENV/bin/python" -c '
+import sys
+from pathlib import Path
+
+import yaml
+
+import pybernetes.lab.prometheus as prom
+
+template, out = Path(sys.argv[1]), Path(sys.argv[2])
+prom.CONFIG_TEMPLATE = template
+targets: dict[str, list[str]] = {}
+for item in sys.argv[3:]:
+    job, addr = item.split("=", 1)
+    targets.setdefault(job, []).append(addr)
+cfg = prom.render_config(targets)
+out.write_text(f"# Rendered by deploy/install.sh from {template}; rerun install.sh to change it.\n"
+               + yaml.safe_dump(cfg, sort_keys=False))
+' "$PROM_SHARE/prometheus.yml" "$PROM_ETC/prometheus.yml" "${PROM_TARGETS[@]}"
+  if [ "$DRY" = 0 ] && command -v promtool >/dev/null; then
+    run promtool check config "$PROM_ETC/prometheus.yml" >/dev/null
+  fi
+  write "$DEFAULTS/pb-prometheus" <<EOF
+# pb-prometheus flags (written by deploy/install.sh control-plane --prometheus; edit and restart pb-prometheus)
+PB_PROMETHEUS_ARGS="--config.file=$PROM_ETC/prometheus.yml --storage.tsdb.path=$PROM_DATA --storage.tsdb.retention.time=15d --web.listen-address=$PROM_LISTEN --web.console.templates=$PROM_SHARE/consoles --web.console.libraries=$PROM_ETC/console_libraries --web.enable-lifecycle"
+EOF
+  write "$UNITDIR/pb-prometheus.service" <<EOF
+# Prometheus for pybernetes (:$PROM_PORT, consoles at /consoles/pybernetes-overview.html). Flags in $DEFAULTS/pb-prometheus.
+[Unit]
+Description=Prometheus for pybernetes
+Wants=network-online.target pb-prometheus-sd.service
+After=network-online.target
+
+[Service]
+Type=simple
+User=prometheus
+Environment=PB_PROMETHEUS_ARGS=
+EnvironmentFile=-$DEFAULTS/pb-prometheus
+ExecStart=/usr/bin/prometheus \$PB_PROMETHEUS_ARGS
+ExecReload=/bin/kill -HUP \$MAINPID
+Restart=always
+RestartSec=2
+TimeoutStopSec=20
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  write "$UNITDIR/pb-prometheus-sd.service" <<EOF
+# Keeps $PROM_ETC/file_sd/{kubelet,proxy}.json equal to the Node objects (InternalIP:10248, :10249).
+[Unit]
+Description=pybernetes Prometheus node discovery (file_sd from Node objects)
+Wants=pb-apiserver.service
+After=pb-apiserver.service
+
+[Service]
+Type=simple
+ExecStart=$VENV/bin/python -m pybernetes.lab.prometheus sync-file-sd --dir $PROM_ETC/file_sd --config $ETC/admin.conf
+Restart=always
+RestartSec=5
+TimeoutStopSec=20
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  PROM_UNITS=(pb-prometheus-sd pb-prometheus)
+  if [ "$START" = 1 ] && systemd_running; then
+    say "systemd: enabling and starting ${PROM_UNITS[*]}"
+    if id prometheus >/dev/null 2>&1; then run chown -R prometheus:prometheus "$PROM_DATA"; fi
+    run systemctl daemon-reload
+    if systemctl is-enabled -q prometheus.service 2>/dev/null || systemctl is-active -q prometheus.service 2>/dev/null; then
+      say "disabling Debian's prometheus.service (pb-prometheus serves :$PROM_PORT with the pybernetes config)"
+      run systemctl disable --now prometheus.service
+    fi
+    run systemctl enable "${PROM_UNITS[@]}"
+    run systemctl restart "${PROM_UNITS[@]}"
+  else
+    say "Prometheus not started. To start: systemctl daemon-reload && systemctl enable --now ${PROM_UNITS[*]}"
+    echo "  or by hand: $VENV/bin/python -m pybernetes.lab.prometheus sync-file-sd --dir $PROM_ETC/file_sd --config $ETC/admin.conf &"
+    echo "              set -a; . $DEFAULTS/pb-prometheus; set +a; prometheus \$PB_PROMETHEUS_ARGS"
+  fi
+  say "Prometheus: http://$ADVERTISE:$PROM_PORT/consoles/pybernetes-overview.html"
 fi
 if [ "$ROLE" = control-plane ]; then
   say "done. Admin config: $ETC/admin.conf (written by the apiserver on start). Cluster token for nodes: $TOKEN_FILE"

@@ -44,6 +44,7 @@ PKGS=(systemd-sysv dbus linux-image-amd64 initramfs-tools openssh-server sudo rs
       procps less kmod ca-certificates python3 python3-venv iproute2 iptables nftables conntrack curl
       etcd-server etcd-client containerd runc containernetworking-plugins netcat-openbsd iputils-ping
       docker-registry skopeo busybox-static)
+PKGS+=(prometheus)  # install.sh control-plane --prometheus (the Vagrant lab's default)
 WORK=$(mktemp -d /var/tmp/pb-box.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 ROOTFS=$WORK/rootfs
@@ -65,6 +66,7 @@ mmdebstrap --variant=apt --mode=root --include="$(IFS=,; echo "${PKGS[*]}")" \
   --customize-hook='printf "[Unit]\nDescription=SSH host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n[Install]\nWantedBy=multi-user.target\n" > "$1/etc/systemd/system/ssh-hostkeys.service"' \
   --customize-hook='chroot "$1" systemctl enable ssh-hostkeys.service ssh.service' \
   --customize-hook='chroot "$1" systemctl disable etcd.service containerd.service docker-registry.service || true' \
+  --customize-hook='chroot "$1" systemctl disable prometheus.service || true' \
   --customize-hook='truncate -s 0 "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
   --customize-hook='chroot "$1" apt-get clean' \
   "$SUITE" "$ROOTFS" \

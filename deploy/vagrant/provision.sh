@@ -25,8 +25,19 @@ sed -i '/# pybernetes lab$/d' /etc/hosts
 
 # Debian's own daemons from the same packages are not part of the lab (etcd would hold :2379).
 systemctl disable --now etcd.service containerd.service docker-registry.service 2>/dev/null || true
+# Debian's prometheus.service (its own config on :9090) too: the control plane runs pb-prometheus instead.
+systemctl disable --now prometheus.service prometheus-node-exporter.service 2>/dev/null || true
 
 common=(--find-links "$A/wheels" --token-file "$A/token")
+# Prometheus on the control plane (PB_PROMETHEUS=0 leaves it out); with it the kubelets serve /metrics on
+# their node IP. Offline, only a box built with the prometheus package has it (deploy/vagrant/build-box.sh).
+if [ "${PB_PROMETHEUS:-1}" = 1 ]; then
+  if [ "$ROLE" = node ] || [ "${PB_OFFLINE:-0}" != 1 ] || dpkg -s prometheus >/dev/null 2>&1; then
+    common+=(--prometheus)
+  else
+    echo "provision: this box has no prometheus package (rebuild it with deploy/vagrant/build-box.sh); no Prometheus" >&2
+  fi
+fi
 if [ "$ROLE" = control-plane ]; then
   args=(control-plane "${common[@]}" --advertise-address "$IP")
   [ -z "$NODES" ] || args+=(--nodes "$NODES")
@@ -34,6 +45,9 @@ if [ "$ROLE" = control-plane ]; then
   install -d -m 0700 /home/vagrant/.pybernetes
   install -m 0600 -o vagrant -g vagrant /etc/pybernetes/admin.conf /home/vagrant/.pybernetes/config
   /opt/pybernetes/bin/pbctl get nodes || true
+  if systemctl is-active -q pb-prometheus 2>/dev/null; then
+    echo "==> Prometheus: http://$IP:9090/consoles/pybernetes-overview.html (vagrant ssh control-plane -- -L 9090:127.0.0.1:9090)"
+  fi
 else
   "$SRC/deploy/install.sh" node "${common[@]}" --name "$NAME" --node-ip "$IP" --server "$CP_IP:6443" \
     --images "$A/images/lab-images.oci.tar"
