@@ -55,6 +55,8 @@ SUBNET = "172.30.0"
 CP_IP = f"{SUBNET}.10"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
+# The tail of the lab bridge's /24: type=LoadBalancer Services get these (the controller manager's servicelb).
+LB_POOL = "172.30.0.200-172.30.0.250"
 APISERVER_PORT = 6443
 APISERVER_HEALTH_PORT = 6444
 ETCD_CLIENT_PORT = 2379
@@ -653,6 +655,7 @@ class Lab:
     async def start_controller_manager(self) -> str:
         argv = [*program("controller-manager"), f"--config={self.plan.config_file('controller-manager')}",
                 f"--cluster-cidr={CLUSTER_CIDR}", "--node-cidr-mask-size=24", f"--health-port={CM_PORT}",
+                f"--loadbalancer-ip-range={LB_POOL}",
                 *self.plan.profile.controller_manager]
         rec = spawn(self.st, "controller-manager", "controller-manager", argv, netns_name=CP_NETNS)
         check = health_check(self.st, rec)

@@ -71,6 +71,7 @@ class Config:
     concurrency: dict[str, int] = field(default_factory=dict)
     bind_address: str = "127.0.0.1"
     health_port: int = 10257
+    loadbalancer_ip_range: str = ""
 
 
 # name -> (module under services.controllers, class, --concurrent-*-syncs default, extra kwargs of cfg)
@@ -92,6 +93,10 @@ def _none(c: Config) -> dict[str, Any]:
     return {}
 
 
+def _servicelb_kw(c: Config) -> dict[str, Any]:
+    return {"pool": c.loadbalancer_ip_range}
+
+
 CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "endpoint": ("endpoints", "EndpointsController", 5, _none),
     "replicaset": ("replicaset", "ReplicaSetController", 5, _none),
@@ -102,12 +107,14 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "serviceaccount": ("serviceaccount", "ServiceAccountController", 1, _none),
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController", 5, _lifecycle_kw),
     "nodeipam": ("nodeipam", "NodeIpamController", 1, _ipam_kw),
+    "servicelb": ("servicelb", "ServiceLBController", 1, _servicelb_kw),
 }
 # --concurrent-<flag>-syncs -> controller name (Kubernetes' flag names)
 CONCURRENCY_FLAGS = {
     "endpoint": "endpoint", "replicaset": "replicaset", "rc": "replicationcontroller",
     "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
     "serviceaccount": "serviceaccount", "nodelifecycle": "nodelifecycle", "nodeipam": "nodeipam",
+    "servicelb": "servicelb",
 }
 
 
@@ -185,6 +192,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     for flag, name in CONCURRENCY_FLAGS.items():
         p.add_argument(f"--concurrent-{flag}-syncs", dest=f"concurrent_{flag}", type=int,
                        default=CONTROLLERS[name][2])
+    p.add_argument("--loadbalancer-ip-range", default="",
+                   help="pool for type=LoadBalancer Services, e.g. 172.30.0.200-172.30.0.250 or a CIDR "
+                        "(empty: they stay pending, as without a cloud provider)")
     p.add_argument("--bind-address", default=d.bind_address)
     p.add_argument("--health-port", "--secure-port", dest="health_port", type=int, default=d.health_port,
                    help="HTTP port for /metrics, /healthz, /readyz")
@@ -212,7 +222,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         large_cluster_size_threshold=a.large_cluster_size_threshold, cluster_cidr=a.cluster_cidr,
         node_cidr_mask_size=a.node_cidr_mask_size, allocate_node_cidrs=a.allocate_node_cidrs,
         concurrency={name: getattr(a, f"concurrent_{flag}") for flag, name in CONCURRENCY_FLAGS.items()},
-        bind_address=a.bind_address, health_port=a.health_port)
+        bind_address=a.bind_address, health_port=a.health_port, loadbalancer_ip_range=a.loadbalancer_ip_range)
 
 
 def load_controller_class(name: str) -> type[Any]:

@@ -210,6 +210,25 @@ def test_rollout_survives_component_restarts(lab: Lab, web: str) -> None:
     assert serve_all(lab, web)
 
 
+def test_load_balancer_service_gets_an_address_and_answers(lab: Lab, web: str,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    f = tmp_path_factory.mktemp("lb") / "lb.yaml"
+    f.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: web-lb}\nspec:\n  type: LoadBalancer\n"
+                 "  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n")
+    lab.pbctl("apply", "-f", str(f))
+
+    def address() -> str:
+        return lab.pbctl("get", "service", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").strip()
+
+    ip = poll(address, 30, "a LoadBalancer address (never <pending> in the lab)")
+    assert ip.startswith("172.30.0.2"), ip
+    assert ip in lab.pbctl("get", "service", "web-lb")  # EXTERNAL-IP column
+    for node in ("node-1", "node-2", "node-3"):
+        res = poll(lambda n=node: lab.in_node(n, "curl", "-sS", "--max-time", "3", f"http://{ip}/i").stdout.strip(),
+                   30, f"{ip} from {node}")
+        assert res.startswith("web-"), res
+
+
 def _socket_peers(pid: int, port: int) -> set[int]:
     """Inodes of `pid`'s TCP sockets connected to `port` (seen in pid's own network namespace)."""
     hexport = f"{port:04X}"
