@@ -61,6 +61,7 @@ APISERVER_PORT = 6443
 APISERVER_HEALTH_PORT = 6444
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
+ETCD_METRICS_PORT = 2381  # Prometheus scrapes this one: only the apiserver connects to the client port
 SCHEDULER_PORT = 10259
 CM_PORT = 10257
 KUBELET_HEALTH_PORT = 10248
@@ -537,6 +538,7 @@ class Lab:
                 f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
                 f"--initial-advertise-peer-urls={peer}", f"--initial-cluster={CP_NAME}={peer}",
                 "--experimental-watch-progress-notify-interval=5s", "--logger=zap", "--log-outputs=stderr",
+                f"--listen-metrics-urls=http://127.0.0.1:{ETCD_METRICS_PORT}",
                 "--log-level=warn"]
         rec = spawn(self.st, "etcd", "etcd", argv, netns_name=CP_NETNS)
         check = health_check(self.st, rec)
@@ -786,7 +788,7 @@ async def maybe_prometheus(st: LabState) -> str:
         return "skipped: prometheus is not installed"
     nodes = st.info.get("nodes", [])
     targets = {"apiserver": [f"127.0.0.1:{APISERVER_HEALTH_PORT}"], "scheduler": [f"127.0.0.1:{SCHEDULER_PORT}"],
-               "controller-manager": [f"127.0.0.1:{CM_PORT}"], "etcd": [f"127.0.0.1:{ETCD_CLIENT_PORT}"]}
+               "controller-manager": [f"127.0.0.1:{CM_PORT}"], "etcd": [f"127.0.0.1:{ETCD_METRICS_PORT}"]}
     argv = [sys.executable, "-m", "pybernetes.lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
             f"--listen=127.0.0.1:{PROMETHEUS_PORT}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
             "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]

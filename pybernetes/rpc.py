@@ -19,6 +19,11 @@ _COMMON: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # gRPC's default reconnect backoff grows to 120 s: after a long apiserver outage, clients would sit out
+    # up to two more minutes. Cap it so every component is back within seconds of the server.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 3000),
 ]
 
 AUTH_HEADER = "authorization"

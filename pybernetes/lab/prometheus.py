@@ -50,7 +50,7 @@ SYSTEM_LIBRARY_DIRS = (
 
 # Jobs whose targets come from file_sd (one group per node) rather than static_configs.
 FILE_SD_JOBS = ("kubelet", "proxy")
-DEFAULT_PORTS = {"apiserver": 6444, "scheduler": 10259, "controller-manager": 10257, "etcd": 2379,
+DEFAULT_PORTS = {"apiserver": 6444, "scheduler": 10259, "controller-manager": 10257, "etcd": 2381,
                  "kubelet": 10248, "proxy": 10249}
 
 FileSDGroup = dict[str, Any]  # {"targets": ["ip:port"], "labels": {"node": name}}

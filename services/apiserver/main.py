@@ -49,6 +49,7 @@ class Config:
     etcd_servers: list[str] = field(default_factory=list)
     etcd_client_port: int = 2379
     etcd_peer_port: int = 2380
+    etcd_metrics_port: int = 2381
     token_auth_file: Path | None = None
     compaction_interval: float = 300.0
     watch_cache_size: int = 10_000
@@ -80,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--etcd-servers", default="", help="comma-separated etcd URLs; empty = embedded etcd")
     p.add_argument("--etcd-client-port", type=int, default=Config.etcd_client_port)
     p.add_argument("--etcd-peer-port", type=int, default=Config.etcd_peer_port)
+    p.add_argument("--etcd-metrics-port", type=int, default=Config.etcd_metrics_port,
+                   help="embedded etcd's /metrics port (0: only on the client port)")
     p.add_argument("--token-auth-file", type=Path, default=None)
     p.add_argument("--etcd-compaction-interval", dest="compaction_interval", type=float,
                    default=Config.compaction_interval, help="seconds between compactions (0 disables)")
@@ -104,7 +107,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(data_dir=a.data_dir, bind_address=a.bind_address, port=a.port,
                   advertise_address=a.advertise_address,
                   etcd_servers=[s for s in a.etcd_servers.split(",") if s], etcd_client_port=a.etcd_client_port,
-                  etcd_peer_port=a.etcd_peer_port, token_auth_file=a.token_auth_file,
+                  etcd_peer_port=a.etcd_peer_port, etcd_metrics_port=a.etcd_metrics_port,
+                  token_auth_file=a.token_auth_file,
                   compaction_interval=a.compaction_interval, watch_cache_size=a.watch_cache_size,
                   bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config,
                   service_cluster_ip_range=a.service_cluster_ip_range,
@@ -169,7 +173,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     endpoints = cfg.etcd_servers
     if not endpoints:
         embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port,
-                                peer_port=cfg.etcd_peer_port)
+                                peer_port=cfg.etcd_peer_port, metrics_port=cfg.etcd_metrics_port)
         log.info("starting embedded etcd data_dir=%s port=%d", cfg.data_dir / "etcd", cfg.etcd_client_port)
         await embedded.start()
         endpoints = [embedded.endpoint]

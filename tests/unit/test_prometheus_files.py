@@ -64,7 +64,7 @@ def test_scrape_jobs_cover_every_component() -> None:
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert {"apiserver", "scheduler", "controller-manager", "etcd", "kubelet", "proxy"} <= set(jobs)
     assert jobs["apiserver"]["static_configs"][0]["targets"] == ["127.0.0.1:6444"]
-    assert jobs["etcd"]["static_configs"][0]["targets"] == ["127.0.0.1:2379"]
+    assert jobs["etcd"]["static_configs"][0]["targets"] == ["127.0.0.1:2381"]
     for node_job in ("kubelet", "proxy"):
         assert "static_configs" not in jobs[node_job]
         assert jobs[node_job]["file_sd_configs"][0]["files"] == [f"file_sd/{node_job}.json"]

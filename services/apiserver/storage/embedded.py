@@ -37,6 +37,7 @@ class EmbeddedEtcd:
         binary: str = "etcd",
         quota_backend_bytes: int = 0,
         progress_notify_interval: str = "5s",
+        metrics_port: int = 0,
         extra_args: list[str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -47,6 +48,8 @@ class EmbeddedEtcd:
         self.quota_backend_bytes = quota_backend_bytes  # 0 = etcd's default (2 GiB)
         # etcd 3.4 defaults to 10 min; informers want bookmarks much sooner.
         self.progress_notify_interval = progress_notify_interval
+        # etcd's /metrics on a port of its own (as kubeadm does), so scrapers never touch the client port.
+        self.metrics_port = metrics_port
         self.extra_args = extra_args or []
         self._proc: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
@@ -79,6 +82,7 @@ class EmbeddedEtcd:
             f"--experimental-watch-progress-notify-interval={self.progress_notify_interval}",
             "--logger=zap",
             "--log-outputs=stderr",
+            *([f"--listen-metrics-urls=http://127.0.0.1:{self.metrics_port}"] if self.metrics_port else []),
             *self.extra_args,
         ]
 
