@@ -532,6 +532,7 @@ class Lab:
     async def start_etcd(self) -> str:
         data = self.plan.path("control-plane", "etcd")
         data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)  # etcd's data is the apiserver's alone
         client = f"http://127.0.0.1:{ETCD_CLIENT_PORT}"
         peer = f"http://127.0.0.1:{ETCD_PEER_PORT}"
         argv = ["etcd", f"--name={CP_NAME}", f"--data-dir={data}", f"--listen-client-urls={client}",
@@ -788,7 +789,8 @@ async def maybe_prometheus(st: LabState) -> str:
         return "skipped: prometheus is not installed"
     nodes = st.info.get("nodes", [])
     targets = {"apiserver": [f"127.0.0.1:{APISERVER_HEALTH_PORT}"], "scheduler": [f"127.0.0.1:{SCHEDULER_PORT}"],
-               "controller-manager": [f"127.0.0.1:{CM_PORT}"], "etcd": [f"127.0.0.1:{ETCD_METRICS_PORT}"]}
+               "controller-manager": [f"127.0.0.1:{CM_PORT}"], "etcd": [f"127.0.0.1:{ETCD_METRICS_PORT}"],
+               "prometheus": [f"127.0.0.1:{PROMETHEUS_PORT}"]}
     argv = [sys.executable, "-m", "pybernetes.lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
             f"--listen=127.0.0.1:{PROMETHEUS_PORT}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
             "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]

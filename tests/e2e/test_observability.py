@@ -109,8 +109,6 @@ def test_prometheus_scrapes_every_component_up(lab: Lab) -> None:
     assert all(s["value"][1] == "1" for s in ups), ups
 
 
-@pytest.mark.xfail(strict=True, reason="lab/cluster.py maybe_prometheus passes no `prometheus` target "
-                   "(render_config drops static jobs it is not given); remove this mark once it does")
 def test_prometheus_scrapes_itself(lab: Lab) -> None:
     active_targets_up(lab, EXPECTED_JOBS, timeout=20)  # the components are up by now (the test above)
 
@@ -192,8 +190,6 @@ def test_consoles_render_the_cluster(lab: Lab) -> None:
         assert out.stat().st_size > BLANK_PNG_MAX, f"{out} is only {out.stat().st_size} bytes: blank?"
 
 
-@pytest.mark.xfail(strict=True, reason="deploy/prometheus/consoles/pybernetes-overview.html names only NotReady "
-                   "nodes; remove this mark once it lists every node")
 def test_overview_console_names_the_nodes(lab: Lab) -> None:
     html = http_get(overview_url(lab))
     missing = [n for n in NODES if n not in html]

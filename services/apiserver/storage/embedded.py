@@ -91,6 +91,7 @@ class EmbeddedEtcd:
         if self._proc is not None and self._proc.returncode is None:
             raise RuntimeError("etcd already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # etcd's data is the apiserver's alone
         self._log = open(self.log_path, "ab")
         self._proc = await asyncio.create_subprocess_exec(
             *self._args(),
