@@ -165,7 +165,8 @@ async def main() -> None:
                 [sys.executable, "-m", "node_agent.main", "--config", str(data / "admin.conf"),
                  "--node-name", NODE, "--containerd-socket", cd.socket, "--root-dir", str(base / "kubelet"),
                  "--pod-cidr", POD_CIDR, "--node-ip", NODE_ADDRESS.split("/")[0],
-                 "--health-port", str(free_port()), "--probe-netns", f"/run/netns/{NODE_NETNS}"],
+                 "--health-port", str(free_port()), "--port", str(free_port()),
+                 "--probe-netns", f"/run/netns/{NODE_NETNS}"],
                 stdout=subprocess.DEVNULL, stderr=logs[1])
             procs.append(kubelet)
             for _ in range(300):

@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--health-host", default="127.0.0.1")
     p.add_argument("--health-port", "--healthz-port", dest="health_port", type=int, default=10248)
     p.add_argument("--port", type=int, default=10250, help="the kubelet API (logs, exec) for the apiserver")
-    p.add_argument("--address", default="", help="bind address of the kubelet API (default: --node-ip)")
+    p.add_argument("--address", default="", help="bind address of the kubelet API (default 0.0.0.0, as Kubernetes)")
     p.add_argument("--authentication-token-file", type=Path, default=None,
                    help="tokens (one per line) accepted on the kubelet API; the apiserver's kubelet client token")
     p.add_argument("--register-node", default="true", choices=["true", "false"])
@@ -398,7 +398,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await health.start()
         cfg.health_port = health.port
         api_server = await serve(KubeletAPI(cri, cfg.containerd_socket, tokens=tokens),
-                                 f"{cfg.address or kl.host_ip}:{cfg.port}")
+                                 f"{cfg.address or '0.0.0.0'}:{cfg.port}")
         kl.recorder.start()
         kl.statuses.start()
         if cfg.register_node:
