@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from netproxy.iptables import IptablesBackend
 from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
 from netproxy.routes import Conntrack, Routes, ensure_forwarding
-from pybernetes import logs
+from pybernetes import component, logs
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -249,22 +248,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(argv)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            if stop.is_set():
-                raise SystemExit(1)
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        await run(cfg, stop=stop)
-
-    asyncio.run(_main())
+    component.serve(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from node_agent.probes import ProbeManager
 from node_agent.server import KubeletAPI, serve
 from node_agent.status import StatusManager, Waiting
 from node_agent.sync import RUNNING_CONTAINERS, RUNNING_PODS, InstrumentedCRI, Syncer, port_conflict
-from pybernetes import errors, logs
+from pybernetes import component, errors, logs
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client import config as client_config
@@ -444,22 +443,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(argv)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            if stop.is_set():
-                raise SystemExit(1)
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        await run(cfg, stop=stop)
-
-    asyncio.run(_main())
+    component.serve(run, parse_args(argv))
 
 
 if __name__ == "__main__":

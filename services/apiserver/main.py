@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pybernetes import errors, logs, rpc
+from pybernetes import component, errors, logs, rpc
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -238,16 +237,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(argv)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(cfg, stop=stop)
-
-    asyncio.run(_main())
+    component.serve(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,13 @@ import contextlib
 import importlib
 import logging
 import re
-import signal
 import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybernetes import logs
+from pybernetes import component, logs
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -370,23 +369,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(argv)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            if stop.is_set():
-                raise SystemExit(1)  # second signal: exit at once
-            log.info("signal received, stopping")
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        await run(cfg, stop=stop)
-
-    asyncio.run(_main())
+    component.serve(run, parse_args(argv))
 
 
 if __name__ == "__main__":
