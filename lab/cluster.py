@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from lab.state import LabState, ProcessRecord
 from pybernetes.lab import netns
+from pybernetes.lab.registry import relay as registry_relay
 
 T = TypeVar("T")
 
@@ -417,33 +418,8 @@ def start_relay(st: LabState, name: str = "apiserver-relay", *, port_key: str = 
     return rec
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            writer.close()
-
-
 async def relay(fd: int, target: str) -> None:
-    host, port = target.rsplit(":", 1)
-    listener = socket.socket(fileno=fd)
-
-    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        try:
-            ur, uw = await asyncio.open_connection(host, int(port))
-        except OSError:
-            cw.close()
-            return
-        await asyncio.gather(_pipe(cr, uw), _pipe(ur, cw))
-
-    server = await asyncio.start_server(handle, sock=listener)
-    async with server:
-        await server.serve_forever()
+    await registry_relay(target, sock=socket.socket(fileno=fd))
 
 
 # ---- up ----------------------------------------------------------------------------------------

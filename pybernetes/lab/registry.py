@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -142,8 +143,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
-async def forward(listen: str, target: str) -> None:
-    lhost, lport = listen.rsplit(":", 1)
+async def relay(target: str, *, listen: str = "", sock: socket.socket | None = None) -> None:
+    """Accept on `listen` (host:port) or an already bound `sock`, and pipe each connection to `target`.
+
+    The registry forwarder in every node and the lab's host-side relays (apiserver, Prometheus) are this."""
     thost, tport = target.rsplit(":", 1)
 
     async def handle(creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
@@ -154,9 +157,17 @@ async def forward(listen: str, target: str) -> None:
             return
         await asyncio.gather(_pipe(creader, uwriter), _pipe(ureader, cwriter))
 
-    server = await asyncio.start_server(handle, lhost, int(lport))
+    if sock is not None:
+        server = await asyncio.start_server(handle, sock=sock)
+    else:
+        lhost, lport = listen.rsplit(":", 1)
+        server = await asyncio.start_server(handle, lhost, int(lport))
     async with server:
         await server.serve_forever()
+
+
+async def forward(listen: str, target: str) -> None:
+    await relay(target, listen=listen)
 
 
 def main() -> None:
