@@ -24,7 +24,7 @@ from pathlib import Path
 from lab import cluster
 from lab.state import LabState
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEPLOYMENT = "hello"
 SERVICE = "hello"
 NODEPORT = 30080
