@@ -28,7 +28,7 @@ import grpc
 from pybernetes import errors, rpc
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
-from pybernetes.rpc import AUTH_HEADER, STATUS_KEY
+from pybernetes.rpc import AUTH_HEADER
 
 from .cri import api_pb2 as cri
 from .cri.client import CRIClient
@@ -57,13 +57,6 @@ def render(lines: list[bytes], timestamps: bool) -> bytes:
             out += ts.encode() + b" "
         out += text + (b"\n" if full else b"")
     return bytes(out)
-
-
-def _status(e: errors.ApiError) -> tuple[tuple[str, bytes], ...]:
-    from pybernetes.api.meta.v1 import meta_pb2 as meta
-
-    st = meta.Status(status="Failure", message=e.message, reason=e.reason, code=e.code)
-    return ((STATUS_KEY, st.SerializeToString()),)
 
 
 @dataclass
@@ -151,8 +144,7 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             c = await self._find(request.namespace, request.name, request.container, request.previous)
             status = await self.cri.container_status(c.id)
         except errors.ApiError as e:
-            await context.abort(e.grpc_code, e.message, trailing_metadata=_status(e))
-            return
+            await rpc.abort(context, e)
         path = Path(status.log_path)
         since = 0.0
         if request.since_seconds > 0:
@@ -190,12 +182,10 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             async with self._stats_lock:
                 return await self.summary()
         except errors.ApiError as e:
-            await context.abort(e.grpc_code, e.message, trailing_metadata=_status(e))
-            raise  # not reached: abort raises
+            await rpc.abort(context, e)
         except Exception as e:  # CRI errors, unreadable /proc
             err = errors.InternalError(f"stats: {e}")
-            await context.abort(err.grpc_code, err.message, trailing_metadata=_status(err))
-            raise
+            await rpc.abort(context, err)
 
     async def _sample(self) -> tuple[CPUSample, list[cri.ContainerStats]]:
         return node_cpu_sample(), await self.cri.list_container_stats()
@@ -262,8 +252,7 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             if c.state != cri.CONTAINER_RUNNING:
                 raise errors.BadRequest(f"container {start.container} is not running")
         except errors.ApiError as e:
-            await context.abort(e.grpc_code, e.message, trailing_metadata=_status(e))
-            return
+            await rpc.abort(context, e)
         async for out in self._exec(c.id, list(start.command), start.stdin, start.tty, request_iterator):
             yield out
 

@@ -7,8 +7,12 @@ Every component composes these, so TLS and authentication change here only. Obje
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import grpc
+
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.errors import ApiError
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -56,3 +60,18 @@ def bind(srv: grpc.aio.Server, address: str) -> int:
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return ((AUTH_HEADER, f"Bearer {token}"),) if token else ()
+
+
+def status_of(e: ApiError) -> meta.Status:
+    """The meta.v1.Status an API error travels as (pybernetes.client turns it back into the same class)."""
+    st = meta.Status(status="Failure", message=e.message, reason=e.reason, code=e.code)
+    st.details.kind, st.details.name = e.kind, e.name
+    for c in e.causes:
+        st.details.causes.add(field=c.path, message=c.message, reason=c.reason)
+    return st
+
+
+async def abort(context: Any, e: ApiError) -> NoReturn:
+    """End a server call with `e`: its gRPC code, and its Status in trailing metadata."""
+    await context.abort(e.grpc_code, e.message, trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
+    raise AssertionError("unreachable: context.abort raises")

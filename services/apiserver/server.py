@@ -17,7 +17,6 @@ from google.protobuf.message import Message
 
 from pybernetes import errors, rpc
 from pybernetes.api import registry
-from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
@@ -28,15 +27,8 @@ from .metrics import count_request, record_request
 from .rest import Rest
 
 log = logging.getLogger("pybernetes.apiserver")
-STATUS_KEY = rpc.STATUS_KEY
 
 
-def status_of(e: errors.ApiError) -> meta.Status:
-    st = meta.Status(status="Failure", message=e.message, reason=e.reason, code=e.code)
-    st.details.kind, st.details.name = e.kind, e.name
-    for c in e.causes:
-        st.details.causes.add(field=c.path, message=c.message, reason=c.reason)
-    return st
 
 
 def _envelope(msg: Message) -> pb.Object:
@@ -67,8 +59,7 @@ class APIServicer(pb_grpc.APIServicer):
             return await fn()
         except errors.ApiError as e:
             code = e.code
-            await context.abort(e.grpc_code, e.message,
-                                trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
+            await rpc.abort(context, e)
         except asyncio.CancelledError:
             code = 499
             raise
@@ -76,8 +67,7 @@ class APIServicer(pb_grpc.APIServicer):
             code = 500
             log.exception("internal error verb=%s resource=%s", verb, resource)
             err = errors.InternalError(f"internal error: {e}")
-            await context.abort(err.grpc_code, err.message,
-                                trailing_metadata=((STATUS_KEY, status_of(err).SerializeToString()),))
+            await rpc.abort(context, err)
         finally:
             record_request(verb, resource, code, time.perf_counter() - start)
 
@@ -167,9 +157,7 @@ class APIServicer(pb_grpc.APIServicer):
                                       request.allow_watch_bookmarks)
         except errors.ApiError as e:
             count_request("watch", request.resource, e.code)
-            await context.abort(e.grpc_code, e.message,
-                                trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
-            return
+            await rpc.abort(context, e)
         count_request("watch", request.resource, 200)
         av, kind = info.api_version, info.kind
         loop = asyncio.get_running_loop()
@@ -188,7 +176,7 @@ class APIServicer(pb_grpc.APIServicer):
                         return
                 if ev.type == "ERROR":
                     err = ev.error if isinstance(ev.error, errors.ApiError) else errors.Unavailable(str(ev.error))
-                    yield pb.WatchEvent(type="ERROR", status=status_of(err))
+                    yield pb.WatchEvent(type="ERROR", status=rpc.status_of(err))
                     return
                 yield pb.WatchEvent(type=ev.type, object=pb.Object(api_version=av, kind=kind, raw=ev.raw))
         finally:
@@ -196,8 +184,7 @@ class APIServicer(pb_grpc.APIServicer):
 
     async def _stream_error(self, context: Any, verb: str, resource: str, e: errors.ApiError) -> None:
         count_request(verb, resource, e.code)
-        await context.abort(e.grpc_code, e.message,
-                            trailing_metadata=((STATUS_KEY, status_of(e).SerializeToString()),))
+        await rpc.abort(context, e)
 
     async def PodLogs(self, request: pb.PodLogsRequest, context: Any) -> AsyncIterator[pb.LogChunk]:
         try:
