@@ -32,7 +32,8 @@ from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.client.config import load as load_config
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
 
 

@@ -30,7 +30,8 @@ from pybernetes.cache import InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.client.config import load as load_config
 from pybernetes.events import EventRecorder
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 
 
 def _is_ready(p: core.Pod) -> bool:

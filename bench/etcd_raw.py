@@ -16,7 +16,8 @@ import tempfile
 import time
 from typing import Any
 
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient, StorageError
 
 

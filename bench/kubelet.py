@@ -31,7 +31,8 @@ from pybernetes.client.client import Client
 from pybernetes.client.config import load as load_config
 from pybernetes.lab import netns
 from pybernetes.lab.images import BUSYBOX_IMAGE, build_lab_images
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 
 NETWORK = "pb-bench"
 NODE_NETNS = "pb-bench-node"

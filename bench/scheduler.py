@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.client.config import load as load_config
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.scheduler.cache import PodInfo, SchedulerCache
 from services.scheduler.config import Profile
 from services.scheduler.testing import make_node, make_pod

@@ -281,12 +281,6 @@ async def wait_for(check: Callable[[], Awaitable[bool]], what: str, *, timeout: 
         await asyncio.sleep(interval)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # ---- progress ----------------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pybernetes.client.client import Client
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 
 __all__ = ["ApiServer", "apiserver", "etcd", "free_port"]
 

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.apiserver.storage.embedded import EmbeddedEtcd, free_port
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import (
     Compacted,
     EtcdClient,

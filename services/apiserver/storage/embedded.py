@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import IO
@@ -17,13 +16,6 @@ from typing import IO
 from services.apiserver.storage.etcd import EtcdClient, StorageError
 
 log = logging.getLogger(__name__)
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (the kernel picks it; racy but fine on loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EmbeddedEtcd:
