@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node_agent.containerd import Containerd
+from node_agent.pressure import LAB_EVICTION_HARD
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
@@ -167,7 +168,7 @@ async def main() -> None:
                  "--node-name", NODE, "--containerd-socket", cd.socket, "--root-dir", str(base / "kubelet"),
                  "--pod-cidr", POD_CIDR, "--node-ip", NODE_ADDRESS.split("/")[0],
                  "--health-port", str(free_port()), "--port", str(free_port()),
-                 "--probe-netns", f"/run/netns/{NODE_NETNS}"],
+                 "--probe-netns", f"/run/netns/{NODE_NETNS}", f"--eviction-hard={LAB_EVICTION_HARD}"],
                 stdout=subprocess.DEVNULL, stderr=logs[1])
             procs.append(kubelet)
             for _ in range(300):

@@ -638,13 +638,15 @@ class Lab:
 
     async def start_kubelet(self, n: NodeSpec) -> str:
         from node_agent.containerd import NodePaths
+        from node_agent.pressure import LAB_EVICTION_HARD
 
         paths = NodePaths((self.plan.node_dir(n.name) / "containerd").resolve())
         argv = [*program("kubelet"), f"--config={self.plan.config_file(f'kubelet-{n.name}')}",
                 f"--node-name={n.name}", f"--node-ip={n.ip}", f"--containerd-socket={paths.socket}",
                 f"--root-dir={self.plan.node_dir(n.name) / 'kubelet'}", f"--pod-cidr={n.pod_cidr}",
                 f"--cni-conf-dir={paths.cni_conf_dir}", f"--cni-data-dir={paths.cni_data_dir}",
-                f"--health-port={KUBELET_HEALTH_PORT}", "--health-host=0.0.0.0", *self.plan.profile.kubelet]
+                f"--health-port={KUBELET_HEALTH_PORT}", "--health-host=0.0.0.0",
+                f"--eviction-hard={LAB_EVICTION_HARD}", *self.plan.profile.kubelet]
         rec = spawn(self.st, f"kubelet/{n.name}", "kubelet", argv, netns_name=n.netns, node=n.name)
         check = health_check(self.st, rec)
         assert check is not None

@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
-from node_agent import runtime
+from node_agent import pressure, runtime
 from node_agent.checkpoint import Checkpoints
 from node_agent.containerd import render_cni_conflist
 from node_agent.cri import api_pb2 as pb
@@ -35,6 +36,8 @@ from node_agent.status import StatusManager, Waiting
 from node_agent.sync import RUNNING_CONTAINERS, RUNNING_PODS, InstrumentedCRI, Syncer, port_conflict
 from pybernetes import component, errors, logs
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.qos import qos_class
+from pybernetes.api.taints import tolerated
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -42,6 +45,8 @@ from pybernetes.events import EventRecorder
 from pybernetes.metrics import HealthServer
 
 log = logging.getLogger("pybernetes.kubelet")
+
+MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
 
 
 @dataclass
@@ -73,6 +78,8 @@ class Config:
     pleg_period: float = 1.0
     crash_backoff: float = 10.0
     image_backoff: float = 10.0
+    eviction_hard: str = pressure.DEFAULT_EVICTION_HARD
+    eviction_pressure_transition_period: float = 300.0
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -121,8 +128,16 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes when the kubelet "
                         "itself is not in the node's network namespace")
     p.add_argument("--sync-frequency", default="10s")
+    p.add_argument("--eviction-hard", default=pressure.DEFAULT_EVICTION_HARD,
+                   help="pressure thresholds, SIGNAL<QUANTITY|PERCENT%%,... (Kubernetes' defaults)")
+    p.add_argument("--eviction-pressure-transition-period", default="5m",
+                   help="how long a pressure condition stays True after its signals recover")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
+    try:
+        pressure.parse_thresholds(a.eviction_hard)
+    except ValueError as e:
+        p.error(f"--eviction-hard: {e}")
     logs.setup("kubelet", verbose=a.verbose)
     return Config(node_name=a.node_name, config=a.config, server=a.server, token=a.token,
                   containerd_socket=a.containerd_socket, root_dir=a.root_dir, pod_cidr=a.pod_cidr,
@@ -133,7 +148,25 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   health_port=a.health_port, register_node=a.register_node == "true",
                   node_labels=_labels(a.node_labels), probe_netns=a.probe_netns,
                   sync_frequency=_duration(a.sync_frequency), port=a.port, address=a.address,
-                  authentication_token_file=a.authentication_token_file)
+                  authentication_token_file=a.authentication_token_file, eviction_hard=a.eviction_hard,
+                  eviction_pressure_transition_period=_duration(a.eviction_pressure_transition_period))
+
+
+CRITICAL_PRIORITY = 2_000_000_000  # system-cluster-critical and above are always admitted
+
+
+def pressure_rejection(pod: core.Pod, conditions: list[str]) -> str:
+    """Why the eviction manager refuses a new pod on a node under pressure ("" to admit), as Kubernetes:
+    under memory pressure alone only BestEffort pods not tolerating it are refused; under disk or PID
+    pressure every pod is."""
+    if not conditions or pod.spec.priority >= CRITICAL_PRIORITY:
+        return ""
+    if conditions == ["MemoryPressure"]:
+        if (pod.status.qos_class or qos_class(pod)) != "BestEffort":
+            return ""
+        if tolerated(pod.spec.tolerations, core.Taint(key=MEMORY_PRESSURE_TAINT, effect="NoSchedule")):
+            return ""
+    return f"The node had condition: [{' '.join(conditions)}]. "
 
 
 def _default_ip() -> str:
@@ -173,6 +206,7 @@ class Kubelet:
         self.informer = self.factory.informer_for(core.Pod, field_selector=f"spec.nodeName={cfg.node_name}")
         self._object_cache: dict[tuple[str, str, str], dict[str, bytes]] = {}
         self._admitted: set[str] = set()
+        self.node_pressure: Callable[[], list[str]] = list  # the node's pressure conditions now (NodeStatus)
         self._pleg: dict[str, frozenset[tuple[str, int]]] = {}
         self.runtime_ok = False
 
@@ -264,10 +298,14 @@ class Kubelet:
                       and self.pods[u].status.phase not in ("Succeeded", "Failed")]
             conflict = port_conflict(pod, others)
             st = self.syncer.state(uid)
-            if conflict and pod.status.phase in ("", "Pending") and not pod.status.container_statuses:
-                msg = f"Pod was rejected: node didn't have free ports for the requested pod ports: {conflict}"
-                st.rejected = Waiting("NodePorts", msg)
-                self.event(pod, "Warning", "NodePorts", msg)
+            if pod.status.phase in ("", "Pending") and not pod.status.container_statuses:
+                if conflict:
+                    msg = f"Pod was rejected: node didn't have free ports for the requested pod ports: {conflict}"
+                    st.rejected = Waiting("NodePorts", msg)
+                    self.event(pod, "Warning", "NodePorts", msg)
+                elif msg := pressure_rejection(pod, self.node_pressure()):
+                    st.rejected = Waiting("Evicted", msg)
+                    self.event(pod, "Warning", "Evicted", msg)
             self._admitted.add(uid)
         return await self.syncer.sync_pod(pod)
 
@@ -332,6 +370,13 @@ class Kubelet:
         bad = [f"{c.type}={c.reason or c.message}" for c in st.status.conditions if not c.status]
         return (not bad), ("container runtime not ready: " + ", ".join(bad)) if bad else ""
 
+    async def image_fs(self) -> str:
+        """Where the runtime keeps images (the imagefs signals); "" when it does not say."""
+        for fs in await self.cri.image_fs_info():
+            if fs.fs_id.mountpoint:
+                return fs.fs_id.mountpoint
+        return ""
+
     async def ensure_pod_cidr(self, stop: asyncio.Event) -> None:
         """Write the CNI conflist for the node's pod CIDR before the first sandbox."""
         if not self.cfg.cni_conf_dir:
@@ -386,8 +431,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     node = NodeStatus(client, NodeSpecCfg(
         name=cfg.node_name, ip=kl.host_ip, root_dir=cfg.root_dir, labels=cfg.node_labels, cpu=cfg.cpu,
         memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port, api_port=cfg.port,
-        status_frequency=cfg.node_status_update_frequency, lease_duration=cfg.node_lease_duration),
-        kl.runtime_version, kl.runtime_ready)
+        status_frequency=cfg.node_status_update_frequency, lease_duration=cfg.node_lease_duration,
+        eviction_hard=pressure.parse_thresholds(cfg.eviction_hard),
+        pressure_transition_period=cfg.eviction_pressure_transition_period),
+        kl.runtime_version, kl.runtime_ready, kl.image_fs)
+    kl.node_pressure = node.pressure_conditions
     tasks: list[asyncio.Task[None]] = []
     tokens: frozenset[str] = frozenset()
     if cfg.authentication_token_file is not None:

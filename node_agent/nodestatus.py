@@ -2,7 +2,8 @@
 
 The Node gets capacity/allocatable (cpu, memory, pods, ephemeral-storage), addresses (InternalIP,
 Hostname), the kubernetes.io/hostname and kubernetes.io/os labels plus --node-labels, nodeInfo, and the
-Ready/MemoryPressure/DiskPressure/PIDPressure conditions with heartbeats. The Lease
+Ready/MemoryPressure/DiskPressure/PIDPressure conditions with heartbeats (the pressure ones from
+--eviction-hard, see node_agent.pressure). The Lease
 kube-node-lease/<node> is renewed every 10 s (a quarter of its 40 s duration).
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from node_agent import pressure
 from pybernetes import errors
 from pybernetes.api import quantity
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
@@ -44,6 +46,9 @@ class NodeSpecCfg:
     api_port: int = 10250
     status_frequency: float = 10.0
     lease_duration: int = 40
+    eviction_hard: list[pressure.Threshold] = field(
+        default_factory=lambda: pressure.parse_thresholds(pressure.DEFAULT_EVICTION_HARD))
+    pressure_transition_period: float = 300.0
 
 
 def _read(path: str, default: str = "") -> str:
@@ -72,6 +77,17 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 
+# condition -> (reason, message) when False, and when True: Kubernetes' words.
+_PRESSURE_WORDS = (
+    ("MemoryPressure", ("KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+     ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available")),
+    ("DiskPressure", ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+     ("KubeletHasDiskPressure", "kubelet has disk pressure")),
+    ("PIDPressure", ("KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+     ("KubeletHasInsufficientPID", "kubelet has insufficient PID available")),
+)
+
+
 def _now() -> meta.Time:
     t = time.time()
     return meta.Time(seconds=int(t), nanos=int((t % 1) * 1e9))
@@ -79,13 +95,16 @@ def _now() -> meta.Time:
 
 class NodeStatus:
     def __init__(self, client: Client, cfg: NodeSpecCfg, runtime_version: Callable[[], Awaitable[str]],
-                 runtime_ready: Callable[[], Awaitable[tuple[bool, str]]]) -> None:
+                 runtime_ready: Callable[[], Awaitable[tuple[bool, str]]],
+                 image_fs: Callable[[], Awaitable[str]] | None = None) -> None:
         self.client = client
         self.cfg = cfg
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready
+        self.image_fs = image_fs
+        self.pressure = pressure.PressureTracker(cfg.eviction_hard, cfg.pressure_transition_period)
         self.node: core.Node | None = None
-        self._transitions: dict[str, tuple[str, meta.Time]] = {}
+        self._pressure_was: dict[str, bool] = {}
 
     def capacity(self) -> dict[str, str]:
         cpu = self.cfg.cpu or str(os.cpu_count() or 1)
@@ -148,13 +167,9 @@ class NodeStatus:
             ni.container_runtime_version = "containerd://unknown"
         ready, msg = await self.runtime_ready()
         t = _now()
-        conds = [
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
-             "kubelet is posting ready status" if ready else msg),
-        ]
+        conds = [*await self._pressure_conditions(),
+                 ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
+                  "kubelet is posting ready status" if ready else msg)]
         old = {c.type: c for c in st.conditions}
         del st.conditions[:]
         for type_, status, reason, message in conds:
@@ -166,6 +181,33 @@ class NodeStatus:
             else:
                 c.last_transition_time.seconds = t.seconds
             st.conditions.append(c)
+
+    async def _pressure_conditions(self) -> list[tuple[str, str, str, str]]:
+        imagefs = None
+        if self.image_fs is not None:
+            try:
+                imagefs = await self.image_fs() or None
+            except Exception as e:  # the runtime being down is the Ready condition's business
+                log.debug("image filesystem unknown node=%s error=%s", self.cfg.name, e)
+        held = self.pressure.update(pressure.observe(str(self.cfg.root_dir), imagefs))
+        out = []
+        for type_, (no_reason, no_msg), (yes_reason, yes_msg) in _PRESSURE_WORDS:
+            if held[type_]:
+                crossed = self.pressure.crossed.get(type_)
+                if crossed:
+                    yes_msg += f" ({', '.join(crossed)})"
+                out.append((type_, "True", yes_reason, yes_msg))
+            else:
+                out.append((type_, "False", no_reason, no_msg))
+            if held[type_] != self._pressure_was.get(type_, False):
+                log.warning("node condition changed node=%s condition=%s status=%s thresholds=%s", self.cfg.name,
+                            type_, held[type_], ",".join(self.pressure.crossed.get(type_, [])) or "-")
+            self._pressure_was[type_] = held[type_]
+        return out
+
+    def pressure_conditions(self) -> list[str]:
+        """The pressure conditions True at the last status update, in Kubernetes' order."""
+        return [t for t, *_ in _PRESSURE_WORDS if self._pressure_was.get(t)]
 
     async def update_status(self) -> None:
         for attempt in range(3):

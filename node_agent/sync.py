@@ -64,7 +64,7 @@ _OPS = {"RunPodSandbox": "run_podsandbox", "StopPodSandbox": "stop_podsandbox",
         "StartContainer": "start_container", "StopContainer": "stop_container",
         "RemoveContainer": "remove_container", "ListContainers": "list_containers",
         "ContainerStatus": "container_status", "ExecSync": "exec_sync", "PullImage": "pull_image",
-        "ImageStatus": "image_status", "Version": "version", "Status": "status"}
+        "ImageStatus": "image_status", "ImageFsInfo": "image_fs_info", "Version": "version", "Status": "status"}
 
 
 class InstrumentedCRI(CRIClient):

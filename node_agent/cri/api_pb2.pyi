@@ -2600,6 +2600,47 @@ class ListImagesRequest(_message.Message):
 Global___ListImagesRequest: _TypeAlias = ListImagesRequest  # noqa: Y015
 
 @_typing.final
+class ImageFsInfoRequest(_message.Message):
+    """Where the runtime keeps images (containerd: its snapshotter's root); the kubelet's imagefs signals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageFsInfoRequest: _TypeAlias = ImageFsInfoRequest  # noqa: Y015
+
+@_typing.final
+class ImageFsInfoResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FILESYSTEMS_FIELD_NUMBER: _builtins.int
+    CONTAINER_FILESYSTEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def image_filesystems(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilesystemUsage]: ...
+    @_builtins.property
+    def container_filesystems(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilesystemUsage]: ...
+    def __init__(
+        self,
+        *,
+        image_filesystems: _abc.Iterable[Global___FilesystemUsage] | None = ...,
+        container_filesystems: _abc.Iterable[Global___FilesystemUsage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_filesystems", b"container_filesystems", "image_filesystems", b"image_filesystems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageFsInfoResponse: _TypeAlias = ImageFsInfoResponse  # noqa: Y015
+
+@_typing.final
 class Image(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

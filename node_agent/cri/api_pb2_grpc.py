@@ -814,6 +814,11 @@ class ImageServiceStub:
                 request_serializer=node__agent_dot_cri_dot_api__pb2.RemoveImageRequest.SerializeToString,
                 response_deserializer=node__agent_dot_cri_dot_api__pb2.RemoveImageResponse.FromString,
                 _registered_method=True)
+        self.ImageFsInfo = channel.unary_unary(
+                '/runtime.v1.ImageService/ImageFsInfo',
+                request_serializer=node__agent_dot_cri_dot_api__pb2.ImageFsInfoRequest.SerializeToString,
+                response_deserializer=node__agent_dot_cri_dot_api__pb2.ImageFsInfoResponse.FromString,
+                _registered_method=True)
 
 
 class ImageServiceServicer:
@@ -843,6 +848,12 @@ class ImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImageFsInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -865,6 +876,11 @@ def add_ImageServiceServicer_to_server(servicer, server):
                     servicer.RemoveImage,
                     request_deserializer=node__agent_dot_cri_dot_api__pb2.RemoveImageRequest.FromString,
                     response_serializer=node__agent_dot_cri_dot_api__pb2.RemoveImageResponse.SerializeToString,
+            ),
+            'ImageFsInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImageFsInfo,
+                    request_deserializer=node__agent_dot_cri_dot_api__pb2.ImageFsInfoRequest.FromString,
+                    response_serializer=node__agent_dot_cri_dot_api__pb2.ImageFsInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -975,6 +991,33 @@ class ImageService:
             '/runtime.v1.ImageService/RemoveImage',
             node__agent_dot_cri_dot_api__pb2.RemoveImageRequest.SerializeToString,
             node__agent_dot_cri_dot_api__pb2.RemoveImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImageFsInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.ImageService/ImageFsInfo',
+            node__agent_dot_cri_dot_api__pb2.ImageFsInfoRequest.SerializeToString,
+            node__agent_dot_cri_dot_api__pb2.ImageFsInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -205,6 +205,7 @@ class ImageServiceStub:
     ImageStatus: _grpc.UnaryUnaryMultiCallable[_api_pb2.ImageStatusRequest, _api_pb2.ImageStatusResponse]
     PullImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.PullImageRequest, _api_pb2.PullImageResponse]
     RemoveImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.RemoveImageRequest, _api_pb2.RemoveImageResponse]
+    ImageFsInfo: _grpc.UnaryUnaryMultiCallable[_api_pb2.ImageFsInfoRequest, _api_pb2.ImageFsInfoResponse]
 
 @_typing.type_check_only
 class ImageServiceAsyncStub(ImageServiceStub):
@@ -213,6 +214,7 @@ class ImageServiceAsyncStub(ImageServiceStub):
     ImageStatus: _aio.UnaryUnaryMultiCallable[_api_pb2.ImageStatusRequest, _api_pb2.ImageStatusResponse]  # type: ignore[assignment]
     PullImage: _aio.UnaryUnaryMultiCallable[_api_pb2.PullImageRequest, _api_pb2.PullImageResponse]  # type: ignore[assignment]
     RemoveImage: _aio.UnaryUnaryMultiCallable[_api_pb2.RemoveImageRequest, _api_pb2.RemoveImageResponse]  # type: ignore[assignment]
+    ImageFsInfo: _aio.UnaryUnaryMultiCallable[_api_pb2.ImageFsInfoRequest, _api_pb2.ImageFsInfoResponse]  # type: ignore[assignment]
 
 class ImageServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -242,5 +244,12 @@ class ImageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.RemoveImageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.RemoveImageResponse, _abc.Awaitable[_api_pb2.RemoveImageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ImageFsInfo(
+        self,
+        request: _api_pb2.ImageFsInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.ImageFsInfoResponse, _abc.Awaitable[_api_pb2.ImageFsInfoResponse]]: ...
 
 def add_ImageServiceServicer_to_server(servicer: ImageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

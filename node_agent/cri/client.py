@@ -224,6 +224,11 @@ class CRIClient:
         resp = await self._call(IMAGE, "ImageStatus", req, pb.ImageStatusResponse)
         return resp.image if resp.HasField("image") and resp.image.id else None
 
+    async def image_fs_info(self) -> list[pb.FilesystemUsage]:
+        """The filesystems holding images (one for containerd's snapshotter)."""
+        resp = await self._call(IMAGE, "ImageFsInfo", pb.ImageFsInfoRequest(), pb.ImageFsInfoResponse)
+        return list(resp.image_filesystems)
+
     async def pull_image(
         self,
         image: str,

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, qos, registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -281,21 +281,7 @@ def describe_volumes(w: Writer, volumes: Sequence[core.Volume], level: int = 0) 
 
 
 def qos_class(pod: core.Pod) -> str:
-    if pod.status.qos_class:
-        return pod.status.qos_class
-    req = lim = False
-    guaranteed = True
-    for c in pod.spec.containers:
-        r, li = c.resources.requests, c.resources.limits
-        req = req or bool(r)
-        lim = lim or bool(li)
-        if not all(k in li for k in ("cpu", "memory")):
-            guaranteed = False
-        if any(k in r and k in li and r[k].string != li[k].string for k in ("cpu", "memory")):
-            guaranteed = False
-    if not req and not lim:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+    return pod.status.qos_class or qos.qos_class(pod)
 
 
 def describe_pod(w: Writer, pod: core.Pod, t: float) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 from pybernetes import errors
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.taints import tolerates
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, split_key
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
@@ -83,19 +84,6 @@ def ready_status(node: core.Node) -> str:
 def zone_of(node: core.Node) -> str:
     labels = node.metadata.labels
     return "\x00:".join(labels.get(k, "") for k in ZONE_LABELS)
-
-
-def tolerates(tol: core.Toleration, taint: core.Taint) -> bool:
-    """v1.Toleration.ToleratesTaint."""
-    if tol.effect and tol.effect != taint.effect:
-        return False
-    if tol.key and tol.key != taint.key:
-        return False
-    if tol.operator == "Exists":
-        return True
-    if tol.operator in ("", "Equal"):
-        return tol.value == taint.value and (bool(tol.key) or not taint.key)
-    return False
 
 
 def min_toleration_seconds(pod: core.Pod, taints: list[core.Taint]) -> tuple[bool, float | None]:

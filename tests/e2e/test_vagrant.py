@@ -150,3 +150,26 @@ def test_demo_on_vagrant(vagrant_lab: dict[str, float]) -> None:
     # The NodePort answers came from more than one pod, so traffic crossed nodes.
     answered = {a.removeprefix("hello from ").strip() for a in answers}
     assert answered <= names and len(answered) >= 2, answered
+
+
+def test_prometheus_on_vagrant_scrapes_every_component(vagrant_lab: dict[str, float]) -> None:
+    """pb-prometheus on the control plane: every component and etcd's metrics up, a kubelet and a proxy
+    target per node from the file_sd that pb-prometheus-sd writes from the Node objects."""
+    want = {"apiserver": 1, "scheduler": 1, "controller-manager": 1, "etcd": 1, "prometheus": 1,
+            "kubelet": WORKERS, "proxy": WORKERS}
+
+    def all_up() -> dict[str, int]:
+        out = ssh("control-plane", "curl -s --max-time 5 'http://127.0.0.1:9090/api/v1/targets?state=active'",
+                  check=False)
+        try:
+            active = json.loads(out)["data"]["activeTargets"]
+        except (ValueError, KeyError) as e:
+            raise AssertionError(f"Prometheus API: {e}: {out[:300]!r}") from None
+        jobs: dict[str, int] = {}
+        for t in active:
+            jobs[t["labels"]["job"]] = jobs.get(t["labels"]["job"], 0) + 1
+        down = [(t["labels"]["job"], t["scrapeUrl"], t.get("lastError")) for t in active if t["health"] != "up"]
+        assert jobs == want and not down, f"targets per job {jobs}, want {want}; not up: {down}"
+        return jobs
+
+    eventually(all_up, 300, "every Prometheus target up")

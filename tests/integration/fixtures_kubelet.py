@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from node_agent.main import Config, run
+from node_agent.pressure import LAB_EVICTION_HARD
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.lab.images import BUSYBOX_IMAGE
@@ -75,7 +76,8 @@ def kubelet_config(apiserver: ApiServer, node: CRINode, root_dir: Path, **kw: An
     base: dict[str, Any] = dict(node_name=NODE_NAME, server=apiserver.address, token=apiserver.token,
                                 containerd_socket=node.containerd.socket, root_dir=root_dir, pod_cidr=POD_CIDR,
                                 node_ip=NODE_IP, health_port=free_port(), probe_netns=f"/run/netns/{NODE_NETNS}",
-                                node_status_update_frequency=2.0, port=free_port(), address="127.0.0.1")
+                                node_status_update_frequency=2.0, port=free_port(), address="127.0.0.1",
+                                eviction_hard=LAB_EVICTION_HARD)
     base.update(kw)
     return Config(**base)
 

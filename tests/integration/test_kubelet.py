@@ -433,3 +433,45 @@ async def test_init_containers_run_in_order_first(kubelet_env: KubeletEnv) -> No
     cid = got.status.container_statuses[0].container_id.removeprefix("containerd://")
     out = await env.node.cri.exec_sync(cid, ["cat", "/work/log"])
     assert out.stdout == b"first\nsecond\n"
+
+
+async def test_node_pressure_conditions_follow_eviction_thresholds(kubelet_env: KubeletEnv) -> None:
+    """Thresholds no machine meets turn the pressure conditions True with Kubernetes' reasons; the image
+    filesystem comes from containerd (CRI ImageFsInfo); thresholds nothing crosses turn them back."""
+    env = kubelet_env
+    await env.kubelet.stop()
+    env.kubelet.cfg.eviction_hard = "memory.available<1Ei,imagefs.available<100%,pid.available<1G"
+    env.kubelet.cfg.eviction_pressure_transition_period = 0.0
+    await env.kubelet.start()
+
+    async def conditions(want: dict[str, tuple[str, str]]) -> dict[str, core.NodeCondition]:
+        node = await env.client.get(core.Node, NODE_NAME)
+        got = {c.type: c for c in node.status.conditions}
+        assert {t: (got[t].status, got[t].reason) for t in want} == want
+        return got
+
+    got = await eventually(lambda: conditions({
+        "MemoryPressure": ("True", "KubeletHasInsufficientMemory"),
+        "DiskPressure": ("True", "KubeletHasDiskPressure"),
+        "PIDPressure": ("True", "KubeletHasInsufficientPID"),
+        "Ready": ("True", "KubeletReady")}), timeout=20, what="pressure conditions True")
+    assert got["MemoryPressure"].message == "kubelet has insufficient memory available (memory.available<1Ei)"
+    assert got["DiskPressure"].message == "kubelet has disk pressure (imagefs.available<100%)"
+    # A new pod is refused as the eviction manager refuses it: Failed, reason Evicted, with the conditions.
+    await env.client.create(make_pod("refused", ["sleep", "3600"]))
+    refused = await wait_pod(env, "refused", lambda p: p.status.phase == "Failed", what="refused pod Failed")
+    assert refused.status.reason == "Evicted"
+    assert refused.status.message == "The node had condition: [MemoryPressure DiskPressure PIDPressure]. "
+    assert "Evicted" in await eventually(lambda: reasons(env, "refused"), what="Evicted event")
+    assert not await env.node.cri.list_pod_sandbox()
+
+    mounts = [fs.fs_id.mountpoint for fs in await env.node.cri.image_fs_info()]
+    assert mounts and Path(mounts[0]).is_relative_to(env.node.containerd.paths.root), mounts
+
+    await env.kubelet.stop()
+    env.kubelet.cfg.eviction_hard = "memory.available<1Ki,imagefs.available<0%"
+    await env.kubelet.start()
+    await eventually(lambda: conditions({
+        "MemoryPressure": ("False", "KubeletHasSufficientMemory"),
+        "DiskPressure": ("False", "KubeletHasNoDiskPressure"),
+        "PIDPressure": ("False", "KubeletHasSufficientPID")}), timeout=20, what="pressure conditions False")

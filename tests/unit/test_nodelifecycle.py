@@ -9,6 +9,7 @@ import pytest
 from pybernetes import errors
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.taints import tolerates
 from pybernetes.cache import InformerFactory
 from pybernetes.clock import FakeClock
 from pybernetes.events import EventRecorder
@@ -22,7 +23,6 @@ from services.controllers.nodelifecycle import (
     NodeLifecycleController,
     TokenBucket,
     min_toleration_seconds,
-    tolerates,
     zone_state,
 )
 

@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from pybernetes.api import registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.qos import qos_class
 
 FieldsFn = Callable[[Message], dict[str, str]]
 
@@ -123,19 +124,3 @@ def prepare_for_status_update(obj: Message, old: Message) -> Message:
     return out
 
 
-def qos_class(pod: core.Pod) -> str:
-    requests_seen = limits_seen = False
-    guaranteed = True
-    for c in list(pod.spec.containers) + list(pod.spec.init_containers):
-        req, lim = c.resources.requests, c.resources.limits
-        if req or lim:
-            requests_seen = requests_seen or bool(req)
-            limits_seen = limits_seen or bool(lim)
-        for res in ("cpu", "memory"):
-            if res not in lim:
-                guaranteed = False
-            elif res in req and req[res].string != lim[res].string:
-                guaranteed = False
-    if not requests_seen and not limits_seen:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
