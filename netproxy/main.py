@@ -28,7 +28,7 @@ from netproxy.iptables import IptablesBackend
 from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
 from netproxy.routes import Conntrack, Routes, ensure_forwarding
-from pybernetes import component, logs
+from pybernetes import component, flags, logs
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -62,23 +62,6 @@ class Config:
     verbose: bool = False
 
 
-def parse_duration(text: str) -> float:
-    t = text.strip()
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if t.endswith(suffix):
-            return float(t[: -len(suffix)]) * units[suffix]
-    return float(t)
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
-
-
 def _from_file(path: Path) -> dict[str, Any]:
     """A KubeProxyConfiguration-style YAML file: the fields pb-proxy knows."""
     doc = yaml.safe_load(path.read_text()) or {}
@@ -91,9 +74,9 @@ def _from_file(path: Path) -> dict[str, Any]:
         out["hostname_override"] = doc["hostnameOverride"]
     ipt = doc.get("iptables") or doc.get("nftables") or {}
     if "minSyncPeriod" in ipt:
-        out["min_sync_period"] = parse_duration(str(ipt["minSyncPeriod"]))
+        out["min_sync_period"] = flags.duration(str(ipt["minSyncPeriod"]))
     if "syncPeriod" in ipt:
-        out["sync_period"] = parse_duration(str(ipt["syncPeriod"]))
+        out["sync_period"] = flags.duration(str(ipt["syncPeriod"]))
     if "masqueradeAll" in ipt:
         out["masquerade_all"] = bool(ipt["masqueradeAll"])
     if "nodePortAddresses" in doc:
@@ -123,19 +106,19 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--cluster-cidr", default=None, help="pod CIDR; traffic from outside it is masqueraded")
     p.add_argument("--service-cidr", "--service-cluster-ip-range", dest="service_cidr", default=None,
                    help="blackholed inside the node so unmatched service traffic dies locally")
-    p.add_argument("--min-sync-period", type=parse_duration, default=None)
-    p.add_argument("--sync-period", type=parse_duration, default=None)
+    p.add_argument("--min-sync-period", type=flags.duration, default=None)
+    p.add_argument("--sync-period", type=flags.duration, default=None)
     p.add_argument("--bind-address", default=None, help="address of the health and metrics servers")
     p.add_argument("--health-port", "--healthz-port", dest="health_port", type=int, default=None)
     p.add_argument("--metrics-port", type=int, default=None)
     p.add_argument("--cleanup", action="store_true", help="remove every rule, chain, table and route we made; exit")
-    p.add_argument("--masquerade-all", type=_bool, nargs="?", const=True, default=None)
+    p.add_argument("--masquerade-all", type=flags.boolean, nargs="?", const=True, default=None)
     p.add_argument("--nodeport-addresses", default=None,
                    help="comma-separated CIDRs; NodePorts answer only on local addresses inside them")
     p.add_argument("--netns", default=None, help="program this named network namespace (/run/netns/NAME)")
-    p.add_argument("--manage-routes", type=_bool, nargs="?", const=True, default=None,
+    p.add_argument("--manage-routes", type=flags.boolean, nargs="?", const=True, default=None,
                    help="host-gw routes to other nodes' podCIDRs and the service blackhole (default true)")
-    p.add_argument("--conntrack", type=_bool, nargs="?", const=True, default=None,
+    p.add_argument("--conntrack", type=flags.boolean, nargs="?", const=True, default=None,
                    help="flush stale UDP conntrack entries (default true)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)

@@ -34,7 +34,7 @@ from node_agent.probes import ProbeManager
 from node_agent.server import KubeletAPI, serve
 from node_agent.status import StatusManager, Waiting
 from node_agent.sync import RUNNING_CONTAINERS, RUNNING_PODS, InstrumentedCRI, Syncer, port_conflict
-from pybernetes import component, errors, logs
+from pybernetes import component, errors, flags, logs
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.qos import qos_class
 from pybernetes.api.taints import tolerated
@@ -82,22 +82,6 @@ class Config:
     eviction_pressure_transition_period: float = 300.0
 
 
-def _labels(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        k, _, v = part.partition("=")
-        out[k] = v
-    return out
-
-
-def _duration(text: str) -> float:
-    text = text.strip()
-    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * mult
-    return float(text)
-
-
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(prog="pb-kubelet", description="The pybernetes node agent (CRI kubelet).")
     p.add_argument("--config", default=None, help="client config (admin.conf); PBCONFIG otherwise")
@@ -114,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--cpu", default="")
     p.add_argument("--memory", default="")
     p.add_argument("--max-pods", type=int, default=110)
-    p.add_argument("--node-status-update-frequency", default="10s")
+    p.add_argument("--node-status-update-frequency", type=flags.duration, default="10s")
     p.add_argument("--node-lease-duration", type=int, default=40)
     p.add_argument("--health-host", default="127.0.0.1")
     p.add_argument("--health-port", "--healthz-port", dest="health_port", type=int, default=10248)
@@ -123,14 +107,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--authentication-token-file", type=Path, default=None,
                    help="tokens (one per line) accepted on the kubelet API; the apiserver's kubelet client token")
     p.add_argument("--register-node", default="true", choices=["true", "false"])
-    p.add_argument("--node-labels", default="")
+    p.add_argument("--node-labels", type=flags.key_values, default="")
     p.add_argument("--probe-netns", default="",
                    help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes when the kubelet "
                         "itself is not in the node's network namespace")
-    p.add_argument("--sync-frequency", default="10s")
+    p.add_argument("--sync-frequency", type=flags.duration, default="10s")
     p.add_argument("--eviction-hard", default=pressure.DEFAULT_EVICTION_HARD,
                    help="pressure thresholds, SIGNAL<QUANTITY|PERCENT%%,... (Kubernetes' defaults)")
-    p.add_argument("--eviction-pressure-transition-period", default="5m",
+    p.add_argument("--eviction-pressure-transition-period", type=flags.duration, default="5m",
                    help="how long a pressure condition stays True after its signals recover")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
@@ -143,13 +127,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   containerd_socket=a.containerd_socket, root_dir=a.root_dir, pod_cidr=a.pod_cidr,
                   cni_conf_dir=a.cni_conf_dir, cni_data_dir=a.cni_data_dir, node_ip=a.node_ip, cpu=a.cpu,
                   memory=a.memory, max_pods=a.max_pods,
-                  node_status_update_frequency=_duration(a.node_status_update_frequency),
+                  node_status_update_frequency=a.node_status_update_frequency,
                   node_lease_duration=a.node_lease_duration, health_host=a.health_host,
                   health_port=a.health_port, register_node=a.register_node == "true",
-                  node_labels=_labels(a.node_labels), probe_netns=a.probe_netns,
-                  sync_frequency=_duration(a.sync_frequency), port=a.port, address=a.address,
+                  node_labels=a.node_labels, probe_netns=a.probe_netns,
+                  sync_frequency=a.sync_frequency, port=a.port, address=a.address,
                   authentication_token_file=a.authentication_token_file, eviction_hard=a.eviction_hard,
-                  eviction_pressure_transition_period=_duration(a.eviction_pressure_transition_period))
+                  eviction_pressure_transition_period=a.eviction_pressure_transition_period)
 
 
 CRITICAL_PRIORITY = 2_000_000_000  # system-cluster-critical and above are always admitted

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
+from pybernetes import errors, flags
 from pybernetes.api import codec, registry
 from pybernetes.cli import printers
 from pybernetes.cli.common import CliError, Ctx, err, format_api_error, get_path, meta_of, now, out, parse_targets, ref
@@ -18,17 +18,11 @@ Groups = list[tuple[registry.ResourceInfo, list[Message]]]
 
 
 def parse_duration(text: str) -> float:
-    """`30`, `30s`, `2m`, `1h` -> seconds."""
-    t = text.strip()
-    mult = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    """`30`, `30s`, `2m`, `1h` -> seconds; a CliError (exit 1 with the message) otherwise."""
     try:
-        if t and t[-1] in mult:
-            return float(t[:-1]) * mult[t[-1]]
-        if t.endswith("ms"):
-            return float(t[:-2]) / 1000
-        return float(t)
-    except ValueError:
-        raise CliError(f"invalid duration {text!r}: use e.g. 30s, 2m, 1h") from None
+        return flags.duration(text)
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
 
 def list_dict(items: list[dict[str, Any]]) -> dict[str, Any]:

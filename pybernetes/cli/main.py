@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pybernetes import errors
+from pybernetes import errors, flags
 from pybernetes.cli import plugins
 from pybernetes.cli.common import CliError, Ctx, err, format_api_error
 from pybernetes.client import config as client_config
@@ -28,15 +28,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise CliError(f"{message}\nSee '{self.prog} -h' for help and examples")
-
-
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("true", "1", "yes", "y", "on"):
-        return True
-    if t in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _globals() -> Parser:
@@ -98,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("describe", "Show details of a specific resource or group of resources")
     p.add_argument("resources", nargs="*")
     p.add_argument("-l", "--selector", default="")
-    p.add_argument("--show-events", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("--show-events", type=flags.boolean, nargs="?", const=True, default=True)
 
     p = cmd("delete", "Delete resources by file names, stdin, resources and names, or by resources and label "
                       "selector")
@@ -112,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--cascade", nargs="?", const="background", default="background",
                    help="background|foreground|orphan")
-    p.add_argument("--wait", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("--wait", type=flags.boolean, nargs="?", const=True, default=True)
     p.add_argument("--timeout", default="", help="how long to wait for deletion (0: forever)")
     p.add_argument("--ignore-not-found", action="store_true")
     p.add_argument("-o", "--output", choices=("name",), default="")
@@ -154,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         rp.add_argument("resources", nargs="*")
         _dry_run(rp)
         if name == "status":
-            rp.add_argument("-w", "--watch", type=_bool, nargs="?", const=True, default=True)
+            rp.add_argument("-w", "--watch", type=flags.boolean, nargs="?", const=True, default=True)
             rp.add_argument("--timeout", default="", help="give up after this long (e.g. 5m; 0: forever)")
             rp.add_argument("--revision", type=int, default=0)
         elif name == "history":

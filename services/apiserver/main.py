@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pybernetes import component, errors, logs, rpc
+from pybernetes import component, errors, flags, logs, rpc
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -63,14 +63,6 @@ class Config:
     enable_metrics: bool = True
 
 
-def _bool(v: str) -> bool:
-    if v.lower() in ("true", "1", "yes", "on"):
-        return True
-    if v.lower() in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
-
-
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(prog="pb-apiserver", description="The pybernetes API server (gRPC, backed by etcd).")
     p.add_argument("--data-dir", type=Path, default=Config.data_dir)
@@ -98,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
     p.add_argument("--kubelet-client-token-file", type=Path, default=None,
                    help="token the apiserver presents to kubelets (logs, exec)")
-    p.add_argument("--enable-metrics", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+    p.add_argument("--enable-metrics", type=flags.boolean, nargs="?", const=True, default=True, metavar="BOOL",
                    help="record request and etcd metrics (default true; false only to measure their overhead)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)

@@ -21,14 +21,13 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import re
 import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybernetes import component, logs
+from pybernetes import component, flags, logs
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -129,31 +128,6 @@ def enabled_controllers(spec: list[str]) -> list[str]:
     return [n for n in CONTROLLERS if n not in off and (star or n in on)]
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(v: str) -> float:
-    """Go-style durations ("40s", "1m30s", "500ms") or plain seconds."""
-    v = v.strip()
-    try:
-        return float(v)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(v)
-    if not parts or "".join(n + u for n, u in parts) != v:
-        raise argparse.ArgumentTypeError(f"invalid duration {v!r}")
-    mult = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * mult[u] for n, u in parts)
-
-
-def parse_bool(v: str) -> bool:
-    if v.lower() in ("1", "true", "yes", "on"):
-        return True
-    if v.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {v!r}")
-
-
 def parse_args(argv: list[str] | None = None) -> Config:
     d = Config()
     p = argparse.ArgumentParser(prog="pb-controller-manager", description="The pybernetes controller manager.")
@@ -164,16 +138,16 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--controllers", action="append", default=None,
                    help="controllers to run: '*' for all, 'foo' to enable, '-foo' to disable "
                         f"(known: {', '.join(CONTROLLERS)})")
-    p.add_argument("--leader-elect", type=parse_bool, nargs="?", const=True, default=True)
-    p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=d.leader_elect_lease_duration)
-    p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=d.leader_elect_renew_deadline)
-    p.add_argument("--leader-elect-retry-period", type=parse_duration, default=d.leader_elect_retry_period)
+    p.add_argument("--leader-elect", type=flags.boolean, nargs="?", const=True, default=True)
+    p.add_argument("--leader-elect-lease-duration", type=flags.duration, default=d.leader_elect_lease_duration)
+    p.add_argument("--leader-elect-renew-deadline", type=flags.duration, default=d.leader_elect_renew_deadline)
+    p.add_argument("--leader-elect-retry-period", type=flags.duration, default=d.leader_elect_retry_period)
     p.add_argument("--leader-elect-resource-name", default=d.leader_elect_resource_name)
     p.add_argument("--leader-elect-resource-namespace", default=d.leader_elect_resource_namespace)
     p.add_argument("--identity", default="", help="leader election identity (default hostname_uuid)")
-    p.add_argument("--node-monitor-grace-period", type=parse_duration, default=d.node_monitor_grace_period)
-    p.add_argument("--node-monitor-period", type=parse_duration, default=d.node_monitor_period)
-    p.add_argument("--pod-eviction-timeout", type=parse_duration, default=d.pod_eviction_timeout,
+    p.add_argument("--node-monitor-grace-period", type=flags.duration, default=d.node_monitor_grace_period)
+    p.add_argument("--node-monitor-period", type=flags.duration, default=d.node_monitor_period)
+    p.add_argument("--pod-eviction-timeout", type=flags.duration, default=d.pod_eviction_timeout,
                    help="accepted for compatibility; eviction is taint based (tolerationSeconds)")
     p.add_argument("--default-not-ready-toleration-seconds", type=int,
                    default=d.default_not_ready_toleration_seconds,
@@ -187,7 +161,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--large-cluster-size-threshold", type=int, default=d.large_cluster_size_threshold)
     p.add_argument("--cluster-cidr", default=d.cluster_cidr)
     p.add_argument("--node-cidr-mask-size", type=int, default=d.node_cidr_mask_size)
-    p.add_argument("--allocate-node-cidrs", type=parse_bool, nargs="?", const=True, default=True)
+    p.add_argument("--allocate-node-cidrs", type=flags.boolean, nargs="?", const=True, default=True)
     for flag, name in CONCURRENCY_FLAGS.items():
         p.add_argument(f"--concurrent-{flag}-syncs", dest=f"concurrent_{flag}", type=int,
                        default=CONTROLLERS[name][2])

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybernetes import component, logs
+from pybernetes import component, flags, logs
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -47,14 +47,6 @@ class Config:
     verbose: bool = False
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
-
-
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(prog="pb-scheduler", description="The pybernetes scheduler.")
     p.add_argument("--kubeconfig", "--client-config", dest="kubeconfig", default=None,
@@ -64,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--config", dest="config_file", type=Path, default=None,
                    help="SchedulerConfiguration / KubeSchedulerConfiguration YAML")
     p.add_argument("--scheduler-name", default="", help="schedule pods with this spec.schedulerName")
-    p.add_argument("--leader-elect", type=_bool, nargs="?", const=True, default=True,
+    p.add_argument("--leader-elect", type=flags.boolean, nargs="?", const=True, default=True,
                    help="run leader election; only the leader schedules (default true)")
     p.add_argument("--leader-elect-resource-name", dest="lease_name", default=Config.lease_name)
     p.add_argument("--leader-elect-resource-namespace", dest="lease_namespace", default=Config.lease_namespace)

@@ -322,14 +322,13 @@ async def test_ipam_relearns_existing_and_releases_on_delete() -> None:
 
 
 def test_manager_flags() -> None:
-    from services.controllers.main import CONTROLLERS, enabled_controllers, parse_args, parse_duration
+    from services.controllers.main import CONTROLLERS, enabled_controllers, parse_args
 
     assert enabled_controllers(["*"]) == list(CONTROLLERS)
     assert "nodeipam" not in enabled_controllers(["*,-nodeipam"])
     assert enabled_controllers(["endpoint", "serviceaccount"]) == ["endpoint", "serviceaccount"]
     with pytest.raises(ValueError):
         enabled_controllers(["bogus"])
-    assert parse_duration("40s") == 40 and parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5
     cfg = parse_args(["--server", "127.0.0.1:1", "--leader-elect=false", "--node-monitor-grace-period=20s",
                       "--concurrent-endpoint-syncs=3", "--controllers=*,-nodeipam", "--allocate-node-cidrs=false"])
     assert cfg.server == "127.0.0.1:1" and not cfg.leader_elect and cfg.node_monitor_grace_period == 20
