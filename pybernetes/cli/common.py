@@ -191,6 +191,16 @@ def format_api_error(e: Exception, server: str = "") -> str:
     return f"error: {e}"
 
 
+def report_object_error(e: Exception) -> None:
+    """Print one object's API error and let the verb go on with the others, as kubectl does; a lost
+    connection (Unavailable) is not about the object and propagates to end the command."""
+    from pybernetes import errors
+
+    if isinstance(e, errors.Unavailable):
+        raise e
+    err(format_api_error(e))
+
+
 def is_connection_error(e: Exception) -> bool:
     text = str(e).lower()
     return any(s in text for s in ("unreachable", "connection refused", "failed to connect", "connect failed",

@@ -9,7 +9,17 @@ import time
 from pybernetes import errors
 from pybernetes.api import registry
 from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, quoted, ref
+from pybernetes.cli.common import (
+    CliError,
+    Ctx,
+    err,
+    meta_of,
+    out,
+    parse_targets,
+    quoted,
+    ref,
+    report_object_error,
+)
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}
@@ -101,16 +111,10 @@ async def run_delete(ctx: Ctx, args: argparse.Namespace) -> int:
         try:
             obj, _gone = await ctx.client.delete(info.cls, name, namespace=ns, grace_period_seconds=grace,
                                                  propagation_policy=cascade, dry_run=args.dry_run != "none")
-        except errors.NotFound as e:
-            if args.ignore_not_found:
-                continue
-            err(format_api_error(e))
-            failed = True
-            continue
         except errors.ApiError as e:
-            if isinstance(e, errors.Unavailable):
-                raise
-            err(format_api_error(e))
+            if args.ignore_not_found and isinstance(e, errors.NotFound):
+                continue
+            report_object_error(e)
             failed = True
             continue
         suffix = " (dry run)" if args.dry_run != "none" else ""

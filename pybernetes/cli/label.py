@@ -10,7 +10,17 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api import registry
 from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, ref
+from pybernetes.cli.common import (
+    CliError,
+    Ctx,
+    err,
+    format_api_error,
+    meta_of,
+    out,
+    parse_targets,
+    ref,
+    report_object_error,
+)
 
 
 @dataclass
@@ -115,9 +125,7 @@ async def run_label(ctx: Ctx, args: argparse.Namespace, field: str = "labels") -
                 await ctx.client.patch(info.cls, md.name, body, namespace=md.namespace if info.namespaced else "",
                                        patch_type="merge", dry_run=args.dry_run != "none")
             except errors.ApiError as e:
-                if isinstance(e, errors.Unavailable):
-                    raise
-                err(format_api_error(e))
+                report_object_error(e)
                 failed = True
                 continue
         if args.output == "name":

@@ -9,7 +9,16 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api import registry
 from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, ref
+from pybernetes.cli.common import (
+    CliError,
+    Ctx,
+    err,
+    meta_of,
+    out,
+    parse_targets,
+    ref,
+    report_object_error,
+)
 
 SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
 
@@ -57,9 +66,7 @@ async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
             await ctx.client.patch(info.cls, name, {"spec": {"replicas": args.replicas}}, namespace=ns,
                                    patch_type="merge", dry_run=args.dry_run != "none")
         except errors.ApiError as e:
-            if isinstance(e, errors.Unavailable):
-                raise
-            err(format_api_error(e))
+            report_object_error(e)
             failed = True
             continue
         out(ref(info, name) if args.output == "name" else f"{ref(info, name)} scaled")
