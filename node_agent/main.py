@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from node_agent import pressure, runtime
+from node_agent import eviction, pressure, runtime
 from node_agent.checkpoint import Checkpoints
 from node_agent.containerd import render_cni_conflist
 from node_agent.cri import api_pb2 as pb
@@ -36,8 +36,6 @@ from node_agent.status import StatusManager, Waiting
 from node_agent.sync import RUNNING_CONTAINERS, RUNNING_PODS, InstrumentedCRI, Syncer, port_conflict
 from pybernetes import component, errors, flags, logs
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.qos import qos_class
-from pybernetes.api.taints import tolerated
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -45,8 +43,6 @@ from pybernetes.events import EventRecorder
 from pybernetes.metrics import HealthServer
 
 log = logging.getLogger("pybernetes.kubelet")
-
-MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
 
 
 @dataclass
@@ -80,6 +76,7 @@ class Config:
     image_backoff: float = 10.0
     eviction_hard: str = pressure.DEFAULT_EVICTION_HARD
     eviction_pressure_transition_period: float = 300.0
+    eviction_monitoring_period: float = 10.0  # Kubernetes' fixed evictionMonitoringPeriod
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -134,23 +131,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   sync_frequency=a.sync_frequency, port=a.port, address=a.address,
                   authentication_token_file=a.authentication_token_file, eviction_hard=a.eviction_hard,
                   eviction_pressure_transition_period=a.eviction_pressure_transition_period)
-
-
-CRITICAL_PRIORITY = 2_000_000_000  # system-cluster-critical and above are always admitted
-
-
-def pressure_rejection(pod: core.Pod, conditions: list[str]) -> str:
-    """Why the eviction manager refuses a new pod on a node under pressure ("" to admit), as Kubernetes:
-    under memory pressure alone only BestEffort pods not tolerating it are refused; under disk or PID
-    pressure every pod is."""
-    if not conditions or pod.spec.priority >= CRITICAL_PRIORITY:
-        return ""
-    if conditions == ["MemoryPressure"]:
-        if (pod.status.qos_class or qos_class(pod)) != "BestEffort":
-            return ""
-        if tolerated(pod.spec.tolerations, core.Taint(key=MEMORY_PRESSURE_TAINT, effect="NoSchedule")):
-            return ""
-    return f"The node had condition: [{' '.join(conditions)}]. "
 
 
 def _default_ip() -> str:
@@ -282,12 +262,15 @@ class Kubelet:
                       and self.pods[u].status.phase not in ("Succeeded", "Failed")]
             conflict = port_conflict(pod, others)
             st = self.syncer.state(uid)
-            if pod.status.phase in ("", "Pending") and not pod.status.container_statuses:
+            new = pod.status.phase in ("", "Pending") and not pod.status.container_statuses
+            # A pod with a sandbox here was admitted by an earlier run of this kubelet (after a restart its
+            # object may be a checkpoint without status): never reject what already runs.
+            if new and not (await self.syncer.view(uid, st)).sandboxes:
                 if conflict:
                     msg = f"Pod was rejected: node didn't have free ports for the requested pod ports: {conflict}"
                     st.rejected = Waiting("NodePorts", msg)
                     self.event(pod, "Warning", "NodePorts", msg)
-                elif msg := pressure_rejection(pod, self.node_pressure()):
+                elif msg := eviction.pressure_rejection(pod, self.node_pressure()):
                     st.rejected = Waiting("Evicted", msg)
                     self.event(pod, "Warning", "Evicted", msg)
             self._admitted.add(uid)
@@ -339,6 +322,44 @@ class Kubelet:
                 self.runtime_ok = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.pleg_period)
+
+    # -- eviction --------------------------------------------------------------------------------
+
+    async def evict_once(self, crossed: list[tuple[pressure.Threshold, int, int]]) -> str:
+        """End the pod Kubernetes would end first for the first crossed threshold; its key, or ""."""
+        if not crossed:
+            return ""
+        threshold, available, capacity = crossed[0]
+        pods = [p for p in self.pods.values() if eviction.evictable(p)
+                and self.syncer.state(p.metadata.uid).rejected is None]
+        if not pods:
+            log.warning("node under pressure, nothing to evict node=%s threshold=%s", self.cfg.node_name, threshold)
+            return ""
+        usage: dict[str, int] = {}
+        with contextlib.suppress(CRIError):
+            for cs in await self.cri.list_container_stats():
+                uid = cs.attributes.labels.get(runtime.POD_UID, "")
+                usage[uid] = usage.get(uid, 0) + cs.memory.working_set_bytes.value
+        victim = eviction.rank([eviction.Candidate(p, usage.get(p.metadata.uid, 0)) for p in pods])[0].pod
+        msg = eviction.message(threshold, available, capacity)
+        self.syncer.state(victim.metadata.uid).rejected = Waiting("Evicted", msg)
+        self.event(victim, "Warning", "Evicted", msg)
+        key = f"{victim.metadata.namespace}/{victim.metadata.name}"
+        log.warning("pod evicted pod=%s threshold=%s available=%d", key, threshold, available)
+        self.workers.update(victim.metadata.uid)
+        return key
+
+    async def eviction_loop(self, node: NodeStatus, stop: asyncio.Event) -> None:
+        """One eviction per monitoring period while a hard threshold is crossed (Kubernetes: every 10 s)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.eviction_monitoring_period)
+            if stop.is_set() or not self.source_ready:
+                continue
+            try:
+                await self.evict_once(await node.crossed_now())
+            except Exception as e:
+                log.warning("eviction pass failed node=%s error=%s", self.cfg.node_name, e)
 
     # -- node ------------------------------------------------------------------------------------
 
@@ -447,6 +468,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         kl.informer.add_event_handler(kl._on_add, kl._on_update, kl._on_delete)
         kl.factory.start()
         tasks.append(asyncio.create_task(kl.relist_loop(stop), name="pleg"))
+        tasks.append(asyncio.create_task(kl.eviction_loop(node, stop), name="eviction"))
         tasks.append(asyncio.create_task(kl._await_source(), name="pod-source"))
         for uid in list(kl.pods):
             kl.workers.update(uid)

@@ -182,14 +182,25 @@ class NodeStatus:
                 c.last_transition_time.seconds = t.seconds
             st.conditions.append(c)
 
-    async def _pressure_conditions(self) -> list[tuple[str, str, str, str]]:
+    async def observe(self) -> pressure.Observations:
+        """The eviction signals now (the image filesystem from the runtime, else the root dir's)."""
         imagefs = None
         if self.image_fs is not None:
             try:
                 imagefs = await self.image_fs() or None
             except Exception as e:  # the runtime being down is the Ready condition's business
                 log.debug("image filesystem unknown node=%s error=%s", self.cfg.name, e)
-        held = self.pressure.update(pressure.observe(str(self.cfg.root_dir), imagefs))
+        return pressure.observe(str(self.cfg.root_dir), imagefs)
+
+    async def crossed_now(self) -> list[tuple[pressure.Threshold, int, int]]:
+        """The thresholds crossed now, with (available, capacity) of their signals, memory first."""
+        obs = await self.observe()
+        out = [(t, *obs[t.signal]) for t in self.cfg.eviction_hard
+               if t.signal in obs and t.crossed(*obs[t.signal])]
+        return sorted(out, key=lambda x: pressure.SIGNALS.index(x[0].signal))
+
+    async def _pressure_conditions(self) -> list[tuple[str, str, str, str]]:
+        held = self.pressure.update(await self.observe())
         out = []
         for type_, (no_reason, no_msg), (yes_reason, yes_msg) in _PRESSURE_WORDS:
             if held[type_]:

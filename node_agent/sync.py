@@ -219,6 +219,9 @@ class Syncer:
         uid = pod.metadata.uid
         st = self.state(uid)
         if st.rejected is not None:
+            view = await self.view(uid, st)
+            if view.sandboxes or any(view.containers.values()):  # evicted while running: end it now
+                await self.kill_pod(uid, pod, grace=0)
             self._set_status(pod, st, PodView())
             return 60.0
         view = await self.view(uid, st)
@@ -429,11 +432,12 @@ class Syncer:
         remaining = max(int(grace - (time.monotonic() - t0)), 2 if grace > 0 else 0)
         await self._stop(cid, remaining)
 
-    async def kill_pod(self, uid: str, pod: core.Pod | None) -> None:
+    async def kill_pod(self, uid: str, pod: core.Pod | None, grace: int | None = None) -> None:
         """Stop every container (preStop, grace), stop and remove the sandboxes, remove pod dirs."""
         st = self.state(uid)
         view = await self.view(uid, st)
-        grace = runtime.grace_seconds(pod) if pod is not None else _annotated_grace(view)
+        if grace is None:
+            grace = runtime.grace_seconds(pod) if pod is not None else _annotated_grace(view)
         specs = {c.name: c for c in pod.spec.containers} if pod is not None else {}
         running = view.running()
         if pod is not None:

@@ -475,3 +475,34 @@ async def test_node_pressure_conditions_follow_eviction_thresholds(kubelet_env: 
         "MemoryPressure": ("False", "KubeletHasSufficientMemory"),
         "DiskPressure": ("False", "KubeletHasNoDiskPressure"),
         "PIDPressure": ("False", "KubeletHasSufficientPID")}), timeout=20, what="pressure conditions False")
+
+
+async def test_hard_eviction_ends_the_best_effort_pod_first(kubelet_env: KubeletEnv) -> None:
+    """A memory threshold no machine meets: one pod per pass is killed and left Failed/Evicted, the pod
+    using more than it requests first; the pod within its request goes on the next pass."""
+    env = kubelet_env
+    greedy = make_pod("greedy", ["sleep", "3600"], grace=30)  # BestEffort: any use is above its request
+    modest = make_pod("modest", ["sleep", "3600"], grace=30)
+    for res in ("requests", "limits"):
+        getattr(modest.spec.containers[0].resources, res)["memory"].string = "64Mi"
+        getattr(modest.spec.containers[0].resources, res)["cpu"].string = "100m"
+    for p in (greedy, modest):
+        await env.client.create(p)
+    for name in ("greedy", "modest"):
+        await wait_pod(env, name, lambda p: p.status.phase == "Running", what=f"{name} Running")
+
+    await env.kubelet.stop()
+    env.kubelet.cfg.eviction_hard = "memory.available<1Ei"
+    env.kubelet.cfg.eviction_monitoring_period = 6.0
+    await env.kubelet.start()
+
+    evicted = await wait_pod(env, "greedy", lambda p: p.status.phase == "Failed", timeout=30, what="greedy evicted")
+    assert evicted.status.reason == "Evicted"
+    assert evicted.status.message.startswith("The node was low on resource: memory. Threshold quantity: 1Ei, ")
+    # Killed at once (grace 0 for hard eviction, not its 30 s) and its sandbox gone.
+    assert not await env.node.cri.list_pod_sandbox(label_selector={"io.kubernetes.pod.name": "greedy"})
+    assert (await get_pod(env, "modest")).status.phase == "Running"  # one pod per pass
+    assert "Evicted" in await eventually(lambda: reasons(env, "greedy"), what="Evicted event")
+
+    await wait_pod(env, "modest", lambda p: p.status.phase == "Failed" and p.status.reason == "Evicted",
+                   timeout=30, what="modest evicted on a later pass")

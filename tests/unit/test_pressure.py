@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from node_agent import pressure
-from node_agent.main import pressure_rejection
+from node_agent.eviction import pressure_rejection
 from node_agent.pressure import PressureTracker, Threshold, parse_thresholds
 from pybernetes.api.core.v1 import core_pb2 as core
 
