@@ -217,6 +217,9 @@ def build_status(pod: core.Pod, view: PodView, waiting: dict[str, Waiting], read
     if rejected is not None:
         st.phase, st.reason, st.message = "Failed", rejected.reason, rejected.message
         st.host_ip = host_ip
+        if any(view.latest(c.name) is not None for c in pod.spec.containers):  # evicted after it ran
+            st.container_statuses.extend(container_status(c, view, None, ready, started, "ContainerCreating")
+                                         for c in pod.spec.containers)
         return st
     init = [container_status(c, view, waiting.get(c.name), ready, started, "PodInitializing")
             for c in pod.spec.init_containers]

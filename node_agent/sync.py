@@ -220,9 +220,10 @@ class Syncer:
         st = self.state(uid)
         if st.rejected is not None:
             view = await self.view(uid, st)
-            if view.sandboxes or any(view.containers.values()):  # evicted while running: end it now
-                await self.kill_pod(uid, pod, grace=0)
-            self._set_status(pod, st, PodView())
+            if view.running() or view.ready_sandbox() is not None:  # evicted while running: end it now
+                await self.stop_pod(pod, view, grace=0)
+                view = await self.view(uid, st)
+            self._set_status(pod, st, view)
             return 60.0
         view = await self.view(uid, st)
         delays: list[float] = [self.resync]
@@ -432,12 +433,11 @@ class Syncer:
         remaining = max(int(grace - (time.monotonic() - t0)), 2 if grace > 0 else 0)
         await self._stop(cid, remaining)
 
-    async def kill_pod(self, uid: str, pod: core.Pod | None, grace: int | None = None) -> None:
+    async def kill_pod(self, uid: str, pod: core.Pod | None) -> None:
         """Stop every container (preStop, grace), stop and remove the sandboxes, remove pod dirs."""
         st = self.state(uid)
         view = await self.view(uid, st)
-        if grace is None:
-            grace = runtime.grace_seconds(pod) if pod is not None else _annotated_grace(view)
+        grace = runtime.grace_seconds(pod) if pod is not None else _annotated_grace(view)
         specs = {c.name: c for c in pod.spec.containers} if pod is not None else {}
         running = view.running()
         if pod is not None:
@@ -460,6 +460,21 @@ class Syncer:
         await asyncio.to_thread(runtime.remove_pod_dirs, self.root_dir, uid)
         if running or view.sandboxes:
             log.info("pod killed pod_uid=%s containers=%d sandboxes=%d", uid, len(running), len(view.sandboxes))
+
+    async def stop_pod(self, pod: core.Pod, view: PodView, grace: int) -> None:
+        """Stop the containers and the sandbox (its network) but keep them, with their logs, as the kubelet
+        keeps an evicted pod's until the pod is deleted."""
+        specs = {c.name: c for c in pod.spec.containers}
+        running = view.running()
+        for cv in running:
+            self.event(pod, "Normal", "Killing", f"Stopping container {cv.c.metadata.name}")
+        await asyncio.gather(*(self.kill_container(pod, specs.get(cv.c.metadata.name), cv.id, grace, view.pod_ip)
+                               for cv in running))
+        for sb in view.sandboxes:
+            with contextlib.suppress(NotFound):
+                await self.cri.stop_pod_sandbox(sb.id)
+        self.probes.remove_pod(pod.metadata.uid)
+        log.info("pod stopped pod=%s/%s containers=%d", pod.metadata.namespace, pod.metadata.name, len(running))
 
     def forget(self, uid: str) -> None:
         self.states.pop(uid, None)

@@ -481,7 +481,8 @@ async def test_hard_eviction_ends_the_best_effort_pod_first(kubelet_env: Kubelet
     """A memory threshold no machine meets: one pod per pass is killed and left Failed/Evicted, the pod
     using more than it requests first; the pod within its request goes on the next pass."""
     env = kubelet_env
-    greedy = make_pod("greedy", ["sleep", "3600"], grace=30)  # BestEffort: any use is above its request
+    # BestEffort: any use is above its request
+    greedy = make_pod("greedy", ["sh", "-c", "echo greedy was here; exec sleep 3600"], grace=30)
     modest = make_pod("modest", ["sleep", "3600"], grace=30)
     for res in ("requests", "limits"):
         getattr(modest.spec.containers[0].resources, res)["memory"].string = "64Mi"
@@ -499,8 +500,14 @@ async def test_hard_eviction_ends_the_best_effort_pod_first(kubelet_env: Kubelet
     evicted = await wait_pod(env, "greedy", lambda p: p.status.phase == "Failed", timeout=30, what="greedy evicted")
     assert evicted.status.reason == "Evicted"
     assert evicted.status.message.startswith("The node was low on resource: memory. Threshold quantity: 1Ei, ")
-    # Killed at once (grace 0 for hard eviction, not its 30 s) and its sandbox gone.
-    assert not await env.node.cri.list_pod_sandbox(label_selector={"io.kubernetes.pod.name": "greedy"})
+    # Killed at once (grace 0 for hard eviction, not its 30 s); its sandbox is stopped (no IP) and its
+    # container kept, terminated, with its logs, until the pod is deleted.
+    sandboxes = await env.node.cri.list_pod_sandbox(label_selector={"io.kubernetes.pod.name": "greedy"})
+    assert sandboxes and all(sb.state == pb.SANDBOX_NOTREADY for sb in sandboxes)
+    cs = evicted.status.container_statuses
+    assert [c.name for c in cs] == ["main"] and cs[0].state.HasField("terminated") and not cs[0].ready
+    log_file = env.root_dir / "pods" / evicted.metadata.uid / "main" / "0.log"
+    assert log_file.read_text().rstrip().endswith("greedy was here"), log_file.read_text()
     assert (await get_pod(env, "modest")).status.phase == "Running"  # one pod per pass
     assert "Evicted" in await eventually(lambda: reasons(env, "greedy"), what="Evicted event")
 
