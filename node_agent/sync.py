@@ -438,16 +438,8 @@ class Syncer:
         st = self.state(uid)
         view = await self.view(uid, st)
         grace = runtime.grace_seconds(pod) if pod is not None else _annotated_grace(view)
-        specs = {c.name: c for c in pod.spec.containers} if pod is not None else {}
-        running = view.running()
-        if pod is not None:
-            for cv in running:
-                self.event(pod, "Normal", "Killing", f"Stopping container {cv.c.metadata.name}")
-        await asyncio.gather(*(self.kill_container(pod, specs.get(cv.c.metadata.name), cv.id, grace, view.pod_ip)
-                               for cv in running))
+        running = await self._stop_all(pod, view, grace)
         for sb in view.sandboxes:
-            with contextlib.suppress(NotFound):
-                await self.cri.stop_pod_sandbox(sb.id)
             with contextlib.suppress(NotFound):
                 await self.cri.remove_pod_sandbox(sb.id)
         # Containers whose sandbox was already gone.
@@ -464,17 +456,23 @@ class Syncer:
     async def stop_pod(self, pod: core.Pod, view: PodView, grace: int) -> None:
         """Stop the containers and the sandbox (its network) but keep them, with their logs, as the kubelet
         keeps an evicted pod's until the pod is deleted."""
-        specs = {c.name: c for c in pod.spec.containers}
+        running = await self._stop_all(pod, view, grace)
+        self.probes.remove_pod(pod.metadata.uid)
+        log.info("pod stopped pod=%s/%s containers=%d", pod.metadata.namespace, pod.metadata.name, len(running))
+
+    async def _stop_all(self, pod: core.Pod | None, view: PodView, grace: int) -> list[ContainerView]:
+        """Kill the running containers (preStop, grace) and stop the sandboxes; the running ones killed."""
+        specs = {c.name: c for c in pod.spec.containers} if pod is not None else {}
         running = view.running()
-        for cv in running:
-            self.event(pod, "Normal", "Killing", f"Stopping container {cv.c.metadata.name}")
+        if pod is not None:
+            for cv in running:
+                self.event(pod, "Normal", "Killing", f"Stopping container {cv.c.metadata.name}")
         await asyncio.gather(*(self.kill_container(pod, specs.get(cv.c.metadata.name), cv.id, grace, view.pod_ip)
                                for cv in running))
         for sb in view.sandboxes:
             with contextlib.suppress(NotFound):
                 await self.cri.stop_pod_sandbox(sb.id)
-        self.probes.remove_pod(pod.metadata.uid)
-        log.info("pod stopped pod=%s/%s containers=%d", pod.metadata.namespace, pod.metadata.name, len(running))
+        return running
 
     def forget(self, uid: str) -> None:
         self.states.pop(uid, None)
