@@ -81,10 +81,7 @@ def _amount(signal: str, n: int) -> str:
 def message(threshold: Threshold, available: int, capacity: int) -> str:
     """Kubernetes' words: "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. ".
     """
-    if threshold.percent is not None:
-        limit = int(capacity * threshold.percent / 100)
-    else:
-        limit = threshold.quantity or 0
+    limit = int(threshold.limit(capacity))
     resource = RESOURCE_OF[threshold.signal]
     return (f"The node was low on resource: {resource}. Threshold quantity: {_amount(threshold.signal, limit)}, "
             f"available: {_amount(threshold.signal, available)}. ")

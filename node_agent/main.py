@@ -262,17 +262,19 @@ class Kubelet:
                       and self.pods[u].status.phase not in ("Succeeded", "Failed")]
             conflict = port_conflict(pod, others)
             st = self.syncer.state(uid)
+            why: Waiting | None = None
+            if conflict:
+                why = Waiting("NodePorts",
+                              f"Pod was rejected: node didn't have free ports for the requested pod ports: {conflict}")
+            elif msg := eviction.pressure_rejection(pod, self.node_pressure()):
+                why = Waiting("Evicted", msg)
             new = pod.status.phase in ("", "Pending") and not pod.status.container_statuses
             # A pod with a sandbox here was admitted by an earlier run of this kubelet (after a restart its
-            # object may be a checkpoint without status): never reject what already runs.
-            if new and not (await self.syncer.view(uid, st)).sandboxes:
-                if conflict:
-                    msg = f"Pod was rejected: node didn't have free ports for the requested pod ports: {conflict}"
-                    st.rejected = Waiting("NodePorts", msg)
-                    self.event(pod, "Warning", "NodePorts", msg)
-                elif msg := eviction.pressure_rejection(pod, self.node_pressure()):
-                    st.rejected = Waiting("Evicted", msg)
-                    self.event(pod, "Warning", "Evicted", msg)
+            # object may be a checkpoint without status): never reject what already runs. Asked of the
+            # runtime only when there is a reason to reject, to keep pod start-up to one listing.
+            if why is not None and new and not (await self.syncer.view(uid, st)).sandboxes:
+                st.rejected = why
+                self.event(pod, "Warning", why.reason, why.message)
             self._admitted.add(uid)
         return await self.syncer.sync_pod(pod)
 
@@ -325,16 +327,19 @@ class Kubelet:
 
     # -- eviction --------------------------------------------------------------------------------
 
-    async def evict_once(self, crossed: list[tuple[pressure.Threshold, int, int]]) -> str:
-        """End the pod Kubernetes would end first for the first crossed threshold; its key, or ""."""
+    async def evict_once(self, crossed: list[tuple[pressure.Threshold, int, int]]) -> None:
+        """End the pod Kubernetes would end first for the first crossed threshold."""
         if not crossed:
-            return ""
+            return
         threshold, available, capacity = crossed[0]
-        pods = [p for p in self.pods.values() if eviction.evictable(p)
-                and self.syncer.state(p.metadata.uid).rejected is None]
+        def not_ending(p: core.Pod) -> bool:  # not already rejected or evicted
+            st = self.syncer.states.get(p.metadata.uid)
+            return st is None or st.rejected is None
+
+        pods = [p for p in self.pods.values() if eviction.evictable(p) and not_ending(p)]
         if not pods:
             log.warning("node under pressure, nothing to evict node=%s threshold=%s", self.cfg.node_name, threshold)
-            return ""
+            return
         usage: dict[str, int] = {}
         with contextlib.suppress(CRIError):
             for cs in await self.cri.list_container_stats():
@@ -344,10 +349,9 @@ class Kubelet:
         msg = eviction.message(threshold, available, capacity)
         self.syncer.state(victim.metadata.uid).rejected = Waiting("Evicted", msg)
         self.event(victim, "Warning", "Evicted", msg)
-        key = f"{victim.metadata.namespace}/{victim.metadata.name}"
-        log.warning("pod evicted pod=%s threshold=%s available=%d", key, threshold, available)
+        log.warning("pod evicted pod=%s/%s threshold=%s available=%d", victim.metadata.namespace,
+                    victim.metadata.name, threshold, available)
         self.workers.update(victim.metadata.uid)
-        return key
 
     async def eviction_loop(self, node: NodeStatus, stop: asyncio.Event) -> None:
         """One eviction per monitoring period while a hard threshold is crossed (Kubernetes: every 10 s)."""

@@ -65,13 +65,6 @@ def _os_image() -> str:
     return "Linux"
 
 
-def _mem_total() -> int:
-    for line in _read("/proc/meminfo").splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def _arch() -> str:
     m = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
@@ -108,7 +101,7 @@ class NodeStatus:
 
     def capacity(self) -> dict[str, str]:
         cpu = self.cfg.cpu or str(os.cpu_count() or 1)
-        mem = self.cfg.memory or quantity.format_bytes(_mem_total() // 1024 * 1024)
+        mem = self.cfg.memory or quantity.format_bytes(pressure.meminfo().get("MemTotal", 0) // 1024 * 1024)
         try:
             st = os.statvfs(self.cfg.root_dir)
             storage = str(st.f_blocks * st.f_frsize)
@@ -194,9 +187,7 @@ class NodeStatus:
 
     async def crossed_now(self) -> list[tuple[pressure.Threshold, int, int]]:
         """The thresholds crossed now, with (available, capacity) of their signals, memory first."""
-        obs = await self.observe()
-        out = [(t, *obs[t.signal]) for t in self.cfg.eviction_hard
-               if t.signal in obs and t.crossed(*obs[t.signal])]
+        out = pressure.crossed(self.cfg.eviction_hard, await self.observe())
         return sorted(out, key=lambda x: pressure.SIGNALS.index(x[0].signal))
 
     async def _pressure_conditions(self) -> list[tuple[str, str, str, str]]:

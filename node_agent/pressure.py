@@ -40,11 +40,17 @@ class Threshold:
     percent: float | None = None  # or a share of the capacity, 0-100
     text: str = ""  # as written, for messages
 
-    def crossed(self, available: int, capacity: int) -> bool:
+    def limit(self, capacity: int) -> float:
+        """The amount below which the signal is crossed, given the signal's capacity."""
         if self.quantity is not None:
-            return available < self.quantity
+            return self.quantity
         assert self.percent is not None
-        return capacity > 0 and available < capacity * self.percent / 100.0
+        return capacity * self.percent / 100.0
+
+    def crossed(self, available: int, capacity: int) -> bool:
+        if self.quantity is None and capacity <= 0:
+            return False  # a share of nothing is unknown, not crossed
+        return available < self.limit(capacity)
 
     def __str__(self) -> str:
         return self.text or (f"{self.signal}<{self.percent:g}%" if self.percent is not None
@@ -85,14 +91,21 @@ def _read(path: str) -> str:
         return ""
 
 
-def memory_observation(meminfo: str | None = None, cgroup_root: str = "/sys/fs/cgroup/memory") -> tuple[int, int]:
-    """(available, capacity) bytes: capacity minus the root cgroup's working set, as the kubelet."""
+def meminfo(text: str | None = None) -> dict[str, int]:
+    """/proc/meminfo (or `text`) as numbers: kB values in bytes, unit-less counts as they are."""
     kv: dict[str, int] = {}
-    for line in (meminfo if meminfo is not None else _read("/proc/meminfo")).splitlines():
+    for line in (text if text is not None else _read("/proc/meminfo")).splitlines():
         key, _, rest = line.partition(":")
         fields = rest.split()
         if fields and fields[0].isdigit():
-            kv[key] = int(fields[0]) * 1024
+            kv[key] = int(fields[0]) * (1024 if fields[1:2] == ["kB"] else 1)
+    return kv
+
+
+def memory_observation(meminfo_text: str | None = None,
+                       cgroup_root: str = "/sys/fs/cgroup/memory") -> tuple[int, int]:
+    """(available, capacity) bytes: capacity minus the root cgroup's working set, as the kubelet."""
+    kv = meminfo(meminfo_text)
     capacity = kv.get("MemTotal", 0)
     usage = _read(f"{cgroup_root}/memory.usage_in_bytes").strip()
     stat = dict(line.split(" ", 1) for line in _read(f"{cgroup_root}/memory.stat").splitlines() if " " in line)
@@ -132,6 +145,11 @@ def observe(nodefs: str, imagefs: str | None) -> Observations:
     return obs
 
 
+def crossed(thresholds: list[Threshold], obs: Observations) -> list[tuple[Threshold, int, int]]:
+    """The thresholds `obs` crosses, in their order, each with its signal's (available, capacity)."""
+    return [(t, *obs[t.signal]) for t in thresholds if t.signal in obs and t.crossed(*obs[t.signal])]
+
+
 # ---- conditions --------------------------------------------------------------------------------------
 
 
@@ -149,14 +167,10 @@ class PressureTracker:
     def update(self, obs: Observations) -> dict[str, bool]:
         now = self.clock()
         self.crossed = {}
-        for t in self.thresholds:
-            if t.signal not in obs:
-                continue
-            available, capacity = obs[t.signal]
-            if t.crossed(available, capacity):
-                cond = CONDITION_OF[t.signal.split(".")[0]]
-                self.crossed.setdefault(cond, []).append(str(t))
-                self._last_crossed[cond] = now
+        for t, _, _ in crossed(self.thresholds, obs):
+            cond = CONDITION_OF[t.signal.split(".")[0]]
+            self.crossed.setdefault(cond, []).append(str(t))
+            self._last_crossed[cond] = now
         return {cond: cond in self.crossed or (cond in self._last_crossed
                                                 and now - self._last_crossed[cond] < self.transition_period)
                 for cond in ("MemoryPressure", "DiskPressure", "PIDPressure")}

@@ -32,6 +32,7 @@ from pybernetes.rpc import AUTH_HEADER
 
 from .cri import api_pb2 as cri
 from .cri.client import CRIClient
+from .pressure import meminfo
 from .runtime import CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID, RESTART_COUNT
 
 log = logging.getLogger("pybernetes.kubelet.server")
@@ -86,15 +87,9 @@ def node_cpu_sample(stat: str | None = None) -> CPUSample:
     return CPUSample(time.time_ns(), busy * 1_000_000_000 // _CLK_TCK)
 
 
-def node_memory(meminfo: str | None = None) -> pb.MemoryUsage:
+def node_memory(text: str | None = None) -> pb.MemoryUsage:
     """Working set as the kubelet reports it for the node: total minus available."""
-    text = meminfo if meminfo is not None else Path("/proc/meminfo").read_text()
-    kv: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts:
-            kv[key] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    kv = meminfo(text)
     total, avail = kv.get("MemTotal", 0), kv.get("MemAvailable", kv.get("MemFree", 0))
     used = max(total - avail, 0)
     return pb.MemoryUsage(time=time.time_ns(), working_set_bytes=used, usage_bytes=used, available_bytes=avail,
