@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +26,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.etcd_raw import raw_create_rate
+from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
-from pybernetes.client.config import load as load_config
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
@@ -202,18 +200,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
         await etcd.start()
-        port, hport = free_port(), free_port()
-        data = Path(tmp) / "apiserver"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
-             "--etcd-servers", etcd.endpoint, "--health-port", str(hport), "--etcd-compaction-interval", "0"],
-            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "apiserver.log", "w"))
+        data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
+        proc = start_apiserver(data, etcd.endpoint, open(log, "w"))
         try:
-            for _ in range(300):
-                if (data / "admin.conf").exists():
-                    break
-                await asyncio.sleep(0.1)
-            cfg = load_config(str(data / "admin.conf"))
+            cfg = await admin_config(data, proc, log)
             clients = [Client(cfg.server, token=cfg.token) for _ in range(4)]
             await clients[0].list(core.Pod, namespace="default")
 
@@ -271,11 +261,7 @@ async def main() -> None:
             for c in clients:
                 await c.close()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_processes([proc])
             await etcd.stop()
     print(json.dumps(figures))
 

@@ -23,12 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import InformerFactory
 from pybernetes.client.client import Client
-from pybernetes.client.config import load as load_config
 from pybernetes.events import EventRecorder
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
@@ -104,16 +104,9 @@ async def main() -> None:
         await etcd.start()
         data = Path(tmp) / "apiserver"
         try:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port",
-                 str(free_port()), "--etcd-servers", etcd.endpoint, "--health-port", str(free_port()),
-                 "--etcd-compaction-interval", "0"],
-                stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "apiserver.log", "w")))
-            for _ in range(300):
-                if (data / "admin.conf").exists():
-                    break
-                await asyncio.sleep(0.1)
-            cfg = load_config(str(data / "admin.conf"))
+            log = Path(tmp) / "apiserver.log"
+            procs.append(start_apiserver(data, etcd.endpoint, open(log, "w")))
+            cfg = await admin_config(data, procs[-1], log)
             client = Client(cfg.server, token=cfg.token, timeout=30)
             await client.list(core.Pod, namespace="default")
 
@@ -215,12 +208,7 @@ async def main() -> None:
                 except errors.ApiError:
                     pass
         finally:
-            for proc in reversed(procs):
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_processes(reversed(procs))
             await etcd.stop()
     print(json.dumps(figures))
 

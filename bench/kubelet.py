@@ -24,12 +24,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.procs import admin_config, start_apiserver, stop_processes
 from node_agent.containerd import Containerd
 from node_agent.pressure import LAB_EVICTION_HARD
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
-from pybernetes.client.config import load as load_config
 from pybernetes.lab import netns
 from pybernetes.lab.images import BUSYBOX_IMAGE, build_lab_images
 from pybernetes.ports import free_port
@@ -149,18 +149,9 @@ async def main() -> None:
             await etcd.start()
             await cd.start()
             await cd.import_image(images.archive)
-            port = free_port()
             data = base / "apiserver"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
-                 "--etcd-servers", etcd.endpoint, "--health-port", str(free_port()),
-                 "--etcd-compaction-interval", "0"],
-                stdout=subprocess.DEVNULL, stderr=logs[0]))
-            for _ in range(300):
-                if (data / "admin.conf").exists():
-                    break
-                await asyncio.sleep(0.1)
-            cfg = load_config(str(data / "admin.conf"))
+            procs.append(start_apiserver(data, etcd.endpoint, logs[0]))
+            cfg = await admin_config(data, procs[-1], base / "apiserver.log")
             client = Client(cfg.server, token=cfg.token, timeout=30)
             await client.list(core.Pod, namespace="default")
             kubelet = subprocess.Popen(
@@ -215,12 +206,7 @@ async def main() -> None:
             await watch.stop()
             await client.close()
         finally:
-            for p in reversed(procs):
-                p.terminate()
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(reversed(procs), grace=15)
             for f in logs:
                 f.close()
             await cd.destroy()

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apiserver import create_rate, pct
+from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
-from pybernetes.client.config import load as load_config
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
 
@@ -71,23 +70,17 @@ class Apiserver:
 
     def __init__(self, tmp: Path, name: str, etcd: str, metrics: bool) -> None:
         self.data = tmp / name
-        self.port, self.hport = free_port(), free_port()
+        self.hport = free_port()  # /metrics, scraped by the bench
         self.log = tmp / f"{name}.log"
-        self.argv = [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(self.data),
-                     "--port", str(self.port), "--etcd-servers", etcd, "--health-port", str(self.hport),
-                     "--etcd-compaction-interval", "0", f"--enable-metrics={'true' if metrics else 'false'}"]
+        self.etcd = etcd
+        self.extra = [f"--enable-metrics={'true' if metrics else 'false'}"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[Client] = []
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-        for _ in range(300):
-            if (self.data / "admin.conf").exists():
-                break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pb-apiserver exited: {self.log.read_text()[-2000:]}")
-            await asyncio.sleep(0.1)
-        cfg = load_config(str(self.data / "admin.conf"))
+        self.proc = start_apiserver(self.data, self.etcd, open(self.log, "w"), health_port=self.hport,
+                                    extra=self.extra)
+        cfg = await admin_config(self.data, self.proc, self.log)
         self.clients = [Client(cfg.server, token=cfg.token) for _ in range(4)]
         for c in self.clients:
             await c.list(core.Pod, namespace="kube-system")  # connect every channel before measuring
@@ -95,12 +88,7 @@ class Apiserver:
     async def stop(self) -> None:
         for c in self.clients:
             await c.close()
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(self.proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        await asyncio.to_thread(stop_processes, [self.proc])
 
 
 def series_value(body: str, name: str) -> float | None:

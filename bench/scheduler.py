@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
-from pybernetes.client.config import load as load_config
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.scheduler.cache import PodInfo, SchedulerCache
@@ -105,19 +104,12 @@ async def run_case(tmp: Path, n_nodes: int, n_pods: int, *, algorithm: bool = Tr
     case = tmp / f"case-{n_nodes}-{n_pods}"
     etcd = EmbeddedEtcd(case / "etcd", client_port=free_port(), peer_port=free_port())
     await etcd.start()
-    port, hport, sport = free_port(), free_port(), free_port()
+    sport = free_port()
     data = case / "apiserver"
-    api = subprocess.Popen(
-        [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(port),
-         "--etcd-servers", etcd.endpoint, "--health-port", str(hport), "--etcd-compaction-interval", "0"],
-        stdout=subprocess.DEVNULL, stderr=open(case / "apiserver.log", "w"))
+    api = start_apiserver(data, etcd.endpoint, open(case / "apiserver.log", "w"))
     sched: subprocess.Popen[bytes] | None = None
     try:
-        for _ in range(300):
-            if (data / "admin.conf").exists():
-                break
-            await asyncio.sleep(0.1)
-        cfg = load_config(str(data / "admin.conf"))
+        cfg = await admin_config(data, api, case / "apiserver.log")
         clients = [Client(cfg.server, token=cfg.token, timeout=60) for _ in range(4)]
         await clients[0].list(core.Pod, namespace="default")
 
@@ -180,14 +172,7 @@ async def run_case(tmp: Path, n_nodes: int, n_pods: int, *, algorithm: bool = Tr
         for c in clients:
             await c.close()
     finally:
-        for proc in (sched, api):
-            if proc is None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes([sched, api])
         await etcd.stop()
     return fig
 

@@ -1,0 +1,53 @@
+"""Component processes for the bench scripts: pb-apiserver on an etcd, and stopping what was started.
+
+Every script measures the apiserver as its own process (as it runs in the lab), so each starts one the
+same way: a fresh data dir, free ports, no compaction during the run, stderr to a log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pybernetes.client.config import ClientConfig
+from pybernetes.client.config import load as load_config
+from pybernetes.ports import free_port
+
+
+def start_apiserver(data: Path, etcd: str, log: IO[Any], *, health_port: int = 0,
+                    extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """pb-apiserver against `etcd`; it writes `data`/admin.conf once it serves (see admin_config)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(free_port()),
+         "--etcd-servers", etcd, "--health-port", str(health_port or free_port()),
+         "--etcd-compaction-interval", "0", *extra],
+        stdout=subprocess.DEVNULL, stderr=log)
+
+
+async def admin_config(data: Path, proc: subprocess.Popen[bytes], log: Path | None = None) -> ClientConfig:
+    """The admin.conf the apiserver in `data` writes at start (waits up to 30 s); an error if it exits first."""
+    for _ in range(300):
+        if (data / "admin.conf").exists():
+            break
+        if proc.poll() is not None:
+            tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
+            raise RuntimeError(f"pb-apiserver exited ({proc.returncode}): {tail}")
+        await asyncio.sleep(0.1)
+    return load_config(str(data / "admin.conf"))
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[bytes] | None], grace: float = 10) -> None:
+    """SIGTERM each, then SIGKILL what has not exited within `grace` seconds."""
+    for proc in procs:
+        if proc is None:
+            continue
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
