@@ -74,9 +74,9 @@ def _from_file(path: Path) -> dict[str, Any]:
         out["hostname_override"] = doc["hostnameOverride"]
     ipt = doc.get("iptables") or doc.get("nftables") or {}
     if "minSyncPeriod" in ipt:
-        out["min_sync_period"] = flags.duration(str(ipt["minSyncPeriod"]))
+        out["min_sync_period"] = flags.duration(ipt["minSyncPeriod"])
     if "syncPeriod" in ipt:
-        out["sync_period"] = flags.duration(str(ipt["syncPeriod"]))
+        out["sync_period"] = flags.duration(ipt["syncPeriod"])
     if "masqueradeAll" in ipt:
         out["masquerade_all"] = bool(ipt["masqueradeAll"])
     if "nodePortAddresses" in doc:
