@@ -2,8 +2,10 @@
 
 Kubernetes leaves such Services `<pending>` until a cloud provider answers; a lab has none, so this
 controller plays that part, as k3s' servicelb or MetalLB do: it writes status.loadBalancer.ingress[].ip and
-pb-proxy answers on that address on every node. One leader allocates, so the in-use set read from its cache
-is authoritative; after a restart it is re-learned from the Services' status before anything new is given.
+pb-proxy answers on that address on every node. One leader allocates from one worker, so the in-use set is
+authoritative: its cache, corrected by what this controller wrote and the cache has not shown yet (the same
+idea as a scheduler's assumed pods), so two Services synced back to back never get one address. After a
+restart it is re-learned from the Services' status before anything new is given.
 An exhausted or unset pool leaves the Service pending with an event saying why.
 """
 
@@ -54,23 +56,38 @@ class ServiceLBController:
         self.services = factory.informer_for(core.Service)
         self.lister = self.services.lister()
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="servicelb")
+        # key -> (resourceVersion, ingress addresses) last written, until the cache reaches that version
+        self._written: dict[str, tuple[int, list[str]]] = {}
         self.services.add_event_handler(self._enqueue, lambda _o, n: self._enqueue(n), self._on_delete)
 
     def _enqueue(self, svc: core.Service) -> None:
         self.queue.add(f"{svc.metadata.namespace}/{svc.metadata.name}")
 
     def _on_delete(self, obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
+        svc = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        self._written.pop(f"{svc.metadata.namespace}/{svc.metadata.name}", None)
         # A freed address may be what a pending Service waits for.
         for s in self.lister.list():
             if s.spec.type == "LoadBalancer" and not ingress_ips(s):
                 self._enqueue(s)
+
+    def ips_of(self, svc: core.Service) -> list[str]:
+        """The Service's addresses: what this controller last wrote, until the cache shows it, else the cache's."""
+        key = f"{svc.metadata.namespace}/{svc.metadata.name}"
+        written = self._written.get(key)
+        if written is None:
+            return ingress_ips(svc)
+        if int(svc.metadata.resource_version or 0) >= written[0]:
+            del self._written[key]  # the cache caught up (or moved on): it is authoritative again
+            return ingress_ips(svc)
+        return written[1]
 
     def in_use(self, exclude: str = "") -> set[str]:
         used: set[str] = set()
         for s in self.lister.list():
             if f"{s.metadata.namespace}/{s.metadata.name}" == exclude or s.spec.type != "LoadBalancer":
                 continue
-            used.update(ingress_ips(s))
+            used.update(self.ips_of(s))
         return used
 
     async def sync(self, key: str) -> None:
@@ -78,7 +95,7 @@ class ServiceLBController:
         svc = self.lister.get(namespace, name)
         if svc is None:
             return
-        have = ingress_ips(svc)
+        have = self.ips_of(svc)
         if svc.spec.type != "LoadBalancer":
             if have:
                 await self._write(svc, None)  # no longer a LoadBalancer: give the address back
@@ -112,9 +129,11 @@ class ServiceLBController:
         if ip:
             new.status.load_balancer.ingress.add(ip=ip)
         try:
-            await self.client.update_status(new)
+            out = await self.client.update_status(new)
         except errors.NotFound:
             return
+        self._written[f"{svc.metadata.namespace}/{svc.metadata.name}"] = (int(out.metadata.resource_version),
+                                                                          ingress_ips(out))
 
     async def run(self, stop: asyncio.Event) -> None:
         await run_controller("servicelb", [self.services], self.queue, self.sync, self.workers, stop)
