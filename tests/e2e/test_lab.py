@@ -89,22 +89,52 @@ def test_pod_network_from_every_node(lab: Lab) -> None:
             assert res.stdout.strip() == f"hello from {r['NAME']}", (node, r, res.stderr)
 
 
+def service_diagnostics(lab: Lab, node: str) -> str:
+    """What to look at when a node's requests through a Service misbehave: endpoints, pods, its proxy's log."""
+    eps = lab.pbctl("get", "endpoints", "hello", "-o", "wide", check=False)
+    log = lab.dir / "logs" / f"proxy-{node}.log"
+    tail = "\n".join(log.read_text().splitlines()[-15:]) if log.exists() else "(no proxy log)"
+    return f"endpoints:\n{eps}\npods:\n{lab.pbctl('get', 'pods', '-o', 'wide', check=False)}\nproxy-{node}:\n{tail}"
+
+
+def hit_all(lab: Lab, node: str, urls: list[str], pods: set[str], timeout: float = 30) -> None:
+    """Requests from `node` cycling over `urls` until every URL has answered and the answers name every pod.
+
+    As in Kubernetes' e2e "hit all endpoints": each node's proxy programs a change within its min sync period
+    (1 s) of seeing it, so right after a rollout a node may still balance over fewer endpoints; waiting for
+    every pod to answer proves the balancing without racing the proxies. Failures along the way are kept
+    for the message."""
+    answered: dict[str, set[str]] = {url: set() for url in urls}
+    failures: list[str] = []
+    want = {f"hello from {p}" for p in pods}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for url in urls:
+            res = lab.in_node(node, "curl", "-sS", "--max-time", "3", url)
+            if res.returncode == 0:
+                answered[url].add(res.stdout.strip())
+            else:
+                failures.append(f"{url}: {res.stderr.strip()}")
+        seen = set().union(*answered.values())
+        if all(answered.values()) and want <= seen:
+            assert seen == want, f"from {node}: answers from outside the service: {seen - want}"
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"from {node} within {timeout:.0f} s: answered {answered}, wanted {sorted(want)}; "
+                         f"last failures {failures[-5:]}\n{service_diagnostics(lab, node)}")
+
+
 def test_service_answers_from_every_node(lab: Lab) -> None:
     if not lab.state().find("proxy"):
         pytest.skip("pb-proxy not available yet (the lab ran without a service proxy)")
     vip = lab.pbctl("get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}").strip()
     assert vip.startswith("10.96."), vip
     ips = [n["ip"] for n in lab.state().info["nodes"]]
+    pods = {r["NAME"] for r in running(lab)}
+    assert len(pods) == 3, pods
     for node in nodes(lab):
-        answered: set[str] = set()
-        for url in [f"http://{vip}:80/"] * 6 + [f"http://{ip}:30080/" for ip in ips]:
-            def get(url: str = url, node: str = node) -> str:
-                return lab.in_node(node, "curl", "-sS", "--max-time", "3", url).stdout.strip()
-
-            res = poll(get, 30, f"{url} from {node}")
-            assert res.startswith("hello from hello-"), (node, url, res)
-            answered.add(res)
-        assert len(answered) >= 2, f"no balancing from {node}: {answered}"
+        hit_all(lab, node, [f"http://{vip}:80/"], pods)
+        hit_all(lab, node, [f"http://{ip}:30080/" for ip in ips], pods)
 
 
 def test_self_healing_replaces_deleted_pod(lab: Lab) -> None:
