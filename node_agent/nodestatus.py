@@ -24,7 +24,7 @@ from pybernetes import errors
 from pybernetes.api import quantity
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.times import micro_now
 from pybernetes.client.client import Client
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,6 @@ _PRESSURE_WORDS = (
     ("PIDPressure", ("KubeletHasSufficientPID", "kubelet has sufficient PID available"),
      ("KubeletHasInsufficientPID", "kubelet has insufficient PID available")),
 )
-
-
-def _now() -> meta.Time:
-    t = time.time()
-    return meta.Time(seconds=int(t), nanos=int((t % 1) * 1e9))
 
 
 class NodeStatus:
@@ -159,7 +154,7 @@ class NodeStatus:
         except Exception:
             ni.container_runtime_version = "containerd://unknown"
         ready, msg = await self.runtime_ready()
-        t = _now()
+        t = micro_now()
         conds = [*await self._pressure_conditions(),
                  ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
                   "kubelet is posting ready status" if ready else msg)]
@@ -239,12 +234,12 @@ class NodeStatus:
                 ref.name, ref.uid = name, self.node.metadata.uid
             lease.spec.holder_identity = name
             lease.spec.lease_duration_seconds = self.cfg.lease_duration
-            lease.spec.renew_time.CopyFrom(_now())
+            lease.spec.renew_time.CopyFrom(micro_now())
             await self.client.create(lease)
             return
         lease.spec.holder_identity = name
         lease.spec.lease_duration_seconds = self.cfg.lease_duration
-        lease.spec.renew_time.CopyFrom(_now())
+        lease.spec.renew_time.CopyFrom(micro_now())
         await self.client.update(lease)
 
     async def run(self, stop: asyncio.Event) -> None:

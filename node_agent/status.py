@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from node_agent.cri import api_pb2 as pb
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.times import now
 from pybernetes.client.client import Client
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,6 @@ def ts(ns: int) -> meta.Time:
     if ns > 0:
         t.seconds = ns // 1_000_000_000
     return t
-
-
-def now() -> meta.Time:
-    return meta.Time(seconds=int(time.time()))
 
 
 def terminated(cv: ContainerView) -> core.ContainerStateTerminated:

@@ -33,9 +33,10 @@ from node_agent.cri.client import CRIClient
 from node_agent.cri.errors import CRIError, NotFound
 from node_agent.images import ImageError, ImageManager
 from node_agent.probes import ProbeManager
-from node_agent.status import ContainerView, PodView, StatusManager, Waiting, build_status, now
+from node_agent.status import ContainerView, PodView, StatusManager, Waiting, build_status
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.times import now
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from pybernetes.api import codec, patch, registry, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.registry import ResourceInfo
+from pybernetes.api.times import now
 
 from .allocator import ServiceAllocator
 from .registry import defaults, strategy, validation
@@ -35,11 +35,6 @@ log = logging.getLogger("pybernetes.apiserver")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 PATCH_RETRIES = 5
-
-
-def now() -> meta.Time:
-    t = time.time()
-    return meta.Time(seconds=int(t))
 
 
 @dataclass

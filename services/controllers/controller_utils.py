@@ -356,11 +356,6 @@ class SlowStartError(Exception):
         self.first = first
 
 
-def now_time() -> meta.Time:
-    t = time.time()
-    return meta.Time(seconds=int(t), nanos=int((t - int(t)) * 1e9) // 1000 * 1000)
-
-
 def copy_msg(obj: M) -> M:
     new = type(obj)()
     new.CopyFrom(obj)

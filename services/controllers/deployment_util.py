@@ -13,8 +13,7 @@ from collections.abc import Iterable, Sequence
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-
-from .controller_utils import now_time
+from pybernetes.api.times import micro_now
 
 POD_TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -380,7 +379,7 @@ def get_condition(status: apps.DeploymentStatus, typ: str) -> apps.DeploymentCon
 
 
 def new_condition(typ: str, status: str, reason: str, message: str) -> apps.DeploymentCondition:
-    t = now_time()
+    t = micro_now()
     c = apps.DeploymentCondition(type=typ, status=status, reason=reason, message=message)
     c.last_update_time.CopyFrom(t)
     c.last_transition_time.CopyFrom(t)

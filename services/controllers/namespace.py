@@ -19,12 +19,13 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.times import micro_now
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.workqueue import RateLimitingQueue
 
-from .controller_utils import being_deleted, copy_msg, now_time, run_controller
+from .controller_utils import being_deleted, copy_msg, run_controller
 
 log = logging.getLogger("pybernetes.controllers.namespace")
 
@@ -156,8 +157,8 @@ def _set_ns_condition(ns: core.Namespace, typ: str, status: str, reason: str, me
     for c in ns.status.conditions:
         if c.type == typ:
             if c.status != status:
-                c.last_transition_time.CopyFrom(now_time())
+                c.last_transition_time.CopyFrom(micro_now())
             c.status, c.reason, c.message = status, reason, message
             return
     c = ns.status.conditions.add(type=typ, status=status, reason=reason, message=message)
-    c.last_transition_time.CopyFrom(now_time())
+    c.last_transition_time.CopyFrom(micro_now())

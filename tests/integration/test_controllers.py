@@ -20,12 +20,13 @@ from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.times import micro_now
 from pybernetes.cache import InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.workqueue import RateLimitingQueue, run_workers
 from services.controllers import deployment_util as du
-from services.controllers.controller_utils import copy_msg, is_pod_ready, now_time
+from services.controllers.controller_utils import copy_msg, is_pod_ready
 from services.controllers.deployment import DeploymentController
 from services.controllers.garbagecollector import GarbageCollector
 from services.controllers.namespace import NamespaceController
@@ -73,8 +74,8 @@ class HollowKubelet:
                 created = await self.client.get(core.Node, name)
             c = created.status.conditions.add(type="Ready", status="True", reason="KubeletReady",
                                               message="hollow kubelet is posting ready status")
-            c.last_heartbeat_time.CopyFrom(now_time())
-            c.last_transition_time.CopyFrom(now_time())
+            c.last_heartbeat_time.CopyFrom(micro_now())
+            c.last_transition_time.CopyFrom(micro_now())
             await self.client.update_status(created)
 
         sem = asyncio.Semaphore(32)
@@ -119,7 +120,7 @@ class HollowKubelet:
         if self.ready_delay:
             await asyncio.sleep(self.ready_delay)
         new = copy_msg(pod)
-        t = now_time()
+        t = micro_now()
         st = new.status
         st.phase = "Running"
         st.host_ip = "10.0.0.1"

@@ -15,13 +15,14 @@ from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.times import micro_now
 from pybernetes.client.client import Client
 from services.controllers.main import ControllerManager
 from services.scheduler import main as scheduler_main
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
 from tests.integration.test_controller_manager import manager_config
-from tests.integration.test_controllers import HollowKubelet, now_time
+from tests.integration.test_controllers import HollowKubelet
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ class LeasedHollowNodes(HollowKubelet):
                     continue
                 with contextlib.suppress(errors.ApiError):
                     lease = await self.client.get(coordination.Lease, name, namespace="kube-node-lease")
-                    lease.spec.renew_time.CopyFrom(now_time())
+                    lease.spec.renew_time.CopyFrom(micro_now())
                     lease.spec.renew_time.nanos = (lease.spec.renew_time.nanos + 1) % 10**9
                     await self.client.update(lease)
             await asyncio.sleep(0.3)
