@@ -84,6 +84,32 @@ async def request(netns: str, url: str) -> str:
     return body.strip().removeprefix("hello from ").strip()
 
 
+async def proxies_programmed(netns: str, vip_url: str, nodeport_urls: list[str], pods: set[str],
+                             say: Callable[[str], None], timeout: float = 30.0) -> None:
+    """Waits until every pod has answered the ClusterIP and every node's NodePort has answered.
+
+    The Endpoints are ready in the API before every node's pb-proxy has programmed them: each proxy applies
+    a change within its min sync period (1 s, as kube-proxy). Requests sent in between would show fewer
+    pods, or a NodePort refusing, which is the cluster converging rather than what the demo shows."""
+    start = time.monotonic()
+    seen: set[str] = set()
+    waiting = set(nodeport_urls)
+    while True:
+        for url in [vip_url, *sorted(waiting)]:
+            pod = await request(netns, url)
+            if pod in pods and url == vip_url:
+                seen.add(pod)
+            elif pod in pods:
+                waiting.discard(url)
+        if pods <= seen and not waiting:
+            say(f"every node's pb-proxy has programmed the Services ({time.monotonic() - start:.1f} s)")
+            return
+        if time.monotonic() - start > timeout:
+            raise cluster.LabError(f"the Services did not converge within {timeout:.0f} s: pods answered "
+                                   f"{sorted(seen)} of {sorted(pods)}; NodePorts silent {sorted(waiting)}")
+        await asyncio.sleep(0.2)
+
+
 async def run_demo(lab_dir: Path, *, requests: int = 12, from_node: str = "node-1", apply: bool = True,
                    say: Callable[[str], None] = print) -> dict[str, collections.Counter[str]]:
     """Returns {"clusterip": Counter(pod), "nodeport": Counter(pod)} of who answered."""
@@ -123,12 +149,13 @@ async def run_demo(lab_dir: Path, *, requests: int = 12, from_node: str = "node-
             show(i + 1, f"{ip}:8080", pod)
         return answered
     vip = await cluster_ip(admin)
+    ips = [n["ip"] for n in nodes.values()]
+    await proxies_programmed(src, f"http://{vip}:80/", [f"http://{ip}:{NODEPORT}/" for ip in ips], set(pods), say)
     say(f"\n{requests} requests from {from_node} to the ClusterIP {vip}:80:")
     for i in range(requests):
         pod = await request(src, f"http://{vip}:80/")
         answered["clusterip"][pod] += 1
         show(i + 1, f"{vip}:80", pod)
-    ips = [n["ip"] for n in nodes.values()]
     say(f"\n{requests} requests from {from_node} to <node-ip>:{NODEPORT} of every node in turn:")
     for i in range(requests):
         target = f"{ips[i % len(ips)]}:{NODEPORT}"

@@ -6,6 +6,8 @@ Tests run in file order against one session lab (tests/e2e/conftest.py).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +80,21 @@ def test_demo_pods_run_across_nodes(lab: Lab) -> None:
     used = {r["NODE"] for r in rows}
     assert len(used) >= 2, rows
     assert all(r["IP"].startswith("10.244.") for r in rows), rows
+
+
+def test_demo_shows_requests_balanced_across_nodes(lab: Lab) -> None:
+    """What `make lab` runs after `lab up`: right after the rollout it must wait for the proxies, then show
+    both Services answered by pods on more than one node, and exit 0."""
+    res = subprocess.run([sys.executable, "-m", "lab.demo", "--dir", str(lab.dir)], capture_output=True,
+                         text=True, timeout=180, cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    assert "pb-proxy has programmed the Services" in res.stdout, res.stdout
+    where = {r["NAME"]: r["NODE"] for r in running(lab)}
+    for kind in ("clusterip", "nodeport"):
+        line = next(x for x in res.stdout.splitlines() if x.startswith(f"{kind}: "))
+        pods = {p for p in where if p in line}
+        assert len(pods) >= 2 and len({where[p] for p in pods}) >= 2, (kind, line, where)
+    assert "no answer" not in res.stdout, res.stdout
 
 
 def test_pod_network_from_every_node(lab: Lab) -> None:
