@@ -17,6 +17,9 @@ rm -f "$OUT"/wheels/pybernetes-*.whl
 # The dependency versions the dev venv was tested with, when there is one.
 CONSTRAINTS=$(mktemp); trap 'rm -f "$CONSTRAINTS"' EXIT
 "$PY" -m pip freeze --exclude-editable 2>/dev/null | grep -v '^pybernetes' >"$CONSTRAINTS" || true
+# setuptools builds in ./build and never prunes it: modules moved or deleted since the last build would
+# ship in the wheel, so every wheel starts from an empty build dir.
+rm -rf build
 "$PY" -m pip wheel -q --disable-pip-version-check -c "$CONSTRAINTS" --wheel-dir "$OUT/wheels" .
 echo "==> images -> $OUT/images"
 "$PY" -c "import sys, shutil, importlib
