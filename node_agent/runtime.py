@@ -10,10 +10,11 @@ runtime).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from node_agent.cri import api_pb2 as pb
@@ -227,6 +228,68 @@ def _write_files(target: Path, data: dict[str, bytes], items: list[tuple[str, st
     shutil.rmtree(old, ignore_errors=True)
 
 
+async def _source_data(get: ObjectGetter, ns: str, src: core.ConfigMapVolumeSource | core.SecretVolumeSource
+                       | core.ConfigMapProjection | core.SecretProjection, is_cm: bool) -> dict[str, bytes] | None:
+    """A configMap's or secret's data for a volume; None when it is missing and optional."""
+    name = src.secret_name if isinstance(src, core.SecretVolumeSource) else src.name
+    kind = "configmaps" if is_cm else "secrets"
+    data = await get(kind, ns, name)
+    if data is None and not src.optional:
+        raise ConfigError(f'{kind[:-1]} "{name}" not found', "CreateContainerConfigError")
+    return data
+
+
+def format_map(m: Mapping[str, str]) -> str:
+    """Kubernetes' fieldpath.FormatMap: sorted `key="quoted value"` lines, for whole labels/annotations."""
+    return "\n".join(f"{k}={json.dumps(m[k], ensure_ascii=False)}" for k in sorted(m))
+
+
+def _downward_files(pod: core.Pod, items: Sequence[core.DownwardAPIVolumeFile]) -> dict[str, tuple[bytes, int | None]]:
+    """path -> (contents, mode) for downward API items, as the kubelet's downwardAPI volume writes them."""
+    out: dict[str, tuple[bytes, int | None]] = {}
+    for it in items:
+        if it.HasField("field_ref"):
+            path = it.field_ref.field_path
+            if path in ("metadata.labels", "metadata.annotations"):
+                value = format_map(pod.metadata.labels if path == "metadata.labels" else pod.metadata.annotations)
+            elif path.startswith(("metadata.", "spec.")):
+                value = field_value(pod, path, "", "")
+            else:  # as the apiserver's validation: status fields change after the volume is written
+                raise ConfigError(f"downwardAPI {it.path!r}: fieldRef {path!r} is not supported in volumes",
+                                  "FailedMount")
+        elif it.HasField("resource_field_ref"):
+            ref = it.resource_field_ref
+            c = next((c for c in pod.spec.containers if c.name == ref.container_name), None)
+            if c is None:
+                raise ConfigError(f"downwardAPI {it.path!r}: no container {ref.container_name!r}", "FailedMount")
+            value = _resource_field(c, ref)
+        else:
+            raise ConfigError(f"downwardAPI {it.path!r}: needs fieldRef or resourceFieldRef", "FailedMount")
+        out[it.path] = (value.encode(), it.mode if it.HasField("mode") else None)
+    return out
+
+
+async def _projected_files(pod: core.Pod, proj: core.VolumeProjection, get: ObjectGetter,
+                           what: str) -> dict[str, tuple[bytes, int | None]]:
+    if proj.HasField("downward_api"):
+        return _downward_files(pod, proj.downward_api.items)
+    if proj.HasField("config_map") or proj.HasField("secret"):
+        is_cm = proj.HasField("config_map")
+        src = proj.config_map if is_cm else proj.secret
+        data = await _source_data(get, pod.metadata.namespace, src, is_cm)
+        if data is None:
+            return {}
+        chosen = [(i.key, i.path, i.mode if i.HasField("mode") else None) for i in src.items] or \
+            [(k, k, None) for k in data]
+        missing = [k for k, _, _ in chosen if k not in data]
+        if missing:
+            raise ConfigError(f"{what}: key {missing[0]!r} not found", "FailedMount")
+        return {path: (data[key], mode) for key, path, mode in chosen}
+    kind = next((f.json_name for f, _ in proj.ListFields()), "empty")
+    raise ConfigError(f"{what}: {kind} projections are not supported (configMap, secret and downwardAPI are)",
+                      "FailedMount")
+
+
 async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> dict[str, str]:
     """Create/refresh the pod's volumes on disk; name -> host path."""
     base = pod_volume_dir(root_dir, pod.metadata.uid)
@@ -253,19 +316,27 @@ async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> d
         elif v.HasField("config_map") or v.HasField("secret"):
             is_cm = v.HasField("config_map")
             src = v.config_map if is_cm else v.secret
-            name = src.name if is_cm else src.secret_name  # type: ignore[union-attr]
-            kind = "configmaps" if is_cm else "secrets"
-            data = await get(kind, ns, name)
-            if data is None:
-                if src.optional:
-                    data = {}
-                else:
-                    raise ConfigError(f'{kind[:-1]} "{name}" not found', "CreateContainerConfigError")
+            data = await _source_data(get, ns, src, is_cm) or {}
             default_mode = src.default_mode if src.HasField("default_mode") else 0o644
             items = [(i.key, i.path, i.mode if i.HasField("mode") else None) for i in src.items]
             d = base / ("configmap" if is_cm else "secret") / v.name
             d.parent.mkdir(parents=True, exist_ok=True)
             _write_files(d, data, items, default_mode)
+            out[v.name] = str(d)
+        elif v.HasField("downward_api") or v.HasField("projected"):
+            files: dict[str, tuple[bytes, int | None]] = {}
+            if v.HasField("downward_api"):
+                src_mode = v.downward_api.default_mode if v.downward_api.HasField("default_mode") else 0o644
+                files.update(_downward_files(pod, v.downward_api.items))
+                d = base / "downward-api" / v.name
+            else:
+                src_mode = v.projected.default_mode if v.projected.HasField("default_mode") else 0o644
+                for i, proj in enumerate(v.projected.sources):
+                    files.update(await _projected_files(pod, proj, get, f"volume {v.name!r} source {i}"))
+                d = base / "projected" / v.name
+            d.parent.mkdir(parents=True, exist_ok=True)
+            _write_files(d, {path: body for path, (body, _) in files.items()},
+                         [(path, path, mode) for path, (_, mode) in files.items()], src_mode)
             out[v.name] = str(d)
         else:
             raise ConfigError(f"volume {v.name!r}: unsupported volume type", "FailedMount")

@@ -397,17 +397,29 @@ async def test_configmap_secret_env_volumes_and_host_port_conflict(kubelet_env: 
     v.secret.secret_name = "sec"
     v = pod.spec.volumes.add(name="scratch")
     v.empty_dir.SetInParent()
+    v = pod.spec.volumes.add(name="info")
+    v.downward_api.items.add(path="labels").field_ref.field_path = "metadata.labels"
+    v = pod.spec.volumes.add(name="bundle")
+    v.projected.sources.add().config_map.name = "cfg"
+    v.projected.sources.add().secret.name = "sec"
+    v.projected.sources.add().downward_api.items.add(path="name").field_ref.field_path = "metadata.name"
+    pod.metadata.labels["tier"] = "web"
     c.volume_mounts.add(name="cfg", mount_path="/etc/cfg")
     c.volume_mounts.add(name="sec", mount_path="/etc/sec", read_only=True)
     c.volume_mounts.add(name="scratch", mount_path="/scratch")
+    c.volume_mounts.add(name="info", mount_path="/etc/info", read_only=True)
+    c.volume_mounts.add(name="bundle", mount_path="/etc/bundle", read_only=True)
     c.ports.add(container_port=80, host_port=18080)
     await env.client.create(pod)
     got = await wait_pod(env, "cfgpod", lambda p: p.status.phase == "Running", what="Running")
     cid = got.status.container_statuses[0].container_id.removeprefix("containerd://")
     out = await env.node.cri.exec_sync(cid, ["sh", "-c", "echo $BOTH; cat /etc/cfg/greeting; echo; "
                                                          "cat /etc/sec/password; echo; stat -c %a /etc/sec/password; "
-                                                         "touch /scratch/x && echo ok"])
-    assert out.stdout.decode().split() == ["hello-s3cret", "hello", "s3cret", "644", "ok"], out
+                                                         "touch /scratch/x && echo ok; cat /etc/info/labels; echo; "
+                                                         "cat /etc/bundle/greeting /etc/bundle/password; echo; "
+                                                         "cat /etc/bundle/name"])
+    assert out.stdout.decode().split() == ["hello-s3cret", "hello", "s3cret", "644", "ok", 'app="cfgpod"',
+                                           'tier="web"', "hellos3cret", "cfgpod"], out
 
     clash = make_pod("clash", ["sleep", "1000"], grace=1)
     clash.spec.containers[0].ports.add(container_port=80, host_port=18080)
