@@ -252,9 +252,9 @@ def _downward_files(pod: core.Pod, items: Sequence[core.DownwardAPIVolumeFile]) 
             path = it.field_ref.field_path
             if path in ("metadata.labels", "metadata.annotations"):
                 value = format_map(pod.metadata.labels if path == "metadata.labels" else pod.metadata.annotations)
-            elif path.startswith(("metadata.", "spec.")):
+            elif path.startswith("metadata."):
                 value = field_value(pod, path, "", "")
-            else:  # as the apiserver's validation: status fields change after the volume is written
+            else:  # as the apiserver's validation: volumes show the pod's metadata only
                 raise ConfigError(f"downwardAPI {it.path!r}: fieldRef {path!r} is not supported in volumes",
                                   "FailedMount")
         elif it.HasField("resource_field_ref"):

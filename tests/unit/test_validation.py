@@ -223,6 +223,33 @@ RULES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str | None]] = [
         {"name": "c", "configMap": {"name": "x", "defaultMode": 1000}}),
      "spec.volumes[2].configMap.defaultMode: Invalid value: 1000: must be a number between 0 and 0777 (octal), "
      "both inclusive"),
+    ("downwardAPI and projected volumes", "Pod", lambda d: spec(d)["volumes"].extend([
+        {"name": "i", "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "app", "fieldRef": {"fieldPath": "metadata.labels['app']"}},
+            {"path": "mem", "resourceFieldRef": {"containerName": "web", "resource": "limits.memory"}}]}},
+        {"name": "p", "projected": {"sources": [
+            {"configMap": {"name": "c"}}, {"secret": {"name": "s", "items": [{"key": "k", "path": "a/k"}]}},
+            {"downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}}]), None),
+    ("downwardAPI status field", "Pod", lambda d: spec(d)["volumes"].append(
+        {"name": "i", "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}),
+     'spec.volumes[2].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "status.podIP": supported values: '
+     '"metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid"'),
+    ("downwardAPI item source", "Pod", lambda d: spec(d)["volumes"].append(
+        {"name": "i", "downwardAPI": {"items": [{"path": "x"}]}}),
+     "spec.volumes[2].downwardAPI.items[0]: Required value: one of fieldRef and resourceFieldRef is required"),
+    ("downwardAPI path", "Pod", lambda d: spec(d)["volumes"].append(
+        {"name": "i", "downwardAPI": {"items": [{"path": "../x", "fieldRef": {"fieldPath": "metadata.name"}}]}}),
+     "spec.volumes[2].downwardAPI.items[0].path: Invalid value: \"../x\": must not contain '..'"),
+    ("downwardAPI containerName", "Pod", lambda d: spec(d)["volumes"].append(
+        {"name": "i", "downwardAPI": {"items": [{"path": "m", "resourceFieldRef": {"resource": "limits.memory"}}]}}),
+     "spec.volumes[2].downwardAPI.items[0].resourceFieldRef.containerName: Required value"),
+    ("projected source kinds", "Pod", lambda d: spec(d)["volumes"].append(
+        {"name": "p", "projected": {"sources": [{"secret": {"name": "s"}, "configMap": {"name": "c"}}]}}),
+     "spec.volumes[2].projected.sources[0].configMap: Forbidden: may not specify more than 1 volume type per source"),
+    ("projected configMap name", "Pod", lambda d: spec(d)["volumes"].append(
+        {"name": "p", "projected": {"sources": [{"configMap": {"items": [{"key": "k", "path": "k"}]}}]}}),
+     "spec.volumes[2].projected.sources[0].configMap.name: Required value"),
     ("volumeMount not found", "Pod", lambda d: setitem(c0(d), "volumeMounts", [{"name": "nope", "mountPath": "/x"}]),
      'spec.containers[0].volumeMounts[0].name: Not found: "nope"'),
     ("mountPath unique", "Pod", lambda d: c0(d)["volumeMounts"].append({"name": "cfg", "mountPath": "/data"}),

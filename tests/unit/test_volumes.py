@@ -41,7 +41,7 @@ async def test_downward_api_volume(tmp_path: Path) -> None:
     v = core.Volume(name="info")
     v.downward_api.default_mode = 0o600
     for path, field in (("name", "metadata.name"), ("labels", "metadata.labels"), ("app", "metadata.labels['app']"),
-                        ("annotations", "metadata.annotations"), ("node", "spec.nodeName")):
+                        ("annotations", "metadata.annotations")):
         v.downward_api.items.add(path=path).field_ref.field_path = field
     mem = v.downward_api.items.add(path="limits/memory", mode=0o644)
     mem.resource_field_ref.container_name, mem.resource_field_ref.resource = "app", "limits.memory"
@@ -53,7 +53,7 @@ async def test_downward_api_volume(tmp_path: Path) -> None:
     root = Path(out["info"])
     assert read_all(root) == {
         "name": "web-1", "labels": 'app="web"\ntier="front \\"end\\""', "app": "web",
-        "annotations": 'note="hi"', "node": "node-1", "limits/memory": "64", "limits/cpu": "250"}
+        "annotations": 'note="hi"', "limits/memory": "64", "limits/cpu": "250"}
     assert oct(os.stat(root / "name").st_mode & 0o777) == oct(0o600)
     assert oct(os.stat(root / "limits/memory").st_mode & 0o777) == oct(0o644)
 

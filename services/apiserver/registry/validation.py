@@ -497,6 +497,61 @@ def _validate_key_to_paths(items: Sequence[core.KeyToPath], path: str, errs: Err
             _validate_mode(it.mode, child(p, "mode"), errs)
 
 
+# What a downwardAPI volume may show (ValidateDownwardAPIVolumeFile): the pod's identity and metadata, which
+# the kubelet can write before the containers start; status and spec fields are for env only.
+_DOWNWARD_VOLUME_FIELDS = ("metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace",
+                           "metadata.uid")
+_DOWNWARD_SUBSCRIPT = re.compile(r"metadata\.(labels|annotations)\['[^']+'\]")
+
+
+def _validate_downward_items(items: Sequence[core.DownwardAPIVolumeFile], path: str, errs: Errs) -> None:
+    for i, it in enumerate(items):
+        p = index(path, i)
+        if not it.path:
+            errs.required(child(p, "path"))
+        else:
+            _validate_local_descending_path(it.path, child(p, "path"), errs)
+        if it.HasField("mode"):
+            _validate_mode(it.mode, child(p, "mode"), errs)
+        if it.HasField("field_ref"):
+            fp = it.field_ref.field_path
+            if not fp:
+                errs.required(child(p, "fieldRef", "fieldPath"))
+            elif fp not in _DOWNWARD_VOLUME_FIELDS and not _DOWNWARD_SUBSCRIPT.fullmatch(fp):
+                errs.not_supported(child(p, "fieldRef", "fieldPath"), fp, _DOWNWARD_VOLUME_FIELDS)
+            if it.HasField("resource_field_ref"):
+                errs.invalid(p, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously")
+        elif it.HasField("resource_field_ref"):
+            if not it.resource_field_ref.container_name:
+                errs.required(child(p, "resourceFieldRef", "containerName"))
+            if not it.resource_field_ref.resource:
+                errs.required(child(p, "resourceFieldRef", "resource"))
+        else:
+            errs.required(p, "one of fieldRef and resourceFieldRef is required")
+
+
+_PROJECTIONS = (("secret", "secret"), ("downward_api", "downwardAPI"), ("config_map", "configMap"),
+                ("service_account_token", "serviceAccountToken"), ("cluster_trust_bundle", "clusterTrustBundle"))
+
+
+def _validate_projections(sources: Sequence[core.VolumeProjection], path: str, errs: Errs) -> None:
+    for i, src in enumerate(sources):
+        p = index(path, i)
+        kinds = [name for field, name in _PROJECTIONS if src.HasField(field)]  # type: ignore[arg-type]
+        if not kinds:
+            errs.required(p, "must specify exactly 1 of: secret, downwardAPI, configMap, serviceAccountToken, "
+                             "clusterTrustBundle")
+        for extra in kinds[1:]:
+            errs.forbidden(child(p, extra), "may not specify more than 1 volume type per source")
+        if src.HasField("secret") or src.HasField("config_map"):
+            ref, kind = (src.secret, "secret") if src.HasField("secret") else (src.config_map, "configMap")
+            if not ref.name:
+                errs.required(child(p, kind, "name"))
+            _validate_key_to_paths(ref.items, child(p, kind, "items"), errs)
+        if src.HasField("downward_api"):
+            _validate_downward_items(src.downward_api.items, child(p, "downwardAPI", "items"), errs)
+
+
 def _validate_volumes(volumes: Sequence[core.Volume], path: str, errs: Errs) -> set[str]:
     names: set[str] = set()
     for i, v in enumerate(volumes):
@@ -538,10 +593,14 @@ def _validate_volumes(volumes: Sequence[core.Volume], path: str, errs: Errs) -> 
             if v.config_map.HasField("default_mode"):
                 _validate_mode(v.config_map.default_mode, child(p, "configMap", "defaultMode"), errs)
             _validate_key_to_paths(v.config_map.items, child(p, "configMap", "items"), errs)
-        if v.HasField("downward_api") and v.downward_api.HasField("default_mode"):
-            _validate_mode(v.downward_api.default_mode, child(p, "downwardAPI", "defaultMode"), errs)
-        if v.HasField("projected") and v.projected.HasField("default_mode"):
-            _validate_mode(v.projected.default_mode, child(p, "projected", "defaultMode"), errs)
+        if v.HasField("downward_api"):
+            if v.downward_api.HasField("default_mode"):
+                _validate_mode(v.downward_api.default_mode, child(p, "downwardAPI", "defaultMode"), errs)
+            _validate_downward_items(v.downward_api.items, child(p, "downwardAPI", "items"), errs)
+        if v.HasField("projected"):
+            if v.projected.HasField("default_mode"):
+                _validate_mode(v.projected.default_mode, child(p, "projected", "defaultMode"), errs)
+            _validate_projections(v.projected.sources, child(p, "projected", "sources"), errs)
     return names
 
 
