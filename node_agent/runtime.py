@@ -206,19 +206,18 @@ def _resource_field(c: core.Container, ref: core.ResourceFieldSelector) -> str:
     return str(int(v.to_integral_value(rounding="ROUND_CEILING")))
 
 
-def _write_files(target: Path, data: dict[str, bytes], items: list[tuple[str, str, int | None]],
-                 default_mode: int) -> None:
-    """Atomically replace `target`'s contents with the chosen keys (all when items is empty)."""
+Files = dict[str, tuple[bytes, int | None]]  # path in the volume -> (contents, mode or None for the default)
+
+
+def _write_files(target: Path, files: Files, default_mode: int) -> None:
+    """Atomically replace `target`'s contents with `files`."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    chosen = items or [(k, k, None) for k in data]
-    for key, path, mode in chosen:
-        if key not in data:
-            raise ConfigError(f"configmap/secret key {key!r} not found")
+    for path, (body, mode) in files.items():
         dest = tmp / path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data[key])
+        dest.write_bytes(body)
         os.chmod(dest, mode if mode is not None else default_mode)
     old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -226,6 +225,16 @@ def _write_files(target: Path, data: dict[str, bytes], items: list[tuple[str, st
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _key_files(data: Mapping[str, bytes], items: Sequence[core.KeyToPath], what: str) -> Files:
+    """A configMap's or secret's keys as files: the chosen items, or every key when there are none."""
+    chosen = [(i.key, i.path, i.mode if i.HasField("mode") else None) for i in items] or \
+        [(k, k, None) for k in data]
+    for key, _, _ in chosen:
+        if key not in data:
+            raise ConfigError(f"{what}: key {key!r} not found")
+    return {path: (data[key], mode) for key, path, mode in chosen}
 
 
 async def _source_data(get: ObjectGetter, ns: str, src: core.ConfigMapVolumeSource | core.SecretVolumeSource
@@ -244,9 +253,9 @@ def format_map(m: Mapping[str, str]) -> str:
     return "\n".join(f"{k}={json.dumps(m[k], ensure_ascii=False)}" for k in sorted(m))
 
 
-def _downward_files(pod: core.Pod, items: Sequence[core.DownwardAPIVolumeFile]) -> dict[str, tuple[bytes, int | None]]:
+def _downward_files(pod: core.Pod, items: Sequence[core.DownwardAPIVolumeFile]) -> Files:
     """path -> (contents, mode) for downward API items, as the kubelet's downwardAPI volume writes them."""
-    out: dict[str, tuple[bytes, int | None]] = {}
+    out: Files = {}
     for it in items:
         if it.HasField("field_ref"):
             path = it.field_ref.field_path
@@ -270,21 +279,14 @@ def _downward_files(pod: core.Pod, items: Sequence[core.DownwardAPIVolumeFile]) 
 
 
 async def _projected_files(pod: core.Pod, proj: core.VolumeProjection, get: ObjectGetter,
-                           what: str) -> dict[str, tuple[bytes, int | None]]:
+                           what: str) -> Files:
     if proj.HasField("downward_api"):
         return _downward_files(pod, proj.downward_api.items)
     if proj.HasField("config_map") or proj.HasField("secret"):
         is_cm = proj.HasField("config_map")
         src = proj.config_map if is_cm else proj.secret
         data = await _source_data(get, pod.metadata.namespace, src, is_cm)
-        if data is None:
-            return {}
-        chosen = [(i.key, i.path, i.mode if i.HasField("mode") else None) for i in src.items] or \
-            [(k, k, None) for k in data]
-        missing = [k for k, _, _ in chosen if k not in data]
-        if missing:
-            raise ConfigError(f"{what}: key {missing[0]!r} not found", "FailedMount")
-        return {path: (data[key], mode) for key, path, mode in chosen}
+        return _key_files(data, src.items, what) if data is not None else {}
     kind = next((f.json_name for f, _ in proj.ListFields()), "empty")
     raise ConfigError(f"{what}: {kind} projections are not supported (configMap, secret and downwardAPI are)",
                       "FailedMount")
@@ -318,13 +320,12 @@ async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> d
             src = v.config_map if is_cm else v.secret
             data = await _source_data(get, ns, src, is_cm) or {}
             default_mode = src.default_mode if src.HasField("default_mode") else 0o644
-            items = [(i.key, i.path, i.mode if i.HasField("mode") else None) for i in src.items]
             d = base / ("configmap" if is_cm else "secret") / v.name
             d.parent.mkdir(parents=True, exist_ok=True)
-            _write_files(d, data, items, default_mode)
+            _write_files(d, _key_files(data, src.items, f"volume {v.name!r}"), default_mode)
             out[v.name] = str(d)
         elif v.HasField("downward_api") or v.HasField("projected"):
-            files: dict[str, tuple[bytes, int | None]] = {}
+            files: Files = {}
             if v.HasField("downward_api"):
                 src_mode = v.downward_api.default_mode if v.downward_api.HasField("default_mode") else 0o644
                 files.update(_downward_files(pod, v.downward_api.items))
@@ -335,8 +336,7 @@ async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> d
                     files.update(await _projected_files(pod, proj, get, f"volume {v.name!r} source {i}"))
                 d = base / "projected" / v.name
             d.parent.mkdir(parents=True, exist_ok=True)
-            _write_files(d, {path: body for path, (body, _) in files.items()},
-                         [(path, path, mode) for path, (_, mode) in files.items()], src_mode)
+            _write_files(d, files, src_mode)
             out[v.name] = str(d)
         else:
             raise ConfigError(f"volume {v.name!r}: unsupported volume type", "FailedMount")
