@@ -484,17 +484,22 @@ def _validate_local_descending_path(p: str, path: str, errs: Errs) -> None:
         errs.invalid(path, p, "must not contain '..'")
 
 
+def _validate_volume_file(it: core.KeyToPath | core.DownwardAPIVolumeFile, p: str, errs: Errs) -> None:
+    """The path and mode of one file a volume writes (configMap/secret items, downwardAPI items)."""
+    if not it.path:
+        errs.required(child(p, "path"))
+    else:
+        _validate_local_descending_path(it.path, child(p, "path"), errs)
+    if it.HasField("mode"):
+        _validate_mode(it.mode, child(p, "mode"), errs)
+
+
 def _validate_key_to_paths(items: Sequence[core.KeyToPath], path: str, errs: Errs) -> None:
     for i, it in enumerate(items):
         p = index(path, i)
         if not it.key:
             errs.required(child(p, "key"))
-        if not it.path:
-            errs.required(child(p, "path"))
-        else:
-            _validate_local_descending_path(it.path, child(p, "path"), errs)
-        if it.HasField("mode"):
-            _validate_mode(it.mode, child(p, "mode"), errs)
+        _validate_volume_file(it, p, errs)
 
 
 # What a downwardAPI volume may show (ValidateDownwardAPIVolumeFile): the pod's identity and metadata, which
@@ -507,12 +512,7 @@ _DOWNWARD_SUBSCRIPT = re.compile(r"metadata\.(labels|annotations)\['[^']+'\]")
 def _validate_downward_items(items: Sequence[core.DownwardAPIVolumeFile], path: str, errs: Errs) -> None:
     for i, it in enumerate(items):
         p = index(path, i)
-        if not it.path:
-            errs.required(child(p, "path"))
-        else:
-            _validate_local_descending_path(it.path, child(p, "path"), errs)
-        if it.HasField("mode"):
-            _validate_mode(it.mode, child(p, "mode"), errs)
+        _validate_volume_file(it, p, errs)
         if it.HasField("field_ref"):
             fp = it.field_ref.field_path
             if not fp:
