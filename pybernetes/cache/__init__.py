@@ -1,6 +1,7 @@
 """Client-side caches (client-go tools/cache): Store + indexers, Reflector, SharedInformer, Lister,
 InformerFactory. Cached objects are shared: never mutate them, copy first."""
 
+from pybernetes.api.objects import split_key
 from pybernetes.cache.factory import ClientListerWatcher, InformerFactory, ListWatchClient
 from pybernetes.cache.informer import HandlerRegistration, SharedInformer
 from pybernetes.cache.lister import Lister
@@ -23,7 +24,6 @@ from pybernetes.cache.store import (
     IndexFunc,
     Store,
     meta_namespace_key,
-    split_key,
 )
 
 __all__ = [

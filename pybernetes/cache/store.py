@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
+from pybernetes.api.objects import key_for
+
 
 class ObjectMetaLike(Protocol):
     @property
@@ -40,13 +42,7 @@ NAMESPACE_INDEX = "namespace"
 
 def meta_namespace_key(obj: HasMetadata) -> str:
     meta = obj.metadata
-    return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """`namespace/name` -> (namespace, name); `name` -> ("", name)."""
-    namespace, sep, name = key.partition("/")
-    return (namespace, name) if sep else ("", key)
+    return key_for(meta.namespace, meta.name)
 
 
 def namespace_index(obj: HasMetadata) -> list[str]:

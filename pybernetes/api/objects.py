@@ -1,0 +1,81 @@
+"""The one typed surface over every API object: metadata, keys, owner references, labels, deletion.
+
+Every kind is a generated protobuf message with `metadata: ObjectMeta`, but `google.protobuf.Message`
+does not declare that field, so generic code (caches, controllers, the apiserver's storage, pbctl) reaches
+metadata through `KubeObject` and the helpers here instead of `obj.metadata  # type: ignore`. The object key
+(`namespace/name`, or `name` for cluster-scoped objects) is made here and nowhere else (client-go's
+MetaNamespaceKeyFunc); `split_key` is its inverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, TypeVar, cast, runtime_checkable
+
+from google.protobuf.message import Message
+
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+
+
+@runtime_checkable
+class KubeObject(Protocol):
+    """Any API object: a generated message with Kubernetes' ObjectMeta."""
+
+    @property
+    def metadata(self) -> meta.ObjectMeta: ...
+
+
+MsgT = TypeVar("MsgT", bound=Message)
+
+
+def meta_of(obj: Message | KubeObject) -> meta.ObjectMeta:
+    """The ObjectMeta of any registered kind (every kind's message has a `metadata` field)."""
+    return cast(KubeObject, obj).metadata
+
+
+def key_for(namespace: str, name: str) -> str:
+    """The cache/workqueue key: `namespace/name`, or `name` for cluster-scoped objects."""
+    return f"{namespace}/{name}" if namespace else name
+
+
+def key(obj: Message | KubeObject) -> str:
+    """The object's key (client-go's MetaNamespaceKeyFunc)."""
+    md = meta_of(obj)
+    return key_for(md.namespace, md.name)
+
+
+def split_key(k: str) -> tuple[str, str]:
+    """`namespace/name` -> (namespace, name); `name` -> ("", name)."""
+    namespace, sep, name = k.partition("/")
+    return (namespace, name) if sep else ("", k)
+
+
+def copy(obj: MsgT) -> MsgT:
+    """A deep copy to edit: cached objects are shared and must never be changed in place."""
+    out = type(obj)()
+    out.CopyFrom(obj)
+    return out
+
+
+def resource_version(obj: Message | KubeObject) -> int:
+    """metadata.resourceVersion as a number (0 when unset or not numeric)."""
+    try:
+        return int(meta_of(obj).resource_version)
+    except ValueError:
+        return 0
+
+
+def being_deleted(obj: Message | KubeObject) -> bool:
+    return meta_of(obj).HasField("deletion_timestamp")
+
+
+def controller_ref(obj: Message | KubeObject) -> meta.OwnerReference | None:
+    """The owner reference with `controller: true`, if any."""
+    for ref in meta_of(obj).owner_references:
+        if ref.controller:
+            return ref
+    return None
+
+
+def labels(obj: Message | KubeObject) -> Mapping[str, str]:
+    return meta_of(obj).labels
