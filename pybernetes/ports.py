@@ -1,4 +1,8 @@
-"""Free loopback ports for tests, benchmarks and embedded children.
+"""Every port pybernetes uses, named once (Kubernetes' numbers where one exists), and free loopback ports
+for tests, benchmarks and embedded children.
+
+The named ports are defaults: a standalone component takes them unless given others; the lab uses them inside
+its own network namespaces. No other module writes a port number as a literal.
 
 A port the kernel hands out for `bind(0)` comes from the ephemeral range (net.ipv4.ip_local_port_range,
 32768-60999 by default), the same range it uses for the local end of outgoing connections: between
@@ -12,6 +16,27 @@ from __future__ import annotations
 import random
 import socket
 import threading
+
+# The API: Kubernetes REST over HTTPS and gRPC (pbctl's protocol).
+APISERVER = 6443
+# The apiserver's /healthz, /readyz, /livez and /metrics over plain HTTP.
+APISERVER_HEALTH = 6444
+ETCD_CLIENT = 2379
+ETCD_PEER = 2380
+# etcd's /metrics listener: Prometheus scrapes this one; only the apiserver connects to the client port.
+ETCD_METRICS = 2381
+KUBELET = 10250  # logs, exec, stats: the apiserver is its only client
+KUBELET_HEALTH = 10248
+SCHEDULER = 10259  # metrics, healthz
+CONTROLLER_MANAGER = 10257  # metrics, healthz
+PROXY_METRICS = 10249
+PROXY_HEALTH = 10256
+REGISTRY = 5000  # images as localhost:5000/NAME:TAG on every node
+PROMETHEUS = 9090
+DNS = 53
+DNS_METRICS = 9153
+DASHBOARD = 8001
+NODE_PORT_RANGE = (30000, 32767)
 
 # Below NodePorts (30000-32767) and the ephemeral range, above every fixed port in CONVENTIONS.
 PORT_RANGE = (20000, 29999)
