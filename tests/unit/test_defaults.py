@@ -9,7 +9,7 @@ import pytest
 
 from pybernetes.api import codec
 from services.apiserver.registry import apply_defaults
-from services.apiserver.registry.defaults import image_tag
+from services.apiserver.registry.containers import image_tag
 
 POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},

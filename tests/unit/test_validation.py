@@ -13,13 +13,10 @@ from pybernetes.api import codec, registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.errors import FieldError
 from services.apiserver.registry import apply_defaults, validate, validate_status_update
-from services.apiserver.registry.validation import (
-    DNS1123_SUBDOMAIN_FMT,
-    POD_UPDATE_FORBIDDEN,
-    is_dns1123_label,
-    is_qualified_name,
-    walk_required,
-)
+from services.apiserver.registry.core.pod import POD_UPDATE_FORBIDDEN
+from services.apiserver.registry.field import Errs
+from services.apiserver.registry.formats import DNS1123_SUBDOMAIN_FMT, is_dns1123_label, is_qualified_name
+from services.apiserver.registry.required import walk_required
 
 SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
                  "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
@@ -627,8 +624,6 @@ def test_qualified_name(value: str, ok: bool) -> None:
 
 
 def test_walk_required_covers_repeated_and_maps() -> None:
-    from services.apiserver.registry.validation import Errs
-
     errs = Errs()
     walk_required(core.PodSpec(containers=[core.Container()]), "spec", errs)
     assert [str(e) for e in errs] == ["spec.containers[0].name: Required value",

@@ -1,7 +1,8 @@
-"""Per-kind rules around storage writes (Kubernetes' RESTCreateStrategy/RESTUpdateStrategy).
+"""Per-kind rules around storage writes (Kubernetes' RESTCreateStrategy/RESTUpdateStrategy): the entry points.
 
 What the server sets on create, what a spec update may not touch (status), what a status update may not
-touch (spec), when generation moves, and which fields each kind exposes to field selectors.
+touch (spec), when generation moves, and which fields each kind exposes to field selectors. The generic
+rules are here; what a kind adds (its `prepare_for_create`, its `fields`) is its strategy's (kinds.py).
 """
 
 from __future__ import annotations
@@ -11,64 +12,20 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from pybernetes.api import registry
-from pybernetes.api.apps.v1 import apps_pb2 as apps
-from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.qos import qos_class
+from pybernetes.api.objects import meta_of
+from services.apiserver.registry.kinds import strategy_for, strategy_for_class
+from services.apiserver.registry.kindstrategy import meta_fields
+from services.apiserver.registry.protofields import sub_message
 
 FieldsFn = Callable[[Message], dict[str, str]]
 
 
-def _meta_fields(o: Message) -> dict[str, str]:
-    md = o.metadata  # type: ignore[attr-defined]
-    return {"metadata.name": md.name, "metadata.namespace": md.namespace}
-
-
-def _pod_fields(o: Message) -> dict[str, str]:
-    p: core.Pod = o  # type: ignore[assignment]
-    return {"metadata.name": p.metadata.name, "metadata.namespace": p.metadata.namespace,
-            "spec.nodeName": p.spec.node_name, "spec.restartPolicy": p.spec.restart_policy,
-            "spec.schedulerName": p.spec.scheduler_name, "spec.serviceAccountName": p.spec.service_account_name,
-            "status.phase": p.status.phase, "status.podIP": p.status.pod_ip,
-            "status.nominatedNodeName": p.status.nominated_node_name}
-
-
-def _node_fields(o: Message) -> dict[str, str]:
-    n: core.Node = o  # type: ignore[assignment]
-    return {"metadata.name": n.metadata.name, "spec.unschedulable": str(n.spec.unschedulable).lower()}
-
-
-def _event_fields(o: Message) -> dict[str, str]:
-    e: core.Event = o  # type: ignore[assignment]
-    io = e.involved_object
-    return {"metadata.name": e.metadata.name, "metadata.namespace": e.metadata.namespace,
-            "involvedObject.kind": io.kind, "involvedObject.namespace": io.namespace,
-            "involvedObject.name": io.name, "involvedObject.uid": io.uid,
-            "involvedObject.apiVersion": io.api_version, "involvedObject.resourceVersion": io.resource_version,
-            "involvedObject.fieldPath": io.field_path, "reason": e.reason, "type": e.type,
-            "source": e.source.component, "reportingComponent": e.reporting_component}
-
-
-def _secret_fields(o: Message) -> dict[str, str]:
-    s: core.Secret = o  # type: ignore[assignment]
-    return {**_meta_fields(o), "type": s.type}
-
-
-def _ns_fields(o: Message) -> dict[str, str]:
-    n: core.Namespace = o  # type: ignore[assignment]
-    return {"metadata.name": n.metadata.name, "status.phase": n.status.phase}
-
-
-FIELDS: dict[str, FieldsFn] = {
-    "pods": _pod_fields,
-    "nodes": _node_fields,
-    "events": _event_fields,
-    "secrets": _secret_fields,
-    "namespaces": _ns_fields,
-}
-
-
 def fields_fn(info: registry.ResourceInfo) -> FieldsFn:
-    return FIELDS.get(info.plural, _meta_fields)
+    """The field selector attributes of info's kind (the store calls it with objects of that kind only)."""
+    strategy = strategy_for_class(info.cls)
+    if strategy is None or strategy.fields is None:
+        return meta_fields
+    return strategy.fields
 
 
 def selectable_fields(info: registry.ResourceInfo) -> frozenset[str]:
@@ -83,32 +40,25 @@ def has_spec(obj: Message) -> bool:
 def spec_bytes(obj: Message) -> bytes:
     """What generation tracks: spec for spec-bearing kinds (a Deployment's template included)."""
     if has_spec(obj):
-        return obj.spec.SerializeToString(deterministic=True)  # type: ignore[attr-defined,no-any-return]
+        return sub_message(obj, "spec").SerializeToString(deterministic=True)
     return b""
 
 
 def prepare_for_create(info: registry.ResourceInfo, obj: Message) -> None:
     """Reset what clients may not set on create (status of most kinds), as Kubernetes does."""
-    if isinstance(obj, core.Pod):
-        obj.ClearField("status")
-        obj.status.phase = "Pending"
-        obj.status.qos_class = qos_class(obj)
-    elif isinstance(obj, core.Namespace):
-        obj.ClearField("status")  # defaulting sets phase Active and the "kubernetes" finalizer
-    elif isinstance(obj, (apps.Deployment, apps.ReplicaSet, core.ReplicationController, core.Service)):
-        obj.ClearField("status")
+    strategy = strategy_for(obj)
+    if strategy is not None and strategy.prepare_for_create is not None:
+        strategy.prepare_for_create(obj)
     if has_spec(obj):
-        obj.metadata.generation = 1  # type: ignore[attr-defined]
+        meta_of(obj).generation = 1
 
 
 def prepare_for_update(info: registry.ResourceInfo, obj: Message, old: Message) -> None:
-    """A main-resource update keeps the old status (for kinds with a status subresource)."""
-    if info.has_status and "status" in obj.DESCRIPTOR.fields_by_name and not isinstance(obj, core.Node):
-        obj.status.CopyFrom(old.status)  # type: ignore[attr-defined]
-    if isinstance(obj, core.Node) and isinstance(old, core.Node):
-        # Node status is written by the kubelet through the status subresource; keep it here too.
-        obj.status.CopyFrom(old.status)
-    md, omd = obj.metadata, old.metadata  # type: ignore[attr-defined]
+    """A main-resource update keeps the old status (for kinds with a status subresource: the Node's is the
+    kubelet's, written through it)."""
+    if info.has_status and "status" in obj.DESCRIPTOR.fields_by_name:
+        sub_message(obj, "status").CopyFrom(sub_message(old, "status"))
+    md, omd = meta_of(obj), meta_of(old)
     if has_spec(obj):
         md.generation = omd.generation + (1 if spec_bytes(obj) != spec_bytes(old) else 0)
     else:
@@ -120,7 +70,5 @@ def prepare_for_status_update(obj: Message, old: Message) -> Message:
     out = type(old)()
     out.CopyFrom(old)
     if "status" in obj.DESCRIPTOR.fields_by_name:
-        out.status.CopyFrom(obj.status)  # type: ignore[attr-defined]
+        sub_message(out, "status").CopyFrom(sub_message(obj, "status"))
     return out
-
-

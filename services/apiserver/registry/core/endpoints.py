@@ -1,0 +1,69 @@
+"""Endpoints: validation of subsets (addresses, ports) and the port protocol default."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pybernetes.api.core.v1 import core_pb2 as core
+from services.apiserver.registry.field import Errs, child, index
+from services.apiserver.registry.formats import (
+    PORT_PROTOCOLS,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_valid_ip,
+    is_valid_port_num,
+)
+from services.apiserver.registry.kindstrategy import KindStrategy
+
+
+def _validate_endpoint_address(a: core.EndpointAddress, path: str, errs: Errs) -> None:
+    msgs = is_valid_ip(a.ip)
+    errs.invalid_each(child(path, "ip"), a.ip, msgs)
+    if not msgs:
+        ip = ipaddress.ip_address(a.ip)
+        if ip.is_unspecified:
+            errs.invalid(child(path, "ip"), a.ip, f"may not be unspecified ({a.ip})")
+        elif ip.is_loopback:
+            errs.invalid(child(path, "ip"), a.ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)")
+        elif ip.is_link_local:
+            errs.invalid(child(path, "ip"), a.ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+    if a.hostname:
+        errs.invalid_each(child(path, "hostname"), a.hostname, is_dns1123_label(a.hostname))
+    if a.HasField("node_name") and a.node_name:
+        errs.invalid_each(child(path, "nodeName"), a.node_name, is_dns1123_subdomain(a.node_name))
+
+
+def validate(ep: core.Endpoints, errs: Errs) -> None:
+    for i, ss in enumerate(ep.subsets):
+        p = index("subsets", i)
+        if not ss.addresses and not ss.not_ready_addresses:
+            errs.required(p, "must specify `addresses` or `notReadyAddresses`")
+        for j, a in enumerate(ss.addresses):
+            _validate_endpoint_address(a, index(child(p, "addresses"), j), errs)
+        for j, a in enumerate(ss.not_ready_addresses):
+            _validate_endpoint_address(a, index(child(p, "notReadyAddresses"), j), errs)
+        names: set[str] = set()
+        for j, port in enumerate(ss.ports):
+            pp = index(child(p, "ports"), j)
+            if len(ss.ports) > 1 and not port.name:
+                errs.required(child(pp, "name"))
+            elif port.name:
+                errs.invalid_each(child(pp, "name"), port.name, is_dns1123_label(port.name))
+                if port.name in names:
+                    errs.duplicate(child(pp, "name"), port.name)
+                names.add(port.name)
+            errs.invalid_each(child(pp, "port"), port.port, is_valid_port_num(port.port))
+            if not port.protocol:
+                errs.required(child(pp, "protocol"))
+            elif port.protocol not in PORT_PROTOCOLS:
+                errs.not_supported(child(pp, "protocol"), port.protocol, PORT_PROTOCOLS)
+
+
+def default(ep: core.Endpoints) -> None:
+    for subset in ep.subsets:
+        for p in subset.ports:
+            if not p.protocol:
+                p.protocol = "TCP"
+
+
+STRATEGY = KindStrategy(core.Endpoints, default=default, validate=validate)
