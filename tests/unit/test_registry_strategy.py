@@ -9,7 +9,7 @@ from pybernetes.api import registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from services.apiserver.registry import strategy
-from services.apiserver.registry.kinds import strategy_for_class
+from services.apiserver.registry.strategies import strategy_for_class
 
 
 @pytest.mark.parametrize("info", registry.RESOURCES, ids=lambda r: r.kind)

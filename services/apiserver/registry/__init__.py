@@ -5,7 +5,7 @@ For every write the REST layer (services/apiserver/rest.py) defaults the object 
 it (`validate`, `validate_status_update`) and prepares it for storage (strategy.prepare_for_*); strategy.py
 also gives each kind's field-selector attributes. Those three entry modules (defaults, validation, strategy)
 are the package's public face. Behind them, each kind's rules live in one module, validation beside defaults
-and strategy, ending with that kind's `STRATEGY` (kindstrategy.KindStrategy), collected in kinds.py:
+and strategy, ending with that kind's `STRATEGY` (kindstrategy.KindStrategy), collected in strategies.py:
 
     core/pod.py (and pods/binding), service.py, endpoints.py, replicationcontroller.py, namespace.py,
     node.py, configmap.py, secret.py, event.py, serviceaccount.py;

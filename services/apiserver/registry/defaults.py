@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from pybernetes.api.core.v1 import core_pb2 as core
 from services.apiserver.registry.core.pod import DEFAULT_TOLERATION_SECONDS, add_default_tolerations
-from services.apiserver.registry.kinds import strategy_for
+from services.apiserver.registry.strategies import strategy_for
 
 
 def apply_defaults(obj: Message, *, not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS,

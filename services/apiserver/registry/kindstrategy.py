@@ -2,7 +2,7 @@
 
 Kubernetes' per-kind strategy (pkg/registry/<group>/<kind>/strategy.go: PrepareForCreate, Validate,
 ValidateUpdate, the status strategy, GetAttrs) plus its SetDefaults_<Kind>: each kind module (core/pod.py,
-apps/deployment.py, ...) ends with one `STRATEGY = KindStrategy(<kind>, ...)`, typed for that kind; kinds.py
+apps/deployment.py, ...) ends with one `STRATEGY = KindStrategy(<kind>, ...)`, typed for that kind; strategies.py
 collects them and the entry points (defaults, validation, strategy) look a kind's up there. A hook left None
 means the kind has nothing to add to the generic behaviour. `clear_status` and `meta_fields` are the
 hooks several kinds share.

@@ -2,7 +2,7 @@
 
 What the server sets on create, what a spec update may not touch (status), what a status update may not
 touch (spec), when generation moves, and which fields each kind exposes to field selectors. The generic
-rules are here; what a kind adds (its `prepare_for_create`, its `fields`) is its strategy's (kinds.py).
+rules are here; what a kind adds (its `prepare_for_create`, its `fields`) is its strategy's (strategies.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from google.protobuf.message import Message
 
 from pybernetes.api import registry
 from pybernetes.api.objects import meta_of
-from services.apiserver.registry.kinds import strategy_for, strategy_for_class
 from services.apiserver.registry.kindstrategy import meta_fields
 from services.apiserver.registry.protofields import sub_message
+from services.apiserver.registry.strategies import strategy_for, strategy_for_class
 
 FieldsFn = Callable[[Message], dict[str, str]]
 

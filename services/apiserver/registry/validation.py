@@ -6,7 +6,7 @@ the new object plus Kubernetes' update rules: immutable fields, what a pod updat
 what Kubernetes prints (`spec.template.spec.containers[0].image`) and whose message is the rest of
 Kubernetes' line ("Required value", "Invalid value: \"x\": ..."). Objects are expected to be defaulted
 (defaults.apply_defaults) first, as the apiserver does. Metadata is checked here for every kind; the rules
-of each kind are its strategy's (kinds.py); besides them, every field marked
+of each kind are its strategy's (strategies.py); besides them, every field marked
 `[(pybernetes.api.meta.v1.required) = true]` in the protos is checked generically (required.py).
 """
 
@@ -21,10 +21,10 @@ from pybernetes.api.objects import meta_of
 from pybernetes.errors import FieldError
 from services.apiserver.registry.field import Errs
 from services.apiserver.registry.formats import is_dns1123_subdomain
-from services.apiserver.registry.kinds import strategy_for
 from services.apiserver.registry.metadata import validate_object_meta, validate_object_meta_update
 from services.apiserver.registry.protofields import has_field, sub_message
 from services.apiserver.registry.required import walk_required
+from services.apiserver.registry.strategies import strategy_for
 
 MsgT = TypeVar("MsgT", bound=Message)
 
