@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lab import netns
+from lab.image_registry import relay as registry_relay
 from lab.state import LabState, ProcessRecord
-from pybernetes.lab import netns
-from pybernetes.lab.registry import relay as registry_relay
 
 T = TypeVar("T")
 
@@ -449,7 +449,7 @@ class Lab:
         return "" if self.has_proxy else "pb-proxy not available yet: nodes run without a service proxy"
 
     async def build_images(self) -> str:
-        from pybernetes.lab.images import build_lab_images
+        from lab.images import build_lab_images
 
         cached = (self.plan.image_cache / "lab-images.oci.tar").exists()
         self.images = await asyncio.to_thread(build_lab_images, self.plan.image_cache)
@@ -563,7 +563,7 @@ class Lab:
         return "podCIDR 10.244.<i>.0/24 per node"
 
     async def start_registry(self) -> str:
-        from pybernetes.lab.registry import REGISTRY_BIN, Registry
+        from lab.image_registry import REGISTRY_BIN, Registry
 
         storage = self.plan.path("control-plane", "registry")
         reg = Registry(storage, address=f"{CP_IP}:{REGISTRY_PORT}", netns=CP_NETNS)
@@ -586,7 +586,7 @@ class Lab:
         return ", ".join(refs)
 
     async def start_forwarder(self, n: NodeSpec) -> str:
-        argv = [sys.executable, "-m", "pybernetes.lab.registry", "forward", f"127.0.0.1:{REGISTRY_PORT}",
+        argv = [sys.executable, "-m", "lab.image_registry", "forward", f"127.0.0.1:{REGISTRY_PORT}",
                 f"{CP_IP}:{REGISTRY_PORT}"]
         rec = spawn(self.st, f"registry-forwarder/{n.name}", "registry-forwarder", argv, netns_name=n.netns,
                     node=n.name)
@@ -753,17 +753,17 @@ class Lab:
 
 
 async def maybe_prometheus(st: LabState) -> str:
-    """A Prometheus in the control-plane namespace (pybernetes.lab.prometheus, when present), scraping every
+    """A Prometheus in the control-plane namespace (lab.prometheus, when present), scraping every
     component, with a relay on the host's 127.0.0.1:9090 (or a free port) for the browser."""
-    if importlib.util.find_spec("pybernetes.lab.prometheus") is None:
-        return "skipped: pybernetes.lab.prometheus not available yet"
+    if importlib.util.find_spec("lab.prometheus") is None:
+        return "skipped: lab.prometheus not available yet"
     if shutil.which("prometheus") is None:
         return "skipped: prometheus is not installed"
     nodes = st.info.get("nodes", [])
     targets = {"apiserver": [f"127.0.0.1:{APISERVER_HEALTH_PORT}"], "scheduler": [f"127.0.0.1:{SCHEDULER_PORT}"],
                "controller-manager": [f"127.0.0.1:{CM_PORT}"], "etcd": [f"127.0.0.1:{ETCD_METRICS_PORT}"],
                "prometheus": [f"127.0.0.1:{PROMETHEUS_PORT}"]}
-    argv = [sys.executable, "-m", "pybernetes.lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
+    argv = [sys.executable, "-m", "lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
             f"--listen=127.0.0.1:{PROMETHEUS_PORT}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
             "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]
     for job, addrs in targets.items():
@@ -1040,7 +1040,7 @@ async def open_dashboards(lab_dir: Path, out: Callable[[str], None] = print) -> 
         raise LabError(f"no lab in {lab_dir}")
     url = st.info.get("prometheus_url")
     if not url:
-        out("no Prometheus in this lab (pybernetes.lab.prometheus was not available at `lab up`)")
+        out("no Prometheus in this lab (lab.prometheus was not available at `lab up`)")
         return 1
     out(f"Prometheus: {url}")
     return 0

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import cluster
+from lab import cluster, netns
 from lab.state import LabState
-from pybernetes.lab import netns
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,9 @@ given static targets per job), the alert rules, file_sd JSON and a console libra
 `workdir`, then runs `prometheus` as a child process (inside a network namespace with `netns=`).
 `sync_file_sd(client, directory)` keeps the kubelet/proxy file_sd JSON equal to the Node objects.
 
-    python -m pybernetes.lab.prometheus check                 # promtool check config/rules + test rules
-    python -m pybernetes.lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:6444 ...
-    python -m pybernetes.lab.prometheus sync-file-sd --dir DIR/file_sd [--config PBCONFIG]
+    python -m lab.prometheus check                 # promtool check config/rules + test rules
+    python -m lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:6444 ...
+    python -m lab.prometheus sync-file-sd --dir DIR/file_sd [--config PBCONFIG]
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
-from pybernetes.lab.netns import nsenter
+from lab.netns import nsenter
 
-log = logging.getLogger("pybernetes.lab.prometheus")
+log = logging.getLogger("lab.prometheus")
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 CONSOLES_DIR = DEPLOY_DIR / "consoles"
 LIBRARY_DIR = DEPLOY_DIR / "console_libraries"
 RULES = DEPLOY_DIR / "rules" / "alerts.yml"
@@ -408,7 +408,7 @@ async def _sync_async(a: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pybernetes.lab.prometheus", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m lab.prometheus", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="promtool check config/rules and test rules on deploy/prometheus")

@@ -4,7 +4,7 @@ Nodes pull `localhost:5000/...` over plain http, but each node's containerd live
 namespace whose loopback is private. So the lab runs one registry on a lab address (e.g. in its own
 netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder listening on
 127.0.0.1:5000 that relays to it (`start_forwarder`). The forwarder is this module run as a program:
-`python -m pybernetes.lab.registry forward 127.0.0.1:5000 172.30.0.5:5000`.
+`python -m lab.image_registry forward 127.0.0.1:5000 172.30.0.5:5000`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from pybernetes.lab.netns import nsenter
+from lab.netns import nsenter
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def start_forwarder(netns: str, target: str, *, listen: str = "127.0.0.1:5000",
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            nsenter(netns, [sys.executable, "-m", "pybernetes.lab.registry", "forward", listen, target]),
+            nsenter(netns, [sys.executable, "-m", "lab.image_registry", "forward", listen, target]),
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     finally:
@@ -174,7 +174,7 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "forward":
         asyncio.run(forward(sys.argv[2], sys.argv[3]))
     else:
-        sys.exit("usage: python -m pybernetes.lab.registry forward LISTEN_HOST:PORT TARGET_HOST:PORT")
+        sys.exit("usage: python -m lab.image_registry forward LISTEN_HOST:PORT TARGET_HOST:PORT")
 
 
 if __name__ == "__main__":
