@@ -54,7 +54,7 @@ def spawn(st: LabState, name: str, component: str, argv: Sequence[str], *, netns
     return rec
 
 
-# Our Popen objects, kept so they are never collected while their process runs.
+# Our Popen objects: kept referenced so that collecting one never warns that its process still runs.
 _CHILDREN: list[subprocess.Popen[bytes]] = []
 
 
