@@ -25,13 +25,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.procs import admin_config, start_apiserver, stop_processes
+from lab import netns
+from lab.images import BUSYBOX_IMAGE, build_lab_images
 from node_agent.containerd import Containerd
 from node_agent.pressure import LAB_EVICTION_HARD
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
-from pybernetes.lab import netns
-from pybernetes.lab.images import BUSYBOX_IMAGE, build_lab_images
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
 

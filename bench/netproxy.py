@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lab import netns
 from netproxy.backend import Backend
 from netproxy.execs import Runner, nsenter_prefix
 from netproxy.iptables import IptablesBackend
@@ -30,7 +31,6 @@ from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.lab import netns
 
 NETNS = "pb-npbench"
 NODE = "bench-node"

@@ -338,7 +338,7 @@ fi
 # ---- 6. Prometheus (control plane with --prometheus) ----
 # deploy/prometheus/prometheus.yml rendered with the control plane's targets (every component on this host's
 # loopback, default ports) into /etc/pybernetes/prometheus/, next to rules/alerts.yml and file_sd/; the
-# nodes come from file_sd/{kubelet,proxy}.json, which pb-prometheus-sd (`python -m pybernetes.lab.prometheus
+# nodes come from file_sd/{kubelet,proxy}.json, which pb-prometheus-sd (`python -m lab.prometheus
 # sync-file-sd`) rewrites from the Node objects, so a new node is scraped without a reload. pb-prometheus
 # runs Debian's /usr/bin/prometheus with that config and the pybernetes consoles; Debian's own
 # prometheus.service (its own config, the same port) is disabled.
@@ -373,7 +373,7 @@ from pathlib import Path
 
 import yaml
 
-import pybernetes.lab.prometheus as prom
+import lab.prometheus as prom
 
 template, out = Path(sys.argv[1]), Path(sys.argv[2])
 prom.CONFIG_TEMPLATE = template
@@ -422,7 +422,7 @@ After=pb-apiserver.service
 
 [Service]
 Type=simple
-ExecStart=$VENV/bin/python -m pybernetes.lab.prometheus sync-file-sd --dir $PROM_ETC/file_sd --config $ETC/admin.conf
+ExecStart=$VENV/bin/python -m lab.prometheus sync-file-sd --dir $PROM_ETC/file_sd --config $ETC/admin.conf
 Restart=always
 RestartSec=5
 TimeoutStopSec=20
@@ -443,7 +443,7 @@ EOF
     run systemctl restart "${PROM_UNITS[@]}"
   else
     say "Prometheus not started. To start: systemctl daemon-reload && systemctl enable --now ${PROM_UNITS[*]}"
-    echo "  or by hand: $VENV/bin/python -m pybernetes.lab.prometheus sync-file-sd --dir $PROM_ETC/file_sd --config $ETC/admin.conf &"
+    echo "  or by hand: $VENV/bin/python -m lab.prometheus sync-file-sd --dir $PROM_ETC/file_sd --config $ETC/admin.conf &"
     echo "              set -a; . $DEFAULTS/pb-prometheus; set +a; prometheus \$PB_PROMETHEUS_ARGS"
   fi
   say "Prometheus: http://$ADVERTISE:$PROM_PORT/consoles/pybernetes-overview.html"

@@ -21,18 +21,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import cluster
+from lab import lifecycle, status
+from lab.errors import LabError
+from lab.profiles import PROFILES
+from lab.topology import COMPONENTS, DEFAULT_DIR, DEFAULT_IMAGE_CACHE, Plan
 
 ENV_DIR = "PB_LAB_DIR"
 
 
 def _default_dir() -> Path:
-    return Path(os.environ.get(ENV_DIR) or cluster.DEFAULT_DIR)
+    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
 
 
 def _add_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, default=None,
-                   help=f"lab directory (default ${ENV_DIR} or {cluster.DEFAULT_DIR})")
+                   help=f"lab directory (default ${ENV_DIR} or {DEFAULT_DIR})")
 
 
 def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -41,9 +44,9 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     sub.required = True
     p = sub.add_parser("up", help="bring up a control plane and N worker nodes", parents=parents)
     p.add_argument("--workers", type=int, default=3, help="number of worker nodes (default 3)")
-    p.add_argument("--profile", choices=sorted(cluster.PROFILES), default="default",
+    p.add_argument("--profile", choices=sorted(PROFILES), default="default",
                    help="timings: default (Kubernetes') or fast (short failure detection)")
-    p.add_argument("--image-cache", type=Path, default=cluster.DEFAULT_IMAGE_CACHE,
+    p.add_argument("--image-cache", type=Path, default=DEFAULT_IMAGE_CACHE,
                    help="where the lab images are built once and reused")
     _add_dir(p)
     p = sub.add_parser("down", help="remove everything the lab made", parents=parents)
@@ -56,7 +59,7 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     _add_dir(p)
     for verb in ("stop", "start"):
         p = sub.add_parser(verb, help=f"{verb} one component", parents=parents)
-        p.add_argument("component", choices=[*cluster.COMPONENTS, "registry", "registry-forwarder",
+        p.add_argument("component", choices=[*COMPONENTS, "registry", "registry-forwarder",
                                              "relay", "prometheus"])
         p.add_argument("--node", default="", help="only on this node (kubelet, proxy, containerd)")
         _add_dir(p)
@@ -83,28 +86,28 @@ async def run_lab(args: argparse.Namespace) -> int:
     try:
         if cmd == "up":
             if args.workers < 1 or args.workers > 9:
-                raise cluster.LabError("--workers must be between 1 and 9")
-            plan = cluster.Plan(dir=lab_dir, workers=args.workers, profile=cluster.PROFILES[args.profile],
+                raise LabError("--workers must be between 1 and 9")
+            plan = Plan(dir=lab_dir, workers=args.workers, profile=PROFILES[args.profile],
                                 image_cache=args.image_cache)
-            return await cluster.up(plan)
+            return await lifecycle.up(plan)
         if cmd == "down":
-            return await cluster.down(lab_dir)
+            return await lifecycle.down(lab_dir)
         if cmd == "status":
-            return await cluster.status(lab_dir)
+            return await status.status(lab_dir)
         if cmd == "shell":
             rest = list(args.cmd)
             if rest and rest[0] == "--":
                 rest = rest[1:]
-            argv = cluster.shell_argv(lab_dir, args.host, rest)
+            argv = status.shell_argv(lab_dir, args.host, rest)
             proc = await asyncio.create_subprocess_exec(*argv)
             return await proc.wait()
         if cmd == "stop":
-            return await cluster.stop_component(lab_dir, args.component, args.node)
+            return await lifecycle.stop_component(lab_dir, args.component, args.node)
         if cmd == "start":
-            return await cluster.start_component(lab_dir, args.component, args.node)
+            return await lifecycle.start_component(lab_dir, args.component, args.node)
         if cmd == "open":
-            return await cluster.open_dashboards(lab_dir)
-    except cluster.LabError as e:
+            return await status.open_dashboards(lab_dir)
+    except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"error: unknown lab command {cmd!r}", file=sys.stderr)

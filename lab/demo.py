@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lab import cluster
+from lab import lifecycle
+from lab.errors import LabError
+from lab.health import http_get
 from lab.state import LabState
+from lab.topology import DEFAULT_DIR, Plan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEPLOYMENT = "hello"
 SERVICE = "hello"
-NODEPORT = 30080
+NODEPORT = 30080  # the nodePort examples/demo.yaml gives the hello Service
 
 
 async def pbctl(admin: Path, *argv: str) -> int:
@@ -78,7 +81,7 @@ async def cluster_ip(admin: Path) -> str:
 
 
 async def request(netns: str, url: str) -> str:
-    ok, body = await cluster.http_get(netns, url, timeout=2.0)
+    ok, body = await http_get(netns, url, timeout=2.0)
     if not ok:
         return f"(no answer: {body.strip()[:80] or 'failed'})"
     return body.strip().removeprefix("hello from ").strip()
@@ -105,7 +108,7 @@ async def proxies_programmed(netns: str, vip_url: str, nodeport_urls: list[str],
             say(f"every node's pb-proxy has programmed the Services ({time.monotonic() - start:.1f} s)")
             return
         if time.monotonic() - start > timeout:
-            raise cluster.LabError(f"the Services did not converge within {timeout:.0f} s: pods answered "
+            raise LabError(f"the Services did not converge within {timeout:.0f} s: pods answered "
                                    f"{sorted(seen)} of {sorted(pods)}; NodePorts silent {sorted(waiting)}")
         await asyncio.sleep(0.2)
 
@@ -115,19 +118,19 @@ async def run_demo(lab_dir: Path, *, requests: int = 12, from_node: str = "node-
     """Returns {"clusterip": Counter(pod), "nodeport": Counter(pod)} of who answered."""
     st = LabState.load(lab_dir.resolve())
     if st is None or not st.complete:
-        raise cluster.LabError(f"no running lab in {lab_dir}; run `pbctl lab up` first")
+        raise LabError(f"no running lab in {lab_dir}; run `pbctl lab up` first")
     admin = Path(st.dir) / "admin.conf"
     nodes = {n["name"]: n for n in st.info.get("nodes", [])}
     if from_node not in nodes:
-        raise cluster.LabError(f"no node {from_node!r} in the lab ({', '.join(nodes)})")
+        raise LabError(f"no node {from_node!r} in the lab ({', '.join(nodes)})")
     src = nodes[from_node]["netns"]
     if apply:
         say(f"$ pbctl apply -f {EXAMPLES}")
         if await pbctl(admin, "apply", "-f", str(EXAMPLES)) != 0:
-            raise cluster.LabError("apply failed")
+            raise LabError("apply failed")
     say(f"$ pbctl rollout status deployment/{DEPLOYMENT}")
     if await pbctl(admin, "rollout", "status", f"deployment/{DEPLOYMENT}", "--timeout", "120s") != 0:
-        raise cluster.LabError("rollout did not finish")
+        raise LabError("rollout did not finish")
     say("$ pbctl get pods -o wide")
     await pbctl(admin, "get", "pods", "-l", f"app={DEPLOYMENT}", "-o", "wide")
     pods = await pods_by_name(admin)
@@ -171,7 +174,7 @@ async def run_demo(lab_dir: Path, *, requests: int = 12, from_node: str = "node-
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or cluster.DEFAULT_DIR))
+    p.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or DEFAULT_DIR))
     p.add_argument("--requests", type=int, default=12)
     p.add_argument("--from-node", default="node-1")
     p.add_argument("--no-apply", dest="apply", action="store_false")
@@ -179,13 +182,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
 
     async def go() -> dict[str, collections.Counter[str]]:
-        if a.up and await cluster.up(cluster.Plan(dir=a.dir)) != 0:
-            raise cluster.LabError("lab up failed")
+        if a.up and await lifecycle.up(Plan(dir=a.dir)) != 0:
+            raise LabError("lab up failed")
         return await run_demo(a.dir, requests=a.requests, from_node=a.from_node, apply=a.apply)
 
     try:
         answered = asyncio.run(go())
-    except cluster.LabError as e:
+    except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     failed = sum(n for c in answered.values() for p, n in c.items() if p.startswith("(no answer"))

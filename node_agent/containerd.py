@@ -9,7 +9,7 @@ Images reach a node in one of two ways:
     carry `io.containerd.image.name`. Used by the tests; no registry needed.
   * registry pulls: CRI PullImage of `localhost:5000/...`. containerd runs in the node's netns, so
     `localhost:5000` is that netns's private loopback: the lab runs a registry (or a TCP forwarder to
-    the shared one) on 127.0.0.1:5000 inside each node netns; see pybernetes.lab.registry.
+    the shared one) on 127.0.0.1:5000 inside each node netns; see lab.image_registry.
 """
 
 from __future__ import annotations

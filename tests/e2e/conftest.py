@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import cluster
+from lab import netns
+from lab.profiles import PROFILES
 from lab.state import LabState
-from pybernetes.lab import netns
+from lab.topology import Plan
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +107,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     for prog in ("containerd", "etcd", "docker-registry", "skopeo", "umoci", "nsenter"):
         if shutil.which(prog) is None:
             pytest.skip(f"{prog} not installed")
-    plan = cluster.Plan(dir=tmp_path_factory.mktemp("lab") / "lab", workers=3, profile=cluster.PROFILES["fast"])
+    plan = Plan(dir=tmp_path_factory.mktemp("lab") / "lab", workers=3, profile=PROFILES["fast"])
     busy = [ns for ns in plan.namespaces if netns.exists(ns)]
     if busy:
         pytest.skip(f"a lab is already running here ({', '.join(busy)}); `pbctl lab down` it first")

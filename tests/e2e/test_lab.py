@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from lab import cluster
+from lab.topology import NETWORK
 
 from .conftest import Lab
 
@@ -194,4 +194,4 @@ def test_down_leaves_machine_as_before(lab: Lab) -> None:
     assert not left, left
     res = lab.cli("down")  # idempotent
     assert "nothing to do" in res.stdout
-    assert cluster.NETWORK.bridge_netns in lab.namespaces
+    assert NETWORK.bridge_netns in lab.namespaces

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from lab.images import BUSYBOX_IMAGE
 from node_agent.main import Config, run
 from node_agent.pressure import LAB_EVICTION_HARD
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
-from pybernetes.lab.images import BUSYBOX_IMAGE
 from tests.integration import fixtures_node
 from tests.integration.conftest import ApiServer, free_port
 from tests.integration.fixtures_node import NODE_ADDRESS, NODE_NETNS, POD_CIDR, CRINode

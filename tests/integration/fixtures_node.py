@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from lab import netns
+from lab.images import LabImages, build_lab_images
 from node_agent.containerd import Containerd, mounts_under
 from node_agent.cri.client import CRIClient
-from pybernetes.lab import netns
-from pybernetes.lab.images import LabImages, build_lab_images
 
 NETWORK = "pb-crit"
 NODE_NETNS = "pb-crit-node"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from lab import netns
+from lab.image_registry import Registry, start_forwarder
+from lab.images import BUSYBOX_IMAGE, INDEX_PAGE, LabImages
 from node_agent.containerd import mounts_under
 from node_agent.cri import api_pb2 as pb
 from node_agent.cri.errors import ImagePullError, NotFound
-from pybernetes.lab import netns
-from pybernetes.lab.images import BUSYBOX_IMAGE, INDEX_PAGE, LabImages
-from pybernetes.lab.registry import Registry, start_forwarder
 from tests.integration import fixtures_node
 from tests.integration.fixtures_node import POD_CIDR, CRINode
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from lab import netns
 from node_agent import grpc_probe
-from pybernetes.lab import netns
 
 pytestmark = pytest.mark.integration
 

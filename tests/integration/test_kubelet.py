@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from lab.images import INDEX_PAGE
 from node_agent import runtime
 from node_agent.cri import api_pb2 as pb
 from pybernetes import errors
 from pybernetes.api import codec
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.lab.images import INDEX_PAGE
 from tests.helpers import eventually
 from tests.integration import fixtures_kubelet, fixtures_node
 from tests.integration.fixtures_kubelet import NODE_NAME, KubeletEnv, make_pod

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from lab import netns
 from netproxy.main import Config, run
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.lab import netns
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
 

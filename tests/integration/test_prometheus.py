@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.prometheus import Prometheus, http_get, sync_file_sd
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.lab.prometheus import Prometheus, http_get, sync_file_sd
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer, free_port
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pybernetes.lab import prometheus as lab
+from lab import prometheus as lab
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install -y prometheus; "

@@ -5,9 +5,9 @@ given static targets per job), the alert rules, file_sd JSON and a console libra
 `workdir`, then runs `prometheus` as a child process (inside a network namespace with `netns=`).
 `sync_file_sd(client, directory)` keeps the kubelet/proxy file_sd JSON equal to the Node objects.
 
-    python -m pybernetes.lab.prometheus check                 # promtool check config/rules + test rules
-    python -m pybernetes.lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:6444 ...
-    python -m pybernetes.lab.prometheus sync-file-sd --dir DIR/file_sd [--config PBCONFIG]
+    python -m lab.prometheus check                 # promtool check config/rules + test rules
+    python -m lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:PORT ...
+    python -m lab.prometheus sync-file-sd --dir DIR/file_sd [--config PBCONFIG]
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from typing import Any
 
 import yaml
 
-from pybernetes.lab.netns import nsenter
+from lab.netns import nsenter
+from pybernetes import ports
 
-log = logging.getLogger("pybernetes.lab.prometheus")
+log = logging.getLogger("lab.prometheus")
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 CONSOLES_DIR = DEPLOY_DIR / "consoles"
 LIBRARY_DIR = DEPLOY_DIR / "console_libraries"
 RULES = DEPLOY_DIR / "rules" / "alerts.yml"
@@ -50,8 +51,10 @@ SYSTEM_LIBRARY_DIRS = (
 
 # Jobs whose targets come from file_sd (one group per node) rather than static_configs.
 FILE_SD_JOBS = ("kubelet", "proxy")
-DEFAULT_PORTS = {"apiserver": 6444, "scheduler": 10259, "controller-manager": 10257, "etcd": 2381,
-                 "kubelet": 10248, "proxy": 10249}
+# Where each job is scraped by default (the kubelet serves /metrics on its health port).
+DEFAULT_PORTS = {"apiserver": ports.APISERVER_HEALTH, "scheduler": ports.SCHEDULER,
+                 "controller-manager": ports.CONTROLLER_MANAGER, "etcd": ports.ETCD_METRICS,
+                 "kubelet": ports.KUBELET_HEALTH, "proxy": ports.PROXY_METRICS}
 
 FileSDGroup = dict[str, Any]  # {"targets": ["ip:port"], "labels": {"node": name}}
 
@@ -206,8 +209,9 @@ def _dechunk(data: bytes) -> bytes:
 class Prometheus:
     """One Prometheus server for the lab, configured from deploy/prometheus."""
 
-    def __init__(self, workdir: Path, targets: Mapping[str, Sequence[str]], *, listen: str = "127.0.0.1:9090",
-                 netns: str | None = None, scrape_interval: str | None = None,
+    def __init__(self, workdir: Path, targets: Mapping[str, Sequence[str]], *,
+                 listen: str = f"127.0.0.1:{ports.PROMETHEUS}", netns: str | None = None,
+                 scrape_interval: str | None = None,
                  binary: str = "prometheus") -> None:
         self.workdir = workdir
         self.targets = {k: list(v) for k, v in targets.items()}
@@ -408,13 +412,13 @@ async def _sync_async(a: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pybernetes.lab.prometheus", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m lab.prometheus", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="promtool check config/rules and test rules on deploy/prometheus")
     r = sub.add_parser("run", help="run a Prometheus for the lab until interrupted")
     r.add_argument("--workdir", required=True)
-    r.add_argument("--listen", default="127.0.0.1:9090")
+    r.add_argument("--listen", default=f"127.0.0.1:{ports.PROMETHEUS}")
     r.add_argument("--netns", default=None, help="run inside this network namespace (nsenter --net=)")
     r.add_argument("--target", action="append", default=[], metavar="JOB=HOST:PORT",
                    help="static target (repeatable); default: every control-plane component on 127.0.0.1")

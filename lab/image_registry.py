@@ -1,10 +1,11 @@
 """Lab image registry: a docker-registry process, image pushes with skopeo, and a loopback forwarder.
 
-Nodes pull `localhost:5000/...` over plain http, but each node's containerd lives in its own network
-namespace whose loopback is private. So the lab runs one registry on a lab address (e.g. in its own
-netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder listening on
-127.0.0.1:5000 that relays to it (`start_forwarder`). The forwarder is this module run as a program:
-`python -m pybernetes.lab.registry forward 127.0.0.1:5000 172.30.0.5:5000`.
+Nodes pull `localhost:<ports.REGISTRY>/...` over plain http, but each node's containerd lives in its own
+network namespace whose loopback is private. So the lab runs one registry on a lab address (e.g. in its
+own netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder listening on 127.0.0.1 at
+the same port that relays to it (`start_forwarder`). The forwarder is this module run as a program:
+`python -m lab.image_registry forward 127.0.0.1:PORT 172.30.0.5:PORT`. `relay` is also what the lab's
+host-side relays (lab.processes) run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from pybernetes.lab.netns import nsenter
+from lab.netns import nsenter
+from pybernetes import ports
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ def _wrap(netns: str | None, argv: list[str]) -> list[str]:
 class Registry:
     """A docker-registry bound to `address` (host:port), optionally inside network namespace `netns`."""
 
-    def __init__(self, storage_dir: str | os.PathLike[str], *, address: str = "127.0.0.1:5000",
+    def __init__(self, storage_dir: str | os.PathLike[str], *, address: str = f"127.0.0.1:{ports.REGISTRY}",
                  netns: str | None = None) -> None:
         self.storage = Path(storage_dir).resolve()
         self.address = address
@@ -95,7 +97,7 @@ class Registry:
     def push(self, source: str, name: str) -> str:
         """Copy `source` (a skopeo ref, e.g. `oci:/path/layout:busybox`) to `name` (e.g. busybox:stable).
 
-        Returns the reference as nodes see it through their forwarder: `localhost:5000/<name>`.
+        Returns the reference as nodes see it through their forwarder: `localhost:<ports.REGISTRY>/<name>`.
         """
         dest = f"docker://{self.address}/{name}"
         cmd = _wrap(self.netns, ["skopeo", "copy", "--dest-tls-verify=false", source, dest])
@@ -103,18 +105,18 @@ class Registry:
         if res.returncode != 0:
             raise RuntimeError(f"skopeo copy {source} {dest} failed: {res.stderr.strip()}")
         log.info("pushed image", extra={"source": source, "dest": dest})
-        return f"localhost:5000/{name}"
+        return f"localhost:{ports.REGISTRY}/{name}"
 
 
 # ---- loopback forwarder ----
 
-def start_forwarder(netns: str, target: str, *, listen: str = "127.0.0.1:5000",
+def start_forwarder(netns: str, target: str, *, listen: str = f"127.0.0.1:{ports.REGISTRY}",
                     log_path: str | None = None) -> subprocess.Popen[bytes]:
     """Run a TCP forwarder inside `netns` from `listen` to `target`; returns the process (stop it)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            nsenter(netns, [sys.executable, "-m", "pybernetes.lab.registry", "forward", listen, target]),
+            nsenter(netns, [sys.executable, "-m", "lab.image_registry", "forward", listen, target]),
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     finally:
@@ -174,7 +176,7 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "forward":
         asyncio.run(forward(sys.argv[2], sys.argv[3]))
     else:
-        sys.exit("usage: python -m pybernetes.lab.registry forward LISTEN_HOST:PORT TARGET_HOST:PORT")
+        sys.exit("usage: python -m lab.image_registry forward LISTEN_HOST:PORT TARGET_HOST:PORT")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pybernetes import ports
+
 log = logging.getLogger(__name__)
 
 BUSYBOX_BIN = "/bin/busybox"
-REGISTRY = "localhost:5000"
+REGISTRY = f"localhost:{ports.REGISTRY}"
 BUSYBOX_IMAGE = f"{REGISTRY}/busybox:stable"
 PAUSE_IMAGE = f"{REGISTRY}/pause:3.9"
 INDEX_PAGE = "hello from pybernetes busybox\n"

@@ -1,0 +1,43 @@
+"""The lab's Prometheus (`lab up`'s last step before the Ready wait): `python -m lab.prometheus run` in
+pb-control-plane, scraping every control-plane component on its pybernetes.ports port and the nodes
+through file_sd kept in step with the Node objects, plus a host relay on 127.0.0.1 for the browser.
+
+Skipped, with a note, when the prometheus binary is not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from lab.health import tcp_ok, wait_for, wait_healthy
+from lab.processes import spawn, start_relay
+from lab.state import LabState
+from lab.topology import CP_NETNS
+from pybernetes import ports
+
+
+async def maybe_prometheus(st: LabState) -> str:
+    """Start Prometheus and its relay (the URL lands in st.info["prometheus_url"]); a note for the progress line."""
+    if shutil.which("prometheus") is None:
+        return "skipped: prometheus is not installed"
+    nodes = st.info.get("nodes", [])
+    targets = {"apiserver": [f"127.0.0.1:{ports.APISERVER_HEALTH}"], "scheduler": [f"127.0.0.1:{ports.SCHEDULER}"],
+               "controller-manager": [f"127.0.0.1:{ports.CONTROLLER_MANAGER}"],
+               "etcd": [f"127.0.0.1:{ports.ETCD_METRICS}"], "prometheus": [f"127.0.0.1:{ports.PROMETHEUS}"]}
+    argv = [sys.executable, "-m", "lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
+            f"--listen=127.0.0.1:{ports.PROMETHEUS}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
+            "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]
+    for job, addrs in targets.items():
+        argv += [f"--target={job}={a}" for a in addrs]
+    rec = spawn(st, "prometheus", "prometheus", argv)
+    await wait_healthy(st, rec, "prometheus", timeout=60, interval=0.3)
+    relay_rec = start_relay(st, "prometheus-relay", port_key="prometheus_port", want=ports.PROMETHEUS,
+                            target=f"127.0.0.1:{ports.PROMETHEUS}")
+    port = int(st.info["prometheus_port"])
+    await wait_for(lambda: tcp_ok("127.0.0.1", port), "prometheus relay", rec=relay_rec)
+    url = f"http://127.0.0.1:{port}"
+    st.info["prometheus_url"] = url
+    st.save()
+    return f"{url} ({len(nodes)} nodes via file_sd)"
