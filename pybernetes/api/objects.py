@@ -3,7 +3,7 @@ status conditions.
 
 Every kind is a generated protobuf message with `metadata: ObjectMeta`, but `google.protobuf.Message`
 does not declare that field, so generic code (caches, controllers, the apiserver's storage, pbctl) reaches
-metadata through `KubeObject` and the helpers here instead of `obj.metadata  # type: ignore`. The object key
+metadata through `KubeObject` and the helpers here instead of silencing mypy on `obj.metadata`. The object key
 (`namespace/name`, or `name` for cluster-scoped objects) is made here and nowhere else (client-go's
 MetaNamespaceKeyFunc); `split_key` is its inverse. `condition`/`set_condition` read and write one condition
 by type in any status's `conditions` list (pods, nodes, namespaces, deployments...).

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pybernetes.api import quantity, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import key_for
+from pybernetes.api.objects import controller_ref, key_for
 
 log = logging.getLogger("pybernetes.scheduler.cache")
 
@@ -255,7 +255,7 @@ class PodInfo:
         self.scheduler_name = spec.scheduler_name or "default-scheduler"
         self.priority = spec.priority if spec.HasField("priority") else 0
         self.terminating = md.HasField("deletion_timestamp")
-        self.owner_uid = next((o.uid for o in md.owner_references if o.controller), "")
+        self.owner_uid = ref.uid if (ref := controller_ref(pod)) is not None else ""
         req, nz = pod_requests(pod)
         self.cpu, self.mem, self.eph, self.scalars = req.cpu, req.mem, req.eph, req.scalars
         self.nz_cpu, self.nz_mem = nz.cpu, nz.mem
