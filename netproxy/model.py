@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from netproxy.loadbalancer import ingress_ips
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.objects import key_for
 
 DEFAULT_AFFINITY_TIMEOUT = 10800
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
@@ -31,11 +32,11 @@ class ServicePortName:
     protocol: str  # TCP, UDP, SCTP
 
     def __str__(self) -> str:  # kube-proxy's ServicePortName.String()
-        return f"{self.namespace}/{self.name}" + (f":{self.port}" if self.port else "")
+        return self.service_key + (f":{self.port}" if self.port else "")
 
     @property
     def service_key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return key_for(self.namespace, self.name)
 
     @property
     def proto(self) -> str:

@@ -300,10 +300,12 @@ class KubeletAPI(pb_grpc.KubeletServicer):
                     if tty:
                         os.write(master, b"\x04")
 
-        readers = [asyncio.create_task(pump_pty())] if tty else [
-            asyncio.create_task(pump(proc.stdout, "stdout")),  # type: ignore[arg-type]
-            asyncio.create_task(pump(proc.stderr, "stderr")),  # type: ignore[arg-type]
-        ]
+        if tty:
+            readers = [asyncio.create_task(pump_pty())]
+        else:
+            assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
+            readers = [asyncio.create_task(pump(proc.stdout, "stdout")),
+                       asyncio.create_task(pump(proc.stderr, "stderr"))]
         feeder = asyncio.create_task(feed())
 
         async def finish() -> None:

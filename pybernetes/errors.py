@@ -156,11 +156,6 @@ BY_GRPC_CODE: dict[grpc.StatusCode, type[ApiError]] = {
 }
 
 
-def make(reason: str, message: str, **kw: object) -> ApiError:
-    cls = BY_REASON.get(reason, InternalError)
-    return cls(message, reason=reason, **kw)  # type: ignore[arg-type]
-
-
 class ManifestError(PybernetesError):
     """A manifest could not be read: names the file/document and every bad field."""
 

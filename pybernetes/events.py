@@ -17,7 +17,7 @@ import time
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import objects, registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.client.client import Client
@@ -45,7 +45,7 @@ class EventRecorder:
 
     def event(self, obj: Message, type_: str, reason: str, message: str) -> None:
         """Record an event about `obj` (Normal or Warning). Never blocks; drops when overloaded."""
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = objects.meta_of(obj)
         info = registry.for_message(obj)
         ev = core.Event()
         ev.metadata.namespace = md.namespace or "default"
@@ -82,7 +82,7 @@ class EventRecorder:
 
     async def _write(self, ev: core.Event) -> None:
         io = ev.involved_object
-        key = (io.uid or f"{io.namespace}/{io.name}", ev.reason, ev.message, ev.type)
+        key = (io.uid or objects.key_for(io.namespace, io.name), ev.reason, ev.message, ev.type)
         seen = self._seen.get(key)
         now_ns = time.time_ns()
         now = now_ns / 1e9

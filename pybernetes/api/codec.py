@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import yaml
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -73,6 +73,13 @@ def time_to_datetime(t: meta.Time) -> dt.datetime:
 def _is_map(fd: FieldDescriptor) -> bool:
     mt = fd.message_type
     return fd.type == FieldDescriptor.TYPE_MESSAGE and mt is not None and bool(mt.GetOptions().map_entry)
+
+
+def _map_value_field(fd: FieldDescriptor) -> FieldDescriptor:
+    """The `value` field of a map field's entry message."""
+    mt = fd.message_type
+    assert mt is not None, fd.full_name
+    return mt.fields_by_name["value"]
 
 
 def _is_repeated(fd: FieldDescriptor) -> bool:
@@ -142,8 +149,8 @@ def _scalar(fd: FieldDescriptor, v: Any, path: str, errors: list[FieldError]) ->
 
 
 def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) -> None:
-    name = target.DESCRIPTOR.full_name
-    if name == _TIME:
+    # A submessage field of a special type is an instance of its generated class, so isinstance narrows it.
+    if isinstance(target, meta.Time):
         if not isinstance(v, str | dt.datetime):
             errors.append(FieldError(path, f"expected RFC 3339 time string, got {_type_name(v)}",
                                      "FieldValueTypeInvalid"))
@@ -153,8 +160,8 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
         except ValueError:
             errors.append(FieldError(path, f"invalid time {v!r}: expected RFC 3339 (2006-01-02T15:04:05Z)"))
             return
-        target.seconds, target.nanos = s, n  # type: ignore[attr-defined]
-    elif name == _QUANTITY:
+        target.seconds, target.nanos = s, n
+    elif isinstance(target, meta.Quantity):
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             errors.append(FieldError(path, f"expected quantity, got {_type_name(v)}", "FieldValueTypeInvalid"))
             return
@@ -163,18 +170,18 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
             errors.append(FieldError(path, f"invalid quantity {text!r}: quantities must look like "
                                      "'100m', '1.5', '64Mi' or '2G'"))
             return
-        target.string = text  # type: ignore[attr-defined]
-    elif name == _INT_OR_STRING:
+        target.string = text
+    elif isinstance(target, meta.IntOrString):
         if isinstance(v, bool) or not isinstance(v, int | str):
             errors.append(FieldError(path, f"expected integer or string, got {_type_name(v)}",
                                      "FieldValueTypeInvalid"))
             return
         if isinstance(v, int):
-            target.type, target.int_val = 0, v  # type: ignore[attr-defined]
+            target.type, target.int_val = 0, v
         else:
-            target.type, target.str_val = 1, v  # type: ignore[attr-defined]
-    elif name == _RAW:
-        target.raw = json.dumps(v, separators=(",", ":")).encode()  # type: ignore[attr-defined]
+            target.type, target.str_val = 1, v
+    elif isinstance(target, meta.RawExtension):
+        target.raw = json.dumps(v, separators=(",", ":")).encode()
 
 
 def _is_special(desc: Any) -> bool:
@@ -203,7 +210,7 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
                 errors.append(FieldError(fpath, f"expected object, got {_type_name(v)}", "FieldValueTypeInvalid"))
                 continue
             container = getattr(msg, fd.name)
-            vfd = fd.message_type.fields_by_name["value"]  # type: ignore[union-attr]
+            vfd = _map_value_field(fd)
             for mk, mv in v.items():
                 kpath = f"{fpath}[{mk}]"
                 if mv is None:
@@ -271,15 +278,14 @@ def parse_object(data: Any) -> Message:
 # -- message -> dict -------------------------------------------------------------------------------
 
 def _special_to_json(msg: Message) -> Any:
-    name = msg.DESCRIPTOR.full_name
-    if name == _TIME:
-        return time_to_str(msg)  # type: ignore[arg-type]
-    if name == _QUANTITY:
-        return msg.string  # type: ignore[attr-defined]
-    if name == _INT_OR_STRING:
-        return msg.str_val if msg.type == 1 else msg.int_val  # type: ignore[attr-defined]
-    raw = msg.raw  # type: ignore[attr-defined]
-    return json.loads(raw) if raw else None
+    if isinstance(msg, meta.Time):
+        return time_to_str(msg)
+    if isinstance(msg, meta.Quantity):
+        return msg.string
+    if isinstance(msg, meta.IntOrString):
+        return msg.str_val if msg.type == 1 else msg.int_val
+    assert isinstance(msg, meta.RawExtension), msg.DESCRIPTOR.full_name
+    return json.loads(msg.raw) if msg.raw else None
 
 
 def _value_to_json(fd: FieldDescriptor, v: Any) -> Any:
@@ -294,7 +300,7 @@ def _msg_to_dict(msg: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for fd, v in msg.ListFields():
         if _is_map(fd):
-            vfd = fd.message_type.fields_by_name["value"]  # type: ignore[union-attr]
+            vfd = _map_value_field(fd)
             out[fd.json_name] = {k: _value_to_json(vfd, v[k]) for k in sorted(v)}
         elif _is_repeated(fd):
             out[fd.json_name] = [_value_to_json(fd, x) for x in v]
@@ -323,13 +329,17 @@ def to_envelope(msg: Message) -> rpc.Object:
     return rpc.Object(api_version=info.api_version, kind=info.kind, raw=msg.SerializeToString())
 
 
-def from_envelope(obj: rpc.Object, cls: type[M] | None = None) -> M:
+@overload
+def from_envelope(obj: rpc.Object) -> Message: ...
+@overload
+def from_envelope(obj: rpc.Object, cls: type[M]) -> M: ...
+def from_envelope(obj: rpc.Object, cls: type[Message] | None = None) -> Message:
+    """The message in an envelope, as `cls` or else as the class its apiVersion and kind name."""
     if cls is None:
         info = registry.for_kind(obj.api_version, obj.kind)
         if info is None:
             raise Invalid(f'unknown kind "{obj.kind}" in version "{obj.api_version}"')
-        cls = info.cls  # type: ignore[assignment]
-    assert cls is not None
+        cls = info.cls
     msg = cls()
     msg.ParseFromString(obj.raw)
     return msg

@@ -1,19 +1,22 @@
-"""The one typed surface over every API object: metadata, keys, owner references, labels, deletion.
+"""The one typed surface over every API object: metadata, kind, keys, owner references, labels, deletion,
+status conditions.
 
 Every kind is a generated protobuf message with `metadata: ObjectMeta`, but `google.protobuf.Message`
 does not declare that field, so generic code (caches, controllers, the apiserver's storage, pbctl) reaches
-metadata through `KubeObject` and the helpers here instead of `obj.metadata  # type: ignore`. The object key
+metadata through `KubeObject` and the helpers here instead of silencing mypy on `obj.metadata`. The object key
 (`namespace/name`, or `name` for cluster-scoped objects) is made here and nowhere else (client-go's
-MetaNamespaceKeyFunc); `split_key` is its inverse.
+MetaNamespaceKeyFunc); `split_key` is its inverse. `condition`/`set_condition` read and write one condition
+by type in any status's `conditions` list (pods, nodes, namespaces, deployments...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol, TypeVar, cast, runtime_checkable
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from google.protobuf.message import Message
 
+from pybernetes.api import registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 
@@ -31,6 +34,16 @@ MsgT = TypeVar("MsgT", bound=Message)
 def meta_of(obj: Message | KubeObject) -> meta.ObjectMeta:
     """The ObjectMeta of any registered kind (every kind's message has a `metadata` field)."""
     return cast(KubeObject, obj).metadata
+
+
+def kind(obj: Message) -> str:
+    """The registered kind of a message (`Pod`); KeyError for a message that is not a kind."""
+    return registry.for_message(obj).kind
+
+
+def api_version(obj: Message) -> str:
+    """The registered apiVersion of a message (`v1`, `apps/v1`)."""
+    return registry.for_message(obj).api_version
 
 
 def key_for(namespace: str, name: str) -> str:
@@ -79,3 +92,52 @@ def controller_ref(obj: Message | KubeObject) -> meta.OwnerReference | None:
 
 def labels(obj: Message | KubeObject) -> Mapping[str, str]:
     return meta_of(obj).labels
+
+
+# -- status conditions -----------------------------------------------------------------------------
+
+class Condition(Protocol):
+    """What every status condition message has (PodCondition, NodeCondition, NamespaceCondition...)."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+
+    @property
+    def last_transition_time(self) -> meta.Time: ...
+
+
+CondT = TypeVar("CondT", bound=Condition)
+CondT_co = TypeVar("CondT_co", bound=Condition, covariant=True)
+
+
+class Conditions(Protocol[CondT_co]):
+    """A status's repeated `conditions` field."""
+
+    def __iter__(self) -> Iterator[CondT_co]: ...
+
+    def add(self, **kwargs: Any) -> CondT_co: ...
+
+
+def condition(conditions: Iterable[CondT], type_: str) -> CondT | None:
+    """The condition of type `type_`, if the list has one."""
+    for c in conditions:
+        if c.type == type_:
+            return c
+    return None
+
+
+def set_condition(conditions: Conditions[CondT], type_: str, status: str, reason: str, message: str,
+                  now: meta.Time) -> CondT:
+    """Set (or add) the condition of type `type_`; lastTransitionTime moves to `now` only when the status changes."""
+    c = condition(conditions, type_)
+    if c is None:
+        c = conditions.add(type=type_, status=status, reason=reason, message=message)
+        c.last_transition_time.CopyFrom(now)
+        return c
+    if c.status != status:
+        c.status = status
+        c.last_transition_time.CopyFrom(now)
+    c.reason, c.message = reason, message
+    return c

@@ -408,11 +408,11 @@ def _apply_order(items: list[Any], order: list[Any], key: str) -> list[Any]:
         h = ident(o)
         if h is not None:
             rank.setdefault(h, i)
-    slots = [j for j, x in enumerate(items) if ident(x) in rank]
-    ranked = sorted((items[j] for j in slots), key=lambda x: rank[ident(x)])  # type: ignore[index]
+    placed = [(j, h) for j, x in enumerate(items) if (h := ident(x)) is not None and h in rank]
+    ranked = sorted(placed, key=lambda p: rank[p[1]])
     out = list(items)
-    for j, x in zip(slots, ranked, strict=True):
-        out[j] = x
+    for (slot, _), (src, _) in zip(placed, ranked, strict=True):
+        out[slot] = items[src]
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from pybernetes.api.apps.v1 import apps_pb2 as apps
@@ -35,6 +36,14 @@ class ResourceInfo:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def descriptor(self) -> Descriptor:
+        """The kind's message descriptor, typed: protobuf's stub declares `Message.DESCRIPTOR` as a union
+        with upb's descriptor class, whose instances are `Descriptor`s at runtime."""
+        d = self.cls.DESCRIPTOR
+        assert isinstance(d, Descriptor)
+        return d
 
     @property
     def singular(self) -> str:

@@ -20,10 +20,8 @@ from pybernetes.cache.reflector import (
 from pybernetes.cache.store import (
     NAMESPACE_INDEX,
     CacheMutationError,
-    HasMetadata,
     IndexFunc,
     Store,
-    meta_namespace_key,
 )
 
 __all__ = [
@@ -37,7 +35,6 @@ __all__ = [
     "DeletedFinalStateUnknown",
     "EventSink",
     "HandlerRegistration",
-    "HasMetadata",
     "IndexFunc",
     "InformerFactory",
     "ListResult",
@@ -48,6 +45,5 @@ __all__ = [
     "SharedInformer",
     "Store",
     "WatchEvent",
-    "meta_namespace_key",
     "split_key",
 ]

@@ -158,7 +158,7 @@ class SharedInformer(Generic[M]):
             if reg.on_delete is not None:
                 self._call(reg.on_delete, obj, obj)
 
-    def _call(self, fn: Callable[..., None], subject: Any, *args: Any) -> None:
+    def _call(self, fn: Callable[..., None], subject: M | DeletedFinalStateUnknown[M], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:

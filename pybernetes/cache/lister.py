@@ -10,6 +10,7 @@ import builtins
 from collections.abc import Callable
 from typing import Generic
 
+from pybernetes.api.objects import key_for
 from pybernetes.cache.store import NAMESPACE_INDEX, M, Store
 
 
@@ -18,7 +19,7 @@ class Lister(Generic[M]):
         self._store = store
 
     def get(self, namespace: str, name: str) -> M | None:
-        return self._store.get_by_key(f"{namespace}/{name}" if namespace else name)
+        return self._store.get_by_key(key_for(namespace, name))
 
     def list(
         self, namespace: str | None = None, selector: Callable[[M], bool] | None = None

@@ -19,15 +19,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from pybernetes.cache.store import HasMetadata, Store
+from pybernetes.api.objects import KubeObject
+from pybernetes.cache.store import Store
 from pybernetes.clock import Clock, RealClock
 from pybernetes.errors import Expired
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=HasMetadata)
-M_co = TypeVar("M_co", bound=HasMetadata, covariant=True)
-M_contra = TypeVar("M_contra", bound=HasMetadata, contravariant=True)
+M = TypeVar("M", bound=KubeObject)
+M_co = TypeVar("M_co", bound=KubeObject, covariant=True)
+M_contra = TypeVar("M_contra", bound=KubeObject, contravariant=True)
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -218,6 +219,6 @@ class Reflector(Generic[M]):
             self.last_sync_resource_version = meta.resource_version
 
 
-def _same_version(a: HasMetadata, b: HasMetadata) -> bool:
+def _same_version(a: KubeObject, b: KubeObject) -> bool:
     rv = a.metadata.resource_version
     return a is b or (bool(rv) and rv == b.metadata.resource_version)

@@ -1,7 +1,7 @@
 """The indexed object cache behind informers (client-go tools/cache thread-safe store + indexers).
 
 Callers: Reflector (writes), SharedInformer (owns one), Lister (reads), controllers via
-`by_index`. Keys are `namespace/name` (`name` for cluster-scoped objects). One event loop owns
+`by_index`. Keys are `objects.key`: `namespace/name` (`name` for cluster-scoped objects). One event loop owns
 the store, so there are no locks. Objects are shared by every reader and must never be mutated:
 copy (`CopyFrom`) before changing. The optional mutation detector (tests, or env
 PYBERNETES_CACHE_MUTATION_DETECTOR=1) snapshots each object on insert and `check_mutations()`
@@ -15,37 +15,18 @@ import copy
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from pybernetes.api.objects import key_for
+from pybernetes.api import objects
+from pybernetes.api.objects import KubeObject
 
-
-class ObjectMetaLike(Protocol):
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def resource_version(self) -> str: ...
-
-
-class HasMetadata(Protocol):
-    @property
-    def metadata(self) -> ObjectMetaLike: ...
-
-
-M = TypeVar("M", bound=HasMetadata)
+M = TypeVar("M", bound=KubeObject)
 
 IndexFunc = Callable[[M], list[str]]
 NAMESPACE_INDEX = "namespace"
 
 
-def meta_namespace_key(obj: HasMetadata) -> str:
-    meta = obj.metadata
-    return key_for(meta.namespace, meta.name)
-
-
-def namespace_index(obj: HasMetadata) -> list[str]:
+def namespace_index(obj: KubeObject) -> list[str]:
     return [obj.metadata.namespace]
 
 
@@ -65,7 +46,7 @@ class Store(Generic[M]):
     def __init__(
         self,
         *,
-        key_func: Callable[[M], str] = meta_namespace_key,
+        key_func: Callable[[M], str] = objects.key,
         indexers: dict[str, IndexFunc[M]] | None = None,
         detect_mutations: bool | None = None,
     ) -> None:

@@ -20,6 +20,7 @@ from pybernetes import errors, rpc
 from pybernetes.api import codec, registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.objects import meta_of
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.client.config import ClientConfig
@@ -105,7 +106,7 @@ class Client:
     async def create(self, obj: M, *, namespace: str | None = None, dry_run: bool = False,
                      field_manager: str = "") -> M:
         info = registry.for_message(obj)
-        ns = self._ns(info, namespace if namespace is not None else obj.metadata.namespace)  # type: ignore[attr-defined]
+        ns = self._ns(info, namespace if namespace is not None else meta_of(obj).namespace)
         req = pb.CreateRequest(resource=info.plural, namespace=ns, object=codec.to_envelope(obj),
                                dry_run=dry_run, field_manager=field_manager)
         out = await self._call(self._stub.Create, req)
@@ -151,7 +152,7 @@ class Client:
 
     async def _update(self, obj: M, sub: str, dry_run: bool, field_manager: str) -> M:
         info = registry.for_message(obj)
-        req = pb.UpdateRequest(resource=info.plural, namespace=self._ns(info, obj.metadata.namespace),  # type: ignore[attr-defined]
+        req = pb.UpdateRequest(resource=info.plural, namespace=self._ns(info, meta_of(obj).namespace),
                                object=codec.to_envelope(obj), subresource=sub, dry_run=dry_run,
                                field_manager=field_manager)
         out = await self._call(self._stub.Update, req)
@@ -202,7 +203,8 @@ class Client:
         await self._call(self._stub.Create, req)
 
     async def discovery(self) -> pb.DiscoveryResponse:
-        return await self._call(self._stub.Discovery, pb.DiscoveryRequest())  # type: ignore[no-any-return]
+        out: pb.DiscoveryResponse = await self._call(self._stub.Discovery, pb.DiscoveryRequest())
+        return out
 
     async def watch(self, cls: type[M], *, namespace: str = "", label_selector: str = "",
                     field_selector: str = "", resource_version: str = "", allow_bookmarks: bool = True,
@@ -270,4 +272,5 @@ class Client:
 
     async def node_stats(self, node: str) -> pb.StatsSummary:
         """The node's resource usage summary from its kubelet, through the apiserver (nodes/proxy)."""
-        return await self._call(self._stub.NodeStats, pb.NodeStatsRequest(node=node))  # type: ignore[no-any-return]
+        out: pb.StatsSummary = await self._call(self._stub.NodeStats, pb.NodeStatsRequest(node=node))
+        return out

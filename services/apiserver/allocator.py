@@ -16,9 +16,11 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 
 from .storage.store import Store
@@ -98,7 +100,7 @@ class ServiceAllocator:
     async def allocate(self, svc: core.Service, old: core.Service | None = None) -> Claims:
         """Fill in clusterIP and nodePorts (claiming them); keep what `old` already holds."""
         claims = Claims([])
-        owner = f"{svc.metadata.namespace}/{svc.metadata.name}"
+        owner = objects.key(svc)
         spec = svc.spec
         try:
             if spec.type != "ExternalName":
@@ -205,11 +207,12 @@ class ServiceAllocator:
                     log.info("repair released orphaned claim key=%s", key.decode())
         return freed
 
-    async def repair_loop(self, list_services: object, interval: float = 60.0) -> None:
+    async def repair_loop(self, list_services: Callable[[], Awaitable[list[core.Service]]],
+                          interval: float = 60.0) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                services = await list_services()  # type: ignore[operator]
+                services = await list_services()
                 await self.repair(services)
             except Exception as e:
                 log.warning("allocation repair failed: %s", e)

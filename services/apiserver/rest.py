@@ -21,6 +21,7 @@ from pybernetes import errors
 from pybernetes.api import codec, patch, registry, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.objects import being_deleted, meta_of, set_condition
 from pybernetes.api.registry import ResourceInfo
 from pybernetes.api.times import now
 
@@ -69,10 +70,10 @@ class Rest:
     def _scope(info: ResourceInfo, namespace: str, obj: Message | None = None) -> str:
         if not info.namespaced:
             if obj is not None:
-                obj.metadata.namespace = ""  # type: ignore[attr-defined]
+                meta_of(obj).namespace = ""
             return ""
         if obj is not None:
-            md = obj.metadata  # type: ignore[attr-defined]
+            md = meta_of(obj)
             if md.namespace and namespace and md.namespace != namespace:
                 raise errors.BadRequest("the namespace of the provided object does not match the namespace "
                                         "sent on the request")
@@ -96,7 +97,7 @@ class Rest:
             ns: Message = stored.obj
         else:
             ns = c.obj
-        if ns.metadata.HasField("deletion_timestamp"):  # type: ignore[attr-defined]
+        if being_deleted(ns):
             raise errors.Forbidden(f'unable to create new content in namespace {namespace} because it is being '
                                    "terminated")
 
@@ -117,7 +118,7 @@ class Rest:
         else:
             errs = validation.validate(obj, old=old)
         if errs:
-            md = obj.metadata  # type: ignore[attr-defined]
+            md = meta_of(obj)
             info = registry.for_message(obj)
             detail = ", ".join(str(e) for e in errs)
             raise errors.Invalid(f'{info.kind} "{md.name}" is invalid: {detail}', causes=errs, kind=info.kind,
@@ -132,7 +133,7 @@ class Rest:
             raise errors.MethodNotAllowed(f"create is not supported on {plural}")
         obj = self._decode(info, raw, api_version, kind)
         namespace = self._scope(info, namespace, obj)
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = meta_of(obj)
         if not md.name:
             if not md.generate_name:
                 raise errors.Invalid("metadata.name: Required value: name or generateName is required",
@@ -172,7 +173,8 @@ class Rest:
         info = registry.for_class(core.Pod)
         for _ in range(PATCH_RETRIES):
             cur = await self.store.get(info, namespace, name)
-            pod: core.Pod = cur.obj  # type: ignore[assignment]
+            pod = cur.obj
+            assert isinstance(pod, core.Pod)  # the store decodes with info.cls
             if b.metadata.uid and b.metadata.uid != pod.metadata.uid:
                 raise errors.Conflict(f'pods "{name}": the UID in the binding does not match the pod')
             if pod.metadata.HasField("deletion_timestamp"):
@@ -180,7 +182,7 @@ class Rest:
             if pod.spec.node_name:
                 raise errors.Conflict(f'pod {name} is already assigned to node "{pod.spec.node_name}"')
             pod.spec.node_name = b.target.name
-            _set_pod_condition(pod, "PodScheduled", "True", "", "")
+            set_condition(pod.status.conditions, "PodScheduled", "True", "", "", now())
             try:
                 rv = await self.store.update(info, pod, cur.rv)
             except errors.Conflict:
@@ -249,7 +251,7 @@ class Rest:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
         obj = self._decode(info, raw, api_version, kind)
         namespace = self._scope(info, namespace, obj)
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = meta_of(obj)
         if not md.name:
             raise errors.BadRequest("metadata.name is required for an update")
         want_rv = 0
@@ -268,13 +270,13 @@ class Rest:
     async def _write_update(self, info: ResourceInfo, obj: Message, cur: Stored, subresource: str,
                             dry_run: bool) -> Message:
         old = cur.obj
-        md, omd = obj.metadata, old.metadata  # type: ignore[attr-defined]
+        md, omd = meta_of(obj), meta_of(old)
         if md.uid and md.uid != omd.uid:
             raise errors.Conflict(f'Precondition failed: UID in object meta: {md.uid}, does not match the stored '
                                   f"object's UID: {omd.uid}")
         if subresource == "status":
             obj = strategy.prepare_for_status_update(obj, old)
-            md = obj.metadata  # type: ignore[attr-defined]
+            md = meta_of(obj)
             self._validate(obj, old, status=True)
         else:
             # Fields the server owns stay as stored.
@@ -367,7 +369,7 @@ class Rest:
         if patch_type in ("application/strategic-merge-patch+json", "strategic", ""):
             if not isinstance(doc, dict):
                 raise errors.BadRequest("a strategic merge patch must be a JSON object")
-            return patch.strategic_merge_patch(current, doc, info.cls.DESCRIPTOR)  # type: ignore[arg-type]
+            return patch.strategic_merge_patch(current, doc, info.descriptor)
         if patch_type in ("application/json-patch+json", "json"):
             if not isinstance(doc, list):
                 raise errors.BadRequest("a JSON patch must be a JSON array of operations")
@@ -383,7 +385,7 @@ class Rest:
         for _ in range(PATCH_RETRIES):
             cur = await self.store.get(info, namespace, name)
             obj = cur.obj
-            md = obj.metadata  # type: ignore[attr-defined]
+            md = meta_of(obj)
             pre = opts.preconditions
             if pre.HasField("uid") and pre.uid != md.uid:
                 raise errors.Conflict(f'Precondition failed: UID in precondition: {pre.uid}, UID in object meta: '
@@ -415,7 +417,7 @@ class Rest:
     @staticmethod
     def _prepare_delete(info: ResourceInfo, obj: Message, opts: meta.DeleteOptions) -> bool:
         """Set deletionTimestamp/grace and propagation finalizers; True if the object changed."""
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = meta_of(obj)
         before = obj.SerializeToString(deterministic=True)
         policy = opts.propagation_policy if opts.HasField("propagation_policy") else ""
         if opts.HasField("orphan_dependents") and not policy:
@@ -452,7 +454,7 @@ class Rest:
 
 def _ready_to_go(obj: Message) -> bool:
     """True when nothing but finalizers holds a deleted object (graceful pods wait for their kubelet)."""
-    md = obj.metadata  # type: ignore[attr-defined]
+    md = meta_of(obj)
     if isinstance(obj, core.Namespace):
         return not obj.spec.finalizers
     if isinstance(obj, core.Pod):
@@ -463,14 +465,3 @@ def _ready_to_go(obj: Message) -> bool:
 def _with_rv(value: bytes, rv: int) -> bytes:
     return with_rv(value, rv)
 
-
-def _set_pod_condition(pod: core.Pod, typ: str, status: str, reason: str, message: str) -> None:
-    for c in pod.status.conditions:
-        if c.type == typ:
-            if c.status != status:
-                c.status = status
-                c.last_transition_time.CopyFrom(now())
-            c.reason, c.message = reason, message
-            return
-    c = pod.status.conditions.add(type=typ, status=status, reason=reason, message=message)
-    c.last_transition_time.CopyFrom(now())

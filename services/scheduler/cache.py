@@ -16,6 +16,7 @@ from functools import lru_cache
 from pybernetes.api import quantity, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.objects import controller_ref, key_for
 
 log = logging.getLogger("pybernetes.scheduler.cache")
 
@@ -248,13 +249,13 @@ class PodInfo:
         md, spec = pod.metadata, pod.spec
         self.pod = pod
         self.namespace, self.name, self.uid = md.namespace, md.name, md.uid
-        self.key = f"{md.namespace}/{md.name}"
+        self.key = key_for(md.namespace, md.name)
         self.labels: dict[str, str] = dict(md.labels)
         self.node_name = spec.node_name
         self.scheduler_name = spec.scheduler_name or "default-scheduler"
         self.priority = spec.priority if spec.HasField("priority") else 0
         self.terminating = md.HasField("deletion_timestamp")
-        self.owner_uid = next((o.uid for o in md.owner_references if o.controller), "")
+        self.owner_uid = ref.uid if (ref := controller_ref(pod)) is not None else ""
         req, nz = pod_requests(pod)
         self.cpu, self.mem, self.eph, self.scalars = req.cpu, req.mem, req.eph, req.scalars
         self.nz_cpu, self.nz_mem = nz.cpu, nz.mem

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import InformerFactory
 from pybernetes.cache.reflector import DeletedFinalStateUnknown
@@ -39,13 +40,6 @@ ATTEMPT_DURATION = Histogram("scheduler_scheduling_attempt_duration_seconds",
                                       0.512, 1.024, 2.048, 4.096, 8.192, 16.384))
 SCORES_ANNOTATION = "scheduler.pybernetes.io/scores"
 
-
-def _pod_of(obj: Any) -> core.Pod:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj  # type: ignore[no-any-return]
-
-
-def _node_of(obj: Any) -> core.Node:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj  # type: ignore[no-any-return]
 
 
 def _relevant_pod_change(old: core.Pod, new: core.Pod) -> bool:
@@ -96,7 +90,8 @@ class Scheduler:
             self.queue.move_all(fw.NODE_UPDATE)
 
     def on_node_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        self.cache.remove_node(_node_of(obj).metadata.name)
+        node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        self.cache.remove_node(node.metadata.name)
         self.queue.move_all(fw.NODE_DELETE)
 
     def on_pod_add(self, pod: core.Pod) -> None:
@@ -108,7 +103,7 @@ class Scheduler:
             self.queue.add(PodInfo(pod))
 
     def on_pod_update(self, old: core.Pod, new: core.Pod) -> None:
-        key = f"{new.metadata.namespace}/{new.metadata.name}"
+        key = objects.key(new)
         if new.spec.node_name:
             if _finished(new):
                 if self.cache.remove_pod(key) is not None:
@@ -130,8 +125,8 @@ class Scheduler:
         self.queue.update(PodInfo(new), _relevant_pod_change(old, new))
 
     def on_pod_delete(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        pod = _pod_of(obj)
-        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        key = objects.key(pod)
         self.queue.delete(key)
         if self.cache.remove_pod(key) is not None:
             self.queue.move_all(fw.POD_DELETE)
@@ -235,7 +230,7 @@ class Scheduler:
         log.info("unschedulable pod=%s attempts=%d reason=%r", pi.key, q.attempts, msg)
         self.queue.add_unschedulable(q, e.plugins)
         self._event(pi.pod, "Warning", "FailedScheduling", msg)
-        cur = next((c for c in pi.pod.status.conditions if c.type == "PodScheduled"), None)
+        cur = objects.condition(pi.pod.status.conditions, "PodScheduled")
         if cur is not None and cur.status == "False" and cur.reason == "Unschedulable" and cur.message == msg:
             return
         self._spawn(self._set_unschedulable(pi, msg))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pybernetes.api import codec
+from pybernetes.api import codec, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.errors import Invalid, ManifestError
@@ -120,7 +120,7 @@ def test_list_kind_expands() -> None:
     objs = codec.load_manifests('{"apiVersion": "v1", "kind": "List", "items": ['
                                 '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}},'
                                 '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}]}')
-    assert [o.metadata.name for o in objs] == ["a", "b"]  # type: ignore[attr-defined]
+    assert [objects.meta_of(o).name for o in objs] == ["a", "b"]
 
 
 def test_invalid_yaml_is_a_manifest_error() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from pybernetes.api.objects import meta_of
 from pybernetes.api.registry import ResourceInfo
 
 PREFIX = b"/registry/"
@@ -69,5 +70,5 @@ class Cached:
     def from_value(cls, info: ResourceInfo, key: bytes, value: bytes, rv: int, attrs: Any) -> Cached:
         raw = with_rv(value, rv)
         obj = info.cls.FromString(raw)
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = meta_of(obj)
         return cls(key, raw, rv, obj, md.namespace, dict(md.labels), attrs(obj))

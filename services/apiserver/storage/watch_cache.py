@@ -194,9 +194,9 @@ class WatchCache:
 
     def _apply(self, typ: str, key: bytes, value: bytes, mod_rev: int) -> None:
         prev = self.state.get(key)
+        cur: Cached | None
         if typ == "PUT":
-            cur: Cached | None = Cached.from_value(self.info, key, value, mod_rev, self.fields)
-            self.state[key] = cur  # type: ignore[assignment]
+            cur = self.state[key] = Cached.from_value(self.info, key, value, mod_rev, self.fields)
             rv = mod_rev
         else:
             cur = None
