@@ -16,13 +16,13 @@ import ipaddress
 import logging
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, meta_namespace_key
+from pybernetes.api.objects import split_key
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
-
-from .endpoints import run_controller
 
 log = logging.getLogger("pybernetes.controllers.servicelb")
 
@@ -55,17 +55,18 @@ class ServiceLBController:
         self.pool_set = set(self.pool)
         self.services = factory.informer_for(core.Service)
         self.lister = self.services.lister()
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="servicelb")
+        self.controller = Controller("servicelb", informers=[self.services])
+        self.queue = self.controller.add_queue("servicelb", self.sync, workers=self.workers)
         # key -> (resourceVersion, ingress addresses) last written, until the cache reaches that version
         self._written: dict[str, tuple[int, list[str]]] = {}
         self.services.add_event_handler(self._enqueue, lambda _o, n: self._enqueue(n), self._on_delete)
 
     def _enqueue(self, svc: core.Service) -> None:
-        self.queue.add(meta_namespace_key(svc))
+        self.queue.add(objects.key(svc))
 
     def _on_delete(self, obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
-        svc = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        self._written.pop(meta_namespace_key(svc), None)
+        svc = unwrap(obj)
+        self._written.pop(objects.key(svc), None)
         # A freed address may be what a pending Service waits for.
         for s in self.lister.list():
             if s.spec.type == "LoadBalancer" and not ingress_ips(s):
@@ -73,7 +74,7 @@ class ServiceLBController:
 
     def ips_of(self, svc: core.Service) -> list[str]:
         """The Service's addresses: what this controller last wrote, until the cache shows it, else the cache's."""
-        key = meta_namespace_key(svc)
+        key = objects.key(svc)
         written = self._written.get(key)
         if written is None:
             return ingress_ips(svc)
@@ -85,13 +86,13 @@ class ServiceLBController:
     def in_use(self, exclude: str = "") -> set[str]:
         used: set[str] = set()
         for s in self.lister.list():
-            if meta_namespace_key(s) == exclude or s.spec.type != "LoadBalancer":
+            if objects.key(s) == exclude or s.spec.type != "LoadBalancer":
                 continue
             used.update(self.ips_of(s))
         return used
 
     async def sync(self, key: str) -> None:
-        namespace, name = key.split("/", 1)
+        namespace, name = split_key(key)
         svc = self.lister.get(namespace, name)
         if svc is None:
             return
@@ -132,7 +133,7 @@ class ServiceLBController:
             out = await self.client.update_status(new)
         except errors.NotFound:
             return
-        self._written[meta_namespace_key(svc)] = (int(out.metadata.resource_version), ingress_ips(out))
+        self._written[objects.key(svc)] = (int(out.metadata.resource_version), ingress_ips(out))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller("servicelb", [self.services], self.queue, self.sync, self.workers, stop)
+        await self.controller.run(stop)
