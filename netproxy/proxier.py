@@ -22,16 +22,14 @@ from netproxy import metrics
 from netproxy.backend import Backend
 from netproxy.model import ChangeTracker, Endpoint, ServicePortInfo, ServicePortName, Unit
 from netproxy.routes import Conntrack, Routes, desired_routes
+from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
+from pybernetes.controller import unwrap
 
 log = logging.getLogger("pybernetes.netproxy")
 
 Snapshot = tuple[ServicePortInfo, tuple[Endpoint, ...]]
-
-
-def _key(obj: core.Service | core.Endpoints | core.Node) -> str:
-    return f"{obj.metadata.namespace}/{obj.metadata.name}" if obj.metadata.namespace else obj.metadata.name
 
 
 class Proxier:
@@ -78,21 +76,21 @@ class Proxier:
         self._wake.set()
 
     def on_service(self, svc: core.Service) -> None:
-        if self.tracker.update_service(_key(svc), svc):
+        if self.tracker.update_service(objects.key(svc), svc):
             self._changed()
 
     def on_service_delete(self, obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
-        svc = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        if self.tracker.update_service(_key(svc), None):
+        svc = unwrap(obj)
+        if self.tracker.update_service(objects.key(svc), None):
             self._changed()
 
     def on_endpoints(self, ep: core.Endpoints) -> None:
-        if self.tracker.update_endpoints(_key(ep), ep):
+        if self.tracker.update_endpoints(objects.key(ep), ep):
             self._changed()
 
     def on_endpoints_delete(self, obj: core.Endpoints | DeletedFinalStateUnknown[core.Endpoints]) -> None:
-        ep = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        if self.tracker.update_endpoints(_key(ep), None):
+        ep = unwrap(obj)
+        if self.tracker.update_endpoints(objects.key(ep), None):
             self._changed()
 
     def on_node(self, node: core.Node) -> None:
@@ -104,7 +102,7 @@ class Proxier:
                 self._changed()
 
     def on_node_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        node = unwrap(obj)
         if self.nodes.pop(node.metadata.name, None) is not None and self.routes is not None:
             self.routes_dirty = True
             self._changed()

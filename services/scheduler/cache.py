@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pybernetes.api import quantity, selectors
+from pybernetes.api import objects, quantity, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
@@ -248,7 +248,7 @@ class PodInfo:
         md, spec = pod.metadata, pod.spec
         self.pod = pod
         self.namespace, self.name, self.uid = md.namespace, md.name, md.uid
-        self.key = f"{md.namespace}/{md.name}"
+        self.key = objects.key_for(md.namespace, md.name)
         self.labels: dict[str, str] = dict(md.labels)
         self.node_name = spec.node_name
         self.scheduler_name = spec.scheduler_name or "default-scheduler"

@@ -17,11 +17,13 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import InformerFactory
 from pybernetes.cache.reflector import DeletedFinalStateUnknown
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
+from pybernetes.controller import unwrap
 from pybernetes.events import EventRecorder
 from services.scheduler import framework as fw
 from services.scheduler.cache import PodInfo, SchedulerCache
@@ -38,14 +40,6 @@ ATTEMPT_DURATION = Histogram("scheduler_scheduling_attempt_duration_seconds",
                              buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
                                       0.512, 1.024, 2.048, 4.096, 8.192, 16.384))
 SCORES_ANNOTATION = "scheduler.pybernetes.io/scores"
-
-
-def _pod_of(obj: Any) -> core.Pod:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj  # type: ignore[no-any-return]
-
-
-def _node_of(obj: Any) -> core.Node:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj  # type: ignore[no-any-return]
 
 
 def _relevant_pod_change(old: core.Pod, new: core.Pod) -> bool:
@@ -96,7 +90,7 @@ class Scheduler:
             self.queue.move_all(fw.NODE_UPDATE)
 
     def on_node_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        self.cache.remove_node(_node_of(obj).metadata.name)
+        self.cache.remove_node(unwrap(obj).metadata.name)
         self.queue.move_all(fw.NODE_DELETE)
 
     def on_pod_add(self, pod: core.Pod) -> None:
@@ -108,7 +102,7 @@ class Scheduler:
             self.queue.add(PodInfo(pod))
 
     def on_pod_update(self, old: core.Pod, new: core.Pod) -> None:
-        key = f"{new.metadata.namespace}/{new.metadata.name}"
+        key = objects.key(new)
         if new.spec.node_name:
             if _finished(new):
                 if self.cache.remove_pod(key) is not None:
@@ -130,8 +124,7 @@ class Scheduler:
         self.queue.update(PodInfo(new), _relevant_pod_change(old, new))
 
     def on_pod_delete(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        pod = _pod_of(obj)
-        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        key = objects.key(unwrap(obj))
         self.queue.delete(key)
         if self.cache.remove_pod(key) is not None:
             self.queue.move_all(fw.POD_DELETE)
