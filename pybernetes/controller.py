@@ -103,7 +103,7 @@ class Controller:
             raise ValueError(f"controller {self.name} already has a queue named {name}")
         queue: RateLimitingQueue[str] = RateLimitingQueue(rate_limiter, name=name, clock=self.clock,
                                                           metrics=self.metrics)
-        self._queues[name] = _Queue(queue, sync, max(1, workers))
+        self._queues[name] = _Queue(queue, sync, workers)
         return queue
 
     def queue(self, name: str) -> RateLimitingQueue[str]:

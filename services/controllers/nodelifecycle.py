@@ -192,14 +192,15 @@ class NodeLifecycleController:
         self.health: dict[str, NodeHealth] = {}
         self.zones: dict[str, ZoneQueue] = {}
         self.master_disruption = False
-        # taint manager: pods to (re)consider, and when each was first seen under a tolerated taint
         self.controller = Controller("nodelifecycle", informers=[self.nodes, self.leases, self.pods],
                                      clock=self.clock, on_synced=self._started)
-        self.pod_queue = self.controller.add_queue("noexec_taint_pod", self.sync_pod, workers=workers)
+        # health passes, and the rate-limited NoExecute tainting between them
         self.controller.add_periodic("node-monitor", self.monitor_node_health, self.monitor_period)
         taint_period = min(1.0, self.monitor_period)
         self.controller.add_periodic("node-taint-queue", self.process_taint_queues, taint_period,
                                      first_after=taint_period)
+        # taint manager: pods to (re)consider, and when each was first seen under a tolerated taint
+        self.pod_queue = self.controller.add_queue("noexec_taint_pod", self.sync_pod, workers=workers)
         self.taint_seen: dict[str, float] = {}
         self.pods.add_event_handler(self._on_pod, self._on_pod_update, self._on_pod_delete)
         self.nodes.add_event_handler(self._on_node, self._on_node_update, self._on_node_delete)
