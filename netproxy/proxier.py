@@ -25,6 +25,7 @@ from netproxy.routes import Conntrack, Routes, desired_routes
 from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
+from pybernetes.controller import unwrap
 
 log = logging.getLogger("pybernetes.netproxy")
 
@@ -79,7 +80,7 @@ class Proxier:
             self._changed()
 
     def on_service_delete(self, obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
-        svc = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        svc = unwrap(obj)
         if self.tracker.update_service(objects.key(svc), None):
             self._changed()
 
@@ -88,7 +89,7 @@ class Proxier:
             self._changed()
 
     def on_endpoints_delete(self, obj: core.Endpoints | DeletedFinalStateUnknown[core.Endpoints]) -> None:
-        ep = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        ep = unwrap(obj)
         if self.tracker.update_endpoints(objects.key(ep), None):
             self._changed()
 
@@ -101,7 +102,7 @@ class Proxier:
                 self._changed()
 
     def on_node_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        node = unwrap(obj)
         if self.nodes.pop(node.metadata.name, None) is not None and self.routes is not None:
             self.routes_dirty = True
             self._changed()

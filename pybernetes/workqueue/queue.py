@@ -1,7 +1,7 @@
 """The basic work queue (client-go util/workqueue semantics) for one asyncio event loop.
 
 Callers: DelayingQueue/RateLimitingQueue (subclasses), `run_workers`, and every controller that
-turns informer events into keys. Rules kept from upstream:
+turns informer events into keys (through `pybernetes.controller.Controller`). Rules kept from upstream:
   * a key is queued at most once (`dirty` set), however often it is added;
   * a key being processed (`processing` set) is never handed to a second worker; if it is added
     meanwhile it is marked dirty and re-queued by `done()`, so it runs exactly once more;

@@ -1,9 +1,9 @@
-"""`run_workers`: the sample-controller worker loop over a RateLimitingQueue.
+"""`run_workers`: the sample-controller worker loop over a RateLimitingQueue (the only one).
 
-Callers: every controller's run(). Rules: each key taken is always `done()`; success forgets its
-failure history; an exception requeues it rate-limited; a PermanentError is logged and dropped
-(retrying cannot help, so it must not spin in backoff). Returns once the queue is shut down and
-drained; cancelling it cancels every worker.
+Callers: `pybernetes.controller.Controller` (every controller runs its queues through it). Rules: each
+key taken is always `done()`; success forgets its failure history; an exception requeues it rate-limited;
+a PermanentError is logged and dropped (retrying cannot help, so it must not spin in backoff).
+Returns once the queue is shut down and drained; cancelling it cancels every worker.
 """
 
 from __future__ import annotations

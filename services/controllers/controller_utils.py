@@ -1,6 +1,7 @@
 """Shared controller machinery (Kubernetes pkg/controller/controller_utils.go, in part).
 
-Callers: the ReplicaSet/ReplicationController, Deployment, garbage-collector and namespace controllers.
+Callers: the ReplicaSet/ReplicationController and Deployment controllers. The loop itself is
+`pybernetes.controller.Controller`; object keys, copies and owner references are `pybernetes.api.objects`'.
 Contents: expectations (never over-create/over-delete while an informer lags), owner references
 (controller refs, adoption/release), pod readiness/availability, the pod deletion ranking, slow-start
 batches, and `FreshObjects` (remember what we wrote so a lagging cache never triggers a second write).
@@ -18,10 +19,10 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import objects, registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.cache import DeletedFinalStateUnknown
+from pybernetes.api.objects import being_deleted, controller_ref
 
 log = logging.getLogger("pybernetes.controllers")
 
@@ -95,13 +96,6 @@ class ControllerExpectations:
 # -- write-through freshness ------------------------------------------------------------------------
 
 
-def rv_int(obj: Message) -> int:
-    try:
-        return int(obj.metadata.resource_version)  # type: ignore[attr-defined]
-    except ValueError:
-        return 0
-
-
 class FreshObjects(Generic[M]):
     """Objects this controller wrote, kept until the informer shows that version (or a newer one).
 
@@ -112,26 +106,21 @@ class FreshObjects(Generic[M]):
         self._objs: dict[str, M] = {}
         self._max = max_entries
 
-    @staticmethod
-    def _key(obj: Message) -> str:
-        md = obj.metadata  # type: ignore[attr-defined]
-        return f"{md.namespace}/{md.name}"
-
     def record(self, obj: M) -> None:
         if len(self._objs) >= self._max:
             self._objs.clear()
-        self._objs[self._key(obj)] = obj
+        self._objs[objects.key(obj)] = obj
 
     def forget(self, namespace: str, name: str) -> None:
-        self._objs.pop(f"{namespace}/{name}", None)
+        self._objs.pop(objects.key_for(namespace, name), None)
 
     def resolve(self, cached: M) -> M:
-        key = self._key(cached)
+        key = objects.key(cached)
         mine = self._objs.get(key)
         if mine is None:
             return cached
-        same_object = mine.metadata.uid == cached.metadata.uid  # type: ignore[attr-defined]
-        if same_object and rv_int(mine) > rv_int(cached):
+        same_object = objects.meta_of(mine).uid == objects.meta_of(cached).uid
+        if same_object and objects.resource_version(mine) > objects.resource_version(cached):
             return mine
         self._objs.pop(key, None)  # the cache caught up (or the object was replaced)
         return cached
@@ -140,16 +129,9 @@ class FreshObjects(Generic[M]):
 # -- owner references -------------------------------------------------------------------------------
 
 
-def controller_ref_of(obj: Message) -> meta.OwnerReference | None:
-    for ref in obj.metadata.owner_references:  # type: ignore[attr-defined]
-        if ref.HasField("controller") and ref.controller:
-            return ref  # type: ignore[no-any-return]
-    return None
-
-
 def new_controller_ref(owner: Message) -> meta.OwnerReference:
     info = registry.for_message(owner)
-    md = owner.metadata  # type: ignore[attr-defined]
+    md = objects.meta_of(owner)
     return meta.OwnerReference(api_version=info.api_version, kind=info.kind, name=md.name, uid=md.uid,
                                controller=True, block_owner_deletion=True)
 
@@ -157,23 +139,6 @@ def new_controller_ref(owner: Message) -> meta.OwnerReference:
 def owner_ref_dict(ref: meta.OwnerReference) -> dict[str, Any]:
     return {"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": ref.uid,
             "controller": ref.controller, "blockOwnerDeletion": ref.block_owner_deletion}
-
-
-def obj_key(obj: Any) -> str:
-    """namespace/name of an object or of a tombstone's last state."""
-    if isinstance(obj, DeletedFinalStateUnknown):
-        return str(obj.key)
-    md = obj.metadata
-    return f"{md.namespace}/{md.name}" if md.namespace else str(md.name)
-
-
-def unwrap(obj: Any) -> Any:
-    """The object itself, or a tombstone's last known state."""
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-
-
-def being_deleted(obj: Message) -> bool:
-    return bool(obj.metadata.HasField("deletion_timestamp"))  # type: ignore[attr-defined]
 
 
 class RefManager:
@@ -193,19 +158,19 @@ class RefManager:
 
     async def can_adopt(self) -> bool:
         if self._can_adopt is None:
-            md = self.owner.metadata  # type: ignore[attr-defined]
+            md = objects.meta_of(self.owner)
             try:
                 fresh = await self.client.get(type(self.owner), md.name, namespace=md.namespace)
-                self._can_adopt = fresh.metadata.uid == md.uid and not being_deleted(fresh)
+                self._can_adopt = objects.meta_of(fresh).uid == md.uid and not being_deleted(fresh)
             except errors.NotFound:
                 self._can_adopt = False
         return self._can_adopt
 
     async def claim(self, objs: Iterable[M]) -> list[M]:
-        owner_md = self.owner.metadata  # type: ignore[attr-defined]
+        owner_md = objects.meta_of(self.owner)
         claimed: list[M] = []
         for obj in objs:
-            ref = controller_ref_of(obj)
+            ref = controller_ref(obj)
             if ref is not None:
                 if ref.uid != owner_md.uid:
                     continue  # someone else's
@@ -224,7 +189,7 @@ class RefManager:
         return claimed
 
     async def _adopt(self, obj: M) -> M | None:
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = objects.meta_of(obj)
         patch = {"metadata": {"ownerReferences": [owner_ref_dict(new_controller_ref(self.owner))],
                               "uid": md.uid}}
         try:
@@ -233,21 +198,21 @@ class RefManager:
         except errors.NotFound:
             return None
         self.adopted.append(out)
-        log.info("adopted kind=%s object=%s/%s owner=%s", type(obj).__name__, md.namespace, md.name,
-                 self.owner.metadata.name)  # type: ignore[attr-defined]
+        log.info("adopted kind=%s object=%s owner=%s", type(obj).__name__, objects.key(obj),
+                 objects.meta_of(self.owner).name)
         return out
 
     async def _release(self, obj: Message) -> None:
-        md = obj.metadata  # type: ignore[attr-defined]
-        owner_uid = self.owner.metadata.uid  # type: ignore[attr-defined]
+        md = objects.meta_of(obj)
+        owner_uid = objects.meta_of(self.owner).uid
         patch = {"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": md.uid}}
         try:
             await self.client.patch(type(obj), md.name, patch, namespace=md.namespace,
                                     field_manager=self.field_manager)
         except (errors.NotFound, errors.Invalid):
             return
-        log.info("released kind=%s object=%s/%s owner=%s", type(obj).__name__, md.namespace, md.name,
-                 self.owner.metadata.name)  # type: ignore[attr-defined]
+        log.info("released kind=%s object=%s owner=%s", type(obj).__name__, objects.key(obj),
+                 objects.meta_of(self.owner).name)
 
 
 # -- pods -------------------------------------------------------------------------------------------
@@ -319,7 +284,7 @@ def pod_from_template(template: core.PodTemplateSpec, owner: Message, generate_n
     pod.metadata.ClearField("name")
     pod.metadata.ClearField("uid")
     pod.metadata.ClearField("resource_version")
-    pod.metadata.namespace = owner.metadata.namespace  # type: ignore[attr-defined]
+    pod.metadata.namespace = objects.meta_of(owner).namespace
     pod.metadata.generate_name = generate_name
     del pod.metadata.owner_references[:]
     pod.metadata.owner_references.append(new_controller_ref(owner))
@@ -339,11 +304,12 @@ async def slow_start_batch(count: int, initial_batch_size: int, fn: Callable[[],
         results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         successes += batch - len(failures)
-        if failures:
-            for f in failures:
-                if not isinstance(f, Exception):
-                    raise f
-            raise SlowStartError(successes, failures[0])  # type: ignore[arg-type]
+        for f in failures:
+            if not isinstance(f, Exception):
+                raise f  # cancellation and the like are not a failed create
+        errs = [f for f in failures if isinstance(f, Exception)]
+        if errs:
+            raise SlowStartError(successes, errs[0])
         remaining -= batch
         batch = min(2 * batch, remaining)
     return successes
@@ -354,43 +320,3 @@ class SlowStartError(Exception):
         super().__init__(str(first))
         self.successes = successes
         self.first = first
-
-
-def copy_msg(obj: M) -> M:
-    new = type(obj)()
-    new.CopyFrom(obj)
-    return new
-
-
-async def wait_synced(informers: Iterable[Any], stopper: asyncio.Future[Any]) -> bool:
-    """Wait for every informer's first list; False if `stopper` finished first."""
-    synced: asyncio.Future[Any] = asyncio.gather(*(i.wait_for_sync() for i in informers))
-    synced.add_done_callback(lambda f: f.cancelled() or f.exception())
-    await asyncio.wait([synced, stopper], return_when=asyncio.FIRST_COMPLETED)
-    if not synced.done():
-        synced.cancel()
-        return False
-    return not stopper.done()
-
-
-async def run_controller(name: str, queue: Any, sync: Callable[[str], Awaitable[None]], workers: int,
-                         factory: Any, informers: Iterable[Any], stop: asyncio.Event) -> None:
-    """Start informers (idempotent), wait for their caches, run workers until `stop` is set."""
-    from pybernetes.workqueue import run_workers
-
-    factory.start()
-    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-    if not await wait_synced(informers, stopper):
-        stopper.cancel()
-        queue.shutdown()
-        return
-    log.info("controller started controller=%s workers=%d", name, workers)
-    task = asyncio.create_task(run_workers(queue, sync, workers, name=name), name=f"{name}-workers")
-    try:
-        await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        queue.shutdown()
-        task.cancel()
-        stopper.cancel()
-        await asyncio.gather(task, stopper, return_exceptions=True)
-        log.info("controller stopped controller=%s", name)

@@ -19,25 +19,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pybernetes import errors
-from pybernetes.api import selectors
+from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, split_key
+from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, key_of, owner_of, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
 
 from . import deployment_util as du
 from .controller_utils import (
     FreshObjects,
     RefManager,
-    being_deleted,
-    controller_ref_of,
-    copy_msg,
     new_controller_ref,
-    obj_key,
-    run_controller,
-    unwrap,
 )
 
 log = logging.getLogger("pybernetes.controllers.deployment")
@@ -64,7 +59,6 @@ class DeploymentController:
         self.recorder = recorder
         self.workers = workers
         self.now = clock
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name=NAME)
         self.fresh: FreshObjects[apps.Deployment] = FreshObjects()
         self.fresh_rs: FreshObjects[apps.ReplicaSet] = FreshObjects()
         self.informer = factory.informer_for(apps.Deployment)
@@ -73,33 +67,28 @@ class DeploymentController:
         self.lister = self.informer.lister()
         self.rs_lister = self.rs_informer.lister()
         self.pod_lister = self.pod_informer.lister()
+        self.controller = Controller(NAME, informers=[self.informer, self.rs_informer, self.pod_informer])
+        self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.informer.add_event_handler(self._d_added, self._d_updated, self._d_deleted)
         self.rs_informer.add_event_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pod_informer.add_event_handler(None, None, self._pod_deleted)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller(NAME, self.queue, self.sync, self.workers, self.factory,
-                             [self.informer, self.rs_informer, self.pod_informer], stop)
+        await self.controller.run(stop)
 
     # -- handlers -------------------------------------------------------------------------------
 
     def _d_added(self, d: apps.Deployment) -> None:
-        self.queue.add(obj_key(d))
+        self.queue.add(key_of(d))
 
     def _d_updated(self, old: apps.Deployment, new: apps.Deployment) -> None:
-        self.queue.add(obj_key(new))
+        self.queue.add(key_of(new))
 
     def _d_deleted(self, obj: apps.Deployment | DeletedFinalStateUnknown[apps.Deployment]) -> None:
-        self.queue.add(obj_key(obj))
+        self.queue.add(key_of(obj))
 
     def _owner_of(self, rs: apps.ReplicaSet) -> apps.Deployment | None:
-        ref = controller_ref_of(rs)
-        if ref is None or ref.kind != "Deployment":
-            return None
-        d = self.lister.get(rs.metadata.namespace, ref.name)
-        if d is None or d.metadata.uid != ref.uid:
-            return None
-        return d
+        return owner_of(rs, "Deployment", self.lister)
 
     def _matching(self, rs: apps.ReplicaSet) -> list[apps.Deployment]:
         out = []
@@ -112,34 +101,34 @@ class DeploymentController:
     def _rs_added(self, rs: apps.ReplicaSet) -> None:
         d = self._owner_of(rs)
         if d is not None:
-            self.queue.add(obj_key(d))
-        elif controller_ref_of(rs) is None:
+            self.queue.add(key_of(d))
+        elif controller_ref(rs) is None:
             for d in self._matching(rs):
-                self.queue.add(obj_key(d))
+                self.queue.add(key_of(d))
 
     def _rs_updated(self, old: apps.ReplicaSet, new: apps.ReplicaSet) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
             return
-        old_ref, new_ref = controller_ref_of(old), controller_ref_of(new)
+        old_ref, new_ref = controller_ref(old), controller_ref(new)
         if old_ref is not None and (new_ref is None or new_ref.uid != old_ref.uid):
             d = self._owner_of(old)
             if d is not None:
-                self.queue.add(obj_key(d))
+                self.queue.add(key_of(d))
         d = self._owner_of(new)
         if d is not None:
-            self.queue.add(obj_key(d))
+            self.queue.add(key_of(d))
         elif new_ref is None and (dict(old.metadata.labels) != dict(new.metadata.labels) or old_ref is not None):
             for d in self._matching(new):
-                self.queue.add(obj_key(d))
+                self.queue.add(key_of(d))
 
     def _rs_deleted(self, obj: apps.ReplicaSet | DeletedFinalStateUnknown[apps.ReplicaSet]) -> None:
         d = self._owner_of(unwrap(obj))
         if d is not None:
-            self.queue.add(obj_key(d))
+            self.queue.add(key_of(d))
 
     def _pod_deleted(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
         pod = unwrap(obj)
-        ref = controller_ref_of(pod)
+        ref = controller_ref(pod)
         if ref is None or ref.kind != "ReplicaSet":
             return
         rs = self.rs_lister.get(pod.metadata.namespace, ref.name)
@@ -147,14 +136,14 @@ class DeploymentController:
             return
         d = self._owner_of(rs)
         if d is not None and d.spec.strategy.type == du.RECREATE:
-            self.queue.add(obj_key(d))
+            self.queue.add(key_of(d))
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def _write(self, d: apps.Deployment, *, meta: bool = False, status: bool = True) -> None:
         """Write d's metadata (update) and/or status (update_status); d follows the stored version."""
         if meta:
-            keep = copy_msg(d.status)
+            keep = objects.copy(d.status)
             out = await self.client.update(d, field_manager=NAME)
             self.fresh.record(out)
             d.CopyFrom(out)
@@ -170,7 +159,7 @@ class DeploymentController:
         if not size_changed and not du.replicas_annotations_need_update(rs, desired, max_total):
             return False
         old_scale = du.rs_replicas(rs)
-        c = copy_msg(rs)
+        c = objects.copy(rs)
         c.spec.replicas = new_scale
         du.set_replicas_annotations(c, desired, max_total)
         out = await self.client.update(c, field_manager=NAME)
@@ -195,7 +184,7 @@ class DeploymentController:
         if cached is None:
             self.fresh.forget(namespace, name)
             return
-        d = copy_msg(self.fresh.resolve(cached))
+        d = objects.copy(self.fresh.resolve(cached))
         sel = _selector(d)
         if sel.empty():
             self.recorder.event(d, "Warning", "SelectingAll",
@@ -223,12 +212,11 @@ class DeploymentController:
 
     async def _replica_sets_for(self, d: apps.Deployment, sel: selectors.LabelSelector) -> list[apps.ReplicaSet]:
         cached = [self.fresh_rs.resolve(rs) for rs in self.rs_lister.list(d.metadata.namespace)]
-        manager = RefManager(self.client, d, lambda rs: sel.matches(rs.metadata.labels),  # type: ignore[attr-defined]
-                             field_manager=NAME)
+        manager = RefManager(self.client, d, lambda rs: sel.matches(objects.labels(rs)), field_manager=NAME)
         claimed = await manager.claim(cached)
         for rs in manager.adopted:
             self.fresh_rs.record(rs)
-        return [copy_msg(rs) for rs in claimed]
+        return [objects.copy(rs) for rs in claimed]
 
     async def _check_paused_conditions(self, d: apps.Deployment) -> None:
         if not du.has_progress_deadline(d):
@@ -257,7 +245,7 @@ class DeploymentController:
                           existing: apps.ReplicaSet | None, create: bool) -> apps.ReplicaSet | None:
         new_revision = du.max_revision(old) + 1
         if existing is not None:
-            c = copy_msg(existing)
+            c = objects.copy(existing)
             annotations_changed = du.set_new_rs_annotations(d, c, new_revision, exists=True)
             if annotations_changed or c.spec.min_ready_seconds != d.spec.min_ready_seconds:
                 c.spec.min_ready_seconds = d.spec.min_ready_seconds
@@ -298,10 +286,10 @@ class DeploymentController:
             found = self.rs_lister.get(rs.metadata.namespace, rs.metadata.name)
             if found is None:
                 found = await self.client.get(apps.ReplicaSet, rs.metadata.name, namespace=rs.metadata.namespace)
-            ref = controller_ref_of(found)
+            ref = controller_ref(found)
             if ref is not None and ref.uid == d.metadata.uid and du.equal_ignore_hash(d.spec.template,
                                                                                      found.spec.template):
-                created, already = copy_msg(found), True
+                created, already = objects.copy(found), True
             else:
                 d.status.collision_count = (collision or 0) + 1
                 await self._write(d)
@@ -471,7 +459,7 @@ class DeploymentController:
             return True
         old_uids = {rs.metadata.uid for rs in old}
         for pod in self.pod_lister.list(d.metadata.namespace):
-            ref = controller_ref_of(pod)
+            ref = controller_ref(pod)
             if ref is None or ref.uid not in old_uids or not sel.matches(pod.metadata.labels):
                 continue
             if new_rs is not None and ref.uid == new_rs.metadata.uid:
@@ -515,8 +503,8 @@ class DeploymentController:
         if _same(status, d.status):
             self._requeue_stuck(d, status)
             return
-        timed_out_now = (du.get_condition(status, du.PROGRESSING) is not None
-                         and du.get_condition(status, du.PROGRESSING).reason == du.TIMED_OUT  # type: ignore[union-attr]
+        progressing = du.get_condition(status, du.PROGRESSING)
+        timed_out_now = (progressing is not None and progressing.reason == du.TIMED_OUT
                          and (cur is None or cur.reason != du.TIMED_OUT))
         d.status.CopyFrom(status)
         await self._write(d)
@@ -546,7 +534,7 @@ class DeploymentController:
         if du.deployment_complete(d, status) or cond.reason == du.TIMED_OUT:
             return
         after = cond.last_update_time.seconds + d.spec.progress_deadline_seconds - self.now()
-        self.queue.add_after(obj_key(d), max(1.0, after + 0.5))
+        self.queue.add_after(key_of(d), max(1.0, after + 0.5))
 
     async def _cleanup(self, d: apps.Deployment, old: list[apps.ReplicaSet]) -> None:
         if not du.has_revision_history_limit(d):

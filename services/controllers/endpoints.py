@@ -16,17 +16,18 @@ within one sync. Nothing is written when the computed object equals the stored o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, SharedInformer, split_key
+from pybernetes.api.objects import split_key
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, key_of, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue, run_workers
 
 log = logging.getLogger("pybernetes.controllers.endpoints")
 
@@ -137,40 +138,6 @@ def desired_labels(svc: core.Service) -> dict[str, str]:
     return labels
 
 
-async def wait_informers(informers: Sequence[SharedInformer[Any]], stop: asyncio.Event) -> bool:
-    """Start the informers not started yet (main starts them all) and wait for their first lists."""
-    for inf in informers:
-        if not inf.started():
-            inf.start()
-    sync: asyncio.Future[list[bool]] = asyncio.ensure_future(
-        asyncio.gather(*(i.wait_for_sync() for i in informers)))
-    stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait([sync, stopped], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not sync.done():
-            sync.cancel()
-    return sync.done() and not sync.cancelled() and all(sync.result())
-
-
-async def run_controller(name: str, informers: Sequence[SharedInformer[Any]], queue: RateLimitingQueue[str],
-                         sync: Callable[[str], Awaitable[None]], workers: int, stop: asyncio.Event) -> None:
-    """Wait for the caches, run `workers` workers over `queue` until `stop`, then shut the queue down."""
-    if not await wait_informers(informers, stop):
-        return
-    log.info("controller started controller=%s workers=%d", name, workers)
-    task = asyncio.create_task(run_workers(queue, sync, workers, name=name))
-    try:
-        await stop.wait()
-    finally:
-        queue.shutdown()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        log.info("controller stopped controller=%s", name)
-
-
 class EndpointsController:
     def __init__(self, client: Client, factory: InformerFactory, recorder: EventRecorder, *,
                  workers: int = 5) -> None:
@@ -183,7 +150,8 @@ class EndpointsController:
         self.service_lister = self.services.lister()
         self.pod_lister = self.pods.lister()
         self.endpoints_lister = self.endpoints.lister()
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="endpoint")
+        self.controller = Controller("endpoint", informers=[self.services, self.pods, self.endpoints])
+        self.queue = self.controller.add_queue("endpoint", self.sync, workers=workers)
         self.services.add_event_handler(self._enqueue_obj, lambda _o, n: self._enqueue_obj(n),
                                         self._enqueue_obj)
         self.pods.add_event_handler(self._on_pod, self._on_pod_update, self._on_pod)
@@ -192,21 +160,15 @@ class EndpointsController:
     # -- handlers ---------------------------------------------------------------------------
 
     def _enqueue_obj(self, obj: Any) -> None:
-        if isinstance(obj, DeletedFinalStateUnknown):
-            self.queue.add(obj.key)
-            return
-        md = obj.metadata
-        self.queue.add(f"{md.namespace}/{md.name}")
+        self.queue.add(key_of(obj))
 
     def _services_for(self, pod: core.Pod) -> list[str]:
-        return [f"{s.metadata.namespace}/{s.metadata.name}"
+        return [objects.key(s)
                 for s in self.service_lister.list(pod.metadata.namespace)
                 if selector_matches(s.spec.selector, pod.metadata.labels)]
 
     def _on_pod(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        if pod is None:
-            return
+        pod = unwrap(obj)
         for key in self._services_for(pod):
             self.queue.add(key)
 
@@ -273,5 +235,4 @@ class EndpointsController:
         log.info("endpoints synced endpoints=%s ready=%d not_ready=%d", key, ready, not_ready)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller("endpoint", [self.services, self.pods, self.endpoints], self.queue, self.sync,
-                             self.workers, stop)
+        await self.controller.run(stop)

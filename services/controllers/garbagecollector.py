@@ -17,19 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import objects, registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.cache import InformerFactory
+from pybernetes.api.objects import KubeObject, being_deleted, meta_of
+from pybernetes.cache import InformerFactory, SharedInformer
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue, run_workers
-
-from .controller_utils import being_deleted, copy_msg, unwrap, wait_synced
 
 log = logging.getLogger("pybernetes.controllers.garbagecollector")
 
@@ -64,7 +63,7 @@ class Node:
 
 def _identity(obj: Message) -> Identity:
     info = registry.for_message(obj)
-    md = obj.metadata  # type: ignore[attr-defined]
+    md = meta_of(obj)
     return Identity(info.api_version, info.kind, md.namespace, md.name, md.uid)
 
 
@@ -82,16 +81,20 @@ class GarbageCollector:
         self.recorder = recorder
         self.workers = workers
         self.graph: dict[str, Node] = {}
-        self.delete_queue: RateLimitingQueue[str] = RateLimitingQueue(name="garbage_collector_attempt_to_delete")
-        self.orphan_queue: RateLimitingQueue[str] = RateLimitingQueue(name="garbage_collector_attempt_to_orphan")
         if kinds is None:
             kinds = [r.cls for r in registry.RESOURCES
                      if r.kind not in IGNORED and "list" in r.verbs and "watch" in r.verbs and "delete" in r.verbs]
-        self.informers: list[Any] = []
-        for cls in kinds:
-            inf = factory.informer_for(cls)  # type: ignore[type-var]
+        # registry kinds are typed as plain Messages; every one of them has ObjectMeta
+        self.informers: list[SharedInformer[Any]] = [factory.informer_for(cast(type[KubeObject], cls))
+                                                     for cls in kinds]
+        self.controller = Controller(NAME, informers=self.informers, on_synced=lambda: log.info(
+            "garbage collector graph built kinds=%d nodes=%d", len(self.informers), len(self.graph)))
+        self.delete_queue = self.controller.add_queue("garbage_collector_attempt_to_delete", self.attempt_to_delete,
+                                                      workers=workers)
+        self.orphan_queue = self.controller.add_queue("garbage_collector_attempt_to_orphan", self.attempt_to_orphan,
+                                                      workers=max(1, workers // 2))
+        for inf in self.informers:
             inf.add_event_handler(self._added, self._updated, self._deleted)
-            self.informers.append(inf)
 
     # -- graph ----------------------------------------------------------------------------------
 
@@ -105,7 +108,7 @@ class GarbageCollector:
 
     def _observe(self, obj: Message) -> None:
         ident = _identity(obj)
-        md = obj.metadata  # type: ignore[attr-defined]
+        md = meta_of(obj)
         node = self.graph.get(ident.uid)
         if node is None:
             node = Node(ident)
@@ -116,7 +119,7 @@ class GarbageCollector:
             if node.virtual:
                 node.virtual = False
                 node.identity = ident
-        new_owners = [copy_msg(r) for r in md.owner_references]
+        new_owners = [objects.copy(r) for r in md.owner_references]
         node.owners = new_owners
         old_uids = {r.uid: r for r in old_owners}
         new_uids = {r.uid: r for r in new_owners}
@@ -186,27 +189,7 @@ class GarbageCollector:
     # -- run ------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.factory.start()
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        if not await wait_synced(self.informers, stopper):
-            stopper.cancel()
-            return
-        log.info("garbage collector started kinds=%d nodes=%d", len(self.informers), len(self.graph))
-        tasks = [
-            asyncio.create_task(run_workers(self.delete_queue, self.attempt_to_delete, self.workers,
-                                            name="gc-delete")),
-            asyncio.create_task(run_workers(self.orphan_queue, self.attempt_to_orphan, max(1, self.workers // 2),
-                                            name="gc-orphan")),
-        ]
-        try:
-            await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.delete_queue.shutdown()
-            self.orphan_queue.shutdown()
-            stopper.cancel()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        await self.controller.run(stop)
 
     # -- live reads -----------------------------------------------------------------------------
 
@@ -219,7 +202,7 @@ class GarbageCollector:
             obj = await self.client.get(info.cls, ident.name, namespace=ident.namespace if info.namespaced else "")
         except errors.NotFound:
             return None
-        if obj.metadata.uid != ident.uid:  # type: ignore[attr-defined]
+        if meta_of(obj).uid != ident.uid:
             return None
         return obj
 
@@ -243,7 +226,7 @@ class GarbageCollector:
         if node.deleting_dependents:
             await self._process_deleting_dependents(node)
             return
-        refs = list(latest.metadata.owner_references)  # type: ignore[attr-defined]
+        refs = list(meta_of(latest).owner_references)
         if not refs:
             return
         solid: list[meta.OwnerReference] = []
@@ -257,7 +240,7 @@ class GarbageCollector:
                 continue
             if owner is None:
                 dangling.append(ref)
-            elif being_deleted(owner) and FOREGROUND in owner.metadata.finalizers:  # type: ignore[attr-defined]
+            elif being_deleted(owner) and FOREGROUND in meta_of(owner).finalizers:
                 waiting.append(ref)
             else:
                 solid.append(ref)
@@ -271,9 +254,9 @@ class GarbageCollector:
             return
         if waiting and node.dependents:
             policy = "Foreground"
-        elif ORPHAN in latest.metadata.finalizers:  # type: ignore[attr-defined]
+        elif ORPHAN in meta_of(latest).finalizers:
             policy = "Orphan"
-        elif FOREGROUND in latest.metadata.finalizers:  # type: ignore[attr-defined]
+        elif FOREGROUND in meta_of(latest).finalizers:
             policy = "Foreground"
         else:
             policy = "Background"
@@ -346,8 +329,8 @@ class GarbageCollector:
             obj = await self._get_live(ident)
             if obj is None:
                 return
-            md = obj.metadata  # type: ignore[attr-defined]
-            keep = [copy_msg(r) for r in md.owner_references if r.uid not in owner_uids]
+            md = meta_of(obj)
+            keep = [objects.copy(r) for r in md.owner_references if r.uid not in owner_uids]
             if len(keep) == len(md.owner_references):
                 return
             del md.owner_references[:]
@@ -366,7 +349,7 @@ class GarbageCollector:
             obj = await self._get_live(ident)
             if obj is None:
                 return
-            md = obj.metadata  # type: ignore[attr-defined]
+            md = meta_of(obj)
             if finalizer not in md.finalizers:
                 return
             keep = [f for f in md.finalizers if f != finalizer]

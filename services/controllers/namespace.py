@@ -17,15 +17,14 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import objects, registry
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.objects import being_deleted
 from pybernetes.api.times import micro_now
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
-
-from .controller_utils import being_deleted, copy_msg, run_controller
 
 log = logging.getLogger("pybernetes.controllers.namespace")
 
@@ -51,10 +50,11 @@ class NamespaceController:
         self.workers = workers
         self.requeue_delay = requeue_delay
         self.concurrency = concurrency
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name=NAME)
         self.informer = factory.informer_for(core.Namespace)
         self.lister = self.informer.lister()
         self.kinds = namespaced_kinds()
+        self.controller = Controller(NAME, informers=[self.informer])
+        self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.informer.add_event_handler(self._changed, lambda old, new: self._changed(new), None)
 
     def _changed(self, ns: core.Namespace | DeletedFinalStateUnknown[core.Namespace]) -> None:
@@ -62,7 +62,7 @@ class NamespaceController:
             self.queue.add(ns.metadata.name)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller(NAME, self.queue, self.sync, self.workers, self.factory, [self.informer], stop)
+        await self.controller.run(stop)
 
     async def sync(self, name: str) -> None:
         cached = self.lister.get("", name)
@@ -83,7 +83,7 @@ class NamespaceController:
             if failures:
                 raise RuntimeError(f"namespace {name}: {'; '.join(failures)}")
             return
-        new = copy_msg(ns)
+        new = objects.copy(ns)
         keep = [f for f in new.spec.finalizers if f != FINALIZER]
         del new.spec.finalizers[:]
         new.spec.finalizers.extend(keep)
@@ -98,7 +98,7 @@ class NamespaceController:
         sem = asyncio.Semaphore(self.concurrency)
 
         async def delete(info: registry.ResourceInfo, obj: Message) -> None:
-            md = obj.metadata  # type: ignore[attr-defined]
+            md = objects.meta_of(obj)
             async with sem:
                 try:
                     await self.client.delete(info.cls, md.name, namespace=namespace, uid=md.uid,
@@ -125,7 +125,7 @@ class NamespaceController:
 
     async def _set_conditions(self, ns: core.Namespace, remaining: dict[str, int], failures: list[str],
                               finalizers: set[str]) -> core.Namespace:
-        new = copy_msg(ns)
+        new = objects.copy(ns)
         new.status.phase = "Terminating"
         if remaining:
             msg = "Some resources are remaining: " + ", ".join(

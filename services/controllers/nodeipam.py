@@ -17,10 +17,8 @@ from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, key_of, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
-
-from .endpoints import run_controller, wait_informers
 
 log = logging.getLogger("pybernetes.controllers.nodeipam")
 
@@ -50,8 +48,9 @@ class CidrSet:
             net = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             return None
+        # net.subnet_of(cluster) without mixing the v4/v6 types mypy cannot relate: both ends inside.
         if net.version != self.cluster.version or net.prefixlen != self.mask_size \
-                or not net.subnet_of(self.cluster):  # type: ignore[arg-type]
+                or net.network_address not in self.cluster or net.broadcast_address not in self.cluster:
             return None
         offset = int(net.network_address) - int(self.cluster.network_address)
         return offset >> (self.cluster.max_prefixlen - self.mask_size)
@@ -94,7 +93,9 @@ class NodeIpamController:
         self.cidrs = CidrSet(cluster_cidr, node_cidr_mask_size)
         self.nodes = factory.informer_for(core.Node)
         self.node_lister = self.nodes.lister()
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="node_ipam")
+        # re-learn every node's range before anything is handed out
+        self.controller = Controller("node_ipam", informers=[self.nodes], on_synced=self._learn_all)
+        self.queue = self.controller.add_queue("node_ipam", self.sync, workers=workers)
         self.allocated: dict[str, str] = {}  # node name -> cidr this process knows it holds
         self.nodes.add_event_handler(self._on_node, lambda _o, n: self._on_node(n), self._on_delete)
 
@@ -105,15 +106,18 @@ class NodeIpamController:
             self._learn(node)
 
     def _on_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        name = obj.key if isinstance(obj, DeletedFinalStateUnknown) else obj.metadata.name
-        cidrs = set(node.spec.pod_cidrs) | {node.spec.pod_cidr} if node is not None else set()
+        node, name = unwrap(obj), key_of(obj)
+        cidrs = set(node.spec.pod_cidrs) | {node.spec.pod_cidr}
         held = self.allocated.pop(name, None)
         if held:
             cidrs.add(held)
         for c in cidrs - {""}:
             self.cidrs.release(c)
             log.info("released pod CIDR node=%s cidr=%s", name, c)
+
+    def _learn_all(self) -> None:
+        for node in self.node_lister.list():
+            self._learn(node)
 
     def _learn(self, node: core.Node) -> None:
         for c in [node.spec.pod_cidr, *node.spec.pod_cidrs]:
@@ -162,9 +166,5 @@ class NodeIpamController:
         log.info("allocated pod CIDR node=%s cidr=%s", name, cidr)
 
     async def run(self, stop: asyncio.Event) -> None:
-        if not await wait_informers([self.nodes], stop):
-            return
-        for node in self.node_lister.list():  # re-learn before handing anything out
-            self._learn(node)
-        await run_controller("node_ipam", [self.nodes], self.queue, self.sync, self.workers, stop)
+        await self.controller.run(stop)
 

@@ -37,19 +37,18 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.objects import split_key
 from pybernetes.api.taints import tolerates
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, split_key
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
+from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue, run_workers
-
-from .endpoints import wait_informers
 
 log = logging.getLogger("pybernetes.controllers.nodelifecycle")
 
@@ -193,17 +192,28 @@ class NodeLifecycleController:
         self.health: dict[str, NodeHealth] = {}
         self.zones: dict[str, ZoneQueue] = {}
         self.master_disruption = False
+        self.controller = Controller("nodelifecycle", informers=[self.nodes, self.leases, self.pods],
+                                     clock=self.clock, on_synced=self._started)
+        # health passes, and the rate-limited NoExecute tainting between them
+        self.controller.add_periodic("node-monitor", self.monitor_node_health, self.monitor_period)
+        taint_period = min(1.0, self.monitor_period)
+        self.controller.add_periodic("node-taint-queue", self.process_taint_queues, taint_period,
+                                     first_after=taint_period)
         # taint manager: pods to (re)consider, and when each was first seen under a tolerated taint
-        self.pod_queue: RateLimitingQueue[str] = RateLimitingQueue(name="noexec_taint_pod", clock=self.clock)
+        self.pod_queue = self.controller.add_queue("noexec_taint_pod", self.sync_pod, workers=workers)
         self.taint_seen: dict[str, float] = {}
         self.pods.add_event_handler(self._on_pod, self._on_pod_update, self._on_pod_delete)
         self.nodes.add_event_handler(self._on_node, self._on_node_update, self._on_node_delete)
+
+    def _started(self) -> None:
+        log.info("node lifecycle controller started grace=%.0fs period=%.0fs eviction_rate=%s",
+                 self.grace_period, self.monitor_period, self.eviction_rate)
 
     # -- handlers ---------------------------------------------------------------------------
 
     def _on_pod(self, pod: core.Pod) -> None:
         if pod.spec.node_name:
-            self.pod_queue.add(f"{pod.metadata.namespace}/{pod.metadata.name}")
+            self.pod_queue.add(objects.key(pod))
 
     def _on_pod_update(self, old: core.Pod, new: core.Pod) -> None:
         if new.spec.node_name and (old.spec.node_name != new.spec.node_name
@@ -212,13 +222,11 @@ class NodeLifecycleController:
             self._on_pod(new)
 
     def _on_pod_delete(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else \
-            f"{obj.metadata.namespace}/{obj.metadata.name}"
-        self.taint_seen.pop(key, None)
+        self.taint_seen.pop(key_of(obj), None)
 
     def _enqueue_pods_of(self, node_name: str) -> None:
         for pod in self._pods_on(node_name):
-            self.pod_queue.add(f"{pod.metadata.namespace}/{pod.metadata.name}")
+            self.pod_queue.add(objects.key(pod))
 
     def _on_node(self, node: core.Node) -> None:
         if any(t.effect == "NoExecute" for t in node.spec.taints):
@@ -231,7 +239,7 @@ class NodeLifecycleController:
             self._enqueue_pods_of(new.metadata.name)
 
     def _on_node_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        name = split_key(obj.key)[1] if isinstance(obj, DeletedFinalStateUnknown) else obj.metadata.name
+        name = split_key(key_of(obj))[1]
         self.health.pop(name, None)
         for z in self.zones.values():
             if name in z.nodes:
@@ -483,7 +491,7 @@ class NodeLifecycleController:
         await self.evict(pod)
 
     async def evict(self, pod: core.Pod) -> None:
-        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        key = objects.key(pod)
         self.recorder.event(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key}")
         try:
             await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
@@ -497,39 +505,5 @@ class NodeLifecycleController:
 
     # -- run --------------------------------------------------------------------------------
 
-    async def _monitor_loop(self) -> None:
-        while True:
-            try:
-                await self.monitor_node_health()
-            except Exception as e:
-                log.exception("node health pass failed: %s", e)
-            await self.clock.sleep(self.monitor_period)
-
-    async def _taint_loop(self) -> None:
-        while True:
-            await self.clock.sleep(min(1.0, self.monitor_period))
-            try:
-                await self.process_taint_queues()
-            except Exception as e:
-                log.warning("taint queue pass failed: %s", e)
-
     async def run(self, stop: asyncio.Event) -> None:
-        if not await wait_informers([self.nodes, self.leases, self.pods], stop):
-            return
-        log.info("node lifecycle controller started grace=%.0fs period=%.0fs eviction_rate=%s",
-                 self.grace_period, self.monitor_period, self.eviction_rate)
-        tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self._monitor_loop(), name="node-monitor"),
-            asyncio.create_task(self._taint_loop(), name="node-taint-queue"),
-            asyncio.create_task(run_workers(self.pod_queue, self.sync_pod, self.workers,
-                                            name="noexec_taint_pod")),
-        ]
-        try:
-            await stop.wait()
-        finally:
-            self.pod_queue.shutdown()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await self.controller.run(stop)

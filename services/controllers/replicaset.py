@@ -16,16 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from google.protobuf.message import Message
-
 from pybernetes import errors
-from pybernetes.api import selectors
+from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, split_key
+from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, key_of, owner_of, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
 
 from .controller_utils import (
     BURST_REPLICAS,
@@ -34,18 +33,12 @@ from .controller_utils import (
     FreshObjects,
     RefManager,
     SlowStartError,
-    being_deleted,
-    controller_ref_of,
-    copy_msg,
     filter_active_pods,
     is_pod_available,
     is_pod_ready,
-    obj_key,
     pod_from_template,
     rank_pods_for_deletion,
-    run_controller,
     slow_start_batch,
-    unwrap,
 )
 
 log = logging.getLogger("pybernetes.controllers.replicaset")
@@ -67,7 +60,6 @@ class _ReplicaSetBase:
         self.workers = workers
         self.burst_replicas = burst_replicas
         self.now = clock
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name=self.name)
         self.expectations = ControllerExpectations()
         self.fresh: FreshObjects[Any] = FreshObjects()
         self.fresh_pods: FreshObjects[core.Pod] = FreshObjects()
@@ -75,6 +67,8 @@ class _ReplicaSetBase:
         self.pod_informer = factory.informer_for(core.Pod)
         self.lister = self.informer.lister()
         self.pod_lister = self.pod_informer.lister()
+        self.controller = Controller(self.name, informers=[self.informer, self.pod_informer])
+        self.queue = self.controller.add_queue(self.name, self.sync, workers=workers)
         self.informer.add_event_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -90,11 +84,10 @@ class _ReplicaSetBase:
     # -- run ------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller(self.name, self.queue, self.sync, self.workers, self.factory,
-                             [self.informer, self.pod_informer], stop)
+        await self.controller.run(stop)
 
     def enqueue(self, rs: Any) -> None:
-        self.queue.add(obj_key(rs))
+        self.queue.add(key_of(rs))
 
     # -- event handlers -------------------------------------------------------------------------
 
@@ -103,22 +96,16 @@ class _ReplicaSetBase:
 
     def _rs_updated(self, old: Any, new: Any) -> None:
         if old.metadata.uid != new.metadata.uid:
-            self._rs_deleted(DeletedFinalStateUnknown(obj_key(old), old))
+            self._rs_deleted(DeletedFinalStateUnknown(key_of(old), old))
         self.enqueue(new)
 
     def _rs_deleted(self, obj: Any) -> None:
-        key = obj_key(obj)
+        key = key_of(obj)
         self.expectations.delete(key)
         self.queue.add(key)
 
     def _owner_of(self, pod: core.Pod) -> Any | None:
-        ref = controller_ref_of(pod)
-        if ref is None or ref.kind != self.kind:
-            return None
-        rs = self.lister.get(pod.metadata.namespace, ref.name)
-        if rs is None or rs.metadata.uid != ref.uid:
-            return None
-        return rs
+        return owner_of(pod, self.kind, self.lister)
 
     def _matching(self, pod: core.Pod) -> list[Any]:
         out = []
@@ -134,10 +121,10 @@ class _ReplicaSetBase:
             return
         rs = self._owner_of(pod)
         if rs is not None:
-            self.expectations.creation_observed(obj_key(rs))
+            self.expectations.creation_observed(key_of(rs))
             self.enqueue(rs)
             return
-        if controller_ref_of(pod) is None:
+        if controller_ref(pod) is None:
             for rs in self._matching(pod):
                 self.enqueue(rs)
 
@@ -150,7 +137,7 @@ class _ReplicaSetBase:
             if labels_changed:
                 self._pod_deleted(old)
             return
-        old_ref, new_ref = controller_ref_of(old), controller_ref_of(new)
+        old_ref, new_ref = controller_ref(old), controller_ref(new)
         if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
             owner = self._owner_of(old)
             if owner is not None:
@@ -160,7 +147,7 @@ class _ReplicaSetBase:
             self.enqueue(rs)
             min_ready = rs.spec.min_ready_seconds
             if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
-                self.queue.add_after(obj_key(rs), float(min_ready) + 0.5)
+                self.queue.add_after(key_of(rs), float(min_ready) + 0.5)
             return
         if new_ref is None and (labels_changed or old_ref is not None):
             for rs in self._matching(new):
@@ -171,8 +158,8 @@ class _ReplicaSetBase:
         rs = self._owner_of(pod)
         if rs is None:
             return
-        key = obj_key(rs)
-        self.expectations.deletion_observed(key, obj_key(pod))
+        key = key_of(rs)
+        self.expectations.deletion_observed(key, key_of(pod))
         self.queue.add(key)
 
     # -- sync -----------------------------------------------------------------------------------
@@ -189,8 +176,7 @@ class _ReplicaSetBase:
         needs_sync = self.expectations.satisfied(key)
         all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
         active = filter_active_pods(all_pods)
-        manager = RefManager(self.client, rs, lambda p: sel.matches(p.metadata.labels),  # type: ignore[attr-defined]
-                             field_manager=self.name)
+        manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)), field_manager=self.name)
         pods = await manager.claim(active)
         for p in manager.adopted:
             self.fresh_pods.record(p)
@@ -242,7 +228,7 @@ class _ReplicaSetBase:
         elif diff > 0:
             n = min(diff, self.burst_replicas)
             victims = rank_pods_for_deletion(pods)[:n]
-            self.expectations.expect_deletions(key, [obj_key(p) for p in victims])
+            self.expectations.expect_deletions(key, [key_of(p) for p in victims])
             log.info("deleting pods replicaset=%s want=%d have=%d deleting=%d", key, self.replicas(rs),
                      len(pods), n)
 
@@ -251,10 +237,10 @@ class _ReplicaSetBase:
                     await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
                                              uid=pod.metadata.uid)
                 except (errors.NotFound, errors.Conflict):
-                    self.expectations.deletion_observed(key, obj_key(pod))
+                    self.expectations.deletion_observed(key, key_of(pod))
                     return
                 except Exception as e:
-                    self.expectations.deletion_observed(key, obj_key(pod))
+                    self.expectations.deletion_observed(key, key_of(pod))
                     self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e}")
                     raise
                 self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
@@ -265,7 +251,7 @@ class _ReplicaSetBase:
                     raise r
 
     def calculate_status(self, rs: Any, pods: list[core.Pod], manage_err: Exception | None) -> Any:
-        status = copy_msg(rs.status)
+        status = objects.copy(rs.status)
         template_labels = dict(rs.spec.template.metadata.labels)
         now = self.now()
         fully = ready = available = 0
@@ -290,7 +276,7 @@ class _ReplicaSetBase:
                                           message=str(manage_err))
                 c.last_transition_time.seconds = int(now)
         elif manage_err is None and failure:
-            keep = [copy_msg(c) for c in status.conditions if c.type != "ReplicaFailure"]
+            keep = [objects.copy(c) for c in status.conditions if c.type != "ReplicaFailure"]
             del status.conditions[:]
             status.conditions.extend(keep)
         return status
@@ -298,7 +284,7 @@ class _ReplicaSetBase:
     async def update_status(self, rs: Any, status: Any) -> None:
         if status.SerializeToString(deterministic=True) == rs.status.SerializeToString(deterministic=True):
             return
-        new = copy_msg(rs)
+        new = objects.copy(rs)
         new.status.CopyFrom(status)
         out = await self.client.update_status(new, field_manager=self.name)
         self.fresh.record(out)
@@ -311,10 +297,9 @@ class ReplicaSetController(_ReplicaSetBase):
     kind = "ReplicaSet"
     name = "replicaset"
 
-    def selector(self, rs: Message) -> selectors.LabelSelector:
-        r: apps.ReplicaSet = rs  # type: ignore[assignment]
+    def selector(self, rs: apps.ReplicaSet) -> selectors.LabelSelector:
         try:
-            return selectors.from_message(r.spec.selector)
+            return selectors.from_message(rs.spec.selector)
         except errors.BadRequest:
             return selectors.NOTHING
 
@@ -324,8 +309,7 @@ class ReplicationControllerController(_ReplicaSetBase):
     kind = "ReplicationController"
     name = "replicationcontroller"
 
-    def selector(self, rc: Message) -> selectors.LabelSelector:
-        r: core.ReplicationController = rc  # type: ignore[assignment]
-        if not r.spec.selector:
+    def selector(self, rc: core.ReplicationController) -> selectors.LabelSelector:
+        if not rc.spec.selector:
             return selectors.NOTHING
-        return selectors.from_match_labels(dict(r.spec.selector))
+        return selectors.from_match_labels(dict(rc.spec.selector))

@@ -11,12 +11,11 @@ import logging
 
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory, split_key
+from pybernetes.api.objects import split_key
+from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
-
-from .endpoints import run_controller
 
 log = logging.getLogger("pybernetes.controllers.serviceaccount")
 
@@ -33,14 +32,14 @@ class ServiceAccountController:
         self.accounts = factory.informer_for(core.ServiceAccount)
         self.ns_lister = self.namespaces.lister()
         self.sa_lister = self.accounts.lister()
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="serviceaccount")
-        self.namespaces.add_event_handler(lambda n: self.queue.add(n.metadata.name),
-                                          lambda _o, n: self.queue.add(n.metadata.name), None)
+        self.controller = Controller("serviceaccount", informers=[self.namespaces, self.accounts])
+        self.queue = self.controller.add_queue("serviceaccount", self.sync, workers=workers)
+        self.namespaces.add_event_handler(lambda n: self.queue.add(key_of(n)),
+                                          lambda _o, n: self.queue.add(key_of(n)), None)
         self.accounts.add_event_handler(None, None, self._on_sa_delete)
 
     def _on_sa_delete(self, obj: core.ServiceAccount | DeletedFinalStateUnknown[core.ServiceAccount]) -> None:
-        ns, name = split_key(obj.key) if isinstance(obj, DeletedFinalStateUnknown) else \
-            (obj.metadata.namespace, obj.metadata.name)
+        ns, name = split_key(key_of(obj))
         if name in SERVICE_ACCOUNTS:
             self.queue.add(ns)
 
@@ -62,5 +61,4 @@ class ServiceAccountController:
                 log.info("service account not created serviceaccount=%s/%s error=%s", namespace, name, e)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller("serviceaccount", [self.namespaces, self.accounts], self.queue, self.sync,
-                             self.workers, stop)
+        await self.controller.run(stop)

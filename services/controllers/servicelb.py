@@ -18,12 +18,11 @@ import logging
 from pybernetes import errors
 from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.objects import split_key
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
+from pybernetes.controller import Controller, unwrap
 from pybernetes.events import EventRecorder
-from pybernetes.workqueue import RateLimitingQueue
-
-from .endpoints import run_controller
 
 log = logging.getLogger("pybernetes.controllers.servicelb")
 
@@ -56,7 +55,8 @@ class ServiceLBController:
         self.pool_set = set(self.pool)
         self.services = factory.informer_for(core.Service)
         self.lister = self.services.lister()
-        self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="servicelb")
+        self.controller = Controller("servicelb", informers=[self.services])
+        self.queue = self.controller.add_queue("servicelb", self.sync, workers=self.workers)
         # key -> (resourceVersion, ingress addresses) last written, until the cache reaches that version
         self._written: dict[str, tuple[int, list[str]]] = {}
         self.services.add_event_handler(self._enqueue, lambda _o, n: self._enqueue(n), self._on_delete)
@@ -65,7 +65,7 @@ class ServiceLBController:
         self.queue.add(objects.key(svc))
 
     def _on_delete(self, obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
-        svc = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        svc = unwrap(obj)
         self._written.pop(objects.key(svc), None)
         # A freed address may be what a pending Service waits for.
         for s in self.lister.list():
@@ -92,7 +92,7 @@ class ServiceLBController:
         return used
 
     async def sync(self, key: str) -> None:
-        namespace, name = key.split("/", 1)
+        namespace, name = split_key(key)
         svc = self.lister.get(namespace, name)
         if svc is None:
             return
@@ -136,4 +136,4 @@ class ServiceLBController:
         self._written[objects.key(svc)] = (int(out.metadata.resource_version), ingress_ips(out))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_controller("servicelb", [self.services], self.queue, self.sync, self.workers, stop)
+        await self.controller.run(stop)

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pybernetes.api import quantity, selectors
+from pybernetes.api import objects, quantity, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import controller_ref, key_for
+from pybernetes.api.objects import controller_ref
 
 log = logging.getLogger("pybernetes.scheduler.cache")
 
@@ -249,7 +249,7 @@ class PodInfo:
         md, spec = pod.metadata, pod.spec
         self.pod = pod
         self.namespace, self.name, self.uid = md.namespace, md.name, md.uid
-        self.key = key_for(md.namespace, md.name)
+        self.key = objects.key_for(md.namespace, md.name)
         self.labels: dict[str, str] = dict(md.labels)
         self.node_name = spec.node_name
         self.scheduler_name = spec.scheduler_name or "default-scheduler"

@@ -23,6 +23,7 @@ from pybernetes.cache import InformerFactory
 from pybernetes.cache.reflector import DeletedFinalStateUnknown
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
+from pybernetes.controller import unwrap
 from pybernetes.events import EventRecorder
 from services.scheduler import framework as fw
 from services.scheduler.cache import PodInfo, SchedulerCache
@@ -39,7 +40,6 @@ ATTEMPT_DURATION = Histogram("scheduler_scheduling_attempt_duration_seconds",
                              buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
                                       0.512, 1.024, 2.048, 4.096, 8.192, 16.384))
 SCORES_ANNOTATION = "scheduler.pybernetes.io/scores"
-
 
 
 def _relevant_pod_change(old: core.Pod, new: core.Pod) -> bool:
@@ -90,8 +90,7 @@ class Scheduler:
             self.queue.move_all(fw.NODE_UPDATE)
 
     def on_node_delete(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        node = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        self.cache.remove_node(node.metadata.name)
+        self.cache.remove_node(unwrap(obj).metadata.name)
         self.queue.move_all(fw.NODE_DELETE)
 
     def on_pod_add(self, pod: core.Pod) -> None:
@@ -125,8 +124,7 @@ class Scheduler:
         self.queue.update(PodInfo(new), _relevant_pod_change(old, new))
 
     def on_pod_delete(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
-        key = objects.key(pod)
+        key = objects.key(unwrap(obj))
         self.queue.delete(key)
         if self.cache.remove_pod(key) is not None:
             self.queue.move_all(fw.POD_DELETE)

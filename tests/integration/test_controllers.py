@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -26,7 +27,7 @@ from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.workqueue import RateLimitingQueue, run_workers
 from services.controllers import deployment_util as du
-from services.controllers.controller_utils import copy_msg, is_pod_ready
+from services.controllers.controller_utils import is_pod_ready
 from services.controllers.deployment import DeploymentController
 from services.controllers.garbagecollector import GarbageCollector
 from services.controllers.namespace import NamespaceController
@@ -119,7 +120,7 @@ class HollowKubelet:
             return
         if self.ready_delay:
             await asyncio.sleep(self.ready_delay)
-        new = copy_msg(pod)
+        new = objects.copy(pod)
         t = micro_now()
         st = new.status
         st.phase = "Running"
@@ -507,7 +508,7 @@ async def test_deployment_rolling_update_and_rollback(cluster: Cluster) -> None:
 
     # Rollback to revision 1 (what `pbctl rollout undo` does): copy rs1's template into the deployment.
     def undo(d: apps.Deployment) -> None:
-        t = copy_msg(rs1.spec.template)
+        t = objects.copy(rs1.spec.template)
         t.metadata.labels.pop(du.POD_TEMPLATE_HASH, None)
         d.spec.template.CopyFrom(t)
 

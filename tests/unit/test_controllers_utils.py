@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pybernetes import errors
+from pybernetes.api import objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -19,7 +20,6 @@ from services.controllers.controller_utils import (
     ControllerExpectations,
     FreshObjects,
     SlowStartError,
-    copy_msg,
     is_pod_available,
     is_pod_ready,
     rank_pods_for_deletion,
@@ -115,11 +115,11 @@ async def test_slow_start_batches() -> None:
 def test_fresh_objects() -> None:
     f: FreshObjects[core.Pod] = FreshObjects()
     cached = pod("a")
-    mine = copy_msg(cached)
+    mine = objects.copy(cached)
     mine.metadata.resource_version = "5"
     f.record(mine)
     assert f.resolve(cached) is mine
-    newer = copy_msg(cached)
+    newer = objects.copy(cached)
     newer.metadata.resource_version = "6"
     assert f.resolve(newer) is newer
     assert f.resolve(cached) is cached  # forgotten once the cache caught up
@@ -141,7 +141,7 @@ class FakeClient:
         return (type(obj).__name__, obj.metadata.namespace, obj.metadata.name)
 
     def _stamp(self, obj: Any) -> Any:
-        out = copy_msg(obj)
+        out = objects.copy(obj)
         out.metadata.resource_version = str(next(self._rv))
         return out
 
