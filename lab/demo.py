@@ -31,7 +31,7 @@ NODEPORT = 30080
 
 
 async def pbctl(admin: Path, *argv: str) -> int:
-    from pybernetes.cli.main import run
+    from pbctl.main import run
 
     return await run(["--config", str(admin), *argv])
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from pbctl.common import LAST_APPLIED, CliError, format_api_error, get_path, parse_targets
+from pbctl.main import parse_args, run
+from pbctl.verbs import apply, label
+from pbctl.verbs.explain import explain
 from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli import apply, label
-from pybernetes.cli.common import LAST_APPLIED, CliError, format_api_error, get_path, parse_targets
-from pybernetes.cli.explain import explain
-from pybernetes.cli.main import parse_args, run
 from pybernetes.errors import FieldError, Invalid, NotFound, Unavailable
 
 
@@ -181,7 +181,7 @@ def test_get_path() -> None:
 
 
 def test_configmap_namespace_rules() -> None:
-    from pybernetes.cli.common import Ctx
+    from pbctl.common import Ctx
 
     ctx = Ctx(None, namespace="other", explicit_namespace=True)
     cm = codec.from_dict({"metadata": {"name": "a", "namespace": "prod"}}, core.ConfigMap)

@@ -7,10 +7,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
-from pybernetes.api import registry
-from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import (
+from pbctl.common import (
     CliError,
     Ctx,
     err,
@@ -21,6 +18,9 @@ from pybernetes.cli.common import (
     ref,
     report_object_error,
 )
+from pbctl.verbs.apply import read_manifests, set_namespace
+from pybernetes import errors
+from pybernetes.api import registry
 
 
 @dataclass

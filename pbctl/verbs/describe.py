@@ -8,13 +8,8 @@ from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
-from pybernetes.api import codec, qos, registry
-from pybernetes.api.apps.v1 import apps_pb2 as apps
-from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.cli import printers
-from pybernetes.cli.common import (
+from pbctl import printers
+from pbctl.common import (
     LAST_APPLIED,
     REVISION,
     CliError,
@@ -26,6 +21,11 @@ from pybernetes.cli.common import (
     out,
     parse_targets,
 )
+from pybernetes import errors
+from pybernetes.api import codec, qos, registry
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 SKIP_ANNOTATIONS = frozenset({LAST_APPLIED})
 

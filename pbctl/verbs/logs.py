@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pybernetes.cli.common import Ctx
+from pbctl.common import Ctx
 
 
 async def run_logs(ctx: Ctx, args: argparse.Namespace) -> int:

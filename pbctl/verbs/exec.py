@@ -16,7 +16,7 @@ import termios
 import tty as ttymod
 from collections.abc import AsyncIterator
 
-from pybernetes.cli.common import CliError, Ctx
+from pbctl.common import CliError, Ctx
 
 
 async def _stdin_chunks() -> AsyncIterator[bytes]:

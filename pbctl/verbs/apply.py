@@ -16,10 +16,7 @@ from typing import Any, Literal
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
-from pybernetes.api import codec, registry
-from pybernetes.api.patch import three_way_patch
-from pybernetes.cli.common import (
+from pbctl.common import (
     LAST_APPLIED,
     CliError,
     Ctx,
@@ -30,6 +27,9 @@ from pybernetes.cli.common import (
     out,
     ref,
 )
+from pybernetes import errors
+from pybernetes.api import codec, registry
+from pybernetes.api.patch import three_way_patch
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 

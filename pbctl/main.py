@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from pbctl import plugins
+from pbctl.common import CliError, Ctx, err, format_api_error
 from pybernetes import errors, flags
-from pybernetes.cli import plugins
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error
 from pybernetes.client import config as client_config
 
 SUPPRESS = argparse.SUPPRESS
@@ -253,75 +253,75 @@ def make_ctx(args: argparse.Namespace) -> Ctx:
 async def dispatch(ctx: Ctx, args: argparse.Namespace) -> int:
     c = args.command
     if c == "apply":
-        from pybernetes.cli.apply import run_apply
+        from pbctl.verbs.apply import run_apply
 
         return await run_apply(ctx, args)
     if c == "create":
-        from pybernetes.cli.apply import run_create
+        from pbctl.verbs.apply import run_create
 
         return await run_create(ctx, args)
     if c == "get":
-        from pybernetes.cli.get import run_get
+        from pbctl.verbs.get import run_get
 
         return await run_get(ctx, args)
     if c == "describe":
-        from pybernetes.cli.describe import run_describe
+        from pbctl.verbs.describe import run_describe
 
         return await run_describe(ctx, args)
     if c == "delete":
-        from pybernetes.cli.delete import run_delete
+        from pbctl.verbs.delete import run_delete
 
         return await run_delete(ctx, args)
     if c == "edit":
-        from pybernetes.cli.edit import run_edit
+        from pbctl.verbs.edit import run_edit
 
         return await run_edit(ctx, args)
     if c == "label":
-        from pybernetes.cli.label import run_label
+        from pbctl.verbs.label import run_label
 
         return await run_label(ctx, args)
     if c == "annotate":
-        from pybernetes.cli.label import run_annotate
+        from pbctl.verbs.label import run_annotate
 
         return await run_annotate(ctx, args)
     if c == "scale":
-        from pybernetes.cli.scale import run_scale
+        from pbctl.verbs.scale import run_scale
 
         return await run_scale(ctx, args)
     if c == "rollout":
-        from pybernetes.cli.rollout import run_rollout
+        from pbctl.verbs.rollout import run_rollout
 
         return await run_rollout(ctx, args)
     if c == "api-resources":
-        from pybernetes.cli.misc import run_api_resources
+        from pbctl.verbs.misc import run_api_resources
 
         return await run_api_resources(ctx, args)
     if c == "explain":
-        from pybernetes.cli.explain import run_explain
+        from pbctl.verbs.explain import run_explain
 
         return await run_explain(args)
     if c == "logs":
-        from pybernetes.cli.logs import run_logs
+        from pbctl.verbs.logs import run_logs
 
         return await run_logs(ctx, args)
     if c == "exec":
-        from pybernetes.cli.exec import run_exec
+        from pbctl.verbs.exec import run_exec
 
         return await run_exec(ctx, args)
     if c == "top":
-        from pybernetes.cli.top import run_top
+        from pbctl.verbs.top import run_top
 
         return await run_top(ctx, args)
     if c == "trace":
-        from pybernetes.cli.trace import run_trace
+        from pbctl.verbs.trace import run_trace
 
         return await run_trace(ctx, args)
     if c == "version":
-        from pybernetes.cli.misc import run_version
+        from pbctl.verbs.misc import run_version
 
         return await run_version(ctx, args)
     if c == "config":
-        from pybernetes.cli.misc import run_config
+        from pbctl.verbs.misc import run_config
 
         return await run_config(args)
     raise CliError(f'unknown command "{c}" for "pbctl"')

@@ -8,10 +8,10 @@ import datetime as dt
 import time
 from typing import Any
 
+from pbctl.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_targets, ref
 from pybernetes import errors
 from pybernetes.api import codec, registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
-from pybernetes.cli.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_targets, ref
 
 TIMED_OUT_REASON = "ProgressDeadlineExceeded"
 
@@ -54,7 +54,7 @@ def status_message(d: apps.Deployment) -> tuple[str, bool]:
 
 
 async def status(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
-    from pybernetes.cli.get import parse_duration
+    from pbctl.verbs.get import parse_duration
 
     timeout = parse_duration(args.timeout) if args.timeout else 0.0
     deadline = time.monotonic() + timeout if timeout > 0 else None
@@ -116,7 +116,7 @@ async def history(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
                 out(codec.yaml_dump({"template": codec.to_dict(rs.spec.template)}).rstrip("\n"))
                 return 0
         raise CliError("unable to find the specified revision")
-    from pybernetes.cli.printers import render_table
+    from pbctl.printers import render_table
 
     out(f"{ref(info, name)} ")
     rows = [[str(_revision(rs)), rs.metadata.annotations.get(CHANGE_CAUSE) or "<none>"] for rs in rs_list]

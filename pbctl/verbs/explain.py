@@ -6,10 +6,10 @@ import argparse
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from pbctl.common import CliError, out, resolve_type
 from pybernetes.api import registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.meta.v1 import options_pb2
-from pybernetes.cli.common import CliError, out, resolve_type
 
 _DOC: object = options_pb2.doc
 _REQUIRED: object = options_pb2.required

@@ -9,10 +9,10 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from pbctl import printers
+from pbctl.common import CliError, Ctx, err, format_api_error, get_path, meta_of, now, out, parse_targets, ref
 from pybernetes import errors, flags
 from pybernetes.api import codec, registry
-from pybernetes.cli import printers
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, get_path, meta_of, now, out, parse_targets, ref
 
 Groups = list[tuple[registry.ResourceInfo, list[Message]]]
 

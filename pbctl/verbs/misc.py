@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from pybernetes.cli import printers
-from pybernetes.cli.common import VERSION, CliError, Ctx, out
+from pbctl import printers
+from pbctl.common import VERSION, CliError, Ctx, out
 from pybernetes.client import config as client_config
 
 

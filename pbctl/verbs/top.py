@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from pbctl.common import CliError, Ctx, err, out
+from pbctl.printers import render_table
 from pybernetes import errors
 from pybernetes.api import quantity
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.selectors import parse_label_selector
-from pybernetes.cli.common import CliError, Ctx, err, out
-from pybernetes.cli.printers import render_table
 from pybernetes.client.client import Client
 
 MI = 1024 * 1024

@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from google.protobuf.message import Message
 
+from pbctl.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, ref
 from pybernetes import errors
 from pybernetes.api import codec, registry
 from pybernetes.api.patch import create_two_way_merge_patch
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, ref
 
 HEADER = """# Please edit the object below. Lines beginning with a '#' will be ignored,
 # and an empty file will abort the edit. If an error occurs while saving this file will be

@@ -6,10 +6,7 @@ import argparse
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
-from pybernetes.api import registry
-from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import (
+from pbctl.common import (
     CliError,
     Ctx,
     err,
@@ -19,6 +16,9 @@ from pybernetes.cli.common import (
     ref,
     report_object_error,
 )
+from pbctl.verbs.apply import read_manifests, set_namespace
+from pybernetes import errors
+from pybernetes.api import registry
 
 SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
 

@@ -6,10 +6,7 @@ import argparse
 import asyncio
 import time
 
-from pybernetes import errors
-from pybernetes.api import registry
-from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import (
+from pbctl.common import (
     CliError,
     Ctx,
     err,
@@ -20,6 +17,9 @@ from pybernetes.cli.common import (
     ref,
     report_object_error,
 )
+from pbctl.verbs.apply import read_manifests, set_namespace
+from pybernetes import errors
+from pybernetes.api import registry
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}
@@ -102,7 +102,7 @@ async def run_delete(ctx: Ctx, args: argparse.Namespace) -> int:
         return 0
     timeout = None
     if args.timeout:
-        from pybernetes.cli.get import parse_duration
+        from pbctl.verbs.get import parse_duration
 
         timeout = parse_duration(args.timeout) or None
     deleted: list[tuple[registry.ResourceInfo, str, str, str]] = []

@@ -1,0 +1,1 @@
+"""The pbctl verbs, one module each."""
