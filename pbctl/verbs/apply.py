@@ -1,4 +1,4 @@
-"""apply -f / create -f: manifests from files, directories or stdin; client-side apply like kubectl.
+"""apply -f: client-side apply like kubectl, over the manifests pbctl.manifests reads.
 
 Apply stores the manifest in the `kubectl.kubernetes.io/last-applied-configuration` annotation; on the
 next apply it sends `three_way_patch(last_applied, new, live)` as a strategic merge patch, so fields the
@@ -9,80 +9,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from google.protobuf.message import Message
 
-from pbctl.common import (
-    LAST_APPLIED,
-    CliError,
-    Ctx,
-    err,
-    format_api_error,
-    is_connection_error,
-    meta_of,
-    out,
-    ref,
-)
+from pbctl import verb
+from pbctl.common import LAST_APPLIED, CliError, Ctx, descriptor, ref
+from pbctl.manifests import each_object, set_namespace
 from pybernetes import errors
 from pybernetes.api import codec, registry
+from pybernetes.api.objects import meta_of
 from pybernetes.api.patch import three_way_patch
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
+def arguments(p: argparse.ArgumentParser) -> None:
+    verb.files(p)
+    verb.output_name(p)
+    verb.dry_run(p)
 
-# -- reading manifests -----------------------------------------------------------------------------
-
-def manifest_files(paths: list[str], recursive: bool) -> list[str]:
-    """Expand -f arguments: files as given, directories to their .yaml/.yml/.json files (sorted)."""
-    files: list[str] = []
-    for p in paths:
-        if p == "-":
-            files.append(p)
-            continue
-        path = Path(p)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(str(f) for f in path.glob(pattern) if f.is_file() and f.suffix in MANIFEST_SUFFIXES)
-            files.extend(found)
-        elif path.exists():
-            files.append(p)
-        else:
-            raise CliError(f'the path "{p}" does not exist')
-    return files
-
-
-def read_manifests(paths: list[str], recursive: bool = False) -> list[tuple[str, Message]]:
-    """(source, object) for every object; raises ManifestError (names file, document, field path)."""
-    if not paths:
-        raise CliError("must specify one of -f and -k")
-    objs: list[tuple[str, Message]] = []
-    for f in manifest_files(paths, recursive):
-        text = sys.stdin.read() if f == "-" else Path(f).read_text()
-        objs.extend((f, o) for o in codec.load_manifests(text, f))
-    if not objs:
-        raise CliError("no objects passed to apply")
-    return objs
-
-
-def set_namespace(ctx: Ctx, obj: Message) -> None:
-    """Default the object's namespace; a conflicting -n is an error, as in kubectl."""
-    info = registry.for_message(obj)
-    md = meta_of(obj)
-    if not info.namespaced:
-        md.namespace = ""
-        return
-    if md.namespace and ctx.explicit_namespace and md.namespace != ctx.namespace:
-        raise CliError(f'the namespace from the provided object "{md.namespace}" does not match the namespace '
-                       f'"{ctx.namespace}". You must pass \'--namespace={md.namespace}\' to perform this operation.')
-    if not md.namespace:
-        md.namespace = ctx.namespace
-
-
-# -- apply's decision ------------------------------------------------------------------------------
 
 Action = Literal["create", "patch", "unchanged"]
 
@@ -117,7 +62,7 @@ def plan_apply(modified: dict[str, Any], live: dict[str, Any] | None, cls: type[
             original = loaded if isinstance(loaded, dict) else None
         except ValueError:
             original = None
-    p = three_way_patch(original, desired, live, cls.DESCRIPTOR)  # type: ignore[arg-type]
+    p = three_way_patch(original, desired, live, descriptor(cls))
     return Plan("patch", p) if p else Plan("unchanged", {})
 
 
@@ -147,41 +92,8 @@ async def apply_one(ctx: Ctx, obj: Message, *, dry_run: bool = False) -> str:
     return f"{ref(info, md.name)} configured{suffix}"
 
 
-async def _each(ctx: Ctx, args: argparse.Namespace, verb: str) -> int:
-    objs = read_manifests(list(args.filename or []), args.recursive)
-    dry_run = getattr(args, "dry_run", "none") in ("server", "client")
-    failed = 0
-    what = "applying" if verb == "apply" else "creating"
-    for source, obj in objs:
-        info = registry.for_message(obj)
-        try:
-            if verb == "apply":
-                line = await apply_one(ctx, obj, dry_run=dry_run)
-            else:
-                set_namespace(ctx, obj)
-                created = await ctx.client.create(obj, dry_run=dry_run, field_manager="pbctl")
-                line = f"{ref(info, meta_of(created).name)} created" + (" (dry run)" if dry_run else "")
-        except errors.Unavailable as e:
-            if is_connection_error(e):
-                raise
-            failed += 1
-            err(f'Error from server ({e.reason}): error when {what} "{source}": {e}')
-            continue
-        except errors.Invalid as e:
-            failed += 1
-            err(f'error when {what} "{source}": {format_api_error(e)}')
-            continue
-        except errors.ApiError as e:
-            failed += 1
-            err(f'Error from server ({e.reason}): error when {what} "{source}": {e}')
-            continue
-        out(line.split(" ")[0] if args.output == "name" else line)
-    return 1 if failed else 0
-
-
 async def run_apply(ctx: Ctx, args: argparse.Namespace) -> int:
-    return await _each(ctx, args, "apply")
+    return await each_object(ctx, args, "applying", lambda c, obj, dry: apply_one(c, obj, dry_run=dry))
 
 
-async def run_create(ctx: Ctx, args: argparse.Namespace) -> int:
-    return await _each(ctx, args, "create")
+VERB = verb.Verb("apply", "Apply a configuration to a resource by file name or stdin", arguments, run_apply, rank=10)

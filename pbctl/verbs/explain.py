@@ -6,13 +6,19 @@ import argparse
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from pbctl.common import CliError, out, resolve_type
+from pbctl import verb
+from pbctl.common import CliError, Ctx, descriptor, out, resolve_type
 from pybernetes.api import registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.meta.v1 import options_pb2
 
 _DOC: object = options_pb2.doc
 _REQUIRED: object = options_pb2.required
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TYPE[.FIELD...]")
+    p.add_argument("--recursive", action="store_true")
 
 _SCALARS = {
     FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BOOL: "boolean",
@@ -96,7 +102,7 @@ def _field_lines(desc: Descriptor, top_level: bool, indent: str = "  ") -> list[
 def explain(target: str, *, recursive: bool = False) -> str:
     type_part, _, path = target.partition(".")
     info = resolve_type(type_part)
-    desc: Descriptor | None = info.cls.DESCRIPTOR  # type: ignore[assignment]
+    desc: Descriptor | None = descriptor(info.cls)
     lines = [f"KIND:       {info.kind}"]
     if info.group:
         lines.append(f"GROUP:      {info.group}")
@@ -133,9 +139,12 @@ def _recursive_lines(desc: Descriptor, indent: str, seen: set[str]) -> list[str]
     return lines
 
 
-async def run_explain(args: argparse.Namespace) -> int:
+async def run_explain(ctx: Ctx, args: argparse.Namespace) -> int:
     registry_check = registry.lookup(args.target.partition(".")[0])
     if registry_check is None:
         raise CliError(f'the server doesn\'t have a resource type "{args.target.partition(".")[0]}"')
     out(explain(args.target, recursive=args.recursive).rstrip("\n"))
     return 0
+
+
+VERB = verb.Verb("explain", "Get documentation for a resource", arguments, run_explain, rank=120)

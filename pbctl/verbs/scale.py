@@ -6,21 +6,33 @@ import argparse
 
 from google.protobuf.message import Message
 
+from pbctl import verb
 from pbctl.common import (
     CliError,
     Ctx,
     err,
-    meta_of,
     out,
     parse_targets,
     ref,
     report_object_error,
 )
-from pbctl.verbs.apply import read_manifests, set_namespace
+from pbctl.manifests import read_manifests, set_namespace
 from pybernetes import errors
 from pybernetes.api import registry
+from pybernetes.api.objects import meta_of
 
 SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resources", nargs="*")
+    verb.files(p)
+    p.add_argument("--replicas", type=int, default=None)
+    p.add_argument("--current-replicas", type=int, default=None)
+    p.add_argument("-l", "--selector", default="")
+    p.add_argument("--all", action="store_true")
+    verb.output_name(p)
+    verb.dry_run(p)
 
 
 def current_replicas(obj: Message) -> int:
@@ -71,3 +83,7 @@ async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
             continue
         out(ref(info, name) if args.output == "name" else f"{ref(info, name)} scaled")
     return 1 if failed else 0
+
+
+VERB = verb.Verb("scale", "Set a new size for a deployment, replica set, or replication controller", arguments,
+                 run_scale, rank=90)
