@@ -1,4 +1,4 @@
-"""One timeline of everything that happened to an object and its descendants, across components.
+"""One timeline of everything that happened to an object and its descendants, across components (pbctl trace).
 
 `assemble(root, objects, events)` is pure: it finds the root's descendants through ownerReferences
 (Deployment -> ReplicaSets -> Pods), gathers their creation times, the Events about them (controller,
@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from pybernetes.api import codec, registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.objects import meta_of
 
 # Causal order inside one object's story, for ties and for placing whole-second timestamps.
 CREATED = 0.0
@@ -54,17 +55,12 @@ def trace_id_for(uid: str) -> str:
     return hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
-def _md(obj: Message) -> meta.ObjectMeta:
-    md: meta.ObjectMeta = obj.metadata  # type: ignore[attr-defined]
-    return md
-
-
 def kind_of(obj: Message) -> str:
     return registry.for_message(obj).kind
 
 
 def ref(obj: Message) -> str:
-    return f"{kind_of(obj).lower()}/{_md(obj).name}"
+    return f"{kind_of(obj).lower()}/{meta_of(obj).name}"
 
 
 def seconds(t: meta.Time) -> float:
@@ -143,28 +139,32 @@ class Timeline:
 
 def controller_of(obj: Message) -> str:
     """The uid of the object's owner (its controller if it names one)."""
-    refs = list(_md(obj).owner_references)
+    refs = list(meta_of(obj).owner_references)
     for r in refs:
         if r.controller:
             return r.uid
     return refs[0].uid if refs else ""
 
 
+def _creation_order(obj: Message) -> tuple[float, str]:
+    return seconds(meta_of(obj).creation_timestamp), meta_of(obj).name
+
+
 def descendants(root: Message, candidates: Iterable[Message]) -> list[tuple[Message, str, int]]:
     """(object, owner uid, depth) for the root and everything owned by it, transitively, breadth first."""
     by_owner: dict[str, list[Message]] = {}
     for o in candidates:
-        for r in _md(o).owner_references:
+        for r in meta_of(o).owner_references:
             by_owner.setdefault(r.uid, []).append(o)
     out: list[tuple[Message, str, int]] = [(root, "", 0)]
-    seen = {_md(root).uid}
+    seen = {meta_of(root).uid}
     i = 0
     while i < len(out):
         obj, _, depth = out[i]
         i += 1
-        uid = _md(obj).uid
-        for child in sorted(by_owner.get(uid, []), key=lambda c: (seconds(_md(c).creation_timestamp), _md(c).name)):
-            cuid = _md(child).uid
+        uid = meta_of(obj).uid
+        for child in sorted(by_owner.get(uid, []), key=_creation_order):
+            cuid = meta_of(child).uid
             if cuid and cuid not in seen:
                 seen.add(cuid)
                 out.append((child, uid, depth + 1))
@@ -172,7 +172,7 @@ def descendants(root: Message, candidates: Iterable[Message]) -> list[tuple[Mess
 
 
 def object_entries(obj: Message) -> list[Entry]:
-    md = _md(obj)
+    md = meta_of(obj)
     o, uid = ref(obj), md.uid
     out: list[Entry] = []
     if _set(md.creation_timestamp):
@@ -235,23 +235,24 @@ def event_entries(events: Iterable[core.Event], objs: Sequence[Message]) -> list
     A controller's event that names a child (ScalingReplicaSet -> replica set X, SuccessfulCreate -> pod X)
     belongs to the child's story, and is included even when the controller itself is not traced (a pod's
     trace shows the ReplicaSet creating it)."""
-    by_uid = {_md(o).uid: o for o in objs}
-    by_name = {(kind_of(o), _md(o).namespace, _md(o).name): o for o in objs}
-    children = {(r.uid, _md(o).name): o for o in objs for r in _md(o).owner_references}
+    by_uid = {meta_of(o).uid: o for o in objs}
+    by_name = {(kind_of(o), meta_of(o).namespace, meta_of(o).name): o for o in objs}
+    children = {(r.uid, meta_of(o).name): o for o in objs for r in meta_of(o).owner_references}
     out: list[Entry] = []
     for ev in events:
         io = ev.involved_object
         obj = by_uid.get(io.uid) if io.uid else by_name.get((io.kind, io.namespace, io.name))
-        owner_uid = _md(obj).uid if obj is not None else io.uid
+        owner_uid = meta_of(obj).uid if obj is not None else io.uid
         child = None
         if ev.reason in NAMING_REASONS and (m := _NAMED.search(ev.message)) is not None:
             child = children.get((owner_uid, m.group(1).rstrip(".")))
-        if obj is None and child is None:
+        subject = child if child is not None else obj
+        if subject is None:
             continue
         t, precise = event_time(ev)
         if not t:
             continue
-        story = _md(child if child is not None else obj).uid  # type: ignore[arg-type]
+        story = meta_of(subject).uid
         about = ref(obj) if obj is not None else f"{io.kind.lower()}/{io.name}"
         what = f"{ev.reason}: {ev.message}" + (f" (x{ev.count})" if ev.count > 1 else "")
         if ev.type == "Warning":
@@ -283,16 +284,16 @@ def place(entries: list[Entry], subtree: dict[str, set[str]]) -> None:
 def assemble(root: Message, objects: Iterable[Message], events: Iterable[core.Event]) -> Timeline:
     """The timeline of `root` and its descendants among `objects`, from `events` and the objects."""
     tree = descendants(root, objects)
-    tid = trace_id_for(_md(root).uid)
+    tid = trace_id_for(meta_of(root).uid)
     tl = Timeline(trace_id=tid, root=ref(root))
     objs = [o for o, _, _ in tree]
-    parent = {_md(o).uid: p for o, p, _ in tree}
+    parent = {meta_of(o).uid: p for o, p, _ in tree}
     for o, p, depth in tree:
-        md = _md(o)
+        md = meta_of(o)
         tl.objects.append(TracedObject(kind_of(o), md.name, md.namespace, md.uid, p, depth, tid))
     subtree: dict[str, set[str]] = {}
     for o in objs:
-        uid = _md(o).uid
+        uid = meta_of(o).uid
         cur: str | None = uid
         while cur:
             subtree.setdefault(cur, set()).add(uid)

@@ -12,9 +12,6 @@ from pybernetes.api import registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.meta.v1 import options_pb2
 
-_DOC: object = options_pb2.doc
-_REQUIRED: object = options_pb2.required
-
 
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TYPE[.FIELD...]")
@@ -63,11 +60,11 @@ def type_name(fd: FieldDescriptor) -> str:
 
 
 def doc(fd: FieldDescriptor) -> str:
-    return str(fd.GetOptions().Extensions[_DOC])  # type: ignore[index]
+    return str(fd.GetOptions().Extensions[options_pb2.doc])
 
 
 def required(fd: FieldDescriptor) -> bool:
-    return bool(fd.GetOptions().Extensions[_REQUIRED])  # type: ignore[index]
+    return bool(fd.GetOptions().Extensions[options_pb2.required])
 
 
 def _fields(desc: Descriptor) -> dict[str, FieldDescriptor]:

@@ -19,6 +19,8 @@ from pbctl.common import (
 from pbctl.manifests import read_manifests, set_namespace
 from pybernetes import errors
 from pybernetes.api import registry
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
 
 SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
@@ -36,8 +38,10 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def current_replicas(obj: Message) -> int:
-    spec = obj.spec  # type: ignore[attr-defined]
-    return int(spec.replicas) if spec.HasField("replicas") else 1
+    """spec.replicas of a scalable object (unset means 1)."""
+    if not isinstance(obj, apps.Deployment | apps.ReplicaSet | core.ReplicationController):
+        raise CliError(f"{type(obj).__name__} has no replicas")
+    return int(obj.spec.replicas) if obj.spec.HasField("replicas") else 1
 
 
 async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
