@@ -34,7 +34,7 @@ NODEPORT = 30080  # the nodePort examples/demo.yaml gives the hello Service
 
 
 async def pbctl(admin: Path, *argv: str) -> int:
-    from pybernetes.cli.main import run
+    from pbctl.main import run
 
     return await run(["--config", str(admin), *argv])
 

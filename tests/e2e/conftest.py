@@ -74,7 +74,7 @@ class Lab:
         return res
 
     def pbctl(self, *args: str, check: bool = True, timeout: float = 120) -> str:
-        res = subprocess.run([sys.executable, "-m", "pybernetes.cli.main", "--config", str(self.admin), *args],
+        res = subprocess.run([sys.executable, "-m", "pbctl.main", "--config", str(self.admin), *args],
                              capture_output=True, text=True, timeout=timeout, cwd=REPO)
         if check and res.returncode != 0:
             raise AssertionError(f"pbctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")

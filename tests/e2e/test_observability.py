@@ -210,7 +210,7 @@ def test_top_nodes(lab: Lab) -> None:
 def test_lab_open_dashboards(lab: Lab) -> None:
     url = prom_url(lab)
     # As a user types it: `pbctl lab ...` runs the pbctl-lab plugin.
-    res = subprocess.run([sys.executable, "-m", "pybernetes.cli.main", "lab", "open", "dashboards",
+    res = subprocess.run([sys.executable, "-m", "pbctl.main", "lab", "open", "dashboards",
                           "--dir", str(lab.dir)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert res.returncode == 0, res.stdout + res.stderr
     assert url in res.stdout, res.stdout

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pbctl.main import run as pbctl
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli.main import run as pbctl
 from pybernetes.client import config as client_config
 from tests.helpers import eventually
 from tests.integration import fixtures_kubelet

@@ -1,4 +1,4 @@
-"""pbctl against a real apiserver (etcd + in-process pb-apiserver): `pybernetes.cli.main.run(argv)`."""
+"""pbctl against a real apiserver (etcd + in-process pb-apiserver): `pbctl.main.run(argv)`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from pbctl.common import LAST_APPLIED
+from pbctl.main import run
 from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli.common import LAST_APPLIED
-from pybernetes.cli.main import run
 from pybernetes.client import config as client_config
 from tests.integration.conftest import ApiServer, free_port
 

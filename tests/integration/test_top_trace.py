@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from lab.images import BUSYBOX_IMAGE
+from pbctl.main import run as pbctl
 from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli.main import run as pbctl
 from pybernetes.client import config as client_config
 from services.controllers.main import ControllerManager
 from services.scheduler import main as scheduler_main

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
+from pbctl import manifests
+from pbctl.common import LAST_APPLIED, CliError, format_api_error, get_path, parse_targets
+from pbctl.main import parse_args, run
+from pbctl.verbs import apply, label
+from pbctl.verbs.explain import explain
 from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli import apply, label
-from pybernetes.cli.common import LAST_APPLIED, CliError, format_api_error, get_path, parse_targets
-from pybernetes.cli.explain import explain
-from pybernetes.cli.main import parse_args, run
+from pybernetes.api.objects import meta_of
 from pybernetes.errors import FieldError, Invalid, NotFound, Unavailable
 
 
@@ -151,12 +153,13 @@ def test_manifest_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.json").write_text('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}')
-    assert apply.manifest_files([str(tmp_path)], False) == [str(tmp_path / "a.yaml")]
-    assert apply.manifest_files([str(tmp_path)], True) == [str(tmp_path / "a.yaml"), str(tmp_path / "sub" / "b.json")]
-    objs = apply.read_manifests([str(tmp_path)], True)
-    assert [o.metadata.name for _, o in objs] == ["a", "b"]  # type: ignore[attr-defined]
+    assert manifests.manifest_files([str(tmp_path)], False) == [str(tmp_path / "a.yaml")]
+    assert manifests.manifest_files([str(tmp_path)], True) == [
+        str(tmp_path / "a.yaml"), str(tmp_path / "sub" / "b.json")]
+    objs = manifests.read_manifests([str(tmp_path)], True)
+    assert [meta_of(o).name for _, o in objs] == ["a", "b"]
     with pytest.raises(CliError, match="does not exist"):
-        apply.manifest_files([str(tmp_path / "missing.yaml")], False)
+        manifests.manifest_files([str(tmp_path / "missing.yaml")], False)
 
 
 def test_explain_fields_and_docs() -> None:
@@ -181,12 +184,12 @@ def test_get_path() -> None:
 
 
 def test_configmap_namespace_rules() -> None:
-    from pybernetes.cli.common import Ctx
+    from pbctl.common import Ctx
 
     ctx = Ctx(None, namespace="other", explicit_namespace=True)
     cm = codec.from_dict({"metadata": {"name": "a", "namespace": "prod"}}, core.ConfigMap)
     with pytest.raises(CliError, match="does not match the namespace"):
-        apply.set_namespace(ctx, cm)
+        manifests.set_namespace(ctx, cm)
     ns = codec.from_dict({"metadata": {"name": "n"}}, core.Namespace)
-    apply.set_namespace(ctx, ns)
+    manifests.set_namespace(ctx, ns)
     assert ns.metadata.namespace == ""

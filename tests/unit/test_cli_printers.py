@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from pbctl import printers
 from pybernetes.api import codec, registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli import printers
 
 NOW = 1_700_000_000.0
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
+from pbctl.timeline import assemble, descendants, ref, trace_id_for
+from pbctl.verbs import top
+from pbctl.verbs.trace import render
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
-from pybernetes.cli import top
-from pybernetes.cli.trace import render
 from pybernetes.events import _iso, _time
-from pybernetes.trace import assemble, descendants, ref, trace_id_for
 
 T0 = 1_700_000_000
 

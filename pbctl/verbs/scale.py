@@ -6,26 +6,42 @@ import argparse
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
-from pybernetes.api import registry
-from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import (
+from pbctl import verb
+from pbctl.common import (
     CliError,
     Ctx,
     err,
-    meta_of,
     out,
     parse_targets,
     ref,
     report_object_error,
 )
+from pbctl.manifests import read_manifests, set_namespace
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.objects import meta_of
 
 SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
 
 
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resources", nargs="*")
+    verb.files(p)
+    p.add_argument("--replicas", type=int, default=None)
+    p.add_argument("--current-replicas", type=int, default=None)
+    p.add_argument("-l", "--selector", default="")
+    p.add_argument("--all", action="store_true")
+    verb.output_name(p)
+    verb.dry_run(p)
+
+
 def current_replicas(obj: Message) -> int:
-    spec = obj.spec  # type: ignore[attr-defined]
-    return int(spec.replicas) if spec.HasField("replicas") else 1
+    """spec.replicas of a scalable object (unset means 1)."""
+    if not isinstance(obj, apps.Deployment | apps.ReplicaSet | core.ReplicationController):
+        raise CliError(f"{type(obj).__name__} has no replicas")
+    return int(obj.spec.replicas) if obj.spec.HasField("replicas") else 1
 
 
 async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -71,3 +87,7 @@ async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
             continue
         out(ref(info, name) if args.output == "name" else f"{ref(info, name)} scaled")
     return 1 if failed else 0
+
+
+VERB = verb.Verb("scale", "Set a new size for a deployment, replica set, or replication controller", arguments,
+                 run_scale, rank=90)

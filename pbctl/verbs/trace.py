@@ -1,7 +1,7 @@
 """trace: one timeline of an object and its descendants (Deployment -> ReplicaSets -> Pods), across components.
 
 Reads the objects and their Events from the apiserver and orders creation times, controller, scheduler and
-kubelet events, pod condition transitions and container starts (pybernetes.trace). The trace ID is derived
+kubelet events, pod condition transitions and container starts (pbctl.timeline). The trace ID is derived
 from the root's uid and shared by every descendant found through ownerReferences.
 """
 
@@ -12,13 +12,13 @@ import json
 
 from google.protobuf.message import Message
 
+from pbctl import verb
+from pbctl.common import CliError, Ctx, dump, out, resolve_type
+from pbctl.printers import render_table
+from pbctl.timeline import Timeline, assemble, rows
 from pybernetes.api import registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.cli.common import CliError, Ctx, out, resolve_type
-from pybernetes.cli.get import dump
-from pybernetes.cli.printers import render_table
-from pybernetes.trace import Timeline, assemble, rows
 
 # What each traceable kind can own, so a trace lists only what it needs.
 OWNED: dict[str, tuple[type[Message], ...]] = {
@@ -30,6 +30,12 @@ OWNED: dict[str, tuple[type[Message], ...]] = {
     "Job": (core.Pod,),
     "Pod": (),
 }
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resources", nargs="*", metavar="TYPE/NAME | TYPE NAME")
+    p.add_argument("-o", "--output", default="", help="json|yaml")
+    p.add_argument("--no-headers", action="store_true")
 
 
 def parse_target(args: list[str]) -> tuple[registry.ResourceInfo, str]:
@@ -76,3 +82,7 @@ async def run_trace(ctx: Ctx, args: argparse.Namespace) -> int:
                        "allowed formats are: json,yaml")
     out(render(tl, no_headers=args.no_headers).rstrip("\n"))
     return 0
+
+
+VERB = verb.Verb("trace", "Show one timeline of what happened to an object and its descendants", arguments, run_trace,
+                 rank=160)

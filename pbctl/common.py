@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from pybernetes.api import registry
-from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes import flags
+from pybernetes.api import codec, registry
 from pybernetes.client.client import Client
 from pybernetes.client.config import ClientConfig
 
@@ -67,6 +69,18 @@ def out(text: str = "") -> None:
 
 def err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def dump(data: Any, fmt: str) -> str:
+    """-o json (indented as kubectl's) or -o yaml."""
+    if fmt == "json":
+        return json.dumps(data, indent=4)
+    return codec.yaml_dump(data).rstrip("\n")
+
+
+def list_dict(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several objects as one -o json|yaml document: kubectl's `kind: List`."""
+    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
 
 
 # -- resources -------------------------------------------------------------------------------------
@@ -143,9 +157,17 @@ def parse_targets(args: list[str]) -> list[tuple[registry.ResourceInfo, list[str
     return [(i, list(names)) for i in infos]
 
 
-def meta_of(obj: Message) -> meta.ObjectMeta:
-    md: meta.ObjectMeta = obj.metadata  # type: ignore[attr-defined]
-    return md
+def descriptor(cls: type[Message]) -> Descriptor:
+    """The kind's message descriptor (protobuf's stubs also admit upb's class, the same object at runtime)."""
+    return cast(Descriptor, cls.DESCRIPTOR)
+
+
+def parse_duration(text: str) -> float:
+    """`30`, `30s`, `2m`, `1h` -> seconds; a CliError (exit 1 with the message) otherwise."""
+    try:
+        return flags.duration(text)
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
 
 def now() -> float:

@@ -16,7 +16,16 @@ import termios
 import tty as ttymod
 from collections.abc import AsyncIterator
 
-from pybernetes.cli.common import CliError, Ctx
+from pbctl import verb
+from pbctl.common import CliError, Ctx
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--stdin", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-c", "--container", default="")
+    p.add_argument("pod")
+    p.add_argument("cmd", nargs="*", metavar="-- COMMAND [args...]")
 
 
 async def _stdin_chunks() -> AsyncIterator[bytes]:
@@ -85,3 +94,6 @@ async def run_exec(ctx: Ctx, args: argparse.Namespace) -> int:
     if code:
         print(f"command terminated with exit code {code}", file=sys.stderr)
     return code
+
+
+VERB = verb.Verb("exec", "Execute a command in a container", arguments, run_exec, rank=140, after_dashes="cmd")

@@ -8,12 +8,35 @@ import datetime as dt
 import time
 from typing import Any
 
-from pybernetes import errors
+from pbctl import verb
+from pbctl.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_duration, parse_targets, ref
+from pbctl.printers import render_table
+from pybernetes import errors, flags
 from pybernetes.api import codec, registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
-from pybernetes.cli.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_targets, ref
 
 TIMED_OUT_REASON = "ProgressDeadlineExceeded"
+
+
+SUBCOMMANDS = (("status", "Show the status of the rollout"), ("history", "View rollout history"),
+               ("undo", "Undo a previous rollout"), ("restart", "Restart a resource"),
+               ("pause", "Mark the provided resource as paused"), ("resume", "Resume a paused resource"))
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    sub = verb.subcommands(p, "rollout_cmd")
+    for name, help_ in SUBCOMMANDS:
+        rp = verb.subcommand(sub, name, help_)
+        rp.add_argument("resources", nargs="*")
+        verb.dry_run(rp)
+        if name == "status":
+            rp.add_argument("-w", "--watch", type=flags.boolean, nargs="?", const=True, default=True)
+            rp.add_argument("--timeout", default="", help="give up after this long (e.g. 5m; 0: forever)")
+            rp.add_argument("--revision", type=int, default=0)
+        elif name == "history":
+            rp.add_argument("--revision", type=int, default=0)
+        elif name == "undo":
+            rp.add_argument("--to-revision", type=int, default=0)
 
 
 def _deployment_targets(args: argparse.Namespace) -> list[str]:
@@ -54,8 +77,6 @@ def status_message(d: apps.Deployment) -> tuple[str, bool]:
 
 
 async def status(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
-    from pybernetes.cli.get import parse_duration
-
     timeout = parse_duration(args.timeout) if args.timeout else 0.0
     deadline = time.monotonic() + timeout if timeout > 0 else None
     ns = ctx.namespace
@@ -116,8 +137,6 @@ async def history(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
                 out(codec.yaml_dump({"template": codec.to_dict(rs.spec.template)}).rstrip("\n"))
                 return 0
         raise CliError("unable to find the specified revision")
-    from pybernetes.cli.printers import render_table
-
     out(f"{ref(info, name)} ")
     rows = [[str(_revision(rs)), rs.metadata.annotations.get(CHANGE_CAUSE) or "<none>"] for rs in rs_list]
     out(render_table(["REVISION", "CHANGE-CAUSE"], rows).rstrip("\n"))
@@ -196,3 +215,6 @@ async def run_rollout(ctx: Ctx, args: argparse.Namespace) -> int:
         except errors.NotFound:
             raise
     return rc
+
+
+VERB = verb.Verb("rollout", "Manage the rollout of a resource", arguments, run_rollout, rank=100)

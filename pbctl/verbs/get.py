@@ -9,30 +9,40 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from pybernetes import errors, flags
+from pbctl import printers, verb
+from pbctl.common import (
+    CliError,
+    Ctx,
+    dump,
+    err,
+    format_api_error,
+    get_path,
+    list_dict,
+    now,
+    out,
+    parse_duration,
+    parse_targets,
+    ref,
+)
+from pybernetes import errors
 from pybernetes.api import codec, registry
-from pybernetes.cli import printers
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, get_path, meta_of, now, out, parse_targets, ref
+from pybernetes.api.objects import meta_of
 
 Groups = list[tuple[registry.ResourceInfo, list[Message]]]
 
 
-def parse_duration(text: str) -> float:
-    """`30`, `30s`, `2m`, `1h` -> seconds; a CliError (exit 1 with the message) otherwise."""
-    try:
-        return flags.duration(text)
-    except ValueError as e:
-        raise CliError(str(e)) from None
-
-
-def list_dict(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
-
-
-def dump(data: Any, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(data, indent=4)
-    return codec.yaml_dump(data).rstrip("\n")
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resources", nargs="*", metavar="TYPE[,TYPE] [NAME...] | TYPE/NAME")
+    p.add_argument("-o", "--output", default="", help="wide|yaml|json|name|jsonpath=EXPR")
+    p.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
+    p.add_argument("--watch-only", action="store_true", help="watch for changes without listing first")
+    p.add_argument("--output-watch-events", action="store_true", help="print the event type in watch mode")
+    p.add_argument("-l", "--selector", default="", help="label selector")
+    p.add_argument("--field-selector", default="", help="field selector")
+    p.add_argument("--show-labels", action="store_true")
+    p.add_argument("--no-headers", action="store_true")
+    p.add_argument("--sort-by", default="", help="JSONPath, e.g. .metadata.name")
+    p.add_argument("--request-timeout", default="", help="stop watching after this long (e.g. 30s)")
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:
@@ -206,3 +216,6 @@ async def watch(ctx: Ctx, args: argparse.Namespace) -> int:
     except TimeoutError:
         pass
     return 0
+
+
+VERB = verb.Verb("get", "Display one or many resources", arguments, run_get, rank=30)

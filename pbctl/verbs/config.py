@@ -1,4 +1,4 @@
-"""api-resources, version, config view / current-context."""
+"""config view / current-context / get-contexts: the client configuration file (secrets redacted)."""
 
 from __future__ import annotations
 
@@ -8,55 +8,19 @@ from typing import Any
 
 import yaml
 
-from pybernetes.cli import printers
-from pybernetes.cli.common import VERSION, CliError, Ctx, out
+from pbctl import printers, verb
+from pbctl.common import CliError, Ctx, out
 from pybernetes.client import config as client_config
 
 
-async def run_api_resources(ctx: Ctx, args: argparse.Namespace) -> int:
-    disc = await ctx.client.discovery()
-    rows = []
-    resources = [r for r in disc.resources if "/" not in r.name]
-    if args.namespaced is not None:
-        resources = [r for r in resources if r.namespaced == (args.namespaced == "true")]
-    if args.api_group is not None:
-        resources = [r for r in resources if r.group == args.api_group]
-    resources.sort(key=lambda r: (r.group, r.name))
-    for r in resources:
-        api_version = f"{r.group}/{r.version}" if r.group else r.version
-        if args.output == "name":
-            out(f"{r.name}.{r.group}" if r.group else r.name)
-            continue
-        row = [r.name, ",".join(r.short_names), api_version, "true" if r.namespaced else "false", r.kind]
-        if args.output == "wide":
-            row += [f"[{' '.join(r.verbs)}]", ",".join(r.categories)]
-        rows.append(row)
-    if args.output == "name":
-        return 0
-    headers = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
-    if args.output == "wide":
-        headers += ["VERBS", "CATEGORIES"]
-    out(printers.render_table(headers, rows, no_headers=args.no_headers).rstrip("\n"))
-    return 0
-
-
-async def run_version(ctx: Ctx, args: argparse.Namespace) -> int:
-    if args.output in ("json", "yaml"):
-        data: dict[str, Any] = {"clientVersion": {"gitVersion": VERSION}}
-        if not args.client:
-            data["serverAddress"] = ctx.server
-        import json
-
-        out(json.dumps(data, indent=2) if args.output == "json" else yaml.safe_dump(data).rstrip("\n"))
-        return 0
-    out(f"Client Version: {VERSION}")
-    if not args.client:
-        if ctx.config is None:
-            raise CliError("no server configured: pass --server or --config")
-        out(f"Server Address: {ctx.server}")
-        await ctx.client.discovery()  # reachability: a refused connection is reported like kubectl's
-        out("Server Status: reachable")
-    return 0
+def arguments(p: argparse.ArgumentParser) -> None:
+    sub = verb.subcommands(p, "config_cmd")
+    view = verb.subcommand(sub, "view", "Display the merged config")
+    view.add_argument("--raw", action="store_true")
+    view.add_argument("--minify", action="store_true")
+    view.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    verb.subcommand(sub, "current-context", "Display the current-context")
+    verb.subcommand(sub, "get-contexts", "Describe one or many contexts")
 
 
 def _redact(doc: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +33,7 @@ def _redact(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def run_config(args: argparse.Namespace) -> int:
+async def run_config(ctx: Ctx, args: argparse.Namespace) -> int:
     path = Path(client_config.config_path(args.config))
     if args.config_cmd == "view":
         if not path.exists():
@@ -112,3 +76,6 @@ async def run_config(args: argparse.Namespace) -> int:
         out(printers.render_table(["CURRENT", "NAME", "CLUSTER", "AUTHINFO", "NAMESPACE"], rows).rstrip("\n"))
         return 0
     raise CliError(f"unknown config command {args.config_cmd!r}")
+
+
+VERB = verb.Verb("config", "Show the client configuration", arguments, run_config, rank=180)

@@ -10,16 +10,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from pbctl import verb
+from pbctl.common import CliError, Ctx, err, out
+from pbctl.printers import render_table
 from pybernetes import errors
 from pybernetes.api import quantity
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.selectors import parse_label_selector
-from pybernetes.cli.common import CliError, Ctx, err, out
-from pybernetes.cli.printers import render_table
 from pybernetes.client.client import Client
 
 MI = 1024 * 1024
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    sub = verb.subcommands(p, "top_cmd")
+    for name, aliases, help_ in (("nodes", ("node", "no"), "Display resource (CPU/memory) usage of nodes"),
+                                 ("pods", ("pod", "po"), "Display resource (CPU/memory) usage of pods")):
+        tp = verb.subcommand(sub, name, help_, aliases)
+        tp.add_argument("name", nargs="?", default="")
+        tp.add_argument("-l", "--selector", default="", help="label selector")
+        tp.add_argument("--no-headers", action="store_true")
+        if name == "pods":
+            tp.add_argument("--containers", action="store_true", help="show the containers of each pod")
 
 
 def cpu_text(nanocores: int) -> str:
@@ -129,3 +142,6 @@ async def run_top(ctx: Ctx, args: argparse.Namespace) -> int:
     if what in ("node", "nodes", "no"):
         return await top_nodes(ctx, args)
     return await top_pods(ctx, args)
+
+
+VERB = verb.Verb("top", "Display resource (CPU/memory) usage", arguments, run_top, rank=150)

@@ -6,12 +6,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
+from pbctl.common import ref
 from pybernetes.api import registry
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.cli.common import meta_of, ref
+from pybernetes.api.objects import meta_of
 
 NONE = "<none>"
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pybernetes.cli.common import Ctx
+from pbctl import verb
+from pbctl.common import Ctx
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pod")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-p", "--previous", action="store_true")
+    p.add_argument("-c", "--container", default="")
+    p.add_argument("--tail", type=int, default=-1)
+    p.add_argument("--timestamps", action="store_true")
 
 
 async def run_logs(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -17,3 +27,6 @@ async def run_logs(ctx: Ctx, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     return 0
+
+
+VERB = verb.Verb("logs", "Print the logs for a container in a pod", arguments, run_logs, rank=130)

@@ -5,20 +5,11 @@ outside the shared library and joins pbctl at the process boundary.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-
-def builtin_verbs(parser: argparse.ArgumentParser) -> set[str]:
-    verbs: set[str] = set()
-    for action in parser._actions:  # argparse keeps subcommands only here
-        if isinstance(action, argparse._SubParsersAction):
-            verbs.update(action.choices)
-    return verbs
 
 
 def find(argv: Sequence[str], builtins: set[str]) -> str | None:

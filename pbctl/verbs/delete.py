@@ -6,25 +6,45 @@ import argparse
 import asyncio
 import time
 
-from pybernetes import errors
-from pybernetes.api import registry
-from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import (
+from pbctl import verb
+from pbctl.common import (
     CliError,
     Ctx,
     err,
-    meta_of,
     out,
+    parse_duration,
     parse_targets,
     quoted,
     ref,
     report_object_error,
 )
+from pbctl.manifests import read_manifests, set_namespace
+from pybernetes import errors, flags
+from pybernetes.api import registry
+from pybernetes.api.objects import meta_of
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}
 
 Target = tuple[registry.ResourceInfo, str, str, str]  # info, namespace, name, uid
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resources", nargs="*")
+    verb.files(p)
+    p.add_argument("-l", "--selector", default="")
+    p.add_argument("--field-selector", default="")
+    p.add_argument("--all", action="store_true", help="delete all resources of the type in the namespace")
+    p.add_argument("--grace-period", type=int, default=-1)
+    p.add_argument("--now", action="store_true", help="grace period 1 (immediate shutdown)")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--cascade", nargs="?", const="background", default="background",
+                   help="background|foreground|orphan")
+    p.add_argument("--wait", type=flags.boolean, nargs="?", const=True, default=True)
+    p.add_argument("--timeout", default="", help="how long to wait for deletion (0: forever)")
+    p.add_argument("--ignore-not-found", action="store_true")
+    verb.output_name(p)
+    verb.dry_run(p)
 
 
 async def collect(ctx: Ctx, args: argparse.Namespace) -> tuple[list[Target], list[str]]:
@@ -102,8 +122,6 @@ async def run_delete(ctx: Ctx, args: argparse.Namespace) -> int:
         return 0
     timeout = None
     if args.timeout:
-        from pybernetes.cli.get import parse_duration
-
         timeout = parse_duration(args.timeout) or None
     deleted: list[tuple[registry.ResourceInfo, str, str, str]] = []
     failed = bool(problems)
@@ -128,3 +146,7 @@ async def run_delete(ctx: Ctx, args: argparse.Namespace) -> int:
                 err(f"error: timed out waiting for the condition on {info.plural}/{name}")
                 failed = True
     return 1 if failed else 0
+
+
+VERB = verb.Verb("delete", "Delete resources by file names, stdin, resources and names, or by resources and label "
+                           "selector", arguments, run_delete, rank=50)

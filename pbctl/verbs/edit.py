@@ -17,16 +17,23 @@ from typing import Any
 import yaml
 from google.protobuf.message import Message
 
+from pbctl import verb
+from pbctl.common import CliError, Ctx, descriptor, err, format_api_error, out, parse_targets, ref
 from pybernetes import errors
 from pybernetes.api import codec, registry
+from pybernetes.api.objects import meta_of
 from pybernetes.api.patch import create_two_way_merge_patch
-from pybernetes.cli.common import CliError, Ctx, err, format_api_error, meta_of, out, parse_targets, ref
 
 HEADER = """# Please edit the object below. Lines beginning with a '#' will be ignored,
 # and an empty file will abort the edit. If an error occurs while saving this file will be
 # reopened with the relevant failures.
 #
 """
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resources", nargs="*")
+    verb.output_name(p)
 
 
 def editor_command() -> list[str]:
@@ -53,7 +60,7 @@ def edit_patch(original: dict[str, Any], edited: Any, cls: type[Message]) -> dic
     if not isinstance(edited, dict):
         raise errors.Invalid("expected an object")
     codec.from_dict(edited, cls)
-    return create_two_way_merge_patch(original, edited, cls.DESCRIPTOR)  # type: ignore[arg-type]
+    return create_two_way_merge_patch(original, edited, descriptor(cls))
 
 
 async def edit_one(ctx: Ctx, info: registry.ResourceInfo, obj: Message, output: str) -> int:
@@ -107,3 +114,6 @@ async def run_edit(ctx: Ctx, args: argparse.Namespace) -> int:
             obj = await ctx.client.get(info.cls, n, namespace=ctx.ns(info))
             rc |= await edit_one(ctx, info, obj, args.output or "")
     return rc
+
+
+VERB = verb.Verb("edit", "Edit a resource on the server", arguments, run_edit, rank=60)

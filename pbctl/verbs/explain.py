@@ -6,13 +6,16 @@ import argparse
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from pbctl import verb
+from pbctl.common import CliError, Ctx, descriptor, out, resolve_type
 from pybernetes.api import registry
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.meta.v1 import options_pb2
-from pybernetes.cli.common import CliError, out, resolve_type
 
-_DOC: object = options_pb2.doc
-_REQUIRED: object = options_pb2.required
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TYPE[.FIELD...]")
+    p.add_argument("--recursive", action="store_true")
 
 _SCALARS = {
     FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BOOL: "boolean",
@@ -57,11 +60,11 @@ def type_name(fd: FieldDescriptor) -> str:
 
 
 def doc(fd: FieldDescriptor) -> str:
-    return str(fd.GetOptions().Extensions[_DOC])  # type: ignore[index]
+    return str(fd.GetOptions().Extensions[options_pb2.doc])
 
 
 def required(fd: FieldDescriptor) -> bool:
-    return bool(fd.GetOptions().Extensions[_REQUIRED])  # type: ignore[index]
+    return bool(fd.GetOptions().Extensions[options_pb2.required])
 
 
 def _fields(desc: Descriptor) -> dict[str, FieldDescriptor]:
@@ -96,7 +99,7 @@ def _field_lines(desc: Descriptor, top_level: bool, indent: str = "  ") -> list[
 def explain(target: str, *, recursive: bool = False) -> str:
     type_part, _, path = target.partition(".")
     info = resolve_type(type_part)
-    desc: Descriptor | None = info.cls.DESCRIPTOR  # type: ignore[assignment]
+    desc: Descriptor | None = descriptor(info.cls)
     lines = [f"KIND:       {info.kind}"]
     if info.group:
         lines.append(f"GROUP:      {info.group}")
@@ -133,9 +136,12 @@ def _recursive_lines(desc: Descriptor, indent: str, seen: set[str]) -> list[str]
     return lines
 
 
-async def run_explain(args: argparse.Namespace) -> int:
+async def run_explain(ctx: Ctx, args: argparse.Namespace) -> int:
     registry_check = registry.lookup(args.target.partition(".")[0])
     if registry_check is None:
         raise CliError(f'the server doesn\'t have a resource type "{args.target.partition(".")[0]}"')
     out(explain(args.target, recursive=args.recursive).rstrip("\n"))
     return 0
+
+
+VERB = verb.Verb("explain", "Get documentation for a resource", arguments, run_explain, rank=120)

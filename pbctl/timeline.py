@@ -1,4 +1,4 @@
-"""One timeline of everything that happened to an object and its descendants, across components.
+"""One timeline of everything that happened to an object and its descendants, across components (pbctl trace).
 
 `assemble(root, objects, events)` is pure: it finds the root's descendants through ownerReferences
 (Deployment -> ReplicaSets -> Pods), gathers their creation times, the Events about them (controller,
@@ -140,6 +140,10 @@ def controller_of(obj: Message) -> str:
         return c.uid
     refs = meta_of(obj).owner_references
     return refs[0].uid if refs else ""
+
+
+def _creation_order(obj: Message) -> tuple[float, str]:
+    return seconds(meta_of(obj).creation_timestamp), meta_of(obj).name
 
 
 def descendants(root: Message, candidates: Iterable[Message]) -> list[tuple[Message, str, int]]:

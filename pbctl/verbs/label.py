@@ -1,4 +1,4 @@
-"""label / annotate: `key=value` sets, `key-` removes; changing a value needs --overwrite."""
+"""label (and annotate's engine): `key=value` sets, `key-` removes; changing a value needs --overwrite."""
 
 from __future__ import annotations
 
@@ -7,20 +7,34 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from pybernetes import errors
-from pybernetes.api import registry
-from pybernetes.cli.apply import read_manifests, set_namespace
-from pybernetes.cli.common import (
+from pbctl import verb
+from pbctl.common import (
     CliError,
     Ctx,
     err,
     format_api_error,
-    meta_of,
     out,
     parse_targets,
     ref,
     report_object_error,
 )
+from pbctl.manifests import read_manifests, set_namespace
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.api.objects import meta_of
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    """label's and annotate's flags (the same)."""
+    p.add_argument("args", nargs="*", metavar="TYPE NAME KEY=VAL|KEY-")
+    verb.files(p)
+    p.add_argument("--overwrite", action="store_true", help="allow changing existing values")
+    p.add_argument("-l", "--selector", default="")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--resource-version", default="")
+    verb.output_name(p)
+    verb.dry_run(p)
 
 
 @dataclass
@@ -141,5 +155,4 @@ async def run_label(ctx: Ctx, args: argparse.Namespace, field: str = "labels") -
     return 1 if failed else 0
 
 
-async def run_annotate(ctx: Ctx, args: argparse.Namespace) -> int:
-    return await run_label(ctx, args, "annotations")
+VERB = verb.Verb("label", "Update the labels on a resource", arguments, run_label, rank=70)

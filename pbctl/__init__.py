@@ -1,0 +1,6 @@
+"""pbctl: the kubectl-like command line client (console script `pbctl = pbctl.main:main`).
+
+A client of the library (`pybernetes`), like the components, and imported by none of them.
+`main` parses and dispatches; `verbs/` holds one module per subcommand (see `verb.Verb`); `common`,
+`manifests`, `printers`, `describers/` and `timeline` are what the verbs share.
+"""

@@ -1,0 +1,122 @@
+"""pbctl's verb registry: every module in pbctl.verbs declares its subcommand, and the command line they
+build together is pbctl's (verbs in help order, each verb's flags), plus a quiet exit on a closed stdout."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import pbctl.verbs
+from pbctl import verb, verbs
+from pbctl.main import build_parser, parse_args, run
+
+HELP_ORDER = ["apply", "create", "get", "describe", "delete", "edit", "label", "annotate", "scale", "rollout",
+              "api-resources", "explain", "logs", "exec", "top", "trace", "version", "config"]
+
+GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
+
+# Each (sub)command's own arguments, positionals by name and flags by their long form.
+ARGUMENTS = {
+    "apply": ["--filename", "--recursive", "--output", "--dry-run"],
+    "create": ["--filename", "--recursive", "--output", "--dry-run"],
+    "get": ["resources", "--output", "--watch", "--watch-only", "--output-watch-events", "--selector",
+            "--field-selector", "--show-labels", "--no-headers", "--sort-by", "--request-timeout"],
+    "describe": ["resources", "--selector", "--show-events"],
+    "delete": ["resources", "--filename", "--recursive", "--selector", "--field-selector", "--all", "--grace-period",
+               "--now", "--force", "--cascade", "--wait", "--timeout", "--ignore-not-found", "--output", "--dry-run"],
+    "edit": ["resources", "--output"],
+    "label": ["args", "--filename", "--recursive", "--overwrite", "--selector", "--all", "--list",
+              "--resource-version", "--output", "--dry-run"],
+    "annotate": ["args", "--filename", "--recursive", "--overwrite", "--selector", "--all", "--list",
+                 "--resource-version", "--output", "--dry-run"],
+    "scale": ["resources", "--filename", "--recursive", "--replicas", "--current-replicas", "--selector", "--all",
+              "--output", "--dry-run"],
+    "rollout": [],
+    "rollout status": ["resources", "--dry-run", "--watch", "--timeout", "--revision"],
+    "rollout history": ["resources", "--dry-run", "--revision"],
+    "rollout undo": ["resources", "--dry-run", "--to-revision"],
+    "rollout restart": ["resources", "--dry-run"],
+    "rollout pause": ["resources", "--dry-run"],
+    "rollout resume": ["resources", "--dry-run"],
+    "api-resources": ["--namespaced", "--api-group", "--output", "--no-headers"],
+    "explain": ["target", "--recursive"],
+    "logs": ["pod", "--follow", "--previous", "--container", "--tail", "--timestamps"],
+    "exec": ["--stdin", "--tty", "--container", "pod", "cmd"],
+    "top": [],
+    "top nodes": ["name", "--selector", "--no-headers"],
+    "top pods": ["name", "--selector", "--no-headers", "--containers"],
+    "trace": ["resources", "--output", "--no-headers"],
+    "version": ["--client", "--output"],
+    "config": [],
+    "config view": ["--raw", "--minify", "--output"],
+    "config current-context": [],
+    "config get-contexts": [],
+}
+
+
+def _arguments(p: argparse.ArgumentParser, path: list[str], found: dict[str, list[str]]) -> None:
+    own: list[str] = []
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                if sub.prog.split()[-1] == name:  # aliases share the parser
+                    _arguments(sub, [*path, name], found)
+        elif a.dest not in GLOBAL:
+            own.append(a.option_strings[-1] if a.option_strings else a.dest)
+    if path:
+        found[" ".join(path)] = own
+
+
+def test_every_verb_module_registers_itself() -> None:
+    modules = [m.name for m in pkgutil.iter_modules(pbctl.verbs.__path__)]
+    for name in modules:
+        declared = getattr(importlib.import_module(f"pbctl.verbs.{name}"), "VERB", None)
+        assert isinstance(declared, verb.Verb), f"pbctl/verbs/{name}.py declares no VERB"
+        assert declared.name == name.replace("_", "-")
+    assert [v.name for v in verbs.all_verbs()] == HELP_ORDER
+    assert len({v.rank for v in verbs.all_verbs()}) == len(HELP_ORDER)
+
+
+def test_help_lists_the_verbs_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    section = text.split("\n  COMMAND\n", 1)[1].split("\n\n")[0]
+    listed = [ln.split()[0] for ln in section.splitlines() if ln.startswith("    ") and ln[4] != " "]
+    assert listed == HELP_ORDER
+
+
+def test_each_verb_keeps_its_arguments() -> None:
+    found: dict[str, list[str]] = {}
+    _arguments(build_parser(), [], found)
+    assert found == ARGUMENTS
+
+
+def test_exec_takes_everything_after_dashes() -> None:
+    e = parse_args(["-n", "x", "exec", "web", "--", "ls", "-la", "--", "y"])
+    assert (e.namespace, e.pod, e.cmd) == ("x", "web", ["ls", "-la", "--", "y"])
+    assert parse_args(["exec", "web", "echo"]).cmd == ["echo"]
+
+
+async def test_exec_without_a_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run(["--server", "127.0.0.1:1", "exec", "web"]) == 1
+    assert capsys.readouterr().err.strip() == "error: you must specify at least one command for the container"
+
+
+def test_closed_stdout_exits_quietly() -> None:
+    """`pbctl ... | head -1`: the reader is gone before pbctl writes; no BrokenPipeError traceback."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        res = subprocess.run([sys.executable, "-m", "pbctl.main", "explain", "pods"], stdout=w,
+                             stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(w)
+    assert res.stderr == ""
+    assert res.returncode == 141
