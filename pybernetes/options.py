@@ -112,6 +112,20 @@ def _parser_for_type(hint: Any) -> Callable[[str], Any]:
     return str
 
 
+def _metavar(o: Option, hint: Any) -> str | None:
+    """What --help shows for a value: the option's own, else one by type (argparse's DEST for strings)."""
+    if o.metavar or o.choices:
+        return o.metavar
+    base = _base(hint)
+    if o.parse is flags.duration:
+        return "DURATION"
+    if base is int:
+        return "N"
+    if base is Path:
+        return "PATH"
+    return {list: "A,B,...", dict: "K=V,..."}.get(typing.get_origin(base))
+
+
 def _shown(default: Any, o: Option) -> str:
     """A default as --help shows it ("" when there is nothing worth showing)."""
     if default is None or default == "" or default == [] or default == {}:
@@ -134,9 +148,9 @@ def parser_for(cls: type[Any], *, prog: str, description: str = "") -> argparse.
         default = default_of(f)
         factory = f.default_factory is not dataclasses.MISSING and not isinstance(default, list | dict)
         if o.keyed is not None:
-            item = o.parse or typing.get_args(_base(hint))[1]
+            item = typing.get_args(_base(hint))[1]
             for key, flag in o.keyed.items():
-                p.add_argument(flag, dest=f"{f.name}:{key}", type=item, metavar=o.metavar,
+                p.add_argument(flag, dest=f"{f.name}:{key}", type=o.parse or item, metavar=_metavar(o, item),
                                default=argparse.SUPPRESS, help=_help(o, default.get(key), False))
             continue
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(o, default, factory)}
@@ -148,7 +162,7 @@ def parser_for(cls: type[Any], *, prog: str, description: str = "") -> argparse.
         elif o.append:
             kw.update(action="append", type=o.parse or str, metavar=o.metavar)
         else:
-            kw.update(type=o.parse or _parser_for_type(hint), metavar=o.metavar, choices=o.choices)
+            kw.update(type=o.parse or _parser_for_type(hint), metavar=_metavar(o, hint), choices=o.choices)
         p.add_argument(*o.names, **kw)
     return p
 
