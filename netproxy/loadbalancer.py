@@ -1,10 +1,12 @@
-"""Proxy side of type LoadBalancer: the ingress IPs the apiserver assigned are answered like external IPs.
+"""Proxy side of type LoadBalancer: which ingress IPs of a Service this node answers (`ingress_ips`).
 
-The apiserver allocates `status.loadBalancer.ingress[].ip` from its pool; every proxy then accepts traffic
-to those IPs on the service ports (DNAT to the endpoints, through `loadBalancerSourceRanges` when set).
-Ingress entries with `ipMode: Proxy` are left to the external load balancer (kube-proxy does the same).
-Nothing here assigns addresses to interfaces: in the lab the pool is routed to a node (or reached from a
-client namespace on the node bridge with a route via a node), and the node's netfilter rules take it.
+The controller manager's servicelb controller (--loadbalancer-ip-range) writes
+`status.loadBalancer.ingress[].ip`; netproxy.model turns a LoadBalancer Service into ServiceInfo.lb_ips with
+`ingress_ips` (IPv4 only, each once; entries with `ipMode: Proxy` are left to the external load balancer,
+as kube-proxy does), and the backends (netproxy.nftables, netproxy.iptables) DNAT them to the endpoints,
+through `loadBalancerSourceRanges` when set. Nothing assigns addresses to interfaces: in the lab the pool
+is routed to a node (or reached from a client namespace on the node bridge with a route via a node), and
+the node's netfilter rules take it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pybernetes.api.core.v1 import core_pb2 as core
 
 
 def ingress_ips(svc: core.Service) -> Iterator[str]:
+    """The Service's IPv4 ingress IPs in status order, without duplicates or `ipMode: Proxy` entries."""
     seen: set[str] = set()
     for ing in svc.status.load_balancer.ingress:
         if not ing.ip or (ing.HasField("ip_mode") and ing.ip_mode == "Proxy"):

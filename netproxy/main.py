@@ -11,12 +11,11 @@ transaction; nothing is flushed first, so traffic keeps flowing across restarts.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,38 +27,16 @@ from netproxy.iptables import IptablesBackend
 from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
 from netproxy.routes import Conntrack, Routes, ensure_forwarding
-from pybernetes import component, flags, logs
+from pybernetes import component, flags, logs, options, ports
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.metrics import HealthServer
+from pybernetes.options import opt
 
 log = logging.getLogger("pybernetes.netproxy")
 
 BACKENDS = ("nftables", "iptables")
-
-
-@dataclass
-class Config:
-    kubeconfig: str | None = None
-    server: str = ""
-    token: str = ""
-    hostname_override: str = ""
-    backend: str = "nftables"
-    cluster_cidr: str = "10.244.0.0/16"
-    service_cidr: str = "10.96.0.0/16"
-    min_sync_period: float = 1.0
-    sync_period: float = 30.0
-    bind_address: str = "0.0.0.0"
-    health_port: int = 10256
-    metrics_port: int = 10249
-    cleanup: bool = False
-    masquerade_all: bool = False
-    nodeport_addresses: list[str] = field(default_factory=list)
-    netns: str = ""  # drive this namespace from outside (nsenter + pyroute2 netns)
-    manage_routes: bool = True
-    conntrack: bool = True
-    verbose: bool = False
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -91,53 +68,46 @@ def _from_file(path: Path) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class Config:
+    config_file: Path | None = opt(None, "--config", file=_from_file,
+                                   help="KubeProxyConfiguration-style YAML (mode, clusterCIDR, "
+                                        "iptables.minSyncPeriod, ...); flags given explicitly win")
+    kubeconfig: str | None = opt(None, "--kubeconfig", "--client-config",
+                                 help="client config (default $PBCONFIG, ~/.pybernetes/config)")
+    server: str = opt("", "--server", "--master", help="apiserver address")
+    token: str = opt("", help="bearer token")
+    hostname_override: str = opt("", help="this node's name (default: hostname)")
+    backend: str = opt("nftables", "--backend", "--proxy-mode", choices=BACKENDS,
+                       help="nftables (meets the 5,000-service targets) or iptables (KUBE-* chains)")
+    cluster_cidr: str = opt("10.244.0.0/16", help="pod CIDR; traffic from outside it is masqueraded")
+    service_cidr: str = opt("10.96.0.0/16", "--service-cidr", "--service-cluster-ip-range",
+                            help="blackholed inside the node so unmatched service traffic dies locally")
+    min_sync_period: float = opt(1.0, parse=flags.duration)
+    sync_period: float = opt(30.0, parse=flags.duration)
+    bind_address: str = opt("0.0.0.0", help="address of the health and metrics servers")
+    health_port: int = opt(ports.PROXY_HEALTH, "--health-port", "--healthz-port")
+    metrics_port: int = opt(ports.PROXY_METRICS)
+    cleanup: bool = opt(False, switch=True, help="remove every rule, chain, table and route we made; exit")
+    masquerade_all: bool = opt(False)
+    nodeport_addresses: list[str] = opt([], help="comma-separated CIDRs; NodePorts answer only on local "
+                                                 "addresses inside them")
+    netns: str = opt("", help="program this named network namespace (/run/netns/NAME) from outside "
+                              "(nsenter + pyroute2 netns)")
+    manage_routes: bool = opt(True, help="host-gw routes to other nodes' podCIDRs and the service blackhole")
+    conntrack: bool = opt(True, help="flush stale UDP conntrack entries")
+    verbose: bool = opt(False, "-v", "--verbose", switch=True)
+
+
+def _check(cfg: Config) -> None:
+    if cfg.backend not in BACKENDS:  # a config file's mode (the flag's value argparse checks)
+        raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}")
+
+
 def parse_args(argv: list[str] | None = None) -> Config:
-    p = argparse.ArgumentParser(prog="pb-proxy", description="The pybernetes service proxy (kube-proxy).")
-    p.add_argument("--config", dest="config_file", type=Path, default=None,
-                   help="KubeProxyConfiguration-style YAML (mode, clusterCIDR, iptables.minSyncPeriod, ...); "
-                        "flags given explicitly win")
-    p.add_argument("--kubeconfig", "--client-config", dest="kubeconfig", default=None,
-                   help="client config (default $PBCONFIG, ~/.pybernetes/config)")
-    p.add_argument("--server", "--master", dest="server", default=None, help="apiserver address")
-    p.add_argument("--token", default=None, help="bearer token")
-    p.add_argument("--hostname-override", default=None, help="this node's name (default: hostname)")
-    p.add_argument("--backend", "--proxy-mode", dest="backend", choices=BACKENDS, default=None,
-                   help="nftables (default: meets the 5,000-service targets) or iptables (KUBE-* chains)")
-    p.add_argument("--cluster-cidr", default=None, help="pod CIDR; traffic from outside it is masqueraded")
-    p.add_argument("--service-cidr", "--service-cluster-ip-range", dest="service_cidr", default=None,
-                   help="blackholed inside the node so unmatched service traffic dies locally")
-    p.add_argument("--min-sync-period", type=flags.duration, default=None)
-    p.add_argument("--sync-period", type=flags.duration, default=None)
-    p.add_argument("--bind-address", default=None, help="address of the health and metrics servers")
-    p.add_argument("--health-port", "--healthz-port", dest="health_port", type=int, default=None)
-    p.add_argument("--metrics-port", type=int, default=None)
-    p.add_argument("--cleanup", action="store_true", help="remove every rule, chain, table and route we made; exit")
-    p.add_argument("--masquerade-all", type=flags.boolean, nargs="?", const=True, default=None)
-    p.add_argument("--nodeport-addresses", default=None,
-                   help="comma-separated CIDRs; NodePorts answer only on local addresses inside them")
-    p.add_argument("--netns", default=None, help="program this named network namespace (/run/netns/NAME)")
-    p.add_argument("--manage-routes", type=flags.boolean, nargs="?", const=True, default=None,
-                   help="host-gw routes to other nodes' podCIDRs and the service blackhole (default true)")
-    p.add_argument("--conntrack", type=flags.boolean, nargs="?", const=True, default=None,
-                   help="flush stale UDP conntrack entries (default true)")
-    p.add_argument("-v", "--verbose", action="store_true")
-    a = p.parse_args(argv)
-    logs.setup("proxy", verbose=a.verbose)
-    cfg = Config()
-    if a.config_file is not None:
-        for k, v in _from_file(a.config_file).items():
-            setattr(cfg, k, v)
-    for name in ("kubeconfig", "server", "token", "hostname_override", "backend", "cluster_cidr", "service_cidr",
-                 "min_sync_period", "sync_period", "bind_address", "health_port", "metrics_port",
-                 "masquerade_all", "netns", "manage_routes", "conntrack"):
-        v = getattr(a, name)
-        if v is not None:
-            setattr(cfg, name, v)
-    if a.nodeport_addresses is not None:
-        cfg.nodeport_addresses = [c.strip() for c in a.nodeport_addresses.split(",") if c.strip()]
-    cfg.cleanup, cfg.verbose = a.cleanup, a.verbose
-    if cfg.backend not in BACKENDS:
-        p.error(f"--backend must be one of {', '.join(BACKENDS)}")
+    cfg = options.parse_args(Config, argv, prog="pb-proxy", description="The pybernetes service proxy (kube-proxy).",
+                             check=_check)
+    logs.setup("proxy", verbose=cfg.verbose)
     return cfg
 
 

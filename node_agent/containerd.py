@@ -7,9 +7,9 @@ shims, unmount everything under the dir, delete the dir".
 Images reach a node in one of two ways:
   * direct import (`Containerd.import_image`): `ctr images import` of an OCI archive whose manifests
     carry `io.containerd.image.name`. Used by the tests; no registry needed.
-  * registry pulls: CRI PullImage of `localhost:5000/...`. containerd runs in the node's netns, so
-    `localhost:5000` is that netns's private loopback: the lab runs a registry (or a TCP forwarder to
-    the shared one) on 127.0.0.1:5000 inside each node netns; see lab.image_registry.
+  * registry pulls: CRI PullImage of `localhost:<ports.REGISTRY>/...` (DEFAULT_REGISTRY). containerd
+    runs in the node's netns, so that localhost is the netns's private loopback: the lab runs a registry
+    (or a TCP forwarder to the shared one) on that port inside each node netns; see lab.image_registry.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ from pathlib import Path
 
 from node_agent.cri.client import CRIClient
 from node_agent.cri.errors import CRIError, CRIUnavailable
+from pybernetes import ports
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "containerd" / "config.toml.tmpl"
 CNI_BIN_DIR = "/usr/lib/cni"
 NETNS_DIR = "/run/netns"
-DEFAULT_SANDBOX_IMAGE = "localhost:5000/pause:3.9"
-DEFAULT_REGISTRY = "localhost:5000"
+DEFAULT_REGISTRY = f"localhost:{ports.REGISTRY}"
+DEFAULT_SANDBOX_IMAGE = f"{DEFAULT_REGISTRY}/pause:3.9"
 CNI_NETWORK = "pbnet"
 BRIDGE = "cni0"
 

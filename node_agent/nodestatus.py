@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node_agent import pressure
-from pybernetes import errors
+from pybernetes import errors, ports
 from pybernetes.api import quantity
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -43,7 +43,7 @@ class NodeSpecCfg:
     memory: str = ""
     max_pods: int = 110
     health_port: int = 0
-    api_port: int = 10250
+    api_port: int = ports.KUBELET
     status_frequency: float = 10.0
     lease_duration: int = 40
     eviction_hard: list[pressure.Threshold] = field(

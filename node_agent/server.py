@@ -1,4 +1,4 @@
-"""The kubelet's API (port 10250): container logs, exec and resource stats, for the apiserver only.
+"""The kubelet's API (--port, ports.KUBELET): container logs, exec and resource stats, for the apiserver only.
 
 Logs are read from the CRI log files (`<timestamp> <stream> <P|F> <line>`), with --tail, --timestamps,
 --previous (the last exited instance) and --follow (until the container exits). Exec runs through

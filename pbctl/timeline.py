@@ -159,17 +159,12 @@ def descendants(root: Message, candidates: Iterable[Message]) -> list[tuple[Mess
         obj, _, depth = out[i]
         i += 1
         uid = meta_of(obj).uid
-        for child in sorted(by_owner.get(uid, []), key=_created_then_name):
+        for child in sorted(by_owner.get(uid, []), key=_creation_order):
             cuid = meta_of(child).uid
             if cuid and cuid not in seen:
                 seen.add(cuid)
                 out.append((child, uid, depth + 1))
     return out
-
-
-def _created_then_name(obj: Message) -> tuple[float, str]:
-    md = meta_of(obj)
-    return seconds(md.creation_timestamp), md.name
 
 
 def object_entries(obj: Message) -> list[Entry]:

@@ -1,7 +1,8 @@
 """Flag value parsers shared by every component and pbctl, with Kubernetes' spellings.
 
 Each raises argparse.ArgumentTypeError (a ValueError), so `type=flags.duration` makes argparse print
-"argument --sync-period: invalid duration '5x'" and exit 2.
+"argument --sync-period: invalid duration '5x'" and exit 2. `format_duration` writes a duration back
+(pybernetes.options.to_argv).
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ def duration(text: str | float) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
+def format_duration(seconds: float) -> str:
+    """The inverse of `duration`: 90 -> "1m30s", 300 -> "5m", 2.5 -> "2.5s" (what a command line shows)."""
+    if seconds < 0 or "e" in repr(float(seconds)):
+        return repr(float(seconds))  # plain seconds: `duration` takes them back
+    if seconds != int(seconds):
+        return f"{float(seconds)!r}s"
+    s = int(seconds)
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    text = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+    return text or "0s"
+
+
 def boolean(text: str) -> bool:
     """true/false as Go's strconv.ParseBool takes them (plus yes/no, on/off)."""
     v = text.strip().lower()
@@ -36,6 +49,11 @@ def boolean(text: str) -> bool:
     if v in ("0", "f", "false", "n", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: use true or false")
+
+
+def string_list(text: str) -> list[str]:
+    """`a, b,,c` (--etcd-servers, --nodeport-addresses) -> ["a", "b", "c"]; "" -> []."""
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def key_values(text: str) -> dict[str, str]:

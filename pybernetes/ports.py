@@ -21,6 +21,7 @@ import threading
 APISERVER = 6443
 # The apiserver's /healthz, /readyz, /livez and /metrics over plain HTTP.
 APISERVER_HEALTH = 6444
+KUBERNETES_SERVICE = 443  # the port of Service default/kubernetes (the API inside the cluster)
 ETCD_CLIENT = 2379
 ETCD_PEER = 2380
 # etcd's /metrics listener: Prometheus scrapes this one; only the apiserver connects to the client port.

@@ -1,7 +1,7 @@
 """pods/log, pods/exec and nodes/proxy/stats/summary: the apiserver proxies to the kubelet of the node.
 
 Clients never reach nodes directly; the apiserver resolves pod -> node -> the kubelet's address
-(status.addresses InternalIP, status.daemonEndpoints.kubeletEndpoint.Port, default 10250) and relays the
+(status.addresses InternalIP, status.daemonEndpoints.kubeletEndpoint.Port, default ports.KUBELET) and relays the
 stream, presenting its kubelet client token.
 """
 
@@ -12,15 +12,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from pybernetes import errors, rpc
+from pybernetes import errors, ports, rpc
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.client.client import error_from_rpc
 
 from .rest import Rest
-
-DEFAULT_KUBELET_PORT = 10250
 
 
 class KubeletProxy:
@@ -55,7 +53,7 @@ class KubeletProxy:
         address = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
         if not address:
             raise errors.Unavailable(f'node "{node.metadata.name}" has no InternalIP: cannot reach its kubelet')
-        port = node.status.daemon_endpoints.kubelet_endpoint.port or DEFAULT_KUBELET_PORT
+        port = node.status.daemon_endpoints.kubelet_endpoint.port or ports.KUBELET
         target = f"{address}:{port}"
         ch = self._channels.get(target)
         if ch is None:

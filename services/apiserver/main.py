@@ -7,21 +7,21 @@ embedded default). On first start it writes <data-dir>/admin.conf (0600) and say
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ipaddress
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from pybernetes import component, errors, flags, logs, rpc
+from pybernetes import component, errors, logs, options, ports, rpc
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.api.selectors import EVERYTHING, FieldSelector
 from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
+from pybernetes.options import opt
 
 from . import metrics
 from .allocator import ServiceAllocator
@@ -41,73 +41,37 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 @dataclass
 class Config:
-    data_dir: Path = Path("/var/lib/pybernetes/apiserver")
-    bind_address: str = "127.0.0.1"
-    port: int = 6443
-    advertise_address: str = ""
-    etcd_servers: list[str] = field(default_factory=list)
-    etcd_client_port: int = 2379
-    etcd_peer_port: int = 2380
-    etcd_metrics_port: int = 2381
-    token_auth_file: Path | None = None
-    compaction_interval: float = 300.0
-    watch_cache_size: int = 10_000
-    bookmark_interval: float = 5.0
-    health_port: int = 6444
-    admin_config: Path | None = None
-    service_cluster_ip_range: str = "10.96.0.0/16"
-    service_node_port_range: str = "30000-32767"
-    kubelet_client_token_file: Path | None = None
-    default_not_ready_toleration_seconds: int = 300
-    default_unreachable_toleration_seconds: int = 300
-    enable_metrics: bool = True
+    data_dir: Path = opt(Path("/var/lib/pybernetes/apiserver"))
+    bind_address: str = opt("127.0.0.1")
+    port: int = opt(ports.APISERVER, "--secure-port", "--port", help="the API (gRPC)")
+    advertise_address: str = opt("", help="address written into admin.conf")
+    etcd_servers: list[str] = opt([], help="comma-separated etcd URLs; empty = embedded etcd")
+    etcd_client_port: int = opt(ports.ETCD_CLIENT)
+    etcd_peer_port: int = opt(ports.ETCD_PEER)
+    etcd_metrics_port: int = opt(ports.ETCD_METRICS, help="embedded etcd's /metrics port (0: only on the client port)")
+    token_auth_file: Path | None = opt(None)
+    compaction_interval: float = opt(300.0, "--etcd-compaction-interval",
+                                     help="seconds between compactions (0 disables)")
+    watch_cache_size: int = opt(10_000)
+    bookmark_interval: float = opt(5.0)
+    health_port: int = opt(ports.APISERVER_HEALTH, help="HTTP port for /metrics, /healthz, /readyz")
+    admin_config: Path | None = opt(None, help="where to write admin.conf")
+    service_cluster_ip_range: str = opt("10.96.0.0/16")
+    service_node_port_range: str = opt(f"{ports.NODE_PORT_RANGE[0]}-{ports.NODE_PORT_RANGE[1]}")
+    kubelet_client_token_file: Path | None = opt(None, help="token the apiserver presents to kubelets (logs, exec)")
+    default_not_ready_toleration_seconds: int = opt(
+        300, help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
+    default_unreachable_toleration_seconds: int = opt(
+        300, help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
+    enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
+    verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    p = argparse.ArgumentParser(prog="pb-apiserver", description="The pybernetes API server (gRPC, backed by etcd).")
-    p.add_argument("--data-dir", type=Path, default=Config.data_dir)
-    p.add_argument("--bind-address", default=Config.bind_address)
-    p.add_argument("--secure-port", "--port", dest="port", type=int, default=Config.port)
-    p.add_argument("--advertise-address", default="", help="address written into admin.conf")
-    p.add_argument("--etcd-servers", default="", help="comma-separated etcd URLs; empty = embedded etcd")
-    p.add_argument("--etcd-client-port", type=int, default=Config.etcd_client_port)
-    p.add_argument("--etcd-peer-port", type=int, default=Config.etcd_peer_port)
-    p.add_argument("--etcd-metrics-port", type=int, default=Config.etcd_metrics_port,
-                   help="embedded etcd's /metrics port (0: only on the client port)")
-    p.add_argument("--token-auth-file", type=Path, default=None)
-    p.add_argument("--etcd-compaction-interval", dest="compaction_interval", type=float,
-                   default=Config.compaction_interval, help="seconds between compactions (0 disables)")
-    p.add_argument("--watch-cache-size", type=int, default=Config.watch_cache_size)
-    p.add_argument("--bookmark-interval", type=float, default=Config.bookmark_interval)
-    p.add_argument("--health-port", type=int, default=Config.health_port,
-                   help="HTTP port for /metrics, /healthz, /readyz")
-    p.add_argument("--admin-config", type=Path, default=None, help="where to write admin.conf")
-    p.add_argument("--service-cluster-ip-range", default=Config.service_cluster_ip_range)
-    p.add_argument("--service-node-port-range", default=Config.service_node_port_range)
-    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
-                   help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
-    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
-                   help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
-    p.add_argument("--kubelet-client-token-file", type=Path, default=None,
-                   help="token the apiserver presents to kubelets (logs, exec)")
-    p.add_argument("--enable-metrics", type=flags.boolean, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="record request and etcd metrics (default true; false only to measure their overhead)")
-    p.add_argument("-v", "--verbose", action="store_true")
-    a = p.parse_args(argv)
-    logs.setup("apiserver", verbose=a.verbose)
-    return Config(data_dir=a.data_dir, bind_address=a.bind_address, port=a.port,
-                  advertise_address=a.advertise_address,
-                  etcd_servers=[s for s in a.etcd_servers.split(",") if s], etcd_client_port=a.etcd_client_port,
-                  etcd_peer_port=a.etcd_peer_port, etcd_metrics_port=a.etcd_metrics_port,
-                  token_auth_file=a.token_auth_file,
-                  compaction_interval=a.compaction_interval, watch_cache_size=a.watch_cache_size,
-                  bookmark_interval=a.bookmark_interval, health_port=a.health_port, admin_config=a.admin_config,
-                  service_cluster_ip_range=a.service_cluster_ip_range,
-                  service_node_port_range=a.service_node_port_range,
-                  kubelet_client_token_file=a.kubelet_client_token_file,
-                  default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
-                  default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
-                  enable_metrics=a.enable_metrics)
+    cfg = options.parse_args(Config, argv, prog="pb-apiserver",
+                             description="The pybernetes API server (gRPC, backed by etcd).")
+    logs.setup("apiserver", verbose=cfg.verbose)
+    return cfg
 
 
 async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
@@ -121,7 +85,7 @@ async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
     svc.metadata.name, svc.metadata.namespace = "kubernetes", "default"
     svc.metadata.labels.update({"component": "apiserver", "provider": "kubernetes"})
     svc.spec.cluster_ip = rest.allocator.kubernetes_ip
-    svc.spec.ports.add(name="https", port=443, protocol="TCP").target_port.int_val = port
+    svc.spec.ports.add(name="https", port=ports.KUBERNETES_SERVICE, protocol="TCP").target_port.int_val = port
     try:
         await rest.get("services", "default", "kubernetes")
     except errors.NotFound:

@@ -3,7 +3,7 @@
 One client, one InformerFactory and one EventRecorder ("controller-manager") are shared by every enabled
 controller. With --leader-elect (default) the controllers run only while this process holds the Lease
 kube-system/kube-controller-manager; on losing it they are stopped and the process campaigns again.
-/healthz, /readyz and /metrics are served on --health-port (10257) whether leading or not.
+/healthz, /readyz and /metrics are served on --health-port (ports.CONTROLLER_MANAGER) whether leading or not.
 
 --controllers takes Kubernetes' syntax: `*` (all defaults), `foo` (enable), `-foo` (disable), e.g.
 `--controllers=*,-nodeipam`. Controllers of other modules are imported lazily from a table, so one that
@@ -24,16 +24,17 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pybernetes import component, flags, logs
+from pybernetes import component, flags, logs, options, ports
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.leaderelection import run_leader_elected
 from pybernetes.metrics import HealthServer
+from pybernetes.options import opt
 from services.controllers import statemetrics
 
 log = logging.getLogger("pybernetes.controller-manager")
@@ -41,39 +42,8 @@ log = logging.getLogger("pybernetes.controller-manager")
 COMPONENT = "controller-manager"
 
 
-@dataclass
-class Config:
-    config: str | None = None
-    server: str | None = None
-    token: str | None = None
-    controllers: list[str] = field(default_factory=lambda: ["*"])
-    leader_elect: bool = True
-    leader_elect_lease_duration: float = 15.0
-    leader_elect_renew_deadline: float = 10.0
-    leader_elect_retry_period: float = 2.0
-    leader_elect_resource_name: str = "kube-controller-manager"
-    leader_elect_resource_namespace: str = "kube-system"
-    identity: str = ""
-    node_monitor_grace_period: float = 40.0
-    node_monitor_period: float = 5.0
-    pod_eviction_timeout: float = 300.0
-    default_not_ready_toleration_seconds: int = 300
-    default_unreachable_toleration_seconds: int = 300
-    node_eviction_rate: float = 0.1
-    secondary_node_eviction_rate: float = 0.01
-    unhealthy_zone_threshold: float = 0.55
-    large_cluster_size_threshold: int = 50
-    cluster_cidr: str = "10.244.0.0/16"
-    node_cidr_mask_size: int = 24
-    allocate_node_cidrs: bool = True
-    concurrency: dict[str, int] = field(default_factory=dict)
-    bind_address: str = "127.0.0.1"
-    health_port: int = 10257
-    loadbalancer_ip_range: str = ""
-
-
 # name -> (module under services.controllers, class, --concurrent-*-syncs default, extra kwargs of cfg)
-Kwargs = Callable[[Config], dict[str, Any]]
+Kwargs = Callable[["Config"], dict[str, Any]]
 
 
 def _lifecycle_kw(c: Config) -> dict[str, Any]:
@@ -128,74 +98,63 @@ def enabled_controllers(spec: list[str]) -> list[str]:
     return [n for n in CONTROLLERS if n not in off and (star or n in on)]
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    d = Config()
-    p = argparse.ArgumentParser(prog="pb-controller-manager", description="The pybernetes controller manager.")
-    p.add_argument("--config", "--kubeconfig", dest="config", default=None,
-                   help="client config file (default $PBCONFIG, then ~/.pybernetes/config)")
-    p.add_argument("--server", default=None, help="apiserver address, overrides the config file")
-    p.add_argument("--token", default=None, help="bearer token, overrides the config file")
-    p.add_argument("--controllers", action="append", default=None,
-                   help="controllers to run: '*' for all, 'foo' to enable, '-foo' to disable "
-                        f"(known: {', '.join(CONTROLLERS)})")
-    p.add_argument("--leader-elect", type=flags.boolean, nargs="?", const=True, default=True)
-    p.add_argument("--leader-elect-lease-duration", type=flags.duration, default=d.leader_elect_lease_duration)
-    p.add_argument("--leader-elect-renew-deadline", type=flags.duration, default=d.leader_elect_renew_deadline)
-    p.add_argument("--leader-elect-retry-period", type=flags.duration, default=d.leader_elect_retry_period)
-    p.add_argument("--leader-elect-resource-name", default=d.leader_elect_resource_name)
-    p.add_argument("--leader-elect-resource-namespace", default=d.leader_elect_resource_namespace)
-    p.add_argument("--identity", default="", help="leader election identity (default hostname_uuid)")
-    p.add_argument("--node-monitor-grace-period", type=flags.duration, default=d.node_monitor_grace_period)
-    p.add_argument("--node-monitor-period", type=flags.duration, default=d.node_monitor_period)
-    p.add_argument("--pod-eviction-timeout", type=flags.duration, default=d.pod_eviction_timeout,
-                   help="accepted for compatibility; eviction is taint based (tolerationSeconds)")
-    p.add_argument("--default-not-ready-toleration-seconds", type=int,
-                   default=d.default_not_ready_toleration_seconds,
-                   help="accepted for compatibility; the apiserver adds this toleration to pods")
-    p.add_argument("--default-unreachable-toleration-seconds", type=int,
-                   default=d.default_unreachable_toleration_seconds,
-                   help="accepted for compatibility; the apiserver adds this toleration to pods")
-    p.add_argument("--node-eviction-rate", type=float, default=d.node_eviction_rate)
-    p.add_argument("--secondary-node-eviction-rate", type=float, default=d.secondary_node_eviction_rate)
-    p.add_argument("--unhealthy-zone-threshold", type=float, default=d.unhealthy_zone_threshold)
-    p.add_argument("--large-cluster-size-threshold", type=int, default=d.large_cluster_size_threshold)
-    p.add_argument("--cluster-cidr", default=d.cluster_cidr)
-    p.add_argument("--node-cidr-mask-size", type=int, default=d.node_cidr_mask_size)
-    p.add_argument("--allocate-node-cidrs", type=flags.boolean, nargs="?", const=True, default=True)
-    for flag, name in CONCURRENCY_FLAGS.items():
-        p.add_argument(f"--concurrent-{flag}-syncs", dest=f"concurrent_{flag}", type=int,
-                       default=CONTROLLERS[name][2])
-    p.add_argument("--loadbalancer-ip-range", default="",
-                   help="pool for type=LoadBalancer Services, e.g. 172.30.0.200-172.30.0.250 or a CIDR "
-                        "(empty: they stay pending, as without a cloud provider)")
-    p.add_argument("--bind-address", default=d.bind_address)
-    p.add_argument("--health-port", "--secure-port", dest="health_port", type=int, default=d.health_port,
-                   help="HTTP port for /metrics, /healthz, /readyz")
-    p.add_argument("-v", "--verbose", action="store_true")
-    a = p.parse_args(argv)
-    controllers = a.controllers or ["*"]
+def _controller_spec(text: str) -> str:
+    """One --controllers value, checked against the table."""
     try:
-        enabled_controllers(controllers)
+        enabled_controllers([text])
     except ValueError as e:
-        p.error(str(e))
-    logs.setup(COMPONENT, verbose=a.verbose)
-    return Config(
-        config=a.config, server=a.server, token=a.token, controllers=controllers, leader_elect=a.leader_elect,
-        leader_elect_lease_duration=a.leader_elect_lease_duration,
-        leader_elect_renew_deadline=a.leader_elect_renew_deadline,
-        leader_elect_retry_period=a.leader_elect_retry_period,
-        leader_elect_resource_name=a.leader_elect_resource_name,
-        leader_elect_resource_namespace=a.leader_elect_resource_namespace, identity=a.identity,
-        node_monitor_grace_period=a.node_monitor_grace_period, node_monitor_period=a.node_monitor_period,
-        pod_eviction_timeout=a.pod_eviction_timeout,
-        default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
-        default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
-        node_eviction_rate=a.node_eviction_rate, secondary_node_eviction_rate=a.secondary_node_eviction_rate,
-        unhealthy_zone_threshold=a.unhealthy_zone_threshold,
-        large_cluster_size_threshold=a.large_cluster_size_threshold, cluster_cidr=a.cluster_cidr,
-        node_cidr_mask_size=a.node_cidr_mask_size, allocate_node_cidrs=a.allocate_node_cidrs,
-        concurrency={name: getattr(a, f"concurrent_{flag}") for flag, name in CONCURRENCY_FLAGS.items()},
-        bind_address=a.bind_address, health_port=a.health_port, loadbalancer_ip_range=a.loadbalancer_ip_range)
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+@dataclass
+class Config:
+    config: str | None = opt(None, "--config", "--kubeconfig",
+                             help="client config file (default $PBCONFIG, then ~/.pybernetes/config)")
+    server: str | None = opt(None, help="apiserver address, overrides the config file")
+    token: str | None = opt(None, help="bearer token, overrides the config file")
+    controllers: list[str] = opt(["*"], append=True, parse=_controller_spec,
+                                 help="controllers to run: '*' for all, 'foo' to enable, '-foo' to disable "
+                                      f"(known: {', '.join(CONTROLLERS)})")
+    leader_elect: bool = opt(True)
+    leader_elect_lease_duration: float = opt(15.0, parse=flags.duration)
+    leader_elect_renew_deadline: float = opt(10.0, parse=flags.duration)
+    leader_elect_retry_period: float = opt(2.0, parse=flags.duration)
+    leader_elect_resource_name: str = opt("kube-controller-manager")
+    leader_elect_resource_namespace: str = opt("kube-system")
+    identity: str = opt("", help="leader election identity (default hostname_uuid)")
+    node_monitor_grace_period: float = opt(40.0, parse=flags.duration)
+    node_monitor_period: float = opt(5.0, parse=flags.duration)
+    pod_eviction_timeout: float = opt(300.0, parse=flags.duration,
+                                      help="accepted for compatibility; eviction is taint based (tolerationSeconds)")
+    default_not_ready_toleration_seconds: int = opt(
+        300, help="accepted for compatibility; the apiserver adds this toleration to pods")
+    default_unreachable_toleration_seconds: int = opt(
+        300, help="accepted for compatibility; the apiserver adds this toleration to pods")
+    node_eviction_rate: float = opt(0.1)
+    secondary_node_eviction_rate: float = opt(0.01)
+    unhealthy_zone_threshold: float = opt(0.55)
+    large_cluster_size_threshold: int = opt(50)
+    cluster_cidr: str = opt("10.244.0.0/16")
+    node_cidr_mask_size: int = opt(24)
+    allocate_node_cidrs: bool = opt(True)
+    # controller name -> workers, one --concurrent-<flag>-syncs flag each (Kubernetes' names)
+    concurrency: dict[str, int] = opt({name: CONTROLLERS[name][2] for name in CONCURRENCY_FLAGS.values()},
+                                      keyed={name: f"--concurrent-{flag}-syncs"
+                                             for flag, name in CONCURRENCY_FLAGS.items()})
+    bind_address: str = opt("127.0.0.1")
+    health_port: int = opt(ports.CONTROLLER_MANAGER, "--health-port", "--secure-port",
+                           help="HTTP port for /metrics, /healthz, /readyz")
+    loadbalancer_ip_range: str = opt("", help="pool for type=LoadBalancer Services, e.g. 172.30.0.200-172.30.0.250 "
+                                              "or a CIDR (empty: they stay pending, as without a cloud provider)")
+    verbose: bool = opt(False, "-v", "--verbose", switch=True)
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    cfg = options.parse_args(Config, argv, prog="pb-controller-manager",
+                             description="The pybernetes controller manager.")
+    logs.setup(COMPONENT, verbose=cfg.verbose)
+    return cfg
 
 
 def load_controller_class(name: str) -> type[Any]:

@@ -6,7 +6,6 @@ schedules, the others keep warm caches. `run(cfg, ready, stop)` as every compone
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -15,12 +14,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybernetes import component, flags, logs
+from pybernetes import component, flags, logs, options, ports
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.metrics import HealthServer
+from pybernetes.options import opt
 from services.scheduler import config as sched_config
 from services.scheduler.scheduler import Scheduler
 
@@ -29,54 +29,30 @@ log = logging.getLogger("pybernetes.scheduler")
 
 @dataclass
 class Config:
-    kubeconfig: str | None = None
-    server: str = ""
-    token: str = ""
-    config_file: Path | None = None
-    scheduler_name: str = ""  # overrides the config file's schedulerName
-    leader_elect: bool = True
-    lease_name: str = "kube-scheduler"
-    lease_namespace: str = "kube-system"
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-    identity: str = ""
-    bind_address: str = "127.0.0.1"
-    health_port: int = 10259
-    bind_concurrency: int = 64
-    verbose: bool = False
+    kubeconfig: str | None = opt(None, "--kubeconfig", "--client-config",
+                                 help="client config (default $PBCONFIG, ~/.pybernetes/config)")
+    server: str = opt("", "--server", "--master", help="apiserver address (overrides the config)")
+    token: str = opt("", help="bearer token (overrides the config)")
+    config_file: Path | None = opt(None, "--config", help="SchedulerConfiguration / KubeSchedulerConfiguration YAML")
+    scheduler_name: str = opt("", help="schedule pods with this spec.schedulerName (overrides the config file's)")
+    leader_elect: bool = opt(True, help="run leader election; only the leader schedules")
+    lease_name: str = opt("kube-scheduler", "--leader-elect-resource-name")
+    lease_namespace: str = opt("kube-system", "--leader-elect-resource-namespace")
+    lease_duration: float = opt(15.0, "--leader-elect-lease-duration", parse=flags.duration)
+    renew_deadline: float = opt(10.0, "--leader-elect-renew-deadline", parse=flags.duration)
+    retry_period: float = opt(2.0, "--leader-elect-retry-period", parse=flags.duration)
+    identity: str = opt("", help="leader election identity (default hostname_uuid)")
+    bind_address: str = opt("127.0.0.1", help="address of the health/metrics server")
+    health_port: int = opt(ports.SCHEDULER, "--health-port", "--secure-port",
+                           help="HTTP port for /metrics, /healthz, /readyz (0: any free port)")
+    bind_concurrency: int = opt(64)
+    verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    p = argparse.ArgumentParser(prog="pb-scheduler", description="The pybernetes scheduler.")
-    p.add_argument("--kubeconfig", "--client-config", dest="kubeconfig", default=None,
-                   help="client config (default $PBCONFIG, ~/.pybernetes/config)")
-    p.add_argument("--server", "--master", dest="server", default="", help="apiserver address (overrides the config)")
-    p.add_argument("--token", default="", help="bearer token (overrides the config)")
-    p.add_argument("--config", dest="config_file", type=Path, default=None,
-                   help="SchedulerConfiguration / KubeSchedulerConfiguration YAML")
-    p.add_argument("--scheduler-name", default="", help="schedule pods with this spec.schedulerName")
-    p.add_argument("--leader-elect", type=flags.boolean, nargs="?", const=True, default=True,
-                   help="run leader election; only the leader schedules (default true)")
-    p.add_argument("--leader-elect-resource-name", dest="lease_name", default=Config.lease_name)
-    p.add_argument("--leader-elect-resource-namespace", dest="lease_namespace", default=Config.lease_namespace)
-    p.add_argument("--leader-elect-lease-duration", dest="lease_duration", type=float, default=Config.lease_duration)
-    p.add_argument("--leader-elect-renew-deadline", dest="renew_deadline", type=float, default=Config.renew_deadline)
-    p.add_argument("--leader-elect-retry-period", dest="retry_period", type=float, default=Config.retry_period)
-    p.add_argument("--identity", default="", help="leader election identity (default hostname_uuid)")
-    p.add_argument("--bind-address", default=Config.bind_address, help="address of the health/metrics server")
-    p.add_argument("--health-port", "--secure-port", dest="health_port", type=int, default=Config.health_port,
-                   help="HTTP port for /metrics, /healthz, /readyz (0: any free port)")
-    p.add_argument("--bind-concurrency", type=int, default=Config.bind_concurrency)
-    p.add_argument("-v", "--verbose", action="store_true")
-    a = p.parse_args(argv)
-    logs.setup("scheduler", verbose=a.verbose)
-    return Config(kubeconfig=a.kubeconfig, server=a.server, token=a.token, config_file=a.config_file,
-                  scheduler_name=a.scheduler_name, leader_elect=a.leader_elect, lease_name=a.lease_name,
-                  lease_namespace=a.lease_namespace, lease_duration=a.lease_duration,
-                  renew_deadline=a.renew_deadline, retry_period=a.retry_period, identity=a.identity,
-                  bind_address=a.bind_address, health_port=a.health_port, bind_concurrency=a.bind_concurrency,
-                  verbose=a.verbose)
+    cfg = options.parse_args(Config, argv, prog="pb-scheduler", description="The pybernetes scheduler.")
+    logs.setup("scheduler", verbose=cfg.verbose)
+    return cfg
 
 
 def make_client(cfg: Config) -> Client:

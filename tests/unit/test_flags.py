@@ -43,3 +43,17 @@ def test_argparse_reports_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
         p.parse_args(["--sync-period", "5x"])
     assert e.value.code == 2
     assert "argument --sync-period: invalid duration '5x'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (40.0, "40s"), (90, "1m30s"), (300.0, "5m"), (3605, "1h5s"), (7200, "2h"), (2.5, "2.5s"),
+    (0.1, "0.1s"), (-1.0, "-1.0"), (1e-7, "1e-07"),
+])
+def test_format_duration_is_read_back(seconds: float, text: str) -> None:
+    assert flags.format_duration(seconds) == text
+    assert flags.duration(text) == seconds
+
+
+def test_string_lists() -> None:
+    assert flags.string_list("a, b,,c ") == ["a", "b", "c"]
+    assert flags.string_list("") == []

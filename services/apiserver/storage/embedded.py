@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from pybernetes import ports
 from services.apiserver.storage.etcd import EtcdClient, StorageError
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,8 @@ class EmbeddedEtcd:
         self,
         data_dir: str | os.PathLike[str],
         *,
-        client_port: int = 2379,
-        peer_port: int = 2380,
+        client_port: int = ports.ETCD_CLIENT,
+        peer_port: int = ports.ETCD_PEER,
         name: str = "pybernetes",
         binary: str = "etcd",
         quota_backend_bytes: int = 0,
