@@ -54,12 +54,10 @@ async def start_etcd(plan: Plan, st: LabState) -> str:
     return f"127.0.0.1:{ports.ETCD_CLIENT} in {CP_NETNS}"
 
 
-async def start_apiserver(plan: Plan, st: LabState, known_flags: set[str]) -> str:
-    argv, missing = commands.apiserver_argv(plan, known_flags)
-    rec = spawn(st, "apiserver", "apiserver", argv, netns_name=CP_NETNS)
+async def start_apiserver(plan: Plan, st: LabState) -> str:
+    rec = spawn(st, "apiserver", "apiserver", commands.apiserver_argv(plan), netns_name=CP_NETNS)
     await wait_healthy(st, rec, "apiserver")
-    note = f" (no {', '.join(missing)} yet: pods tolerate unhealthy nodes 300 s)" if missing else ""
-    return f"{CP_IP}:{ports.APISERVER}{note}"
+    return f"{CP_IP}:{ports.APISERVER}"
 
 
 async def start_apiserver_relay(plan: Plan, st: LabState, admin_token: str) -> str:

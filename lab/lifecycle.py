@@ -19,9 +19,9 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from lab import commands, control_plane, image_supply, netns, nodes
+from lab import control_plane, image_supply, netns, nodes
 from lab.errors import LabError
 from lab.health import health_check, wait_for
 from lab.image_registry import Registry
@@ -78,8 +78,6 @@ class Lab:
         self.tokens: dict[str, str] = {}
         self.images: LabImages | None = None
         self.registry: Registry | None = None
-        self.has_proxy = commands.proxy_available()
-        self.flags: dict[str, set[str]] = {}
 
     # - steps that hand something on -
 
@@ -96,10 +94,7 @@ class Lab:
         if taken:
             raise LabError(f"namespaces {', '.join(taken)} already exist (another lab? run `lab down`"
                            " with its --dir)")
-        return "" if self.has_proxy else "pb-proxy not available yet: nodes run without a service proxy"
-
-    async def discover_flags(self, component: str) -> None:
-        self.flags[component] = await commands.discover_flags(component)
+        return ""
 
     async def build_images(self) -> str:
         self.images, note = await image_supply.build_images(self.plan.image_cache)
@@ -115,7 +110,7 @@ class Lab:
 
     async def start_apiserver(self) -> str:
         self.tokens = control_plane.write_credentials(self.plan)
-        return await control_plane.start_apiserver(self.plan, self.st, self.flags.get("apiserver", set()))
+        return await control_plane.start_apiserver(self.plan, self.st)
 
     # - the plan -
 
@@ -123,7 +118,7 @@ class Lab:
         plan, st = self.plan, self.st
         n = len(plan.nodes)
         # fixed steps + per node: forwarder, containerd, kubelet, proxy
-        total = 14 + n * (4 if self.has_proxy else 3) + (0 if self.has_proxy else 1)
+        total = 14 + n * 4
         pr = Progress(total, self.out)
         plan.dir.mkdir(parents=True, exist_ok=True)
         st.add_dir(plan.dir)
@@ -132,18 +127,13 @@ class Lab:
                                   for x in plan.nodes],
                         "image_cache": str(plan.image_cache)})
         st.save()
-        note = await pr.step("checking prerequisites", self.check_prerequisites)
-        if not self.has_proxy:
-            pr.done += 1
-            self.out(f"[{pr.done}/{pr.total}] pb-proxy ... skipped: {note}")
+        await pr.step("checking prerequisites", self.check_prerequisites)
         await asyncio.gather(pr.step("building lab images", self.build_images),
                              pr.step("creating network namespaces", functools.partial(nodes.create_network, plan, st)))
         await pr.step("adding pod routes", functools.partial(nodes.routes, plan))
 
         async def control_plane_steps() -> None:
-            await asyncio.gather(pr.step(f"starting etcd on {CP_NAME}", functools.partial(control_plane.start_etcd,
-                                                                                          plan, st)),
-                                 self.discover_flags("apiserver"))
+            await pr.step(f"starting etcd on {CP_NAME}", functools.partial(control_plane.start_etcd, plan, st))
             await pr.step(f"starting apiserver on {CP_NAME}", self.start_apiserver)
             await pr.step("starting apiserver relay, writing admin.conf",
                           lambda: control_plane.start_apiserver_relay(plan, st, self.tokens["admin"]))
@@ -157,8 +147,7 @@ class Lab:
                                            functools.partial(image_supply.start_forwarder, st, x))
                                    for x in plan.nodes))
 
-        extra: list[Awaitable[Any]] = [self.discover_flags("proxy")] if self.has_proxy else []
-        await asyncio.gather(control_plane_steps(), registry(), *extra,
+        await asyncio.gather(control_plane_steps(), registry(),
                              *(pr.step(f"starting containerd on {x.name}",
                                        functools.partial(nodes.start_containerd, plan, st, x))
                                for x in plan.nodes))
@@ -168,10 +157,8 @@ class Lab:
                          functools.partial(control_plane.start_controller_manager, plan, st))]
         steps += [pr.step(f"starting kubelet on {x.name}", functools.partial(nodes.start_kubelet, plan, st, x))
                   for x in plan.nodes]
-        if self.has_proxy:
-            steps += [pr.step(f"starting proxy on {x.name}",
-                              functools.partial(nodes.start_proxy, plan, st, x, self.flags.get("proxy", set())))
-                      for x in plan.nodes]
+        steps += [pr.step(f"starting proxy on {x.name}", functools.partial(nodes.start_proxy, plan, st, x))
+                  for x in plan.nodes]
         steps.append(pr.step("starting Prometheus", functools.partial(maybe_prometheus, st)))
         await asyncio.gather(*steps)
         await pr.step("waiting for nodes to be Ready", functools.partial(nodes.wait_nodes_ready, plan, st))

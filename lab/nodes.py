@@ -65,9 +65,8 @@ async def start_kubelet(plan: Plan, st: LabState, n: NodeSpec) -> str:
     return ""
 
 
-async def start_proxy(plan: Plan, st: LabState, n: NodeSpec, known_flags: set[str]) -> str:
-    rec = spawn(st, f"proxy/{n.name}", "proxy", commands.proxy_argv(plan, n, known_flags), netns_name=n.netns,
-                node=n.name)
+async def start_proxy(plan: Plan, st: LabState, n: NodeSpec) -> str:
+    rec = spawn(st, f"proxy/{n.name}", "proxy", commands.proxy_argv(plan, n), netns_name=n.netns, node=n.name)
     await wait_healthy(st, rec, f"proxy on {n.name}")
     return ""
 

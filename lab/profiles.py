@@ -1,22 +1,23 @@
-"""Lab timing profiles (`lab up --profile`): extra flags per component on top of the lab's command lines.
+"""Lab timing profiles (`lab up --profile`): settings per component on top of the lab's own.
 
-lab.commands appends them; lab.topology's Plan carries the chosen one.
+Each setting names a field of the component's `Config`; lab.commands applies them before turning the Config
+into flags. lab.topology's Plan carries the chosen profile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     description: str
-    controller_manager: tuple[str, ...] = ()
-    scheduler: tuple[str, ...] = ()
-    kubelet: tuple[str, ...] = ()
-    # passed only when the apiserver's --help lists them (DefaultTolerationSeconds lives there)
-    apiserver_optional: tuple[str, ...] = ()
+    controller_manager: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    kubelet: dict[str, Any] = field(default_factory=dict)
+    apiserver: dict[str, Any] = field(default_factory=dict)
 
 
 PROFILES = {
@@ -26,12 +27,11 @@ PROFILES = {
     # evicted 20 s later. Single replicas, so leader election only costs time on restarts.
     "fast": Profile(
         "fast", "short timings (node grace 10 s, eviction after 20 s)",
-        controller_manager=("--node-monitor-grace-period=10s", "--node-monitor-period=1s",
-                            "--pod-eviction-timeout=20s", "--default-not-ready-toleration-seconds=20",
-                            "--default-unreachable-toleration-seconds=20", "--leader-elect=false"),
-        scheduler=("--leader-elect=false",),
-        kubelet=("--node-status-update-frequency=2s", "--node-lease-duration=8", "--sync-frequency=5s"),
-        apiserver_optional=("--default-not-ready-toleration-seconds=20",
-                            "--default-unreachable-toleration-seconds=20"),
+        controller_manager={"node_monitor_grace_period": 10.0, "node_monitor_period": 1.0,
+                            "pod_eviction_timeout": 20.0, "default_not_ready_toleration_seconds": 20,
+                            "default_unreachable_toleration_seconds": 20, "leader_elect": False},
+        scheduler={"leader_elect": False},
+        kubelet={"node_status_update_frequency": 2.0, "node_lease_duration": 8, "sync_frequency": 5.0},
+        apiserver={"default_not_ready_toleration_seconds": 20, "default_unreachable_toleration_seconds": 20},
     ),
 }

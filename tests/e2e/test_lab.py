@@ -142,8 +142,7 @@ def hit_all(lab: Lab, node: str, urls: list[str], pods: set[str], timeout: float
 
 
 def test_service_answers_from_every_node(lab: Lab) -> None:
-    if not lab.state().find("proxy"):
-        pytest.skip("pb-proxy not available yet (the lab ran without a service proxy)")
+    assert lab.state().find("proxy"), "the lab runs a pb-proxy on every node"
     vip = lab.pbctl("get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}").strip()
     assert vip.startswith("10.96."), vip
     ips = [n["ip"] for n in lab.state().info["nodes"]]
