@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apiserver import create_rate, pct
 from bench.procs import admin_config, start_apiserver, stop_processes
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
@@ -151,7 +151,7 @@ def recording_cost_us(n: int = 200_000) -> float:
     """What one create records, in-process: apiserver_request_total + _duration_seconds + one etcd histogram."""
     from services.apiserver import metrics
     from services.apiserver.storage.store import observe_etcd
-    info = registry.for_class(core.Pod)
+    info = kinds.for_class(core.Pod)
     metrics.set_enabled(True)
     t = time.perf_counter()
     for _ in range(n):

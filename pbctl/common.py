@@ -12,7 +12,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from pybernetes import flags
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.client.client import Client
 from pybernetes.client.config import ClientConfig
 
@@ -56,7 +56,7 @@ class Ctx:
             await self._client.close()
             self._client = None
 
-    def ns(self, info: registry.ResourceInfo, obj_ns: str = "") -> str:
+    def ns(self, info: kinds.ResourceInfo, obj_ns: str = "") -> str:
         """The namespace a request for `info` goes to ("" for cluster-scoped kinds)."""
         if not info.namespaced:
             return ""
@@ -85,19 +85,19 @@ def list_dict(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 # -- resources -------------------------------------------------------------------------------------
 
-GETTABLE = tuple(r for r in registry.RESOURCES if "get" in r.verbs)
+GETTABLE = tuple(r for r in kinds.RESOURCES if "get" in r.verbs)
 
 
-def resolve_type(name: str) -> registry.ResourceInfo:
-    info = registry.lookup(name)
+def resolve_type(name: str) -> kinds.ResourceInfo:
+    info = kinds.lookup(name)
     if info is None or "get" not in info.verbs:
         raise CliError(f'the server doesn\'t have a resource type "{name}"')
     return info
 
 
-def resolve_types(spec: str) -> list[registry.ResourceInfo]:
+def resolve_types(spec: str) -> list[kinds.ResourceInfo]:
     """`pods,svc` or `all` (every kind in the `all` category)."""
-    out_: list[registry.ResourceInfo] = []
+    out_: list[kinds.ResourceInfo] = []
     for part in spec.split(","):
         part = part.strip()
         if not part:
@@ -106,32 +106,32 @@ def resolve_types(spec: str) -> list[registry.ResourceInfo]:
             out_.extend(r for r in GETTABLE if "all" in r.categories)
         else:
             out_.append(resolve_type(part))
-    seen: list[registry.ResourceInfo] = []
+    seen: list[kinds.ResourceInfo] = []
     for r in out_:
         if r not in seen:
             seen.append(r)
     return seen
 
 
-def type_name(info: registry.ResourceInfo) -> str:
+def type_name(info: kinds.ResourceInfo) -> str:
     """As kubectl names a kind in messages: `pod`, `deployment.apps`."""
     return f"{info.singular}.{info.group}" if info.group else info.singular
 
 
-def ref(info: registry.ResourceInfo, name: str) -> str:
+def ref(info: kinds.ResourceInfo, name: str) -> str:
     return f"{type_name(info)}/{name}"
 
 
-def quoted(info: registry.ResourceInfo, name: str) -> str:
+def quoted(info: kinds.ResourceInfo, name: str) -> str:
     return f'{type_name(info)} "{name}"'
 
 
-def parse_targets(args: list[str]) -> list[tuple[registry.ResourceInfo, list[str]]]:
+def parse_targets(args: list[str]) -> list[tuple[kinds.ResourceInfo, list[str]]]:
     """kubectl's argument forms: `TYPE[,TYPE] [NAME...]` or `TYPE/NAME [TYPE/NAME...]`."""
     if not args:
         return []
     if "/" in args[0]:
-        groups: list[tuple[registry.ResourceInfo, list[str]]] = []
+        groups: list[tuple[kinds.ResourceInfo, list[str]]] = []
         for a in args:
             kind, sep, name = a.partition("/")
             if not sep or not name or not kind:

@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from pbctl.common import CliError, Ctx, err, format_api_error, is_connection_error, out
 from pybernetes import errors
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.objects import meta_of
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -54,7 +54,7 @@ def read_manifests(paths: list[str], recursive: bool = False) -> list[tuple[str,
 
 def set_namespace(ctx: Ctx, obj: Message) -> None:
     """Default the object's namespace; a conflicting -n is an error, as in kubectl."""
-    info = registry.for_message(obj)
+    info = kinds.for_message(obj)
     md = meta_of(obj)
     if not info.namespaced:
         md.namespace = ""

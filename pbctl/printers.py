@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from google.protobuf.message import Message
 
 from pbctl.common import ref
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -462,7 +462,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], RowFn]] = {
 }
 
 
-def headers_for(info: registry.ResourceInfo, *, wide: bool = False, show_labels: bool = False,
+def headers_for(info: kinds.ResourceInfo, *, wide: bool = False, show_labels: bool = False,
                 all_namespaces: bool = False) -> list[str]:
     cols, wide_cols, _ = COLUMNS.get(info.plural, (["AGE"], [], _generic_row))
     if info.plural == "events":
@@ -476,7 +476,7 @@ def headers_for(info: registry.ResourceInfo, *, wide: bool = False, show_labels:
     return h
 
 
-def row_for(info: registry.ResourceInfo, obj: Message, now: float, *, wide: bool = False,
+def row_for(info: kinds.ResourceInfo, obj: Message, now: float, *, wide: bool = False,
             show_labels: bool = False, all_namespaces: bool = False, with_kind: bool = False) -> list[str]:
     _, _, fn = COLUMNS.get(info.plural, ([], [], _generic_row))
     md = meta_of(obj)
@@ -490,7 +490,7 @@ def row_for(info: registry.ResourceInfo, obj: Message, now: float, *, wide: bool
     return cells
 
 
-def table(info: registry.ResourceInfo, objs: Sequence[Message], now: float, *, wide: bool = False,
+def table(info: kinds.ResourceInfo, objs: Sequence[Message], now: float, *, wide: bool = False,
           show_labels: bool = False, all_namespaces: bool = False, with_kind: bool = False,
           no_headers: bool = False) -> str:
     headers = headers_for(info, wide=wide, show_labels=show_labels, all_namespaces=all_namespaces)

@@ -17,7 +17,7 @@ import time
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import objects, registry
+from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.client.client import Client
@@ -46,7 +46,7 @@ class EventRecorder:
     def event(self, obj: Message, type_: str, reason: str, message: str) -> None:
         """Record an event about `obj` (Normal or Warning). Never blocks; drops when overloaded."""
         md = objects.meta_of(obj)
-        info = registry.for_message(obj)
+        info = kinds.for_message(obj)
         ev = core.Event()
         ev.metadata.namespace = md.namespace or "default"
         ev.metadata.name = f"{md.name}.{secrets.token_hex(8)}"

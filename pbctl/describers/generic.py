@@ -5,12 +5,12 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from pbctl.describers.writer import Writer, labels, print_annotations
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
 
 
-def describe_generic(w: Writer, info: registry.ResourceInfo, obj: Message) -> None:
+def describe_generic(w: Writer, info: kinds.ResourceInfo, obj: Message) -> None:
     md = meta_of(obj)
     w.w(0, f"Name:\t{md.name}\n")
     if info.namespaced:

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from pbctl import printers
 from pbctl.common import LAST_APPLIED, Ctx
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import meta_of
@@ -72,7 +72,7 @@ def controller_of(md: meta.ObjectMeta) -> str:
 
 # -- events ----------------------------------------------------------------------------------------
 
-async def fetch_events(ctx: Ctx, info: registry.ResourceInfo, obj: Message) -> list[core.Event]:
+async def fetch_events(ctx: Ctx, info: kinds.ResourceInfo, obj: Message) -> list[core.Event]:
     md = meta_of(obj)
     sel = f"involvedObject.name={md.name},involvedObject.kind={info.kind}"
     if info.namespaced:

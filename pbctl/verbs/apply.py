@@ -18,7 +18,7 @@ from pbctl import verb
 from pbctl.common import LAST_APPLIED, CliError, Ctx, descriptor, ref
 from pbctl.manifests import each_object, set_namespace
 from pybernetes import errors
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.objects import meta_of
 from pybernetes.api.patch import three_way_patch
 
@@ -67,7 +67,7 @@ def plan_apply(modified: dict[str, Any], live: dict[str, Any] | None, cls: type[
 
 
 async def apply_one(ctx: Ctx, obj: Message, *, dry_run: bool = False) -> str:
-    info = registry.for_message(obj)
+    info = kinds.for_message(obj)
     set_namespace(ctx, obj)
     md = meta_of(obj)
     if not md.name:

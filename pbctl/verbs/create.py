@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 from pbctl import verb
 from pbctl.common import Ctx, ref
 from pbctl.manifests import each_object, set_namespace
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.objects import meta_of
 
 
@@ -20,7 +20,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def create_one(ctx: Ctx, obj: Message, dry_run: bool) -> str:
-    info = registry.for_message(obj)
+    info = kinds.for_message(obj)
     set_namespace(ctx, obj)
     created = await ctx.client.create(obj, dry_run=dry_run, field_manager="pbctl")
     return f"{ref(info, meta_of(created).name)} created" + (" (dry run)" if dry_run else "")

@@ -20,13 +20,13 @@ from pbctl.common import (
 )
 from pbctl.manifests import read_manifests, set_namespace
 from pybernetes import errors, flags
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.objects import meta_of
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}
 
-Target = tuple[registry.ResourceInfo, str, str, str]  # info, namespace, name, uid
+Target = tuple[kinds.ResourceInfo, str, str, str]  # info, namespace, name, uid
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ async def collect(ctx: Ctx, args: argparse.Namespace) -> tuple[list[Target], lis
             raise CliError("when paths or URLs are provided, resource types and names are not allowed")
         for _, obj in read_manifests(args.filename, args.recursive):
             set_namespace(ctx, obj)
-            info = registry.for_message(obj)
+            info = kinds.for_message(obj)
             md = meta_of(obj)
             targets.append((info, ctx.ns(info, md.namespace), md.name, ""))
         return targets, problems
@@ -81,7 +81,7 @@ async def collect(ctx: Ctx, args: argparse.Namespace) -> tuple[list[Target], lis
     return targets, problems
 
 
-async def wait_gone(ctx: Ctx, info: registry.ResourceInfo, ns: str, name: str, uid: str,
+async def wait_gone(ctx: Ctx, info: kinds.ResourceInfo, ns: str, name: str, uid: str,
                     timeout: float | None) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     started = time.monotonic()
@@ -123,7 +123,7 @@ async def run_delete(ctx: Ctx, args: argparse.Namespace) -> int:
     timeout = None
     if args.timeout:
         timeout = parse_duration(args.timeout) or None
-    deleted: list[tuple[registry.ResourceInfo, str, str, str]] = []
+    deleted: list[tuple[kinds.ResourceInfo, str, str, str]] = []
     failed = bool(problems)
     for info, ns, name, uid in targets:
         try:

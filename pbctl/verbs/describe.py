@@ -15,7 +15,7 @@ from pbctl.describers.service import describe_service
 from pbctl.describers.workloads import describe_deployment, describe_replicaset
 from pbctl.describers.writer import Writer, describe_events, fetch_events
 from pybernetes import errors, flags
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
@@ -27,7 +27,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show-events", type=flags.boolean, nargs="?", const=True, default=True)
 
 
-async def describe_object(ctx: Ctx, info: registry.ResourceInfo, obj: Message, *, show_events: bool = True
+async def describe_object(ctx: Ctx, info: kinds.ResourceInfo, obj: Message, *, show_events: bool = True
                           ) -> str:
     w = Writer()
     t = now()

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from pbctl import verb
 from pbctl.common import CliError, Ctx, descriptor, err, format_api_error, out, parse_targets, ref
 from pybernetes import errors
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.objects import meta_of
 from pybernetes.api.patch import create_two_way_merge_patch
 
@@ -63,7 +63,7 @@ def edit_patch(original: dict[str, Any], edited: Any, cls: type[Message]) -> dic
     return create_two_way_merge_patch(original, edited, descriptor(cls))
 
 
-async def edit_one(ctx: Ctx, info: registry.ResourceInfo, obj: Message, output: str) -> int:
+async def edit_one(ctx: Ctx, info: kinds.ResourceInfo, obj: Message, output: str) -> int:
     original = codec.to_dict(obj)
     md = meta_of(obj)
     body = codec.yaml_dump(original)

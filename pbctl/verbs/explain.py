@@ -8,7 +8,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from pbctl import verb
 from pbctl.common import CliError, Ctx, descriptor, out, resolve_type
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.meta.v1 import options_pb2
 
@@ -137,7 +137,7 @@ def _recursive_lines(desc: Descriptor, indent: str, seen: set[str]) -> list[str]
 
 
 async def run_explain(ctx: Ctx, args: argparse.Namespace) -> int:
-    registry_check = registry.lookup(args.target.partition(".")[0])
+    registry_check = kinds.lookup(args.target.partition(".")[0])
     if registry_check is None:
         raise CliError(f'the server doesn\'t have a resource type "{args.target.partition(".")[0]}"')
     out(explain(args.target, recursive=args.recursive).rstrip("\n"))

@@ -25,10 +25,10 @@ from pbctl.common import (
     ref,
 )
 from pybernetes import errors
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.objects import meta_of
 
-Groups = list[tuple[registry.ResourceInfo, list[Message]]]
+Groups = list[tuple[kinds.ResourceInfo, list[Message]]]
 
 
 def arguments(p: argparse.ArgumentParser) -> None:

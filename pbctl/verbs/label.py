@@ -20,7 +20,7 @@ from pbctl.common import (
 )
 from pbctl.manifests import read_manifests, set_namespace
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.objects import meta_of
 
 
@@ -84,12 +84,12 @@ def compute_patch(current: dict[str, str], changes: Changes, overwrite: bool,
 
 
 async def _targets(ctx: Ctx, args: argparse.Namespace, resources: list[str]
-                   ) -> list[tuple[registry.ResourceInfo, Message]]:
-    found: list[tuple[registry.ResourceInfo, Message]] = []
+                   ) -> list[tuple[kinds.ResourceInfo, Message]]:
+    found: list[tuple[kinds.ResourceInfo, Message]] = []
     if args.filename:
         for _, obj in read_manifests(args.filename, args.recursive):
             set_namespace(ctx, obj)
-            info = registry.for_message(obj)
+            info = kinds.for_message(obj)
             md = meta_of(obj)
             found.append((info, await ctx.client.get(info.cls, md.name, namespace=ctx.ns(info, md.namespace))))
         return found

@@ -12,7 +12,7 @@ from pbctl import verb
 from pbctl.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_duration, parse_targets, ref
 from pbctl.printers import render_table
 from pybernetes import errors, flags
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 
 TIMED_OUT_REASON = "ProgressDeadlineExceeded"
@@ -129,7 +129,7 @@ def _template_dict(rs: apps.ReplicaSet) -> dict[str, Any]:
 async def history(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
     d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
     rs_list = sorted(await _owned_replicasets(ctx, d), key=_revision)
-    info = registry.for_class(apps.Deployment)
+    info = kinds.for_class(apps.Deployment)
     if args.revision:
         for rs in rs_list:
             if _revision(rs) == args.revision:
@@ -145,7 +145,7 @@ async def history(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
 
 async def undo(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
     d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
-    info = registry.for_class(apps.Deployment)
+    info = kinds.for_class(apps.Deployment)
     if d.spec.paused:
         raise CliError(f'you cannot rollback a paused deployment; resume it first with \'pbctl rollout resume '
                        f'deployment/{name}\' and try again')
@@ -176,7 +176,7 @@ async def undo(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
 
 async def restart(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
     d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
-    info = registry.for_class(apps.Deployment)
+    info = kinds.for_class(apps.Deployment)
     if d.spec.paused:
         raise CliError(f"deployments \"{name}\" can't restart paused deployment (run rollout resume first)")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -189,7 +189,7 @@ async def restart(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
 
 async def pause_resume(ctx: Ctx, args: argparse.Namespace, name: str, pause: bool) -> int:
     d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
-    info = registry.for_class(apps.Deployment)
+    info = kinds.for_class(apps.Deployment)
     if d.spec.paused == pause:
         raise CliError(f'deployments.apps "{name}" is {"already" if pause else "not"} paused')
     await ctx.client.patch(apps.Deployment, name, {"spec": {"paused": pause}}, namespace=ctx.namespace,

@@ -18,7 +18,7 @@ from pbctl.common import (
 )
 from pbctl.manifests import read_manifests, set_namespace
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
@@ -47,11 +47,11 @@ def current_replicas(obj: Message) -> int:
 async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.replicas is None or args.replicas < 0:
         raise CliError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
-    targets: list[tuple[registry.ResourceInfo, str, str]] = []
+    targets: list[tuple[kinds.ResourceInfo, str, str]] = []
     if args.filename:
         for _, obj in read_manifests(args.filename, args.recursive):
             set_namespace(ctx, obj)
-            info = registry.for_message(obj)
+            info = kinds.for_message(obj)
             targets.append((info, ctx.ns(info, meta_of(obj).namespace), meta_of(obj).name))
     else:
         parsed = parse_targets(list(args.resources))

@@ -16,7 +16,7 @@ from pbctl import verb
 from pbctl.common import CliError, Ctx, dump, out, resolve_type
 from pbctl.printers import render_table
 from pbctl.timeline import Timeline, assemble, rows
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -38,7 +38,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-headers", action="store_true")
 
 
-def parse_target(args: list[str]) -> tuple[registry.ResourceInfo, str]:
+def parse_target(args: list[str]) -> tuple[kinds.ResourceInfo, str]:
     if len(args) == 1 and "/" in args[0]:
         kind, _, name = args[0].partition("/")
     elif len(args) == 2 and "/" not in args[0]:
@@ -50,7 +50,7 @@ def parse_target(args: list[str]) -> tuple[registry.ResourceInfo, str]:
     return resolve_type(kind), name
 
 
-async def build(ctx: Ctx, info: registry.ResourceInfo, name: str) -> Timeline:
+async def build(ctx: Ctx, info: kinds.ResourceInfo, name: str) -> Timeline:
     ns = ctx.ns(info)
     root = await ctx.client.get(info.cls, name, namespace=ns)
     candidates: list[Message] = []

@@ -19,7 +19,7 @@ import yaml
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from pybernetes.api import quantity, registry
+from pybernetes.api import kinds, quantity
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.rpc.v1 import rpc_pb2 as rpc
 from pybernetes.errors import FieldError, Invalid, ManifestError
@@ -248,7 +248,7 @@ def from_dict(data: Any, cls: type[M], *, path: str = "") -> M:
     """Build a `cls` message from Kubernetes JSON; raises Invalid listing every bad field."""
     msg = cls()
     errors: list[FieldError] = []
-    if isinstance(data, dict) and registry.for_class_or_none(cls) is not None:
+    if isinstance(data, dict) and kinds.for_class_or_none(cls) is not None:
         data = {k: v for k, v in data.items() if k not in ("apiVersion", "kind")}
     _fill(msg, data, path, errors)
     if errors:
@@ -266,9 +266,9 @@ def parse_object(data: Any) -> Message:
                for n, v in (("apiVersion", api_version), ("kind", kind)) if not v]
     if missing:
         raise Invalid("; ".join(map(str, missing)), causes=missing)
-    info = registry.for_kind(str(api_version), str(kind))
+    info = kinds.for_kind(str(api_version), str(kind))
     if info is None:
-        others = registry.kinds_named(str(kind))
+        others = kinds.kinds_named(str(kind))
         hint = f" (did you mean apiVersion {others[0].api_version}?)" if others else ""
         msg = f'no matches for kind "{kind}" in version "{api_version}"{hint}'
         raise Invalid(msg, causes=[FieldError("kind", msg, "FieldValueNotSupported")])
@@ -311,7 +311,7 @@ def _msg_to_dict(msg: Message) -> dict[str, Any]:
 
 def to_dict(msg: Message) -> dict[str, Any]:
     """Kubernetes JSON for a message; top-level kinds get apiVersion and kind first."""
-    info = registry.for_class_or_none(type(msg))
+    info = kinds.for_class_or_none(type(msg))
     body = _msg_to_dict(msg)
     if info is None:
         return body
@@ -325,7 +325,7 @@ def to_json(msg: Message, *, indent: int | None = 4) -> str:
 # -- envelopes -------------------------------------------------------------------------------------
 
 def to_envelope(msg: Message) -> rpc.Object:
-    info = registry.for_message(msg)
+    info = kinds.for_message(msg)
     return rpc.Object(api_version=info.api_version, kind=info.kind, raw=msg.SerializeToString())
 
 
@@ -336,7 +336,7 @@ def from_envelope(obj: rpc.Object, cls: type[M]) -> M: ...
 def from_envelope(obj: rpc.Object, cls: type[Message] | None = None) -> Message:
     """The message in an envelope, as `cls` or else as the class its apiVersion and kind name."""
     if cls is None:
-        info = registry.for_kind(obj.api_version, obj.kind)
+        info = kinds.for_kind(obj.api_version, obj.kind)
         if info is None:
             raise Invalid(f'unknown kind "{obj.kind}" in version "{obj.api_version}"')
         cls = info.cls

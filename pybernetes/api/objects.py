@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from google.protobuf.message import Message
 
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 
@@ -38,12 +38,12 @@ def meta_of(obj: Message | KubeObject) -> meta.ObjectMeta:
 
 def kind(obj: Message) -> str:
     """The registered kind of a message (`Pod`); KeyError for a message that is not a kind."""
-    return registry.for_message(obj).kind
+    return kinds.for_message(obj).kind
 
 
 def api_version(obj: Message) -> str:
     """The registered apiVersion of a message (`v1`, `apps/v1`)."""
-    return registry.for_message(obj).api_version
+    return kinds.for_message(obj).api_version
 
 
 def key_for(namespace: str, name: str) -> str:

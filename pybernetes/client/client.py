@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import Message
 
 from pybernetes import errors, rpc
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import meta_of
@@ -92,7 +92,7 @@ class Client:
     # -- helpers ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _ns(info: registry.ResourceInfo, namespace: str) -> str:
+    def _ns(info: kinds.ResourceInfo, namespace: str) -> str:
         return namespace if info.namespaced else ""
 
     async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
@@ -105,7 +105,7 @@ class Client:
 
     async def create(self, obj: M, *, namespace: str | None = None, dry_run: bool = False,
                      field_manager: str = "") -> M:
-        info = registry.for_message(obj)
+        info = kinds.for_message(obj)
         ns = self._ns(info, namespace if namespace is not None else meta_of(obj).namespace)
         req = pb.CreateRequest(resource=info.plural, namespace=ns, object=codec.to_envelope(obj),
                                dry_run=dry_run, field_manager=field_manager)
@@ -113,7 +113,7 @@ class Client:
         return codec.from_envelope(out, type(obj))
 
     async def get(self, cls: type[M], name: str, *, namespace: str = "") -> M:
-        info = registry.for_class(cls)
+        info = kinds.for_class(cls)
         out = await self._call(self._stub.Get, pb.GetRequest(resource=info.plural, namespace=self._ns(info, namespace),
                                                               name=name))
         return codec.from_envelope(out, cls)
@@ -121,7 +121,7 @@ class Client:
     async def list(self, cls: type[M], *, namespace: str = "", label_selector: str = "",
                    field_selector: str = "", limit: int = 0, continue_: str = "",
                    resource_version: str = "") -> ObjectList[M]:
-        info = registry.for_class(cls)
+        info = kinds.for_class(cls)
         req = pb.ListRequest(resource=info.plural, namespace=self._ns(info, namespace),
                              label_selector=label_selector, field_selector=field_selector, limit=limit,
                              resource_version=resource_version, **{"continue": continue_})
@@ -151,7 +151,7 @@ class Client:
         return await self._update(obj, "status", False, field_manager)
 
     async def _update(self, obj: M, sub: str, dry_run: bool, field_manager: str) -> M:
-        info = registry.for_message(obj)
+        info = kinds.for_message(obj)
         req = pb.UpdateRequest(resource=info.plural, namespace=self._ns(info, meta_of(obj).namespace),
                                object=codec.to_envelope(obj), subresource=sub, dry_run=dry_run,
                                field_manager=field_manager)
@@ -161,7 +161,7 @@ class Client:
     async def patch(self, cls: type[M], name: str, patch: Mapping[str, Any] | builtins.list[Any], *,
                     namespace: str = "", patch_type: str = "strategic", subresource: str = "",
                     dry_run: bool = False, field_manager: str = "") -> M:
-        info = registry.for_class(cls)
+        info = kinds.for_class(cls)
         req = pb.PatchRequest(resource=info.plural, namespace=self._ns(info, namespace), name=name,
                               patch_type=PATCH_TYPES.get(patch_type, patch_type),
                               patch=json.dumps(patch).encode(), subresource=subresource, dry_run=dry_run,
@@ -174,7 +174,7 @@ class Client:
                      uid: str | None = None, resource_version: str | None = None,
                      dry_run: bool = False) -> tuple[M, bool]:
         """Delete; returns (object as left by the call, True when it is gone from storage)."""
-        info = registry.for_class(cls)
+        info = kinds.for_class(cls)
         opts = meta.DeleteOptions()
         if grace_period_seconds is not None:
             opts.grace_period_seconds = grace_period_seconds
@@ -213,7 +213,7 @@ class Client:
 
         Raises errors.Expired when the version was compacted (re-list, then watch again) and
         errors.Unavailable when the stream breaks; it ends normally only on the server's timeout."""
-        info = registry.for_class(cls)
+        info = kinds.for_class(cls)
         req = pb.WatchRequest(resource=info.plural, namespace=self._ns(info, namespace),
                               label_selector=label_selector, field_selector=field_selector,
                               resource_version=resource_version, allow_watch_bookmarks=allow_bookmarks,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pybernetes import component, errors, logs, options, ports, rpc
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.api.selectors import EVERYTHING, FieldSelector
@@ -136,7 +136,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
     authn = TokenAuthenticator.from_file(tokens_path)
     etcd = EtcdClient(endpoints)
-    store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in registry.RESOURCES},
+    store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
                 toleration_seconds=(cfg.default_not_ready_toleration_seconds,
@@ -154,7 +154,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     tasks: list[asyncio.Task[None]] = []
     try:
         store.start()
-        await asyncio.wait_for(store.cache(registry.for_class(core.Namespace)).ready.wait(), 30)
+        await asyncio.wait_for(store.cache(kinds.for_class(core.Namespace)).ready.wait(), 30)
         port = rpc.bind(server, f"{cfg.bind_address}:{cfg.port}")
         cfg.port = port
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
@@ -165,7 +165,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
             tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
 
         async def services() -> list[core.Service]:
-            svc_info = registry.for_class(core.Service)
+            svc_info = kinds.for_class(core.Service)
             await store.cache(svc_info).wait_ready()
             return [c.obj for c in store.cache(svc_info).list("", EVERYTHING, FieldSelector())]  # type: ignore[misc]
 

@@ -18,11 +18,11 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import codec, patch, registry, selectors
+from pybernetes.api import codec, kinds, patch, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import being_deleted, meta_of, set_condition
-from pybernetes.api.registry import ResourceInfo
 from pybernetes.api.times import now
 
 from .allocator import ServiceAllocator
@@ -61,7 +61,7 @@ class Rest:
 
     @staticmethod
     def resource(plural: str) -> ResourceInfo:
-        info = registry.for_plural(plural)
+        info = kinds.for_plural(plural)
         if info is None:
             raise errors.NotFound(f'the server could not find the requested resource "{plural}"')
         return info
@@ -84,13 +84,13 @@ class Rest:
         return namespace
 
     async def _namespace_open(self, namespace: str) -> None:
-        cache = self.store.cache(registry.for_class(core.Namespace))
+        cache = self.store.cache(kinds.for_class(core.Namespace))
         await cache.wait_ready()
         c = cache.get(b"/registry/namespaces/" + namespace.encode())
         if c is None:
             # The cache may lag a just-created namespace: ask etcd before refusing.
             try:
-                stored = await self.store.get(registry.for_class(core.Namespace), "", namespace)
+                stored = await self.store.get(kinds.for_class(core.Namespace), "", namespace)
             except errors.NotFound:
                 raise errors.NotFound(f'namespaces "{namespace}" not found', kind="Namespace",
                                       name=namespace) from None
@@ -119,7 +119,7 @@ class Rest:
             errs = validation.validate(obj, old=old)
         if errs:
             md = meta_of(obj)
-            info = registry.for_message(obj)
+            info = kinds.for_message(obj)
             detail = ", ".join(str(e) for e in errs)
             raise errors.Invalid(f'{info.kind} "{md.name}" is invalid: {detail}', causes=errs, kind=info.kind,
                                  name=md.name)
@@ -170,7 +170,7 @@ class Rest:
         if not b.target.name:
             raise errors.Invalid("target.name: Required value",
                                  causes=[errors.FieldError("target.name", "Required value", "FieldValueRequired")])
-        info = registry.for_class(core.Pod)
+        info = kinds.for_class(core.Pod)
         for _ in range(PATCH_RETRIES):
             cur = await self.store.get(info, namespace, name)
             pod = cur.obj

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.message import Message
 
 from pybernetes import errors, rpc
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
@@ -32,7 +32,7 @@ log = logging.getLogger("pybernetes.apiserver")
 
 
 def _envelope(msg: Message) -> pb.Object:
-    info = registry.for_message(msg)
+    info = kinds.for_message(msg)
     return pb.Object(api_version=info.api_version, kind=info.kind, raw=msg.SerializeToString())
 
 
@@ -80,7 +80,7 @@ class APIServicer(pb_grpc.APIServicer):
             if request.subresource:
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":
-                b = registry.for_plural("bindings")
+                b = kinds.for_plural("bindings")
                 assert b is not None
                 from pybernetes.api.core.v1 import core_pb2 as core
                 name = core.Binding.FromString(request.object.raw).metadata.name
@@ -140,7 +140,7 @@ class APIServicer(pb_grpc.APIServicer):
     async def Discovery(self, request: pb.DiscoveryRequest, context: Any) -> pb.DiscoveryResponse:
         async def do() -> pb.DiscoveryResponse:
             out = pb.DiscoveryResponse()
-            for r in registry.RESOURCES:
+            for r in kinds.RESOURCES:
                 out.resources.add(name=r.plural, singular_name=r.singular, namespaced=r.namespaced, group=r.group,
                                   version=r.version, kind=r.kind, verbs=list(r.verbs),
                                   short_names=list(r.short_names), categories=list(r.categories))

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import objects, registry
+from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import being_deleted, controller_ref
@@ -130,7 +130,7 @@ class FreshObjects(Generic[M]):
 
 
 def new_controller_ref(owner: Message) -> meta.OwnerReference:
-    info = registry.for_message(owner)
+    info = kinds.for_message(owner)
     md = objects.meta_of(owner)
     return meta.OwnerReference(api_version=info.api_version, kind=info.kind, name=md.name, uid=md.uid,
                                controller=True, block_owner_deletion=True)

@@ -22,7 +22,8 @@ from typing import Any, cast
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import objects, registry
+from pybernetes.api import kinds as api_kinds
+from pybernetes.api import objects
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import KubeObject, being_deleted, meta_of
 from pybernetes.cache import InformerFactory, SharedInformer
@@ -62,13 +63,13 @@ class Node:
 
 
 def _identity(obj: Message) -> Identity:
-    info = registry.for_message(obj)
+    info = api_kinds.for_message(obj)
     md = meta_of(obj)
     return Identity(info.api_version, info.kind, md.namespace, md.name, md.uid)
 
 
 def _owner_identity(ref: meta.OwnerReference, namespace: str) -> Identity:
-    info = registry.for_kind(ref.api_version, ref.kind)
+    info = api_kinds.for_kind(ref.api_version, ref.kind)
     ns = namespace if info is None or info.namespaced else ""
     return Identity(ref.api_version, ref.kind, ns, ref.name, ref.uid)
 
@@ -82,7 +83,7 @@ class GarbageCollector:
         self.workers = workers
         self.graph: dict[str, Node] = {}
         if kinds is None:
-            kinds = [r.cls for r in registry.RESOURCES
+            kinds = [r.cls for r in api_kinds.RESOURCES
                      if r.kind not in IGNORED and "list" in r.verbs and "watch" in r.verbs and "delete" in r.verbs]
         # registry kinds are typed as plain Messages; every one of them has ObjectMeta
         self.informers: list[SharedInformer[Any]] = [factory.informer_for(cast(type[KubeObject], cls))
@@ -195,7 +196,7 @@ class GarbageCollector:
 
     async def _get_live(self, ident: Identity) -> Message | None:
         """The object as stored now, or None when absent (or replaced by one with another uid)."""
-        info = registry.for_kind(ident.api_version, ident.kind)
+        info = api_kinds.for_kind(ident.api_version, ident.kind)
         if info is None:
             raise errors.BadRequest(f"unknown kind {ident.api_version}/{ident.kind}")
         try:
@@ -269,7 +270,7 @@ class GarbageCollector:
         except errors.BadRequest:
             return  # unknown owner kind: leave its dependents alone
         if live is not None:
-            if registry.for_kind(node.identity.api_version, node.identity.kind) is not None:
+            if api_kinds.for_kind(node.identity.api_version, node.identity.kind) is not None:
                 # It exists; its informer will (or did) fill in the real node. Dependents stay.
                 return
         if self.graph.get(node.identity.uid) is node:
@@ -296,7 +297,7 @@ class GarbageCollector:
                 self.delete_queue.add(dep.identity.uid)
 
     async def _delete(self, ident: Identity, policy: str) -> None:
-        info = registry.for_kind(ident.api_version, ident.kind)
+        info = api_kinds.for_kind(ident.api_version, ident.kind)
         if info is None:
             return
         try:
@@ -322,7 +323,7 @@ class GarbageCollector:
     # -- writes (read-modify-write with resourceVersion; conflicts retried) ----------------------
 
     async def _remove_owner_refs(self, ident: Identity, owner_uids: set[str]) -> None:
-        info = registry.for_kind(ident.api_version, ident.kind)
+        info = api_kinds.for_kind(ident.api_version, ident.kind)
         if info is None:
             return
         for _ in range(5):

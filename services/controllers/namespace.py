@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import objects, registry
+from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import being_deleted
 from pybernetes.api.times import micro_now
@@ -35,8 +35,8 @@ CONTENT_FAILURE = "NamespaceDeletionContentFailure"
 FINALIZERS_REMAINING = "NamespaceFinalizersRemaining"
 
 
-def namespaced_kinds() -> list[registry.ResourceInfo]:
-    return [r for r in registry.RESOURCES
+def namespaced_kinds() -> list[kinds.ResourceInfo]:
+    return [r for r in kinds.RESOURCES
             if r.namespaced and "delete" in r.verbs and "list" in r.verbs]
 
 
@@ -97,7 +97,7 @@ class NamespaceController:
         finalizers: set[str] = set()
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def delete(info: registry.ResourceInfo, obj: Message) -> None:
+        async def delete(info: kinds.ResourceInfo, obj: Message) -> None:
             md = objects.meta_of(obj)
             async with sem:
                 try:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pbctl import printers
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -116,7 +116,7 @@ def test_tabwrite_matches_go() -> None:
 
 
 def test_pod_columns_wide_labels_namespaces() -> None:
-    info = registry.for_class(core.Pod)
+    info = kinds.for_class(core.Pod)
     p = pod({"metadata": {"labels": {"app": "web", "a": "b"}}, "spec": {"nodeName": "n1"},
              "status": {"phase": "Running", "podIP": "10.0.0.5"}})
     assert printers.headers_for(info, wide=True, show_labels=True, all_namespaces=True) == [
@@ -133,12 +133,12 @@ def test_deployment_and_service_columns() -> None:
         "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
         "template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
         "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}, apps.Deployment)
-    row = printers.row_for(registry.for_class(apps.Deployment), d, NOW, wide=True)
+    row = printers.row_for(kinds.for_class(apps.Deployment), d, NOW, wide=True)
     assert row == ["web", "2/3", "3", "2", "<unknown>", "c", "nginx", "app=web"]
     s = codec.from_dict({"metadata": {"name": "svc"}, "spec": {
         "type": "NodePort", "clusterIP": "10.96.0.10",
         "ports": [{"port": 80, "nodePort": 30080}, {"port": 53, "protocol": "UDP"}]}}, core.Service)
-    assert printers.row_for(registry.for_class(core.Service), s, NOW)[:5] == [
+    assert printers.row_for(kinds.for_class(core.Service), s, NOW)[:5] == [
         "svc", "NodePort", "10.96.0.10", "<none>", "80:30080/TCP,53/UDP"]
     lb = codec.from_dict({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}}, core.Service)
     assert printers.service_external_ip(lb) == "<pending>"
@@ -152,19 +152,19 @@ def test_endpoints_nodes_events() -> None:
                          "spec": {"unschedulable": True},
                          "status": {"conditions": [{"type": "Ready", "status": "True"}],
                                     "nodeInfo": {"kubeletVersion": "v1.0"}}}, core.Node)
-    assert printers.row_for(registry.for_class(core.Node), n, NOW) == [
+    assert printers.row_for(kinds.for_class(core.Node), n, NOW) == [
         "n", "Ready,SchedulingDisabled", "control-plane", "<unknown>", "v1.0"]
     ev = codec.from_dict({"metadata": {"name": "e1", "namespace": "default"}, "type": "Warning",
                           "reason": "BackOff", "message": "back-off", "count": 3,
                           "involvedObject": {"kind": "Pod", "name": "web-1"},
                           "firstTimestamp": "2023-11-14T22:00:00Z", "lastTimestamp": "2023-11-14T22:13:00Z"},
                          core.Event)
-    info = registry.for_class(core.Event)
+    info = kinds.for_class(core.Event)
     assert printers.headers_for(info) == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert printers.row_for(info, ev, NOW) == ["20s (x3 over 13m)", "Warning", "BackOff", "pod/web-1", "back-off"]
 
 
 def test_kind_prefix_for_multiple_types() -> None:
-    info = registry.for_class(apps.Deployment)
+    info = kinds.for_class(apps.Deployment)
     d = codec.from_dict({"metadata": {"name": "web"}}, apps.Deployment)
     assert printers.row_for(info, d, NOW, with_kind=True)[0] == "deployment.apps/web"

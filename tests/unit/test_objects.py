@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pybernetes.api import objects, registry
+from pybernetes.api import kinds, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -21,7 +21,7 @@ def test_keys_round_trip() -> None:
 def test_kind_and_api_version() -> None:
     assert (objects.kind(core.Pod()), objects.api_version(core.Pod())) == ("Pod", "v1")
     assert (objects.kind(apps.Deployment()), objects.api_version(apps.Deployment())) == ("Deployment", "apps/v1")
-    assert registry.for_class(core.Pod).descriptor.full_name == core.Pod.DESCRIPTOR.full_name
+    assert kinds.for_class(core.Pod).descriptor.full_name == core.Pod.DESCRIPTOR.full_name
 
 
 def test_controller_ref_and_deletion() -> None:

@@ -5,45 +5,45 @@ from __future__ import annotations
 
 import pytest
 
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from services.apiserver.registry import strategy
 from services.apiserver.registry.strategies import strategy_for_class
 
 
-@pytest.mark.parametrize("info", registry.RESOURCES, ids=lambda r: r.kind)
-def test_every_registered_kind_has_its_own_strategy(info: registry.ResourceInfo) -> None:
+@pytest.mark.parametrize("info", kinds.RESOURCES, ids=lambda r: r.kind)
+def test_every_registered_kind_has_its_own_strategy(info: kinds.ResourceInfo) -> None:
     s = strategy_for_class(info.cls)
     assert s is not None and s.kind is info.cls
 
 
 def test_selectable_fields() -> None:
-    pods = strategy.selectable_fields(registry.for_class(core.Pod))
+    pods = strategy.selectable_fields(kinds.for_class(core.Pod))
     assert {"metadata.name", "spec.nodeName", "status.phase"} <= pods
-    assert strategy.selectable_fields(registry.for_class(core.ConfigMap)) == {"metadata.name", "metadata.namespace"}
-    assert strategy.selectable_fields(registry.for_class(core.Secret)) == {"metadata.name", "metadata.namespace",
+    assert strategy.selectable_fields(kinds.for_class(core.ConfigMap)) == {"metadata.name", "metadata.namespace"}
+    assert strategy.selectable_fields(kinds.for_class(core.Secret)) == {"metadata.name", "metadata.namespace",
                                                                            "type"}
     node = core.Node(spec=core.NodeSpec(unschedulable=True))
-    assert strategy.fields_fn(registry.for_class(core.Node))(node)["spec.unschedulable"] == "true"
+    assert strategy.fields_fn(kinds.for_class(core.Node))(node)["spec.unschedulable"] == "true"
 
 
 def test_prepare_for_create_resets_status_and_starts_generation() -> None:
     pod = core.Pod(status=core.PodStatus(phase="Running", pod_ip="10.0.0.1"))
     pod.spec.containers.add(name="c", image="i")
-    strategy.prepare_for_create(registry.for_class(core.Pod), pod)
+    strategy.prepare_for_create(kinds.for_class(core.Pod), pod)
     assert pod.status.phase == "Pending" and not pod.status.pod_ip and pod.status.qos_class == "BestEffort"
     assert pod.metadata.generation == 1
     d = apps.Deployment(status=apps.DeploymentStatus(replicas=3))
-    strategy.prepare_for_create(registry.for_class(apps.Deployment), d)
+    strategy.prepare_for_create(kinds.for_class(apps.Deployment), d)
     assert d.status.replicas == 0 and d.metadata.generation == 1
     cm = core.ConfigMap(data={"k": "v"})
-    strategy.prepare_for_create(registry.for_class(core.ConfigMap), cm)
+    strategy.prepare_for_create(kinds.for_class(core.ConfigMap), cm)
     assert cm.data == {"k": "v"} and cm.metadata.generation == 0
 
 
 def test_prepare_for_update_keeps_status_and_moves_generation_on_spec_change() -> None:
-    info = registry.for_class(apps.Deployment)
+    info = kinds.for_class(apps.Deployment)
     old = apps.Deployment(spec=apps.DeploymentSpec(replicas=1), status=apps.DeploymentStatus(replicas=1))
     old.metadata.generation = 4
     new = apps.Deployment(spec=apps.DeploymentSpec(replicas=1), status=apps.DeploymentStatus(replicas=9))
@@ -54,7 +54,7 @@ def test_prepare_for_update_keeps_status_and_moves_generation_on_spec_change() -
     assert new.metadata.generation == 5
     node_old = core.Node(status=core.NodeStatus(capacity={"cpu": {"string": "2"}}))
     node_new = core.Node()
-    strategy.prepare_for_update(registry.for_class(core.Node), node_new, node_old)
+    strategy.prepare_for_update(kinds.for_class(core.Node), node_new, node_old)
     assert node_new.status == node_old.status
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 
-from pybernetes.api import codec, registry
+from pybernetes.api import codec, kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.errors import FieldError
 from services.apiserver.registry import apply_defaults, validate, validate_status_update
@@ -98,7 +98,7 @@ def lines(errs: list[FieldError]) -> list[str]:
 
 
 def test_every_kind_has_an_example() -> None:
-    assert {r.kind for r in registry.RESOURCES} == set(EXAMPLES)
+    assert {r.kind for r in kinds.RESOURCES} == set(EXAMPLES)
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))

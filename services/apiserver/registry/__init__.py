@@ -1,4 +1,4 @@
-"""The apiserver's per-kind strategies: Kubernetes' pkg/registry (not the kind table, pybernetes.api.registry,
+"""The apiserver's per-kind strategies: Kubernetes' pkg/registry (not the kind table, pybernetes.api.kinds,
 nor an image registry).
 
 For every write the REST layer (services/apiserver/rest.py) defaults the object (`apply_defaults`), validates

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.objects import meta_of
 from services.apiserver.registry.kindstrategy import meta_fields
 from services.apiserver.registry.protofields import sub_message
@@ -20,7 +20,7 @@ from services.apiserver.registry.strategies import strategy_for, strategy_for_cl
 FieldsFn = Callable[[Message], dict[str, str]]
 
 
-def fields_fn(info: registry.ResourceInfo) -> FieldsFn:
+def fields_fn(info: kinds.ResourceInfo) -> FieldsFn:
     """The field selector attributes of info's kind (the store calls it with objects of that kind only)."""
     strategy = strategy_for_class(info.cls)
     if strategy is None or strategy.fields is None:
@@ -28,7 +28,7 @@ def fields_fn(info: registry.ResourceInfo) -> FieldsFn:
     return strategy.fields
 
 
-def selectable_fields(info: registry.ResourceInfo) -> frozenset[str]:
+def selectable_fields(info: kinds.ResourceInfo) -> frozenset[str]:
     probe = info.cls()
     return frozenset(fields_fn(info)(probe))
 
@@ -44,7 +44,7 @@ def spec_bytes(obj: Message) -> bytes:
     return b""
 
 
-def prepare_for_create(info: registry.ResourceInfo, obj: Message) -> None:
+def prepare_for_create(info: kinds.ResourceInfo, obj: Message) -> None:
     """Reset what clients may not set on create (status of most kinds), as Kubernetes does."""
     strategy = strategy_for(obj)
     if strategy is not None and strategy.prepare_for_create is not None:
@@ -53,7 +53,7 @@ def prepare_for_create(info: registry.ResourceInfo, obj: Message) -> None:
         meta_of(obj).generation = 1
 
 
-def prepare_for_update(info: registry.ResourceInfo, obj: Message, old: Message) -> None:
+def prepare_for_update(info: kinds.ResourceInfo, obj: Message, old: Message) -> None:
     """A main-resource update keeps the old status (for kinds with a status subresource: the Node's is the
     kubelet's, written through it)."""
     if info.has_status and "status" in obj.DESCRIPTOR.fields_by_name:

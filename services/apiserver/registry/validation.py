@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.objects import meta_of
 from pybernetes.errors import FieldError
 from services.apiserver.registry.field import Errs
@@ -43,7 +43,7 @@ def _finish(specific: Errs, generic: Errs) -> list[FieldError]:
 
 def validate(obj: MsgT, *, old: MsgT | None = None) -> list[FieldError]:
     """Create validation (old is None) or update validation of a (defaulted) object of any kind."""
-    info = registry.for_class_or_none(type(obj))
+    info = kinds.for_class_or_none(type(obj))
     strategy = strategy_for(obj)
     errs = Errs()
     validate_object_meta(meta_of(obj), namespaced=info.namespaced if info else True,

@@ -13,8 +13,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.objects import meta_of
-from pybernetes.api.registry import ResourceInfo
 
 PREFIX = b"/registry/"
 

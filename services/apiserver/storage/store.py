@@ -19,9 +19,9 @@ from google.protobuf.message import Message
 from prometheus_client import Histogram
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import kinds
+from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.objects import meta_of
-from pybernetes.api.registry import ResourceInfo
 
 from .. import metrics
 from .etcd import (
@@ -121,7 +121,7 @@ class Store:
         self.etcd = etcd
         self.caches = {info.plural: WatchCache(etcd, info, fields[info.plural], capacity=cache_capacity,
                                                bookmark_interval=bookmark_interval)
-                       for info in registry.RESOURCES if "watch" in info.verbs}
+                       for info in kinds.RESOURCES if "watch" in info.verbs}
 
     def start(self) -> None:
         for c in self.caches.values():

@@ -19,7 +19,7 @@ from time import perf_counter
 
 from google.protobuf.message import Message
 
-from pybernetes.api.registry import ResourceInfo
+from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.selectors import FieldSelector, LabelSelector
 from pybernetes.errors import Expired, Unavailable
 
