@@ -44,7 +44,7 @@ def containerd_config(a: argparse.Namespace) -> None:
 
     if not ctd.TEMPLATE.exists():
         template = Path(a.template) if a.template else HERE / "containerd" / "config.toml.tmpl"
-        ctd.TEMPLATE = template  # type: ignore[misc]
+        ctd.TEMPLATE = template  # type: ignore[misc]  # a Final default; the installer points it at its copy
 
     run_dir = Path(a.run_dir)
 

@@ -185,8 +185,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([stopper, loop_task], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
-        if loop_task.done() and not loop_task.cancelled() and loop_task.exception() is not None:
-            raise loop_task.exception()  # type: ignore[misc]
+        if loop_task.done() and not loop_task.cancelled() and (exc := loop_task.exception()) is not None:
+            raise exc
     finally:
         if loop_task is not None:
             loop_task.cancel()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pybernetes import component, errors, logs, options, ports, rpc
-from pybernetes.api import kinds
+from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.api.selectors import EVERYTHING, FieldSelector
@@ -102,7 +102,7 @@ async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
         await rest.create("endpoints", "default", ep.SerializeToString())
     except errors.AlreadyExists:
         cur = await rest.get("endpoints", "default", "kubernetes")
-        ep.metadata.resource_version = cur.metadata.resource_version  # type: ignore[attr-defined]
+        ep.metadata.resource_version = objects.meta_of(cur).resource_version
         await rest.update("endpoints", "default", ep.SerializeToString())
 
 
@@ -167,7 +167,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         async def services() -> list[core.Service]:
             svc_info = kinds.for_class(core.Service)
             await store.cache(svc_info).wait_ready()
-            return [c.obj for c in store.cache(svc_info).list("", EVERYTHING, FieldSelector())]  # type: ignore[misc]
+            return [c.obj for c in store.cache(svc_info).list("", EVERYTHING, FieldSelector())
+                    if isinstance(c.obj, core.Service)]
 
         tasks.append(asyncio.create_task(rest.allocator.repair_loop(services)))
         if admin_token:

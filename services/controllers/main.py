@@ -160,7 +160,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
 def load_controller_class(name: str) -> type[Any]:
     module, cls, _, _ = CONTROLLERS[name]
     mod = importlib.import_module(f"{__package__ or 'services.controllers'}.{module}")
-    return getattr(mod, cls)  # type: ignore[no-any-return]
+    controller: type[Any] = getattr(mod, cls)
+    return controller
 
 
 class ControllerManager:

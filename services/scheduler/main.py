@@ -122,8 +122,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         for t in tasks:
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+            if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
+                raise exc
     finally:
         for t in tasks:
             t.cancel()
