@@ -451,16 +451,20 @@ async def test_crash_backoff_is_capped(tmp_path: Path) -> None:
                       pytest.approx(40)]
 
 
-async def test_a_container_that_ran_ten_minutes_restarts_without_backoff(h: Harness) -> None:
+async def test_a_container_that_ran_ten_minutes_resets_its_backoff(h: Harness) -> None:
     pod = make_pod()
     await h.syncer.sync_pod(pod)
     h.cri.exit(h.cri.running("app"), 1)
-    await h.syncer.sync_pod(pod)  # restart 1 (backoff now armed at 10 s)
-    h.clock.advance(601)  # it ran for more than BACKOFF_RESET before crashing
+    await h.syncer.sync_pod(pod)  # restart 1, at once (backoff armed at 10 s)
+    h.cri.exit(h.cri.running("app"), 1)
+    h.clock.advance(await h.syncer.sync_pod(pod))
+    await h.syncer.sync_pod(pod)  # restart 2 after 10 s (next backoff 20 s)
+    h.clock.advance(601)  # this one runs longer than BACKOFF_RESET before crashing
     h.cri.exit(h.cri.running("app"), 1)
     await h.syncer.sync_pod(pod)
-    assert len(h.cri.names("CreateContainer")) == 3
-    assert "CrashLoopBackOff" not in [w for w in (h.waiting(pod, "app"),) if w]
+    assert len(h.cri.names("CreateContainer")) == 4  # restarted at once
+    h.cri.exit(h.cri.running("app"), 1)
+    assert await h.syncer.sync_pod(pod) == pytest.approx(CRASH_BACKOFF)  # back to the first step, not 40 s
 
 
 # -- deletion -------------------------------------------------------------------------------------------
