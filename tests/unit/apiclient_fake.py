@@ -109,15 +109,15 @@ class FakeClient:
         return self._update(obj, status=True)
 
     def _update(self, obj: Message, *, status: bool) -> Any:
-        cur = self._current(type(obj), obj.metadata.name, obj.metadata.namespace)  # type: ignore[attr-defined]
-        md = obj.metadata  # type: ignore[attr-defined]
+        cur = self._current(type(obj), obj.metadata.name, obj.metadata.namespace)
+        md = obj.metadata
         if md.resource_version and md.resource_version != cur.metadata.resource_version:
             raise errors.Conflict(f"{md.name}: the object has been modified")
         k = key_of(cur)
         self.actions.append(("update_status" if status else "update", k[0], f"{k[1]}/{k[2]}"))
         new = _copy(cur)
         if status:
-            new.status.CopyFrom(obj.status)  # type: ignore[attr-defined]
+            new.status.CopyFrom(obj.status)
         else:
             new.CopyFrom(obj)
             new.metadata.deletion_timestamp.CopyFrom(cur.metadata.deletion_timestamp)

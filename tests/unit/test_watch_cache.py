@@ -212,7 +212,7 @@ async def test_broken_etcd_watch_fails_client_watches_and_relists(cache: WatchCa
     await etcd.compact(etcd.rev)
     await until(lambda: cache.ready.is_set() and cache.rv == etcd.rev)  # re-listed (after its short backoff)
     assert sorted(c.obj.metadata.name for c in cache.list("", EVERYTHING, NO_FIELDS)) == ["b", "c"]  # "a" is gone
-    assert cache.get(object_key(INFO, "default", "c")).rv == rv  # type: ignore[union-attr]
+    assert cache.get(object_key(INFO, "default", "c")).rv == rv
     assert etcd.watch_starts[-1] == rv + 1  # the new etcd watch starts after the list
     # Clients resuming from before the re-list cannot be served the gap: they must re-list too.
     with pytest.raises(Expired):
