@@ -37,6 +37,7 @@ from node_agent.status import ContainerView, PodView, StatusManager, Waiting, bu
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.times import now
+from pybernetes.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Syncer:
     def __init__(self, cri: CRIClient, images: ImageManager, probes: ProbeManager, statuses: StatusManager,
                  event: EventFn, *, root_dir: Path, host_ip: str, get_object: runtime.ObjectGetter,
                  crash_backoff: float = CRASH_BACKOFF, max_crash_backoff: float = MAX_CRASH_BACKOFF,
-                 resync: float = 10.0) -> None:
+                 resync: float = 10.0, clock: Clock | None = None) -> None:
         self.cri = cri
         self.images = images
         self.probes = probes
@@ -115,6 +116,7 @@ class Syncer:
         self.crash_backoff = crash_backoff
         self.max_crash_backoff = max_crash_backoff
         self.resync = resync
+        self.clock: Clock = clock or RealClock()  # CrashLoopBackOff and preStop grace time (FakeClock in tests)
         self.states: dict[str, PodState] = {}
 
     def state(self, uid: str) -> PodState:
@@ -180,7 +182,7 @@ class Syncer:
         if bo is not None and s is not None and s.finished_at and s.started_at:
             if (s.finished_at - s.started_at) / 1e9 > BACKOFF_RESET:
                 bo = None
-        t = time.monotonic()
+        t = self.clock.now()
         if bo is None:
             st.backoff[name] = (self.crash_backoff, t)
             return 0.0
@@ -399,7 +401,7 @@ class Syncer:
         except CRIError as e:
             st.waiting[c.name] = Waiting("RunContainerError", e.message)
             self.event(pod, "Warning", "Failed", f"Error: {e.message}")
-            st.backoff.setdefault(c.name, (self.crash_backoff, time.monotonic()))
+            st.backoff.setdefault(c.name, (self.crash_backoff, self.clock.now()))
             return 1.0
         self.event(pod, "Normal", "Started", f"Started container {c.name}")
         st.waiting.pop(c.name, None)
@@ -422,7 +424,7 @@ class Syncer:
 
     async def kill_container(self, pod: core.Pod | None, c: core.Container | None, cid: str, grace: int,
                              pod_ip: str) -> None:
-        t0 = time.monotonic()
+        t0 = self.clock.now()
         if pod is not None and c is not None and c.lifecycle.HasField("pre_stop") and grace > 0:
             try:
                 ok, msg = await asyncio.wait_for(
@@ -431,7 +433,7 @@ class Syncer:
                 ok, msg = False, f"timed out after {grace}s"
             if not ok:
                 self.event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {msg}")
-        remaining = max(int(grace - (time.monotonic() - t0)), 2 if grace > 0 else 0)
+        remaining = max(int(grace - (self.clock.now() - t0)), 2 if grace > 0 else 0)
         await self._stop(cid, remaining)
 
     async def kill_pod(self, uid: str, pod: core.Pod | None) -> None:

@@ -1,0 +1,274 @@
+"""The apiserver's REST layer (services.apiserver.rest.Rest) over the real Store on an in-memory etcd.
+
+Optimistic concurrency (stale resourceVersion -> Conflict), generation bumps on spec changes only,
+dryRun writing nothing, graceful deletion with finalizers and propagation policies, and the namespace
+lifecycle guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from pybernetes import errors
+from pybernetes.api import registry
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.meta.v1 import meta_pb2 as meta
+from services.apiserver.registry import strategy
+from services.apiserver.rest import Rest
+from services.apiserver.storage.store import Store
+from tests.unit.etcd_fake import FakeEtcd
+
+
+@dataclass
+class Api:
+    rest: Rest
+    etcd: FakeEtcd
+    store: Store
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    etcd = FakeEtcd()
+    store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in registry.RESOURCES},
+                  bookmark_interval=3600)
+    store.start()
+    rest = Rest(store)
+    await rest.create("namespaces", "", ns("default").SerializeToString())
+    yield Api(rest, etcd, store)
+    await store.stop()
+
+
+def ns(name: str) -> core.Namespace:
+    n = core.Namespace()
+    n.metadata.name = name
+    return n
+
+
+def cm(name: str, value: str = "v", finalizers: tuple[str, ...] = ()) -> core.ConfigMap:
+    c = core.ConfigMap()
+    c.metadata.name = name
+    c.metadata.finalizers.extend(finalizers)
+    c.data["k"] = value
+    return c
+
+
+def deployment(name: str = "web", replicas: int = 1) -> apps.Deployment:
+    d = apps.Deployment()
+    d.metadata.name = name
+    d.spec.replicas = replicas
+    d.spec.selector.match_labels["app"] = name
+    d.spec.template.metadata.labels["app"] = name
+    d.spec.template.spec.containers.add(name="c", image="nginx")
+    return d
+
+
+def pod(name: str = "p", node: str = "node-1", grace: int | None = None) -> core.Pod:
+    p = core.Pod()
+    p.metadata.name = name
+    p.spec.node_name = node
+    p.spec.containers.add(name="c", image="nginx")
+    if grace is not None:
+        p.spec.termination_grace_period_seconds = grace
+    return p
+
+
+async def stored(api: Api, plural: str, name: str, namespace: str = "default") -> core.ConfigMap:
+    return await api.rest.get(plural, namespace, name)
+
+
+def opts(**kw: object) -> meta.DeleteOptions:
+    return meta.DeleteOptions(**kw)
+
+
+# -- create/update --------------------------------------------------------------------------------------
+
+
+async def test_create_sets_server_fields_and_rejects_a_duplicate(api: Api) -> None:
+    obj = await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    md = obj.metadata
+    assert md.uid and md.creation_timestamp.seconds and int(md.resource_version) == api.etcd.rev
+    with pytest.raises(errors.AlreadyExists):
+        await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+
+
+async def test_update_with_a_stale_resource_version_conflicts(api: Api) -> None:
+    created = await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    v1 = created.metadata.resource_version
+    first = cm("a", "first")
+    first.metadata.resource_version = v1
+    updated = await api.rest.update("configmaps", "default", first.SerializeToString())
+    v2 = updated.metadata.resource_version
+    assert int(v2) > int(v1)
+    late = cm("a", "late")  # a writer that read v1 too
+    late.metadata.resource_version = v1
+    with pytest.raises(errors.Conflict):
+        await api.rest.update("configmaps", "default", late.SerializeToString())
+    assert (await stored(api, "configmaps", "a")).data["k"] == "first"
+    # without a resourceVersion the update is unconditional
+    await api.rest.update("configmaps", "default", cm("a", "last").SerializeToString())
+    assert (await stored(api, "configmaps", "a")).data["k"] == "last"
+
+
+async def test_a_no_op_update_writes_nothing(api: Api) -> None:
+    created = await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    rev = api.etcd.rev
+    same = await api.rest.update("configmaps", "default", created.SerializeToString())
+    assert api.etcd.rev == rev
+    assert same.metadata.resource_version == created.metadata.resource_version
+
+
+async def test_generation_moves_only_with_the_spec(api: Api) -> None:
+    d = await api.rest.create("deployments", "default", deployment().SerializeToString())
+    assert d.metadata.generation == 1
+    d.metadata.labels["team"] = "a"
+    d = await api.rest.update("deployments", "default", d.SerializeToString())
+    assert d.metadata.generation == 1
+    d.spec.replicas = 3
+    d = await api.rest.update("deployments", "default", d.SerializeToString())
+    assert d.metadata.generation == 2
+    d.status.replicas = 3
+    d = await api.rest.update("deployments", "default", d.SerializeToString(), subresource="status")
+    assert d.metadata.generation == 2 and d.status.replicas == 3
+    d.metadata.generation = 99
+    d = await api.rest.update("deployments", "default", d.SerializeToString())
+    assert d.metadata.generation == 2  # the server owns it
+
+
+async def test_status_update_ignores_spec_and_update_ignores_status(api: Api) -> None:
+    d = await api.rest.create("deployments", "default", deployment().SerializeToString())
+    d.spec.replicas = 5
+    d.status.replicas = 2
+    d = await api.rest.update("deployments", "default", d.SerializeToString(), subresource="status")
+    assert d.spec.replicas == 1 and d.status.replicas == 2
+
+
+# -- dryRun ---------------------------------------------------------------------------------------------
+
+
+async def test_dry_run_writes_nothing(api: Api) -> None:
+    rev = api.etcd.rev
+    out = await api.rest.create("configmaps", "default", cm("a").SerializeToString(), dry_run=True)
+    assert out.metadata.name == "a" and api.etcd.rev == rev
+    with pytest.raises(errors.NotFound):
+        await api.rest.get("configmaps", "default", "a")
+    await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    rev = api.etcd.rev
+    out = await api.rest.update("configmaps", "default", cm("a", "changed").SerializeToString(), dry_run=True)
+    assert out.data["k"] == "changed"
+    _, gone = await api.rest.delete("configmaps", "default", "a", opts(dry_run=["All"]))
+    assert gone
+    assert api.etcd.rev == rev and (await stored(api, "configmaps", "a")).data["k"] == "v"
+
+
+# -- delete ---------------------------------------------------------------------------------------------
+
+
+async def test_finalizers_hold_a_deleted_object_until_the_last_is_removed(api: Api) -> None:
+    await api.rest.create("configmaps", "default", cm("a", finalizers=("x/a", "x/b")).SerializeToString())
+    obj, gone = await api.rest.delete("configmaps", "default", "a", opts())
+    assert not gone and obj.metadata.HasField("deletion_timestamp")
+    rev = api.etcd.rev
+    _, gone = await api.rest.delete("configmaps", "default", "a", opts())  # again: nothing changes
+    assert not gone and api.etcd.rev == rev
+    cur = await stored(api, "configmaps", "a")
+    cur.metadata.finalizers.remove("x/a")
+    cur = await api.rest.update("configmaps", "default", cur.SerializeToString())
+    assert list(cur.metadata.finalizers) == ["x/b"] and cur.metadata.HasField("deletion_timestamp")
+    cur.metadata.finalizers.remove("x/b")
+    await api.rest.update("configmaps", "default", cur.SerializeToString())
+    with pytest.raises(errors.NotFound):
+        await api.rest.get("configmaps", "default", "a")
+
+
+async def test_a_finalizer_cannot_be_added_back_to_keep_an_object_undeleted(api: Api) -> None:
+    await api.rest.create("configmaps", "default", cm("a", finalizers=("x/a",)).SerializeToString())
+    await api.rest.delete("configmaps", "default", "a", opts())
+    cur = await stored(api, "configmaps", "a")
+    cur.ClearField("metadata")
+    cur.metadata.name = "a"
+    cur.metadata.finalizers.append("x/a")  # a client that sends no deletionTimestamp
+    out = await api.rest.update("configmaps", "default", cur.SerializeToString())
+    assert out.metadata.HasField("deletion_timestamp")  # it stays deleting
+
+
+@pytest.mark.parametrize(("policy", "finalizer"), [("Orphan", "orphan"), ("Foreground", "foregroundDeletion")])
+async def test_propagation_policy_adds_its_finalizer(api: Api, policy: str, finalizer: str) -> None:
+    await api.rest.create("deployments", "default", deployment().SerializeToString())
+    obj, gone = await api.rest.delete("deployments", "default", "web", opts(propagation_policy=policy))
+    assert not gone and list(obj.metadata.finalizers) == [finalizer]
+    assert (await stored(api, "deployments", "web")).metadata.HasField("deletion_timestamp")
+
+
+async def test_background_deletion_removes_at_once(api: Api) -> None:
+    await api.rest.create("deployments", "default", deployment().SerializeToString())
+    _, gone = await api.rest.delete("deployments", "default", "web", opts(propagation_policy="Background"))
+    assert gone
+    with pytest.raises(errors.NotFound):
+        await api.rest.get("deployments", "default", "web")
+
+
+async def test_delete_preconditions(api: Api) -> None:
+    created = await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    with pytest.raises(errors.Conflict):
+        await api.rest.delete("configmaps", "default", "a", opts(preconditions=meta.Preconditions(uid="other")))
+    with pytest.raises(errors.Conflict):
+        await api.rest.delete("configmaps", "default", "a",
+                              opts(preconditions=meta.Preconditions(resource_version="1")))
+    _, gone = await api.rest.delete("configmaps", "default", "a", opts(
+        preconditions=meta.Preconditions(uid=created.metadata.uid)))
+    assert gone
+
+
+async def test_graceful_pod_deletion_waits_for_the_kubelet(api: Api) -> None:
+    await api.rest.create("pods", "default", pod(grace=30).SerializeToString())
+    obj, gone = await api.rest.delete("pods", "default", "p", opts())
+    md = obj.metadata
+    assert not gone and md.deletion_grace_period_seconds == 30 and md.HasField("deletion_timestamp")
+    first = md.deletion_timestamp.seconds
+    assert (await api.rest.get("pods", "default", "p")).metadata.deletion_grace_period_seconds == 30
+    obj, gone = await api.rest.delete("pods", "default", "p", opts(grace_period_seconds=5))  # shortened
+    assert not gone and obj.metadata.deletion_grace_period_seconds == 5
+    assert obj.metadata.deletion_timestamp.seconds < first
+    _, gone = await api.rest.delete("pods", "default", "p", opts(grace_period_seconds=0))  # the kubelet is done
+    assert gone
+
+
+@pytest.mark.xfail(strict=True, reason="rest.delete removes a terminating pod at once when a repeated delete does "
+                   "not shorten its grace period (Kubernetes keeps it for its kubelet); reported to the lead")
+async def test_repeated_delete_of_a_terminating_pod_keeps_it_for_the_kubelet(api: Api) -> None:
+    await api.rest.create("pods", "default", pod(grace=30).SerializeToString())
+    await api.rest.delete("pods", "default", "p", opts())
+    _, gone = await api.rest.delete("pods", "default", "p", opts())  # `pbctl delete pod p` again
+    assert not gone
+    await api.rest.get("pods", "default", "p")
+
+
+async def test_unscheduled_pod_is_deleted_at_once(api: Api) -> None:
+    await api.rest.create("pods", "default", pod(node="").SerializeToString())
+    _, gone = await api.rest.delete("pods", "default", "p", opts())
+    assert gone
+
+
+# -- namespaces -----------------------------------------------------------------------------------------
+
+
+async def test_terminating_namespace_refuses_new_content_and_waits_for_its_finalizer(api: Api) -> None:
+    await api.rest.create("namespaces", "", ns("team").SerializeToString())
+    await api.rest.create("configmaps", "team", cm("a").SerializeToString())
+    n, gone = await api.rest.delete("namespaces", "", "team", opts())
+    assert not gone and n.status.phase == "Terminating"
+    assert list(n.spec.finalizers) == ["kubernetes"]
+    with pytest.raises(errors.Forbidden):
+        await api.rest.create("configmaps", "team", cm("b").SerializeToString())
+    with pytest.raises(errors.NotFound):
+        await api.rest.create("configmaps", "nowhere", cm("b").SerializeToString())
+    # the namespace controller's last step: the finalizer goes, and with it the namespace
+    cur = await api.rest.get("namespaces", "", "team")
+    del cur.spec.finalizers[:]
+    await api.rest.update("namespaces", "", cur.SerializeToString())
+    with pytest.raises(errors.NotFound):
+        await api.rest.get("namespaces", "", "team")

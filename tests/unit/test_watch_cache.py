@@ -1,0 +1,234 @@
+"""The apiserver's watch cache (services.apiserver.storage.watch_cache) fed by an in-memory etcd.
+
+List/get at the cache's resourceVersion, watches from inside the window and from before it (Expired,
+HTTP 410), bookmarks and progress notifications, selectors, slow watchers, and the etcd watch breaking
+(compacted or unreachable): every client watch ends with an error and the cache re-lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pybernetes.api import registry, selectors
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.errors import Expired, Unavailable
+from services.apiserver.registry import strategy
+from services.apiserver.storage.etcd import Compacted, StorageUnavailable
+from services.apiserver.storage.objects import object_key
+from services.apiserver.storage.store import encode
+from services.apiserver.storage.watch_cache import Event, WatchCache, Watcher
+from tests.unit.etcd_fake import FakeEtcd, until
+
+INFO = registry.for_class(core.ConfigMap)
+EVERYTHING = selectors.parse_label_selector("")
+NO_FIELDS = selectors.parse_field_selector("", strategy.selectable_fields(INFO))
+
+
+def cm(name: str, ns: str = "default", value: str = "v", labels: dict[str, str] | None = None) -> core.ConfigMap:
+    c = core.ConfigMap()
+    c.metadata.name, c.metadata.namespace = name, ns
+    c.metadata.labels.update(labels or {})
+    c.data["k"] = value
+    return c
+
+
+async def put(etcd: FakeEtcd, obj: core.ConfigMap) -> int:
+    key = object_key(INFO, obj.metadata.namespace, obj.metadata.name)
+    cur = await etcd.get(key)
+    if cur is None:
+        return await etcd.create(key, encode(obj))
+    return await etcd.update(key, encode(obj), cur.mod_revision)
+
+
+async def remove(etcd: FakeEtcd, name: str, ns: str = "default") -> int:
+    return await etcd.delete(object_key(INFO, ns, name))
+
+
+@pytest.fixture
+async def etcd() -> FakeEtcd:
+    return FakeEtcd()
+
+
+@pytest.fixture
+async def cache(etcd: FakeEtcd) -> AsyncIterator[WatchCache]:
+    await put(etcd, cm("a"))
+    await put(etcd, cm("b", ns="other"))
+    c = WatchCache(etcd, INFO, strategy.fields_fn(INFO), capacity=4, bookmark_interval=3600)
+    c.start()
+    await until(c.ready.is_set)
+    yield c
+    await c.stop()
+
+
+async def caught_up(cache: WatchCache, etcd: FakeEtcd) -> None:
+    await until(lambda: cache.rv >= etcd.rev)
+
+
+def drain(w: Watcher) -> list[Event]:
+    out = []
+    while not w.queue.empty():
+        out.append(w.queue.get_nowait())
+    return out
+
+
+def summary(events: list[Event]) -> list[tuple[str, str, int]]:
+    """(type, name, rv) per event; the name decoded from the bytes the client gets."""
+    out = []
+    for e in events:
+        name = core.ConfigMap.FromString(e.raw).metadata.name if e.type not in ("BOOKMARK", "ERROR") else ""
+        out.append((e.type, name, e.rv))
+    return out
+
+
+def watch(cache: WatchCache, rv: int | None, *, ns: str = "", labels: str = "", bookmarks: bool = False) -> Watcher:
+    return cache.watch(rv, ns, selectors.parse_label_selector(labels), NO_FIELDS, bookmarks)
+
+
+# -- list and get ---------------------------------------------------------------------------------------
+
+
+async def test_list_and_get_reflect_etcd_at_the_cache_version(cache: WatchCache, etcd: FakeEtcd) -> None:
+    assert cache.rv == etcd.rev
+    assert [c.obj.metadata.name for c in cache.list("", EVERYTHING, NO_FIELDS)] == ["a", "b"]
+    assert [c.obj.metadata.name for c in cache.list("other", EVERYTHING, NO_FIELDS)] == ["b"]
+    rv = await put(etcd, cm("a", value="new"))
+    await caught_up(cache, etcd)
+    got = cache.get(object_key(INFO, "default", "a"))
+    assert got is not None and got.rv == rv
+    # the bytes served carry the version as resourceVersion
+    served = core.ConfigMap.FromString(got.raw)
+    assert served.metadata.resource_version == str(rv) and served.data["k"] == "new"
+    await remove(etcd, "a")
+    await caught_up(cache, etcd)
+    assert cache.get(object_key(INFO, "default", "a")) is None
+    assert cache.rv == etcd.rev
+
+
+async def test_wait_for_rv_wakes_when_the_watch_reaches_it(cache: WatchCache, etcd: FakeEtcd) -> None:
+    await cache.wait_for_rv(cache.rv)  # already there: returns at once
+    rv = await put(etcd, cm("c"))
+    await cache.wait_for_rv(rv)
+    assert cache.get(object_key(INFO, "default", "c")) is not None
+
+
+# -- watch ----------------------------------------------------------------------------------------------
+
+
+async def test_watch_without_version_sends_current_state_then_changes(cache: WatchCache, etcd: FakeEtcd) -> None:
+    start = cache.rv
+    w = watch(cache, None)
+    rv = await put(etcd, cm("c"))
+    await caught_up(cache, etcd)
+    assert summary(drain(w)) == [("ADDED", "a", start - 1), ("ADDED", "b", start), ("ADDED", "c", rv)]
+
+
+async def test_watch_from_a_version_in_the_window_resumes_after_it(cache: WatchCache, etcd: FakeEtcd) -> None:
+    r1 = await put(etcd, cm("a", value="1"))
+    r2 = await put(etcd, cm("c"))
+    r3 = await remove(etcd, "a")
+    await caught_up(cache, etcd)
+    w = watch(cache, r1)  # the client saw r1: it gets what came after
+    assert summary(drain(w)) == [("ADDED", "c", r2), ("DELETED", "a", r3)]
+    # a DELETED event carries the object's last state with the deletion's version
+    deleted = core.ConfigMap.FromString(watch(cache, r2).queue.get_nowait().raw)
+    assert deleted.data["k"] == "1" and deleted.metadata.resource_version == str(r3)
+    r4 = await put(etcd, cm("d"))
+    await caught_up(cache, etcd)
+    assert summary(drain(w)) == [("ADDED", "d", r4)]
+
+
+async def test_watch_from_before_the_window_is_expired(cache: WatchCache, etcd: FakeEtcd) -> None:
+    first = cache.rv
+    for i in range(6):  # capacity 4: the oldest changes leave the window
+        await put(etcd, cm(f"x{i}"))
+    await caught_up(cache, etcd)
+    assert cache.window_start > first
+    with pytest.raises(Expired):
+        watch(cache, first)
+    w = watch(cache, cache.window_start)  # the oldest version still covered
+    assert len(drain(w)) == 4
+
+
+async def test_watch_filters_by_namespace_and_labels(cache: WatchCache, etcd: FakeEtcd) -> None:
+    w = watch(cache, cache.rv, ns="default", labels="app=web")
+    r1 = await put(etcd, cm("web", labels={"app": "web"}))
+    await put(etcd, cm("db", labels={"app": "db"}))
+    await put(etcd, cm("web", ns="other", labels={"app": "web"}))
+    r2 = await put(etcd, cm("web", labels={"app": "web", "tier": "front"}))
+    r3 = await put(etcd, cm("web", labels={"app": "gone"}))  # leaves the selection: DELETED for this watcher
+    r4 = await put(etcd, cm("db", labels={"app": "web"}))  # enters it: ADDED
+    await caught_up(cache, etcd)
+    assert summary(drain(w)) == [("ADDED", "web", r1), ("MODIFIED", "web", r2), ("DELETED", "web", r3),
+                                 ("ADDED", "db", r4)]
+
+
+async def test_bookmarks_only_for_watchers_that_ask(cache: WatchCache, etcd: FakeEtcd) -> None:
+    with_bm = watch(cache, cache.rv, bookmarks=True)
+    without = watch(cache, cache.rv)
+    etcd.rev += 5  # writes elsewhere in etcd (other resources) move the revision
+    etcd.progress()  # etcd's progress notification: nothing of ours up to there
+    await caught_up(cache, etcd)
+    cache.send_bookmarks()
+    assert [(e.type, e.rv) for e in drain(with_bm)] == [("BOOKMARK", etcd.rev)]
+    assert drain(without) == []
+    # a client resuming from the bookmark's version misses nothing
+    rv = await put(etcd, cm("c"))
+    await caught_up(cache, etcd)
+    assert summary(drain(watch(cache, etcd.rev - 1))) == [("ADDED", "c", rv)]
+
+
+async def test_a_watcher_too_far_behind_is_closed_with_an_error(cache: WatchCache, etcd: FakeEtcd,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Watcher, "MAX_PENDING", 2)
+    slow = watch(cache, cache.rv)
+    for i in range(3):
+        await put(etcd, cm(f"x{i}"))
+    await caught_up(cache, etcd)
+    events = drain(slow)
+    assert [e.type for e in events] == ["ADDED", "ADDED", "ERROR"]
+    assert isinstance(events[-1].error, Unavailable)
+    assert slow not in cache.watchers
+
+
+# -- the etcd watch breaking ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", [Compacted(0), StorageUnavailable("stream broke")],
+                         ids=["compacted", "unavailable"])
+async def test_broken_etcd_watch_fails_client_watches_and_relists(cache: WatchCache, etcd: FakeEtcd,
+                                                                  failure: Exception) -> None:
+    w = watch(cache, cache.rv)
+    before = cache.rv
+    etcd.break_watches(failure)
+    await until(lambda: w.closed)
+    events = drain(w)
+    assert [e.type for e in events] == ["ERROR"]  # never a silent stop
+    assert isinstance(events[0].error, Unavailable)
+    # While the cache is down, etcd moves on and compacts the history the cache had.
+    await remove(etcd, "a")
+    rv = await put(etcd, cm("c"))
+    await etcd.compact(etcd.rev)
+    await until(lambda: cache.ready.is_set() and cache.rv == etcd.rev)  # re-listed (after its short backoff)
+    assert sorted(c.obj.metadata.name for c in cache.list("", EVERYTHING, NO_FIELDS)) == ["b", "c"]  # "a" is gone
+    assert cache.get(object_key(INFO, "default", "c")).rv == rv
+    assert etcd.watch_starts[-1] == rv + 1  # the new etcd watch starts after the list
+    # Clients resuming from before the re-list cannot be served the gap: they must re-list too.
+    with pytest.raises(Expired):
+        watch(cache, before)
+    w2 = watch(cache, cache.rv)
+    r2 = await put(etcd, cm("d"))
+    await caught_up(cache, etcd)
+    assert summary(drain(w2)) == [("ADDED", "d", r2)]
+
+
+async def test_stop_closes_every_watcher(etcd: FakeEtcd) -> None:
+    c = WatchCache(etcd, INFO, strategy.fields_fn(INFO), bookmark_interval=3600)
+    with pytest.raises(Unavailable):
+        watch(c, None)  # not listed yet
+    c.start()
+    await until(c.ready.is_set)
+    w = watch(c, None)
+    await c.stop()
+    assert [e.type for e in drain(w)] == ["ERROR"] and etcd.streams == []
