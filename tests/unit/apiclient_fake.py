@@ -15,7 +15,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 
 Key = tuple[str, str, str]  # kind, namespace, name
@@ -65,7 +65,7 @@ class FakeClient:
         return _copy(obj)
 
     def obj(self, cls: type[Any], name: str, namespace: str = "") -> Any | None:
-        o = self.objects.get((cls.__name__, namespace if registry.for_class(cls).namespaced else "", name))
+        o = self.objects.get((cls.__name__, namespace if kinds.for_class(cls).namespaced else "", name))
         return _copy(o) if o is not None else None
 
     def writes(self, verb: str = "") -> list[tuple[str, ...]]:
@@ -84,7 +84,7 @@ class FakeClient:
             w(_copy(old), None)
 
     def _current(self, cls: type[Any], name: str, namespace: str) -> Any:
-        ns = namespace if registry.for_class(cls).namespaced else ""
+        ns = namespace if kinds.for_class(cls).namespaced else ""
         cur = self.objects.get((cls.__name__, ns, name))
         if cur is None:
             raise errors.NotFound(f'{cls.__name__} "{name}" not found')

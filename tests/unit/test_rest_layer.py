@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from pybernetes import errors
-from pybernetes.api import registry
+from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -33,7 +33,7 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     etcd = FakeEtcd()
-    store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in registry.RESOURCES},
+    store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   bookmark_interval=3600)
     store.start()
     rest = Rest(store)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pybernetes.api import registry, selectors
+from pybernetes.api import kinds, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.errors import Expired, Unavailable
 from services.apiserver.registry import strategy
@@ -21,7 +21,7 @@ from services.apiserver.storage.store import encode
 from services.apiserver.storage.watch_cache import Event, WatchCache, Watcher
 from tests.unit.etcd_fake import FakeEtcd, until
 
-INFO = registry.for_class(core.ConfigMap)
+INFO = kinds.for_class(core.ConfigMap)
 EVERYTHING = selectors.parse_label_selector("")
 NO_FIELDS = selectors.parse_field_selector("", strategy.selectable_fields(INFO))
 
