@@ -394,7 +394,9 @@ class Rest:
                 raise errors.Conflict(f"Precondition failed: ResourceVersion in precondition: "
                                       f"{pre.resource_version}, ResourceVersion in object meta: {cur.rv}")
             changed = self._prepare_delete(info, obj, opts)
-            if md.finalizers or (changed and md.HasField("deletion_timestamp") and not _ready_to_go(obj)):
+            # A terminating object stays until its finalizers and (pods) its kubelet let it go, also when a
+            # repeated delete changes nothing.
+            if md.finalizers or (md.HasField("deletion_timestamp") and not _ready_to_go(obj)):
                 if not changed or dry_run:
                     return obj, False
                 try:

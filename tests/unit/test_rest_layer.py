@@ -237,8 +237,6 @@ async def test_graceful_pod_deletion_waits_for_the_kubelet(api: Api) -> None:
     assert gone
 
 
-@pytest.mark.xfail(strict=True, reason="rest.delete removes a terminating pod at once when a repeated delete does "
-                   "not shorten its grace period (Kubernetes keeps it for its kubelet); reported to the lead")
 async def test_repeated_delete_of_a_terminating_pod_keeps_it_for_the_kubelet(api: Api) -> None:
     await api.rest.create("pods", "default", pod(grace=30).SerializeToString())
     await api.rest.delete("pods", "default", "p", opts())
@@ -254,6 +252,14 @@ async def test_unscheduled_pod_is_deleted_at_once(api: Api) -> None:
 
 
 # -- namespaces -----------------------------------------------------------------------------------------
+
+
+async def test_repeated_delete_of_a_terminating_namespace_keeps_it_for_its_finalizer(api: Api) -> None:
+    await api.rest.create("namespaces", "", ns("team").SerializeToString())
+    await api.rest.delete("namespaces", "", "team", opts())
+    n, gone = await api.rest.delete("namespaces", "", "team", opts())
+    assert not gone and n.status.phase == "Terminating"
+    await api.rest.get("namespaces", "", "team")
 
 
 async def test_terminating_namespace_refuses_new_content_and_waits_for_its_finalizer(api: Api) -> None:
