@@ -8,7 +8,9 @@
                                                                kubelet, proxy, containerd
     lab open [dashboards]                                      print the Prometheus URL (if one was started)
 
-`register(subparsers, common_parent)` adds the `lab` command to pbctl's parser; `run_lab(args)` runs it.
+`main()` is the `pbctl-lab` console script, which pbctl runs as a plugin (pbctl.plugins); `run_lab(args)`
+runs one parsed command through lab.lifecycle and lab.status. `register(subparsers, parent)` adds the same
+`lab` command to another argparse parser (pbctl itself no longer calls it).
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ class Config:
                        help="nftables (meets the 5,000-service targets) or iptables (KUBE-* chains)")
     cluster_cidr: str = opt("10.244.0.0/16", help="pod CIDR; traffic from outside it is masqueraded")
     service_cidr: str = opt("10.96.0.0/16", "--service-cidr", "--service-cluster-ip-range",
-                            help="blackholed inside the node so unmatched service traffic dies locally")
+                            help="routed into a sink device inside the node so unmatched service "
+                                 "traffic dies locally")
     min_sync_period: float = opt(1.0, parse=flags.duration)
     sync_period: float = opt(30.0, parse=flags.duration)
     bind_address: str = opt("0.0.0.0", help="address of the health and metrics servers")
@@ -94,7 +95,7 @@ class Config:
                                                  "addresses inside them")
     netns: str = opt("", help="program this named network namespace (/run/netns/NAME) from outside "
                               "(nsenter + pyroute2 netns)")
-    manage_routes: bool = opt(True, help="host-gw routes to other nodes' podCIDRs and the service blackhole")
+    manage_routes: bool = opt(True, help="host-gw routes to other nodes' podCIDRs and the service-CIDR sink")
     conntrack: bool = opt(True, help="flush stale UDP conntrack entries")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 

@@ -7,9 +7,9 @@ Signals (Kubernetes' names and, where cheap, its formulas):
 - imagefs.available / imagefs.inodesFree: statvfs of the runtime's image filesystem (CRI ImageFsInfo);
 - pid.available: kernel.pid_max minus the tasks that exist now.
 A condition turns True as soon as one of its signals crosses a threshold and back to False only after
---eviction-pressure-transition-period (5 m) without crossing, so it does not flap. This kubelet reports
-the conditions (the node lifecycle controller taints from them, the scheduler keeps new pods away); it
-does not evict pods.
+--eviction-pressure-transition-period (5 m) without crossing, so it does not flap. The conditions go on
+the Node (node_agent.nodestatus: the node lifecycle controller taints from them, the scheduler keeps new pods
+away); refusing new pods and evicting running ones under pressure is node_agent.eviction's.
 """
 
 from __future__ import annotations

@@ -2,5 +2,6 @@
 
 A client of the library (`pybernetes`), like the components, and imported by none of them.
 `main` parses and dispatches; `verbs/` holds one module per subcommand (see `verb.Verb`); `common`,
-`manifests`, `printers`, `describers/` and `timeline` are what the verbs share.
+`manifests`, `printers`, `describers/` and `timeline` are what the verbs share; `plugins` finds the
+`pbctl-NAME` executables (the lab's `pbctl-lab`) run for a name that is not a verb.
 """

@@ -3,7 +3,7 @@
 `async def run(argv) -> int` is the whole command (tests await it); `main()` is the console script.
 The verbs come from `pbctl.verbs` (one module each, declaring its name, help, arguments and handler);
 this module knows none of them. Global flags (--config, -n, -A, --context, --server, --token, -v) are
-accepted before or after the verb.
+accepted before or after the verb. A first argument that is no verb runs its `pbctl-NAME` plugin (pbctl.plugins).
 """
 
 from __future__ import annotations

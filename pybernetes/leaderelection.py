@@ -46,7 +46,7 @@ MASTER_STATUS = Gauge("leader_election_master_status",
 
 
 class LeaseClient(Protocol):
-    """The subset of pybernetes.client.Client leader election uses (fakes implement it in tests)."""
+    """The subset of pybernetes.client.client.Client leader election uses (fakes implement it in tests)."""
 
     async def get(self, cls: type[coordination.Lease], name: str, *,
                   namespace: str = "") -> coordination.Lease: ...

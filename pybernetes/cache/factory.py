@@ -1,7 +1,8 @@
 """InformerFactory: builds and shares one SharedInformer per (kind, namespace, selectors).
 
-Callers: component main()s (controller-manager, scheduler, node agent) that create one factory
-over the real `pybernetes.client` and hand informers/listers to their controllers.
+Callers: every component that watches the API creates one factory over the real `pybernetes.client` and
+hands informers/listers to its controllers (the controller-manager's and scheduler's main(), the kubelet,
+pb-proxy, the lab's Prometheus file_sd sync).
 `ClientListerWatcher` adapts the client's list/watch to the Reflector's ListerWatcher protocol.
 """
 

@@ -1,4 +1,4 @@
-"""The gRPC face of the apiserver: authenticate, call rest.Rest, translate errors.
+"""The gRPC face of the apiserver: authenticate, authorize, call rest.Rest, translate errors.
 
 Errors leave as a gRPC status code plus the full meta.v1.Status in trailing metadata (`pb-status-bin`),
 which pybernetes.client turns back into the same exception class.
