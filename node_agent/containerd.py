@@ -6,7 +6,7 @@ shims, unmount everything under the dir, delete the dir".
 
 Images reach a node in one of two ways:
   * direct import (`Containerd.import_image`): `ctr images import` of an OCI archive whose manifests
-    carry `io.containerd.image.name`. Used by the tests; no registry needed.
+    carry `io.containerd.image.name`. Used by the tests and bench/kubelet.py; no registry needed.
   * registry pulls: CRI PullImage of `localhost:<ports.REGISTRY>/...` (DEFAULT_REGISTRY). containerd
     runs in the node's netns, so that localhost is the netns's private loopback: the lab runs a registry
     (or a TCP forwarder to the shared one) on that port inside each node netns; see lab.image_registry.

@@ -1,4 +1,5 @@
-"""Structured logging for every component: one line per event, key=value pairs, component name."""
+"""Structured logging for every component: one line per event (time, level, component, logger, message),
+messages written as key=value pairs."""
 
 from __future__ import annotations
 

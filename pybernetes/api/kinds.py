@@ -1,7 +1,7 @@
 """Which kinds exist: kind <-> message class <-> resource (plural), scope, short names, verbs.
 
 The apiserver routes requests with it, the client finds the resource for a message class, pbctl resolves
-`po`, `deploy`, `pods.apps`... The one table below is the only place a kind is declared.
+`po`, `deploy`, `deployments.apps`... The one table below is the only place a kind is declared.
 """
 
 from __future__ import annotations

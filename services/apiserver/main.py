@@ -1,6 +1,7 @@
-"""pb-apiserver: flags, embedded etcd, storage, bootstrap objects, gRPC and health servers.
+"""pb-apiserver: flags, embedded etcd, storage, bootstrap objects, gRPC and health servers, etcd compaction
+and the allocator's repair loop.
 
-`run(config, ready)` is the shape every component shares: the lab, systemd and tests start it the same
+`run(cfg, ready, stop)` is the shape every component shares: the lab, systemd and tests start it the same
 way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s'
 embedded default). On first start it writes <data-dir>/admin.conf (0600) and says how to use it.
 """

@@ -1,0 +1,1 @@
+"""Generated messages of the apps/v1 kinds."""

@@ -1,0 +1,1 @@
+"""Generated messages of the core (v1) kinds."""

@@ -1,0 +1,1 @@
+"""Generated messages of the shared meta.v1 types (ObjectMeta, Time, Quantity, Status, field options)."""
