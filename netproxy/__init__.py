@@ -1,1 +1,2 @@
-"""pb-proxy: Services and Endpoints turned into netfilter rules (issue: service networking)."""
+"""pb-proxy (kube-proxy): Services, Endpoints and Nodes turned into one node's netfilter rules and host-gw routes
+(docs/networking.md)."""

@@ -1,1 +1,1 @@
-"""The node agent: runs pods on one node through containerd's CRI."""
+"""The node agent (pb-kubelet): runs the pods bound to one node through containerd's CRI."""

@@ -1,6 +1,7 @@
 """Rate limiters deciding how long a failed key waits before it is retried (client-go semantics).
 
-Callers: RateLimitingQueue.add_rate_limited and controllers that pick a custom limiter.
+Callers: RateLimitingQueue.add_rate_limited (every queue has one; `Controller.add_queue(rate_limiter=...)` may pick
+another, which no controller does today).
 `default_controller_rate_limiter()` = max(per-key exponential 5 ms..1000 s, token bucket 10 qps
 burst 100): one key failing fast backs off alone, and a storm of distinct keys is capped overall.
 """

@@ -1,6 +1,7 @@
 """RateLimitingQueue: a DelayingQueue that asks a RateLimiter how long a failed key must wait.
 
-Callers: `run_workers` (add_rate_limited on failure, forget on success) and controllers.
+Callers: `pybernetes.controller.Controller` (one per named queue; handlers add keys), `run_workers`
+(add_rate_limited on failure, forget on success) and controllers re-checking later (`add_after`).
 """
 
 from __future__ import annotations
