@@ -1,7 +1,7 @@
 """Proxy side of type LoadBalancer: which ingress IPs of a Service this node answers (`ingress_ips`).
 
 The controller manager's servicelb controller (--loadbalancer-ip-range) writes
-`status.loadBalancer.ingress[].ip`; netproxy.model turns a LoadBalancer Service into ServiceInfo.lb_ips with
+`status.loadBalancer.ingress[].ip`; netproxy.model turns a LoadBalancer Service into ServicePortInfo.lb_ips with
 `ingress_ips` (IPv4 only, each once; entries with `ipMode: Proxy` are left to the external load balancer,
 as kube-proxy does), and the backends (netproxy.nftables, netproxy.iptables) DNAT them to the endpoints,
 through `loadBalancerSourceRanges` when set. Nothing assigns addresses to interfaces: in the lab the pool
