@@ -39,7 +39,7 @@ DNS_METRICS = 9153
 DASHBOARD = 8001
 NODE_PORT_RANGE = (30000, 32767)
 
-# Below NodePorts (30000-32767) and the ephemeral range, above every fixed port in CONVENTIONS.
+# Below NodePorts (30000-32767) and the ephemeral range, above every fixed port named above.
 PORT_RANGE = (20000, 29999)
 
 _lock = threading.Lock()

@@ -85,7 +85,7 @@ class GarbageCollector:
         if kinds is None:
             kinds = [r.cls for r in api_kinds.RESOURCES
                      if r.kind not in IGNORED and "list" in r.verbs and "watch" in r.verbs and "delete" in r.verbs]
-        # registry kinds are typed as plain Messages; every one of them has ObjectMeta
+        # the kind table types its classes as plain Messages; every one of them has ObjectMeta
         self.informers: list[SharedInformer[Any]] = [factory.informer_for(cast(type[KubeObject], cls))
                                                      for cls in kinds]
         self.controller = Controller(NAME, informers=self.informers, on_synced=lambda: log.info(
