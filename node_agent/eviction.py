@@ -1,4 +1,5 @@
-"""Admission and hard eviction under node pressure, as the kubelet's eviction manager.
+"""Admission and hard eviction under node pressure, as the kubelet's eviction manager: the policy (who is
+refused, who is evicted first, the message); node_agent.kubelet runs the monitoring loop and ends the pod.
 
 New pods are refused on a node under pressure as Kubernetes refuses them (pressure_rejection). Running pods:
 while an --eviction-hard threshold is crossed, one pod per monitoring pass is ended with grace period 0, the
