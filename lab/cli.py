@@ -9,8 +9,7 @@
     lab open [dashboards]                                      print the Prometheus URL (if one was started)
 
 `main()` is the `pbctl-lab` console script, which pbctl runs as a plugin (pbctl.plugins); `run_lab(args)`
-runs one parsed command through lab.lifecycle and lab.status. `register(subparsers, parent)` adds the same
-`lab` command to another argparse parser (pbctl itself no longer calls it).
+runs one parsed command through lab.lifecycle and lab.status.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from lab import lifecycle, status
 from lab.errors import LabError
@@ -68,12 +66,6 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     p = sub.add_parser("open", help="print the dashboards' URLs", parents=parents)
     p.add_argument("what", nargs="?", default="dashboards", choices=["dashboards"])
     _add_dir(p)
-
-
-def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
-    """Add `lab` to pbctl's subcommands (`subparsers` is the result of add_subparsers)."""
-    lab = subparsers.add_parser("lab", help="Run a local multi-node lab cluster", parents=[common_parent])
-    _populate(lab, [common_parent])
 
 
 def build_parser() -> argparse.ArgumentParser:

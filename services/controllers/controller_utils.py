@@ -219,10 +219,7 @@ class RefManager:
 
 
 def pod_condition(pod: core.Pod, typ: str) -> core.PodCondition | None:
-    for c in pod.status.conditions:
-        if c.type == typ:
-            return c
-    return None
+    return objects.condition(pod.status.conditions, typ)
 
 
 def is_pod_ready(pod: core.Pod) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from pybernetes.api import objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -372,10 +373,7 @@ def set_replicas_annotations(rs: apps.ReplicaSet, desired: int, max_replicas: in
 
 
 def get_condition(status: apps.DeploymentStatus, typ: str) -> apps.DeploymentCondition | None:
-    for c in status.conditions:
-        if c.type == typ:
-            return c
-    return None
+    return objects.condition(status.conditions, typ)
 
 
 def new_condition(typ: str, status: str, reason: str, message: str) -> apps.DeploymentCondition:

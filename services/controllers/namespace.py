@@ -154,11 +154,4 @@ class NamespaceController:
 
 
 def _set_ns_condition(ns: core.Namespace, typ: str, status: str, reason: str, message: str) -> None:
-    for c in ns.status.conditions:
-        if c.type == typ:
-            if c.status != status:
-                c.last_transition_time.CopyFrom(micro_now())
-            c.status, c.reason, c.message = status, reason, message
-            return
-    c = ns.status.conditions.add(type=typ, status=status, reason=reason, message=message)
-    c.last_transition_time.CopyFrom(micro_now())
+    objects.set_condition(ns.status.conditions, typ, status, reason, message, micro_now())
