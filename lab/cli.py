@@ -69,7 +69,7 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab.cli", description="The pybernetes local lab.")
+    p = argparse.ArgumentParser(prog="pbctl lab", description="The pybernetes local lab.")
     _populate(p)
     return p
 
