@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pybernetes import component, errors, flags, logs, rpc
+from pybernetes import component, errors, flags, logs, rpc, tls
 from pybernetes.api import registry
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -26,6 +26,7 @@ from pybernetes.metrics import HealthServer
 from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, ensure_admin_token
+from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
 from .registry import strategy
 from .rest import Rest
@@ -61,6 +62,10 @@ class Config:
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
     enable_metrics: bool = True
+    # issue 13: the Kubernetes REST API over HTTPS. None: off (the default until the lead flips it);
+    # 0: a free port. cert_dir None: <data-dir>/pki.
+    https_port: int | None = None
+    cert_dir: Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -92,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="token the apiserver presents to kubelets (logs, exec)")
     p.add_argument("--enable-metrics", type=flags.boolean, nargs="?", const=True, default=True, metavar="BOOL",
                    help="record request and etcd metrics (default true; false only to measure their overhead)")
+    # issue 13: the Kubernetes REST API (kubectl, client libraries) over HTTPS beside the gRPC API.
+    p.add_argument("--https-port", type=int, default=None,
+                   help="port of the Kubernetes REST API over HTTPS (0: a free port; default: off)")
+    p.add_argument("--cert-dir", type=Path, default=None,
+                   help="where the CA and serving certificate live, kubeadm's layout (default <data-dir>/pki)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     logs.setup("apiserver", verbose=a.verbose)
@@ -107,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
                   kubelet_client_token_file=a.kubelet_client_token_file,
                   default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
                   default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
-                  enable_metrics=a.enable_metrics)
+                  enable_metrics=a.enable_metrics, https_port=a.https_port, cert_dir=a.cert_dir)
 
 
 async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
@@ -188,6 +198,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
     health.add_ready_check("etcd", etcd_ok)
     tasks: list[asyncio.Task[None]] = []
+    https: HttpServer | None = None  # issue 13
     try:
         store.start()
         await asyncio.wait_for(store.cache(registry.for_class(core.Namespace)).ready.wait(), 30)
@@ -196,6 +207,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         await bootstrap(rest, host, port)
         await server.start()
+        # -- issue 13: the Kubernetes REST API over HTTPS, through the same Rest and authenticator ----------
+        if cfg.https_port is not None:
+            pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
+            https = HttpServer(rest, authn, pki, ready_check=etcd_ok)
+            cfg.https_port = await https.start(cfg.bind_address, cfg.https_port)
+        # -- end issue 13 ----------------------------------------------------------------------------------
         await health.start()
         if cfg.compaction_interval > 0:
             tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
@@ -208,7 +225,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         tasks.append(asyncio.create_task(rest.allocator.repair_loop(services)))
         if admin_token:
             admin = cfg.admin_config or cfg.data_dir / "admin.conf"
-            client_config.write(admin, f"{host}:{port}", admin_token)
+            if https is not None:  # issue 13: a standard kubeconfig, gRPC in its pybernetes.io/grpc extension
+                client_config.write_kubeconfig(admin, f"https://{host}:{cfg.https_port}", f"{host}:{port}",
+                                               admin_token, https.pki.ca_pem())
+            else:
+                client_config.write(admin, f"{host}:{port}", admin_token)
             log.info("admin config written path=%s; use: export PBCONFIG=%s; pbctl get nodes", admin, admin)
         log.info("apiserver serving address=%s:%d etcd=%s health_port=%d", cfg.bind_address, port,
                  ",".join(endpoints), health.port)
@@ -218,6 +239,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     finally:
         for t in tasks:
             t.cancel()
+        if https is not None:
+            await https.stop()
         await server.stop(grace=1)
         await kubelets.close()
         await health.stop()
