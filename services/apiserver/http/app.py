@@ -26,6 +26,7 @@ from . import discovery, resources, routing, status
 log = logging.getLogger("pybernetes.apiserver.http")
 
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,7 +68,8 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> int:
         # Cancel a handler when its client goes away, as gRPC does: a watch stops waiting for events.
-        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=STOP_GRACE)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self.pki.server_context())
         await site.start()
@@ -78,9 +80,15 @@ class HttpServer:
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._runner is None:
+            return
+        server = self._runner.server
+        transports = [c.transport for c in server.connections if c.transport is not None] if server else []
+        await self._runner.cleanup()  # in-flight requests get STOP_GRACE
+        for t in transports:
+            # A TLS close waits for the client's close_notify, which an idle client may never send.
+            t.abort()
+        self._runner = None
 
     # -- middleware: authentication, errors, metrics -------------------------------------------------
 
