@@ -204,3 +204,37 @@ async def test_watch_sees_changes_then_delete(kubectl: Kubectl) -> None:
     _, out, err = await kubectl.run("get", "pods")
     assert out == "" and "No resources found" in err
 
+
+
+async def test_patch_types_replace_paging_selectors_and_dry_run(kubectl: Kubectl, https_apiserver: ApiServer) -> None:
+    for i in (1, 2, 3):
+        await kubectl.run("run", f"p{i}", "--image=busybox", f"--labels=app=p{i}", "--", "sleep", "3600")
+    _, out, _ = await kubectl.run("get", "pods", "--chunk-size=1", "-o", "name")
+    assert out.split() == ["pod/p1", "pod/p2", "pod/p3"]  # three pages, continue tokens followed
+    _, out, _ = await kubectl.run("get", "pods", "--field-selector=metadata.name=p2", "-o", "name")
+    assert out.split() == ["pod/p2"]
+    await kubectl.run("patch", "pod", "p1", "--type=merge", "-p", '{"metadata":{"labels":{"m":"1"}}}')
+    await kubectl.run("patch", "pod", "p1", "--type=json", "-p",
+                      '[{"op":"add","path":"/metadata/labels/j","value":"2"}]')
+    await kubectl.run("patch", "pod", "p1", "-p", '{"metadata":{"labels":{"s":"3"}}}')  # strategic, the default
+    await kubectl.run("label", "pod", "p1", "l=4")
+    await kubectl.run("annotate", "pod", "p1", "note=hi")
+    p1 = await https_apiserver.client.get(core.Pod, "p1", namespace="default")
+    assert dict(p1.metadata.labels) == {"app": "p1", "m": "1", "j": "2", "s": "3", "l": "4"}
+    assert p1.metadata.annotations["note"] == "hi"
+    _, out, _ = await kubectl.run("get", "pod", "p1", "-o", "yaml")
+    replaced = kubectl.file("p1.yaml", out.replace("app: p1", "app: p1x"))
+    _, out, _ = await kubectl.run("replace", "-f", replaced)
+    assert out.strip() == "pod/p1 replaced"
+    _, out, _ = await kubectl.run("get", "pods", "-l", "app=p1x", "-o", "name")
+    assert out.split() == ["pod/p1"]
+    rc, _, err = await kubectl.run("replace", "-f", replaced, ok=False)  # the resourceVersion is stale now
+    assert rc == 1 and "Conflict" in err and "the object has been modified" in err
+    _, out, _ = await kubectl.run("create", "-f", kubectl.file("pod.yaml", POD), "--dry-run=server")
+    assert out.strip() == "pod/web created (server dry run)"
+    rc, _, err = await kubectl.run("get", "pod", "web", ok=False)
+    assert rc == 1 and "NotFound" in err
+    rc, _, err = await kubectl.run("apply", "--server-side", "-f", str(kubectl.home / "pod.yaml"), ok=False)
+    assert rc == 1 and "Server-side apply not available" in err
+    _, out, _ = await kubectl.run("delete", "pod", "p2", "--grace-period=0", "--force")
+    assert out.strip() == 'pod "p2" force deleted'
