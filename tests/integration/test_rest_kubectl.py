@@ -13,8 +13,11 @@ import pytest
 import yaml
 
 from pybernetes import errors
+from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client import config as client_config
+from pybernetes.client.client import Client
 from tests.integration.conftest import ApiServer
 
 pytestmark = pytest.mark.integration
@@ -238,3 +241,18 @@ async def test_patch_types_replace_paging_selectors_and_dry_run(kubectl: Kubectl
     assert rc == 1 and "Server-side apply not available" in err
     _, out, _ = await kubectl.run("delete", "pod", "p2", "--grace-period=0", "--force")
     assert out.strip() == 'pod "p2" force deleted'
+
+
+async def test_the_same_admin_conf_serves_kubectl_and_the_grpc_client(kubectl: Kubectl,
+                                                                       https_apiserver: ApiServer) -> None:
+    doc = yaml.safe_load(kubectl.kubeconfig.read_text())
+    cluster = doc["clusters"][0]["cluster"]
+    assert cluster["server"] == f"https://127.0.0.1:{https_apiserver.cfg.https_port}"
+    assert cluster["certificate-authority-data"]
+    await kubectl.run("create", "-f", kubectl.file("pod.yaml", POD))
+    cfg = client_config.load(str(kubectl.kubeconfig))
+    assert cfg.server == https_apiserver.address  # from the pybernetes.io/grpc extension
+    async with Client.from_config(cfg, timeout=10) as c:
+        pod = await c.get(core.Pod, "web", namespace="default")
+    _, out, _ = await kubectl.run("get", "pod", "web", "-o", "json")
+    assert codec.to_dict(pod) == json.loads(out)  # written with kubectl, read back identically over gRPC
