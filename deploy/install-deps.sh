@@ -21,4 +21,6 @@ fi
 echo "==> installing pybernetes and its dev tools into .venv"
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[dev]'
+# The real kubectl, for the REST compatibility tests.
+deploy/get-kubectl.sh
 echo "==> dependencies ready"

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybernetes import component, errors, logs, options, ports, rpc
+from pybernetes import component, errors, logs, options, ports, rpc, tls
 from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -27,6 +27,7 @@ from pybernetes.options import opt
 from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, ensure_admin_token
+from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
 from .registry import strategy
 from .rest import Rest
@@ -65,6 +66,10 @@ class Config:
     default_unreachable_toleration_seconds: int = opt(
         300, help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
+    # The Kubernetes REST API (kubectl, client libraries) over HTTPS beside the gRPC API.
+    https_port: int | None = opt(None, help="port of the Kubernetes REST API over HTTPS (0: a free port; default: off)")
+    cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
+                                "(default <data-dir>/pki)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -153,6 +158,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
     health.add_ready_check("etcd", etcd_ok)
     tasks: list[asyncio.Task[None]] = []
+    https: HttpServer | None = None  # issue 13
     try:
         store.start()
         await asyncio.wait_for(store.cache(kinds.for_class(core.Namespace)).ready.wait(), 30)
@@ -161,6 +167,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         await bootstrap(rest, host, port)
         await server.start()
+        # -- issue 13: the Kubernetes REST API over HTTPS, through the same Rest and authenticator ----------
+        if cfg.https_port is not None:
+            pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
+            https = HttpServer(rest, authn, pki, ready_check=etcd_ok)
+            cfg.https_port = await https.start(cfg.bind_address, cfg.https_port)
+        # -- end issue 13 ----------------------------------------------------------------------------------
         await health.start()
         if cfg.compaction_interval > 0:
             tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
@@ -174,7 +186,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         tasks.append(asyncio.create_task(rest.allocator.repair_loop(services)))
         if admin_token:
             admin = cfg.admin_config or cfg.data_dir / "admin.conf"
-            client_config.write(admin, f"{host}:{port}", admin_token)
+            if https is not None:  # issue 13: a standard kubeconfig, gRPC in its pybernetes.io/grpc extension
+                client_config.write_kubeconfig(admin, f"https://{host}:{cfg.https_port}", f"{host}:{port}",
+                                               admin_token, https.pki.ca_pem())
+            else:
+                client_config.write(admin, f"{host}:{port}", admin_token)
             log.info("admin config written path=%s; use: export PBCONFIG=%s; pbctl get nodes", admin, admin)
         log.info("apiserver serving address=%s:%d etcd=%s health_port=%d", cfg.bind_address, port,
                  ",".join(endpoints), health.port)
@@ -184,6 +200,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     finally:
         for t in tasks:
             t.cancel()
+        if https is not None:
+            await https.stop()
         await server.stop(grace=1)
         await kubelets.close()
         await health.stop()

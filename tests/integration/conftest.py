@@ -13,7 +13,7 @@ from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
 
-__all__ = ["ApiServer", "apiserver", "etcd", "free_port"]
+__all__ = ["ApiServer", "apiserver", "etcd", "free_port", "https_apiserver"]
 
 
 @pytest.fixture
@@ -85,6 +85,18 @@ class ApiServer:
 @pytest.fixture
 async def apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServer]:
     srv = ApiServer(etcd, tmp_path / "apiserver")
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def https_apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServer]:
+    """The same apiserver with its Kubernetes REST API on (HTTPS, a free port; cfg.https_port once started)."""
+    srv = ApiServer(etcd, tmp_path / "apiserver")
+    srv.cfg.https_port = 0
     await srv.start()
     try:
         yield srv

@@ -32,7 +32,8 @@ FLAGS = {
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
         "--kubelet-client-token-file", "--secure-port", "--port", "--service-cluster-ip-range",
-        "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size"},
+        "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
+        "--https-port", "--cert-dir"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",

@@ -1,0 +1,195 @@
+"""What the server serves, as Kubernetes clients discover it, all derived from pybernetes.api.kinds.
+
+Legacy discovery (/api, /apis, /api/v1, /apis/{group}/{version}), the aggregated discovery documents kubectl
+asks for first (`Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`), /version,
+and an OpenAPI v3 stub: per group-version, the PATCH operation of each kind with its `fieldValidation`
+parameter, which is what kubectl checks before leaving validation to the server (`fieldValidation=Strict`)
+rather than downloading schemas. Full schemas (`kubectl explain`) are a later slice of issue 13.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from typing import Any
+
+from pybernetes.api import kinds
+from pybernetes.api.kinds import ResourceInfo
+
+KUBERNETES_VERSION = (1, 33)  # the API level served: kubectl within one minor version is in supported skew
+GIT_VERSION = f"v{KUBERNETES_VERSION[0]}.{KUBERNETES_VERSION[1]}.0+pybernetes"
+AGGREGATED_VERSIONS = ("v2", "v2beta1")
+AGGREGATED_KIND = "APIGroupDiscoveryList"
+
+# What the HTTP front door serves per subresource (response kind, verbs).
+SUBRESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "status": ("", ("get", "patch", "update")),
+    "binding": ("Binding", ("create",)),
+}
+
+
+def version() -> dict[str, str]:
+    return {"major": str(KUBERNETES_VERSION[0]), "minor": str(KUBERNETES_VERSION[1]), "gitVersion": GIT_VERSION,
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z",
+            "goVersion": f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            "compiler": platform.python_implementation().lower(),
+            "platform": f"{platform.system().lower()}/{_arch()}"}
+
+
+def _arch() -> str:
+    m = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+def group_versions() -> dict[str, list[str]]:
+    """group -> versions served ("" is the core group), in registry order."""
+    out: dict[str, list[str]] = {}
+    for r in kinds.RESOURCES:
+        vs = out.setdefault(r.group, [])
+        if r.version not in vs:
+            vs.append(r.version)
+    return out
+
+
+def resources_in(group: str, version: str) -> list[ResourceInfo]:
+    return [r for r in kinds.RESOURCES if r.group == group and r.version == version]
+
+
+def _subresources(info: ResourceInfo) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(name, kind or info.kind, verbs) for name, (kind, verbs) in SUBRESOURCES.items()
+            if name in info.subresources]
+
+
+# -- legacy discovery ------------------------------------------------------------------------------
+
+def api_versions(server_address: str) -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": group_versions().get("", []),
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def _group(name: str, versions: list[str]) -> dict[str, Any]:
+    gvs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": gvs, "preferredVersion": gvs[0]}
+
+
+def api_group_list() -> dict[str, Any]:
+    groups = [_group(g, vs) for g, vs in group_versions().items() if g]
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_group(name: str) -> dict[str, Any] | None:
+    vs = group_versions().get(name)
+    if not name or vs is None:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, vs)}
+
+
+def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
+    infos = resources_in(group, version)
+    if not infos:
+        return None
+    out: list[dict[str, Any]] = []
+    for r in infos:
+        item: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                                "kind": r.kind, "verbs": list(r.verbs)}
+        if r.short_names:
+            item["shortNames"] = list(r.short_names)
+        if r.categories:
+            item["categories"] = list(r.categories)
+        out.append(item)
+        for sub, kind, verbs in _subresources(r):
+            out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": kind,
+                        "verbs": list(verbs)})
+    gv = f"{group}/{version}" if group else version
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}
+
+
+# -- aggregated discovery --------------------------------------------------------------------------
+
+def aggregated_version(accept: str) -> str | None:
+    """The apidiscovery.k8s.io version the client accepts, first match in its order; None for legacy."""
+    for part in accept.split(","):
+        params = dict(p.strip().partition("=")[::2] for p in part.split(";")[1:])
+        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == AGGREGATED_KIND:
+            if params.get("v") in AGGREGATED_VERSIONS:
+                return params["v"]
+    return None
+
+
+def aggregated_content_type(version: str) -> str:
+    return f"application/json;g=apidiscovery.k8s.io;v={version};as={AGGREGATED_KIND}"
+
+
+def _resource_discovery(r: ResourceInfo) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "resource": r.plural, "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
+        "verbs": list(r.verbs)}
+    if r.short_names:
+        item["shortNames"] = list(r.short_names)
+    if r.categories:
+        item["categories"] = list(r.categories)
+    subs = [{"subresource": sub, "responseKind": {"group": r.group, "version": r.version, "kind": kind},
+             "verbs": list(verbs)} for sub, kind, verbs in _subresources(r)]
+    if subs:
+        item["subresources"] = subs
+    return item
+
+
+def aggregated(core: bool, version: str) -> dict[str, Any]:
+    """The APIGroupDiscoveryList for /api (core=True) or /apis."""
+    items: list[dict[str, Any]] = []
+    for g, vs in group_versions().items():
+        if bool(g) == core:
+            continue
+        versions = [{"version": v, "resources": [_resource_discovery(r) for r in resources_in(g, v)],
+                     "freshness": "Current"} for v in vs]
+        items.append({"metadata": {"name": g, "creationTimestamp": None} if g else {"creationTimestamp": None},
+                      "versions": versions})
+    return {"kind": AGGREGATED_KIND, "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+            "items": items}
+
+
+# -- OpenAPI v3 (stub) -----------------------------------------------------------------------------
+
+def openapi_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def openapi_group_version(group: str, version: str) -> dict[str, Any] | None:
+    infos = resources_in(group, version)
+    if not infos:
+        return None
+    prefix = "/" + openapi_path(group, version)
+    paths: dict[str, Any] = {}
+    for r in infos:
+        if "patch" not in r.verbs:
+            continue
+        item = f"{prefix}/namespaces/{{namespace}}/{r.plural}/{{name}}" if r.namespaced else \
+            f"{prefix}/{r.plural}/{{name}}"
+        paths[item] = {"patch": {
+            "operationId": f"patch{r.kind}",
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+            "parameters": [{"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+                           for p in ("dryRun", "fieldManager", "fieldValidation", "force")],
+            "responses": {"200": {"description": "OK"}}}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": paths,
+            "components": {"schemas": {}}}
+
+
+def _hash(doc: dict[str, Any]) -> str:
+    return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:128].upper()
+
+
+def openapi_root() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for g, vs in group_versions().items():
+        for v in vs:
+            doc = openapi_group_version(g, v)
+            assert doc is not None
+            p = openapi_path(g, v)
+            paths[p] = {"serverRelativeURL": f"/openapi/v3/{p}?hash={_hash(doc)}"}
+    return {"paths": paths}
