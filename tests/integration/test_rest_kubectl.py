@@ -59,7 +59,7 @@ spec:
 class Kubectl:
     def __init__(self, srv: ApiServer, home: Path) -> None:
         if not KUBECTL.exists():
-            pytest.skip(f"{KUBECTL} missing: run deploy/get-kubectl.sh")
+            pytest.fail(f"{KUBECTL} missing: run deploy/get-kubectl.sh (deploy/install-deps.sh does)")
         self.kubeconfig = srv.cfg.data_dir / "admin.conf"
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
