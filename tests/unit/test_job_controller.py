@@ -209,3 +209,14 @@ async def test_ttl_after_finished_deletes_the_job(env: Env) -> None:
     assert [w for w in env.client.writes("delete") if w[1] == "Job"] == [
         ("delete", "Job", "default/pi", "Foreground")]
     env.ctl.queue.shutdown()
+
+
+def test_controller_manager_runs_both() -> None:
+    from services.controllers.cronjob import CronJobController
+    from services.controllers.main import enabled_controllers, load_controller_class, parse_args
+
+    assert load_controller_class("job") is JobController
+    assert load_controller_class("cronjob") is CronJobController
+    assert {"job", "cronjob"} <= set(enabled_controllers(["*"]))
+    cfg = parse_args(["--concurrent-job-syncs=2", "--concurrent-cron-job-syncs=3"])
+    assert (cfg.concurrency["job"], cfg.concurrency["cronjob"]) == (2, 3)
