@@ -196,7 +196,8 @@ class CronJobController:
         if scheduled is None:
             return next_time
         if spec.HasField("starting_deadline_seconds") and scheduled + spec.starting_deadline_seconds < now:
-            self._event(cj, "Warning", "MissSchedule", f"Missed scheduled time to start a job: {scheduled}")
+            when = dt.datetime.fromtimestamp(scheduled, sched.tz).strftime("%a, %d %b %Y %H:%M:%S %z")
+            self._event(cj, "Warning", "MissSchedule", f"Missed scheduled time to start a job: {when}")
             return next_time
         name = job_name(cj, scheduled)
         if any(ref.name == name for ref in status.active) or (

@@ -159,7 +159,7 @@ def test_job_update_rules() -> None:
     new.spec.template.spec.containers[0].image = "other"
     got = lines(validate(new, old=old))
     assert "spec.completions: Invalid value: 5: field is immutable" in got
-    assert 'spec.template: Invalid value: "core.PodTemplateSpec{...}": field is immutable' in got
+    assert "spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable" in got
     new.CopyFrom(old)
     new.spec.parallelism = 4  # parallelism may change (scaling a job)
     new.spec.suspend = True

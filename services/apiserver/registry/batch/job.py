@@ -10,7 +10,7 @@ from __future__ import annotations
 from pybernetes.api import jobs
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.objects import meta_of
-from services.apiserver.registry.field import Errs, child, go_map, key
+from services.apiserver.registry.field import Errs, GoValue, child, go_map, key
 from services.apiserver.registry.kindstrategy import KindStrategy, clear_status
 from services.apiserver.registry.metadata import (
     go_label_selector,
@@ -134,7 +134,7 @@ def validate_update(new: batch.Job, old: batch.Job, errs: Errs) -> None:
     errs.immutable("spec.completions", new.spec.completions, old.spec.completions)
     errs.immutable("spec.completionMode", new.spec.completion_mode, old.spec.completion_mode)
     if new.spec.template != old.spec.template and not (old.spec.suspend and new.spec.suspend):
-        errs.invalid("spec.template", "core.PodTemplateSpec{...}", "field is immutable")
+        errs.invalid("spec.template", GoValue("core.PodTemplateSpec{...}"), "field is immutable")
 
 
 def validate_status(new: batch.Job, old: batch.Job, errs: Errs) -> None:
