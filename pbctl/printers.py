@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from google.protobuf.message import Message
 
 from pbctl.common import ref
-from pybernetes.api import kinds
+from pybernetes.api import jobs, kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -280,6 +281,52 @@ def _rc_row(o: Message, wide: bool, now: float) -> list[str]:
     return row
 
 
+def job_status(job: batch.Job) -> str:
+    """printJob's STATUS: the terminal condition, else Terminating, Suspended, the interim conditions, Running."""
+    if jobs.condition_true(job, jobs.COMPLETE):
+        return "Complete"
+    if jobs.condition_true(job, jobs.FAILED):
+        return "Failed"
+    if meta_of(job).HasField("deletion_timestamp"):
+        return "Terminating"
+    for typ in (jobs.SUSPENDED, "FailureTarget", "SuccessCriteriaMet"):
+        if jobs.condition_true(job, typ):
+            return typ
+    return "Running"
+
+
+def _job_row(o: Message, wide: bool, now: float) -> list[str]:
+    assert isinstance(o, batch.Job)
+    spec, st = o.spec, o.status
+    if spec.HasField("completions"):
+        completions = f"{st.succeeded}/{spec.completions}"
+    elif spec.HasField("parallelism") and spec.parallelism > 1:
+        completions = f"{st.succeeded}/1 of {spec.parallelism}"
+    else:
+        completions = f"{st.succeeded}/1"
+    duration = ""
+    if is_set(st.start_time):
+        end = st.completion_time.seconds + st.completion_time.nanos / 1e9 if is_set(st.completion_time) else now
+        duration = human_duration(end - (st.start_time.seconds + st.start_time.nanos / 1e9))
+    row = [job_status(o), completions, duration, age(o.metadata.creation_timestamp, now)]
+    if wide:
+        row += [*_containers_images(spec.template.spec), format_selector(spec.selector)]
+    return row
+
+
+def _cronjob_row(o: Message, wide: bool, now: float) -> list[str]:
+    assert isinstance(o, batch.CronJob)
+    spec = o.spec
+    suspend = ("True" if spec.suspend else "False") if spec.HasField("suspend") else "<unset>"
+    last = age(o.status.last_schedule_time, now) if is_set(o.status.last_schedule_time) else NONE
+    row = [spec.schedule, spec.time_zone if spec.HasField("time_zone") else NONE, suspend,
+           str(len(o.status.active)), last, age(o.metadata.creation_timestamp, now)]
+    if wide:
+        row += [*_containers_images(spec.job_template.spec.template.spec),
+                format_selector(spec.job_template.spec.selector)]
+    return row
+
+
 # -- services & co ---------------------------------------------------------------------------------
 
 def service_external_ip(svc: core.Service) -> str:
@@ -447,6 +494,9 @@ COLUMNS: dict[str, tuple[list[str], list[str], RowFn]] = {
     "replicasets": (["DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _rs_row),
     "replicationcontrollers": (["DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                                _rc_row),
+    "jobs": (["STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
+    "cronjobs": (["SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+                 ["CONTAINERS", "IMAGES", "SELECTOR"], _cronjob_row),
     "services": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
     "endpoints": (["ENDPOINTS", "AGE"], [], _ep_row),
     "nodes": (["STATUS", "ROLES", "AGE", "VERSION"],

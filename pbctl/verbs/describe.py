@@ -8,6 +8,7 @@ from google.protobuf.message import Message
 
 from pbctl import verb
 from pbctl.common import CliError, Ctx, err, format_api_error, now, out, parse_targets
+from pbctl.describers.batch import describe_cronjob, describe_job
 from pbctl.describers.generic import describe_generic
 from pbctl.describers.node import describe_namespace, describe_node
 from pbctl.describers.pod import describe_pod
@@ -17,6 +18,7 @@ from pbctl.describers.writer import Writer, describe_events, fetch_events
 from pybernetes import errors, flags
 from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
 
@@ -51,6 +53,10 @@ async def describe_object(ctx: Ctx, info: kinds.ResourceInfo, obj: Message, *, s
         describe_node(w, obj, pods.items, t)
     elif isinstance(obj, core.Namespace):
         describe_namespace(w, obj)
+    elif isinstance(obj, batch.Job):
+        describe_job(w, obj)
+    elif isinstance(obj, batch.CronJob):
+        describe_cronjob(w, obj)
     else:
         describe_generic(w, info, obj)
     if show_events and info.plural != "events":

@@ -12,6 +12,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -85,6 +86,9 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        categories=("all",), extra=("scale",)),
     _r("apps", "ReplicaSet", "replicasets", apps.ReplicaSet, short=("rs",), status=True,
        categories=("all",), extra=("scale",)),
+    # CronJobs before Jobs: `get all` lists them in kubectl's order.
+    _r("batch", "CronJob", "cronjobs", batch.CronJob, short=("cj",), status=True, categories=("all",)),
+    _r("batch", "Job", "jobs", batch.Job, status=True, categories=("all",)),
     _r("coordination.k8s.io", "Lease", "leases", coordination.Lease),
 )
 

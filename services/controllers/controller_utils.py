@@ -1,6 +1,6 @@
 """Shared controller machinery (Kubernetes pkg/controller/controller_utils.go, in part).
 
-Callers: the ReplicaSet/ReplicationController and Deployment controllers. The loop itself is
+Callers: the ReplicaSet/ReplicationController, Deployment, Job and CronJob controllers. The loop itself is
 `pybernetes.controller.Controller`; object keys, copies and owner references are `pybernetes.api.objects`'.
 Contents: expectations (never over-create/over-delete while an informer lags), owner references
 (controller refs, adoption/release), pod readiness/availability, the pod deletion ranking, slow-start

@@ -76,13 +76,15 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController", 5, _lifecycle_kw),
     "nodeipam": ("nodeipam", "NodeIpamController", 1, _ipam_kw),
     "servicelb": ("servicelb", "ServiceLBController", 1, _servicelb_kw),
+    "job": ("job", "JobController", 5, _none),
+    "cronjob": ("cronjob", "CronJobController", 5, _none),
 }
 # --concurrent-<flag>-syncs -> controller name (Kubernetes' flag names)
 CONCURRENCY_FLAGS = {
     "endpoint": "endpoint", "replicaset": "replicaset", "rc": "replicationcontroller",
     "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
     "serviceaccount": "serviceaccount", "nodelifecycle": "nodelifecycle", "nodeipam": "nodeipam",
-    "servicelb": "servicelb",
+    "servicelb": "servicelb", "job": "job", "cron-job": "cronjob",
 }
 
 

@@ -102,6 +102,18 @@ class FakeClient:
         return Listed([_copy(o) for (k, ns, _n), o in sorted(self.objects.items())
                        if k == cls.__name__ and (not namespace or ns == namespace)])
 
+    async def create(self, obj: Any, *, field_manager: str = "", **_: Any) -> Any:
+        """Create with generateName and AlreadyExists as the apiserver has them."""
+        obj = _copy(obj)
+        if not obj.metadata.name and obj.metadata.generate_name:
+            self._uid += 1
+            obj.metadata.name = f"{obj.metadata.generate_name}{self._uid:05d}"
+        if key_of(obj) in self.objects:
+            raise errors.AlreadyExists(f'{type(obj).__name__} "{obj.metadata.name}" already exists')
+        k = key_of(obj)
+        self.actions.append(("create", k[0], f"{k[1]}/{k[2]}"))
+        return self.add(obj)
+
     async def update(self, obj: Any, *, field_manager: str = "", dry_run: bool = False) -> Any:
         return self._update(obj, status=False)
 

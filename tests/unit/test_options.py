@@ -44,6 +44,7 @@ FLAGS = {
         "--concurrent-endpoint-syncs", "--concurrent-gc-syncs", "--concurrent-namespace-syncs",
         "--concurrent-nodeipam-syncs", "--concurrent-nodelifecycle-syncs", "--concurrent-rc-syncs",
         "--concurrent-replicaset-syncs", "--concurrent-serviceaccount-syncs", "--concurrent-servicelb-syncs",
+        "--concurrent-job-syncs", "--concurrent-cron-job-syncs",
         "--config", "--kubeconfig", "--controllers", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--health-port", "--secure-port", "--identity",
         "--large-cluster-size-threshold", "--leader-elect", "--leader-elect-lease-duration",

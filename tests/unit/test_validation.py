@@ -77,6 +77,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "ReplicaSet": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "default"},
                    "spec": {"replicas": 2, "selector": {"matchExpressions": [
                        {"key": "app", "operator": "In", "values": ["web"]}]}, "template": TEMPLATE}},
+    "Job": {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "namespace": "default"},
+            "spec": {"manualSelector": True, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {**TEMPLATE, "spec": {**POD_SPEC, "restartPolicy": "Never"}}}},
+    "CronJob": {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "hello", "namespace": "default"},
+                "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": {
+                    "spec": {**POD_SPEC, "restartPolicy": "OnFailure"}}}}}},
     "Lease": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
               "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 from google.protobuf.message import Message
 
 from services.apiserver.registry.apps import deployment, replicaset
+from services.apiserver.registry.batch import cronjob, job
 from services.apiserver.registry.coordination import lease
 from services.apiserver.registry.core import (
     configmap,
@@ -30,6 +31,7 @@ _STRATEGIES: tuple[KindStrategy[Any], ...] = (
     pod.STRATEGY, pod.BINDING_STRATEGY, service.STRATEGY, endpoints.STRATEGY, replicationcontroller.STRATEGY,
     namespace.STRATEGY, node.STRATEGY, configmap.STRATEGY, secret.STRATEGY, event.STRATEGY,
     serviceaccount.STRATEGY, deployment.STRATEGY, replicaset.STRATEGY, lease.STRATEGY,
+    job.STRATEGY, cronjob.STRATEGY,
 )
 _BY_KIND: dict[type[Message], KindStrategy[Any]] = {s.kind: s for s in _STRATEGIES}
 
