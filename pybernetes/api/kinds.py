@@ -85,6 +85,9 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        categories=("all",), extra=("scale",)),
     _r("apps", "ReplicaSet", "replicasets", apps.ReplicaSet, short=("rs",), status=True,
        categories=("all",), extra=("scale",)),
+    _r("apps", "DaemonSet", "daemonsets", apps.DaemonSet, short=("ds",), status=True, categories=("all",)),
+    _r("apps", "StatefulSet", "statefulsets", apps.StatefulSet, short=("sts",), status=True,
+       categories=("all",), extra=("scale",)),
     _r("coordination.k8s.io", "Lease", "leases", coordination.Lease),
 )
 

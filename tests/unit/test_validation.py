@@ -77,6 +77,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "ReplicaSet": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "default"},
                    "spec": {"replicas": 2, "selector": {"matchExpressions": [
                        {"key": "app", "operator": "In", "values": ["web"]}]}, "template": TEMPLATE}},
+    "DaemonSet": {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE}},
+    "StatefulSet": {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"serviceName": "web", "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                             "template": TEMPLATE}},
     "Lease": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
               "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
