@@ -92,6 +92,22 @@ class FakeClient:
 
     # -- the Client surface ---------------------------------------------------------------------
 
+    async def create(self, obj: Any, *, field_manager: str = "", **_: Any) -> Any:
+        """Create as the apiserver does: generateName, uid, creationTimestamp (the write counter)."""
+        obj = _copy(obj)
+        md = obj.metadata
+        if not md.name and md.generate_name:
+            self._uid += 1
+            md.name = f"{md.generate_name}{self._uid:05d}"
+        if key_of(obj) in self.objects:
+            raise errors.AlreadyExists(f'{type(obj).__name__} "{md.name}" already exists')
+        self._uid += 1
+        md.uid = md.uid or f"uid-{md.name}-{self._uid}"
+        md.creation_timestamp.seconds = md.creation_timestamp.seconds or self._rv + 1
+        self.actions.append(("create", type(obj).__name__, f"{md.namespace}/{md.name}"))
+        self._store(None, obj)
+        return _copy(obj)
+
     async def get(self, cls: type[Any], name: str, *, namespace: str = "") -> Any:
         return _copy(self._current(cls, name, namespace))
 

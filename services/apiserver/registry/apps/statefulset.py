@@ -12,7 +12,7 @@ from typing import Literal
 
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from services.apiserver.registry.field import Errs, child
+from services.apiserver.registry.field import Errs, GoValue, child
 from services.apiserver.registry.kindstrategy import KindStrategy, clear_status
 from services.apiserver.registry.metadata import validate_conditions
 from services.apiserver.registry.podspec import default_template
@@ -47,7 +47,7 @@ def _validate_update_strategy(st: apps.StatefulSetUpdateStrategy, errs: Errs) ->
         errs.required(child(p, "type"))
     elif st.type == ON_DELETE:
         if st.HasField("rolling_update"):
-            errs.invalid(child(p, "rollingUpdate"), "&apps.RollingUpdateStatefulSetStrategy{...}",
+            errs.invalid(child(p, "rollingUpdate"), GoValue("&apps.RollingUpdateStatefulSetStrategy{...}"),
                          f"only allowed for updateStrategy '{ROLLING_UPDATE}'")
     elif st.type == ROLLING_UPDATE:
         ru, rp = st.rolling_update, child(p, "rollingUpdate")
