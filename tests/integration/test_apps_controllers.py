@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from pybernetes import errors
+from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
@@ -158,3 +160,38 @@ async def test_statefulset_ordered_creation_and_scale_down(apiserver: ApiServer)
         await eventually(only_web0, 40, what="scaled down to web-0")
         assert log.index("terminating", "web-2") < log.index("terminating", "web-1")
         assert ("terminating", "web-0") not in log.entries
+
+
+async def test_apiserver_defaults_and_refusals(apiserver: ApiServer) -> None:
+    c = apiserver.client
+    doc = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "default"},
+           "spec": {"selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}},
+                                 "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                                              "spec": {"accessModes": ["ReadWriteOnce"]}}]}}
+    with pytest.raises(errors.Invalid) as ei:
+        await c.create(codec.from_dict(doc, apps.StatefulSet))
+    assert [cause.path for cause in ei.value.causes] == ["spec.volumeClaimTemplates"]
+    assert "persistent volumes" in str(ei.value)
+    del doc["spec"]["volumeClaimTemplates"]
+    created = await c.create(codec.from_dict(doc, apps.StatefulSet))
+    assert isinstance(created, apps.StatefulSet)
+    assert (created.spec.replicas, created.spec.pod_management_policy, created.spec.update_strategy.type,
+            created.spec.revision_history_limit) == (1, "OrderedReady", "RollingUpdate", 10)
+    assert codec.to_dict(created)["spec"]["updateStrategy"] == {"type": "RollingUpdate",
+                                                               "rollingUpdate": {"partition": 0, "maxUnavailable": 1}}
+    # the scale subresource's effect through a merge patch, as `pbctl scale statefulset` sends it
+    scaled = await c.patch(apps.StatefulSet, "db", {"spec": {"replicas": 4}}, namespace="default", patch_type="merge")
+    assert scaled.spec.replicas == 4 and scaled.metadata.generation == 2
+    with pytest.raises(errors.Invalid) as ei:
+        await c.patch(apps.StatefulSet, "db", {"spec": {"serviceName": "other"}}, namespace="default",
+                      patch_type="merge")
+    assert [cause.path for cause in ei.value.causes] == ["spec"]
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
+          "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                   "template": {"metadata": {"labels": {"app": "other"}},
+                                "spec": {"containers": [{"name": "a", "image": "agent:1"}]}}}}
+    with pytest.raises(errors.Invalid) as ei:
+        await c.create(codec.from_dict(ds, apps.DaemonSet))
+    assert [cause.path for cause in ei.value.causes] == ["spec.template.metadata.labels"]

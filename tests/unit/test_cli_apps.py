@@ -6,6 +6,8 @@ import pytest
 
 from pbctl import printers
 from pbctl.common import CliError
+from pbctl.describers.sets import describe_daemonset, describe_statefulset
+from pbctl.describers.writer import Writer
 from pbctl.verbs.rollout import daemonset_status_message, statefulset_status_message
 from pybernetes.api import codec, kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
@@ -79,3 +81,19 @@ def test_statefulset_rollout_status() -> None:
         "Waiting for partitioned roll out to finish: 1 out of 3 new pods have been updated...", False)
     ss.metadata.generation = 2
     assert statefulset_status_message(ss) == ("Waiting for statefulset spec update to be observed...", False)
+
+
+def test_describe() -> None:
+    w = Writer()
+    describe_daemonset(w, daemonset(), [])
+    text = w.text()
+    for line in ("Node-Selector:  kubernetes.io/os=linux", "Desired Number of Nodes Scheduled: 3",
+                 "Number of Nodes Scheduled with Up-to-date Pods: 1", "Number of Nodes Misscheduled: 0",
+                 "Pods Status:  0 Running / 0 Waiting / 0 Succeeded / 0 Failed"):
+        assert line in text, text
+    w = Writer()
+    describe_statefulset(w, statefulset(), [])
+    text = w.text()
+    for line in ("Replicas:           3 desired | 3 total", "Update Strategy:    RollingUpdate",
+                 "  Partition:        0", "Volume Claims:      <none>"):
+        assert line in text, text
