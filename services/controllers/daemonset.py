@@ -25,7 +25,7 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import being_deleted, split_key
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
-from pybernetes.controller import Controller, key_of, unwrap
+from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
 
 from .controller_utils import (
@@ -189,8 +189,7 @@ class DaemonSetController:
         self.queue.add(key)
 
     def _node_changed(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
-        unwrap(obj)
-        for ds in self.lister.list():
+        for ds in self.lister.list():  # any set may start or stop running there
             self.queue.add(key_of(ds))
 
     def _node_updated(self, old: core.Node, new: core.Node) -> None:

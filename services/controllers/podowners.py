@@ -11,9 +11,9 @@ import logging
 from typing import Any
 
 from pybernetes import errors
-from pybernetes.api import objects
+from pybernetes.api import objects, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, Lister
 from pybernetes.client.client import Client
 from pybernetes.controller import key_of, owner_of, unwrap
@@ -29,7 +29,8 @@ REVISION_LABEL = "controller-revision-hash"
 
 
 class PodOwnerHandlers:
-    """Pod event handlers for a controller of `kind` whose pods carry its controller reference."""
+    """Pod event handlers for a controller of `kind` whose pods carry its controller reference; an orphan
+    pod enqueues every set of its namespace whose spec.selector matches it, so one of them adopts it."""
 
     def __init__(self, kind: str, lister: Lister[Any], queue: RateLimitingQueue[str],
                  expectations: ControllerExpectations) -> None:
@@ -41,6 +42,15 @@ class PodOwnerHandlers:
     def owner(self, pod: core.Pod) -> Any | None:
         return owner_of(pod, self.kind, self.lister)
 
+    def enqueue_matching(self, pod: core.Pod) -> None:
+        for owner in self.lister.list(pod.metadata.namespace):
+            try:
+                sel = selectors.from_message(owner.spec.selector)
+            except errors.BadRequest:
+                continue
+            if not sel.empty() and sel.matches(pod.metadata.labels):
+                self.queue.add(key_of(owner))
+
     def added(self, pod: core.Pod) -> None:
         if being_deleted(pod):
             self.deleted(pod)
@@ -49,6 +59,8 @@ class PodOwnerHandlers:
         if owner is not None:
             self.expectations.creation_observed(key_of(owner))
             self.queue.add(key_of(owner))
+        elif controller_ref(pod) is None:
+            self.enqueue_matching(pod)
 
     def updated(self, old: core.Pod, new: core.Pod) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
@@ -56,8 +68,13 @@ class PodOwnerHandlers:
         if being_deleted(new) and not being_deleted(old):
             self.deleted(new)
             return
-        owner = self.owner(new) or self.owner(old)
+        old_owner = self.owner(old)
+        if old_owner is not None and (controller_ref(new) is None or controller_ref(new) != controller_ref(old)):
+            self.queue.add(key_of(old_owner))  # released or taken over: the old owner recounts
+        owner = self.owner(new)
         if owner is None:
+            if controller_ref(new) is None and dict(old.metadata.labels) != dict(new.metadata.labels):
+                self.enqueue_matching(new)
             return
         self.queue.add(key_of(owner))
         min_ready = owner.spec.min_ready_seconds

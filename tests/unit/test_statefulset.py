@@ -174,3 +174,19 @@ async def test_rolling_update_reverse_order_with_partition(env: tuple[StatefulSe
     st = client.obj(apps.StatefulSet, "web", "default").status
     assert (st.current_revision, st.current_replicas, st.updated_replicas) == (old_rev, 1, 2)
     assert pod(client, "web-0").metadata.labels[REVISION_LABEL] == old_rev
+
+
+async def test_orphan_pod_enqueues_matching_sets(env: tuple[StatefulSetController, FakeClient]) -> None:
+    ctrl, client = env
+    client.add(statefulset())
+    while len(ctrl.queue):
+        ctrl.queue.done(await ctrl.queue.get())
+    orphan = core.Pod()
+    orphan.metadata.name, orphan.metadata.namespace = "web-7", "default"
+    orphan.metadata.labels["app"] = "other"
+    client.add(orphan)
+    assert len(ctrl.queue) == 0
+    orphan = pod(client, "web-7")
+    orphan.metadata.labels["app"] = "web"
+    await client.update(orphan)
+    assert len(ctrl.queue) == 1 and await ctrl.queue.get() == KEY
