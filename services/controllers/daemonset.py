@@ -7,7 +7,8 @@ for host-network pods). Pods are pinned to their node with `spec.affinity.nodeAf
 `matchFields metadata.name In [node]` term, as Kubernetes does since 1.12), so the scheduler binds them.
 Pods follow nodes that join or leave; failed pods are replaced; surplus or misplaced pods are deleted.
 Rolling update: pods carry `controller-revision-hash` (the template's hash); old pods are replaced while at
-most maxUnavailable desired nodes lack an available pod (maxSurge is accepted but updates delete first).
+most maxUnavailable desired nodes lack an available pod, or, with maxSurge, an updated pod starts beside the
+old one on at most maxSurge nodes at a time and the old one goes once the new one is available.
 No ControllerRevision objects are kept (no `rollout undo` for DaemonSets).
 """
 
@@ -135,6 +136,17 @@ def new_pod(ds: apps.DaemonSet, node_name: str, revision: str) -> core.Pod:
     return pod
 
 
+def max_surge(ds: apps.DaemonSet, desired: int) -> int:
+    """maxSurge of `desired` nodes, rounded up (0 unless a RollingUpdate asks for it)."""
+    st = ds.spec.update_strategy
+    if st.type != "RollingUpdate" or not st.rolling_update.HasField("max_surge"):
+        return 0
+    try:
+        return max(scaled_value(st.rolling_update.max_surge, desired, True), 0)
+    except ValueError:
+        return 0
+
+
 def revision_of(ds: apps.DaemonSet) -> str:
     cc = ds.status.collision_count if ds.status.HasField("collision_count") else None
     return compute_hash(ds.spec.template, cc)
@@ -230,6 +242,7 @@ class DaemonSetController:
                      by_node: dict[str, list[core.Pod]], revision: str) -> None:
         create_on: list[str] = []
         delete: list[core.Pod] = []
+        surge = max_surge(ds, sum(1 for node in nodes.values() if should_run(ds, node)))
         for node_name, node in sorted(nodes.items()):
             pods = [p for p in by_node.get(node_name, []) if not being_deleted(p)]
             if not should_run(ds, node):
@@ -241,12 +254,19 @@ class DaemonSetController:
                              key=lambda p: (p.metadata.creation_timestamp.seconds, p.metadata.name))
             if not pods:
                 create_on.append(node_name)
-            delete.extend(running[1:])  # more than one daemon pod on a node: keep the oldest
+            keep = running[:1]
+            if surge and keep and keep[0].metadata.labels.get(REVISION_LABEL) != revision:
+                # a surging node runs its old pod and one updated pod side by side
+                keep += [p for p in running if p.metadata.labels.get(REVISION_LABEL) == revision][:1]
+            delete.extend(p for p in running if p not in keep)  # duplicates on a node: keep the oldest
         for node_name, pods in by_node.items():
             if node_name not in nodes:  # the node left (or a pod was never pinned)
                 delete.extend(p for p in pods if not being_deleted(p))
         if not create_on and not delete and ds.spec.update_strategy.type == "RollingUpdate":
-            delete = self._rolling_update_victims(ds, nodes, by_node, revision)
+            if surge:
+                create_on, delete = self._surge_update(ds, nodes, by_node, revision, surge)
+            else:
+                delete = self._rolling_update_victims(ds, nodes, by_node, revision)
         create_on, delete = create_on[:BURST_REPLICAS], delete[:BURST_REPLICAS]
         if not create_on and not delete:
             return
@@ -283,6 +303,33 @@ class DaemonSetController:
         room = max(budget - unavailable, 0)
         return victims + old_available[:room]
 
+    def _surge_update(self, ds: apps.DaemonSet, nodes: dict[str, core.Node], by_node: dict[str, list[core.Pod]],
+                      revision: str, surge: int) -> tuple[list[str], list[core.Pod]]:
+        """maxSurge: start an updated pod beside the old one on up to `surge` nodes at a time (at once where the
+        old pod is unavailable anyway); delete the old pod once its updated neighbour is available."""
+        now, min_ready = self.now(), ds.spec.min_ready_seconds
+        create_on: list[str] = []
+        delete: list[core.Pod] = []
+        waiting: list[str] = []
+        surging = 0
+        for node_name in sorted(n for n, node in nodes.items() if should_run(ds, node)):
+            pods = [p for p in by_node.get(node_name, []) if not being_deleted(p)]
+            new = next((p for p in pods if p.metadata.labels.get(REVISION_LABEL) == revision), None)
+            old = next((p for p in pods if p.metadata.labels.get(REVISION_LABEL) != revision), None)
+            if old is None:
+                continue
+            if new is not None:
+                if is_pod_available(new, min_ready, now):
+                    delete.append(old)
+                else:
+                    surging += 1
+            elif not is_pod_available(old, min_ready, now):
+                create_on.append(node_name)
+            else:
+                waiting.append(node_name)
+        create_on += waiting[:max(surge - surging, 0)]
+        return create_on, delete
+
     def calculate_status(self, ds: apps.DaemonSet, nodes: dict[str, core.Node],
                          by_node: dict[str, list[core.Pod]], revision: str) -> apps.DaemonSetStatus:
         now, min_ready = self.now(), ds.spec.min_ready_seconds
@@ -296,7 +343,7 @@ class DaemonSetController:
             if not pods:
                 continue
             current += 1
-            pod = pods[0]
+            pod = next((p for p in pods if p.metadata.labels.get(REVISION_LABEL) == revision), pods[0])
             if is_pod_ready(pod):
                 ready += 1
                 if is_pod_available(pod, min_ready, now):

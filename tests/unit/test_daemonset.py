@@ -204,3 +204,33 @@ async def test_rolling_update_honours_max_unavailable(env: tuple[DaemonSetContro
     ds = client.obj(apps.DaemonSet, "agent", "default")
     assert (ds.status.updated_number_scheduled, ds.status.number_available) == (4, 4)
     assert {n: len(v) for n, v in pods_by_node(client).items()} == {"n1": 1, "n2": 1, "n3": 1, "n4": 1}
+
+
+async def test_rolling_update_with_max_surge(env: tuple[DaemonSetController, FakeClient]) -> None:
+    ctrl, client = env
+    for n in ("n1", "n2", "n3"):
+        client.add(node(n))
+    ds = daemonset(max_unavailable=0)
+    ds.spec.update_strategy.rolling_update.max_surge.int_val = 1
+    client.add(ds)
+    await ctrl.sync(KEY)
+    make_ready(client)
+    await ctrl.sync(KEY)
+    ds = client.obj(apps.DaemonSet, "agent", "default")
+    ds.spec.template.spec.containers[0].image = "agent:2"
+    await client.update(ds)
+    revision_counts: list[tuple[int, int]] = []
+    surged = 0
+    for _ in range(12):  # each round: a sync, then the kubelets make new pods ready
+        await ctrl.sync(KEY)
+        assert not client.writes("delete") or len(pods(client)) >= 3  # never below one pod per node
+        per_node = pods_by_node(client)
+        assert max(len(v) for v in per_node.values()) <= 2 and sum(len(v) > 1 for v in per_node.values()) <= 1
+        surged += sum(len(v) > 1 for v in per_node.values())
+        make_ready(client)
+        new = client.obj(apps.DaemonSet, "agent", "default")
+        revision_counts.append((new.status.updated_number_scheduled, new.status.number_available))
+    assert {n: len(v) for n, v in pods_by_node(client).items()} == {"n1": 1, "n2": 1, "n3": 1}
+    assert revision_counts[-1] == (3, 3)
+    assert surged >= 3  # each node ran its old and its updated pod side by side for a while
+    assert len([a for a in client.writes("delete") if a[1] == "Pod"]) == 3
