@@ -104,8 +104,9 @@ class PodLog:
             self._seen.add(k)
             self.entries.append((what, pod.metadata.name))
 
-    async def _run(self) -> None:
-        async for ev in self.c.watch(core.Pod, namespace="default", label_selector="app=web"):
+    async def _run(self, resource_version: str) -> None:
+        async for ev in self.c.watch(core.Pod, namespace="default", label_selector="app=web",
+                                     resource_version=resource_version):
             pod: Any = ev.object
             if not isinstance(pod, core.Pod):
                 continue
@@ -116,8 +117,9 @@ class PodLog:
                 self._note("terminating", pod)
 
     async def __aenter__(self) -> PodLog:
-        self.task = asyncio.create_task(self._run())
-        await asyncio.sleep(0.2)  # the watch is established
+        # From the list's version: every later change arrives, in order, however late the watch starts.
+        rv = (await self.c.list(core.Pod, namespace="default")).resource_version
+        self.task = asyncio.create_task(self._run(rv))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
