@@ -170,8 +170,11 @@ async def test_apiserver_defaults_and_refusals(apiserver: ApiServer) -> None:
            "spec": {"selector": {"matchLabels": {"app": "db"}},
                     "template": {"metadata": {"labels": {"app": "db"}},
                                  "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}},
-                    "volumeClaimTemplates": [{"metadata": {"name": "data"},
-                                              "spec": {"accessModes": ["ReadWriteOnce"]}}]}}
+                    "volumeClaimTemplates": [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                              "metadata": {"name": "data"},
+                                              "spec": {"accessModes": ["ReadWriteOnce"],
+                                                       "resources": {"requests": {"storage": "1Gi"}}},
+                                              "status": {"phase": "Pending"}}]}}
     with pytest.raises(errors.Invalid) as ei:
         await c.create(codec.from_dict(doc, apps.StatefulSet))
     assert [cause.path for cause in ei.value.causes] == ["spec.volumeClaimTemplates"]

@@ -48,8 +48,8 @@ def test_ondelete_has_no_rolling_update_defaults() -> None:
     assert lines(validate(ds)) == []
 
 
-PVC = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
-                                              "resources": {"requests": {"storage": "1Gi"}}}}
+PVC = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+       "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
 
 # (id, kind, mutation, expected "path: message" line)
 RULES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str | None]] = [

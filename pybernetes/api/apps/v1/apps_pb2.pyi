@@ -687,6 +687,92 @@ class StatefulSetOrdinals(_message.Message):
 Global___StatefulSetOrdinals: _TypeAlias = StatefulSetOrdinals  # noqa: Y015
 
 @_typing.final
+class StatefulSetVolumeClaim(_message.Message):
+    """One of spec.volumeClaimTemplates: a core/v1 PersistentVolumeClaim as manifests write it (apiVersion and
+    kind included), so such manifests decode and get validation's clear refusal.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    api_version: _builtins.str
+    kind: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> _core_pb2.PersistentVolumeClaimSpec: ...
+    @_builtins.property
+    def status(self) -> Global___StatefulSetVolumeClaimStatus: ...
+    def __init__(
+        self,
+        *,
+        api_version: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: _core_pb2.PersistentVolumeClaimSpec | None = ...,
+        status: Global___StatefulSetVolumeClaimStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "kind", b"kind", "metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetVolumeClaim: _TypeAlias = StatefulSetVolumeClaim  # noqa: Y015
+
+@_typing.final
+class StatefulSetVolumeClaimStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacityEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _meta_pb2.Quantity: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _meta_pb2.Quantity | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    ACCESS_MODES_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    @_builtins.property
+    def access_modes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def capacity(self) -> _containers.MessageMap[_builtins.str, _meta_pb2.Quantity]: ...
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        access_modes: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _abc.Mapping[_builtins.str, _meta_pb2.Quantity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_modes", b"access_modes", "capacity", b"capacity", "phase", b"phase"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetVolumeClaimStatus: _TypeAlias = StatefulSetVolumeClaimStatus  # noqa: Y015
+
+@_typing.final
 class StatefulSetSpec(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -711,7 +797,7 @@ class StatefulSetSpec(_message.Message):
     @_builtins.property
     def template(self) -> _core_pb2.PodTemplateSpec: ...
     @_builtins.property
-    def volume_claim_templates(self) -> _containers.RepeatedCompositeFieldContainer[_core_pb2.PersistentVolumeClaimTemplate]:
+    def volume_claim_templates(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatefulSetVolumeClaim]:
         """Kubernetes' []PersistentVolumeClaim; accepted by the schema, refused by validation until volumes exist."""
 
     @_builtins.property
@@ -726,7 +812,7 @@ class StatefulSetSpec(_message.Message):
         replicas: _builtins.int | None = ...,
         selector: _meta_pb2.LabelSelector | None = ...,
         template: _core_pb2.PodTemplateSpec | None = ...,
-        volume_claim_templates: _abc.Iterable[_core_pb2.PersistentVolumeClaimTemplate] | None = ...,
+        volume_claim_templates: _abc.Iterable[Global___StatefulSetVolumeClaim] | None = ...,
         service_name: _builtins.str = ...,
         pod_management_policy: _builtins.str = ...,
         update_strategy: Global___StatefulSetUpdateStrategy | None = ...,
