@@ -327,6 +327,26 @@ def _cronjob_row(o: Message, wide: bool, now: float) -> list[str]:
     return row
 
 
+def _ds_row(o: Message, wide: bool, now: float) -> list[str]:
+    assert isinstance(o, apps.DaemonSet)
+    st = o.status
+    row = [str(st.desired_number_scheduled), str(st.current_number_scheduled), str(st.number_ready),
+           str(st.updated_number_scheduled), str(st.number_available),
+           format_labels(o.spec.template.spec.node_selector), age(o.metadata.creation_timestamp, now)]
+    if wide:
+        row += [*_containers_images(o.spec.template.spec), format_selector(o.spec.selector)]
+    return row
+
+
+def _sts_row(o: Message, wide: bool, now: float) -> list[str]:
+    assert isinstance(o, apps.StatefulSet)
+    replicas = o.spec.replicas if o.spec.HasField("replicas") else 1
+    row = [f"{o.status.ready_replicas}/{replicas}", age(o.metadata.creation_timestamp, now)]
+    if wide:
+        row += [*_containers_images(o.spec.template.spec)]
+    return row
+
+
 # -- services & co ---------------------------------------------------------------------------------
 
 def service_external_ip(svc: core.Service) -> str:
@@ -497,6 +517,9 @@ COLUMNS: dict[str, tuple[list[str], list[str], RowFn]] = {
     "jobs": (["STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
     "cronjobs": (["SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
                  ["CONTAINERS", "IMAGES", "SELECTOR"], _cronjob_row),
+    "daemonsets": (["DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+                   ["CONTAINERS", "IMAGES", "SELECTOR"], _ds_row),
+    "statefulsets": (["READY", "AGE"], ["CONTAINERS", "IMAGES"], _sts_row),
     "services": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
     "endpoints": (["ENDPOINTS", "AGE"], [], _ep_row),
     "nodes": (["STATUS", "ROLES", "AGE", "VERSION"],

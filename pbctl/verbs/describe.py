@@ -13,6 +13,7 @@ from pbctl.describers.generic import describe_generic
 from pbctl.describers.node import describe_namespace, describe_node
 from pbctl.describers.pod import describe_pod
 from pbctl.describers.service import describe_service
+from pbctl.describers.sets import describe_daemonset, describe_statefulset
 from pbctl.describers.workloads import describe_deployment, describe_replicaset
 from pbctl.describers.writer import Writer, describe_events, fetch_events
 from pybernetes import errors, flags
@@ -42,6 +43,13 @@ async def describe_object(ctx: Ctx, info: kinds.ResourceInfo, obj: Message, *, s
         pods = await ctx.client.list_all(core.Pod, namespace=md.namespace)
         owned = [p for p in pods.items if any(o.uid == md.uid for o in p.metadata.owner_references)]
         describe_replicaset(w, obj, owned)
+    elif isinstance(obj, apps.DaemonSet | apps.StatefulSet):
+        pods = await ctx.client.list_all(core.Pod, namespace=md.namespace)
+        mine = [p for p in pods.items if any(o.uid == md.uid for o in p.metadata.owner_references)]
+        if isinstance(obj, apps.DaemonSet):
+            describe_daemonset(w, obj, mine)
+        else:
+            describe_statefulset(w, obj, mine)
     elif isinstance(obj, core.Service):
         try:
             ep: core.Endpoints | None = await ctx.client.get(core.Endpoints, md.name, namespace=md.namespace)

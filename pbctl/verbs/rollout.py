@@ -1,4 +1,5 @@
-"""rollout status|history|undo|restart|pause|resume for deployments, with kubectl's messages."""
+"""rollout status|history|undo|restart|pause|resume for deployments (status and restart also for daemon sets
+and stateful sets), with kubectl's messages."""
 
 from __future__ import annotations
 
@@ -39,19 +40,24 @@ def arguments(p: argparse.ArgumentParser) -> None:
             rp.add_argument("--to-revision", type=int, default=0)
 
 
-def _deployment_targets(args: argparse.Namespace) -> list[str]:
+# The kinds each subcommand takes (kubectl: status and restart for all three, the rest for deployments).
+_ALL_WORKLOADS = ("deployments", "daemonsets", "statefulsets")
+_KINDS_OF = {"status": _ALL_WORKLOADS, "restart": _ALL_WORKLOADS}
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[kinds.ResourceInfo, str]]:
     parsed = parse_targets(list(args.resources))
     if not parsed:
         raise CliError("required resource not specified")
-    names: list[str] = []
+    targets: list[tuple[kinds.ResourceInfo, str]] = []
     for info, ns in parsed:
-        if info.plural != "deployments":
+        if info.plural not in _KINDS_OF.get(args.rollout_cmd, ("deployments",)):
             raise CliError(f"no status viewer has been implemented for {info.kind}"
                            if args.rollout_cmd == "status" else f"{info.plural} are not supported by rollout")
         if not ns:
             raise CliError("resource(s) were provided, but no name was specified")
-        names.extend(ns)
-    return names
+        targets.extend((info, n) for n in ns)
+    return targets
 
 
 def status_message(d: apps.Deployment) -> tuple[str, bool]:
@@ -76,20 +82,66 @@ def status_message(d: apps.Deployment) -> tuple[str, bool]:
     return "Waiting for deployment spec update to be observed...", False
 
 
-async def status(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
+def daemonset_status_message(ds: apps.DaemonSet) -> tuple[str, bool]:
+    """kubectl's DaemonSetStatusViewer."""
+    if ds.spec.update_strategy.type != "RollingUpdate":
+        raise CliError("rollout status is only available for RollingUpdate strategy type")
+    name, st = ds.metadata.name, ds.status
+    if ds.metadata.generation <= st.observed_generation:
+        if st.updated_number_scheduled < st.desired_number_scheduled:
+            return (f'Waiting for daemon set "{name}" rollout to finish: {st.updated_number_scheduled} out of '
+                    f"{st.desired_number_scheduled} new pods have been updated..."), False
+        if st.number_available < st.desired_number_scheduled:
+            return (f'Waiting for daemon set "{name}" rollout to finish: {st.number_available} of '
+                    f"{st.desired_number_scheduled} updated pods are available..."), False
+        return f'daemon set "{name}" successfully rolled out', True
+    return "Waiting for daemon set spec update to be observed...", False
+
+
+def statefulset_status_message(ss: apps.StatefulSet) -> tuple[str, bool]:
+    """kubectl's StatefulSetStatusViewer (the apiserver always defaults a partition, so its message)."""
+    strategy, st = ss.spec.update_strategy, ss.status
+    if strategy.type != "RollingUpdate":
+        raise CliError("rollout status is only available for RollingUpdate strategy type")
+    if st.observed_generation == 0 or ss.metadata.generation > st.observed_generation:
+        return "Waiting for statefulset spec update to be observed...", False
+    replicas = ss.spec.replicas if ss.spec.HasField("replicas") else 1
+    if st.ready_replicas < replicas:
+        return f"Waiting for {replicas - st.ready_replicas} pods to be ready...", False
+    if strategy.HasField("rolling_update"):
+        partition = strategy.rolling_update.partition
+        if strategy.rolling_update.HasField("partition") and st.updated_replicas < replicas - partition:
+            return (f"Waiting for partitioned roll out to finish: {st.updated_replicas} out of "
+                    f"{replicas - partition} new pods have been updated..."), False
+        return f"partitioned roll out complete: {st.updated_replicas} new pods have been updated...", True
+    if st.update_revision != st.current_revision:
+        return (f"waiting for statefulset rolling update to complete {st.updated_replicas} pods at revision "
+                f"{st.update_revision}..."), False
+    return (f"statefulset rolling update complete {st.current_replicas} pods at revision "
+            f"{st.current_revision}..."), True
+
+
+async def status(ctx: Ctx, args: argparse.Namespace, info: kinds.ResourceInfo, name: str) -> int:
     timeout = parse_duration(args.timeout) if args.timeout else 0.0
     deadline = time.monotonic() + timeout if timeout > 0 else None
     ns = ctx.namespace
     last = ""
     while True:
-        d = await ctx.client.get(apps.Deployment, name, namespace=ns)
-        if args.revision:
-            rs = await _owned_replicasets(ctx, d)
-            current = max((_revision(r) for r in rs), default=0)
-            if current != args.revision:
-                raise CliError(f"desired revision ({args.revision}) is different from the running revision "
-                               f"({current})")
-        msg, done = status_message(d)
+        obj = await ctx.client.get(info.cls, name, namespace=ns)
+        if isinstance(obj, apps.DaemonSet):
+            msg, done = daemonset_status_message(obj)
+        elif isinstance(obj, apps.StatefulSet):
+            msg, done = statefulset_status_message(obj)
+        else:
+            assert isinstance(obj, apps.Deployment)
+            d = obj
+            if args.revision:
+                rs = await _owned_replicasets(ctx, d)
+                current = max((_revision(r) for r in rs), default=0)
+                if current != args.revision:
+                    raise CliError(f"desired revision ({args.revision}) is different from the running revision "
+                                   f"({current})")
+            msg, done = status_message(d)
         if msg != last:
             out(msg)
             last = msg
@@ -174,14 +226,13 @@ async def undo(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
     return 0
 
 
-async def restart(ctx: Ctx, args: argparse.Namespace, name: str) -> int:
-    d = await ctx.client.get(apps.Deployment, name, namespace=ctx.namespace)
-    info = kinds.for_class(apps.Deployment)
-    if d.spec.paused:
+async def restart(ctx: Ctx, args: argparse.Namespace, info: kinds.ResourceInfo, name: str) -> int:
+    d = await ctx.client.get(info.cls, name, namespace=ctx.namespace)
+    if isinstance(d, apps.Deployment) and d.spec.paused:
         raise CliError(f"deployments \"{name}\" can't restart paused deployment (run rollout resume first)")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-    await ctx.client.patch(apps.Deployment, name, body, namespace=ctx.namespace, patch_type="strategic",
+    await ctx.client.patch(info.cls, name, body, namespace=ctx.namespace, patch_type="strategic",
                            dry_run=args.dry_run != "none")
     out(f"{ref(info, name)} restarted")
     return 0
@@ -200,16 +251,16 @@ async def pause_resume(ctx: Ctx, args: argparse.Namespace, name: str, pause: boo
 
 async def run_rollout(ctx: Ctx, args: argparse.Namespace) -> int:
     rc = 0
-    for name in _deployment_targets(args):
+    for info, name in _targets(args):
         try:
             if args.rollout_cmd == "status":
-                rc |= await status(ctx, args, name)
+                rc |= await status(ctx, args, info, name)
             elif args.rollout_cmd == "history":
                 rc |= await history(ctx, args, name)
             elif args.rollout_cmd == "undo":
                 rc |= await undo(ctx, args, name)
             elif args.rollout_cmd == "restart":
-                rc |= await restart(ctx, args, name)
+                rc |= await restart(ctx, args, info, name)
             elif args.rollout_cmd in ("pause", "resume"):
                 rc |= await pause_resume(ctx, args, name, args.rollout_cmd == "pause")
         except errors.NotFound:

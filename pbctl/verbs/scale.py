@@ -1,4 +1,4 @@
-"""scale: set spec.replicas of deployments, replicasets and replicationcontrollers."""
+"""scale: set spec.replicas of deployments, replicasets, statefulsets and replicationcontrollers."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
 
-SCALABLE = ("deployments", "replicasets", "replicationcontrollers")
+SCALABLE = ("deployments", "replicasets", "statefulsets", "replicationcontrollers")
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 def current_replicas(obj: Message) -> int:
     """spec.replicas of a scalable object (unset means 1)."""
-    if not isinstance(obj, apps.Deployment | apps.ReplicaSet | core.ReplicationController):
+    if not isinstance(obj, apps.Deployment | apps.ReplicaSet | apps.StatefulSet | core.ReplicationController):
         raise CliError(f"{type(obj).__name__} has no replicas")
     return int(obj.spec.replicas) if obj.spec.HasField("replicas") else 1
 
@@ -89,5 +89,5 @@ async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-VERB = verb.Verb("scale", "Set a new size for a deployment, replica set, or replication controller", arguments,
-                 run_scale, rank=90)
+VERB = verb.Verb("scale", "Set a new size for a deployment, replica set, replication controller, or stateful set",
+                 arguments, run_scale, rank=90)

@@ -86,6 +86,9 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        categories=("all",), extra=("scale",)),
     _r("apps", "ReplicaSet", "replicasets", apps.ReplicaSet, short=("rs",), status=True,
        categories=("all",), extra=("scale",)),
+    _r("apps", "DaemonSet", "daemonsets", apps.DaemonSet, short=("ds",), status=True, categories=("all",)),
+    _r("apps", "StatefulSet", "statefulsets", apps.StatefulSet, short=("sts",), status=True,
+       categories=("all",), extra=("scale",)),
     # CronJobs before Jobs: `get all` lists them in kubectl's order.
     _r("batch", "CronJob", "cronjobs", batch.CronJob, short=("cj",), status=True, categories=("all",)),
     _r("batch", "Job", "jobs", batch.Job, status=True, categories=("all",)),

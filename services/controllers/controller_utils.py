@@ -1,6 +1,7 @@
 """Shared controller machinery (Kubernetes pkg/controller/controller_utils.go, in part).
 
-Callers: the ReplicaSet/ReplicationController, Deployment, Job and CronJob controllers. The loop itself is
+Callers: the ReplicaSet/ReplicationController, Deployment, DaemonSet, StatefulSet, Job and CronJob controllers.
+The loop itself is
 `pybernetes.controller.Controller`; object keys, copies and owner references are `pybernetes.api.objects`'.
 Contents: expectations (never over-create/over-delete while an informer lags), owner references
 (controller refs, adoption/release), pod readiness/availability, the pod deletion ranking, slow-start
@@ -72,6 +73,10 @@ class ControllerExpectations:
 
     def expect_deletions(self, key: str, pod_keys: Iterable[str]) -> None:
         self._exp[key] = _Expectation(delete_keys=set(pod_keys), timestamp=self._clock())
+
+    def expect(self, key: str, creations: int, pod_keys: Iterable[str]) -> None:
+        """Creations and deletions of one sync together (the DaemonSet and StatefulSet controllers do both)."""
+        self._exp[key] = _Expectation(add=creations, delete_keys=set(pod_keys), timestamp=self._clock())
 
     def creation_observed(self, key: str) -> None:
         e = self._exp.get(key)

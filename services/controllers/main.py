@@ -70,6 +70,8 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "replicaset": ("replicaset", "ReplicaSetController", 5, _none),
     "replicationcontroller": ("replicaset", "ReplicationControllerController", 5, _none),
     "deployment": ("deployment", "DeploymentController", 5, _none),
+    "daemonset": ("daemonset", "DaemonSetController", 2, _none),
+    "statefulset": ("statefulset", "StatefulSetController", 5, _none),
     "garbagecollector": ("garbagecollector", "GarbageCollector", 20, _none),
     "namespace": ("namespace", "NamespaceController", 10, _none),
     "serviceaccount": ("serviceaccount", "ServiceAccountController", 1, _none),
@@ -84,7 +86,8 @@ CONCURRENCY_FLAGS = {
     "endpoint": "endpoint", "replicaset": "replicaset", "rc": "replicationcontroller",
     "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
     "serviceaccount": "serviceaccount", "nodelifecycle": "nodelifecycle", "nodeipam": "nodeipam",
-    "servicelb": "servicelb", "job": "job", "cron-job": "cronjob",
+    "servicelb": "servicelb", "daemonset": "daemonset", "statefulset": "statefulset", "job": "job",
+    "cron-job": "cronjob",
 }
 
 

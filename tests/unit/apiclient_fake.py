@@ -92,6 +92,22 @@ class FakeClient:
 
     # -- the Client surface ---------------------------------------------------------------------
 
+    async def create(self, obj: Any, *, field_manager: str = "", **_: Any) -> Any:
+        """Create as the apiserver does: generateName, uid, creationTimestamp (the write counter)."""
+        obj = _copy(obj)
+        md = obj.metadata
+        if not md.name and md.generate_name:
+            self._uid += 1
+            md.name = f"{md.generate_name}{self._uid:05d}"
+        if key_of(obj) in self.objects:
+            raise errors.AlreadyExists(f'{type(obj).__name__} "{md.name}" already exists')
+        self._uid += 1
+        md.uid = md.uid or f"uid-{md.name}-{self._uid}"
+        md.creation_timestamp.seconds = md.creation_timestamp.seconds or self._rv + 1
+        self.actions.append(("create", type(obj).__name__, f"{md.namespace}/{md.name}"))
+        self._store(None, obj)
+        return _copy(obj)
+
     async def get(self, cls: type[Any], name: str, *, namespace: str = "") -> Any:
         return _copy(self._current(cls, name, namespace))
 
@@ -101,18 +117,6 @@ class FakeClient:
             raise err
         return Listed([_copy(o) for (k, ns, _n), o in sorted(self.objects.items())
                        if k == cls.__name__ and (not namespace or ns == namespace)])
-
-    async def create(self, obj: Any, *, field_manager: str = "", **_: Any) -> Any:
-        """Create with generateName and AlreadyExists as the apiserver has them."""
-        obj = _copy(obj)
-        if not obj.metadata.name and obj.metadata.generate_name:
-            self._uid += 1
-            obj.metadata.name = f"{obj.metadata.generate_name}{self._uid:05d}"
-        if key_of(obj) in self.objects:
-            raise errors.AlreadyExists(f'{type(obj).__name__} "{obj.metadata.name}" already exists')
-        k = key_of(obj)
-        self.actions.append(("create", k[0], f"{k[1]}/{k[2]}"))
-        return self.add(obj)
 
     async def update(self, obj: Any, *, field_manager: str = "", dry_run: bool = False) -> Any:
         return self._update(obj, status=False)

@@ -52,7 +52,8 @@ def test_parse_targets_forms() -> None:
     t = parse_targets(["deploy/web", "svc/web", "deployments.apps/api"])
     assert [(i.plural, n) for i, n in t] == [("deployments", ["web", "api"]), ("services", ["web"])]
     assert [i.plural for i, _ in parse_targets(["all"])] == [
-        "pods", "services", "replicationcontrollers", "deployments", "replicasets", "cronjobs", "jobs"]
+        "pods", "services", "replicationcontrollers", "deployments", "replicasets", "daemonsets", "statefulsets",
+        "cronjobs", "jobs"]
     assert [i.plural for i, _ in parse_targets(["pods,svc"])] == ["pods", "services"]
     with pytest.raises(CliError, match='the server doesn\'t have a resource type "foos"'):
         parse_targets(["foos"])

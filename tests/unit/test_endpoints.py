@@ -157,3 +157,12 @@ async def test_sync_creates_updates_only_on_change_and_deletes() -> None:
     ctl.services.store.delete_key("default/web")
     await ctl.sync("default/web")
     assert client.calls[-1] == "delete web"
+
+
+def test_statefulset_pods_are_published_by_hostname() -> None:
+    """A pod whose subdomain names the service (a StatefulSet's) carries its hostname, for DNS."""
+    web0, other = pod("web-0", "10.244.1.2"), pod("web-1", "10.244.1.3")
+    web0.spec.hostname, web0.spec.subdomain = "web-0", "web"
+    other.spec.hostname, other.spec.subdomain = "web-1", "elsewhere"
+    [subset] = compute_subsets(svc([("http", 80, "http")], headless=True), [web0, other])
+    assert [(a.ip, a.hostname) for a in subset.addresses] == [("10.244.1.2", "web-0"), ("10.244.1.3", "")]

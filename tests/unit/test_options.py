@@ -41,6 +41,7 @@ FLAGS = {
         "--leader-elect-retry-period", "--scheduler-name", "--server", "--master", "--token", "-v", "--verbose"},
     "pb-controller-manager": {
         "--allocate-node-cidrs", "--bind-address", "--cluster-cidr", "--concurrent-deployment-syncs",
+        "--concurrent-daemonset-syncs", "--concurrent-statefulset-syncs",
         "--concurrent-endpoint-syncs", "--concurrent-gc-syncs", "--concurrent-namespace-syncs",
         "--concurrent-nodeipam-syncs", "--concurrent-nodelifecycle-syncs", "--concurrent-rc-syncs",
         "--concurrent-replicaset-syncs", "--concurrent-serviceaccount-syncs", "--concurrent-servicelb-syncs",

@@ -83,6 +83,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "CronJob": {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "hello", "namespace": "default"},
                 "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": {
                     "spec": {**POD_SPEC, "restartPolicy": "OnFailure"}}}}}},
+    "DaemonSet": {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
+                  "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE}},
+    "StatefulSet": {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web", "namespace": "default"},
+                    "spec": {"serviceName": "web", "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                             "template": TEMPLATE}},
     "Lease": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
               "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 from google.protobuf.message import Message
 
-from services.apiserver.registry.apps import deployment, replicaset
+from services.apiserver.registry.apps import daemonset, deployment, replicaset, statefulset
 from services.apiserver.registry.batch import cronjob, job
 from services.apiserver.registry.coordination import lease
 from services.apiserver.registry.core import (
@@ -32,6 +32,7 @@ _STRATEGIES: tuple[KindStrategy[Any], ...] = (
     namespace.STRATEGY, node.STRATEGY, configmap.STRATEGY, secret.STRATEGY, event.STRATEGY,
     serviceaccount.STRATEGY, deployment.STRATEGY, replicaset.STRATEGY, lease.STRATEGY,
     job.STRATEGY, cronjob.STRATEGY,
+    daemonset.STRATEGY, statefulset.STRATEGY,
 )
 _BY_KIND: dict[type[Message], KindStrategy[Any]] = {s.kind: s for s in _STRATEGIES}
 

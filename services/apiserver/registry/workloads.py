@@ -1,5 +1,6 @@
-"""What the workload kinds share: the selector and pod template of ReplicationControllers, ReplicaSets and
-Deployments, the immutable selector of the apps kinds, and the replica counts of their status."""
+"""What the workload kinds share: the selector and pod template of ReplicationControllers, ReplicaSets,
+Deployments, DaemonSets and StatefulSets, the immutable selector of the apps kinds, int-or-percent rollout
+bounds, and the replica counts of their status."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from services.apiserver.registry.field import Errs, child, go_map
+from services.apiserver.registry.field import Errs, GoValue, child, go_map, go_quote
+from services.apiserver.registry.formats import is_valid_percent
 from services.apiserver.registry.metadata import (
     go_label_selector,
     selector_matches,
@@ -17,18 +19,46 @@ from services.apiserver.registry.metadata import (
 )
 from services.apiserver.registry.podspec import validate_pod_template
 
+AppsSpec = apps.DeploymentSpec | apps.ReplicaSetSpec | apps.DaemonSetSpec | apps.StatefulSetSpec
+AppsKind = apps.Deployment | apps.ReplicaSet | apps.DaemonSet | apps.StatefulSet
 
-def validate_apps_selector(spec: apps.DeploymentSpec | apps.ReplicaSetSpec, errs: Errs) -> None:
+
+def validate_apps_selector(spec: AppsSpec, errs: Errs, kind: str = "deployment") -> None:
     if not spec.HasField("selector"):
         errs.required("spec.selector")
         return
     validate_label_selector(spec.selector, "spec.selector", errs)
     if not spec.selector.match_labels and not spec.selector.match_expressions:
-        errs.invalid("spec.selector", go_label_selector(spec.selector), "empty selector is invalid for deployment")
+        errs.invalid("spec.selector", go_label_selector(spec.selector), f"empty selector is invalid for {kind}")
 
 
-def validate_selector_update(new: apps.Deployment | apps.ReplicaSet, old: apps.Deployment | apps.ReplicaSet,
-                             errs: Errs) -> None:
+def go_int_or_string(v: meta.IntOrString) -> GoValue:
+    return GoValue(f"intstr.IntOrString{{Type:{v.type}, IntVal:{v.int_val}, StrVal:{go_quote(v.str_val)}}}")
+
+
+def validate_positive_int_or_percent(v: meta.IntOrString, path: str, errs: Errs) -> None:
+    if v.type == 1:
+        errs.invalid_each(path, go_int_or_string(v), is_valid_percent(v.str_val))
+    else:
+        errs.nonnegative(path, v.int_val)
+
+
+def int_or_percent_value(v: meta.IntOrString) -> int:
+    """The number of an int-or-percent ("25%" -> 25); -1 for a malformed percentage."""
+    if v.type == 1:
+        try:
+            return int(v.str_val.removesuffix("%"))
+        except ValueError:
+            return -1
+    return v.int_val
+
+
+def validate_not_more_than_100_percent(v: meta.IntOrString, path: str, errs: Errs) -> None:
+    if v.type == 1 and int_or_percent_value(v) > 100:
+        errs.invalid(path, go_int_or_string(v), "must not be greater than 100%")
+
+
+def validate_selector_update(new: AppsKind, old: AppsKind, errs: Errs) -> None:
     if new.spec.selector != old.spec.selector:
         errs.invalid("spec.selector", go_label_selector(new.spec.selector), "field is immutable")
 
@@ -52,8 +82,10 @@ def validate_selector_and_template(selector: meta.LabelSelector | None, has_temp
             errs.forbidden(child(tp, "spec", "activeDeadlineSeconds"),
                            "activeDeadlineSeconds in ReplicationController is not Supported")
         else:
+            # Deployments share the ReplicaSet rule and its message, as in Kubernetes.
+            named = kind if kind in ("DaemonSet", "StatefulSet") else "ReplicaSet"
             errs.invalid(child(tp, "spec", "activeDeadlineSeconds"), template.spec.active_deadline_seconds,
-                         "activeDeadlineSeconds in ReplicaSet is not Supported")
+                         f"activeDeadlineSeconds in {named} is not Supported")
 
 
 def validate_replica_counts(st: Any, errs: Errs) -> None:

@@ -384,3 +384,563 @@ class ReplicaSet(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReplicaSet: _TypeAlias = ReplicaSet  # noqa: Y015
+
+@_typing.final
+class RollingUpdateDaemonSet(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    DaemonSet
+    ---------------------------------------------------------------------------------------------
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    MAX_SURGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def max_unavailable(self) -> _meta_pb2.IntOrString:
+        """Absolute number or percentage of nodes whose daemon pod may be unavailable during the update (default 1)."""
+
+    @_builtins.property
+    def max_surge(self) -> _meta_pb2.IntOrString:
+        """Absolute number or percentage of nodes that may run an updated pod beside the old one (default 0)."""
+
+    def __init__(
+        self,
+        *,
+        max_unavailable: _meta_pb2.IntOrString | None = ...,
+        max_surge: _meta_pb2.IntOrString | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_surge", b"max_surge", "max_unavailable", b"max_unavailable"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_surge", b"max_surge", "max_unavailable", b"max_unavailable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollingUpdateDaemonSet: _TypeAlias = RollingUpdateDaemonSet  # noqa: Y015
+
+@_typing.final
+class DaemonSetUpdateStrategy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ROLLING_UPDATE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """RollingUpdate (default), OnDelete"""
+    @_builtins.property
+    def rolling_update(self) -> Global___RollingUpdateDaemonSet: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        rolling_update: Global___RollingUpdateDaemonSet | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rolling_update", b"rolling_update"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rolling_update", b"rolling_update", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DaemonSetUpdateStrategy: _TypeAlias = DaemonSetUpdateStrategy  # noqa: Y015
+
+@_typing.final
+class DaemonSetSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    UPDATE_STRATEGY_FIELD_NUMBER: _builtins.int
+    MIN_READY_SECONDS_FIELD_NUMBER: _builtins.int
+    REVISION_HISTORY_LIMIT_FIELD_NUMBER: _builtins.int
+    min_ready_seconds: _builtins.int
+    revision_history_limit: _builtins.int
+    @_builtins.property
+    def selector(self) -> _meta_pb2.LabelSelector: ...
+    @_builtins.property
+    def template(self) -> _core_pb2.PodTemplateSpec: ...
+    @_builtins.property
+    def update_strategy(self) -> Global___DaemonSetUpdateStrategy: ...
+    def __init__(
+        self,
+        *,
+        selector: _meta_pb2.LabelSelector | None = ...,
+        template: _core_pb2.PodTemplateSpec | None = ...,
+        update_strategy: Global___DaemonSetUpdateStrategy | None = ...,
+        min_ready_seconds: _builtins.int = ...,
+        revision_history_limit: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_revision_history_limit", b"_revision_history_limit", "revision_history_limit", b"revision_history_limit", "selector", b"selector", "template", b"template", "update_strategy", b"update_strategy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_revision_history_limit", b"_revision_history_limit", "min_ready_seconds", b"min_ready_seconds", "revision_history_limit", b"revision_history_limit", "selector", b"selector", "template", b"template", "update_strategy", b"update_strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__revision_history_limit: _TypeAlias = _typing.Literal["revision_history_limit"]  # noqa: Y015
+    _WhichOneofArgType__revision_history_limit: _TypeAlias = _typing.Literal["_revision_history_limit", b"_revision_history_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__revision_history_limit) -> _WhichOneofReturnType__revision_history_limit | None: ...
+
+Global___DaemonSetSpec: _TypeAlias = DaemonSetSpec  # noqa: Y015
+
+@_typing.final
+class DaemonSetCondition(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LAST_TRANSITION_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    status: _builtins.str
+    reason: _builtins.str
+    message: _builtins.str
+    @_builtins.property
+    def last_transition_time(self) -> _meta_pb2.Time: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        status: _builtins.str = ...,
+        last_transition_time: _meta_pb2.Time | None = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_transition_time", b"last_transition_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_transition_time", b"last_transition_time", "message", b"message", "reason", b"reason", "status", b"status", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DaemonSetCondition: _TypeAlias = DaemonSetCondition  # noqa: Y015
+
+@_typing.final
+class DaemonSetStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENT_NUMBER_SCHEDULED_FIELD_NUMBER: _builtins.int
+    NUMBER_MISSCHEDULED_FIELD_NUMBER: _builtins.int
+    DESIRED_NUMBER_SCHEDULED_FIELD_NUMBER: _builtins.int
+    NUMBER_READY_FIELD_NUMBER: _builtins.int
+    OBSERVED_GENERATION_FIELD_NUMBER: _builtins.int
+    UPDATED_NUMBER_SCHEDULED_FIELD_NUMBER: _builtins.int
+    NUMBER_AVAILABLE_FIELD_NUMBER: _builtins.int
+    NUMBER_UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    COLLISION_COUNT_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
+    current_number_scheduled: _builtins.int
+    number_misscheduled: _builtins.int
+    desired_number_scheduled: _builtins.int
+    number_ready: _builtins.int
+    observed_generation: _builtins.int
+    updated_number_scheduled: _builtins.int
+    number_available: _builtins.int
+    number_unavailable: _builtins.int
+    collision_count: _builtins.int
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DaemonSetCondition]: ...
+    def __init__(
+        self,
+        *,
+        current_number_scheduled: _builtins.int = ...,
+        number_misscheduled: _builtins.int = ...,
+        desired_number_scheduled: _builtins.int = ...,
+        number_ready: _builtins.int = ...,
+        observed_generation: _builtins.int = ...,
+        updated_number_scheduled: _builtins.int = ...,
+        number_available: _builtins.int = ...,
+        number_unavailable: _builtins.int = ...,
+        collision_count: _builtins.int | None = ...,
+        conditions: _abc.Iterable[Global___DaemonSetCondition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_collision_count", b"_collision_count", "collision_count", b"collision_count"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_collision_count", b"_collision_count", "collision_count", b"collision_count", "conditions", b"conditions", "current_number_scheduled", b"current_number_scheduled", "desired_number_scheduled", b"desired_number_scheduled", "number_available", b"number_available", "number_misscheduled", b"number_misscheduled", "number_ready", b"number_ready", "number_unavailable", b"number_unavailable", "observed_generation", b"observed_generation", "updated_number_scheduled", b"updated_number_scheduled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__collision_count: _TypeAlias = _typing.Literal["collision_count"]  # noqa: Y015
+    _WhichOneofArgType__collision_count: _TypeAlias = _typing.Literal["_collision_count", b"_collision_count"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__collision_count) -> _WhichOneofReturnType__collision_count | None: ...
+
+Global___DaemonSetStatus: _TypeAlias = DaemonSetStatus  # noqa: Y015
+
+@_typing.final
+class DaemonSet(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___DaemonSetSpec: ...
+    @_builtins.property
+    def status(self) -> Global___DaemonSetStatus: ...
+    def __init__(
+        self,
+        *,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: Global___DaemonSetSpec | None = ...,
+        status: Global___DaemonSetStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DaemonSet: _TypeAlias = DaemonSet  # noqa: Y015
+
+@_typing.final
+class RollingUpdateStatefulSetStrategy(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    StatefulSet
+    ---------------------------------------------------------------------------------------------
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTITION_FIELD_NUMBER: _builtins.int
+    MAX_UNAVAILABLE_FIELD_NUMBER: _builtins.int
+    partition: _builtins.int
+    """Ordinals below the partition keep their revision during an update (default 0)."""
+    @_builtins.property
+    def max_unavailable(self) -> _meta_pb2.IntOrString:
+        """Absolute number or percentage of pods that may be unavailable during the update (default 1)."""
+
+    def __init__(
+        self,
+        *,
+        partition: _builtins.int | None = ...,
+        max_unavailable: _meta_pb2.IntOrString | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_partition", b"_partition", "max_unavailable", b"max_unavailable", "partition", b"partition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partition", b"_partition", "max_unavailable", b"max_unavailable", "partition", b"partition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__partition: _TypeAlias = _typing.Literal["partition"]  # noqa: Y015
+    _WhichOneofArgType__partition: _TypeAlias = _typing.Literal["_partition", b"_partition"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__partition) -> _WhichOneofReturnType__partition | None: ...
+
+Global___RollingUpdateStatefulSetStrategy: _TypeAlias = RollingUpdateStatefulSetStrategy  # noqa: Y015
+
+@_typing.final
+class StatefulSetUpdateStrategy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    ROLLING_UPDATE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """RollingUpdate (default), OnDelete"""
+    @_builtins.property
+    def rolling_update(self) -> Global___RollingUpdateStatefulSetStrategy: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        rolling_update: Global___RollingUpdateStatefulSetStrategy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rolling_update", b"rolling_update"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rolling_update", b"rolling_update", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetUpdateStrategy: _TypeAlias = StatefulSetUpdateStrategy  # noqa: Y015
+
+@_typing.final
+class StatefulSetPersistentVolumeClaimRetentionPolicy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WHEN_DELETED_FIELD_NUMBER: _builtins.int
+    WHEN_SCALED_FIELD_NUMBER: _builtins.int
+    when_deleted: _builtins.str
+    """Retain (default), Delete"""
+    when_scaled: _builtins.str
+    def __init__(
+        self,
+        *,
+        when_deleted: _builtins.str = ...,
+        when_scaled: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["when_deleted", b"when_deleted", "when_scaled", b"when_scaled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetPersistentVolumeClaimRetentionPolicy: _TypeAlias = StatefulSetPersistentVolumeClaimRetentionPolicy  # noqa: Y015
+
+@_typing.final
+class StatefulSetOrdinals(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    start: _builtins.int
+    def __init__(
+        self,
+        *,
+        start: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetOrdinals: _TypeAlias = StatefulSetOrdinals  # noqa: Y015
+
+@_typing.final
+class StatefulSetVolumeClaim(_message.Message):
+    """One of spec.volumeClaimTemplates: a core/v1 PersistentVolumeClaim as manifests write it (apiVersion and
+    kind included), so such manifests decode and get validation's clear refusal.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    api_version: _builtins.str
+    kind: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> _core_pb2.PersistentVolumeClaimSpec: ...
+    @_builtins.property
+    def status(self) -> Global___StatefulSetVolumeClaimStatus: ...
+    def __init__(
+        self,
+        *,
+        api_version: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: _core_pb2.PersistentVolumeClaimSpec | None = ...,
+        status: Global___StatefulSetVolumeClaimStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "kind", b"kind", "metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetVolumeClaim: _TypeAlias = StatefulSetVolumeClaim  # noqa: Y015
+
+@_typing.final
+class StatefulSetVolumeClaimStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacityEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _meta_pb2.Quantity: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _meta_pb2.Quantity | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    ACCESS_MODES_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    @_builtins.property
+    def access_modes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def capacity(self) -> _containers.MessageMap[_builtins.str, _meta_pb2.Quantity]: ...
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        access_modes: _abc.Iterable[_builtins.str] | None = ...,
+        capacity: _abc.Mapping[_builtins.str, _meta_pb2.Quantity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_modes", b"access_modes", "capacity", b"capacity", "phase", b"phase"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetVolumeClaimStatus: _TypeAlias = StatefulSetVolumeClaimStatus  # noqa: Y015
+
+@_typing.final
+class StatefulSetSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    VOLUME_CLAIM_TEMPLATES_FIELD_NUMBER: _builtins.int
+    SERVICE_NAME_FIELD_NUMBER: _builtins.int
+    POD_MANAGEMENT_POLICY_FIELD_NUMBER: _builtins.int
+    UPDATE_STRATEGY_FIELD_NUMBER: _builtins.int
+    REVISION_HISTORY_LIMIT_FIELD_NUMBER: _builtins.int
+    MIN_READY_SECONDS_FIELD_NUMBER: _builtins.int
+    PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY_FIELD_NUMBER: _builtins.int
+    ORDINALS_FIELD_NUMBER: _builtins.int
+    replicas: _builtins.int
+    service_name: _builtins.str
+    pod_management_policy: _builtins.str
+    revision_history_limit: _builtins.int
+    min_ready_seconds: _builtins.int
+    @_builtins.property
+    def selector(self) -> _meta_pb2.LabelSelector: ...
+    @_builtins.property
+    def template(self) -> _core_pb2.PodTemplateSpec: ...
+    @_builtins.property
+    def volume_claim_templates(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatefulSetVolumeClaim]:
+        """Kubernetes' []PersistentVolumeClaim; accepted by the schema, refused by validation until volumes exist."""
+
+    @_builtins.property
+    def update_strategy(self) -> Global___StatefulSetUpdateStrategy: ...
+    @_builtins.property
+    def persistent_volume_claim_retention_policy(self) -> Global___StatefulSetPersistentVolumeClaimRetentionPolicy: ...
+    @_builtins.property
+    def ordinals(self) -> Global___StatefulSetOrdinals: ...
+    def __init__(
+        self,
+        *,
+        replicas: _builtins.int | None = ...,
+        selector: _meta_pb2.LabelSelector | None = ...,
+        template: _core_pb2.PodTemplateSpec | None = ...,
+        volume_claim_templates: _abc.Iterable[Global___StatefulSetVolumeClaim] | None = ...,
+        service_name: _builtins.str = ...,
+        pod_management_policy: _builtins.str = ...,
+        update_strategy: Global___StatefulSetUpdateStrategy | None = ...,
+        revision_history_limit: _builtins.int | None = ...,
+        min_ready_seconds: _builtins.int = ...,
+        persistent_volume_claim_retention_policy: Global___StatefulSetPersistentVolumeClaimRetentionPolicy | None = ...,
+        ordinals: Global___StatefulSetOrdinals | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replicas", b"_replicas", "_revision_history_limit", b"_revision_history_limit", "ordinals", b"ordinals", "persistent_volume_claim_retention_policy", b"persistent_volume_claim_retention_policy", "replicas", b"replicas", "revision_history_limit", b"revision_history_limit", "selector", b"selector", "template", b"template", "update_strategy", b"update_strategy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replicas", b"_replicas", "_revision_history_limit", b"_revision_history_limit", "min_ready_seconds", b"min_ready_seconds", "ordinals", b"ordinals", "persistent_volume_claim_retention_policy", b"persistent_volume_claim_retention_policy", "pod_management_policy", b"pod_management_policy", "replicas", b"replicas", "revision_history_limit", b"revision_history_limit", "selector", b"selector", "service_name", b"service_name", "template", b"template", "update_strategy", b"update_strategy", "volume_claim_templates", b"volume_claim_templates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__replicas: _TypeAlias = _typing.Literal["replicas"]  # noqa: Y015
+    _WhichOneofArgType__replicas: _TypeAlias = _typing.Literal["_replicas", b"_replicas"]  # noqa: Y015
+    _WhichOneofReturnType__revision_history_limit: _TypeAlias = _typing.Literal["revision_history_limit"]  # noqa: Y015
+    _WhichOneofArgType__revision_history_limit: _TypeAlias = _typing.Literal["_revision_history_limit", b"_revision_history_limit"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replicas) -> _WhichOneofReturnType__replicas | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__revision_history_limit) -> _WhichOneofReturnType__revision_history_limit | None: ...
+
+Global___StatefulSetSpec: _TypeAlias = StatefulSetSpec  # noqa: Y015
+
+@_typing.final
+class StatefulSetCondition(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LAST_TRANSITION_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    status: _builtins.str
+    reason: _builtins.str
+    message: _builtins.str
+    @_builtins.property
+    def last_transition_time(self) -> _meta_pb2.Time: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        status: _builtins.str = ...,
+        last_transition_time: _meta_pb2.Time | None = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_transition_time", b"last_transition_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_transition_time", b"last_transition_time", "message", b"message", "reason", b"reason", "status", b"status", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSetCondition: _TypeAlias = StatefulSetCondition  # noqa: Y015
+
+@_typing.final
+class StatefulSetStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBSERVED_GENERATION_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    READY_REPLICAS_FIELD_NUMBER: _builtins.int
+    CURRENT_REPLICAS_FIELD_NUMBER: _builtins.int
+    UPDATED_REPLICAS_FIELD_NUMBER: _builtins.int
+    CURRENT_REVISION_FIELD_NUMBER: _builtins.int
+    UPDATE_REVISION_FIELD_NUMBER: _builtins.int
+    COLLISION_COUNT_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_REPLICAS_FIELD_NUMBER: _builtins.int
+    observed_generation: _builtins.int
+    replicas: _builtins.int
+    ready_replicas: _builtins.int
+    current_replicas: _builtins.int
+    updated_replicas: _builtins.int
+    current_revision: _builtins.str
+    update_revision: _builtins.str
+    collision_count: _builtins.int
+    available_replicas: _builtins.int
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatefulSetCondition]: ...
+    def __init__(
+        self,
+        *,
+        observed_generation: _builtins.int = ...,
+        replicas: _builtins.int = ...,
+        ready_replicas: _builtins.int = ...,
+        current_replicas: _builtins.int = ...,
+        updated_replicas: _builtins.int = ...,
+        current_revision: _builtins.str = ...,
+        update_revision: _builtins.str = ...,
+        collision_count: _builtins.int | None = ...,
+        conditions: _abc.Iterable[Global___StatefulSetCondition] | None = ...,
+        available_replicas: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_collision_count", b"_collision_count", "collision_count", b"collision_count"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_collision_count", b"_collision_count", "available_replicas", b"available_replicas", "collision_count", b"collision_count", "conditions", b"conditions", "current_replicas", b"current_replicas", "current_revision", b"current_revision", "observed_generation", b"observed_generation", "ready_replicas", b"ready_replicas", "replicas", b"replicas", "update_revision", b"update_revision", "updated_replicas", b"updated_replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__collision_count: _TypeAlias = _typing.Literal["collision_count"]  # noqa: Y015
+    _WhichOneofArgType__collision_count: _TypeAlias = _typing.Literal["_collision_count", b"_collision_count"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__collision_count) -> _WhichOneofReturnType__collision_count | None: ...
+
+Global___StatefulSetStatus: _TypeAlias = StatefulSetStatus  # noqa: Y015
+
+@_typing.final
+class StatefulSet(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___StatefulSetSpec: ...
+    @_builtins.property
+    def status(self) -> Global___StatefulSetStatus: ...
+    def __init__(
+        self,
+        *,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: Global___StatefulSetSpec | None = ...,
+        status: Global___StatefulSetStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatefulSet: _TypeAlias = StatefulSet  # noqa: Y015

@@ -8,35 +8,17 @@ from __future__ import annotations
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from services.apiserver.registry.field import Errs, GoValue, child, go_quote
-from services.apiserver.registry.formats import is_valid_percent
 from services.apiserver.registry.kindstrategy import KindStrategy, clear_status
 from services.apiserver.registry.podspec import default_template
 from services.apiserver.registry.workloads import (
+    go_int_or_string,
+    int_or_percent_value,
     validate_apps_selector,
+    validate_positive_int_or_percent,
     validate_replica_counts,
     validate_selector_and_template,
     validate_selector_update,
 )
-
-
-def _go_int_or_string(v: meta.IntOrString) -> GoValue:
-    return GoValue(f"intstr.IntOrString{{Type:{v.type}, IntVal:{v.int_val}, StrVal:{go_quote(v.str_val)}}}")
-
-
-def _validate_positive_int_or_percent(v: meta.IntOrString, path: str, errs: Errs) -> None:
-    if v.type == 1:
-        errs.invalid_each(path, _go_int_or_string(v), is_valid_percent(v.str_val))
-    else:
-        errs.nonnegative(path, v.int_val)
-
-
-def _int_or_percent_value(v: meta.IntOrString) -> int:
-    if v.type == 1:
-        try:
-            return int(v.str_val.removesuffix("%"))
-        except ValueError:
-            return -1
-    return v.int_val
 
 
 def validate(d: apps.Deployment, errs: Errs) -> None:
@@ -54,13 +36,13 @@ def validate(d: apps.Deployment, errs: Errs) -> None:
             errs.required(child(p, "rollingUpdate"), "this should be defaulted and never be nil")
         else:
             ru, rp = st.rolling_update, child(p, "rollingUpdate")
-            _validate_positive_int_or_percent(ru.max_unavailable, child(rp, "maxUnavailable"), errs)
-            _validate_positive_int_or_percent(ru.max_surge, child(rp, "maxSurge"), errs)
-            if _int_or_percent_value(ru.max_unavailable) == 0 and _int_or_percent_value(ru.max_surge) == 0:
-                errs.invalid(child(rp, "maxUnavailable"), _go_int_or_string(ru.max_unavailable),
+            validate_positive_int_or_percent(ru.max_unavailable, child(rp, "maxUnavailable"), errs)
+            validate_positive_int_or_percent(ru.max_surge, child(rp, "maxSurge"), errs)
+            if int_or_percent_value(ru.max_unavailable) == 0 and int_or_percent_value(ru.max_surge) == 0:
+                errs.invalid(child(rp, "maxUnavailable"), go_int_or_string(ru.max_unavailable),
                              "may not be 0 when `maxSurge` is 0")
-            if ru.max_unavailable.type == 1 and _int_or_percent_value(ru.max_unavailable) > 100:
-                errs.invalid(child(rp, "maxUnavailable"), _go_int_or_string(ru.max_unavailable),
+            if ru.max_unavailable.type == 1 and int_or_percent_value(ru.max_unavailable) > 100:
+                errs.invalid(child(rp, "maxUnavailable"), go_int_or_string(ru.max_unavailable),
                              "must not be greater than 100%")
     else:
         ru_text = "(*apps.RollingUpdateDeployment)(nil)" if not st.HasField("rolling_update") \
