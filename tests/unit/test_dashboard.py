@@ -1,4 +1,5 @@
-"""pbctl.dashboard.model: informer events -> the messages the page applies (upserts, deletes, timeline entries)."""
+"""pbctl.dashboard: informer events -> the messages the page applies (upserts, deletes, timeline entries); the
+readyz default and `lab open` printing the dashboard first."""
 
 from __future__ import annotations
 
@@ -237,3 +238,22 @@ def test_unsubscribe() -> None:
     stop()
     m.pod(None, pod("a"))
     assert got == []
+
+
+async def test_lab_open_prints_the_dashboard_first(tmp_path: Any) -> None:
+    from lab.state import LabState
+    from lab.status import open_dashboards
+
+    st = LabState(dir=str(tmp_path), info={"prometheus_url": "http://127.0.0.1:9999"})
+    st.save()
+    lines: list[str] = []
+    assert await open_dashboards(tmp_path, lines.append) == 0
+    assert lines[0].startswith("Dashboard: http://127.0.0.1:8001/")
+    assert lines[1] == "Prometheus: http://127.0.0.1:9999"
+
+
+def test_readyz_beside_a_standard_apiserver() -> None:
+    from pbctl.verbs.dashboard import readyz_url
+
+    assert readyz_url("127.0.0.1:6443") == "http://127.0.0.1:6444/readyz"
+    assert readyz_url("10.0.0.5:24001") == ""  # a relay or a test server: no known health port
