@@ -61,6 +61,9 @@ class Dashboard:
         self.factory.start()
         await self.factory.wait_for_cache_sync()
         self.model.live = True
+        st = self.model.state
+        self.model.note("dashboard", "cluster", f"watching {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
+                        f"{len(st['services'])} services")
         self._probe = asyncio.create_task(health.probe_forever(self.model, self.client, self.readyz_url,
                                                                self.probe_interval), name="dashboard-health")
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)

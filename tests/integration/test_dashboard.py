@@ -111,7 +111,7 @@ async def cluster(client: Client, nodes: int = 3, per_node: int = 3, pending: in
 
 async def test_page_follows_the_cluster(apiserver: ApiServer, tmp_path: Path) -> None:
     client = apiserver.client
-    await cluster(client)
+    await cluster(client, per_node=9, pending=3)  # 30 pods: the page must stay readable at 1280x800
     if chromium() is None:
         pytest.skip("chromium not installed (deploy/install-deps.sh installs it)")
     dash = Dashboard(client, port=free_port(), readyz_url=f"http://127.0.0.1:{apiserver.cfg.health_port}/readyz",
@@ -121,10 +121,10 @@ async def test_page_follows_the_cluster(apiserver: ApiServer, tmp_path: Path) ->
     b = await Browser.launch(tmp_path)
     try:
         await b.goto(url)
-        await b.wait_for(f"{NODES} === 3 && {PODS} === 11")
+        await b.wait_for(f"{NODES} === 3 && {PODS} === 30")
         # Bound pods sit in their node's box, unbound ones in the pending lane.
         assert await b.eval(f"{pod_el('web-2-0')}.closest('.node').dataset.key") == "node-2"
-        assert await b.eval("document.querySelectorAll('#pending-pods .pod').length") == 2
+        assert await b.eval("document.querySelectorAll('#pending-pods .pod').length") == 3
         assert "Running" in await b.eval(f"{pod_el('web-1-1')}.textContent")
         assert "↻1" in await b.eval(f"{pod_el('web-1-1')}.textContent")
         await b.wait_for("document.querySelector('.component[data-key=apiserver]').dataset.health === 'ok'")
@@ -136,8 +136,8 @@ async def test_page_follows_the_cluster(apiserver: ApiServer, tmp_path: Path) ->
         await b.screenshot(tmp_path / "dashboard-3-nodes.png")
 
         # A deleted pod disappears within 3 s.
-        await client.delete(core.Pod, "web-3-2", namespace="default", grace_period_seconds=0)
-        await b.wait_for(f"{pod_el('web-3-2')} === null", timeout=3)
+        await client.delete(core.Pod, "web-3-8", namespace="default", grace_period_seconds=0)
+        await b.wait_for(f"{pod_el('web-3-8')} === null", timeout=3)
 
         # New pods appear: unscheduled in the pending lane, then in their node's box once bound.
         await make_pod(client, "extra-0")
@@ -192,3 +192,23 @@ async def test_state_endpoint_and_port_taken(apiserver: ApiServer) -> None:
         await second.stop()
         await first.stop()
 
+
+
+async def test_many_nodes_collapse_to_a_compact_grid(apiserver: ApiServer, tmp_path: Path) -> None:
+    """20 nodes: the node boxes become a compact grid, pods still labelled."""
+    if chromium() is None:
+        pytest.skip("chromium not installed (deploy/install-deps.sh installs it)")
+    await cluster(apiserver.client, nodes=20, per_node=2, pending=1)
+    dash = Dashboard(apiserver.client, port=free_port())
+    url = await dash.start()
+    b = await Browser.launch(tmp_path)
+    try:
+        await b.goto(url)
+        await b.wait_for(f"{NODES} === 20 && {PODS} === 41")
+        assert await b.eval("document.getElementById('node-grid').classList.contains('compact')")
+        assert (await b.eval(f"{pod_el('web-17-1')}.textContent")).startswith("web-17-1")
+        await b.screenshot(tmp_path / "dashboard-20-nodes.png")
+        assert b.errors == [], b.errors
+    finally:
+        await b.close()
+        await dash.stop()

@@ -25,7 +25,7 @@
     const key = child.dataset.key;
     let before = null;
     for (const c of container.children) {
-      if (c !== child && c.dataset.key > key) { before = c; break; }
+      if (c !== child && c.dataset.key.localeCompare(key, undefined, { numeric: true }) > 0) { before = c; break; }
     }
     if (child.parentElement !== container || child.nextElementSibling !== before) container.insertBefore(child, before);
   }
@@ -36,6 +36,12 @@
     if (p.status === "Pending" || p.status === "ContainerCreating" || p.status === "PodInitializing") return "s-pending";
     if (p.status === "Succeeded") return "s-succeeded";
     return "s-failed";
+  }
+
+  // The compact grid's one-glyph label (the colour never stands alone).
+  function podShort(p) {
+    if (p.status === "Running") return p.ready ? "R✓" : "R✗";
+    return { Pending: "P", Succeeded: "S", Terminating: "T", ContainerCreating: "P" }[p.status] || "F";
   }
 
   function podLabel(p) {
@@ -60,12 +66,13 @@
       e = el("div", "pod");
       e.tabIndex = 0;
       e.dataset.key = key;
-      e.append(el("span", "pname"), el("span", "pstat"));
+      e.append(el("span", "pname"), el("span", "pstat"), el("span", "pshort"));
       podEls.set(key, e);
     }
     e.className = `pod ${podClass(p)}`;
     e.children[0].textContent = p.name;
     e.children[1].textContent = podLabel(p);
+    e.children[2].textContent = podShort(p);
     e.dataset.status = p.status;
     e.dataset.node = p.node;
     e.dataset.detail = podDetail(p);
@@ -143,6 +150,12 @@
     e.setAttribute("aria-label", detail);
   }
 
+  const ENDPOINTS_SHOWN = 8;
+  function shortList(ips) {
+    const more = ips.length - ENDPOINTS_SHOWN;
+    return ips.slice(0, ENDPOINTS_SHOWN).join(", ") + (more > 0 ? ` and ${more} more` : "");
+  }
+
   function renderService(key) {
     const s = state.services[key];
     let e = svcEls.get(key);
@@ -163,8 +176,10 @@
     cells[3].textContent = s.ports.join(", ");
     cells[4].replaceChildren();
     if (!s.endpoints.length && !s.notReady.length) cells[4].append(el("span", "ep-none", "no endpoints"));
-    else cells[4].append(el("span", "", s.endpoints.join(", ")));
-    if (s.notReady.length) cells[4].append(el("span", "ep-notready", ` (not ready: ${s.notReady.join(", ")})`));
+    else cells[4].append(el("span", "", shortList(s.endpoints)));
+    if (s.notReady.length) cells[4].append(el("span", "ep-notready", ` (not ready: ${shortList(s.notReady)})`));
+    e.title = `${s.namespace}/${s.name} endpoints: ${s.endpoints.join(", ") || "none"}` +
+      (s.notReady.length ? `; not ready: ${s.notReady.join(", ")}` : "");
     place($("svc-rows"), e);
   }
 
