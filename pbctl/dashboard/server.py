@@ -1,8 +1,8 @@
 """The dashboard's HTTP side: one page from `static/`, its state as server-sent events (`/events`: a snapshot,
 then every change), and `/state` (the snapshot as JSON, for scripts and tests).
 
-`Dashboard(client).start()` starts the informers, waits for their first lists, binds 127.0.0.1 (the given
-port, or a free one when it is taken) and returns the page's URL; `stop()` undoes it. Used by
+`Dashboard(client).start()` starts the informers, binds 127.0.0.1 (the given port, or a free one when it is
+taken), waits for the informers' first lists and returns the page's URL; `stop()` undoes it. Used by
 `pbctl.verbs.dashboard`, the tests and bench/dashboard.py.
 """
 
@@ -46,6 +46,7 @@ class Dashboard:
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._live: asyncio.Task[None] | None = None
         self._streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
 
     def app(self) -> web.Application:
@@ -56,14 +57,12 @@ class Dashboard:
         app.router.add_static("/static/", STATIC)
         return app
 
-    async def start(self) -> str:
+    async def start(self, sync_timeout: float = 30.0) -> str:
+        """Serve, and return the URL once the first lists are in (or after `sync_timeout`: the page then fills
+        in as they arrive)."""
         attach(self.model, self.factory)
         self.factory.start()
-        await self.factory.wait_for_cache_sync()
-        self.model.live = True
-        st = self.model.state
-        self.model.note("dashboard", "cluster", f"watching {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
-                        f"{len(st['services'])} services")
+        self._live = asyncio.create_task(self._go_live(), name="dashboard-sync")
         self._probe = asyncio.create_task(health.probe_forever(self.model, self.client, self.readyz_url,
                                                                self.probe_interval), name="dashboard-health")
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
@@ -76,15 +75,26 @@ class Dashboard:
         host, port = self._runner.addresses[0][:2]
         self.port = int(port)
         self.url = f"http://{host}:{port}/"
+        await asyncio.wait([self._live], timeout=sync_timeout)
+        if not self._live.done():
+            log.warning("dashboard serving before the first lists arrived (is the apiserver reachable?)")
         return self.url
+
+    async def _go_live(self) -> None:
+        await self.factory.wait_for_cache_sync()
+        self.model.live = True
+        st = self.model.state
+        self.model.note("dashboard", "cluster", f"watching {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
+                        f"{len(st['services'])} services")
 
     async def stop(self) -> None:
         for q in list(self._streams):
             q.put_nowait(None)  # ends each open stream so the runner's cleanup does not wait for it
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        for task in (self._probe, self._live):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._runner is not None:
             await self._runner.cleanup()
         await self.factory.shutdown()

@@ -33,7 +33,7 @@ async def run_dashboard(ctx: Ctx, args: argparse.Namespace) -> int:
     """pbctl dashboard [--port N] [--address A] [--readyz URL]."""
     url = readyz_url(ctx.server) if args.readyz is None else args.readyz
     dash = Dashboard(ctx.client, host=args.address, port=args.port, readyz_url=url)
-    page = await dash.start()
+    page = await dash.start(sync_timeout=5)
     out(f"Dashboard: {page}  (Ctrl-C to stop)")
     try:
         await asyncio.Event().wait()
