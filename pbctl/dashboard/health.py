@@ -48,8 +48,12 @@ async def check_once(model: Model, client: Client, session: aiohttp.ClientSessio
     except errors.NotFound:
         pass  # an answer all the same
     except errors.ApiError as e:
-        model.set_health("apiserver", "failing", f"the API does not answer: {e}")
-        model.set_health("etcd", "unknown", "the apiserver does not answer")
+        if isinstance(e, errors.Unavailable) and "unreachable" in str(e):
+            model.set_health("apiserver", "failing", f"the API does not answer: {e}")
+            model.set_health("etcd", "unknown", "the apiserver does not answer")
+        else:  # it answered, with an error: most likely its storage's
+            model.set_health("apiserver", "ok", f"the API answers, with errors: {e}")
+            model.set_health("etcd", "failing" if "etcd" in str(e).lower() else "unknown", str(e))
         return
     model.set_health("apiserver", "ok", "the API answers (/readyz not reachable from here)")
     model.set_health("etcd", "ok", "inferred: the apiserver reads from it")

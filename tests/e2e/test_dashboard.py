@@ -44,8 +44,6 @@ async def page(lab: Lab, tmp_path: Path) -> AsyncIterator[Browser]:
         try:
             await b.goto(line.split()[1])
             yield b
-            assert b.errors == [], b.errors
-            assert await b.eval("window.pbDashboard.errors") == []
         finally:
             await b.close()
     finally:
@@ -92,3 +90,5 @@ async def test_page_follows_the_lab(lab: Lab, page: Browser) -> None:
     await page.wait_for(f"{node('node-2')}.dataset.status === 'Ready'", timeout=90)
     await pbctl(lab, "scale", "deployment/hello", "--replicas=3")
     await page.wait_for(f"{HELLO}.length === 3", timeout=90)
+    assert page.errors == [], page.errors
+    assert await page.eval("window.pbDashboard.errors") == []

@@ -14,6 +14,7 @@ import pytest
 
 from pbctl.dashboard.server import Dashboard
 from pybernetes import errors
+from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.times import micro_now
@@ -154,9 +155,26 @@ async def test_page_follows_the_cluster(apiserver: ApiServer, tmp_path: Path) ->
         assert "NotReady" in await b.eval("document.querySelector('.node[data-key=\"node-2\"] .nstat').textContent")
         assert "node-2 NotReady" in await b.eval("document.getElementById('impact').textContent")
 
-        # The timeline tells the story of the changes.
+        # The timeline tells the story: a Deployment written, its ReplicaSet created, pods bound, deleted.
+        d = apps.Deployment()
+        d.metadata.name, d.metadata.namespace = "shop", "default"
+        d.spec.replicas = 2
+        d.spec.selector.match_labels["app"] = "shop"
+        d.spec.template.metadata.labels["app"] = "shop"
+        d.spec.template.spec.containers.add(name="shop", image="localhost:5000/shop:1")
+        d = await client.create(d)
+        rs = apps.ReplicaSet()
+        rs.metadata.name, rs.metadata.namespace = "shop-5d8f", "default"
+        rs.metadata.owner_references.add(api_version="apps/v1", kind="Deployment", name="shop", uid=d.metadata.uid,
+                                         controller=True)
+        rs.spec.replicas = 2
+        rs.spec.selector.CopyFrom(d.spec.selector)
+        rs.spec.template.CopyFrom(d.spec.template)
+        await client.create(rs)
+        await b.wait_for("document.getElementById('events').textContent.includes('created by deployment/shop')",
+                         timeout=3)
         story = await b.eval("document.getElementById('events').textContent")
-        assert "bound to node-1" in story and "deleted" in story
+        assert "bound to node-1" in story and "deleted" in story and "written (replicas 2)" in story
 
         # Keyboard: Tab reaches the boxes and pods, and the focused one's details show.
         for _ in range(6):

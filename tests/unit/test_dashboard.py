@@ -3,7 +3,7 @@ readyz default and `lab open` printing the dashboard first."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pbctl.dashboard import views
 from pbctl.dashboard.model import Model, _handlers
@@ -257,3 +257,42 @@ def test_readyz_beside_a_standard_apiserver() -> None:
 
     assert readyz_url("127.0.0.1:6443") == "http://127.0.0.1:6444/readyz"
     assert readyz_url("10.0.0.5:24001") == ""  # a relay or a test server: no known health port
+
+
+class FakeClient:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    async def get(self, cls: Any, name: str) -> Any:
+        if self.error is not None:
+            raise self.error
+        return core.Namespace()
+
+
+async def check(client: FakeClient, answer: tuple[int, str] | None = None, monkeypatch: Any = None) -> Model:
+    from pbctl.dashboard import health
+
+    async def fake_readyz(session: Any, url: str) -> tuple[int, str] | None:
+        return answer
+
+    monkeypatch.setattr(health, "readyz", fake_readyz)
+    m = Model()
+    await health.check_once(m, cast(Any, client), cast(Any, None), "http://x/readyz")
+    return m
+
+
+async def test_health_from_readyz_then_from_the_api(monkeypatch: Any) -> None:
+    from pybernetes import errors
+
+    m = await check(FakeClient(), (200, "[+]ping ok\n[+]etcd ok\nok\n"), monkeypatch)
+    assert (m.state["control"]["apiserver"]["health"], m.state["control"]["etcd"]["health"]) == ("ok", "ok")
+    m = await check(FakeClient(), (500, "[+]ping ok\n[-]etcd failed: deadline exceeded\n"), monkeypatch)
+    assert m.state["control"]["apiserver"]["health"] == "failing"
+    assert m.state["control"]["etcd"]["detail"] == "etcd failed: deadline exceeded"
+    m = await check(FakeClient(), None, monkeypatch)  # /readyz unreachable: the API answering tells
+    assert m.state["control"]["apiserver"]["detail"].startswith("the API answers")
+    m = await check(FakeClient(errors.Unavailable("the apiserver is unreachable: refused")), None, monkeypatch)
+    assert (m.state["control"]["apiserver"]["health"], m.state["control"]["etcd"]["health"]) == ("failing",
+                                                                                                 "unknown")
+    m = await check(FakeClient(errors.InternalError("etcd UNAVAILABLE: no leader")), None, monkeypatch)
+    assert (m.state["control"]["apiserver"]["health"], m.state["control"]["etcd"]["health"]) == ("ok", "failing")
