@@ -6,7 +6,8 @@
     lab shell NODE [-- CMD...]                                  run a command in a node's network namespace
     lab stop|start COMPONENT [--node N]                         apiserver, etcd, scheduler, controller-manager,
                                                                kubelet, proxy, containerd
-    lab open [dashboards]                                      print the Prometheus URL (if one was started)
+    lab open [dashboards]                                      print the dashboard's URL (pbctl dashboard),
+                                                               then Prometheus' (if one was started)
 
 `main()` is the `pbctl-lab` console script, which pbctl runs as a plugin (pbctl.plugins); `run_lab(args)`
 runs one parsed command through lab.lifecycle and lab.status.

@@ -1,5 +1,6 @@
 """What a running lab looks like: `lab status` (each process alive and healthy, then the Nodes), the summary
-after `lab up`, `lab shell`'s command line, `lab open`, and the idle CPU/memory use the benchmarks report.
+after `lab up`, `lab shell`'s command line, `lab open` (the dashboard's URL, then Prometheus'), and the idle
+CPU/memory use the benchmarks report.
 
 Reads the lab's record (lab.state) and asks lab.health and, through the host relay, the apiserver.
 """
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from lab import netns
 from lab.errors import LabError
-from lab.health import health_check
+from lab.health import health_check, tcp_ok
 from lab.state import LabState, ProcessRecord
 from lab.topology import CP_NAME, CP_NETNS
+from pybernetes import ports
 
 
 async def node_rows(st: LabState) -> list[tuple[str, str, str, str, str]]:
@@ -68,6 +70,7 @@ async def print_summary(st: LabState, out: Callable[[str], None] = print) -> Non
     out("  pbctl lab status                        # or: python -m lab.cli status")
     out("  pbctl lab shell node-1 -- ip route")
     out("  pbctl lab stop kubelet --node node-2     # watch the node go NotReady and its pods move")
+    out("  pbctl dashboard                          # the cluster drawn as its architecture, live, in a browser")
     out("  pbctl lab down")
     if st.info.get("prometheus_url"):
         out(f"  Prometheus: {st.info['prometheus_url']}")
@@ -116,10 +119,19 @@ def shell_argv(lab_dir: Path, host: str, cmd: Sequence[str]) -> list[str]:
     return netns.nsenter(ns, list(cmd) or [os.environ.get("SHELL", "/bin/sh")])
 
 
+async def dashboard_line(st: LabState) -> str:
+    """Where `pbctl dashboard` serves the live architecture page, and how to start it when nothing answers there."""
+    url = f"http://127.0.0.1:{ports.DASHBOARD}/"
+    if await tcp_ok("127.0.0.1", ports.DASHBOARD):
+        return f"Dashboard: {url}"
+    return f"Dashboard: {url}  (start it: PBCONFIG={Path(st.dir) / 'admin.conf'} pbctl dashboard)"
+
+
 async def open_dashboards(lab_dir: Path, out: Callable[[str], None] = print) -> int:
     st = LabState.load(lab_dir.resolve())
     if st is None:
         raise LabError(f"no lab in {lab_dir}")
+    out(await dashboard_line(st))
     url = st.info.get("prometheus_url")
     if not url:
         out("no Prometheus in this lab (prometheus was not installed at `lab up`)")

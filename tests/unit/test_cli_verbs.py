@@ -17,7 +17,7 @@ from pbctl import verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "get", "describe", "delete", "edit", "label", "annotate", "scale", "rollout",
-              "api-resources", "explain", "logs", "exec", "top", "trace", "version", "config"]
+              "api-resources", "explain", "logs", "exec", "top", "trace", "dashboard", "version", "config"]
 
 GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
 
@@ -52,6 +52,7 @@ ARGUMENTS = {
     "top nodes": ["name", "--selector", "--no-headers"],
     "top pods": ["name", "--selector", "--no-headers", "--containers"],
     "trace": ["resources", "--output", "--no-headers"],
+    "dashboard": ["--address", "--port", "--readyz"],
     "version": ["--client", "--output"],
     "config": [],
     "config view": ["--raw", "--minify", "--output"],

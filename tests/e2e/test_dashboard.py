@@ -1,0 +1,94 @@
+"""`pbctl dashboard` against the lab, through headless Chromium (tests/browser.py): the page shows the three nodes
+and the demo's pods on them; a deleted pod's replacement appears within 3 s and the deleted one leaves; scaling
+to 6 shows 6; stopping node-2's kubelet marks node-2 NotReady on the page. Screenshots in artifacts/; the
+page's JavaScript logs no errors. The lab is left as it was found (kubelet started, 3 replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pybernetes.ports import free_port
+from tests.browser import Browser, chromium
+
+from .conftest import REPO, Lab
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = REPO / "artifacts"
+DEMO = REPO / "examples" / "demo.yaml"
+HELLO = "document.querySelectorAll('.pod[data-key^=\"default/hello-\"]')"
+
+
+def node(name: str) -> str:
+    return f"document.querySelector('.node[data-key=\"{name}\"]')"
+
+
+@pytest.fixture
+async def page(lab: Lab, tmp_path: Path) -> AsyncIterator[Browser]:
+    if chromium() is None:
+        pytest.skip("chromium not installed (deploy/install-deps.sh installs it)")
+    dash = subprocess.Popen([sys.executable, "-m", "pbctl.main", "--config", str(lab.admin), "dashboard",
+                             "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    try:
+        assert dash.stdout is not None
+        line = await asyncio.to_thread(dash.stdout.readline)
+        assert line.startswith("Dashboard: http://127.0.0.1:"), line
+        b = await Browser.launch(tmp_path)
+        try:
+            await b.goto(line.split()[1])
+            yield b
+        finally:
+            await b.close()
+    finally:
+        dash.terminate()
+        dash.wait(10)
+
+
+async def pbctl(lab: Lab, *args: str) -> str:
+    return await asyncio.to_thread(lab.pbctl, *args)
+
+
+async def test_page_follows_the_lab(lab: Lab, page: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await pbctl(lab, "apply", "-f", str(DEMO))
+    await asyncio.to_thread(lab.pbctl, "rollout", "status", "deployment/hello", "--timeout", "120s", timeout=150)
+    await page.wait_for("document.querySelectorAll('.node').length === 3", timeout=20)
+    await page.wait_for(f"[...{HELLO}].filter(e => e.closest('.node') && e.dataset.status === 'Running')"
+                        ".length === 3", timeout=60)
+    await page.wait_for("document.querySelector('.component[data-key=scheduler]').dataset.health === 'ok'", 20)
+    await page.screenshot(ARTIFACTS / "dashboard-lab.png")
+
+    # A deleted pod: its replacement appears within 3 s, and it leaves once its kubelet has stopped it.
+    before = set(await page.eval(f"[...{HELLO}].map(e => e.dataset.key)"))
+    victim = sorted(before)[0]
+    await pbctl(lab, "delete", "pod", victim.split("/")[1], "--wait=false")
+    known = "[" + ",".join(f"'{k}'" for k in before) + "]"
+    await page.wait_for(f"[...{HELLO}].some(e => !{known}.includes(e.dataset.key))", timeout=3)
+    await page.wait_for(f"document.querySelector('.pod[data-key=\"{victim}\"]') === null", timeout=30)
+
+    # Scaling to 6 shows 6.
+    await pbctl(lab, "scale", "deployment/hello", "--replicas=6")
+    await page.wait_for(f"{HELLO}.length === 6", timeout=3)
+    await page.wait_for(f"[...{HELLO}].filter(e => e.dataset.status === 'Running').length === 6", timeout=90)
+
+    # node-2's kubelet stopped: node-2 turns NotReady (or Unknown) on the page, greyed out and labelled.
+    await asyncio.to_thread(lab.cli, "stop", "kubelet", "--node", "node-2")
+    try:
+        await page.wait_for(f"{node('node-2')}.dataset.status !== 'Ready'", timeout=90)
+        label = await page.eval(f"{node('node-2')}.querySelector('.nstat').textContent")
+        assert label.startswith(("NotReady", "Unknown")), label
+        await page.screenshot(ARTIFACTS / "dashboard-lab-node-2-down.png")
+    finally:
+        await asyncio.to_thread(lab.cli, "start", "kubelet", "--node", "node-2")
+    await page.wait_for(f"{node('node-2')}.dataset.status === 'Ready'", timeout=90)
+    await pbctl(lab, "scale", "deployment/hello", "--replicas=3")
+    await page.wait_for(f"{HELLO}.length === 3", timeout=90)
+    assert page.errors == [], page.errors
+    assert await page.eval("window.pbDashboard.errors") == []
