@@ -46,15 +46,18 @@ class Config:
     port: int = opt(ports.APISERVER, "--secure-port", "--port", help="the API (gRPC)")
     advertise_address: str = opt("", help="address written into admin.conf")
     etcd_servers: list[str] = opt([], help="comma-separated etcd URLs; empty = embedded etcd")
-    etcd_client_port: int = opt(ports.ETCD_CLIENT)
-    etcd_peer_port: int = opt(ports.ETCD_PEER)
-    etcd_metrics_port: int = opt(ports.ETCD_METRICS, help="embedded etcd's /metrics port (0: only on the client port)")
+    # The embedded etcd's ports: 0 picks free loopback ports (logged), so standalone apiservers, tests and a lab
+    # run side by side; deploy/install.sh gives Kubernetes' numbers.
+    etcd_client_port: int = opt(0, help="embedded etcd's client port (0: a free one)")
+    etcd_peer_port: int = opt(0, help="embedded etcd's peer port (0: a free one)")
+    etcd_metrics_port: int = opt(0, help="embedded etcd's /metrics port (0: a free one)")
     token_auth_file: Path | None = opt(None)
     compaction_interval: float = opt(300.0, "--etcd-compaction-interval",
                                      help="seconds between compactions (0 disables)")
     watch_cache_size: int = opt(10_000)
     bookmark_interval: float = opt(5.0)
-    health_port: int = opt(ports.APISERVER_HEALTH, help="HTTP port for /metrics, /healthz, /readyz")
+    health_port: int = opt(0, help="HTTP port for /metrics, /healthz, /readyz (0: Kubernetes' beside the default"
+                                   " API port, else a free one)")
     admin_config: Path | None = opt(None, help="where to write admin.conf")
     service_cluster_ip_range: str = opt("10.96.0.0/16")
     service_node_port_range: str = opt(f"{ports.NODE_PORT_RANGE[0]}-{ports.NODE_PORT_RANGE[1]}")
@@ -106,6 +109,14 @@ async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
         await rest.update("endpoints", "default", ep.SerializeToString())
 
 
+def health_port(cfg: Config) -> int:
+    """--health-port, or for 0: Kubernetes' health port beside the default API port (the two come as a pair; a
+    second apiserver on this host fails on the API port first), else a free port."""
+    if cfg.health_port:
+        return cfg.health_port
+    return ports.APISERVER_HEALTH if cfg.port == ports.APISERVER else ports.free_port()
+
+
 async def compactor(store: Store, interval: float) -> None:
     """Compact etcd to the revision seen one interval ago, as kube-apiserver does (default 5 min)."""
     last = 0
@@ -127,9 +138,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     embedded: EmbeddedEtcd | None = None
     endpoints = cfg.etcd_servers
     if not endpoints:
-        embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port,
-                                peer_port=cfg.etcd_peer_port, metrics_port=cfg.etcd_metrics_port)
-        log.info("starting embedded etcd data_dir=%s port=%d", cfg.data_dir / "etcd", cfg.etcd_client_port)
+        embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port or ports.free_port(),
+                                peer_port=cfg.etcd_peer_port or ports.free_port(),
+                                metrics_port=cfg.etcd_metrics_port or ports.free_port())
+        log.info("starting embedded etcd data_dir=%s client_port=%d peer_port=%d metrics_port=%d",
+                 embedded.data_dir, embedded.client_port, embedded.peer_port, embedded.metrics_port)
         await embedded.start()
         endpoints = [embedded.endpoint]
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
@@ -145,7 +158,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)
     pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, kubelets=kubelets), server)
-    health = HealthServer(cfg.bind_address, cfg.health_port)
+    health = HealthServer(cfg.bind_address, health_port(cfg))
 
     async def etcd_ok() -> None:
         await etcd.status()
@@ -160,7 +173,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         await bootstrap(rest, host, port)
         await server.start()
-        await health.start()
+        try:
+            await health.start()
+        except OSError as e:
+            raise errors.ConfigError(f"health port {health.port} on {cfg.bind_address}: {e.strerror}"
+                                     " (--health-port; 0 picks a free one)") from e
         if cfg.compaction_interval > 0:
             tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
 
