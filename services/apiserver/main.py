@@ -2,7 +2,8 @@
 
 `run(config, ready)` is the shape every component shares: the lab, systemd and tests start it the same
 way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s'
-embedded default). On first start it writes <data-dir>/admin.conf (0600) and says how to use it.
+embedded default; --restore-from restores it from a snapshot first). On first start it writes
+<data-dir>/admin.conf (0600) and says how to use it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .rest import Rest
 from .server import APIServicer
 from .storage.embedded import EmbeddedEtcd
 from .storage.etcd import EtcdClient
+from .storage.restore import restore_embedded
 from .storage.store import Store
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -52,6 +54,8 @@ class Config:
     etcd_peer_port: int = opt(0, help="embedded etcd's peer port (0: a free one)")
     etcd_metrics_port: int = opt(0, help="embedded etcd's /metrics port (0: a free one)")
     token_auth_file: Path | None = opt(None)
+    restore_from: Path | None = opt(None, help="an etcd snapshot (pbctl etcd snapshot save) to restore the embedded"
+                                    " etcd from before starting (once: the same file again is skipped)")
     compaction_interval: float = opt(300.0, "--etcd-compaction-interval",
                                      help="seconds between compactions (0 disables)")
     watch_cache_size: int = opt(10_000)
@@ -143,8 +147,14 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                                 metrics_port=cfg.etcd_metrics_port or ports.free_port())
         log.info("starting embedded etcd data_dir=%s client_port=%d peer_port=%d metrics_port=%d",
                  embedded.data_dir, embedded.client_port, embedded.peer_port, embedded.metrics_port)
-        await embedded.start()
+        if cfg.restore_from is not None:
+            await restore_embedded(cfg.restore_from, embedded)
+        else:
+            await embedded.start()
         endpoints = [embedded.endpoint]
+    elif cfg.restore_from is not None:
+        raise errors.ConfigError("--restore-from restores the embedded etcd; for an etcd of your own use "
+                                 "`pbctl etcd snapshot restore` (see docs/backup.md)")
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
     authn = TokenAuthenticator.from_file(tokens_path)

@@ -31,7 +31,7 @@ FLAGS = {
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
-        "--kubelet-client-token-file", "--secure-port", "--port", "--service-cluster-ip-range",
+        "--kubelet-client-token-file", "--restore-from", "--secure-port", "--port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
