@@ -7,6 +7,7 @@
     lab stop|start COMPONENT [--node N]                         apiserver, etcd, scheduler, controller-manager,
                                                                kubelet, proxy, containerd
     lab open [dashboards]                                      print the Prometheus URL (if one was started)
+    lab restore FILE                                           etcd back to a snapshot (pbctl etcd snapshot save)
 
 `register(subparsers, common_parent)` adds the `lab` command to pbctl's parser; `run_lab(args)` runs it.
 """
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import lifecycle, status
+from lab import backup, lifecycle, status
 from lab.errors import LabError
 from lab.profiles import PROFILES
 from lab.topology import COMPONENTS, DEFAULT_DIR, DEFAULT_IMAGE_CACHE, Plan
@@ -63,6 +64,10 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
                                              "relay", "prometheus"])
         p.add_argument("--node", default="", help="only on this node (kubelet, proxy, containerd)")
         _add_dir(p)
+    p = sub.add_parser("restore", help="restore etcd from a snapshot (pbctl etcd snapshot save FILE)",
+                       parents=parents)
+    p.add_argument("file", type=Path, metavar="FILE")
+    _add_dir(p)
     p = sub.add_parser("open", help="print the dashboards' URLs", parents=parents)
     p.add_argument("what", nargs="?", default="dashboards", choices=["dashboards"])
     _add_dir(p)
@@ -105,6 +110,8 @@ async def run_lab(args: argparse.Namespace) -> int:
             return await lifecycle.stop_component(lab_dir, args.component, args.node)
         if cmd == "start":
             return await lifecycle.start_component(lab_dir, args.component, args.node)
+        if cmd == "restore":
+            return await backup.restore(lab_dir, args.file)
         if cmd == "open":
             return await status.open_dashboards(lab_dir)
     except LabError as e:

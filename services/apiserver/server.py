@@ -220,9 +220,11 @@ class APIServicer(pb_grpc.APIServicer):
                 raise errors.Forbidden(f'user "{user.name}" cannot take an etcd snapshot (group {ADMIN_GROUP} only)')
             log.info("etcd snapshot requested user=%s", user.name)
             sent = 0
-            async for blob, remaining, revision in self.rest.store.etcd.snapshot():
+            etcd = self.rest.store.etcd
+            before = await etcd.current_revision()  # etcd 3.4 sends no header with the stream
+            async for blob, remaining, revision in etcd.snapshot():
                 sent += len(blob)
-                yield pb.EtcdSnapshotChunk(data=blob, remaining_bytes=remaining, revision=revision)
+                yield pb.EtcdSnapshotChunk(data=blob, remaining_bytes=remaining, revision=revision or before)
             log.info("etcd snapshot sent user=%s bytes=%d", user.name, sent)
         except errors.ApiError as e:
             await self._stream_error(context, "get", "etcd/snapshot", e)

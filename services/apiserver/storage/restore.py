@@ -24,7 +24,7 @@ from pathlib import Path
 from pybernetes import etcdsnapshot
 
 from .embedded import EmbeddedEtcd
-from .etcd import EtcdClient, KeyNotFound
+from .etcd import EtcdClient, KeyNotFound, StorageUnavailable
 
 log = logging.getLogger("pybernetes.apiserver.restore")
 
@@ -45,7 +45,15 @@ def db_revision(data_dir: Path) -> int:
 async def bump_revision(etcd: EtcdClient, past: int) -> int:
     """Write throwaway keys until etcd's revision is above `past` + MARGIN, then compact there; returns it."""
     target = past + MARGIN
-    rev = await etcd.current_revision()
+    deadline = time.monotonic() + 30
+    while True:  # a just-started etcd may not serve yet (or still elect itself)
+        try:
+            rev = await etcd.current_revision()
+            break
+        except StorageUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
     n = 0
     while rev <= target:
         batch = min(_PARALLEL, (target - rev) // 2 + 1)
@@ -78,7 +86,7 @@ def restore_data_dir(snapshot: Path, data_dir: Path, *, name: str, peer_url: str
         data_dir.rename(old)
         log.info("kept the data dir before the restore path=%s", old)
     fresh.rename(data_dir)
-    fresh.parent.chmod(0o700)
+    data_dir.chmod(0o700)  # etcd's data is the apiserver's alone
     log.info("etcd data restored from snapshot path=%s data_dir=%s old_revision=%d", snapshot, data_dir, past)
     return past
 

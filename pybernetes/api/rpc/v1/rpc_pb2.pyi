@@ -904,7 +904,7 @@ class EtcdSnapshotChunk(_message.Message):
     remaining_bytes: _builtins.int
     """Bytes etcd still has to send after this chunk."""
     revision: _builtins.int
-    """etcd's revision when the snapshot began (every chunk)."""
+    """etcd's revision when the snapshot began (every chunk; at least this, read just before it began)."""
     def __init__(
         self,
         *,
