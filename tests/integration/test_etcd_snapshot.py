@@ -17,6 +17,8 @@ from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.main import Config
 from services.apiserver.main import run as run_apiserver
+from services.apiserver.storage.embedded import EmbeddedEtcd
+from services.apiserver.storage.etcd import EtcdClient
 
 
 class Standalone:
@@ -119,6 +121,36 @@ async def test_save_status_restore_standalone(tmp_path: Path, capsys: pytest.Cap
             assert "after-restore" in await names(c)
     finally:
         await srv.stop()
+
+
+async def test_restore_into_a_data_dir_for_an_etcd_of_ones_own(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    srv = Standalone(tmp_path / "apiserver")
+    snap = tmp_path / "etcd.db"
+    await srv.start()
+    try:
+        async with srv.client() as c:
+            ns = core.Namespace()
+            ns.metadata.name = "backup"
+            await c.create(ns)
+            await c.create(configmap("kept", "before"))
+        assert await pbctl(["--config", str(srv.admin_conf), "etcd", "snapshot", "save", str(snap)]) == 0
+    finally:
+        await srv.stop()
+    own = EmbeddedEtcd(tmp_path / "own", name="own", client_port=free_port(), peer_port=free_port())
+    assert await pbctl(["etcd", "snapshot", "restore", str(snap), "--data-dir", str(own.data_dir / "data"),
+                        "--name", "own", "--initial-advertise-peer-urls", own.peer_url]) == 0
+    assert "restored" in capsys.readouterr().out
+    assert await pbctl(["etcd", "snapshot", "restore", str(snap), "--data-dir", str(own.data_dir / "data")]) == 1
+    assert "exists" in capsys.readouterr().err  # never over an existing data dir
+    await own.start()
+    etcd = EtcdClient([own.endpoint])
+    try:
+        kv = await etcd.get(b"/registry/configmaps/backup/kept")
+        assert kv is not None and b"before" in kv.value
+    finally:
+        await etcd.close()
+        await own.stop()
 
 
 async def test_snapshot_is_for_admins_only(tmp_path: Path) -> None:
