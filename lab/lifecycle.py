@@ -273,6 +273,8 @@ async def start_recorded(st: LabState, rec: ProcessRecord, *, timeout: float = 3
 
 
 def _select(st: LabState, component: str, node: str) -> list[ProcessRecord]:
+    if component in st.processes and st.processes[component].component == "etcd":
+        return [st.processes[component]]  # one member of a cluster: etcd-2
     if component not in COMPONENTS and component not in ("registry", "registry-forwarder", "relay", "prometheus"):
         raise LabError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
     recs = st.find(component, node)

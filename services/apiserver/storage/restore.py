@@ -74,13 +74,14 @@ async def _delete(etcd: EtcdClient, key: bytes) -> int:
         return await etcd.current_revision()
 
 
-def restore_data_dir(snapshot: Path, data_dir: Path, *, name: str, peer_url: str) -> int:
-    """Replace an (idle) etcd data dir with the snapshot's; the old one is kept beside it as
+def restore_data_dir(snapshot: Path, data_dir: Path, *, name: str, peer_url: str, initial_cluster: str = "") -> int:
+    """Replace an (idle) etcd member's data dir with the snapshot's (for a cluster, `initial_cluster` lists every
+    member: each one is restored from the same file); the old dir is kept beside it as
     `<dir>.before-restore-<unix time>`. Returns the old dir's revision (0 without one)."""
     past = db_revision(data_dir)
     fresh = data_dir.with_name(data_dir.name + ".restoring")
     shutil.rmtree(fresh, ignore_errors=True)
-    etcdsnapshot.restore(snapshot, fresh, name=name, peer_url=peer_url)
+    etcdsnapshot.restore(snapshot, fresh, name=name, peer_url=peer_url, initial_cluster=initial_cluster)
     if data_dir.exists():
         old = data_dir.with_name(f"{data_dir.name}.before-restore-{int(time.time())}")
         data_dir.rename(old)
