@@ -300,11 +300,18 @@ async def start_component(lab_dir: Path, component: str, node: str = "",
     st = LabState.load(lab_dir.resolve())
     if st is None:
         raise LabError(f"no lab in {lab_dir}")
-    for rec in _select(st, component, node):
+    async def start(rec: ProcessRecord) -> None:
         if rec.alive():
             out(f"already running: {rec.name} (pid {rec.pid})")
-            continue
+            return
         t0 = time.monotonic()
         new = await start_recorded(st, rec)
         out(f"started {new.name} (pid {new.pid}) ... ok ({time.monotonic() - t0:.1f} s)")
+
+    recs = _select(st, component, node)
+    if component == "etcd":  # a cluster's members are healthy only once a quorum runs: start them together
+        await asyncio.gather(*(start(rec) for rec in recs))
+        return 0
+    for rec in recs:
+        await start(rec)
     return 0

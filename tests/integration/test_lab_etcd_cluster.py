@@ -1,6 +1,6 @@
 """The lab's three-member etcd on real processes, recorded as `lab up --etcd-members 3` records them but
 without network namespaces (free ports on loopback): started together, `lab status`'s member rows (one
-leader), `lab stop etcd-2` / `lab start etcd-2`, and `lab restore` rebuilding all three members from one
+leader), `lab stop etcd-2` / `lab start etcd-2`, `lab stop etcd` / `lab start etcd`, and `lab restore` rebuilding all three members from one
 snapshot under a running apiserver.
 """
 
@@ -70,6 +70,9 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
         rows = await etcd_members.members(after)
         assert rows[1]["error"] == "stopped" and sum(r.get("leader", False) for r in rows) == 1
         await lifecycle.start_component(tmp_path, "etcd-2", out=lambda _: None)
+        # `lab stop etcd` / `lab start etcd`: every member, started together (none is healthy alone).
+        await lifecycle.stop_component(tmp_path, "etcd", out=lambda _: None)
+        await lifecycle.start_component(tmp_path, "etcd", out=lambda _: None)
         after = LabState.load(tmp_path)
         assert after is not None
         assert all("error" not in r for r in await etcd_members.members(after))
