@@ -177,10 +177,17 @@ async def up(plan: Plan, out: Callable[[str], None] = print) -> int:
                 await print_summary(existing, out)
                 return 0
             out(f"lab in {plan.dir} is up but {len(dead)} processes are down; restarting them")
-            for rec in dead:
+
+            async def restart(rec: ProcessRecord) -> None:
                 t1 = time.monotonic()
                 await start_recorded(existing, rec)
                 out(f"restarted {rec.name} ... ok ({time.monotonic() - t1:.1f} s)")
+
+            # etcd members first and together (a cluster's members are healthy only with a quorum), then the rest.
+            await asyncio.gather(*(restart(r) for r in dead if r.component == "etcd"))
+            for rec in dead:
+                if rec.component != "etcd":
+                    await restart(rec)
             await print_summary(existing, out)
             return 0
         out(f"found an unfinished lab in {plan.dir}; tearing it down first")
