@@ -1,7 +1,7 @@
 """The lab's three-member etcd on real processes, recorded as `lab up --etcd-members 3` records them but
 without network namespaces (free ports on loopback): started together, `lab status`'s member rows (one
-leader), `lab stop etcd-2` / `lab start etcd-2`, `lab stop etcd` / `lab start etcd`, and `lab restore` rebuilding all three members from one
-snapshot under a running apiserver.
+leader), `lab stop etcd-2` / `lab start etcd-2`, `lab stop etcd` / `lab start etcd`, and `lab restore`
+rebuilding all three members from one snapshot under a running apiserver.
 """
 
 from __future__ import annotations
