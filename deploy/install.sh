@@ -232,7 +232,7 @@ if [ "$ROLE" = control-plane ]; then
   env_file apiserver PB_APISERVER_ARGS --data-dir="$STATE/apiserver" --bind-address=0.0.0.0 --secure-port=6443 \
     --advertise-address="$ADVERTISE" --health-port=6444 --admin-config="$ETC/admin.conf" \
     --service-cluster-ip-range="$SERVICE_CIDR" --kubelet-client-token-file="$TOKEN_FILE" \
-    --etcd-client-port=2379 --etcd-peer-port=2380
+    --etcd-client-port=2379 --etcd-peer-port=2380 --etcd-metrics-port=2381
   env_file scheduler PB_SCHEDULER_ARGS --kubeconfig="$ETC/scheduler.conf" --health-port=10259
   env_file controller-manager PB_CONTROLLER_MANAGER_ARGS --config="$ETC/controller-manager.conf" \
     --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size="$MASK" --health-port=10257

@@ -1,6 +1,7 @@
 """`pbctl lab ...` (and `python -m lab.cli ...`): the local three-node lab.
 
-    lab up [--workers N] [--profile default|fast] [--dir DIR]   bring the lab up (a no-op when it is up)
+    lab up [--workers N] [--profile default|fast] [--etcd-members 1|3] [--dir DIR]
+                                                               bring the lab up (a no-op when it is up)
     lab down                                                   remove everything the lab made
     lab status                                                 each component: process alive + health
     lab shell NODE [-- CMD...]                                  run a command in a node's network namespace
@@ -8,6 +9,7 @@
                                                                kubelet, proxy, containerd
     lab open [dashboards]                                      print the dashboard's URL (pbctl dashboard),
                                                                then Prometheus' (if one was started)
+    lab restore FILE                                           etcd back to a snapshot (pbctl etcd snapshot save)
 
 `main()` is the `pbctl-lab` console script, which pbctl runs as a plugin (pbctl.plugins); `run_lab(args)`
 runs one parsed command through lab.lifecycle and lab.status.
@@ -22,10 +24,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab import lifecycle, status
+from lab import backup, lifecycle, status
 from lab.errors import LabError
 from lab.profiles import PROFILES
-from lab.topology import COMPONENTS, DEFAULT_DIR, DEFAULT_IMAGE_CACHE, Plan
+from lab.topology import COMPONENTS, DEFAULT_DIR, DEFAULT_IMAGE_CACHE, Plan, etcd_members
 
 ENV_DIR = "PB_LAB_DIR"
 
@@ -45,6 +47,8 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     sub.required = True
     p = sub.add_parser("up", help="bring up a control plane and N worker nodes", parents=parents)
     p.add_argument("--workers", type=int, default=3, help="number of worker nodes (default 3)")
+    p.add_argument("--etcd-members", type=int, default=1, choices=(1, 3),
+                   help="etcd as one member or a three-member cluster (etcd-1..3) in the control plane")
     p.add_argument("--profile", choices=sorted(PROFILES), default="default",
                    help="timings: default (Kubernetes') or fast (short failure detection)")
     p.add_argument("--image-cache", type=Path, default=DEFAULT_IMAGE_CACHE,
@@ -52,7 +56,9 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     _add_dir(p)
     p = sub.add_parser("down", help="remove everything the lab made", parents=parents)
     _add_dir(p)
-    p = sub.add_parser("status", help="health of every lab component", parents=parents)
+    p = sub.add_parser("status", help="health of every lab component, the etcd members, the nodes",
+                       parents=parents)
+    p.add_argument("-o", "--output", choices=("json",), default="")
     _add_dir(p)
     p = sub.add_parser("shell", help="run a command inside a lab host's network namespace", parents=parents)
     p.add_argument("host", metavar="NODE", help="node-1.., or control-plane")
@@ -61,9 +67,14 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     for verb in ("stop", "start"):
         p = sub.add_parser(verb, help=f"{verb} one component", parents=parents)
         p.add_argument("component", choices=[*COMPONENTS, "registry", "registry-forwarder",
-                                             "relay", "prometheus"])
+                                             "relay", "prometheus", *(m.record for m in etcd_members(Path(), 3))],
+                       help="a component (all of its processes), or one etcd member (etcd-1..3)")
         p.add_argument("--node", default="", help="only on this node (kubelet, proxy, containerd)")
         _add_dir(p)
+    p = sub.add_parser("restore", help="restore etcd from a snapshot (pbctl etcd snapshot save FILE)",
+                       parents=parents)
+    p.add_argument("file", type=Path, metavar="FILE")
+    _add_dir(p)
     p = sub.add_parser("open", help="print the dashboards' URLs", parents=parents)
     p.add_argument("what", nargs="?", default="dashboards", choices=["dashboards"])
     _add_dir(p)
@@ -83,12 +94,12 @@ async def run_lab(args: argparse.Namespace) -> int:
             if args.workers < 1 or args.workers > 9:
                 raise LabError("--workers must be between 1 and 9")
             plan = Plan(dir=lab_dir, workers=args.workers, profile=PROFILES[args.profile],
-                                image_cache=args.image_cache)
+                        image_cache=args.image_cache, etcd_count=args.etcd_members)
             return await lifecycle.up(plan)
         if cmd == "down":
             return await lifecycle.down(lab_dir)
         if cmd == "status":
-            return await status.status(lab_dir)
+            return await status.status(lab_dir, output=args.output)
         if cmd == "shell":
             rest = list(args.cmd)
             if rest and rest[0] == "--":
@@ -100,6 +111,8 @@ async def run_lab(args: argparse.Namespace) -> int:
             return await lifecycle.stop_component(lab_dir, args.component, args.node)
         if cmd == "start":
             return await lifecycle.start_component(lab_dir, args.component, args.node)
+        if cmd == "restore":
+            return await backup.restore(lab_dir, args.file)
         if cmd == "open":
             return await status.open_dashboards(lab_dir)
     except LabError as e:

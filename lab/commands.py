@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lab.topology import CLUSTER_CIDR, CP_IP, CP_NAME, LB_POOL, SERVICE_CIDR, NodeSpec, Plan
+from lab.topology import CLUSTER_CIDR, CP_IP, LB_POOL, SERVICE_CIDR, EtcdMember, NodeSpec, Plan
 from netproxy import main as proxy_main
 from node_agent import main as kubelet_main
 from pybernetes import options, ports
@@ -46,21 +46,26 @@ def _argv(component: str, cfg: Any, profile: dict[str, Any]) -> list[str]:
     return [*program(component), *options.to_argv(replace(cfg, **profile))]
 
 
-def etcd_argv(data: Path) -> list[str]:
-    client = f"http://127.0.0.1:{ports.ETCD_CLIENT}"
-    peer = f"http://127.0.0.1:{ports.ETCD_PEER}"
-    return ["etcd", f"--name={CP_NAME}", f"--data-dir={data}", f"--listen-client-urls={client}",
+def initial_cluster(members: list[EtcdMember]) -> str:
+    return ",".join(f"{m.name}={m.peer_url}" for m in members)
+
+
+def etcd_argv(member: EtcdMember, members: list[EtcdMember]) -> list[str]:
+    """One member of the lab's etcd (`members`: the whole cluster, one or more)."""
+    client, peer = member.client_url, member.peer_url
+    return ["etcd", f"--name={member.name}", f"--data-dir={member.data}", f"--listen-client-urls={client}",
             f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}", f"--initial-cluster={CP_NAME}={peer}",
+            f"--initial-advertise-peer-urls={peer}", f"--initial-cluster={initial_cluster(members)}",
+            *(["--initial-cluster-state=new", "--initial-cluster-token=pb-lab"] if len(members) > 1 else []),
             "--experimental-watch-progress-notify-interval=5s", "--logger=zap", "--log-outputs=stderr",
-            f"--listen-metrics-urls=http://127.0.0.1:{ports.ETCD_METRICS}",
+            f"--listen-metrics-urls=http://127.0.0.1:{member.metrics_port}",
             "--log-level=warn"]
 
 
 def apiserver_argv(plan: Plan) -> list[str]:
     cfg = apiserver_main.Config(
         data_dir=plan.path("control-plane", "apiserver"), bind_address="0.0.0.0", port=ports.APISERVER,
-        advertise_address=CP_IP, etcd_servers=[f"http://127.0.0.1:{ports.ETCD_CLIENT}"],
+        advertise_address=CP_IP, etcd_servers=[m.client_url for m in plan.etcd],
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
         service_cluster_ip_range=SERVICE_CIDR)
     return _argv("apiserver", cfg, plan.profile.apiserver)

@@ -7,6 +7,7 @@ says it serves, and returns a short note for the progress line. lab.lifecycle ru
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -46,12 +47,17 @@ def write_credentials(plan: Plan) -> dict[str, str]:
 
 
 async def start_etcd(plan: Plan, st: LabState) -> str:
-    data = plan.path("control-plane", "etcd")
-    data.mkdir(parents=True, exist_ok=True)
-    data.chmod(0o700)  # etcd's data is the apiserver's alone
-    rec = spawn(st, "etcd", "etcd", commands.etcd_argv(data), netns_name=CP_NETNS)
-    await wait_healthy(st, rec, "etcd")
-    return f"127.0.0.1:{ports.ETCD_CLIENT} in {CP_NETNS}"
+    """Every etcd member at once (a member of a cluster is healthy only once a quorum has met)."""
+    members = plan.etcd
+    st.info["etcd"] = [{"record": m.record, "name": m.name, "client": m.client_url, "peer": m.peer_url,
+                        "metrics_port": m.metrics_port} for m in members]
+    recs = []
+    for m in members:
+        m.data.mkdir(parents=True, exist_ok=True)
+        m.data.chmod(0o700)  # etcd's data is the apiserver's alone
+        recs.append(spawn(st, m.record, "etcd", commands.etcd_argv(m, members), netns_name=CP_NETNS))
+    await asyncio.gather(*(wait_healthy(st, rec, rec.name) for rec in recs))
+    return f"{','.join(f'127.0.0.1:{m.client_port}' for m in members)} in {CP_NETNS}"
 
 
 async def start_apiserver(plan: Plan, st: LabState) -> str:

@@ -70,6 +70,9 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
         "registry": f"http://{CP_IP}:{ports.REGISTRY}/v2/",
         "registry-forwarder": f"http://127.0.0.1:{ports.REGISTRY}/v2/",
     }
+    if c == "etcd":  # each member's own client port (a cluster's members differ)
+        urls["etcd"] = next((a.split("=", 1)[1].split(",")[0] + "/health" for a in rec.argv
+                             if a.startswith("--listen-client-urls=")), urls["etcd"])
     if c in urls:
         url = urls[c]
 

@@ -177,10 +177,17 @@ async def up(plan: Plan, out: Callable[[str], None] = print) -> int:
                 await print_summary(existing, out)
                 return 0
             out(f"lab in {plan.dir} is up but {len(dead)} processes are down; restarting them")
-            for rec in dead:
+
+            async def restart(rec: ProcessRecord) -> None:
                 t1 = time.monotonic()
                 await start_recorded(existing, rec)
                 out(f"restarted {rec.name} ... ok ({time.monotonic() - t1:.1f} s)")
+
+            # etcd members first and together (a cluster's members are healthy only with a quorum), then the rest.
+            await asyncio.gather(*(restart(r) for r in dead if r.component == "etcd"))
+            for rec in dead:
+                if rec.component != "etcd":
+                    await restart(rec)
             await print_summary(existing, out)
             return 0
         out(f"found an unfinished lab in {plan.dir}; tearing it down first")
@@ -273,6 +280,8 @@ async def start_recorded(st: LabState, rec: ProcessRecord, *, timeout: float = 3
 
 
 def _select(st: LabState, component: str, node: str) -> list[ProcessRecord]:
+    if component in st.processes and st.processes[component].component == "etcd":
+        return [st.processes[component]]  # one member of a cluster: etcd-2
     if component not in COMPONENTS and component not in ("registry", "registry-forwarder", "relay", "prometheus"):
         raise LabError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
     recs = st.find(component, node)
@@ -298,11 +307,18 @@ async def start_component(lab_dir: Path, component: str, node: str = "",
     st = LabState.load(lab_dir.resolve())
     if st is None:
         raise LabError(f"no lab in {lab_dir}")
-    for rec in _select(st, component, node):
+    async def start(rec: ProcessRecord) -> None:
         if rec.alive():
             out(f"already running: {rec.name} (pid {rec.pid})")
-            continue
+            return
         t0 = time.monotonic()
         new = await start_recorded(st, rec)
         out(f"started {new.name} (pid {new.pid}) ... ok ({time.monotonic() - t0:.1f} s)")
+
+    recs = _select(st, component, node)
+    if component == "etcd":  # a cluster's members are healthy only once a quorum runs: start them together
+        await asyncio.gather(*(start(rec) for rec in recs))
+        return 0
+    for rec in recs:
+        await start(rec)
     return 0

@@ -1,6 +1,6 @@
-"""What a running lab looks like: `lab status` (each process alive and healthy, then the Nodes), the summary
-after `lab up`, `lab shell`'s command line, `lab open` (the dashboard's URL, then Prometheus'), and the idle
-CPU/memory use the benchmarks report.
+"""What a running lab looks like: `lab status` (each process alive and healthy, the etcd members (lab.etcd_members),
+then the Nodes; `-o json` for all three), the summary after `lab up`, `lab shell`'s command line, `lab open` (the
+dashboard's URL, then Prometheus'), and the idle CPU/memory use the benchmarks report.
 
 Reads the lab's record (lab.state) and asks lab.health and, through the host relay, the apiserver.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lab import netns
+from lab import etcd_members, netns
 from lab.errors import LabError
 from lab.health import health_check, tcp_ok
 from lab.state import LabState, ProcessRecord
@@ -76,7 +77,7 @@ async def print_summary(st: LabState, out: Callable[[str], None] = print) -> Non
         out(f"  Prometheus: {st.info['prometheus_url']}")
 
 
-async def status(lab_dir: Path, out: Callable[[str], None] = print) -> int:
+async def status(lab_dir: Path, out: Callable[[str], None] = print, output: str = "") -> int:
     st = LabState.load(lab_dir.resolve())
     if st is None:
         out(f"no lab in {lab_dir}")
@@ -96,15 +97,24 @@ async def status(lab_dir: Path, out: Callable[[str], None] = print) -> int:
     order = {c: i for i, c in enumerate(("etcd", "apiserver", "relay", "scheduler", "controller-manager", "registry",
                                          "prometheus", "containerd", "registry-forwarder", "kubelet", "proxy"))}
     recs = sorted(st.processes.values(), key=lambda r: (r.node, order.get(r.component, 99), r.name))
-    rows = await asyncio.gather(*(one(r) for r in recs))
+    rows, etcd = await asyncio.gather(asyncio.gather(*(one(r) for r in recs)), etcd_members.members(st))
+    nodes = await node_rows(st) if any(r[0] == "apiserver" and r[4] == "ok" for r in rows) else []
+    bad = [r for r in rows if r[3] != "running" or r[4] == "FAILING"]
+    if output == "json":
+        keys = ("component", "host", "pid", "process", "health")
+        out(json.dumps({"complete": st.complete, "processes": [dict(zip(keys, r, strict=True)) for r in rows],
+                        "etcd": etcd, "nodes": [dict(zip(("name", "status", "internalIP", "podCIDR", "version"), n,
+                                                         strict=True)) for n in nodes]}, indent=2))
+        return 1 if bad else 0
     out(table([("COMPONENT", "HOST", "PID", "PROCESS", "HEALTH"), *rows]))
     if not st.complete:
         out("(lab up did not finish)")
-    nodes = await node_rows(st) if any(r[0] == "apiserver" and r[4] == "ok" for r in rows) else []
+    if etcd:
+        out("")
+        out(table([etcd_members.HEADER, *etcd_members.rows(etcd)]))
     if nodes:
         out("")
         out(table([("NAME", "STATUS", "INTERNAL-IP", "POD-CIDR", "VERSION"), *nodes]))
-    bad = [r for r in rows if r[3] != "running" or r[4] == "FAILING"]
     return 1 if bad else 0
 
 

@@ -10,7 +10,8 @@ All namespaces are named `pb-...` and joined by a bridge in `pb-lab-br` that has
     root namespace                 only relays on 127.0.0.1 -> the apiserver (and Prometheus), so `pbctl`
                                    works from the host with <lab-dir>/admin.conf (lab.processes.start_relay)
 
-Every component listens on its pybernetes.ports default inside its own namespace.
+Every component listens on its pybernetes.ports default inside its own namespace; with `--etcd-members 3` the
+etcd members etcd-1..3 listen on 2379/12379/22379 (peers 2380.., metrics 2381..) of the control plane's loopback.
 
 Pod CIDRs are fixed, node-i gets 10.244.i.0/24: the lab creates the Node objects with spec.podCIDR before
 the kubelets start (node IPAM in the controller manager keeps a podCIDR that is already set), passes the
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from lab import netns
 from lab.profiles import PROFILES, Profile
+from pybernetes import ports
 
 DEFAULT_DIR = Path("/var/lib/pybernetes/lab")
 DEFAULT_IMAGE_CACHE = Path("/var/tmp/pybernetes-images")
@@ -59,6 +61,42 @@ class NodeSpec:
         return f"10.244.{self.index}.0/24"
 
 
+# etcd members beyond the first listen 10000 ports higher each (2379, 12379, 22379), as etcd's own Procfile
+# spreads a local cluster; all of them on the control plane's loopback.
+ETCD_MEMBER_PORT_STEP = 10_000
+
+
+@dataclass(frozen=True)
+class EtcdMember:
+    """One etcd process of the lab: a single member keeps the record name `etcd`, the member name
+    `control-plane` and data dir control-plane/etcd; members of a cluster are etcd-1.. with their own dirs."""
+
+    record: str  # the process record's name (`lab stop etcd-2`)
+    name: str  # etcd's --name
+    data: Path
+    client_port: int
+    peer_port: int
+    metrics_port: int
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+
+def etcd_members(lab_dir: Path, count: int) -> list[EtcdMember]:
+    if count == 1:
+        return [EtcdMember("etcd", CP_NAME, lab_dir / "control-plane" / "etcd", ports.ETCD_CLIENT, ports.ETCD_PEER,
+                           ports.ETCD_METRICS)]
+    step = ETCD_MEMBER_PORT_STEP
+    return [EtcdMember(f"etcd-{i}", f"etcd-{i}", lab_dir / "control-plane" / f"etcd-{i}",
+                       ports.ETCD_CLIENT + step * (i - 1), ports.ETCD_PEER + step * (i - 1),
+                       ports.ETCD_METRICS + step * (i - 1)) for i in range(1, count + 1)]
+
+
 @dataclass
 class Plan:
     """The lab `lab up` makes: its directory, worker nodes, timing profile and image cache."""
@@ -68,11 +106,16 @@ class Plan:
     profile: Profile = PROFILES["default"]
     image_cache: Path = DEFAULT_IMAGE_CACHE
     nodes: list[NodeSpec] = field(default_factory=list)
+    etcd_count: int = 1  # `lab up --etcd-members N`
 
     def __post_init__(self) -> None:
         self.dir = self.dir.resolve()
         if not self.nodes:
             self.nodes = [NodeSpec(f"node-{i}", i) for i in range(1, self.workers + 1)]
+
+    @property
+    def etcd(self) -> list[EtcdMember]:
+        return etcd_members(self.dir, self.etcd_count)
 
     @property
     def namespaces(self) -> list[str]:

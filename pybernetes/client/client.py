@@ -270,6 +270,17 @@ class Client:
         finally:
             call.cancel()
 
+    async def etcd_snapshot(self) -> AsyncIterator[pb.EtcdSnapshotChunk]:
+        """etcd's snapshot, streamed by the apiserver (admins only); no deadline, a large database takes time."""
+        call = self._stub.EtcdSnapshot(pb.EtcdSnapshotRequest(), metadata=self._md)
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+        finally:
+            call.cancel()
+
     async def node_stats(self, node: str) -> pb.StatsSummary:
         """The node's resource usage summary from its kubelet, through the apiserver (nodes/proxy)."""
         out: pb.StatsSummary = await self._call(self._stub.NodeStats, pb.NodeStatsRequest(node=node))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pybernetes import errors
 
+ADMIN_GROUP = "system:masters"  # Kubernetes' group of cluster admins (admin.conf's user)
+
 
 @dataclass(frozen=True)
 class User:
@@ -59,7 +61,7 @@ def ensure_admin_token(path: Path) -> str:
     """The admin token from the tokens file, creating the file (0600) with one if needed."""
     if path.exists():
         for tok, user in TokenAuthenticator.from_file(path).tokens.items():
-            if "system:masters" in user.groups:
+            if ADMIN_GROUP in user.groups:
                 return tok
     token = secrets.token_hex(24)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@ and the allocator's repair loop.
 
 `run(cfg, ready, stop)` is the shape every component shares: the lab, systemd and tests start it the same
 way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s'
-embedded default). On first start it writes <data-dir>/admin.conf (0600) and says how to use it.
+embedded default; --restore-from restores it from a snapshot first). On first start it writes
+<data-dir>/admin.conf (0600) and says how to use it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .rest import Rest
 from .server import APIServicer
 from .storage.embedded import EmbeddedEtcd
 from .storage.etcd import EtcdClient
+from .storage.restore import restore_embedded
 from .storage.store import Store
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -48,15 +50,20 @@ class Config:
     port: int = opt(ports.APISERVER, "--secure-port", "--port", help="the API (gRPC)")
     advertise_address: str = opt("", help="address written into admin.conf")
     etcd_servers: list[str] = opt([], help="comma-separated etcd URLs; empty = embedded etcd")
-    etcd_client_port: int = opt(ports.ETCD_CLIENT)
-    etcd_peer_port: int = opt(ports.ETCD_PEER)
-    etcd_metrics_port: int = opt(ports.ETCD_METRICS, help="embedded etcd's /metrics port (0: only on the client port)")
+    # The embedded etcd's ports: 0 picks free loopback ports (logged), so standalone apiservers, tests and a lab
+    # run side by side; deploy/install.sh gives Kubernetes' numbers.
+    etcd_client_port: int = opt(0, help="embedded etcd's client port (0: a free one)")
+    etcd_peer_port: int = opt(0, help="embedded etcd's peer port (0: a free one)")
+    etcd_metrics_port: int = opt(0, help="embedded etcd's /metrics port (0: a free one)")
     token_auth_file: Path | None = opt(None)
+    restore_from: Path | None = opt(None, help="an etcd snapshot (pbctl etcd snapshot save) to restore the embedded"
+                                    " etcd from before starting (once: the same file again is skipped)")
     compaction_interval: float = opt(300.0, "--etcd-compaction-interval",
                                      help="seconds between compactions (0 disables)")
     watch_cache_size: int = opt(10_000)
     bookmark_interval: float = opt(5.0)
-    health_port: int = opt(ports.APISERVER_HEALTH, help="HTTP port for /metrics, /healthz, /readyz")
+    health_port: int = opt(0, help="HTTP port for /metrics, /healthz, /readyz (0: Kubernetes' beside the default"
+                                   " API port, else a free one)")
     admin_config: Path | None = opt(None, help="where to write admin.conf")
     service_cluster_ip_range: str = opt("10.96.0.0/16")
     service_node_port_range: str = opt(f"{ports.NODE_PORT_RANGE[0]}-{ports.NODE_PORT_RANGE[1]}")
@@ -112,6 +119,14 @@ async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
         await rest.update("endpoints", "default", ep.SerializeToString())
 
 
+def health_port(cfg: Config) -> int:
+    """--health-port, or for 0: Kubernetes' health port beside the default API port (the two come as a pair; a
+    second apiserver on this host fails on the API port first), else a free port."""
+    if cfg.health_port:
+        return cfg.health_port
+    return ports.APISERVER_HEALTH if cfg.port == ports.APISERVER else ports.free_port()
+
+
 async def compactor(store: Store, interval: float) -> None:
     """Compact etcd to the revision seen one interval ago, as kube-apiserver does (default 5 min)."""
     last = 0
@@ -133,11 +148,19 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     embedded: EmbeddedEtcd | None = None
     endpoints = cfg.etcd_servers
     if not endpoints:
-        embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port,
-                                peer_port=cfg.etcd_peer_port, metrics_port=cfg.etcd_metrics_port)
-        log.info("starting embedded etcd data_dir=%s port=%d", cfg.data_dir / "etcd", cfg.etcd_client_port)
-        await embedded.start()
+        embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port or ports.free_port(),
+                                peer_port=cfg.etcd_peer_port or ports.free_port(),
+                                metrics_port=cfg.etcd_metrics_port or ports.free_port())
+        log.info("starting embedded etcd data_dir=%s client_port=%d peer_port=%d metrics_port=%d",
+                 embedded.data_dir, embedded.client_port, embedded.peer_port, embedded.metrics_port)
+        if cfg.restore_from is not None:
+            await restore_embedded(cfg.restore_from, embedded)
+        else:
+            await embedded.start()
         endpoints = [embedded.endpoint]
+    elif cfg.restore_from is not None:
+        raise errors.ConfigError("--restore-from restores the embedded etcd; for an etcd of your own use "
+                                 "`pbctl etcd snapshot restore` (see docs/backup.md)")
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
     authn = TokenAuthenticator.from_file(tokens_path)
@@ -151,7 +174,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)
     pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, kubelets=kubelets), server)
-    health = HealthServer(cfg.bind_address, cfg.health_port)
+    health = HealthServer(cfg.bind_address, health_port(cfg))
 
     async def etcd_ok() -> None:
         await etcd.status()
@@ -173,7 +196,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
             https = HttpServer(rest, authn, pki, ready_check=etcd_ok)
             cfg.https_port = await https.start(cfg.bind_address, cfg.https_port)
         # -- end issue 13 ----------------------------------------------------------------------------------
-        await health.start()
+        try:
+            await health.start()
+        except OSError as e:
+            raise errors.ConfigError(f"health port {health.port} on {cfg.bind_address}: {e.strerror}"
+                                     " (--health-port; 0 picks a free one)") from e
         if cfg.compaction_interval > 0:
             tasks.append(asyncio.create_task(compactor(store, cfg.compaction_interval)))
 

@@ -17,7 +17,7 @@ from pbctl import verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "get", "describe", "delete", "edit", "label", "annotate", "scale", "rollout",
-              "api-resources", "explain", "logs", "exec", "top", "trace", "dashboard", "version", "config"]
+              "api-resources", "explain", "logs", "exec", "top", "trace", "dashboard", "version", "etcd", "config"]
 
 GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
 
@@ -54,6 +54,11 @@ ARGUMENTS = {
     "trace": ["resources", "--output", "--no-headers"],
     "dashboard": ["--address", "--port", "--readyz"],
     "version": ["--client", "--output"],
+    "etcd": [],
+    "etcd snapshot": [],
+    "etcd snapshot save": ["file"],
+    "etcd snapshot status": ["file", "--output"],
+    "etcd snapshot restore": ["file", "--lab", "--data-dir", "--dir", "--name", "--initial-advertise-peer-urls"],
     "config": [],
     "config view": ["--raw", "--minify", "--output"],
     "config current-context": [],

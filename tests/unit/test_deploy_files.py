@@ -20,7 +20,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
+# Scheduled jobs (a oneshot service and its timer) are not daemons: they have a shape of their own.
+JOBS = {"pb-etcd-backup"}
+UNITS = sorted(u for u in (DEPLOY / "systemd").glob("*.service") if u.stem not in JOBS)
 SCRIPTS = [DEPLOY / "install.sh", DEPLOY / "vagrant" / "build-box.sh", DEPLOY / "vagrant" / "provision.sh",
            DEPLOY / "vagrant" / "prep.sh"]
 EXPECTED_UNITS = {"pb-apiserver", "pb-scheduler", "pb-controller-manager", "pb-kubelet", "pb-proxy",
@@ -71,8 +73,23 @@ def test_unit_shape(unit: Path) -> None:
         assert "pb-containerd.service" in cp["Unit"]["Wants"]
 
 
+def test_etcd_backup_job_shape() -> None:
+    assert {u.name for u in (DEPLOY / "systemd").glob("pb-etcd-backup.*")} == \
+        {"pb-etcd-backup.service", "pb-etcd-backup.timer"}
+    svc = parse_unit(DEPLOY / "systemd" / "pb-etcd-backup.service")
+    assert svc["Service"]["Type"] == "oneshot"
+    assert svc["Service"]["EnvironmentFile"] == "-/etc/default/pb-etcd-backup"
+    assert svc["Service"]["UMask"] == "0077"  # a snapshot holds every secret of the cluster
+    assert "/opt/pybernetes/bin/pbctl etcd snapshot save" in svc["Service"]["ExecStart"]
+    assert "pb-apiserver.service" in svc["Unit"]["After"]
+    timer = parse_unit(DEPLOY / "systemd" / "pb-etcd-backup.timer")
+    assert timer.sections() == ["Unit", "Timer", "Install"]
+    assert timer["Timer"]["Persistent"] == "true" and timer["Install"]["WantedBy"] == "timers.target"
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("unit", [*UNITS, *(DEPLOY / "systemd" / f"{j}.{kind}" for j in sorted(JOBS)
+                                            for kind in ("service", "timer"))], ids=lambda p: p.name)
 def test_systemd_analyze_verify(unit: Path) -> None:
     res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     # The binaries exist only after install.sh; every other complaint is a real one.

@@ -31,7 +31,7 @@ FLAGS = {
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
-        "--kubelet-client-token-file", "--secure-port", "--port", "--service-cluster-ip-range",
+        "--kubelet-client-token-file", "--restore-from", "--secure-port", "--port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
         "--https-port", "--cert-dir"},
     "pb-scheduler": {
@@ -128,7 +128,7 @@ def test_round_trip_of_every_option(prog: str) -> None:
 
 @pytest.mark.parametrize("prog", COMPONENTS)
 def test_only_what_differs_is_written(prog: str) -> None:
-    assert options.to_argv(COMPONENTS[prog].Config(health_port=0)) == ["--health-port=0"]
+    assert options.to_argv(COMPONENTS[prog].Config(health_port=1)) == ["--health-port=1"]
 
 
 def test_aliases() -> None:
@@ -147,9 +147,13 @@ def test_aliases() -> None:
 
 def test_port_defaults_are_the_named_ports() -> None:
     a = apiserver.Config()
-    assert (a.port, a.health_port) == (ports.APISERVER, ports.APISERVER_HEALTH)
-    assert (a.etcd_client_port, a.etcd_peer_port, a.etcd_metrics_port) == \
-        (ports.ETCD_CLIENT, ports.ETCD_PEER, ports.ETCD_METRICS)
+    assert a.port == ports.APISERVER
+    # A standalone apiserver's other ports are picked (0) unless given: two of them, or tests and a lab, coexist.
+    assert (a.health_port, a.etcd_client_port, a.etcd_peer_port, a.etcd_metrics_port) == (0, 0, 0, 0)
+    assert apiserver.health_port(a) == ports.APISERVER_HEALTH  # beside the default API port: Kubernetes' pair
+    other = apiserver.health_port(apiserver.Config(port=7443))
+    assert other != ports.APISERVER_HEALTH and ports.PORT_RANGE[0] <= other <= ports.PORT_RANGE[1]
+    assert apiserver.health_port(apiserver.Config(port=7443, health_port=7444)) == 7444
     assert scheduler.Config().health_port == ports.SCHEDULER
     assert controller_manager.Config().health_port == ports.CONTROLLER_MANAGER
     assert (kubelet.Config().port, kubelet.Config().health_port) == (ports.KUBELET, ports.KUBELET_HEALTH)

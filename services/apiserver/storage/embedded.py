@@ -52,6 +52,10 @@ class EmbeddedEtcd:
         return f"http://127.0.0.1:{self.client_port}"
 
     @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir / "etcd.log"
 
@@ -61,7 +65,7 @@ class EmbeddedEtcd:
 
     def _args(self) -> list[str]:
         client = self.endpoint
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        peer = self.peer_url
         return [
             self.binary,
             f"--name={self.name}",

@@ -1,7 +1,8 @@
 """Minimal asyncio etcd v3 client: the only code in pybernetes that speaks etcd's gRPC API.
 
 It exposes exactly what the apiserver's storage layer needs (get, paginated range, guarded
-create/update/delete transactions, compaction, watch with prev_kv and progress notifications)
+create/update/delete transactions, compaction, watch with prev_kv and progress notifications, the
+snapshot stream for backups)
 and translates gRPC failures into the project's own StorageError tree. It never retries writes and
 never silently re-establishes a watch: callers must re-list and re-watch so no event is lost.
 """
@@ -212,6 +213,11 @@ class EtcdClient:
             request_serializer=rpc_pb2.StatusRequest.SerializeToString,
             response_deserializer=rpc_pb2.StatusResponse.FromString,
         )
+        self._snapshot = ch.unary_stream(
+            "/etcdserverpb.Maintenance/Snapshot",
+            request_serializer=rpc_pb2.SnapshotRequest.SerializeToString,
+            response_deserializer=rpc_pb2.SnapshotResponse.FromString,
+        )
         self._watch = ch.stream_stream(
             "/etcdserverpb.Watch/Watch",
             request_serializer=rpc_pb2.WatchRequest.SerializeToString,
@@ -293,6 +299,15 @@ class EtcdClient:
             revision=r.header.revision,
             errors=list(r.errors),
         )
+
+    async def snapshot(self) -> AsyncIterator[tuple[bytes, int, int]]:
+        """etcd's backend as (blob, remaining_bytes, header revision) chunks; the last blob is the sha256 of the
+        bytes before it. No deadline: a large database takes as long as it takes."""
+        try:
+            async for r in self._snapshot(rpc_pb2.SnapshotRequest()):
+                yield r.blob, r.remaining_bytes, r.header.revision
+        except grpc.aio.AioRpcError as e:
+            self._fail(e)
 
     # ---- guarded writes ----------------------------------------------------------------------
 

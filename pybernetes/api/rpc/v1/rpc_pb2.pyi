@@ -872,3 +872,50 @@ class NodeStatsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeStatsRequest: _TypeAlias = NodeStatsRequest  # noqa: Y015
+
+@_typing.final
+class EtcdSnapshotRequest(_message.Message):
+    """etcd's snapshot (its Maintenance.Snapshot), streamed through the apiserver, the only process that reaches
+    etcd; admins only (group system:masters). The data chunks concatenated are etcd's file: a bolt database
+    followed by the sha256 of it, as `etcdctl snapshot save` writes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EtcdSnapshotRequest: _TypeAlias = EtcdSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class EtcdSnapshotChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    REMAINING_BYTES_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    remaining_bytes: _builtins.int
+    """Bytes etcd still has to send after this chunk."""
+    revision: _builtins.int
+    """etcd's revision when the snapshot began (every chunk; at least this, read just before it began)."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        remaining_bytes: _builtins.int = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "remaining_bytes", b"remaining_bytes", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EtcdSnapshotChunk: _TypeAlias = EtcdSnapshotChunk  # noqa: Y015

@@ -89,6 +89,11 @@ class APIStub:
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.NodeStatsRequest.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.FromString,
                 _registered_method=True)
+        self.EtcdSnapshot = channel.unary_stream(
+                '/pybernetes.rpc.v1.API/EtcdSnapshot',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotRequest.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotChunk.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -160,6 +165,12 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EtcdSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +228,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.NodeStats,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.NodeStatsRequest.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.SerializeToString,
+            ),
+            'EtcdSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.EtcdSnapshot,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotRequest.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -516,6 +532,33 @@ class API:
             '/pybernetes.rpc.v1.API/NodeStats',
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.NodeStatsRequest.SerializeToString,
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EtcdSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pybernetes.rpc.v1.API/EtcdSnapshot',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotRequest.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,7 @@ class APIStub:
     PodLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
     PodExec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
     NodeStats: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]
+    EtcdSnapshot: _grpc.UnaryStreamMultiCallable[_rpc_pb2.EtcdSnapshotRequest, _rpc_pb2.EtcdSnapshotChunk]
 
 @_typing.type_check_only
 class APIAsyncStub(APIStub):
@@ -62,6 +63,7 @@ class APIAsyncStub(APIStub):
     PodLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
     PodExec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
     NodeStats: _aio.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]  # type: ignore[assignment]
+    EtcdSnapshot: _aio.UnaryStreamMultiCallable[_rpc_pb2.EtcdSnapshotRequest, _rpc_pb2.EtcdSnapshotChunk]  # type: ignore[assignment]
 
 class APIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -140,6 +142,13 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         request: _rpc_pb2.NodeStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rpc_pb2.StatsSummary, _abc.Awaitable[_rpc_pb2.StatsSummary]]: ...
+
+    @_abc_1.abstractmethod
+    def EtcdSnapshot(
+        self,
+        request: _rpc_pb2.EtcdSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.EtcdSnapshotChunk], _abc.AsyncIterator[_rpc_pb2.EtcdSnapshotChunk]]: ...
 
 def add_APIServicer_to_server(servicer: APIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,0 +1,122 @@
+"""The lab's three-member etcd on real processes, recorded as `lab up --etcd-members 3` records them but
+without network namespaces (free ports on loopback): started together, `lab status`'s member rows (one
+leader), `lab stop etcd-2` / `lab start etcd-2`, `lab stop etcd` / `lab start etcd`, and `lab restore`
+rebuilding all three members from one snapshot under a running apiserver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import backup, commands, control_plane, etcd_members, lifecycle
+from lab.health import tcp_ok, wait_for
+from lab.processes import spawn
+from lab.state import LabState, ProcessRecord
+from lab.topology import EtcdMember, Plan
+from pbctl.main import run as pbctl
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client import config as client_config
+from pybernetes.client.client import Client
+from pybernetes.ports import free_port
+from services.apiserver.auth import ensure_admin_token
+
+pytestmark = pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which("curl") is None,
+                                reason="etcdctl and curl are needed")
+
+
+def loopback_members(lab_dir: Path) -> list[EtcdMember]:
+    return [EtcdMember(f"etcd-{i}", f"etcd-{i}", lab_dir / "control-plane" / f"etcd-{i}", free_port(), free_port(),
+                       free_port()) for i in (1, 2, 3)]
+
+
+async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    members = loopback_members(tmp_path)
+    plan = Plan(dir=tmp_path, etcd_count=3)
+    monkeypatch.setattr(Plan, "etcd", property(lambda self: members))
+    monkeypatch.setattr(control_plane, "CP_NETNS", "")  # no namespaces: spawn in this one
+    st = LabState(dir=str(tmp_path))
+    st.save()
+    api_port = free_port()
+    real_start = lifecycle.start_recorded
+
+    async def start(st: LabState, rec: ProcessRecord, *, timeout: float = 30.0) -> ProcessRecord:
+        if rec.component != "apiserver":  # its lab health check is on the fixed health port
+            return await real_start(st, rec, timeout=timeout)
+        new = spawn(st, rec.name, rec.component, rec.argv)
+        await wait_for(lambda: tcp_ok("127.0.0.1", api_port), rec.name, timeout=timeout, rec=new)
+        return new
+
+    monkeypatch.setattr(backup, "start_recorded", start)
+    try:
+        note = await control_plane.start_etcd(plan, st)
+        assert all(f"127.0.0.1:{m.client_port}" in note for m in members)
+        assert commands.initial_cluster(members) in " ".join(st.processes["etcd-2"].argv)
+        rows = await etcd_members.members(st)
+        assert [r["member"] for r in rows] == ["etcd-1", "etcd-2", "etcd-3"]
+        assert sum(r["leader"] for r in rows) == 1 and len({r["id"] for r in rows}) == 3
+        assert all(r["raftIndex"] > 0 and r["dbSize"] > 0 for r in rows)
+        assert etcd_members.rows(rows)[0][:2] == ("etcd-1", members[0].client_url)
+
+        # One member down: the others keep a leader; `lab status` shows it stopped.
+        await lifecycle.stop_component(tmp_path, "etcd-2", out=lambda _: None)
+        after = LabState.load(tmp_path)
+        assert after is not None
+        rows = await etcd_members.members(after)
+        assert rows[1]["error"] == "stopped" and sum(r.get("leader", False) for r in rows) == 1
+        await lifecycle.start_component(tmp_path, "etcd-2", out=lambda _: None)
+        # `lab stop etcd` / `lab start etcd`: every member, started together (none is healthy alone).
+        await lifecycle.stop_component(tmp_path, "etcd", out=lambda _: None)
+        await lifecycle.start_component(tmp_path, "etcd", out=lambda _: None)
+        after = LabState.load(tmp_path)
+        assert after is not None
+        assert all("error" not in r for r in await etcd_members.members(after))
+
+        # The apiserver on every endpoint; a snapshot; a change; restore all three members.
+        token = ensure_admin_token(tmp_path / "tokens.csv")
+        servers = ",".join(m.client_url for m in members)
+        spawn(after, "apiserver", "apiserver", [str(Path(sys.executable).parent / "pb-apiserver"),
+                                                f"--data-dir={tmp_path / 'apiserver'}", f"--port={api_port}",
+                                                f"--etcd-servers={servers}", "--etcd-compaction-interval=0",
+                                                f"--token-auth-file={tmp_path / 'tokens.csv'}"])
+        await wait_for(lambda: tcp_ok("127.0.0.1", api_port), "apiserver", timeout=30)
+        conf = tmp_path / "admin.conf"
+        client_config.write(conf, f"127.0.0.1:{api_port}", token)
+        async with Client(f"127.0.0.1:{api_port}", token=token, timeout=10) as c:
+            for _ in range(100):
+                if "default" in {n.metadata.name for n in (await c.list(core.Namespace)).items}:
+                    break
+                await asyncio.sleep(0.1)
+            cm = core.ConfigMap()
+            cm.metadata.name, cm.metadata.namespace = "in-snapshot", "default"
+            await c.create(cm)
+            snap = tmp_path / "etcd.db"
+            assert await pbctl(["--config", str(conf), "etcd", "snapshot", "save", str(snap)]) == 0
+            cm.metadata.name = "after-snapshot"
+            await c.create(cm)
+        assert await backup.restore(tmp_path, snap, out=lambda _: None) == 0
+        for _ in range(100):
+            try:
+                async with Client(f"127.0.0.1:{api_port}", token=token, timeout=5) as c:
+                    names = {m.metadata.name for m in (await c.list(core.ConfigMap, namespace="default")).items}
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        assert names == {"in-snapshot"}
+        final = LabState.load(tmp_path)
+        assert final is not None
+        rows = await etcd_members.members(final)
+        assert all("error" not in r for r in rows) and sum(r["leader"] for r in rows) == 1
+        assert len({r["revision"] for r in rows}) == 1  # one cluster, one history
+        for m in members:
+            assert [p for p in m.data.parent.iterdir() if p.name.startswith(f"{m.data.name}.before-restore-")]
+    finally:
+        capsys.readouterr()
+        loaded = LabState.load(tmp_path)
+        for rec in (loaded.processes.values() if loaded else []):
+            rec.stop(10)

@@ -1,0 +1,43 @@
+"""The lab's etcd: one member as before (record `etcd`, member control-plane, Kubernetes' ports), or three
+members etcd-1..3 on distinct ports with one initial cluster, every endpoint given to the apiserver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab import commands
+from lab.topology import Plan
+from pybernetes import ports
+
+
+def flags(argv: list[str]) -> dict[str, str]:
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+
+
+def test_one_member_is_the_lab_as_it_was(tmp_path: Path) -> None:
+    plan = Plan(dir=tmp_path)
+    [m] = plan.etcd
+    assert (m.record, m.name, m.data) == ("etcd", "control-plane", tmp_path / "control-plane" / "etcd")
+    f = flags(commands.etcd_argv(m, plan.etcd))
+    assert f["listen-client-urls"] == f"http://127.0.0.1:{ports.ETCD_CLIENT}"
+    assert f["initial-cluster"] == f"control-plane=http://127.0.0.1:{ports.ETCD_PEER}"
+    assert f["listen-metrics-urls"] == f"http://127.0.0.1:{ports.ETCD_METRICS}"
+    assert "initial-cluster-state" not in f
+    assert flags(commands.apiserver_argv(plan))["etcd-servers"] == f"http://127.0.0.1:{ports.ETCD_CLIENT}"
+
+
+def test_three_members(tmp_path: Path) -> None:
+    plan = Plan(dir=tmp_path, etcd_count=3)
+    ms = plan.etcd
+    assert [m.record for m in ms] == [m.name for m in ms] == ["etcd-1", "etcd-2", "etcd-3"]
+    used = [p for m in ms for p in (m.client_port, m.peer_port, m.metrics_port)]
+    assert len(set(used)) == 9 and ms[0].client_port == ports.ETCD_CLIENT
+    assert all(not ports.NODE_PORT_RANGE[0] <= p <= ports.NODE_PORT_RANGE[1] for p in used)
+    assert len({m.data for m in ms}) == 3
+    cluster = ",".join(f"{m.name}={m.peer_url}" for m in ms)
+    for m in ms:
+        f = flags(commands.etcd_argv(m, ms))
+        assert f["name"] == m.name and f["data-dir"] == str(m.data)
+        assert f["initial-cluster"] == cluster and f["initial-cluster-state"] == "new"
+        assert f["listen-client-urls"] == f["advertise-client-urls"] == m.client_url
+    assert flags(commands.apiserver_argv(plan))["etcd-servers"] == ",".join(m.client_url for m in ms)
