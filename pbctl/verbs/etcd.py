@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pbctl import plugins, verb, verbs
 from pbctl.common import CliError, Ctx, err, out
-from pybernetes import etcdsnapshot
+from pybernetes import etcdsnapshot, ports
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--data-dir", type=Path, help="a new etcd data dir for an etcd you run yourself")
     rs.add_argument("--dir", type=Path, default=None, help="with --lab: the lab directory")
     rs.add_argument("--name", default="default", help="with --data-dir: the member's name")
-    rs.add_argument("--initial-advertise-peer-urls", default="http://localhost:2380",
+    rs.add_argument("--initial-advertise-peer-urls", default=f"http://localhost:{ports.ETCD_PEER}",
                     help="with --data-dir: the member's peer URL")
 
 
