@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -31,8 +32,8 @@ async def raw_create_rate(
     """Run n_tasks concurrent create() loops on distinct keys for `seconds`; return rate and latencies."""
     value = os.urandom(value_size)
     run = os.urandom(4).hex()  # unique key space per run so reruns against one etcd never collide
-    res = await closed_loop(lambda w, i: client.create(f"/bench/raw/{run}/{w}/{i}".encode(), value), n_tasks,
-                            seconds)
+    keys = (f"/bench/raw/{run}/{i}".encode() for i in itertools.count())
+    res = await closed_loop(lambda _w: client.create(next(keys), value), n_tasks, seconds)
     return {"ops": res["ops"], "errors": res["errors"], "creates_per_s": res["per_s"], "p50_ms": res["p50_ms"],
             "p99_ms": res["p99_ms"], "tasks": n_tasks, "value_size": value_size}
 

@@ -2,17 +2,20 @@
 
 - `closed_loop`: N tasks each issuing the next call as soon as the last returns (throughput);
 - `open_loop`: one call every 1/rate s whatever earlier ones take (latency at a steady rate);
+- `interleaved`: several ops (a figure and its ceiling) under one of those shapes in alternating slices
+  (A B A B ...), so that the load other processes put on the machine falls on each alike;
 - `pct`: a percentile in milliseconds.
+An op is called with its task's number (to pick a channel); ops name their objects themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
 
-Op = Callable[[int, int], Awaitable[object]]  # (task, i) -> a call
+Op = Callable[[int], Awaitable[object]]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -23,56 +26,76 @@ def pct(values: list[float], p: float) -> float:
     return round(v[min(len(v) - 1, int(len(v) * p))] * 1000, 2)
 
 
-async def closed_loop(op: Op, tasks: int, seconds: float) -> dict[str, Any]:
-    """`tasks` concurrent loops of op(task, i) for `seconds`: ops, errors, per_s, p50/p99 (ms)."""
-    lat: list[float] = []
-    errors = 0
+class _Tally:
+    """Latencies, errors and busy time of one op over one or more slices."""
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.errors = 0
+        self.elapsed = 0.0
+
+    async def call(self, op: Op, task: int) -> None:
+        t = time.perf_counter()
+        try:
+            await op(task)
+        except Exception:
+            self.errors += 1
+        self.lat.append(time.perf_counter() - t)
+
+    def summary(self) -> dict[str, Any]:
+        ok = len(self.lat) - self.errors
+        return {"ops": ok, "errors": self.errors, "per_s": round(ok / self.elapsed, 1) if self.elapsed else 0.0,
+                "p50_ms": pct(self.lat, 0.5), "p99_ms": pct(self.lat, 0.99)}
+
+
+async def _closed(op: Op, tasks: int, seconds: float, tally: _Tally) -> None:
     deadline = time.perf_counter() + seconds
 
     async def worker(w: int) -> None:
-        nonlocal errors
-        i = 0
         while time.perf_counter() < deadline:
-            t = time.perf_counter()
-            try:
-                await op(w, i)
-            except Exception:
-                errors += 1
-            lat.append(time.perf_counter() - t)
-            i += 1
+            await tally.call(op, w)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(tasks)))
-    elapsed = time.perf_counter() - start
-    return {"ops": len(lat) - errors, "errors": errors, "per_s": round((len(lat) - errors) / elapsed, 1),
-            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
+    tally.elapsed += time.perf_counter() - start
 
 
-async def open_loop(op: Op, rate: float, seconds: float) -> dict[str, Any]:
-    """op(0, i) started every 1/rate s for `seconds`: achieved rate, errors, p50/p99 (ms)."""
-    lat: list[float] = []
-    errors = 0
+async def _open(op: Op, rate: float, seconds: float, tally: _Tally) -> None:
     pending: set[asyncio.Task[None]] = set()
-
-    async def one(i: int) -> None:
-        nonlocal errors
-        t = time.perf_counter()
-        try:
-            await op(0, i)
-        except Exception:
-            errors += 1
-        lat.append(time.perf_counter() - t)
-
     start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
+    for i in range(int(rate * seconds)):
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(i))
+        task = asyncio.create_task(tally.call(op, 0))
         pending.add(task)
         task.add_done_callback(pending.discard)
     await asyncio.gather(*pending)
-    achieved = n / (time.perf_counter() - start)
-    return {"rate": rate, "achieved_per_s": round(achieved, 1), "errors": errors,
-            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
+    tally.elapsed += time.perf_counter() - start
+
+
+async def closed_loop(op: Op, tasks: int, seconds: float) -> dict[str, Any]:
+    """`tasks` concurrent loops of op for `seconds`: ops, errors, per_s, p50/p99 (ms)."""
+    tally = _Tally()
+    await _closed(op, tasks, seconds, tally)
+    return tally.summary()
+
+
+async def open_loop(op: Op, rate: float, seconds: float) -> dict[str, Any]:
+    """op started every 1/rate s for `seconds`: ops, errors, per_s (achieved), p50/p99 (ms)."""
+    tally = _Tally()
+    await _open(op, rate, seconds, tally)
+    return tally.summary()
+
+
+async def interleaved(shape: Literal["closed", "open"], ops: Sequence[Op], seconds: float, *, slices: int,
+                      tasks: int = 64, rate: float = 300) -> list[dict[str, Any]]:
+    """Each op for `seconds` in all, as `slices` slices alternating between the ops; one summary per op."""
+    tallies = [_Tally() for _ in ops]
+    for _ in range(slices):
+        for op, tally in zip(ops, tallies, strict=True):
+            if shape == "closed":
+                await _closed(op, tasks, seconds / slices, tally)
+            else:
+                await _open(op, rate, seconds / slices, tally)
+    return [t.summary() for t in tallies]
