@@ -2,7 +2,7 @@
 
 - `pbctl lab up` wall time (images already built in the image cache, containerd/etcd/nft installed); a lab
   already up is taken down first (not timed). Goal <= 5 s.
-- idle footprint after a settle time (5 minutes; 30 s with --quick): the summed RSS of every lab process and
+- idle footprint after a settle time (5 minutes; 20 s with --quick): the summed RSS of every lab process and
   its CPU use over a sampling window, as % of one core. "Lab processes" are those recorded in the lab's
   state.json (apiserver, etcd, scheduler, controller manager, kubelets, proxies, containerd, registry...),
   their descendants, and the containerd shims with the pods' processes under them. Goals <= 500 MiB, <= 3%.
@@ -116,16 +116,16 @@ def footprint(st: LabState, window: float) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="settle 30 s and sample 10 s (within 60 s after up)")
+    ap.add_argument("--quick", action="store_true", help="settle 20 s and sample 10 s")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or DEFAULT_DIR),
                     help="lab directory (default $PB_LAB_DIR or %(default)s)")
     ap.add_argument("--workers", type=int, default=3, help="worker nodes for `lab up` (default 3)")
-    ap.add_argument("--settle", type=float, default=0, help="seconds idle before sampling (default 300; 30 quick)")
+    ap.add_argument("--settle", type=float, default=0, help="seconds idle before sampling (default 300; 20 quick)")
     ap.add_argument("--window", type=float, default=0, help="CPU sampling seconds (default 60; 10 quick)")
     ap.add_argument("--no-up", action="store_true", help="measure the lab already up; no `lab up` figure")
     ap.add_argument("--down", action="store_true", help="`pbctl lab down` at the end")
     args = ap.parse_args()
-    settle = args.settle or (30.0 if args.quick else 300.0)
+    settle = args.settle or (20.0 if args.quick else 300.0)
     window = args.window or (10.0 if args.quick else 60.0)
     figures: dict[str, Any] = {"bench": "lab", "quick": args.quick, "cores": os.cpu_count(), "workers": args.workers}
     rows: dict[str, Any] = {}
