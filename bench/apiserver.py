@@ -1,38 +1,45 @@
-"""apiserver figures on this machine, each with its baseline measured in the same run.
+"""apiserver figures on this machine, each beside its ceiling measured in the same run (issue 16).
 
-- pod creates/s through the apiserver with 64 concurrent clients, vs the same bench process writing the same
-  bytes straight to etcd (the ceiling);
-- mutating request latency (p50/p99) at a steady 300 requests/s;
-- list of N pods (watch cache, consistent read) and the same list paginated from etcd;
-- 1,000 concurrent watchers: latency from an update to each watcher receiving it (p50/p99);
-- apiserver RSS with N pods stored.
+- Pod creates/s, 64 concurrent clients vs the same creates through bench/api_relay.py (same protos, same
+  etcd client, create -> etcd put, nothing else);
+- mutating p99 at a steady 300/s vs raw etcd put (EtcdClient.create) p99 at a steady 300/s;
+- list of 10,000 pods (watch cache) vs one in-process serialization of the same pods as a ListResponse;
+- 1,000 watchers, one write, p99 delivery vs the same fan-out through the relay's bare server-stream (the
+  median of 3 writes' p99, each to all 1,000 streams).
+Also: the same list paginated from etcd, and apiserver RSS with the pods stored.
 
-etcd and pb-apiserver run as separate processes (as in the lab); this process is the client.
-`--quick` finishes within 60 s. The last line printed is one JSON object of figures.
+etcd, pb-apiserver and the relay run as separate processes (as in the lab); this process is the client.
+`--quick` finishes within 60 s. The last line printed is one JSON object of figures (bench/report.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import itertools
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.etcd_raw import raw_create_rate
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.load import closed_loop, interleaved, pct
+from bench.procs import admin_config, start_apiserver, start_relay, stop_processes, wait_port
+from bench.report import emit, row
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
+
+__all__ = ["create_rate", "pct"]  # bench/metrics.py drives its load with these
+SLICES = 4  # a figure and its ceiling alternate in this many slices each (bench/load.py interleaved)
 
 
 def make_pod(name: str) -> core.Pod:
@@ -45,13 +52,6 @@ def make_pod(name: str) -> core.Pod:
     }, core.Pod)
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    v = sorted(values)
-    return round(v[min(len(v) - 1, int(len(v) * p))] * 1000, 2)
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -59,67 +59,22 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def create_rate(clients: list[Client], tasks: int, seconds: float, prefix: str) -> dict[str, Any]:
-    lat: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
+def pod_creator(clients: list[Client], prefix: str) -> Callable[[int], Awaitable[core.Pod]]:
+    """op(task): create pod `prefix`-N (N counts up) through clients[task % len(clients)]."""
     template = make_pod("x")
+    names = itertools.count()
 
-    async def worker(w: int) -> None:
-        nonlocal errors
-        c = clients[w % len(clients)]
-        i = 0
-        while time.perf_counter() < deadline:
-            p = core.Pod()
-            p.CopyFrom(template)
-            p.metadata.name = f"{prefix}-{w}-{i}"
-            i += 1
-            t = time.perf_counter()
-            try:
-                await c.create(p)
-            except Exception:
-                errors += 1
-            lat.append(time.perf_counter() - t)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(tasks)))
-    elapsed = time.perf_counter() - start
-    return {"ops": len(lat) - errors, "errors": errors, "per_s": round((len(lat) - errors) / elapsed, 1),
-            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
-
-
-async def steady_latency(client: Client, rate: float, seconds: float) -> dict[str, Any]:
-    """Open loop: a create every 1/rate s regardless of how long earlier ones take."""
-    lat: list[float] = []
-    errors = 0
-    pending: set[asyncio.Task[None]] = set()
-    template = make_pod("x")
-
-    async def one(i: int) -> None:
-        nonlocal errors
+    def create(w: int) -> Awaitable[core.Pod]:
         p = core.Pod()
         p.CopyFrom(template)
-        p.metadata.name = f"steady-{i}"
-        t = time.perf_counter()
-        try:
-            await client.create(p)
-        except Exception:
-            errors += 1
-        lat.append(time.perf_counter() - t)
+        p.metadata.name = f"{prefix}-{next(names)}"
+        return clients[w % len(clients)].create(p)
 
-    start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        t = asyncio.create_task(one(i))
-        pending.add(t)
-        t.add_done_callback(pending.discard)
-    await asyncio.gather(*pending)
-    achieved = n / (time.perf_counter() - start)
-    return {"rate": rate, "achieved_per_s": round(achieved, 1), "errors": errors,
-            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
+    return create
+
+
+async def create_rate(clients: list[Client], tasks: int, seconds: float, prefix: str) -> dict[str, Any]:
+    return await closed_loop(pod_creator(clients, prefix), tasks, seconds)
 
 
 async def fill(clients: list[Client], total: int, existing: int) -> None:
@@ -145,125 +100,160 @@ async def fill(clients: list[Client], total: int, existing: int) -> None:
     await asyncio.gather(*(worker(w) for w in range(64)))
 
 
-async def watch_fanout(server: str, token: str, watchers: int, channels: int) -> dict[str, Any]:
+def codec_s(pods: list[core.Pod]) -> tuple[float, float]:
+    """Seconds of one in-process serialization of `pods` as the List reply carries them (the ceiling), and of
+    parsing it back as pybernetes.client does (a cost the list figure also pays, shown beside it)."""
+    t = time.perf_counter()
+    data = pb.ListResponse(api_version="v1", kind="PodList",
+                           items=[pb.Object(api_version="v1", kind="Pod", raw=p.SerializeToString())
+                                  for p in pods]).SerializeToString()
+    t1 = time.perf_counter()
+    for o in pb.ListResponse.FromString(data).items:
+        core.Pod.FromString(o.raw)
+    return t1 - t, time.perf_counter() - t1
+
+
+async def watch_fanout(server: str, token: str, watchers: int, channels: int,
+                       write: Callable[[Client, int], Awaitable[object]], *, rounds: int = 3,
+                       field_selector: str = "", resource_version: str = "") -> dict[str, Any]:
+    """`watchers` streams over `channels` channels; `rounds` times, the time from write(client, round) to each
+    stream's MODIFIED event. The figure is the median of the rounds' p99 (one round swings 2x on a busy box)."""
     clients = [Client(server, token=token) for _ in range(channels)]
-    target = await clients[0].create(make_pod("watched"))
-    rv = target.metadata.resource_version
-    received: list[float] = []
-    started = asyncio.Event()
-    ready_count = 0
+    received: list[list[float]] = [[] for _ in range(rounds)]
+    round_done = [asyncio.Event() for _ in range(rounds)]
+    current = 0
     sent_at = 0.0
-    done = asyncio.Event()
+    opened = 0
+    all_opened = asyncio.Event()
 
     async def watch(i: int) -> None:
-        nonlocal ready_count
+        nonlocal opened
         c = clients[i % channels]
-        agen = c.watch(core.Pod, namespace="default", field_selector="metadata.name=watched",
-                       resource_version=rv, allow_bookmarks=False)
-        ready_count += 1
-        if ready_count == watchers:
-            started.set()
+        agen = c.watch(core.Pod, namespace="default", field_selector=field_selector,
+                       resource_version=resource_version, allow_bookmarks=False)
+        opened += 1
+        if opened == watchers:
+            all_opened.set()
         async for ev in agen:
             if ev.type == "MODIFIED":
-                received.append(time.perf_counter() - sent_at)
-                if len(received) == watchers:
-                    done.set()
-                return
+                got = received[current]
+                got.append(time.perf_counter() - sent_at)
+                if len(got) == watchers:
+                    round_done[current].set()
 
     tasks = [asyncio.create_task(watch(i)) for i in range(watchers)]
-    await started.wait()
+    await all_opened.wait()
     await asyncio.sleep(2.0)  # let every stream reach the server
-    sent_at = time.perf_counter()
-    await clients[0].patch(core.Pod, "watched", {"metadata": {"labels": {"bump": "1"}}}, namespace="default")
-    try:
-        await asyncio.wait_for(done.wait(), 30)
-    except TimeoutError:
-        pass
+    for r in range(rounds):
+        current = r
+        sent_at = time.perf_counter()
+        await write(clients[0], r)
+        try:
+            await asyncio.wait_for(round_done[r].wait(), 30)
+        except TimeoutError:
+            pass
+        await asyncio.sleep(0.3)  # stragglers of this round stay out of the next
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for c in clients:
         await c.close()
-    return {"watchers": watchers, "received": len(received), "p50_ms": pct(received, 0.5),
-            "p99_ms": pct(received, 0.99), "max_ms": pct(received, 1.0)}
+    p99s = [pct(got, 0.99) for got in received]
+    return {"watchers": watchers, "received": [len(got) for got in received],
+            "p50_ms": sorted(pct(got, 0.5) for got in received)[rounds // 2], "round_p99_ms": p99s,
+            "p99_ms": sorted(p99s)[rounds // 2]}
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="finish within 60 s")
     ap.add_argument("--pods", type=int, default=0, help="pods stored for the list/RSS figures (default 10000)")
     args = ap.parse_args()
-    seconds = 5.0 if args.quick else 15.0
+    seconds = 4.0 if args.quick else 15.0
     n_pods = args.pods or 10_000
-    steady_s = 5.0 if args.quick else 20.0
+    steady_s = 4.0 if args.quick else 20.0
     figures: dict[str, Any] = {"bench": "apiserver", "quick": args.quick, "cores": os.cpu_count()}
+    rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
         await etcd.start()
         data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
         proc = start_apiserver(data, etcd.endpoint, open(log, "w"))
+        relay_port = free_port()
+        relay_log = open(Path(tmp) / "relay.log", "w")
+        relay = start_relay(etcd.endpoint, relay_port, relay_log)
         try:
             cfg = await admin_config(data, proc, log)
+            await wait_port(relay_port, relay)
             clients = [Client(cfg.server, token=cfg.token) for _ in range(4)]
             await clients[0].list(core.Pod, namespace="default")
+            relay_url = f"127.0.0.1:{relay_port}"
+            relay_clients = [Client(relay_url) for _ in range(4)]
 
-            print("== baseline: the same bytes straight to etcd, 64 tasks", flush=True)
-            raw_client = EtcdClient([etcd.endpoint])
-            value_size = len(make_pod("create-0-0").SerializeToString())
-            raw = await raw_create_rate(raw_client, 64, seconds, value_size)
-            await raw_client.close()
-            figures["etcd_raw_creates_per_s"] = raw["creates_per_s"]
-            print(f"   {raw['creates_per_s']} creates/s ({value_size} B values)", flush=True)
+            print("== pod creates, 64 concurrent clients: the relay and the apiserver, interleaved", flush=True)
+            ceil, cr = await interleaved(
+                "closed", [pod_creator(relay_clients, "relay"), pod_creator(clients, "create")], seconds,
+                slices=SLICES, tasks=64)
+            figures["relay_creates"], figures["apiserver_creates"] = ceil, cr
+            rows["pod_creates_per_s"] = row(cr["per_s"], ceil["per_s"], "/s", ratio_min=0.7)
+            for c in relay_clients:
+                await c.close()
 
-            print("== pod creates through the apiserver, 64 concurrent clients", flush=True)
-            cr = await create_rate(clients, 64, seconds, "create")
-            figures["pod_creates_per_s"] = cr["per_s"]
-            figures["create_p99_ms"] = cr["p99_ms"]
-            figures["create_errors"] = cr["errors"]
-            figures["ratio_to_etcd_raw"] = round(cr["per_s"] / raw["creates_per_s"], 3)
-            print(f"   {cr['per_s']} creates/s, p99 {cr['p99_ms']} ms, ratio to raw etcd "
-                  f"{figures['ratio_to_etcd_raw']}", flush=True)
+            print("== mutating latency at a steady 300/s: raw etcd put and the apiserver, interleaved", flush=True)
+            raw = EtcdClient([etcd.endpoint])
+            value = make_pod("steady-0").SerializeToString()
+            keys = (f"/bench/raw/{os.urandom(4).hex()}/{i}".encode() for i in itertools.count())
+            raw_st, st = await interleaved("open", [lambda _w: raw.create(next(keys), value),
+                                                    pod_creator(clients[:1], "steady")],
+                                           steady_s, slices=SLICES, rate=300)
+            await raw.close()
+            figures["etcd_put_steady300"], figures["apiserver_steady300"] = raw_st, st
+            rows["steady300_p99_ms"] = row(st["p99_ms"], raw_st["p99_ms"], "ms", ratio_max=2)
 
-            print("== mutating latency at a steady 300 requests/s", flush=True)
-            st = await steady_latency(clients[0], 300, steady_s)
-            figures["steady300_p50_ms"], figures["steady300_p99_ms"] = st["p50_ms"], st["p99_ms"]
-            figures["steady300_achieved_per_s"] = st["achieved_per_s"]
-            print(f"   achieved {st['achieved_per_s']}/s p50 {st['p50_ms']} ms p99 {st['p99_ms']} ms", flush=True)
+            print("== 1000 watchers, one write: the relay's bare server-stream", flush=True)
+            relay_wf = await watch_fanout(relay_url, "", 1000, 8, lambda c, r: c.create(make_pod(f"watched-{r}")))
+            stop_processes([relay])  # idle from here; stopping it twice is harmless
 
             existing = len((await clients[0].list(core.Pod, namespace="default")).items)
             print(f"== filling to {n_pods} pods (have {existing})", flush=True)
             await fill(clients, n_pods, existing)
-            # Keep exactly n_pods for the list figure by listing what is there.
             lc = Client(cfg.server, token=cfg.token)
-            times = []
-            count = 0
-            for _ in range(3):
+            times, ser, parse = [], [], []
+            for _ in range(3):  # each list beside a serialization, best of 3 each
                 t = time.perf_counter()
                 lst = await lc.list(core.Pod, namespace="default")
                 times.append(time.perf_counter() - t)
-                count = len(lst.items)
-            figures["list_pods"] = count
-            figures["list_s"] = round(min(times), 3)
+                ser_s, parse_s = codec_s(lst.items)
+                ser.append(ser_s)
+                parse.append(parse_s)
+            figures["list_pods"] = len(lst.items)
+            figures["serialize_s"], figures["parse_s"] = round(min(ser), 3), round(min(parse), 3)
+            rows["list_10k_s"] = row(round(min(times), 3), figures["serialize_s"], "s", ratio_max=2, figure_max=0.1)
             t = time.perf_counter()
             paged = await lc.list_all(core.Pod, namespace="default", page_size=500)
             figures["list_paginated_etcd_s"] = round(time.perf_counter() - t, 3)
-            print(f"   list of {count} pods: {figures['list_s']} s (cache); paginated from etcd "
+            print(f"   list of {len(lst.items)} pods: {min(times):.3f} s (cache), serialized in process "
+                  f"{figures['serialize_s']} s, parsed {figures['parse_s']} s; paginated from etcd "
                   f"({len(paged.items)}): {figures['list_paginated_etcd_s']} s", flush=True)
             await lc.close()
             figures["apiserver_rss_mb"] = rss_mb(proc.pid)
-            print(f"   apiserver RSS with {count} pods: {figures['apiserver_rss_mb']} MB", flush=True)
 
-            print("== 1000 concurrent watchers, one update", flush=True)
-            wf = await watch_fanout(cfg.server, cfg.token, 1000, 8)
-            figures["watch1000_received"] = wf["received"]
-            figures["watch1000_p50_ms"], figures["watch1000_p99_ms"] = wf["p50_ms"], wf["p99_ms"]
-            print(f"   {wf['received']}/1000 received, p50 {wf['p50_ms']} ms p99 {wf['p99_ms']} ms", flush=True)
+            print("== 1000 watchers, one write: the apiserver", flush=True)
+            target = await clients[0].create(make_pod("watched"))
+            wf = await watch_fanout(
+                cfg.server, cfg.token, 1000, 8,
+                lambda c, r: c.patch(core.Pod, "watched", {"metadata": {"labels": {"bump": str(r)}}},
+                                     namespace="default"),
+                field_selector="metadata.name=watched", resource_version=target.metadata.resource_version)
+            figures["relay_watch1000"], figures["apiserver_watch1000"] = relay_wf, wf
+            rows["watch1000_p99_ms"] = row(wf["p99_ms"], relay_wf["p99_ms"], "ms", ratio_max=1.5, figure_max=100)
             for c in clients:
                 await c.close()
         finally:
-            stop_processes([proc])
+            stop_processes([relay, proc])
             await etcd.stop()
-    print(json.dumps(figures))
+    figures["rows"] = rows
+    emit(figures)
 
 
 if __name__ == "__main__":

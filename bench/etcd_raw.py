@@ -1,24 +1,29 @@
 """Baseline: raw create throughput into etcd through EtcdClient (no apiserver in the path).
 
 Starts its own etcd (temp dir, free ports) unless --endpoint is given, runs `raw_create_rate`, prints
-figures and, as the last line, one JSON object. Other bench scripts import `raw_create_rate` so the
-apiserver numbers can be compared against this ceiling on the same machine.
+figures and, as the last line, one JSON object. (The apiserver's ceilings are measured by bench/apiserver.py
+itself, in its own run: see there.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import os
+import sys
 import tempfile
-import time
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.load import closed_loop
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
-from services.apiserver.storage.etcd import EtcdClient, StorageError
+from services.apiserver.storage.etcd import EtcdClient
 
 
 async def raw_create_rate(
@@ -27,44 +32,10 @@ async def raw_create_rate(
     """Run n_tasks concurrent create() loops on distinct keys for `seconds`; return rate and latencies."""
     value = os.urandom(value_size)
     run = os.urandom(4).hex()  # unique key space per run so reruns against one etcd never collide
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(w: int) -> None:
-        nonlocal errors
-        i = 0
-        now = time.perf_counter()
-        while now < deadline:
-            key = f"/bench/raw/{run}/{w}/{i}".encode()
-            i += 1
-            try:
-                await client.create(key, value)
-            except StorageError:
-                errors += 1
-            t = time.perf_counter()
-            latencies.append(t - now)
-            now = t
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(n_tasks)))
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    n = len(latencies)
-
-    def pct(p: float) -> float:
-        return round(latencies[min(n - 1, int(n * p))] * 1000, 2) if n else 0.0
-
-    return {
-        "ops": n - errors,
-        "errors": errors,
-        "seconds": round(elapsed, 3),
-        "creates_per_s": round((n - errors) / elapsed, 1),
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "tasks": n_tasks,
-        "value_size": value_size,
-    }
+    keys = (f"/bench/raw/{run}/{i}".encode() for i in itertools.count())
+    res = await closed_loop(lambda _w: client.create(next(keys), value), n_tasks, seconds)
+    return {"ops": res["ops"], "errors": res["errors"], "creates_per_s": res["per_s"], "p50_ms": res["p50_ms"],
+            "p99_ms": res["p99_ms"], "tasks": n_tasks, "value_size": value_size}
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
@@ -103,7 +74,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     result = asyncio.run(_main(args))
     print(
-        f"etcd raw create: {result['creates_per_s']} creates/s over {result['seconds']} s "
+        f"etcd raw create: {result['creates_per_s']} creates/s over {args.seconds} s "
         f"({args.tasks} tasks, {args.value_size} B values), p50 {result['p50_ms']} ms, "
         f"p99 {result['p99_ms']} ms, errors {result['errors']}"
     )

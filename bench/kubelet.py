@@ -1,11 +1,15 @@
-"""pb-kubelet figures on this machine.
+"""pb-kubelet figures on this machine, each beside its ceiling measured in the same run on the same node (issue 16).
 
-- pod startup latency: binding -> Running visible through the API (watch), one pod at a time, p50/p99;
-- 50 pods bound at once: time until all are Running;
+- pod startup latency: binding -> Running visible through the API (watch), one pod at a time, p50/p99, vs
+  the raw CRI sequence (RunPodSandbox, CreateContainer, StartContainer) for the same container (goal <= 1.2x);
+- N pods bound at once (50; 20 with --quick): time until all are Running, vs the raw CRI sequence for N pods
+  at the same parallelism (the kubelet starts every pod at once) (goal <= 1.2x);
 - idle kubelet with those pods: CPU (% of one core) and RSS.
 
-etcd, pb-apiserver and pb-kubelet run as separate processes; containerd runs in a `pb-bench-node` netns
-(pods get 10.244.60.0/24 there). `--quick` finishes within 60 s. The last line is one JSON object.
+The raw CRI runs first, before the kubelet starts (so the kubelet never sees pods it did not make), and its
+pods are removed before the kubelet runs. etcd, pb-apiserver and pb-kubelet run as separate processes;
+containerd runs in a `pb-bench-node` netns (pods get 10.244.60.0/24 there). `--quick` finishes within 60 s.
+The last line is one JSON object (bench/report.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -25,9 +28,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.report import emit, row
 from lab import netns
 from lab.images import BUSYBOX_IMAGE, build_lab_images
 from node_agent.containerd import Containerd
+from node_agent.cri import api_pb2 as cri
+from node_agent.cri.client import CRIClient
 from node_agent.pressure import LAB_EVICTION_HARD
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -43,12 +49,15 @@ NODE = "bench-node"
 IMAGE_CACHE = os.environ.get("PB_IMAGE_CACHE", "/var/tmp/pybernetes-lab-images")
 
 
+COMMAND = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+
+
 def make_pod(name: str) -> core.Pod:
     return codec.from_dict({
         "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
         "spec": {"terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "web", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
-                                 "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                                 "command": COMMAND,
                                  "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
     }, core.Pod)
 
@@ -58,6 +67,33 @@ def pct(values: list[float], p: float) -> float:
         return 0.0
     v = sorted(values)
     return round(v[min(len(v) - 1, int(len(v) * p))], 3)
+
+
+async def raw_cri_start(client: CRIClient, cd: Containerd, name: str) -> float:
+    """The ceiling of one pod start: RunPodSandbox, CreateContainer, StartContainer; the seconds they took."""
+    sbc = cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="default"), hostname=name,
+        log_directory=str(cd.paths.pod_logs / f"default_{name}"), linux=cri.LinuxPodSandboxConfig())
+    cc = cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name="web"), image=cri.ImageSpec(image=BUSYBOX_IMAGE), command=COMMAND,
+        log_path="web/0.log", linux=cri.LinuxContainerConfig(resources=cri.LinuxContainerResources(
+            cpu_shares=10, memory_limit_in_bytes=16 * 1024 * 1024)))
+    t = time.monotonic()
+    sid = await client.run_pod_sandbox(sbc)
+    await client.start_container(await client.create_container(sid, cc, sbc))
+    return time.monotonic() - t
+
+
+async def raw_cri(cd: Containerd, serial_n: int, burst_n: int) -> dict[str, Any]:
+    """The raw CRI ceilings: `serial_n` pods one at a time (p50/p99), then `burst_n` at once (wall s)."""
+    async with cd.client() as client:
+        lat = [await raw_cri_start(client, cd, f"raw-serial-{i}") for i in range(serial_n)]
+        await cd.remove_all_pods()
+        t = time.monotonic()
+        await asyncio.gather(*(raw_cri_start(client, cd, f"raw-burst-{i}") for i in range(burst_n)))
+        burst_s = time.monotonic() - t
+        await cd.remove_all_pods()
+    return {"startup_p50_s": pct(lat, 0.5), "startup_p99_s": pct(lat, 0.99), "burst_all_running_s": round(burst_s, 2)}
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -134,6 +170,7 @@ async def main() -> None:
     burst_n = 20 if args.quick else 50
     idle_s = 5.0 if args.quick else 15.0
     figures: dict[str, Any] = {"bench": "kubelet", "quick": args.quick, "cores": os.cpu_count()}
+    rows: dict[str, Any] = {}
     images = build_lab_images(IMAGE_CACHE)
     net = netns.Network(NETWORK)
     net.destroy([NODE_NETNS])
@@ -149,6 +186,11 @@ async def main() -> None:
             await etcd.start()
             await cd.start()
             await cd.import_image(images.archive)
+            print(f"== ceiling: raw CRI, {serial_n} pods one at a time, then {burst_n} at once", flush=True)
+            ceiling = await raw_cri(cd, serial_n, burst_n)
+            figures["raw_cri"] = ceiling
+            print(f"   p50 {ceiling['startup_p50_s']} s, p99 {ceiling['startup_p99_s']} s; {burst_n} at once: "
+                  f"{ceiling['burst_all_running_s']} s", flush=True)
             data = base / "apiserver"
             procs.append(start_apiserver(data, etcd.endpoint, logs[0]))
             cfg = await admin_config(data, procs[-1], base / "apiserver.log")
@@ -176,6 +218,8 @@ async def main() -> None:
                 lat.extend((await bind_and_wait(client, watch, [f"serial-{i}"], 60)).values())
             figures["startup_p50_s"], figures["startup_p99_s"] = pct(lat, 0.5), pct(lat, 0.99)
             print(f"   p50 {figures['startup_p50_s']} s, p99 {figures['startup_p99_s']} s", flush=True)
+            for q in ("p50", "p99"):
+                rows[f"startup_{q}_s"] = row(figures[f"startup_{q}_s"], ceiling[f"startup_{q}_s"], "s", ratio_max=1.2)
             # Free the serial pods so the burst starts from a quiet node.
             for i in range(serial_n):
                 await client.delete(core.Pod, f"serial-{i}", namespace="default")
@@ -190,6 +234,8 @@ async def main() -> None:
             burst = await bind_and_wait(client, watch, names, 180)
             figures["burst_pods"] = burst_n
             figures["burst_all_running_s"] = round(time.monotonic() - t, 2)
+            rows[f"burst{burst_n}_all_running_s"] = row(figures["burst_all_running_s"],
+                                                        ceiling["burst_all_running_s"], "s", ratio_max=1.2)
             figures["burst_p50_s"], figures["burst_p99_s"] = pct(list(burst.values()), 0.5), pct(
                 list(burst.values()), 0.99)
             print(f"   all Running after {figures['burst_all_running_s']} s (per pod p50 {figures['burst_p50_s']} s,"
@@ -212,7 +258,8 @@ async def main() -> None:
             await cd.destroy()
             await etcd.kill()
             net.destroy([NODE_NETNS])
-    print(json.dumps(figures))
+    figures["rows"] = rows
+    emit(figures)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Component processes for the bench scripts: pb-apiserver on an etcd, and stopping what was started.
+"""Component processes for the bench scripts: pb-apiserver (or its ceiling, bench/api_relay.py) on an etcd,
+and stopping what was started.
 
 Every script measures the apiserver as its own process (as it runs in the lab), so each starts one the
 same way: a fresh data dir, free ports, no compaction during the run, stderr to a log file.
@@ -51,3 +52,23 @@ def stop_processes(procs: Iterable[subprocess.Popen[bytes] | None], grace: float
             proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def start_relay(etcd: str, port: int, log: IO[Any]) -> subprocess.Popen[bytes]:
+    """bench/api_relay.py (the apiserver's ceiling) against `etcd` on `port`; see wait_port."""
+    return subprocess.Popen([sys.executable, "-m", "bench.api_relay", "--etcd", etcd, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=log, cwd=Path(__file__).resolve().parent.parent)
+
+
+async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until 127.0.0.1:`port` accepts a connection; an error if `proc` exits first."""
+    for _ in range(int(timeout * 10)):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited ({proc.returncode})")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port} after {timeout} s")
