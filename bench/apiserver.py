@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.load import closed_loop, interleaved, pct
 from bench.procs import admin_config, start_apiserver, start_relay, stop_processes, wait_port
 from bench.report import emit, row
+from lab.images import BUSYBOX_IMAGE
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
@@ -45,7 +46,7 @@ SLICES = 4  # a figure and its ceiling alternate in this many slices each (bench
 def make_pod(name: str) -> core.Pod:
     return codec.from_dict({
         "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench", "tier": "web"}},
-        "spec": {"containers": [{"name": "web", "image": "localhost:5000/busybox:stable",
+        "spec": {"containers": [{"name": "web", "image": BUSYBOX_IMAGE,
                                  "command": ["httpd", "-f", "-p", "8080"],
                                  "ports": [{"containerPort": 8080, "name": "http"}],
                                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},

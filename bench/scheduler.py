@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.procs import admin_config, start_apiserver, stop_processes
 from bench.report import emit, row
+from lab.images import BUSYBOX_IMAGE
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
@@ -41,13 +42,13 @@ PODS_PER_RS = 50
 def hollow_node(i: int) -> core.Node:
     return make_node(f"hollow-{i:05}", cpu="32", memory="128Gi", pods="110",
                      labels={"topology.kubernetes.io/zone": f"zone-{i % ZONES}"},
-                     images=[("localhost:5000/busybox:stable", 5 * 1024 * 1024)])
+                     images=[(BUSYBOX_IMAGE, 5 * 1024 * 1024)])
 
 
 def bench_pod(i: int) -> core.Pod:
     rs = f"rs-{i // PODS_PER_RS}"
     return make_pod(f"pod-{i:05}", cpu="100m", memory="128Mi", labels={"app": rs},
-                    image="localhost:5000/busybox:stable", owner_uid=f"uid-{rs}")
+                    image=BUSYBOX_IMAGE, owner_uid=f"uid-{rs}")
 
 
 def algorithm_rate(n_nodes: int, n_pods: int) -> float:
