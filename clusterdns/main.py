@@ -38,8 +38,10 @@ class Config:
     cluster_domain: str = opt("cluster.local", help="the zone this server is authoritative for")
     bind_address: str = opt("0.0.0.0", help="address of the DNS listeners (UDP and TCP)")
     port: int = opt(ports.DNS, "--port", "--dns-port", help="DNS port (UDP and TCP)")
-    metrics_bind_address: str = opt("0.0.0.0", help="address of /metrics, /healthz, /readyz")
-    metrics_port: int = opt(ports.DNS_METRICS)
+    health_bind_address: str = opt("0.0.0.0", "--health-bind-address", "--metrics-bind-address",
+                                   help="address of /metrics, /healthz, /readyz")
+    health_port: int = opt(ports.DNS_METRICS, "--health-port", "--metrics-port",
+                           help="/metrics, /healthz, /readyz (CoreDNS' metrics port)")
     upstream: list[str] = opt([], help="nameservers (IP[:PORT],...) for names outside the cluster domain; "
                                        "none: those get SERVFAIL at once")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
@@ -80,7 +82,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     register(factory, zone)
     handler = Handler(zone, cfg.upstream, server=f"dns://:{cfg.port}")
     dns_server = DNSServer(handler, cfg.bind_address, cfg.port)
-    health = HealthServer(cfg.metrics_bind_address, cfg.metrics_port)
+    health = HealthServer(cfg.health_bind_address, cfg.health_port)
     synced = asyncio.Event()
 
     async def caches_synced() -> None:
@@ -89,7 +91,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
     health.add_ready_check("informer-sync", caches_synced)
     try:
-        cfg.metrics_port = await health.start()
+        cfg.health_port = await health.start()
         factory.start()
         cfg.port = await dns_server.start()
         handler.server = f"dns://:{cfg.port}"
@@ -97,8 +99,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
             log.info("no upstream nameservers: names outside %s get SERVFAIL", cfg.cluster_domain)
         await factory.wait_for_cache_sync()
         synced.set()
-        log.info("dns started domain=%s address=%s:%d metrics_port=%d services=%d upstream=%s", cfg.cluster_domain,
-                 cfg.bind_address, cfg.port, cfg.metrics_port, len(zone.services), ",".join(cfg.upstream) or "-")
+        log.info("dns started domain=%s address=%s:%d health_port=%d services=%d upstream=%s", cfg.cluster_domain,
+                 cfg.bind_address, cfg.port, cfg.health_port, len(zone.services), ",".join(cfg.upstream) or "-")
         if ready is not None:
             ready.set()
         await stop.wait()
