@@ -65,8 +65,13 @@ def find_port(pod: core.Pod, sp: core.ServicePort) -> int | None:
     return tp.int_val or sp.port
 
 
-def _address(pod: core.Pod) -> core.EndpointAddress:
+def _address(pod: core.Pod, svc: core.Service) -> core.EndpointAddress:
     a = core.EndpointAddress(ip=pod.status.pod_ip)
+    # A pod whose subdomain names this Service gets its hostname in DNS (`web-0.nginx.<ns>.svc.<domain>`),
+    # as Kubernetes' endpoints controller does.
+    if pod.spec.hostname and pod.spec.subdomain == svc.metadata.name \
+            and pod.metadata.namespace == svc.metadata.namespace:
+        a.hostname = pod.spec.hostname
     if pod.spec.node_name:
         a.node_name = pod.spec.node_name
     ref = a.target_ref
@@ -103,7 +108,7 @@ def compute_subsets(svc: core.Service, pods: Iterable[core.Pod]) -> list[core.En
                            else ""))
             if not found:
                 continue
-        entries[(ready, pod.status.pod_ip, pod.metadata.name)] = (_address(pod), ports)
+        entries[(ready, pod.status.pod_ip, pod.metadata.name)] = (_address(pod, svc), ports)
 
     groups: dict[tuple[PortKey, ...], tuple[list[core.EndpointAddress], list[core.EndpointAddress]]] = {}
     for (ready, _ip, _name), (addr, ports) in entries.items():
