@@ -15,6 +15,7 @@ import contextlib
 import logging
 import struct
 import time
+from typing import cast
 
 import dns.asyncquery
 import dns.exception
@@ -139,8 +140,7 @@ class _UDP(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)  # what create_datagram_endpoint makes
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.get_running_loop().create_task(self._reply(data, addr))
