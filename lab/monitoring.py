@@ -25,7 +25,8 @@ async def maybe_prometheus(st: LabState) -> str:
     nodes = st.info.get("nodes", [])
     targets = {"apiserver": [f"127.0.0.1:{ports.APISERVER_HEALTH}"], "scheduler": [f"127.0.0.1:{ports.SCHEDULER}"],
                "controller-manager": [f"127.0.0.1:{ports.CONTROLLER_MANAGER}"],
-               "etcd": [f"127.0.0.1:{ports.ETCD_METRICS}"], "prometheus": [f"127.0.0.1:{ports.PROMETHEUS}"]}
+               "etcd": [f"127.0.0.1:{ports.ETCD_METRICS}"], "prometheus": [f"127.0.0.1:{ports.PROMETHEUS}"],
+               "dns": [f"127.0.0.1:{ports.DNS_METRICS}"]}
     argv = [sys.executable, "-m", "lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
             f"--listen=127.0.0.1:{ports.PROMETHEUS}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
             "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]

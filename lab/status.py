@@ -90,8 +90,9 @@ async def status(lab_dir: Path, out: Callable[[str], None] = print) -> int:
             health = "ok" if await check() else "FAILING"
         return (rec.name.split("/")[0], rec.node or CP_NAME, str(rec.pid), "running" if alive else "STOPPED", health)
 
-    order = {c: i for i, c in enumerate(("etcd", "apiserver", "relay", "scheduler", "controller-manager", "registry",
-                                         "prometheus", "containerd", "registry-forwarder", "kubelet", "proxy"))}
+    order = {c: i for i, c in enumerate(("etcd", "apiserver", "relay", "scheduler", "controller-manager", "dns",
+                                         "registry", "prometheus", "containerd", "registry-forwarder", "kubelet",
+                                         "proxy"))}
     recs = sorted(st.processes.values(), key=lambda r: (r.node, order.get(r.component, 99), r.name))
     rows = await asyncio.gather(*(one(r) for r in recs))
     out(table([("COMPONENT", "HOST", "PID", "PROCESS", "HEALTH"), *rows]))
