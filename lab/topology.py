@@ -39,7 +39,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 # The tail of the lab bridge's /24: type=LoadBalancer Services get these (the controller manager's servicelb).
 LB_POOL = "172.30.0.200-172.30.0.250"
 # The cluster DNS (pb-dns in pb-control-plane) behind Service kube-system/kube-dns, as kubeadm sets it up.
-DNS_SERVICE_IP = "10.96.0.10"
+DNS_SERVICE_IP = "10.96.0.10"  # clusterdns.kubedns.CLUSTER_IP
 CLUSTER_DOMAIN = "cluster.local"
 COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager", "dns", "containerd", "kubelet", "proxy")
 CONTROL_PLANE_COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager", "dns")

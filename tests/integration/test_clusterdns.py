@@ -141,3 +141,17 @@ async def test_readyz_and_metrics(cluster_dns: DNS) -> None:
     assert "coredns_dns_requests_total" in metrics
     assert 'coredns_dns_responses_total{rcode="NXDOMAIN"' in metrics or 'rcode="NXDOMAIN"' in metrics
     assert "coredns_dns_request_duration_seconds_bucket" in metrics
+
+
+async def test_kube_dns_service_published(apiserver: ApiServer, cluster_dns: DNS) -> None:
+    from clusterdns import kubedns
+
+    await kubedns.publish(apiserver.client, "10.96.0.10", "172.30.0.10")
+    await kubedns.publish(apiserver.client, "10.96.0.10", "172.30.0.11")  # again: the Endpoints follow
+
+    async def resolves() -> bool:
+        return await cluster_dns.answers("kube-dns.kube-system.svc.cluster.local.") == ("NOERROR", ["10.96.0.10"])
+    await eventually(resolves, what="kube-dns resolving")
+    ep = await apiserver.client.get(core.Endpoints, "kube-dns", namespace="kube-system")
+    assert [a.ip for a in ep.subsets[0].addresses] == ["172.30.0.11"]
+    assert {(p.port, p.protocol) for p in ep.subsets[0].ports} == {(53, "UDP"), (53, "TCP"), (9153, "TCP")}
