@@ -5,7 +5,7 @@
     lab status                                                 each component: process alive + health
     lab shell NODE [-- CMD...]                                  run a command in a node's network namespace
     lab stop|start COMPONENT [--node N]                         apiserver, etcd, scheduler, controller-manager,
-                                                               kubelet, proxy, containerd
+                                                               dns, kubelet, proxy, containerd
     lab open [dashboards]                                      print the Prometheus URL (if one was started)
 
 `register(subparsers, common_parent)` adds the `lab` command to pbctl's parser; `run_lab(args)` runs it.
