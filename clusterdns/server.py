@@ -60,7 +60,7 @@ class Handler:
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
-            return _formerr(wire)
+            return _formerr(wire, self.server)
         if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
             resp = dns.message.make_response(query)
             resp.set_rcode(dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR)
@@ -121,7 +121,7 @@ def _split(upstream: str) -> tuple[str, int]:
     return upstream, 53
 
 
-def _formerr(wire: bytes) -> bytes | None:
+def _formerr(wire: bytes, server: str) -> bytes | None:
     """FORMERR echoing the query id, when at least a header arrived (RFC 1035: a reply a client can match)."""
     if len(wire) < 12:
         return None
@@ -129,7 +129,7 @@ def _formerr(wire: bytes) -> bytes | None:
     resp = dns.message.Message(id=qid)
     resp.flags = dns.flags.QR
     resp.set_rcode(dns.rcode.FORMERR)
-    RESPONSES.labels("dns", "FORMERR").inc()
+    RESPONSES.labels(server, "FORMERR").inc()
     return resp.to_wire()
 
 

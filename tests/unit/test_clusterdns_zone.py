@@ -161,3 +161,21 @@ async def test_handler_nxdomain_servfail_without_upstream_and_aa() -> None:
     assert (await ask("example.com.")).rcode() == dns.rcode.SERVFAIL
     assert (await ask(dns.reversename.from_address("8.8.8.8").to_text(), "PTR")).rcode() == dns.rcode.SERVFAIL
     assert await h.answer(b"\x00", "udp") is None
+
+
+async def test_large_udp_answers_are_truncated_and_tcp_carries_them() -> None:
+    z = Zone()
+    z.set_service(service("big", ip="None"))
+    z.set_endpoints(endpoints("big", [(f"10.244.1.{i}", "") for i in range(1, 101)]))
+    h = Handler(z, [])
+    query = dns.message.make_query("big.default.svc.cluster.local.", "A")
+    udp = await h.answer(query.to_wire(), "udp")
+    tcp = await h.answer(query.to_wire(), "tcp")
+    assert udp is not None and tcp is not None
+    small, full = dns.message.from_wire(udp), dns.message.from_wire(tcp)
+    assert small.flags & dns.flags.TC and not small.answer
+    assert len(full.answer[0]) == 100 and not full.flags & dns.flags.TC
+    # a garbled message with a header gets FORMERR with its id
+    bad = await h.answer(b"\x12\x34" + b"\x01\x00\x00\x01" + b"\x00" * 6 + b"\x07broken", "udp")
+    assert bad is not None and dns.message.from_wire(bad).rcode() == dns.rcode.FORMERR
+    assert dns.message.from_wire(bad).id == 0x1234
