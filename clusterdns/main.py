@@ -2,8 +2,9 @@
 DNS listeners and the health/metrics server.
 
 Start order: informers for Services and Endpoints -> handlers that update the zone (clusterdns.zone) ->
-start -> the DNS listeners (UDP and TCP, clusterdns.server) -> wait for cache sync -> ready. /readyz turns
-ok after the caches synced, so a Service's name is never NXDOMAIN only because the zone is still empty.
+start -> wait for cache sync -> the DNS listeners (UDP and TCP, clusterdns.server) -> ready. Nothing is
+answered before the caches synced, so a Service's name is never NXDOMAIN only because the zone is still
+empty (a client meanwhile gets "connection refused" and tries its next nameserver); /readyz says the same.
 Names outside `--cluster-domain` go to `--upstream` nameservers, or get SERVFAIL at once when none are
 given (the lab has no upstream). In the lab it runs in pb-control-plane behind the kube-dns Service
 (kube-system/kube-dns, 10.96.0.10, lab.dns).
@@ -93,12 +94,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     try:
         cfg.health_port = await health.start()
         factory.start()
-        cfg.port = await dns_server.start()
-        handler.server = f"dns://:{cfg.port}"
         if not cfg.upstream:
             log.info("no upstream nameservers: names outside %s get SERVFAIL", cfg.cluster_domain)
         await factory.wait_for_cache_sync()
         synced.set()
+        cfg.port = await dns_server.start()
+        handler.server = f"dns://:{cfg.port}"
         log.info("dns started domain=%s address=%s:%d health_port=%d services=%d upstream=%s", cfg.cluster_domain,
                  cfg.bind_address, cfg.port, cfg.health_port, len(zone.services), ",".join(cfg.upstream) or "-")
         if ready is not None:
