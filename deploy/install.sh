@@ -382,7 +382,7 @@ if [ "$ROLE" = control-plane ] && [ "$PROMETHEUS" = 1 ]; then
   for job in kubelet proxy; do
     [ -s "$PROM_ETC/file_sd/$job.json" ] || echo "[]" | write "$PROM_ETC/file_sd/$job.json"
   done
-  PROM_TARGETS=(apiserver=127.0.0.1:6444 scheduler=127.0.0.1:10259 controller-manager=127.0.0.1:10257
+  PROM_TARGETS=(apiserver=127.0.0.1:6444 scheduler=127.0.0.1:10259 controller-manager=127.0.0.1:10257 dns=127.0.0.1:9153
                 etcd=127.0.0.1:2381 "prometheus=127.0.0.1:$PROM_PORT")
   # The wheel has no deploy/ directory: render from the template installed above.
   run "$VENV/bin/python" -c '
