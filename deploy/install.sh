@@ -38,12 +38,17 @@ Options (all roles):
                           the control plane and every node (file_sd kept up to date by pb-prometheus-sd);
                           node: serve the kubelet's /metrics on --node-ip so that Prometheus can scrape it
   --cluster-cidr CIDR     pod network of the cluster (default 10.244.0.0/16)
+  --cluster-dns IP        the cluster DNS Service IP (default 10.96.0.10): kube-system/kube-dns in front of
+                          pb-dns on the control plane; the nodes' pods get it as their nameserver
+  --cluster-domain NAME   default cluster.local
 control-plane:
   --advertise-address IP  address nodes reach the apiserver at (default: first global IPv4)
   --token-file F          cluster token (default /etc/pybernetes/token; created if missing)
   --service-cidr CIDR     default 10.96.0.0/16
   --node-cidr-mask-size N default 24
   --nodes N=CIDR,...      pre-create Node objects with these podCIDRs once the apiserver answers
+  --dns-upstream IP,...   where pb-dns forwards names outside the cluster domain (default: this host's
+                          non-loopback nameservers; none: those names get SERVFAIL)
 node:
   --name NAME             node name (default: hostname)
   --node-ip IP            the node's InternalIP: its address on the cluster network (required)
@@ -63,6 +68,7 @@ esac
 
 WHEEL="" FIND_LINKS="" PREFIX=/opt/pybernetes ROOT="" DRY=0 APT=1 START=1 REGISTRY=0
 CLUSTER_CIDR=10.244.0.0/16 SERVICE_CIDR=10.96.0.0/16 MASK=24 ADVERTISE="" TOKEN_FILE="" NODES=""
+CLUSTER_DNS=10.96.0.10 CLUSTER_DOMAIN=cluster.local DNS_UPSTREAM=-
 NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES=""
 PROMETHEUS=0 PROM_LISTEN=0.0.0.0:9090
 need() { [ $# -ge 2 ] || { echo "install.sh: $1 needs a value" >&2; exit 2; }; }
@@ -83,6 +89,9 @@ while [ $# -gt 0 ]; do
     --prometheus) PROMETHEUS=1 ;;
     --no-prometheus) PROMETHEUS=0 ;;
     --cluster-cidr) need "$@"; CLUSTER_CIDR=$2; shift ;;
+    --cluster-dns) need "$@"; CLUSTER_DNS=$2; shift ;;
+    --cluster-domain) need "$@"; CLUSTER_DOMAIN=$2; shift ;;
+    --dns-upstream) need "$@"; DNS_UPSTREAM=$2; shift ;;
     --service-cidr) need "$@"; SERVICE_CIDR=$2; shift ;;
     --node-cidr-mask-size) need "$@"; MASK=$2; shift ;;
     --advertise-address) need "$@"; ADVERTISE=$2; shift ;;
@@ -203,7 +212,7 @@ if [ -z "$ROOT" ]; then run ln -sf "$VENV/bin/pbctl" /usr/local/bin/pbctl; fi
 # ---- 3. units ----
 UNITS=()
 case "$ROLE" in
-  control-plane) UNITS=(pb-apiserver pb-scheduler pb-controller-manager) ;;
+  control-plane) UNITS=(pb-apiserver pb-scheduler pb-controller-manager pb-dns) ;;
   node) UNITS=(pb-containerd pb-kubelet pb-proxy) ;;
 esac
 [ "$REGISTRY" = 0 ] || UNITS+=(pb-registry)
@@ -236,6 +245,11 @@ if [ "$ROLE" = control-plane ]; then
   env_file scheduler PB_SCHEDULER_ARGS --kubeconfig="$ETC/scheduler.conf" --health-port=10259
   env_file controller-manager PB_CONTROLLER_MANAGER_ARGS --config="$ETC/controller-manager.conf" \
     --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size="$MASK" --health-port=10257
+  if [ "$DNS_UPSTREAM" = - ]; then DNS_UPSTREAM=$("$VENV/bin/python" "$SHARE/pb_setup.py" dns-upstreams 2>/dev/null || true); fi
+  dargs=(--kubeconfig="$ETC/dns.conf" --bind-address="$ADVERTISE" --port=53 --cluster-domain="$CLUSTER_DOMAIN"
+         --health-port=9153)
+  [ -z "$DNS_UPSTREAM" ] || dargs+=(--upstream="$DNS_UPSTREAM")
+  env_file dns PB_DNS_ARGS "${dargs[@]}"
 else
   run mkdir -p "$CTD_BASE" "$STATE/kubelet" "$ETC/containerd"
   run "${SETUP[@]}" containerd-config --out "$ETC/containerd/config.toml" --base "$CTD_BASE" --run-dir "$CTD_RUN"
@@ -246,7 +260,8 @@ else
   kargs=(--config="$ETC/kubelet.conf" --node-name="$NAME" --node-ip="$NODE_IP"
          --containerd-socket="$CTD_SOCK" --root-dir="$STATE/kubelet"
          --cni-conf-dir="$CTD_BASE/cni/net.d" --cni-data-dir="$RUN/cni/ipam"
-         --health-port=10248 --port=10250 --authentication-token-file="$ETC/token")
+         --health-port=10248 --port=10250 --authentication-token-file="$ETC/token"
+         --cluster-dns="$CLUSTER_DNS" --cluster-domain="$CLUSTER_DOMAIN")
   [ -z "$POD_CIDR" ] || kargs+=(--pod-cidr="$POD_CIDR")
   # The control plane's Prometheus scrapes the kubelet at InternalIP:10248 (file_sd from the Node objects).
   [ "$PROMETHEUS" = 0 ] || kargs+=(--health-host="$NODE_IP")
@@ -317,6 +332,7 @@ if [ "$START" = 1 ] && systemd_running; then
       # shellcheck disable=SC2086
       "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
     fi
+    "${SETUP[@]}" kube-dns --config "$ETC/admin.conf" --cluster-ip "$CLUSTER_DNS" --address "$ADVERTISE"
   fi
   if [ "$ROLE" = node ] && [ -n "$IMAGES" ] && [ "$DRY" = 0 ]; then
     for _ in $(seq 1 60); do [ -S "$CTD_SOCK" ] && break; sleep 1; done
@@ -334,6 +350,8 @@ else
   [ "$ROLE" != node ] || [ -z "$IMAGES" ] || echo "  then: ctr --address $CTD_SOCK -n k8s.io images import $IMAGES"
   [ "$ROLE" != control-plane ] || [ -z "$NODES" ] || \
     echo "  then: ${SETUP[*]} nodes --config $ETC/admin.conf ${NODES//,/ }"
+  [ "$ROLE" != control-plane ] || \
+    echo "  then: ${SETUP[*]} kube-dns --config $ETC/admin.conf --cluster-ip $CLUSTER_DNS --address $ADVERTISE"
 fi
 # ---- 6. Prometheus (control plane with --prometheus) ----
 # deploy/prometheus/prometheus.yml rendered with the control plane's targets (every component on this host's
@@ -364,7 +382,7 @@ if [ "$ROLE" = control-plane ] && [ "$PROMETHEUS" = 1 ]; then
   for job in kubelet proxy; do
     [ -s "$PROM_ETC/file_sd/$job.json" ] || echo "[]" | write "$PROM_ETC/file_sd/$job.json"
   done
-  PROM_TARGETS=(apiserver=127.0.0.1:6444 scheduler=127.0.0.1:10259 controller-manager=127.0.0.1:10257
+  PROM_TARGETS=(apiserver=127.0.0.1:6444 scheduler=127.0.0.1:10259 controller-manager=127.0.0.1:10257 dns=127.0.0.1:9153
                 etcd=127.0.0.1:2381 "prometheus=127.0.0.1:$PROM_PORT")
   # The wheel has no deploy/ directory: render from the template installed above.
   run "$VENV/bin/python" -c '

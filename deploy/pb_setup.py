@@ -6,6 +6,8 @@
     ... client-config --out F --server HOST:PORT --token-file T
     ... control-plane-tokens --tokens-csv CSV --node-token-file T --config-dir /etc/pybernetes --server HOST:PORT
     ... nodes --config admin.conf node-1=10.244.1.0/24 ...      # Node objects with a fixed podCIDR (as the lab)
+    ... kube-dns --config admin.conf --cluster-ip 10.96.0.10 --address IP   # the Service in front of pb-dns
+    ... dns-upstreams [--resolv-conf /etc/resolv.conf]        # the host's nameservers, comma-separated
 
 The containerd config is node_agent.containerd.render_config with system paths (root and CNI files
 under /var/lib/pybernetes/containerd, state and socket under /run/pybernetes/containerd). A wheel install
@@ -118,7 +120,8 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
     have = _csv_tokens(csv_path)
     node_token = read_token(a.node_token_file)
     wanted = [("scheduler", "system:kube-scheduler", ""),
-              ("controller-manager", "system:kube-controller-manager", "")]
+              ("controller-manager", "system:kube-controller-manager", ""),
+              ("dns", "system:serviceaccount:kube-system:coredns", "")]
     lines: list[str] = []
     if csv_path.exists():
         lines = [ln for ln in csv_path.read_text().splitlines() if ln.strip()]
@@ -135,7 +138,7 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
     conf_dir = Path(a.config_dir)
     for uid, tok in tokens.items():
         config.write(conf_dir / f"{uid}.conf", a.server, tok)
-    print(f"tokens: {csv_path} (scheduler, controller-manager, nodes); client configs in {conf_dir}")
+    print(f"tokens: {csv_path} (scheduler, controller-manager, dns, nodes); client configs in {conf_dir}")
 
 
 async def _nodes(a: argparse.Namespace) -> None:
@@ -154,6 +157,28 @@ async def _nodes(a: argparse.Namespace) -> None:
             with contextlib.suppress(errors.AlreadyExists):
                 await c.create(node)
             print(f"node {name}: podCIDR {cidr}")
+
+
+async def _kube_dns(a: argparse.Namespace) -> None:
+    from clusterdns import kubedns
+    from pybernetes.client import config
+    from pybernetes.client.client import Client
+
+    async with Client.from_config(config.load(a.config), timeout=10) as c:
+        await kubedns.publish(c, a.cluster_ip, a.address)
+    print(f"service {kubedns.NAMESPACE}/{kubedns.NAME}: {a.cluster_ip} -> {a.address}:53")
+
+
+def dns_upstreams(a: argparse.Namespace) -> None:
+    """The host's nameservers for pb-dns --upstream (loopback ones left out: a stub resolver on the host is not
+    reachable the same way from the DNS process's clients' point of view, and may be pb-dns itself)."""
+    servers = []
+    with contextlib.suppress(OSError):
+        for line in Path(a.resolv_conf).read_text().splitlines():
+            f = line.split()
+            if len(f) >= 2 and f[0] == "nameserver" and not f[1].startswith(("127.", "::1")):
+                servers.append(f[1])
+    print(",".join(servers))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,6 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     n.add_argument("--config", default=None)
     n.add_argument("nodes", nargs="+")
     n.set_defaults(fn=lambda a: asyncio.run(_nodes(a)))
+    kd = sub.add_parser("kube-dns", help="create kube-system/kube-dns in front of pb-dns")
+    kd.add_argument("--config", default=None)
+    kd.add_argument("--cluster-ip", default="10.96.0.10")
+    kd.add_argument("--address", required=True, help="where pb-dns listens (port 53)")
+    kd.set_defaults(fn=lambda a: asyncio.run(_kube_dns(a)))
+    du = sub.add_parser("dns-upstreams", help="print the host's nameservers for pb-dns --upstream")
+    du.add_argument("--resolv-conf", default="/etc/resolv.conf")
+    du.set_defaults(fn=dns_upstreams)
     a = p.parse_args(argv)
     a.fn(a)
 

@@ -6,7 +6,7 @@
     lab status                                                 each component: process alive + health
     lab shell NODE [-- CMD...]                                  run a command in a node's network namespace
     lab stop|start COMPONENT [--node N]                         apiserver, etcd, scheduler, controller-manager,
-                                                               kubelet, proxy, containerd
+                                                               dns, kubelet, proxy, containerd
     lab open [dashboards]                                      print the dashboard's URL (pbctl dashboard),
                                                                then Prometheus' (if one was started)
     lab restore FILE                                           etcd back to a snapshot (pbctl etcd snapshot save)

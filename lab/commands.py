@@ -1,5 +1,5 @@
-"""The command line of every process the lab runs as a cluster component: etcd, containerd and the five
-pybernetes components (apiserver, scheduler, controller-manager, kubelet, proxy).
+"""The command line of every process the lab runs as a cluster component: etcd, containerd and the six
+pybernetes components (apiserver, scheduler, controller-manager, kubelet, proxy, dns).
 
 Each pybernetes component's argv is its own `Config` (declared once in the component's main module) filled
 with the lab's values and the timing profile's (lab.profiles), turned back into flags by
@@ -14,7 +14,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lab.topology import CLUSTER_CIDR, CP_IP, LB_POOL, SERVICE_CIDR, EtcdMember, NodeSpec, Plan
+from clusterdns import main as dns_main
+from lab.topology import (
+    CLUSTER_CIDR,
+    CLUSTER_DOMAIN,
+    CP_IP,
+    DNS_SERVICE_IP,
+    LB_POOL,
+    SERVICE_CIDR,
+    EtcdMember,
+    NodeSpec,
+    Plan,
+)
 from netproxy import main as proxy_main
 from node_agent import main as kubelet_main
 from pybernetes import options, ports
@@ -29,6 +40,7 @@ _PROGRAMS = {
     "controller-manager": ("pb-controller-manager", "services.controllers.main"),
     "kubelet": ("pb-kubelet", "node_agent.main"),
     "proxy": ("pb-proxy", "netproxy.main"),
+    "dns": ("pb-dns", "clusterdns.main"),
 }
 
 
@@ -96,7 +108,8 @@ def kubelet_argv(plan: Plan, n: NodeSpec) -> list[str]:
         config=str(plan.config_file(f"kubelet-{n.name}")), node_name=n.name, node_ip=n.ip,
         containerd_socket=str(paths.socket), root_dir=plan.node_dir(n.name) / "kubelet", pod_cidr=n.pod_cidr,
         cni_conf_dir=str(paths.cni_conf_dir), cni_data_dir=str(paths.cni_data_dir),
-        health_port=ports.KUBELET_HEALTH, health_host="0.0.0.0", eviction_hard=LAB_EVICTION_HARD)
+        health_port=ports.KUBELET_HEALTH, health_host="0.0.0.0", eviction_hard=LAB_EVICTION_HARD,
+        cluster_dns=[DNS_SERVICE_IP], cluster_domain=CLUSTER_DOMAIN)
     return _argv("kubelet", cfg, plan.profile.kubelet)
 
 
@@ -107,3 +120,10 @@ def proxy_argv(plan: Plan, n: NodeSpec) -> list[str]:
         cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR, health_port=ports.PROXY_HEALTH,
         metrics_port=ports.PROXY_METRICS)
     return _argv("proxy", cfg, {})
+
+
+def dns_argv(plan: Plan) -> list[str]:
+    # no --upstream: the lab has no uplink, so names outside the cluster domain get SERVFAIL at once
+    cfg = dns_main.Config(kubeconfig=str(plan.config_file("dns")), cluster_domain=CLUSTER_DOMAIN,
+                          bind_address="0.0.0.0", port=ports.DNS, health_port=ports.DNS_METRICS)
+    return _argv("dns", cfg, {})

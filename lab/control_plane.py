@@ -29,7 +29,8 @@ def write_credentials(plan: Plan) -> dict[str, str]:
     users = [("admin", "system:admin", "system:masters"),
              ("scheduler", "system:kube-scheduler", ""),
              ("controller-manager", "system:kube-controller-manager", ""),
-             ("proxy", "system:kube-proxy", "")]
+             ("proxy", "system:kube-proxy", ""),
+             ("dns", "system:serviceaccount:kube-system:coredns", "")]
     users += [(f"kubelet-{n.name}", f"system:node:{n.name}", "system:nodes") for n in plan.nodes]
     tokens: dict[str, str] = {}
     lines = []

@@ -67,6 +67,7 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
         "controller-manager": f"http://127.0.0.1:{ports.CONTROLLER_MANAGER}/healthz",
         "kubelet": f"http://127.0.0.1:{ports.KUBELET_HEALTH}/healthz",
         "proxy": f"http://127.0.0.1:{ports.PROXY_HEALTH}/healthz",
+        "dns": f"http://127.0.0.1:{ports.DNS_METRICS}/readyz",
         "registry": f"http://{CP_IP}:{ports.REGISTRY}/v2/",
         "registry-forwarder": f"http://127.0.0.1:{ports.REGISTRY}/v2/",
     }

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from lab import control_plane, image_supply, netns, nodes
+from lab import cluster_dns, control_plane, image_supply, netns, nodes
 from lab.errors import LabError
 from lab.health import health_check, wait_for
 from lab.image_registry import Registry
@@ -118,7 +118,7 @@ class Lab:
         plan, st = self.plan, self.st
         n = len(plan.nodes)
         # fixed steps + per node: forwarder, containerd, kubelet, proxy
-        total = 14 + n * 4
+        total = 15 + n * 4
         pr = Progress(total, self.out)
         plan.dir.mkdir(parents=True, exist_ok=True)
         st.add_dir(plan.dir)
@@ -154,7 +154,9 @@ class Lab:
         steps = [pr.step(f"starting scheduler on {CP_NAME}",
                          functools.partial(control_plane.start_scheduler, plan, st)),
                  pr.step(f"starting controller-manager on {CP_NAME}",
-                         functools.partial(control_plane.start_controller_manager, plan, st))]
+                         functools.partial(control_plane.start_controller_manager, plan, st)),
+                 pr.step(f"starting dns on {CP_NAME}",
+                         lambda: cluster_dns.start_dns(plan, st, self.tokens["admin"]))]
         steps += [pr.step(f"starting kubelet on {x.name}", functools.partial(nodes.start_kubelet, plan, st, x))
                   for x in plan.nodes]
         steps += [pr.step(f"starting proxy on {x.name}", functools.partial(nodes.start_proxy, plan, st, x))

@@ -26,7 +26,8 @@ async def maybe_prometheus(st: LabState) -> str:
     targets = {"apiserver": [f"127.0.0.1:{ports.APISERVER_HEALTH}"], "scheduler": [f"127.0.0.1:{ports.SCHEDULER}"],
                "controller-manager": [f"127.0.0.1:{ports.CONTROLLER_MANAGER}"],
                "etcd": [f"127.0.0.1:{m.get('metrics_port', ports.ETCD_METRICS)}" for m in st.info.get("etcd", [{}])],
-               "prometheus": [f"127.0.0.1:{ports.PROMETHEUS}"]}
+               "prometheus": [f"127.0.0.1:{ports.PROMETHEUS}"],
+               "dns": [f"127.0.0.1:{ports.DNS_METRICS}"]}
     argv = [sys.executable, "-m", "lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
             f"--listen=127.0.0.1:{ports.PROMETHEUS}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
             "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]

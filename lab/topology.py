@@ -4,6 +4,7 @@ All namespaces are named `pb-...` and joined by a bridge in `pb-lab-br` that has
 
     pb-control-plane 172.30.0.10   etcd (client port on 127.0.0.1 of this namespace only; only the apiserver
                                    talks to it), pb-apiserver, pb-scheduler, pb-controller-manager,
+                                   pb-dns (:53, the kube-dns Service 10.96.0.10 points here),
                                    docker-registry (the lab's image registry)
     pb-node-i        172.30.0.1i   containerd (own root/state/socket under the lab dir), pb-kubelet, pb-proxy,
                                    an image-registry forwarder on 127.0.0.1 (lab.image_supply)
@@ -39,8 +40,11 @@ CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 # The tail of the lab bridge's /24: type=LoadBalancer Services get these (the controller manager's servicelb).
 LB_POOL = "172.30.0.200-172.30.0.250"
-COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager", "containerd", "kubelet", "proxy")
-CONTROL_PLANE_COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager")
+# The cluster DNS (pb-dns in pb-control-plane) behind Service kube-system/kube-dns, as kubeadm sets it up.
+DNS_SERVICE_IP = "10.96.0.10"  # clusterdns.kubedns.CLUSTER_IP
+CLUSTER_DOMAIN = "cluster.local"
+COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager", "dns", "containerd", "kubelet", "proxy")
+CONTROL_PLANE_COMPONENTS = ("etcd", "apiserver", "scheduler", "controller-manager", "dns")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from node_agent.checkpoint import Checkpoints
 from node_agent.containerd import render_cni_conflist
 from node_agent.cri import api_pb2 as pb
 from node_agent.cri.errors import CRIError
+from node_agent.dns import PodDNS
 from node_agent.images import ImageManager
 from node_agent.nodestatus import NodeStatus
 from node_agent.podworkers import PodWorkers
@@ -75,7 +76,8 @@ class Kubelet:
         self.statuses = StatusManager(client, self.pods.get)
         self.syncer = Syncer(cri, self.images, self.probes, self.statuses, self.event, root_dir=cfg.root_dir,
                              host_ip=self.host_ip, get_object=self.get_object, crash_backoff=cfg.crash_backoff,
-                             resync=cfg.sync_frequency)
+                             resync=cfg.sync_frequency,
+                             dns=PodDNS(cfg.cluster_dns, cfg.cluster_domain, cfg.resolv_conf))
         self.factory = InformerFactory(client)
         self.informer = self.factory.informer_for(core.Pod, field_selector=f"spec.nodeName={cfg.node_name}")
         self._object_cache: dict[tuple[str, str, str], dict[str, bytes]] = {}

@@ -71,6 +71,11 @@ class Config:
     probe_netns: str = opt("", help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes when the "
                                     "kubelet itself is not in the node's network namespace")
     sync_frequency: float = opt(10.0, parse=flags.duration)
+    cluster_dns: list[str] = opt([], help="nameserver IPs (comma-separated) for pods with dnsPolicy ClusterFirst")
+    cluster_domain: str = opt("", help="the cluster's DNS domain (e.g. cluster.local): pods search "
+                                       "<ns>.svc.<domain> svc.<domain> <domain>")
+    resolv_conf: str = opt("/etc/resolv.conf", help="the resolver config pods with dnsPolicy Default get (and "
+                                                    "whose search domains ClusterFirst pods append)")
     eviction_hard: str = opt(pressure.DEFAULT_EVICTION_HARD, parse=_eviction_hard,
                              help="pressure thresholds SIGNAL<QUANTITY|PERCENT%%,..., Kubernetes' by default")
     eviction_pressure_transition_period: float = opt(

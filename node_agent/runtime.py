@@ -77,7 +77,10 @@ def sandbox_labels(pod: core.Pod) -> dict[str, str]:
     return labels
 
 
-def sandbox_config(pod: core.Pod, root_dir: Path, attempt: int) -> pb.PodSandboxConfig:
+def sandbox_config(pod: core.Pod, root_dir: Path, attempt: int,
+                   dns: pb.DNSConfig | None = None) -> pb.PodSandboxConfig:
+    """The CRI sandbox of `pod`; `dns` (node_agent.dns) becomes its resolv.conf (none: the node's, as containerd
+    copies it)."""
     md = pod.metadata
     hostname = pod.spec.hostname or md.name
     cfg = pb.PodSandboxConfig(
@@ -97,11 +100,8 @@ def sandbox_config(pod: core.Pod, root_dir: Path, attempt: int) -> pb.PodSandbox
                 cfg.port_mappings.append(pb.PortMapping(protocol=protos.get(p.protocol or "TCP", pb.TCP),
                                                         container_port=p.container_port, host_port=p.host_port,
                                                         host_ip=p.host_ip))
-    if pod.spec.dns_config.nameservers or pod.spec.dns_config.searches:
-        cfg.dns_config.servers.extend(pod.spec.dns_config.nameservers)
-        cfg.dns_config.searches.extend(pod.spec.dns_config.searches)
-        cfg.dns_config.options.extend(
-            f"{o.name}:{o.value}" if o.HasField("value") else o.name for o in pod.spec.dns_config.options)
+    if dns is not None:
+        cfg.dns_config.CopyFrom(dns)
     return cfg
 
 

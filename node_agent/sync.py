@@ -31,6 +31,7 @@ from node_agent import runtime
 from node_agent.cri import api_pb2 as pb
 from node_agent.cri.client import CRIClient
 from node_agent.cri.errors import CRIError, NotFound
+from node_agent.dns import PodDNS
 from node_agent.images import ImageError, ImageManager
 from node_agent.probes import ProbeManager
 from node_agent.status import ContainerView, PodView, StatusManager, Waiting, build_status
@@ -104,7 +105,7 @@ class Syncer:
     def __init__(self, cri: CRIClient, images: ImageManager, probes: ProbeManager, statuses: StatusManager,
                  event: EventFn, *, root_dir: Path, host_ip: str, get_object: runtime.ObjectGetter,
                  crash_backoff: float = CRASH_BACKOFF, max_crash_backoff: float = MAX_CRASH_BACKOFF,
-                 resync: float = 10.0, clock: Clock | None = None) -> None:
+                 resync: float = 10.0, clock: Clock | None = None, dns: PodDNS | None = None) -> None:
         self.cri = cri
         self.images = images
         self.probes = probes
@@ -118,6 +119,7 @@ class Syncer:
         self.resync = resync
         self.clock: Clock = clock or RealClock()  # CrashLoopBackOff and preStop grace time (FakeClock in tests)
         self.states: dict[str, PodState] = {}
+        self.dns = dns or PodDNS()  # the pod's resolv.conf (--cluster-dns, --cluster-domain, --resolv-conf)
 
     def state(self, uid: str) -> PodState:
         st = self.states.get(uid)
@@ -236,7 +238,7 @@ class Syncer:
             for dead in view.running():  # containers of a dead sandbox
                 await self._stop(dead.id, 0)
             attempt = (view.sandboxes[0].metadata.attempt + 1) if view.sandboxes else 0
-            cfg = runtime.sandbox_config(pod, self.root_dir, attempt)
+            cfg = runtime.sandbox_config(pod, self.root_dir, attempt, self.dns.config(pod, self.event))
             try:
                 sid = await self.cri.run_pod_sandbox(cfg)
             except CRIError as e:

@@ -39,6 +39,20 @@ if [ "${PB_PROMETHEUS:-1}" = 1 ]; then
   fi
 fi
 if [ "$ROLE" = control-plane ]; then
+  # pb-dns answers pods here (kube-dns 10.96.0.10 is DNATed to this host, the pod's address kept): the
+  # answers need a route back to each node's pod CIDR, as the nodes' pb-proxy adds among themselves.
+  # A oneshot unit keeps them across reboots.
+  routes=() i=1
+  for spec in ${NODES//,/ }; do routes+=("${spec#*=} via 172.31.0.$((10 + i))"); i=$((i + 1)); done
+  if [ "${#routes[@]}" -gt 0 ]; then
+    {
+      printf '[Unit]\nDescription=pybernetes pod CIDR routes to the nodes (pb-dns answers)\n'
+      printf 'After=network-online.target\nWants=network-online.target\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n'
+      for r in "${routes[@]}"; do printf 'ExecStart=/sbin/ip route replace %s\n' "$r"; done
+      printf '\n[Install]\nWantedBy=multi-user.target\n'
+    } >/etc/systemd/system/pb-pod-routes.service
+    systemctl daemon-reload && systemctl enable --now pb-pod-routes.service || true
+  fi
   args=(control-plane "${common[@]}" --advertise-address "$IP")
   [ -z "$NODES" ] || args+=(--nodes "$NODES")
   "$SRC/deploy/install.sh" "${args[@]}"

@@ -67,7 +67,8 @@ def find_port(pod: core.Pod, sp: core.ServicePort) -> int | None:
 
 def _address(pod: core.Pod, svc: core.Service) -> core.EndpointAddress:
     a = core.EndpointAddress(ip=pod.status.pod_ip)
-    # A pod naming this service as its subdomain (a StatefulSet's) is published by hostname, for DNS.
+    # A pod whose subdomain names this Service gets its hostname in DNS (`web-0.nginx.<ns>.svc.<domain>`),
+    # as Kubernetes' endpoints controller does.
     if pod.spec.hostname and pod.spec.subdomain == svc.metadata.name \
             and pod.metadata.namespace == svc.metadata.namespace:
         a.hostname = pod.spec.hostname

@@ -26,7 +26,7 @@ UNITS = sorted(u for u in (DEPLOY / "systemd").glob("*.service") if u.stem not i
 SCRIPTS = [DEPLOY / "install.sh", DEPLOY / "vagrant" / "build-box.sh", DEPLOY / "vagrant" / "provision.sh",
            DEPLOY / "vagrant" / "prep.sh"]
 EXPECTED_UNITS = {"pb-apiserver", "pb-scheduler", "pb-controller-manager", "pb-kubelet", "pb-proxy",
-                  "pb-containerd", "pb-registry"}
+                  "pb-containerd", "pb-registry", "pb-dns"}
 SYSTEM_BINARIES = {"/usr/bin/containerd", "/usr/bin/docker-registry"}
 
 
@@ -66,7 +66,7 @@ def test_unit_shape(unit: Path) -> None:
     assert "network-online.target" in cp["Unit"]["After"]
     if unit.stem in ("pb-kubelet", "pb-containerd"):
         assert svc["KillMode"] == "process", "containers must survive a restart of the daemon"
-    if unit.stem in ("pb-scheduler", "pb-controller-manager"):
+    if unit.stem in ("pb-scheduler", "pb-controller-manager", "pb-dns"):
         assert "pb-apiserver.service" in cp["Unit"]["After"]
     if unit.stem == "pb-kubelet":
         assert "pb-containerd.service" in cp["Unit"]["After"]
@@ -142,6 +142,7 @@ def env_args(output: str, var: str) -> list[str]:
 
 
 def test_install_control_plane_dry_run_flags_parse() -> None:
+    from clusterdns.main import parse_args as dns_args
     from services.apiserver.main import parse_args as apiserver_args
     from services.controllers.main import parse_args as cm_args
     from services.scheduler.main import parse_args as scheduler_args
@@ -157,6 +158,11 @@ def test_install_control_plane_dry_run_flags_parse() -> None:
     assert sched.kubeconfig == "/etc/pybernetes/scheduler.conf"
     cm = cm_args(env_args(out, "PB_CONTROLLER_MANAGER_ARGS"))
     assert cm.config == "/etc/pybernetes/controller-manager.conf"
+    assert "/etc/systemd/system/pb-dns.service" in out
+    dns = dns_args(env_args(out, "PB_DNS_ARGS"))
+    assert dns.kubeconfig == "/etc/pybernetes/dns.conf" and dns.bind_address == "172.31.0.10" and dns.port == 53
+    assert dns.cluster_domain == "cluster.local" and dns.health_port == 9153
+    assert "kube-dns --config /etc/pybernetes/admin.conf --cluster-ip 10.96.0.10 --address 172.31.0.10" in out
     assert "systemctl" in out  # not PID 1 here (or dry run): prints how to start
 
 
@@ -173,6 +179,7 @@ def test_install_node_dry_run_flags_parse() -> None:
     assert kl.containerd_socket == "/run/pybernetes/containerd/containerd.sock"
     assert kl.cni_conf_dir == "/var/lib/pybernetes/containerd/cni/net.d"
     assert kl.port == 10250 and kl.health_port == 10248
+    assert kl.cluster_dns == ["10.96.0.10"] and kl.cluster_domain == "cluster.local"
     proxy_args(env_args(out, "PB_PROXY_ARGS"))
     assert "net.ipv4.ip_forward = 1" in out
 

@@ -91,6 +91,14 @@ def test_headless_without_ports() -> None:
     assert addrs(subsets[0]) == (["10.0.0.1"], []) and not subsets[0].ports
 
 
+def test_hostname_only_for_pods_whose_subdomain_is_the_service() -> None:
+    a, b = pod("web-0", "10.0.0.1"), pod("other", "10.0.0.2")
+    a.spec.hostname, a.spec.subdomain = "web-0", "web"
+    b.spec.hostname, b.spec.subdomain = "other", "elsewhere"
+    subsets = compute_subsets(svc([], headless=True), [a, b])
+    assert [(x.ip, x.hostname) for x in subsets[0].addresses] == [("10.0.0.1", "web-0"), ("10.0.0.2", "")]
+
+
 class FakeClient:
     def __init__(self) -> None:
         self.calls: list[str] = []

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import clusterdns.main as clusterdns
 import netproxy.main as proxy
 import node_agent.main as kubelet
 import services.apiserver.main as apiserver
@@ -22,7 +23,7 @@ from pybernetes.options import opt
 
 COMPONENTS: dict[str, ModuleType] = {"pb-apiserver": apiserver, "pb-scheduler": scheduler,
                                      "pb-controller-manager": controller_manager, "pb-kubelet": kubelet,
-                                     "pb-proxy": proxy}
+                                     "pb-proxy": proxy, "pb-dns": clusterdns}
 
 # Every flag each component took before its options were declared once (deploy/, the lab, docs use them).
 FLAGS = {
@@ -60,13 +61,18 @@ FLAGS = {
         "--eviction-pressure-transition-period", "--health-host", "--health-port", "--healthz-port",
         "--max-pods", "--memory", "--node-ip", "--node-labels", "--node-lease-duration", "--node-name",
         "--node-status-update-frequency", "--pod-cidr", "--port", "--probe-netns", "--register-node",
-        "--root-dir", "--server", "--sync-frequency", "--token", "-v", "--verbose"},
+        "--root-dir", "--server", "--sync-frequency", "--token", "-v", "--verbose",
+        "--cluster-dns", "--cluster-domain", "--resolv-conf"},
     "pb-proxy": {
         "--backend", "--proxy-mode", "--bind-address", "--cleanup", "--cluster-cidr", "--config", "--conntrack",
         "--health-port", "--healthz-port", "--hostname-override", "--kubeconfig", "--client-config",
         "--manage-routes", "--masquerade-all", "--metrics-port", "--min-sync-period", "--netns",
         "--nodeport-addresses", "--server", "--master", "--service-cidr", "--service-cluster-ip-range",
         "--sync-period", "--token", "-v", "--verbose"},
+    "pb-dns": {
+        "--kubeconfig", "--client-config", "--server", "--master", "--token", "--cluster-domain", "--bind-address",
+        "--port", "--dns-port", "--health-bind-address", "--metrics-bind-address", "--health-port", "--metrics-port",
+        "--upstream", "-v", "--verbose"},
 }
 
 

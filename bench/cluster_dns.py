@@ -1,0 +1,216 @@
+"""Cluster DNS figures on this machine (issue 15), each with its baseline measured in the same run.
+
+- queries/s and p50/p99 latency of pb-dns (a process watching N Services through the apiserver) under a
+  closed loop of `--concurrency` outstanding queries (pre-rendered with dnspython, one UDP socket), vs the
+  same server code answering the same names from a static zone filled once with no informers (the ceiling
+  of the query path itself); the ratio;
+- time from a Service's creation to its name resolving through pb-dns (p50/p99), polled every 2 ms.
+
+etcd, pb-apiserver, pb-dns and the static server run as separate processes; this process is the client.
+`--quick` finishes within 60 s. The last line printed is one JSON object of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, cast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+
+from bench.procs import admin_config, start_apiserver, stop_processes
+from pybernetes.api import codec
+from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client.client import Client
+from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
+
+# The static baseline: the same Handler and DNSServer over a Zone filled from a list, no API.
+STATIC_SERVER = """
+import asyncio, sys
+from clusterdns.server import DNSServer, Handler
+from clusterdns.zone import Zone
+from pybernetes.api.core.v1 import core_pb2 as core
+port, n = int(sys.argv[1]), int(sys.argv[2])
+async def main():
+    zone = Zone()
+    for i in range(n):
+        s = core.Service()
+        s.metadata.name, s.metadata.namespace = f"svc-{i}", "default"
+        s.spec.cluster_ip = f"10.96.{100 + i // 250}.{i % 250 + 1}"
+        s.spec.ports.add(name="http", port=80, protocol="TCP")
+        zone.set_service(s)
+    server = DNSServer(Handler(zone, []), "127.0.0.1", port)
+    await server.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def service(i: int) -> core.Service:
+    return codec.from_dict({"metadata": {"name": f"svc-{i}", "namespace": "default"},
+                            "spec": {"clusterIP": f"10.96.{100 + i // 250}.{i % 250 + 1}",
+                                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}, core.Service)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(len(v) * p))] * 1000, 3)
+
+
+class _Loop(asyncio.DatagramProtocol):
+    """A closed-loop load generator on one UDP socket: `inflight` queries outstanding, the next one sent as
+    each answer arrives (ids match answers to send times). Pre-rendered queries keep the client cheap, so
+    the server is what is measured."""
+
+    def __init__(self, queries: list[bytes], inflight: int, deadline: float) -> None:
+        self.queries, self.inflight, self.deadline = queries, inflight, deadline
+        self.sent: dict[int, float] = {}
+        self.lat: list[float] = []
+        self.bad = 0
+        self.next = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.done = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's transport
+        for _ in range(self.inflight):
+            self._send()
+
+    def _send(self) -> None:
+        wire = self.queries[self.next % len(self.queries)]
+        qid = self.next % 65536
+        self.next += 1
+        self.sent[qid] = time.perf_counter()
+        assert self.transport is not None
+        self.transport.sendto(qid.to_bytes(2, "big") + wire[2:])
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        t0 = self.sent.pop(int.from_bytes(data[:2], "big"), None)
+        if t0 is not None:
+            self.lat.append(time.perf_counter() - t0)
+            if data[3] & 0x0F != 0:  # rcode
+                self.bad += 1
+        if time.monotonic() < self.deadline:
+            self._send()
+        elif not self.sent and not self.done.done():
+            self.done.set_result(None)
+
+
+async def load(port: int, names: list[str], seconds: float, concurrency: int) -> dict[str, float]:
+    queries = [dns.message.make_query(n, "A").to_wire() for n in names]
+    loop = asyncio.get_running_loop()
+    t0 = time.monotonic()
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: _Loop(queries, concurrency, t0 + seconds), remote_addr=("127.0.0.1", port))
+    try:
+        await asyncio.wait_for(proto.done, seconds + 5)
+    except TimeoutError:
+        pass  # lost datagrams: count what came back
+    finally:
+        transport.close()
+    elapsed = time.monotonic() - t0
+    return {"qps": round(len(proto.lat) / elapsed, 1), "p50_ms": pct(proto.lat, 0.5), "p99_ms": pct(proto.lat, 0.99),
+            "errors": proto.bad + len(proto.sent)}
+
+
+async def wait_ready(port: int, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r = await dns.asyncquery.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=0.5)
+            if r.answer:
+                return
+        except dns.exception.Timeout:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{name} not resolving on :{port}")
+
+
+async def creation_to_resolution(client: Client, port: int, count: int) -> dict[str, float]:
+    times: list[float] = []
+    writes: list[float] = []  # of which the create call itself (the apiserver and etcd)
+    for i in range(count):
+        svc = codec.from_dict({"metadata": {"name": f"new-{i}", "namespace": "default"},
+                               "spec": {"ports": [{"port": 80}]}}, core.Service)
+        name = f"new-{i}.default.svc.cluster.local."
+        t0 = time.monotonic()
+        await client.create(svc)
+        writes.append(time.monotonic() - t0)
+        while True:
+            r = await dns.asyncquery.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=1)
+            if r.answer:
+                break
+            await asyncio.sleep(0.002)
+        times.append(time.monotonic() - t0)
+    return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99), "create_p50_ms": pct(writes, 0.5),
+            "create_p99_ms": pct(writes, 0.99), "samples": len(times)}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    n = 200 if args.quick else 1000
+    seconds = 5.0 if args.quick else 15.0
+    figures: dict[str, Any] = {"services": n, "concurrency": args.concurrency}
+    names = [f"svc-{i}.default.svc.cluster.local." for i in range(n)]
+    with tempfile.TemporaryDirectory(prefix="pb-bench-dns-") as tmp:
+        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
+        await etcd.start()
+        data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
+        api = start_apiserver(data, etcd.endpoint, open(log, "w"))
+        procs: list[subprocess.Popen[bytes] | None] = [api]
+        try:
+            cfg = await admin_config(data, api, log)
+            async with Client.from_config(cfg, timeout=30) as c:
+                sem = asyncio.Semaphore(32)
+
+                async def create(i: int) -> None:
+                    async with sem:
+                        await c.create(service(i))
+                await asyncio.gather(*(create(i) for i in range(n)))
+                dns_port, static_port = free_port(), free_port()
+                pbdns = subprocess.Popen(
+                    [sys.executable, "-m", "clusterdns.main", f"--kubeconfig={data / 'admin.conf'}",
+                     "--bind-address=127.0.0.1", f"--port={dns_port}", "--health-bind-address=127.0.0.1",
+                     f"--health-port={free_port()}"], stdout=subprocess.DEVNULL,
+                    stderr=open(Path(tmp) / "dns.log", "w"))
+                static = subprocess.Popen([sys.executable, "-c", STATIC_SERVER, str(static_port), str(n)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs += [pbdns, static]
+                await wait_ready(dns_port, names[-1])
+                await wait_ready(static_port, names[-1])
+                static_fig = await load(static_port, names, seconds, args.concurrency)
+                dns_fig = await load(dns_port, names, seconds, args.concurrency)
+                figures["static_zone"] = static_fig
+                figures["pb_dns"] = dns_fig
+                figures["qps_ratio_vs_static"] = round(dns_fig["qps"] / max(static_fig["qps"], 1e-9), 3)
+                figures["service_to_resolving"] = await creation_to_resolution(c, dns_port, 20 if args.quick else 100)
+        finally:
+            stop_processes(reversed(procs))
+            await etcd.stop()
+    return figures
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer services and shorter runs; within 60 s")
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    print(json.dumps(asyncio.run(main_async(args))))
+
+
+if __name__ == "__main__":
+    main()
