@@ -31,9 +31,9 @@ FLAGS = {
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
-        "--kubelet-client-token-file", "--secure-port", "--port", "--service-cluster-ip-range",
+        "--kubelet-client-token-file", "--secure-port", "--grpc-port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
-        "--https-port", "--cert-dir"},
+        "--cert-dir"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -55,7 +55,7 @@ FLAGS = {
         "--pod-eviction-timeout", "--secondary-node-eviction-rate", "--server", "--token",
         "--unhealthy-zone-threshold", "-v", "--verbose"},
     "pb-kubelet": {
-        "--address", "--authentication-token-file", "--cni-conf-dir", "--cni-data-dir", "--config",
+        "--address", "--authentication-token-file", "--cni-conf-dir", "--cni-data-dir", "--config", "--kubeconfig",
         "--containerd-socket", "--container-runtime-endpoint", "--cpu", "--eviction-hard",
         "--eviction-pressure-transition-period", "--health-host", "--health-port", "--healthz-port",
         "--max-pods", "--memory", "--node-ip", "--node-labels", "--node-lease-duration", "--node-name",
@@ -132,8 +132,8 @@ def test_only_what_differs_is_written(prog: str) -> None:
 
 
 def test_aliases() -> None:
-    assert parse("pb-apiserver", ["--port", "7443"]).port == 7443
-    assert parse("pb-apiserver", ["--secure-port=7443"]).port == 7443
+    assert parse("pb-apiserver", ["--secure-port=7443"]).secure_port == 7443  # Kubernetes' meaning: HTTPS
+    assert parse("pb-apiserver", ["--grpc-port", "7442"]).grpc_port == 7442
     assert parse("pb-scheduler", ["--client-config", "/c", "--master", "m:1", "--secure-port", "0"]) == \
         scheduler.Config(kubeconfig="/c", server="m:1", health_port=0)
     assert parse("pb-controller-manager", ["--kubeconfig", "/c", "--secure-port=1"]) == \
@@ -147,7 +147,8 @@ def test_aliases() -> None:
 
 def test_port_defaults_are_the_named_ports() -> None:
     a = apiserver.Config()
-    assert (a.port, a.health_port) == (ports.APISERVER, ports.APISERVER_HEALTH)
+    assert (a.secure_port, a.grpc_port, a.health_port) == \
+        (ports.APISERVER, ports.APISERVER_GRPC, ports.APISERVER_HEALTH)
     assert (a.etcd_client_port, a.etcd_peer_port, a.etcd_metrics_port) == \
         (ports.ETCD_CLIENT, ports.ETCD_PEER, ports.ETCD_METRICS)
     assert scheduler.Config().health_port == ports.SCHEDULER
