@@ -60,7 +60,8 @@ def etcd_argv(data: Path) -> list[str]:
 def apiserver_argv(plan: Plan) -> list[str]:
     cfg = apiserver_main.Config(
         data_dir=plan.path("control-plane", "apiserver"), bind_address="0.0.0.0",
-        secure_port=ports.APISERVER, grpc_port=ports.APISERVER_GRPC, advertise_address=CP_IP, etcd_servers=[f"http://127.0.0.1:{ports.ETCD_CLIENT}"],
+        secure_port=ports.APISERVER, grpc_port=ports.APISERVER_GRPC,
+        advertise_address=CP_IP, etcd_servers=[f"http://127.0.0.1:{ports.ETCD_CLIENT}"],
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
         service_cluster_ip_range=SERVICE_CIDR)
     return _argv("apiserver", cfg, plan.profile.apiserver)
