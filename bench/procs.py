@@ -24,8 +24,8 @@ def start_apiserver(data: Path, etcd: str, log: IO[Any], *, health_port: int = 0
                     extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """pb-apiserver against `etcd`; it writes `data`/admin.conf once it serves (see admin_config)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--port", str(free_port()),
-         "--etcd-servers", etcd, "--health-port", str(health_port or free_port()),
+        [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--grpc-port", str(free_port()),
+         "--secure-port", str(free_port()), "--etcd-servers", etcd, "--health-port", str(health_port or free_port()),
          "--etcd-compaction-interval", "0", *extra],
         stdout=subprocess.DEVNULL, stderr=log)
 

@@ -2,12 +2,14 @@
 # Put pybernetes on a Debian 12 host as systemd services, for one role:
 #
 #   install.sh control-plane --advertise-address IP [--token-file F]
-#   install.sh node --name node-1 --node-ip IP --server IP:6443 --token-file F [--pod-cidr CIDR] [--images OCI.tar]
+#   install.sh node --name node-1 --node-ip IP --server IP:6443 --token-file F [--ca-file CA] [--pod-cidr CIDR]
+#              [--images OCI.tar]
 #
 # What it does: apt dependencies for the role; a venv at /opt/pybernetes with pybernetes installed from
 # a wheel (--wheel FILE), offline from a directory of wheels (--find-links DIR: pip --no-index), or
 # from the repo this script sits in; the units from deploy/systemd; /etc/default/pb-<component> with the
-# flags; credentials and client configs under /etc/pybernetes; for nodes the containerd config rendered
+# flags; credentials and kubeconfigs under /etc/pybernetes (the REST API at https://HOST:6443, gRPC at HOST:6442
+# in the cluster's pybernetes.io/grpc extension; root's ~/.kube/config on the control plane); for nodes the containerd config rendered
 # by node_agent.containerd.render_config (deploy/pb_setup.py). With systemd as PID 1 it enables and starts
 # the units; otherwise it prints the commands it would have run (and how to start each by hand).
 #
@@ -52,7 +54,8 @@ control-plane:
 node:
   --name NAME             node name (default: hostname)
   --node-ip IP            the node's InternalIP: its address on the cluster network (required)
-  --server HOST:PORT      the apiserver (required)
+  --server HOST:PORT      the apiserver's REST API, HOST:6443 (required; gRPC is HOST:6442)
+  --ca-file F             the cluster CA (control plane: /var/lib/pybernetes/apiserver/pki/ca.crt), for kubectl
   --token-file F          the cluster token from the control plane (required)
   --pod-cidr CIDR         fixed pod CIDR (else Node.spec.podCIDR from the controller manager)
   --images FILE           OCI archive to import into the node's containerd (k8s.io namespace)
@@ -69,7 +72,7 @@ esac
 WHEEL="" FIND_LINKS="" PREFIX=/opt/pybernetes ROOT="" DRY=0 APT=1 START=1 REGISTRY=0
 CLUSTER_CIDR=10.244.0.0/16 SERVICE_CIDR=10.96.0.0/16 MASK=24 ADVERTISE="" TOKEN_FILE="" NODES=""
 CLUSTER_DNS=10.96.0.10 CLUSTER_DOMAIN=cluster.local DNS_UPSTREAM=-
-NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES=""
+NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES="" CA_FILE=""
 PROMETHEUS=0 PROM_LISTEN=0.0.0.0:9090
 need() { [ $# -ge 2 ] || { echo "install.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -100,6 +103,7 @@ while [ $# -gt 0 ]; do
     --name) need "$@"; NAME=$2; shift ;;
     --node-ip) need "$@"; NODE_IP=$2; shift ;;
     --server) need "$@"; SERVER=$2; shift ;;
+    --ca-file) need "$@"; CA_FILE=$2; shift ;;
     --pod-cidr) need "$@"; POD_CIDR=$2; shift ;;
     --images) need "$@"; IMAGES=$2; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -110,7 +114,7 @@ done
 
 abspath() { [ -z "$1" ] || [ ! -e "$1" ] && echo "$1" || echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 WHEEL=$(abspath "$WHEEL"); FIND_LINKS=$(abspath "$FIND_LINKS"); TOKEN_FILE=$(abspath "$TOKEN_FILE")
-IMAGES=$(abspath "$IMAGES")
+IMAGES=$(abspath "$IMAGES"); CA_FILE=$(abspath "$CA_FILE")
 
 # ---- paths (all under $ROOT; the generated flags use the same, so a --root install runs as is) ----
 VENV=$ROOT$PREFIX
@@ -237,8 +241,10 @@ if [ "$ROLE" = control-plane ]; then
   TOKEN_FILE=$ETC/token
   if [ ! -s "$TOKEN_FILE" ]; then run "${SETUP[@]}" token --out "$TOKEN_FILE"; fi
   run "${SETUP[@]}" control-plane-tokens --tokens-csv "$STATE/apiserver/tokens.csv" \
-      --node-token-file "$TOKEN_FILE" --config-dir "$ETC" --server "127.0.0.1:6443"
+      --node-token-file "$TOKEN_FILE" --config-dir "$ETC" --server "127.0.0.1:6443" \
+      --pki-dir "$STATE/apiserver/pki" --advertise-address "$ADVERTISE"
   env_file apiserver PB_APISERVER_ARGS --data-dir="$STATE/apiserver" --bind-address=0.0.0.0 --secure-port=6443 \
+    --grpc-port=6442 \
     --advertise-address="$ADVERTISE" --health-port=6444 --admin-config="$ETC/admin.conf" \
     --service-cluster-ip-range="$SERVICE_CIDR" --kubelet-client-token-file="$TOKEN_FILE" \
     --etcd-client-port=2379 --etcd-peer-port=2380 --etcd-metrics-port=2381
@@ -255,8 +261,9 @@ else
   run "${SETUP[@]}" containerd-config --out "$ETC/containerd/config.toml" --base "$CTD_BASE" --run-dir "$CTD_RUN"
   echo "PB_CONTAINERD_ARGS=\"\"" | write "$DEFAULTS/pb-containerd"
   if [ "$TOKEN_FILE" != "$ETC/token" ]; then run install -m 0600 "$TOKEN_FILE" "$ETC/token"; fi
-  run "${SETUP[@]}" client-config --out "$ETC/kubelet.conf" --server "$SERVER" --token-file "$ETC/token"
-  run "${SETUP[@]}" client-config --out "$ETC/proxy.conf" --server "$SERVER" --token-file "$ETC/token"
+  ca=(); [ -z "$CA_FILE" ] || ca=(--ca-file "$CA_FILE")
+  run "${SETUP[@]}" client-config --out "$ETC/kubelet.conf" --server "$SERVER" --token-file "$ETC/token" "${ca[@]}"
+  run "${SETUP[@]}" client-config --out "$ETC/proxy.conf" --server "$SERVER" --token-file "$ETC/token" "${ca[@]}"
   kargs=(--config="$ETC/kubelet.conf" --node-name="$NAME" --node-ip="$NODE_IP"
          --containerd-socket="$CTD_SOCK" --root-dir="$STATE/kubelet"
          --cni-conf-dir="$CTD_BASE/cni/net.d" --cni-data-dir="$RUN/cni/ipam"
@@ -327,7 +334,13 @@ if [ "$START" = 1 ] && systemd_running; then
       sleep 2
     done
     curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz || { echo "apiserver not ready; journalctl -u pb-apiserver" >&2; exit 1; }
-    mkdir -p /root/.pybernetes && ln -sf "$ETC/admin.conf" /root/.pybernetes/config
+    # root's kubeconfig, as kubeadm suggests (kubectl and pbctl both read it); a file of the user's own stays.
+    mkdir -p /root/.kube
+    if [ ! -e /root/.kube/config ] || [ -L /root/.kube/config ]; then
+      ln -sf "$ETC/admin.conf" /root/.kube/config
+    else
+      say "/root/.kube/config exists: not replaced; use KUBECONFIG=$ETC/admin.conf"
+    fi
     if [ -n "$NODES" ]; then
       # shellcheck disable=SC2086
       "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
@@ -467,7 +480,8 @@ EOF
   say "Prometheus: http://$ADVERTISE:$PROM_PORT/consoles/pybernetes-overview.html"
 fi
 if [ "$ROLE" = control-plane ]; then
-  say "done. Admin config: $ETC/admin.conf (written by the apiserver on start). Cluster token for nodes: $TOKEN_FILE"
+  say "done. Admin kubeconfig: $ETC/admin.conf (written by the apiserver on start; root's ~/.kube/config): kubectl get nodes; pbctl get nodes"
+  say "Cluster token for nodes: $TOKEN_FILE; CA for their --ca-file: $STATE/apiserver/pki/ca.crt"
 else
   say "done. Node $NAME ($NODE_IP) -> $SERVER"
 fi

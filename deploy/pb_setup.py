@@ -3,8 +3,9 @@
 
     /opt/pybernetes/bin/python deploy/pb_setup.py containerd-config --out /etc/pybernetes/containerd/config.toml
     ... token --out /etc/pybernetes/token                      # a cluster token (kept if the file exists)
-    ... client-config --out F --server HOST:PORT --token-file T
-    ... control-plane-tokens --tokens-csv CSV --node-token-file T --config-dir /etc/pybernetes --server HOST:PORT
+    ... client-config --out F --server HOST[:6443] --token-file T [--ca-file CA] [--grpc-port 6442]
+    ... control-plane-tokens --tokens-csv CSV --node-token-file T --config-dir /etc/pybernetes --server HOST[:6443] \
+            --pki-dir /var/lib/pybernetes/apiserver/pki --advertise-address IP
     ... nodes --config admin.conf node-1=10.244.1.0/24 ...      # Node objects with a fixed podCIDR (as the lab)
     ... kube-dns --config admin.conf --cluster-ip 10.96.0.10 --address IP   # the Service in front of pb-dns
     ... dns-upstreams [--resolv-conf /etc/resolv.conf]        # the host's nameservers, comma-separated
@@ -13,6 +14,11 @@ The containerd config is node_agent.containerd.render_config with system paths (
 under /var/lib/pybernetes/containerd, state and socket under /run/pybernetes/containerd). A wheel install
 does not carry deploy/containerd/config.toml.tmpl, so the template beside this script is used when the
 package's own path does not exist.
+
+Client configs are standard kubeconfigs: the REST API at https://HOST:6443 (--server) and the gRPC API at
+HOST:6442 in the cluster's pybernetes.io/grpc extension. The control plane makes the apiserver's CA and
+serving certificate before the apiserver starts (it reuses them), so its components' kubeconfigs carry the
+CA; a node's carry one when given --ca-file (its components speak gRPC, which is plaintext for now).
 """
 
 from __future__ import annotations
@@ -89,12 +95,22 @@ def token(a: argparse.Namespace) -> None:
     print(f"token: wrote {out}")
 
 
-def client_config(a: argparse.Namespace) -> None:
+def write_kubeconfig(out: Path, server: str, grpc_port: int, token: str, ca_pem: bytes) -> str:
+    """A kubeconfig at `out` for the apiserver at `server` (HOST or HOST:PORT of the REST API); what it names."""
+    from pybernetes import ports
     from pybernetes.client import config
 
+    host, _, port = server.removeprefix("https://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        host, port = server.removeprefix("https://").rstrip("/"), str(ports.APISERVER)
+    config.write_kubeconfig(out, f"https://{host}:{port}", f"{host}:{grpc_port}", token, ca_pem)
+    return f"https://{host}:{port}, gRPC {host}:{grpc_port}"
+
+
+def client_config(a: argparse.Namespace) -> None:
     tok = a.token or read_token(a.token_file)
-    config.write(Path(a.out), a.server, tok)
-    print(f"client config: {a.out} -> {a.server}")
+    ca = Path(a.ca_file).read_bytes() if a.ca_file else b""
+    print(f"client config: {a.out} -> {write_kubeconfig(Path(a.out), a.server, a.grpc_port, tok, ca)}")
 
 
 def _csv_tokens(path: Path) -> dict[str, str]:
@@ -114,7 +130,7 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
     The admin line is left to the apiserver: on first start it adds one (group system:masters) and
     writes admin.conf with it. Re-running keeps every existing token.
     """
-    from pybernetes.client import config
+    from pybernetes import tls
 
     csv_path = Path(a.tokens_csv)
     have = _csv_tokens(csv_path)
@@ -136,8 +152,9 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
         lines.append(f'{node_token},system:node-bootstrap,nodes,"system:nodes"')
     _write_private(csv_path, "\n".join(lines) + "\n")
     conf_dir = Path(a.config_dir)
+    ca = tls.ensure_apiserver_pki(Path(a.pki_dir), [a.advertise_address]).ca_pem() if a.pki_dir else b""
     for uid, tok in tokens.items():
-        config.write(conf_dir / f"{uid}.conf", a.server, tok)
+        write_kubeconfig(conf_dir / f"{uid}.conf", a.server, a.grpc_port, tok, ca)
     print(f"tokens: {csv_path} (scheduler, controller-manager, dns, nodes); client configs in {conf_dir}")
 
 
@@ -182,6 +199,8 @@ def dns_upstreams(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pybernetes import ports
+
     p = argparse.ArgumentParser(prog="pb_setup.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -197,9 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("token", help="write a random cluster token unless the file has one")
     t.add_argument("--out", required=True)
     t.set_defaults(fn=token)
-    cc = sub.add_parser("client-config", help="write a client config (0600)")
+    cc = sub.add_parser("client-config", help="write a kubeconfig (0600)")
     cc.add_argument("--out", required=True)
-    cc.add_argument("--server", required=True)
+    cc.add_argument("--server", required=True, help="HOST[:PORT] of the REST API (port default 6443)")
+    cc.add_argument("--grpc-port", type=int, default=ports.APISERVER_GRPC, help="the apiserver's gRPC port there")
+    cc.add_argument("--ca-file", default="", help="the cluster CA (certificate-authority-data)")
     g = cc.add_mutually_exclusive_group(required=True)
     g.add_argument("--token-file")
     g.add_argument("--token")
@@ -208,7 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--tokens-csv", required=True)
     cp.add_argument("--node-token-file", required=True)
     cp.add_argument("--config-dir", required=True)
-    cp.add_argument("--server", required=True)
+    cp.add_argument("--server", required=True, help="HOST[:PORT] of the REST API (port default 6443)")
+    cp.add_argument("--grpc-port", type=int, default=ports.APISERVER_GRPC, help="the apiserver's gRPC port there")
+    cp.add_argument("--pki-dir", default="", help="the apiserver's --cert-dir: its CA is made here if missing")
+    cp.add_argument("--advertise-address", default="", help="an address the serving certificate covers")
     cp.set_defaults(fn=control_plane_tokens)
     n = sub.add_parser("nodes", help="create Node objects with a fixed podCIDR (name=cidr ...)")
     n.add_argument("--config", default=None)

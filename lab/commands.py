@@ -76,7 +76,8 @@ def etcd_argv(member: EtcdMember, members: list[EtcdMember]) -> list[str]:
 
 def apiserver_argv(plan: Plan) -> list[str]:
     cfg = apiserver_main.Config(
-        data_dir=plan.path("control-plane", "apiserver"), bind_address="0.0.0.0", port=ports.APISERVER,
+        data_dir=plan.path("control-plane", "apiserver"), bind_address="0.0.0.0",
+        secure_port=ports.APISERVER, grpc_port=ports.APISERVER_GRPC,
         advertise_address=CP_IP, etcd_servers=[m.client_url for m in plan.etcd],
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
         service_cluster_ip_range=SERVICE_CIDR)

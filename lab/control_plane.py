@@ -1,5 +1,7 @@
-"""`lab up`'s control-plane steps, all in pb-control-plane: credentials, etcd, the apiserver and its host
-relay (admin.conf), the Node objects with fixed pod CIDRs, the scheduler and the controller manager.
+"""`lab up`'s control-plane steps, all in pb-control-plane: credentials (kubeconfigs and the apiserver's
+certificates), etcd, the apiserver and its host relays (admin.conf, and the `pybernetes-lab` context in the
+user's kubeconfig, as kind does), the Node objects with fixed pod CIDRs, the scheduler and the controller
+manager.
 
 Each step starts its process through lab.processes with its lab.commands argv, waits until lab.health
 says it serves, and returns a short note for the progress line. lab.lifecycle runs them in order.
@@ -11,21 +13,29 @@ import asyncio
 import contextlib
 import os
 import secrets
+from pathlib import Path
 
 from lab import commands
+from lab.errors import LabError
 from lab.health import tcp_ok, wait_for, wait_healthy
 from lab.processes import spawn, start_relay
 from lab.state import LabState
 from lab.topology import CP_IP, CP_NETNS, Plan
-from pybernetes import ports
+from pybernetes import errors, ports, tls
+from pybernetes.client import config as client_config
+
+# The cluster, user and context `lab up` adds to the user's kubeconfig (kind's are `kind-<name>`).
+CONTEXT = "pybernetes-lab"
 
 
 def write_credentials(plan: Plan) -> dict[str, str]:
-    """One token per component in the apiserver's token file, and a client config for each; who -> token."""
-    from pybernetes.client import config as client_config
+    """One token per component in the apiserver's token file, and a kubeconfig for each; who -> token.
 
+    The apiserver's CA and serving certificate are made here, before it starts (it reuses them: they cover
+    the control-plane IP and 127.0.0.1, which the host's relays reach), so every kubeconfig carries the CA."""
     cp = plan.path("control-plane")
     cp.mkdir(parents=True, exist_ok=True)
+    ca = tls.ensure_apiserver_pki(plan.path("control-plane", "apiserver", "pki"), [CP_IP]).ca_pem()
     users = [("admin", "system:admin", "system:masters"),
              ("scheduler", "system:kube-scheduler", ""),
              ("controller-manager", "system:kube-controller-manager", ""),
@@ -39,7 +49,8 @@ def write_credentials(plan: Plan) -> dict[str, str]:
         tokens[who] = tok
         lines.append(f'{tok},{user},{who},"{groups}"' if groups else f"{tok},{user},{who}")
         if who != "admin":
-            client_config.write(plan.config_file(who), f"{CP_IP}:{ports.APISERVER}", tok)
+            client_config.write_kubeconfig(plan.config_file(who), f"https://{CP_IP}:{ports.APISERVER}",
+                                           f"{CP_IP}:{ports.APISERVER_GRPC}", tok, ca)
     path = cp / "tokens.csv"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -64,29 +75,62 @@ async def start_etcd(plan: Plan, st: LabState) -> str:
 async def start_apiserver(plan: Plan, st: LabState) -> str:
     rec = spawn(st, "apiserver", "apiserver", commands.apiserver_argv(plan), netns_name=CP_NETNS)
     await wait_healthy(st, rec, "apiserver")
-    return f"{CP_IP}:{ports.APISERVER}"
+    return f"https://{CP_IP}:{ports.APISERVER}, gRPC {CP_IP}:{ports.APISERVER_GRPC}"
 
 
 async def start_apiserver_relay(plan: Plan, st: LabState, admin_token: str) -> str:
-    """The host's 127.0.0.1 relay to the apiserver, and admin.conf pointing at it."""
+    """The host's 127.0.0.1 relays to the apiserver (HTTPS on 6443, gRPC on 6442, or free ports), admin.conf
+    naming both, and the `pybernetes-lab` context merged into the user's kubeconfig."""
     rec = start_relay(st)
-    port = int(st.info["relay_port"])
+    grpc_rec = start_relay(st, "apiserver-grpc-relay", port_key="grpc_relay_port", want=ports.APISERVER_GRPC,
+                           target=f"127.0.0.1:{ports.APISERVER_GRPC}")
+    port, grpc_port = int(st.info["relay_port"]), int(st.info["grpc_relay_port"])
     await wait_for(lambda: tcp_ok("127.0.0.1", port), "apiserver relay", rec=rec)
-    from pybernetes.client import config as client_config
-
-    client_config.write(plan.admin_conf, f"127.0.0.1:{port}", admin_token)
+    await wait_for(lambda: tcp_ok("127.0.0.1", grpc_port), "apiserver gRPC relay", rec=grpc_rec)
+    ca = tls.ensure_apiserver_pki(plan.path("control-plane", "apiserver", "pki"), [CP_IP]).ca_pem()
+    client_config.write_kubeconfig(plan.admin_conf, f"https://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}",
+                                   admin_token, ca, name=CONTEXT)
     st.info["admin_conf"] = str(plan.admin_conf)
     st.save()
-    return f"127.0.0.1:{port} -> {CP_IP}:{ports.APISERVER}, {plan.admin_conf}"
+    where = publish_kubeconfig(st)
+    return (f"https://127.0.0.1:{port} and gRPC 127.0.0.1:{grpc_port} -> {CP_IP}, {plan.admin_conf}; "
+            f"context {CONTEXT} in {where}")
+
+
+def publish_kubeconfig(st: LabState) -> str:
+    """Merge admin.conf's cluster, user and context into the user's kubeconfig as `pybernetes-lab` and make it
+    current ($KUBECONFIG's first file, else ~/.kube/config; created 0600), as `kind create cluster` does."""
+    path = client_config.user_kubeconfig_path()
+    if not st.info.get("admin_conf"):
+        return ""
+    try:
+        client_config.merge_context(path, Path(st.info["admin_conf"]), CONTEXT)
+    except errors.ConfigError as e:
+        raise LabError(f"cannot add context {CONTEXT} to {path}: {e}") from None
+    st.info["user_kubeconfig"] = str(path)
+    st.save()
+    return str(path)
+
+
+def unpublish_kubeconfig(st: LabState) -> str:
+    """Remove exactly the `pybernetes-lab` entries `publish_kubeconfig` added (other contexts stay); the path
+    they were removed from, or "" when there was nothing to remove."""
+    path = st.info.get("user_kubeconfig")
+    if not path:
+        return ""
+    try:
+        removed = client_config.remove_context(Path(path), CONTEXT)
+    except errors.ConfigError:
+        return ""  # the user's file no longer parses: leave it alone
+    return str(path) if removed else ""
 
 
 async def register_nodes(plan: Plan, st: LabState, admin_token: str) -> str:
     """Create every Node with its fixed spec.podCIDR before any kubelet starts (node IPAM keeps it)."""
-    from pybernetes import errors
     from pybernetes.api.core.v1 import core_pb2 as core
     from pybernetes.client.client import Client
 
-    async with Client(f"127.0.0.1:{st.info['relay_port']}", token=admin_token, timeout=10) as c:
+    async with Client(f"127.0.0.1:{st.info['grpc_relay_port']}", token=admin_token, timeout=10) as c:
         for n in plan.nodes:
             node = core.Node()
             node.metadata.name = n.name

@@ -176,6 +176,7 @@ async def up(plan: Plan, out: Callable[[str], None] = print) -> int:
             dead = [p for p in existing.processes.values() if not p.alive()]
             if not dead:
                 out(f"lab in {plan.dir} is already up ({len(existing.processes)} processes running); nothing to do")
+                control_plane.publish_kubeconfig(existing)  # the context again, should the user have removed it
                 await print_summary(existing, out)
                 return 0
             out(f"lab in {plan.dir} is up but {len(dead)} processes are down; restarting them")
@@ -217,6 +218,9 @@ async def down(lab_dir: Path, out: Callable[[str], None] = print) -> int:
         out(f"no lab in {lab_dir} (no {lab_dir / 'state.json'}); nothing to do")
         return 0
     t0 = time.monotonic()
+    where = control_plane.unpublish_kubeconfig(st)
+    if where:
+        out(f"removed context {control_plane.CONTEXT} from {where}")
     procs = list(st.processes.values())
     # 1. node agents first, so nothing recreates pods while we remove them
     first = [p for p in procs if p.component in ("kubelet", "proxy")]

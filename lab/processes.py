@@ -40,7 +40,8 @@ def spawn(st: LabState, name: str, component: str, argv: Sequence[str], *, netns
     log_path = logs / _log_name(name)
     full = netns.nsenter(netns_name, argv) if netns_name else list(argv)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PBCONFIG", None)
+    env.pop("PBCONFIG", None)  # components are given their own kubeconfig; the user's is not theirs
+    env.pop("KUBECONFIG", None)
     with open(log_path, "ab") as logf:
         logf.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(full)}\n".encode())
         logf.flush()

@@ -7,7 +7,7 @@ given static targets per job), the alert rules, file_sd JSON and a console libra
 
     python -m lab.prometheus check                 # promtool check config/rules + test rules
     python -m lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:PORT ...
-    python -m lab.prometheus sync-file-sd --dir DIR/file_sd [--config PBCONFIG]
+    python -m lab.prometheus sync-file-sd --dir DIR/file_sd [--config KUBECONFIG]
 """
 
 from __future__ import annotations

@@ -63,10 +63,13 @@ async def print_summary(st: LabState, out: Callable[[str], None] = print) -> Non
     out("")
     out(table([("NAME", "STATUS", "INTERNAL-IP", "POD-CIDR", "VERSION"), *rows]))
     out("")
-    out(f"export PBCONFIG={Path(st.dir) / 'admin.conf'}")
+    if st.info.get("user_kubeconfig"):
+        out(f"kubeconfig: context pybernetes-lab (current) in {st.info['user_kubeconfig']}; "
+            f"also {Path(st.dir) / 'admin.conf'}")
     out("")
     out("Try next:")
-    out("  pbctl get nodes -o wide")
+    out("  kubectl get pods -A                      # the Kubernetes REST API over HTTPS (.venv/bin/kubectl)")
+    out("  pbctl get nodes -o wide                  # the same API over gRPC")
     out("  python -m lab.demo            # Deployment + Services, requests balanced across nodes")
     out("  pbctl lab status                        # or: python -m lab.cli status")
     out("  pbctl lab shell node-1 -- ip route")
@@ -135,7 +138,7 @@ async def dashboard_line(st: LabState) -> str:
     url = f"http://127.0.0.1:{ports.DASHBOARD}/"
     if await tcp_ok("127.0.0.1", ports.DASHBOARD):
         return f"Dashboard: {url}"
-    return f"Dashboard: {url}  (start it: PBCONFIG={Path(st.dir) / 'admin.conf'} pbctl dashboard)"
+    return f"Dashboard: {url}  (start it: pbctl dashboard)"
 
 
 async def open_dashboards(lab_dir: Path, out: Callable[[str], None] = print) -> int:

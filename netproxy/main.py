@@ -74,7 +74,7 @@ class Config:
                                    help="KubeProxyConfiguration-style YAML (mode, clusterCIDR, "
                                         "iptables.minSyncPeriod, ...); flags given explicitly win")
     kubeconfig: str | None = opt(None, "--kubeconfig", "--client-config",
-                                 help="client config (default $PBCONFIG, ~/.pybernetes/config)")
+                                 help=client_config.SEARCH_HELP)
     server: str = opt("", "--server", "--master", help="apiserver address")
     token: str = opt("", help="bearer token")
     hostname_override: str = opt("", help="this node's name (default: hostname)")

@@ -45,7 +45,7 @@ def _eviction_hard(text: str) -> str:
 @dataclass
 class Config:
     node_name: str = opt(socket.gethostname, help="default: the hostname")
-    config: str | None = opt(None, help="client config (admin.conf); PBCONFIG otherwise")
+    config: str | None = opt(None, "--config", "--kubeconfig", help=client_config.SEARCH_HELP)
     server: str | None = opt(None)
     token: str | None = opt(None)
     containerd_socket: str = opt("/run/containerd/containerd.sock", "--containerd-socket",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pbctl.common import CliError, Ctx
+from pybernetes.client import config as client_config
 
 SUPPRESS = argparse.SUPPRESS
 # The global flags' values when given nowhere (they are SUPPRESSed so a verb's copy cannot reset them).
@@ -44,7 +45,7 @@ def global_flags() -> Parser:
     """The flags every verb accepts before or after its name (a parent parser of each)."""
     g = Parser(add_help=False, argument_default=SUPPRESS)
     g.add_argument("--config", "--kubeconfig", dest="config", metavar="PATH",
-                   help="client config file (default $PBCONFIG or ~/.pybernetes/config)")
+                   help=client_config.SEARCH_HELP)
     g.add_argument("-n", "--namespace", dest="namespace", help="namespace scope for this request")
     g.add_argument("-A", "--all-namespaces", dest="all_namespaces", action="store_true",
                    help="list across all namespaces")

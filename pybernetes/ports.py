@@ -17,8 +17,11 @@ import random
 import socket
 import threading
 
-# The API: Kubernetes REST over HTTPS and gRPC (pbctl's protocol).
+# The API: Kubernetes' REST API over HTTPS (kubectl, client libraries; the apiserver's --secure-port).
 APISERVER = 6443
+# The same API over gRPC (pbctl's and the components' protocol); kubeconfigs name it in the cluster's
+# `pybernetes.io/grpc` extension.
+APISERVER_GRPC = 6442
 # The apiserver's /healthz, /readyz, /livez and /metrics over plain HTTP.
 APISERVER_HEALTH = 6444
 KUBERNETES_SERVICE = 443  # the port of Service default/kubernetes (the API inside the cluster)

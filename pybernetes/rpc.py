@@ -2,6 +2,12 @@
 
 Every component composes these, so TLS and authentication change here only. Object lists can be large
 (10,000 pods is ~10 MB), hence the raised message limits.
+
+The apiserver's gRPC port is still plaintext (its REST port is HTTPS). Serving it with the same certificate
+(`grpc.ssl_server_credentials` from tls.ServingPKI) and verifying it with the kubeconfig's CA
+(`ClientConfig.ca_pem`, `grpc.ssl_channel_credentials`) is the security issue's step, with mTLS: every
+`Client(address)` built without a kubeconfig (tests, the lab's node registration) must first carry the CA,
+and Vagrant's nodes must be given it (install.sh node --ca-file).
 """
 
 from __future__ import annotations

@@ -56,13 +56,15 @@ if [ "$ROLE" = control-plane ]; then
   args=(control-plane "${common[@]}" --advertise-address "$IP")
   [ -z "$NODES" ] || args+=(--nodes "$NODES")
   "$SRC/deploy/install.sh" "${args[@]}"
-  install -d -m 0700 /home/vagrant/.pybernetes
-  install -m 0600 -o vagrant -g vagrant /etc/pybernetes/admin.conf /home/vagrant/.pybernetes/config
+  # The admin kubeconfig for the vagrant user (root's ~/.kube/config links to it): kubectl and pbctl read it.
+  install -d -m 0700 -o vagrant -g vagrant /home/vagrant/.kube
+  install -m 0600 -o vagrant -g vagrant /etc/pybernetes/admin.conf /home/vagrant/.kube/config
   /opt/pybernetes/bin/pbctl get nodes || true
   if systemctl is-active -q pb-prometheus 2>/dev/null; then
     echo "==> Prometheus: http://$IP:9090/consoles/pybernetes-overview.html (vagrant ssh control-plane -- -L 9090:127.0.0.1:9090)"
   fi
 else
+  # --server is the REST API (6443); the node's kubeconfigs name gRPC at $CP_IP:6442.
   "$SRC/deploy/install.sh" node "${common[@]}" --name "$NAME" --node-ip "$IP" --server "$CP_IP:6443" \
     --images "$A/images/lab-images.oci.tar"
 fi

@@ -1,4 +1,5 @@
-"""config view / current-context / get-contexts: the client configuration file (secrets redacted)."""
+"""config view / current-context / get-contexts: the kubeconfig, merged from its search path as kubectl merges
+it (secrets redacted)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 
 from pbctl import printers, verb
 from pbctl.common import CliError, Ctx, out
+from pybernetes import errors
 from pybernetes.client import config as client_config
 
 
@@ -33,14 +35,22 @@ def _redact(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _merged(paths: list[Path]) -> dict[str, Any]:
+    try:
+        return client_config.merged(paths)
+    except errors.ConfigError as e:
+        raise CliError(str(e)) from None
+
+
 async def run_config(ctx: Ctx, args: argparse.Namespace) -> int:
-    path = Path(client_config.config_path(args.config))
+    paths = client_config.search_paths(args.config)
+    found = any(p.exists() for p in paths)
     if args.config_cmd == "view":
-        if not path.exists():
+        if not found:
             out(yaml.safe_dump({"apiVersion": "v1", "clusters": None, "contexts": None, "current-context": "",
                                 "kind": "Config", "preferences": {}, "users": None}, sort_keys=False).rstrip())
             return 0
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = _merged(paths)
         if args.minify:
             cur = doc.get("current-context")
             ctxs = [c for c in doc.get("contexts") or [] if c.get("name") == cur]
@@ -57,9 +67,9 @@ async def run_config(ctx: Ctx, args: argparse.Namespace) -> int:
         else:
             out(yaml.safe_dump(doc, sort_keys=False).rstrip("\n"))
         return 0
-    if not path.exists():
+    if not found:
         raise CliError("current-context is not set")
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = _merged(paths)
     if args.config_cmd == "current-context":
         cur = doc.get("current-context")
         if not cur:

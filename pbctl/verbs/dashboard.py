@@ -22,9 +22,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def readyz_url(server: str) -> str:
-    """The apiserver's health endpoint, when the server is on the standard port (its health port is beside it)."""
+    """The apiserver's health endpoint, when the (gRPC) server is on the standard port (health is beside it)."""
     parts = urlsplit(f"//{server}")
-    if parts.hostname and parts.port == ports.APISERVER:
+    if parts.hostname and parts.port == ports.APISERVER_GRPC:
         return f"http://{parts.hostname}:{ports.APISERVER_HEALTH}/readyz"
     return ""
 

@@ -1,11 +1,16 @@
-"""Client configuration: a kubeconfig-shaped YAML file (clusters, users, contexts, current-context).
+"""Client configuration: a standard kubeconfig (clusters, users, contexts, current-context), the one file
+kubectl and pbctl share.
 
-Found through `--config`, then $PBCONFIG, then ~/.pybernetes/config (as kubectl's --kubeconfig,
-$KUBECONFIG, ~/.kube/config). The apiserver writes one for its admin user on first start.
+Found as kubectl finds it: `--kubeconfig` (pbctl's `--config`), then $KUBECONFIG (a colon-separated list
+merged as kubectl merges: the first file to name a cluster, user or context wins, and the first
+current-context set wins), then ~/.kube/config; then the older pybernetes places, $PBCONFIG and
+~/.pybernetes/config. The apiserver writes one for its admin user; the lab merges its context into the
+user's kubeconfig (`merge_context`, `remove_context`), as kind does.
 
-Two shapes are read: a standard kubeconfig (server `https://...` for the REST API, certificate-authority-data,
-and the gRPC address pbctl uses in the cluster's `pybernetes.io/grpc` extension), which real kubectl uses
-unchanged; and the older gRPC-only one whose server is a bare host:port (the lab still writes it).
+The cluster's `server` is the REST API (`https://host:6443`, what kubectl uses); pbctl and the components
+speak gRPC at the address in the cluster's `pybernetes.io/grpc` extension. Without that extension the gRPC
+address is the server's host with ports.APISERVER_GRPC (a kubeconfig written by another tool for the same
+host); an older gRPC-only file whose server is a bare host:port is that address itself.
 """
 
 from __future__ import annotations
@@ -15,48 +20,96 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from pybernetes import ports
 from pybernetes.errors import ConfigError
 
-DEFAULT_PATH = Path.home() / ".pybernetes" / "config"
+SEARCH_HELP = "kubeconfig (default: $KUBECONFIG, ~/.kube/config, then $PBCONFIG, ~/.pybernetes/config)"
 GRPC_EXTENSION = "pybernetes.io/grpc"  # cluster extension: {address: host:port} of the gRPC API
+_SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 
 
 @dataclass(frozen=True)
 class ClientConfig:
-    server: str
+    server: str  # the gRPC address (host:port)
     token: str = ""
     namespace: str = "default"
     context: str = "default"
     path: str = ""
+    https_server: str = ""  # the cluster's REST server URL, when the file names one
+    ca_pem: bytes = b""  # the cluster's certificate-authority(-data)
+
+
+def kube_default() -> Path:
+    return Path.home() / ".kube" / "config"
+
+
+def legacy_default() -> Path:
+    return Path.home() / ".pybernetes" / "config"
+
+
+def search_paths(explicit: str | None = None) -> list[Path]:
+    """The files the effective config is merged from, in precedence order (see the module docstring)."""
+    if explicit:
+        return [Path(explicit)]
+    listed = [Path(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        return listed
+    fallbacks = [kube_default(), *([Path(os.environ["PBCONFIG"])] if os.environ.get("PBCONFIG") else []),
+                 legacy_default()]
+    return [next((p for p in fallbacks if p.exists()), kube_default())]
 
 
 def config_path(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get("PBCONFIG") or DEFAULT_PATH)
+    """The first file of the search (what `pbctl config` shows when it is one file)."""
+    return search_paths(explicit)[0]
 
 
-def render(server: str, token: str, *, name: str = "default", namespace: str = "default") -> str:
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server}}],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
-        "current-context": name,
-    }
-    return yaml.safe_dump(doc, sort_keys=False)
+def user_kubeconfig_path() -> Path:
+    """Where a tool adds its context, as kind and kubectl do: $KUBECONFIG's first file, else ~/.kube/config."""
+    listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return Path(listed[0]) if listed else kube_default()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read config: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: not a kubeconfig (expected a mapping)")
+    return doc
+
+
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """The kubeconfigs at `paths` (missing ones skipped) merged as kubectl merges KUBECONFIG."""
+    out: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [],
+                           "current-context": ""}
+    for path in paths:
+        if not path.exists():
+            continue
+        doc = _read(path)
+        for section, _ in _SECTIONS:
+            have = {e.get("name") for e in out[section]}
+            for entry in doc.get(section) or []:
+                if isinstance(entry, dict) and entry.get("name") not in have:
+                    out[section].append(entry)
+                    have.add(entry.get("name"))
+        if not out["current-context"] and doc.get("current-context"):
+            out["current-context"] = doc["current-context"]
+    return out
 
 
 def render_kubeconfig(https_server: str, grpc_address: str, token: str, ca_pem: bytes, *,
                       name: str = "default", namespace: str = "default") -> str:
     """A standard kubeconfig (kubectl and the official clients use it as is) that also names the gRPC address."""
-    cluster: dict[str, Any] = {
-        "server": https_server,
-        "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-        "extensions": [{"name": GRPC_EXTENSION, "extension": {"address": grpc_address}}],
-    }
+    cluster: dict[str, Any] = {"server": https_server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    cluster["extensions"] = [{"name": GRPC_EXTENSION, "extension": {"address": grpc_address}}]
     doc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -69,14 +122,9 @@ def render_kubeconfig(https_server: str, grpc_address: str, token: str, ca_pem: 
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def write(path: Path, server: str, token: str, *, name: str = "default") -> None:
-    """Write a gRPC-only config readable by its owner only (it holds a credential)."""
-    write_text(path, render(server, token, name=name))
-
-
 def write_kubeconfig(path: Path, https_server: str, grpc_address: str, token: str, ca_pem: bytes, *,
                      name: str = "default") -> None:
-    """Write a standard kubeconfig (see render_kubeconfig), owner-only."""
+    """Write a standard kubeconfig (see render_kubeconfig) readable by its owner only (it holds a credential)."""
     write_text(path, render_kubeconfig(https_server, grpc_address, token, ca_pem, name=name))
 
 
@@ -90,48 +138,129 @@ def write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _named(items: Any, name: str, what: str, path: Path) -> dict[str, Any]:
+def _named(items: Any, name: str, what: str, where: str) -> dict[str, Any]:
     for item in items or []:
         if isinstance(item, dict) and item.get("name") == name:
             body = item.get(what)
             return body if isinstance(body, dict) else {}
-    raise ConfigError(f"{path}: no {what} named {name!r}")
+    raise ConfigError(f"{where}: no {what} named {name!r}")
 
 
 def load(explicit: str | None = None, *, context: str | None = None, server: str | None = None,
          token: str | None = None) -> ClientConfig:
     """Resolve the effective config; explicit server/token flags override the file."""
-    path = config_path(explicit)
-    if not path.exists():
+    paths = search_paths(explicit)
+    if not any(p.exists() for p in paths):
         if server:
             return ClientConfig(server=server, token=token or "")
-        raise ConfigError(f"no client config at {path}: start pb-apiserver (it writes <data-dir>/admin.conf) "
-                          f"and point --config or PBCONFIG at it")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read config: {e}") from None
+        raise ConfigError(f"no kubeconfig at {os.pathsep.join(map(str, paths))}: start pb-apiserver (it writes "
+                          f"<data-dir>/admin.conf) or `pbctl lab up`, or point --kubeconfig or KUBECONFIG at one")
+    doc = merged(paths)
+    where = os.pathsep.join(str(p) for p in paths if p.exists())
     ctx_name = context or doc.get("current-context") or "default"
-    ctx = _named(doc.get("contexts"), ctx_name, "context", path)
-    cluster = _named(doc.get("clusters"), ctx.get("cluster", ctx_name), "cluster", path)
-    user = _named(doc.get("users"), ctx.get("user", ctx_name), "user", path) if ctx.get("user") else {}
+    ctx = _named(doc.get("contexts"), ctx_name, "context", where)
+    cluster = _named(doc.get("clusters"), ctx.get("cluster", ctx_name), "cluster", where)
+    user = _named(doc.get("users"), ctx.get("user", ctx_name), "user", where) if ctx.get("user") else {}
     srv = server or grpc_address(cluster)
     if not srv:
-        raise ConfigError(f"{path}: cluster {ctx.get('cluster')!r} has no server")
-    return ClientConfig(server=str(srv), token=token or str(user.get("token", "")),
-                        namespace=str(ctx.get("namespace") or "default"), context=ctx_name, path=str(path))
+        raise ConfigError(f"{where}: cluster {ctx.get('cluster')!r} has no server")
+    https = str(cluster.get("server") or "")
+    return ClientConfig(server=str(srv), token=token or _token(user), namespace=str(ctx.get("namespace") or "default"),
+                        context=ctx_name, path=where, https_server=https if "://" in https else "",
+                        ca_pem=_ca(cluster))
+
+
+def _token(user: dict[str, Any]) -> str:
+    if user.get("token"):
+        return str(user["token"])
+    if user.get("tokenFile"):
+        try:
+            return Path(str(user["tokenFile"])).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read tokenFile: {e}") from None
+    return ""
+
+
+def _ca(cluster: dict[str, Any]) -> bytes:
+    if cluster.get("certificate-authority-data"):
+        try:
+            return base64.b64decode(str(cluster["certificate-authority-data"]))
+        except ValueError as e:
+            raise ConfigError(f"bad certificate-authority-data: {e}") from None
+    if cluster.get("certificate-authority"):
+        try:
+            return Path(str(cluster["certificate-authority"])).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read certificate-authority: {e}") from None
+    return b""
 
 
 def grpc_address(cluster: dict[str, Any]) -> str:
-    """Where pbctl connects: the cluster's pybernetes.io/grpc extension, else its server (a bare host:port in
-    the older shape; an https:// URL is taken as host:port when no extension names another)."""
+    """Where pbctl connects: the cluster's pybernetes.io/grpc extension; else the https server's host on
+    ports.APISERVER_GRPC; else a bare host:port server (the older gRPC-only shape) as it is."""
     for ext in cluster.get("extensions") or []:
         if isinstance(ext, dict) and ext.get("name") == GRPC_EXTENSION:
             body = ext.get("extension")
             if isinstance(body, dict) and body.get("address"):
                 return str(body["address"])
     srv = str(cluster.get("server") or "")
-    for scheme in ("https://", "http://"):
-        if srv.startswith(scheme):
-            return srv[len(scheme):].rstrip("/")
-    return srv
+    if "://" not in srv:
+        return srv
+    host = urlsplit(srv).hostname or ""
+    if not host:
+        return ""
+    return f"[{host}]:{ports.APISERVER_GRPC}" if ":" in host else f"{host}:{ports.APISERVER_GRPC}"
+
+
+# ---- a tool's entries in the user's kubeconfig (the lab's, as kind's) ---------------------------------
+
+
+def merge_context(path: Path, source: Path, name: str) -> None:
+    """Copy `source`'s current cluster, user and context into the kubeconfig at `path` under `name` and make
+    it current; other entries stay as they are. A missing `path` is created, owner-only."""
+    src = _read(source)
+    ctx_name = src.get("current-context") or ""
+    ctx = dict(_named(src.get("contexts"), ctx_name, "context", str(source)))
+    bodies: dict[str, dict[str, Any]] = {
+        "cluster": _named(src.get("clusters"), ctx.get("cluster", ""), "cluster", str(source)),
+        "user": _named(src.get("users"), ctx.get("user", ""), "user", str(source)),
+        "context": {**ctx, "cluster": name, "user": name}}
+    empty: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "preferences": {}}
+    doc = _read(path) if path.exists() else empty
+    for section, what in _SECTIONS:
+        kept = [e for e in doc.get(section) or [] if not (isinstance(e, dict) and e.get("name") == name)]
+        entry: dict[str, Any] = {"name": name, what: bodies[what]}
+        doc[section] = [*kept, entry]
+    doc["current-context"] = name
+    _rewrite(path, doc)
+
+
+def remove_context(path: Path, name: str) -> bool:
+    """Remove the cluster, user and context called `name` from the kubeconfig at `path` (and current-context
+    when it names it, as `kind delete cluster` does); True when something was removed."""
+    if not path.exists():
+        return False
+    doc = _read(path)
+    changed = False
+    for section, _ in _SECTIONS:
+        entries = doc.get(section) or []
+        kept = [e for e in entries if not (isinstance(e, dict) and e.get("name") == name)]
+        changed |= len(kept) != len(entries)
+        doc[section] = kept
+    if doc.get("current-context") == name:
+        doc["current-context"] = ""
+        changed = True
+    if changed:
+        _rewrite(path, doc)
+    return changed
+
+
+def _rewrite(path: Path, doc: dict[str, Any]) -> None:
+    """Write `doc` to `path` keeping an existing file's mode (0600 for a new one)."""
+    text = yaml.safe_dump(doc, sort_keys=False)
+    if not path.exists():
+        write_text(path, text)
+        return
+    mode = path.stat().st_mode & 0o777
+    write_text(path, text)
+    os.chmod(path, mode)

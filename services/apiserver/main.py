@@ -1,10 +1,12 @@
-"""pb-apiserver: flags, embedded etcd, storage, bootstrap objects, gRPC and health servers, etcd compaction
-and the allocator's repair loop.
+"""pb-apiserver: flags, embedded etcd, storage, bootstrap objects, the HTTPS (REST), gRPC and health servers,
+etcd compaction and the allocator's repair loop.
 
 `run(cfg, ready, stop)` is the shape every component shares: the lab, systemd and tests start it the same
-way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s'
-embedded default; --restore-from restores it from a snapshot first). On first start it writes
-<data-dir>/admin.conf (0600) and says how to use it.
+way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s' embedded
+default; --restore-from restores it from a snapshot first). The API is served twice over the same request
+path: Kubernetes' REST API over HTTPS on --secure-port (kubectl, client libraries) and gRPC on --grpc-port
+(pbctl, the components); pybernetes.ports names their defaults. On first start it writes
+<data-dir>/admin.conf (0600), a kubeconfig naming both.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 class Config:
     data_dir: Path = opt(Path("/var/lib/pybernetes/apiserver"))
     bind_address: str = opt("127.0.0.1")
-    port: int = opt(ports.APISERVER, "--secure-port", "--port", help="the API (gRPC)")
+    secure_port: int = opt(ports.APISERVER, help="the Kubernetes REST API over HTTPS (0: a free port)")
+    grpc_port: int = opt(ports.APISERVER_GRPC, help="the API over gRPC, pbctl's protocol (0: a free port)")
     advertise_address: str = opt("", help="address written into admin.conf")
     etcd_servers: list[str] = opt([], help="comma-separated etcd URLs; empty = embedded etcd")
     # The embedded etcd's ports: 0 picks free loopback ports (logged), so standalone apiservers, tests and a lab
@@ -73,8 +76,6 @@ class Config:
     default_unreachable_toleration_seconds: int = opt(
         300, help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
-    # The Kubernetes REST API (kubectl, client libraries) over HTTPS beside the gRPC API.
-    https_port: int | None = opt(None, help="port of the Kubernetes REST API over HTTPS (0: a free port; default: off)")
     cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
                                 "(default <data-dir>/pki)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
@@ -82,7 +83,8 @@ class Config:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     cfg = options.parse_args(Config, argv, prog="pb-apiserver",
-                             description="The pybernetes API server (gRPC, backed by etcd).")
+                             description="The pybernetes API server (Kubernetes REST over HTTPS and gRPC, "
+                                                         "backed by etcd).")
     logs.setup("apiserver", verbose=cfg.verbose)
     return cfg
 
@@ -124,7 +126,7 @@ def health_port(cfg: Config) -> int:
     second apiserver on this host fails on the API port first), else a free port."""
     if cfg.health_port:
         return cfg.health_port
-    return ports.APISERVER_HEALTH if cfg.port == ports.APISERVER else ports.free_port()
+    return ports.APISERVER_HEALTH if cfg.secure_port == ports.APISERVER else ports.free_port()
 
 
 async def compactor(store: Store, interval: float) -> None:
@@ -181,21 +183,19 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
     health.add_ready_check("etcd", etcd_ok)
     tasks: list[asyncio.Task[None]] = []
-    https: HttpServer | None = None  # issue 13
+    https: HttpServer | None = None
     try:
         store.start()
         await asyncio.wait_for(store.cache(kinds.for_class(core.Namespace)).ready.wait(), 30)
-        port = rpc.bind(server, f"{cfg.bind_address}:{cfg.port}")
-        cfg.port = port
+        port = rpc.bind(server, f"{cfg.bind_address}:{cfg.grpc_port}")
+        cfg.grpc_port = port
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
-        await bootstrap(rest, host, port)
+        # The Kubernetes REST API over HTTPS, through the same Rest and authenticator as gRPC.
+        pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
+        https = HttpServer(rest, authn, pki, ready_check=etcd_ok)
+        cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
+        await bootstrap(rest, host, cfg.secure_port)
         await server.start()
-        # -- issue 13: the Kubernetes REST API over HTTPS, through the same Rest and authenticator ----------
-        if cfg.https_port is not None:
-            pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
-            https = HttpServer(rest, authn, pki, ready_check=etcd_ok)
-            cfg.https_port = await https.start(cfg.bind_address, cfg.https_port)
-        # -- end issue 13 ----------------------------------------------------------------------------------
         try:
             await health.start()
         except OSError as e:
@@ -213,14 +213,13 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         tasks.append(asyncio.create_task(rest.allocator.repair_loop(services)))
         if admin_token:
             admin = cfg.admin_config or cfg.data_dir / "admin.conf"
-            if https is not None:  # issue 13: a standard kubeconfig, gRPC in its pybernetes.io/grpc extension
-                client_config.write_kubeconfig(admin, f"https://{host}:{cfg.https_port}", f"{host}:{port}",
-                                               admin_token, https.pki.ca_pem())
-            else:
-                client_config.write(admin, f"{host}:{port}", admin_token)
-            log.info("admin config written path=%s; use: export PBCONFIG=%s; pbctl get nodes", admin, admin)
-        log.info("apiserver serving address=%s:%d etcd=%s health_port=%d", cfg.bind_address, port,
-                 ",".join(endpoints), health.port)
+            # A standard kubeconfig; gRPC in its cluster's pybernetes.io/grpc extension.
+            client_config.write_kubeconfig(admin, f"https://{host}:{cfg.secure_port}", f"{host}:{port}",
+                                           admin_token, pki.ca_pem())
+            log.info("admin config written path=%s; use: export KUBECONFIG=%s; kubectl get nodes; pbctl get nodes",
+                     admin, admin)
+        log.info("apiserver serving address=%s secure_port=%d grpc_port=%d etcd=%s health_port=%d",
+                 cfg.bind_address, cfg.secure_port, port, ",".join(endpoints), health.port)
         if ready is not None:
             ready.set()
         await (stop.wait() if stop is not None else asyncio.Event().wait())

@@ -115,7 +115,7 @@ def _controller_spec(text: str) -> str:
 @dataclass
 class Config:
     config: str | None = opt(None, "--config", "--kubeconfig",
-                             help="client config file (default $PBCONFIG, then ~/.pybernetes/config)")
+                             help=client_config.SEARCH_HELP)
     server: str | None = opt(None, help="apiserver address, overrides the config file")
     token: str | None = opt(None, help="bearer token, overrides the config file")
     controllers: list[str] = opt(["*"], append=True, parse=_controller_spec,

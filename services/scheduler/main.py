@@ -30,7 +30,7 @@ log = logging.getLogger("pybernetes.scheduler")
 @dataclass
 class Config:
     kubeconfig: str | None = opt(None, "--kubeconfig", "--client-config",
-                                 help="client config (default $PBCONFIG, ~/.pybernetes/config)")
+                                 help=client_config.SEARCH_HELP)
     server: str = opt("", "--server", "--master", help="apiserver address (overrides the config)")
     token: str = opt("", help="bearer token (overrides the config)")
     config_file: Path | None = opt(None, "--config", help="SchedulerConfiguration / KubeSchedulerConfiguration YAML")

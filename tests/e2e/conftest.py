@@ -1,6 +1,8 @@
 """The e2e `lab` fixture: a whole lab (fast profile) in a temp dir for the session, torn down afterwards.
 
-The lab is driven through its command line (`python -m lab.cli`), as a user would; the
+The lab is driven through its command line (`python -m lab.cli`), as a user would, with KUBECONFIG naming
+`<tmp>/home/.kube/config` (seeded with another context) so that the `pybernetes-lab` context `lab up` merges
+lands there and never in the real user's kubeconfig; tests run kubectl and pbctl with HOME=<tmp>/home. The
 fixture checks afterwards that nothing is left: none of the lab's namespaces, no process naming the
 lab dir, no mount under it, and the root namespace's iptables rules exactly as before.
 """
@@ -59,8 +61,13 @@ def mounts_under(lab_dir: Path) -> list[str]:
 class Lab:
     dir: Path
     rules_before: str
+    home: Path  # the HOME whose ~/.kube/config `lab up` merges its context into (through KUBECONFIG)
     up_output: str = ""
     namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.home / ".kube" / "config"
 
     @property
     def admin(self) -> Path:
@@ -68,7 +75,8 @@ class Lab:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([sys.executable, "-m", "lab.cli", *args[:1], "--dir", str(self.dir),
-                              *args[1:]], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+                              *args[1:]], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                             env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)))
         if check and res.returncode != 0:
             raise AssertionError(f"lab {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         return res
@@ -111,7 +119,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     busy = [ns for ns in plan.namespaces if netns.exists(ns)]
     if busy:
         pytest.skip(f"a lab is already running here ({', '.join(busy)}); `pbctl lab down` it first")
-    lab = Lab(dir=plan.dir, rules_before=root_rules(), namespaces=plan.namespaces)
+    lab = Lab(dir=plan.dir, rules_before=root_rules(), home=plan.dir.parent / "home", namespaces=plan.namespaces)
+    seed_kubeconfig(lab.kubeconfig)
     try:
         res = lab.cli("up", "--profile", "fast", check=False)
         lab.up_output = res.stdout + res.stderr
@@ -124,6 +133,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             assert down.returncode == 0, f"lab down failed:\n{down.stdout}\n{down.stderr}"
         left = lab.leftovers()
         assert not left, f"lab down left: {left}"
+
+
+# A context of the user's own that `lab up` and `lab down` must leave as it is.
+OTHER_CONTEXT = "elsewhere"
+
+
+def seed_kubeconfig(path: Path) -> None:
+    from pybernetes.client import config as client_config
+
+    client_config.write_kubeconfig(path, "https://192.0.2.1:6443", "192.0.2.1:6442", "other-token", b"",
+                                   name=OTHER_CONTEXT)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import yaml
 
 from lab.topology import NETWORK
 
-from .conftest import Lab
+from .conftest import OTHER_CONTEXT, Lab
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -69,7 +70,7 @@ def test_up_reports_ready_nodes(lab: Lab) -> None:
     out = lab.pbctl("get", "nodes")
     ready = [line for line in out.splitlines() if " Ready " in f" {line} "]
     assert len(ready) == 3, out
-    assert "export PBCONFIG=" in lab.up_output
+    assert f"context pybernetes-lab (current) in {lab.kubeconfig}" in lab.up_output
     assert "[1/" in lab.up_output and "... ok (" in lab.up_output
 
 
@@ -188,7 +189,11 @@ def test_stop_and_start_a_component(lab: Lab) -> None:
 
 @pytest.mark.lab_teardown
 def test_down_leaves_machine_as_before(lab: Lab) -> None:
-    lab.cli("down")
+    res = lab.cli("down")
+    assert f"removed context pybernetes-lab from {lab.kubeconfig}" in res.stdout
+    doc = yaml.safe_load(lab.kubeconfig.read_text())  # exactly the lab's entries gone, the user's intact
+    assert [e["name"] for s in ("clusters", "users", "contexts") for e in doc[s]] == [OTHER_CONTEXT] * 3
+    assert doc["current-context"] == ""
     left = lab.leftovers()
     assert not left, left
     res = lab.cli("down")  # idempotent

@@ -40,7 +40,8 @@ class ApiServer:
         from services.apiserver.main import Config
 
         self.etcd = etcd
-        self.cfg = Config(data_dir=data_dir, port=free_port(), etcd_servers=[etcd.endpoint],
+        self.cfg = Config(data_dir=data_dir, grpc_port=free_port(), secure_port=free_port(),
+                          etcd_servers=[etcd.endpoint],
                           compaction_interval=0, bookmark_interval=1.0, health_port=free_port())
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -49,7 +50,26 @@ class ApiServer:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.cfg.port}"
+        """The gRPC address."""
+        return f"127.0.0.1:{self.cfg.grpc_port}"
+
+    @property
+    def https_server(self) -> str:
+        return f"https://127.0.0.1:{self.cfg.secure_port}"
+
+    @property
+    def admin_conf(self) -> Path:
+        """The kubeconfig the apiserver wrote for its admin user (REST server, CA, gRPC extension)."""
+        return self.cfg.data_dir / "admin.conf"
+
+    def write_kubeconfig(self, path: Path, token: str | None = None) -> Path:
+        """A kubeconfig for this apiserver at `path` (the admin token unless another is given)."""
+        from pybernetes.client import config as client_config
+
+        ca = (self.cfg.data_dir / "pki" / "ca.crt").read_bytes()
+        client_config.write_kubeconfig(path, self.https_server, self.address,
+                                       self.token if token is None else token, ca)
+        return path
 
     async def start(self) -> None:
         from services.apiserver.auth import ensure_admin_token
@@ -94,9 +114,8 @@ async def apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServ
 
 @pytest.fixture
 async def https_apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServer]:
-    """The same apiserver with its Kubernetes REST API on (HTTPS, a free port; cfg.https_port once started)."""
+    """The apiserver, named for the tests of its Kubernetes REST API (HTTPS is always on: cfg.secure_port)."""
     srv = ApiServer(etcd, tmp_path / "apiserver")
-    srv.cfg.https_port = 0
     await srv.start()
     try:
         yield srv

@@ -25,7 +25,7 @@ class Standalone:
     """An in-process pb-apiserver with its embedded etcd (no --etcd-servers), restartable."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.cfg = Config(data_dir=data_dir, port=free_port(), compaction_interval=0)
+        self.cfg = Config(data_dir=data_dir, grpc_port=free_port(), secure_port=free_port(), compaction_interval=0)
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -52,7 +52,7 @@ class Standalone:
 
     def client(self) -> Client:
         token = (self.cfg.data_dir / "tokens.csv").read_text().split(",")[0]
-        return Client(f"127.0.0.1:{self.cfg.port}", token=token, timeout=10)
+        return Client(f"127.0.0.1:{self.cfg.grpc_port}", token=token, timeout=10)
 
 
 def configmap(name: str, value: str) -> core.ConfigMap:
@@ -161,7 +161,7 @@ async def test_snapshot_is_for_admins_only(tmp_path: Path) -> None:
             f.write("viewer-token,viewer,viewer,\n")
         await srv.stop()
         await srv.start()
-        async with Client(f"127.0.0.1:{srv.cfg.port}", token="viewer-token", timeout=10) as c:
+        async with Client(f"127.0.0.1:{srv.cfg.grpc_port}", token="viewer-token", timeout=10) as c:
             with pytest.raises(errors.Forbidden):
                 async for _ in c.etcd_snapshot():
                     pass
@@ -174,6 +174,6 @@ async def test_damaged_snapshot_is_refused(tmp_path: Path, capsys: pytest.Captur
     bad.write_bytes(b"\0" * 4096 + b"x" * 32)
     assert await pbctl(["etcd", "snapshot", "status", str(bad)]) == 1
     assert "sha256 mismatch" in capsys.readouterr().err
-    cfg = Config(data_dir=tmp_path / "apiserver", port=free_port(), restore_from=bad)
+    cfg = Config(data_dir=tmp_path / "apiserver", grpc_port=free_port(), secure_port=free_port(), restore_from=bad)
     with pytest.raises(etcdsnapshot.SnapshotError):
         await run_apiserver(cfg)

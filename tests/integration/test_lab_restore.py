@@ -48,13 +48,13 @@ async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypa
                  f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=control-plane={peer}"]
     token = ensure_admin_token(tmp_path / "tokens.csv")
     api_argv = [str(Path(sys.executable).parent / "pb-apiserver"), f"--data-dir={tmp_path / 'apiserver'}",
-                f"--port={api_port}", f"--etcd-servers={client}", f"--token-auth-file={tmp_path / 'tokens.csv'}",
+                f"--grpc-port={api_port}", "--secure-port=0", f"--etcd-servers={client}", f"--token-auth-file={tmp_path / 'tokens.csv'}",
                 "--etcd-compaction-interval=0"]
     try:
         await start(st, ProcessRecord("etcd", "etcd", etcd_argv, ""))
         await start(st, ProcessRecord("apiserver", "apiserver", api_argv, ""))
         conf = tmp_path / "admin.conf"
-        client_config.write(conf, f"127.0.0.1:{api_port}", token)
+        client_config.write_kubeconfig(conf, "https://127.0.0.1:1", f"127.0.0.1:{api_port}", token, b"")
 
         async def configmaps() -> set[str]:
             for _ in range(100):

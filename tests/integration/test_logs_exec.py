@@ -11,7 +11,6 @@ import pytest
 from pbctl.main import run as pbctl
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.client import config as client_config
 from tests.helpers import eventually
 from tests.integration import fixtures_kubelet
 from tests.integration.conftest import ApiServer
@@ -68,7 +67,7 @@ async def test_logs_tail_follow_and_previous(node: ApiServer, tmp_path: Path,
     with pytest.raises(errors.BadRequest, match="previous terminated container"):
         await text(previous=True)
     cfg = tmp_path / "pbconfig"
-    client_config.write(cfg, api.address, api.token)
+    api.write_kubeconfig(cfg)
     capsys.readouterr()
     assert await pbctl(["--config", str(cfg), "logs", "talker", "--tail", "1"]) == 0
     assert capsys.readouterr().out == "late\n"
@@ -96,7 +95,7 @@ async def test_exec_output_exit_code_and_stdin(node: ApiServer, tmp_path: Path,
     assert b"".join(o.stdout for o in outs if o.WhichOneof("output") == "stdout") == b"hello world\n"
     assert outs[-1].exit_code == 0
     cfg = tmp_path / "pbconfig"
-    client_config.write(cfg, api.address, api.token)
+    api.write_kubeconfig(cfg)
     capsys.readouterr()
     assert await pbctl(["--config", str(cfg), "exec", "shell", "--", "hostname"]) == 0
     assert capsys.readouterr().out.strip() == "shell"

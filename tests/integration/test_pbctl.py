@@ -90,7 +90,7 @@ class Pbctl:
 @pytest.fixture
 def pbctl(apiserver: ApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Pbctl:
     cfg = tmp_path / "pbconfig"
-    client_config.write(cfg, apiserver.address, apiserver.token)
+    apiserver.write_kubeconfig(cfg)
     return Pbctl(cfg, capsys)
 
 
@@ -210,7 +210,7 @@ async def test_get_errors(pbctl: Pbctl, tmp_path: Path) -> None:
 async def test_connection_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "down"
     port = free_port()
-    client_config.write(cfg, f"127.0.0.1:{port}", "t")
+    client_config.write_kubeconfig(cfg, "https://127.0.0.1:1", f"127.0.0.1:{port}", "t", b"")
     rc = await run(["--config", str(cfg), "get", "pods"])
     assert rc == 1
     assert capsys.readouterr().err.strip() == (
@@ -467,7 +467,9 @@ async def test_version_config_logs_exec(pbctl: Pbctl, apiserver: ApiServer) -> N
     assert (await pbctl.ok("config", "current-context")).strip() == "default"
     view = yaml.safe_load(await pbctl.ok("config", "view"))
     assert view["users"][0]["user"]["token"] == "REDACTED"
-    assert view["clusters"][0]["cluster"]["server"] == apiserver.address
+    cluster = view["clusters"][0]["cluster"]
+    assert cluster["server"] == apiserver.https_server
+    assert cluster["extensions"] == [{"name": "pybernetes.io/grpc", "extension": {"address": apiserver.address}}]
     rc, _, err = await pbctl("logs", "web-1", "-c", "web", "--tail", "5")
     assert rc == 1 and err.strip() == 'Error from server (NotFound): pods "web-1" not found'
     rc, _, err = await pbctl("exec", "-it", "web-1", "--", "sh")

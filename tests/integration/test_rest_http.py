@@ -22,7 +22,7 @@ async def http(https_apiserver: ApiServer) -> AsyncIterator[tuple[aiohttp.Client
     ctx = ssl.create_default_context(cafile=str(https_apiserver.cfg.data_dir / "pki" / "ca.crt"))
     headers = {"Authorization": f"Bearer {https_apiserver.token}"}
     async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(ssl=ctx)) as s:
-        yield s, f"https://localhost:{https_apiserver.cfg.https_port}"
+        yield s, f"https://localhost:{https_apiserver.cfg.secure_port}"
 
 
 async def _events(s: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:

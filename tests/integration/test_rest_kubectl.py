@@ -247,7 +247,7 @@ async def test_the_same_admin_conf_serves_kubectl_and_the_grpc_client(kubectl: K
                                                                        https_apiserver: ApiServer) -> None:
     doc = yaml.safe_load(kubectl.kubeconfig.read_text())
     cluster = doc["clusters"][0]["cluster"]
-    assert cluster["server"] == f"https://127.0.0.1:{https_apiserver.cfg.https_port}"
+    assert cluster["server"] == f"https://127.0.0.1:{https_apiserver.cfg.secure_port}"
     assert cluster["certificate-authority-data"]
     await kubectl.run("create", "-f", kubectl.file("pod.yaml", POD))
     cfg = client_config.load(str(kubectl.kubeconfig))

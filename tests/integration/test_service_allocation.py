@@ -29,7 +29,7 @@ def service(name: str, type_: str = "ClusterIP", cluster_ip: str = "", node_port
 async def test_kubernetes_service_exists(apiserver: ApiServer) -> None:
     svc = await apiserver.client.get(core.Service, "kubernetes", namespace="default")
     assert svc.spec.cluster_ip == "10.96.0.1"
-    assert svc.spec.ports[0].port == 443 and svc.spec.ports[0].target_port.int_val == apiserver.cfg.port
+    assert svc.spec.ports[0].port == 443 and svc.spec.ports[0].target_port.int_val == apiserver.cfg.secure_port
 
 
 async def test_concurrent_creates_get_distinct_ips_and_ports(apiserver: ApiServer) -> None:

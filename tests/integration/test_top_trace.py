@@ -17,7 +17,6 @@ from pbctl.main import run as pbctl
 from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.client import config as client_config
 from services.controllers.main import ControllerManager
 from services.scheduler import main as scheduler_main
 from tests.helpers import eventually
@@ -50,8 +49,7 @@ async def node(apiserver: ApiServer, cri_node: CRINode, tmp_path: Path) -> Async
 @pytest.fixture
 def cfg(node: ApiServer, tmp_path: Path) -> str:
     path = tmp_path / "pbconfig"
-    client_config.write(path, node.address, node.token)
-    return str(path)
+    return str(node.write_kubeconfig(path))
 
 
 async def ready(api: ApiServer, name: str) -> core.Pod:

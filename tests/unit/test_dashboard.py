@@ -255,7 +255,7 @@ async def test_lab_open_prints_the_dashboard_first(tmp_path: Any) -> None:
 def test_readyz_beside_a_standard_apiserver() -> None:
     from pbctl.verbs.dashboard import readyz_url
 
-    assert readyz_url("127.0.0.1:6443") == "http://127.0.0.1:6444/readyz"
+    assert readyz_url("127.0.0.1:6442") == "http://127.0.0.1:6444/readyz"
     assert readyz_url("10.0.0.5:24001") == ""  # a relay or a test server: no known health port
 
 

@@ -151,7 +151,10 @@ def test_install_control_plane_dry_run_flags_parse() -> None:
     for unit in ("pb-apiserver", "pb-scheduler", "pb-controller-manager"):
         assert f"/etc/systemd/system/{unit}.service" in out
     api = apiserver_args(env_args(out, "PB_APISERVER_ARGS"))
-    assert api.advertise_address == "172.31.0.10" and api.port == 6443 and api.health_port == 6444
+    assert api.advertise_address == "172.31.0.10" and api.health_port == 6444
+    assert (api.secure_port, api.grpc_port) == (6443, 6442)  # the REST API over HTTPS; gRPC beside it
+    # the CA exists before the apiserver starts, so the components' kubeconfigs carry it
+    assert "--pki-dir /var/lib/pybernetes/apiserver/pki --advertise-address 172.31.0.10" in out
     assert api.bind_address == "0.0.0.0" and str(api.data_dir) == "/var/lib/pybernetes/apiserver"
     assert str(api.admin_config) == "/etc/pybernetes/admin.conf"
     sched = scheduler_args(env_args(out, "PB_SCHEDULER_ARGS"))
@@ -199,3 +202,24 @@ def test_containerd_config_uses_system_paths() -> None:
     assert 'root = "/var/lib/pybernetes/containerd/root"' in text
     assert 'conf_dir = "/var/lib/pybernetes/containerd/cni/net.d"' in text
     assert 'sandbox_image = "localhost:5000/pause:3.9"' in text
+
+
+def test_setup_writes_kubeconfigs(tmp_path: Path) -> None:
+    from pybernetes.client import config as client_config
+
+    setup = [sys.executable, str(DEPLOY / "pb_setup.py")]
+    node = tmp_path / "kubelet.conf"
+    subprocess.run([*setup, "client-config", "--out", str(node), "--server", "172.31.0.10:6443", "--token", "t"],
+                   check=True, capture_output=True)
+    cfg = client_config.load(str(node))
+    assert (cfg.https_server, cfg.server, cfg.token) == ("https://172.31.0.10:6443", "172.31.0.10:6442", "t")
+    assert node.stat().st_mode & 0o077 == 0
+    token = tmp_path / "token"
+    token.write_text("nodetoken\n")
+    subprocess.run([*setup, "control-plane-tokens", "--tokens-csv", str(tmp_path / "tokens.csv"),
+                    "--node-token-file", str(token), "--config-dir", str(tmp_path / "etc"),
+                    "--server", "127.0.0.1:6443", "--pki-dir", str(tmp_path / "pki"),
+                    "--advertise-address", "172.31.0.10"], check=True, capture_output=True)
+    sched = client_config.load(str(tmp_path / "etc" / "scheduler.conf"))
+    assert sched.server == "127.0.0.1:6442" and sched.https_server == "https://127.0.0.1:6443"
+    assert sched.ca_pem == (tmp_path / "pki" / "ca.crt").read_bytes()

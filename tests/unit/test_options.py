@@ -32,9 +32,9 @@ FLAGS = {
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
-        "--kubelet-client-token-file", "--restore-from", "--secure-port", "--port", "--service-cluster-ip-range",
+        "--kubelet-client-token-file", "--restore-from", "--secure-port", "--grpc-port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
-        "--https-port", "--cert-dir"},
+        "--cert-dir"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -56,7 +56,7 @@ FLAGS = {
         "--pod-eviction-timeout", "--secondary-node-eviction-rate", "--server", "--token",
         "--unhealthy-zone-threshold", "-v", "--verbose"},
     "pb-kubelet": {
-        "--address", "--authentication-token-file", "--cni-conf-dir", "--cni-data-dir", "--config",
+        "--address", "--authentication-token-file", "--cni-conf-dir", "--cni-data-dir", "--config", "--kubeconfig",
         "--containerd-socket", "--container-runtime-endpoint", "--cpu", "--eviction-hard",
         "--eviction-pressure-transition-period", "--health-host", "--health-port", "--healthz-port",
         "--max-pods", "--memory", "--node-ip", "--node-labels", "--node-lease-duration", "--node-name",
@@ -138,8 +138,8 @@ def test_only_what_differs_is_written(prog: str) -> None:
 
 
 def test_aliases() -> None:
-    assert parse("pb-apiserver", ["--port", "7443"]).port == 7443
-    assert parse("pb-apiserver", ["--secure-port=7443"]).port == 7443
+    assert parse("pb-apiserver", ["--secure-port=7443"]).secure_port == 7443  # Kubernetes' meaning: HTTPS
+    assert parse("pb-apiserver", ["--grpc-port", "7442"]).grpc_port == 7442
     assert parse("pb-scheduler", ["--client-config", "/c", "--master", "m:1", "--secure-port", "0"]) == \
         scheduler.Config(kubeconfig="/c", server="m:1", health_port=0)
     assert parse("pb-controller-manager", ["--kubeconfig", "/c", "--secure-port=1"]) == \
@@ -153,13 +153,13 @@ def test_aliases() -> None:
 
 def test_port_defaults_are_the_named_ports() -> None:
     a = apiserver.Config()
-    assert a.port == ports.APISERVER
+    assert (a.secure_port, a.grpc_port) == (ports.APISERVER, ports.APISERVER_GRPC)
     # A standalone apiserver's other ports are picked (0) unless given: two of them, or tests and a lab, coexist.
     assert (a.health_port, a.etcd_client_port, a.etcd_peer_port, a.etcd_metrics_port) == (0, 0, 0, 0)
     assert apiserver.health_port(a) == ports.APISERVER_HEALTH  # beside the default API port: Kubernetes' pair
-    other = apiserver.health_port(apiserver.Config(port=7443))
+    other = apiserver.health_port(apiserver.Config(secure_port=7443))
     assert other != ports.APISERVER_HEALTH and ports.PORT_RANGE[0] <= other <= ports.PORT_RANGE[1]
-    assert apiserver.health_port(apiserver.Config(port=7443, health_port=7444)) == 7444
+    assert apiserver.health_port(apiserver.Config(secure_port=7443, health_port=7444)) == 7444
     assert scheduler.Config().health_port == ports.SCHEDULER
     assert controller_manager.Config().health_port == ports.CONTROLLER_MANAGER
     assert (kubelet.Config().port, kubelet.Config().health_port) == (ports.KUBELET, ports.KUBELET_HEALTH)

@@ -133,7 +133,11 @@ def test_kubeconfig_is_standard_and_names_the_grpc_address(tmp_path: Path) -> No
     cfg = client_config.load(str(path))
     assert (cfg.server, cfg.token) == ("127.0.0.1:7443", "tok")
     assert path.stat().st_mode & 0o077 == 0
-    old = tmp_path / "old.conf"
-    client_config.write(old, "10.0.0.1:6443", "tok")
+    assert cfg.https_server == "https://127.0.0.1:6443" and cfg.ca_pem == b"PEM"
+    old = tmp_path / "old.conf"  # the older gRPC-only shape: a bare host:port server
+    old.write_text("clusters: [{name: d, cluster: {server: '10.0.0.1:6443'}}]\n"
+                   "users: [{name: d, user: {token: tok}}]\n"
+                   "contexts: [{name: d, context: {cluster: d, user: d}}]\ncurrent-context: d\n")
     assert client_config.load(str(old)).server == "10.0.0.1:6443"
-    assert client_config.grpc_address({"server": "https://h:1/"}) == "h:1"
+    # no pybernetes.io/grpc extension: the server's host on the gRPC port
+    assert client_config.grpc_address({"server": "https://h:1/"}) == "h:6442"
