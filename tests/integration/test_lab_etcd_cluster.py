@@ -81,7 +81,8 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
         token = ensure_admin_token(tmp_path / "tokens.csv")
         servers = ",".join(m.client_url for m in members)
         spawn(after, "apiserver", "apiserver", [str(Path(sys.executable).parent / "pb-apiserver"),
-                                                f"--data-dir={tmp_path / 'apiserver'}", f"--grpc-port={api_port}", "--secure-port=0",
+                                                f"--data-dir={tmp_path / 'apiserver'}", f"--grpc-port={api_port}",
+                                                "--secure-port=0",
                                                 f"--etcd-servers={servers}", "--etcd-compaction-interval=0",
                                                 f"--token-auth-file={tmp_path / 'tokens.csv'}"])
         await wait_for(lambda: tcp_ok("127.0.0.1", api_port), "apiserver", timeout=30)

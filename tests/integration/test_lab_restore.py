@@ -48,7 +48,8 @@ async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypa
                  f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=control-plane={peer}"]
     token = ensure_admin_token(tmp_path / "tokens.csv")
     api_argv = [str(Path(sys.executable).parent / "pb-apiserver"), f"--data-dir={tmp_path / 'apiserver'}",
-                f"--grpc-port={api_port}", "--secure-port=0", f"--etcd-servers={client}", f"--token-auth-file={tmp_path / 'tokens.csv'}",
+                f"--grpc-port={api_port}", "--secure-port=0", f"--etcd-servers={client}",
+                f"--token-auth-file={tmp_path / 'tokens.csv'}",
                 "--etcd-compaction-interval=0"]
     try:
         await start(st, ProcessRecord("etcd", "etcd", etcd_argv, ""))

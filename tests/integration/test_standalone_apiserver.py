@@ -36,7 +36,8 @@ async def test_two_standalone_apiservers_side_by_side(tmp_path: Path) -> None:
             port = free_port()
             log = tmp_path / f"{name}.log"
             with log.open("wb") as f:
-                procs.append(subprocess.Popen([str(PB_APISERVER), f"--data-dir={tmp_path / name}", f"--port={port}"],
+                procs.append(subprocess.Popen([str(PB_APISERVER), f"--data-dir={tmp_path / name}",
+                                               f"--grpc-port={port}", f"--secure-port={free_port()}"],
                                               stdout=f, stderr=subprocess.STDOUT))
             logs.append(log)
             api_ports.append(port)
