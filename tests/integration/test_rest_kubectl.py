@@ -106,7 +106,8 @@ async def test_version_and_api_resources(kubectl: Kubectl) -> None:
     assert rows["namespaces"][1:] == ["ns", "v1", "false", "Namespace"]
     assert rows["secrets"][1:] == ["v1", "true", "Secret"]
     _, out, _ = await kubectl.run("api-resources", "--categories=all", "-o", "name")
-    assert set(out.split()) == {"pods", "replicationcontrollers", "services", "deployments.apps", "replicasets.apps"}
+    assert set(out.split()) == {"pods", "replicationcontrollers", "services", "daemonsets.apps", "deployments.apps",
+                                "replicasets.apps", "statefulsets.apps", "cronjobs.batch", "jobs.batch"}
     _, out, _ = await kubectl.run("get", "ns")
     assert [r[0] for r in _rows(out)] == ["NAME", "default", "kube-node-lease", "kube-public", "kube-system"]
 
