@@ -162,7 +162,9 @@ def push_archive(archive: str, address: str) -> list[str]:
         if "org.opencontainers.image.ref.name" in ann:
             ref_names[desc["digest"]] = ann["org.opencontainers.image.ref.name"]
         repo, _, t = registry_path(ann["io.containerd.image.name"]).rpartition(":")
-        groups.setdefault((desc["digest"], repo), []).append(t)
+        tags = groups.setdefault((desc["digest"], repo), [])
+        if t not in tags:  # pause:3.9 is named by both registry.k8s.io and k8s.gcr.io
+            tags.append(t)
     done: list[str] = []
     for (digest, repo), tags in groups.items():
         src = f"oci-archive:{archive}:{ref_names[digest]}"

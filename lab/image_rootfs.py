@@ -80,6 +80,7 @@ _PY_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "__pycache_
 
 def busybox(rootfs: Path) -> None:
     """The base: busybox and its applets, /etc users, /tmp, and the busybox httpd page in /www."""
+    _require(BUSYBOX_BIN, "busybox-static")
     bindir = rootfs / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX_BIN, bindir / "busybox")
@@ -127,8 +128,15 @@ def _copy_libs(rootfs: Path, libs: list[Path]) -> None:
             alias.symlink_to(real)
 
 
+def _require(path: str, package: str) -> None:
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} not found: the lab images need Debian's {package} package "
+                           f"(apt-get install {package}; see deploy/install-deps.sh)")
+
+
 def nginx(rootfs: Path) -> None:
     """The nginx layer (on top of busybox)."""
+    _require(NGINX_BIN, "nginx")
     (rootfs / "bin").mkdir(parents=True, exist_ok=True)
     shutil.copy2(NGINX_BIN, rootfs / "bin/nginx")
     _copy_libs(rootfs, shared_libraries([Path(NGINX_BIN)]))

@@ -49,7 +49,9 @@ if [ "$ROLE" = control-plane ]; then
     echo "==> Prometheus: http://$IP:9090/consoles/pybernetes-overview.html (vagrant ssh control-plane -- -L 9090:127.0.0.1:9090)"
   fi
 else
+  # --registry: pb-registry on the node's 127.0.0.1:5000 serves the archive's images, which containerd's
+  # docker.io / registry.k8s.io / k8s.gcr.io mirrors point at (`image: nginx:1.15.4` runs unmodified).
   "$SRC/deploy/install.sh" node "${common[@]}" --name "$NAME" --node-ip "$IP" --server "$CP_IP:6443" \
-    --images "$A/images/lab-images.oci.tar"
+    --images "$A/images/lab-images.oci.tar" --registry
 fi
 echo "==> $NAME provisioned in $(( $(date +%s) - t0 )) s"

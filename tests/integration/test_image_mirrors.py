@@ -135,6 +135,18 @@ async def test_upstream_images_run(mirror_node: CRINode) -> None:
         assert (st.exit_code, log_lines(st)) == (0, [out]), (st, Path(st.log_path).read_text())
 
 
+async def test_full_archive_import_names_every_image(cri_node: CRINode, lab_images: LabImages) -> None:
+    """What Vagrant nodes do (deploy/install.sh --images): one import, every catalog name present."""
+    t0 = time.monotonic()
+    await cri_node.containerd.import_image(lab_images.full_archive)
+    print(f"imported {lab_images.full_archive} in {time.monotonic() - t0:.1f} s")
+    for name in ("nginx:1.15.4", "nginx:1.14.2", "busybox", "busybox:1.28", "python:3", "python:3.12",
+                 "registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.10", "localhost:5000/busybox:stable",
+                 "localhost:5000/pause:3.9"):
+        assert await cri_node.cri.image_status(name) is not None, name
+    assert await cri_node.cri.image_status("nginx:0.0.1-missing") is None
+
+
 async def test_names_not_served_fail_with_the_registrys_reason(mirror_node: CRINode) -> None:
     node = mirror_node
     # A tag the lab registry does not hold: its not-found, not a silent fallback to the internet.
