@@ -118,6 +118,9 @@ class Registry:
 
     def tag(self, repo: str, source_tag: str, tags: Iterable[str]) -> None:
         """Give `repo:source_tag` (already pushed) the further `tags`, in one process inside the netns."""
+        tags = list(tags)
+        if not tags:
+            return
         cmd = _wrap(self.netns, [sys.executable, "-m", "lab.image_registry", "tag", self.address, repo,
                                  source_tag, *tags])
         res = subprocess.run(cmd, capture_output=True, text=True)
