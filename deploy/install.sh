@@ -35,7 +35,8 @@ Options (all roles):
   --dry-run               print the steps, change nothing
   --no-apt                do not run apt-get
   --no-start              install and enable nothing at boot; print how to start
-  --registry              also install docker-registry as pb-registry (127.0.0.1:5000)
+  --registry              also install docker-registry as pb-registry (127.0.0.1:5000); on a node with
+                          --images it serves every image of the archive (nginx:1.15.4 as library/nginx:1.15.4...)
   --prometheus            control plane: also Prometheus (Debian package) as pb-prometheus on :9090, scraping
                           the control plane and every node (file_sd kept up to date by pb-prometheus-sd);
                           node: serve the kubelet's /metrics on --node-ip so that Prometheus can scrape it
@@ -58,7 +59,9 @@ node:
   --ca-file F             the cluster CA (control plane: /var/lib/pybernetes/apiserver/pki/ca.crt), for kubectl
   --token-file F          the cluster token from the control plane (required)
   --pod-cidr CIDR         fixed pod CIDR (else Node.spec.podCIDR from the controller manager)
-  --images FILE           OCI archive to import into the node's containerd (k8s.io namespace)
+  --images FILE           OCI archive to import into the node's containerd (k8s.io namespace), e.g. lab.images'
+                          all-images.oci.tar. containerd mirrors docker.io, registry.k8s.io and k8s.gcr.io to
+                          127.0.0.1:5000 (hosts.toml under /var/lib/pybernetes/containerd/certs.d)
 EOF
 }
 
@@ -351,6 +354,12 @@ if [ "$START" = 1 ] && systemd_running; then
     for _ in $(seq 1 60); do [ -S "$CTD_SOCK" ] && break; sleep 1; done
     say "importing images from $IMAGES"
     ctr --address "$CTD_SOCK" -n k8s.io images import "$IMAGES"
+    if [ "$REGISTRY" = 1 ]; then
+      # The mirrors' target: `image: busybox` (:latest, pulled every time) and any catalog tag pull from here.
+      for _ in $(seq 1 30); do curl -fs -o /dev/null --max-time 2 http://127.0.0.1:5000/v2/ && break; sleep 1; done
+      say "serving $IMAGES in pb-registry (127.0.0.1:5000)"
+      "$VENV/bin/python" -m lab.image_registry push-archive "$IMAGES" 127.0.0.1:5000 | cut -c1-200
+    fi
   fi
 else
   say "not starting anything ($( [ "$START" = 0 ] && echo 'as asked' || echo 'systemd is not PID 1' )). To start:"
@@ -361,6 +370,8 @@ else
     echo "    set -a; . $DEFAULTS/$u; set +a; $exec_line"
   done
   [ "$ROLE" != node ] || [ -z "$IMAGES" ] || echo "  then: ctr --address $CTD_SOCK -n k8s.io images import $IMAGES"
+  [ "$ROLE" != node ] || [ -z "$IMAGES" ] || [ "$REGISTRY" = 0 ] || \
+    echo "  then: $VENV/bin/python -m lab.image_registry push-archive $IMAGES 127.0.0.1:5000"
   [ "$ROLE" != control-plane ] || [ -z "$NODES" ] || \
     echo "  then: ${SETUP[*]} nodes --config $ETC/admin.conf ${NODES//,/ }"
   [ "$ROLE" != control-plane ] || \

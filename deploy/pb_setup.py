@@ -69,14 +69,17 @@ def containerd_config(a: argparse.Namespace) -> None:
             return run_dir / "containerd.sock"
 
     paths = SystemPaths(Path(a.base))
-    text = ctd.render_config(paths, sandbox_image=a.sandbox_image, registry=a.registry, log_level=a.log_level)
+    text = ctd.render_config(paths, sandbox_image=a.sandbox_image, log_level=a.log_level)
     if a.out == "-":
         sys.stdout.write(text)
         return
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"containerd config: {out} (socket {paths.socket}, root {paths.root}, CNI conf {paths.cni_conf_dir})")
+    # The registry mirrors (docker.io, registry.k8s.io, k8s.gcr.io -> the --registry) that config names.
+    ctd.write_hosts(paths.certs_dir, a.registry)
+    print(f"containerd config: {out} (socket {paths.socket}, root {paths.root}, CNI conf {paths.cni_conf_dir},"
+          f" registry hosts {paths.certs_dir})")
 
 
 def read_token(path: str) -> str:

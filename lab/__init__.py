@@ -4,7 +4,8 @@ It sits above every component (it starts them and renders containerd's config wi
 a package of its own rather than part of the shared `pybernetes` library, which imports no component.
 
 Utilities the tests and benchmarks share: netns (namespaces joined by a bridge), images (the offline
-busybox/pause images), image_registry (docker-registry, skopeo pushes, TCP forwarder/relay), prometheus
+busybox, nginx, python and pause images, root filesystems from image_rootfs), image_registry
+(docker-registry, skopeo pushes, tags, TCP forwarder/relay), prometheus
 (a Prometheus from deploy/prometheus, file_sd, promtool checks).
 
 The lab itself: cli (the plugin) -> lifecycle (up/down/stop/start) and status (status, shell, open), which

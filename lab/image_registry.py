@@ -6,18 +6,27 @@ own netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder 
 the same port that relays to it (`start_forwarder`). The forwarder is this module run as a program:
 `python -m lab.image_registry forward 127.0.0.1:PORT 172.30.0.5:PORT`. `relay` is also what the lab's
 host-side relays (lab.processes) run.
+
+Images are pushed once per repository with skopeo; every further tag of the same image is a manifest copy
+over the registry API (`tag`, milliseconds), so serving the catalog's many tags stays quick.
+`python -m lab.image_registry push-archive FILE HOST:PORT` serves an OCI archive of lab.images (each
+`io.containerd.image.name`, without its registry host) in a registry: the Vagrant nodes run it (install.sh).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 import time
+import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 from lab.netns import nsenter
@@ -107,6 +116,69 @@ class Registry:
         log.info("pushed image", extra={"source": source, "dest": dest})
         return f"localhost:{ports.REGISTRY}/{name}"
 
+    def tag(self, repo: str, source_tag: str, tags: Iterable[str]) -> None:
+        """Give `repo:source_tag` (already pushed) the further `tags`, in one process inside the netns."""
+        tags = list(tags)
+        if not tags:
+            return
+        cmd = _wrap(self.netns, [sys.executable, "-m", "lab.image_registry", "tag", self.address, repo,
+                                 source_tag, *tags])
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"tagging {repo}:{source_tag} in {self.address} failed: {res.stderr.strip()}")
+
+
+_MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json,"
+                   "application/vnd.docker.distribution.manifest.v2+json")
+
+
+def tag(address: str, repo: str, source_tag: str, tags: Iterable[str]) -> None:
+    """Copy the manifest of `repo:source_tag` to each of `tags` in the registry at `address`."""
+    req = urllib.request.Request(f"http://{address}/v2/{repo}/manifests/{source_tag}",
+                                 headers={"Accept": _MANIFEST_TYPES})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body, media_type = resp.read(), resp.headers["Content-Type"]
+    for t in tags:
+        put = urllib.request.Request(f"http://{address}/v2/{repo}/manifests/{t}", data=body, method="PUT",
+                                     headers={"Content-Type": media_type})
+        with urllib.request.urlopen(put, timeout=30):
+            pass
+
+
+def registry_path(name: str) -> str:
+    """`repository:tag` inside a registry for a fully qualified name (docker.io/library/nginx:1 -> library/nginx:1)."""
+    return name.split("/", 1)[1]
+
+
+def push_archive(archive: str, address: str) -> list[str]:
+    """Serve every named image of an OCI archive (lab.images) in the registry at `address`; returns the refs.
+
+    Per image and repository: one skopeo copy (from the index entry that has the OCI ref name), then tags."""
+    with tarfile.open(archive) as tar:
+        f = tar.extractfile("index.json")
+        assert f is not None
+        index = json.load(f)
+    groups: dict[tuple[str, str], list[str]] = {}  # (manifest digest, repo) -> tags
+    ref_names: dict[str, str] = {}  # manifest digest -> its OCI ref name in the archive
+    for desc in index["manifests"]:
+        ann = desc.get("annotations", {})
+        if "org.opencontainers.image.ref.name" in ann:
+            ref_names[desc["digest"]] = ann["org.opencontainers.image.ref.name"]
+        repo, _, t = registry_path(ann["io.containerd.image.name"]).rpartition(":")
+        tags = groups.setdefault((desc["digest"], repo), [])
+        if t not in tags:  # pause:3.9 is named by both registry.k8s.io and k8s.gcr.io
+            tags.append(t)
+    done: list[str] = []
+    for (digest, repo), tags in groups.items():
+        src = f"oci-archive:{archive}:{ref_names[digest]}"
+        dest = f"docker://{address}/{repo}:{tags[0]}"
+        res = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", src, dest], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"skopeo copy {src} {dest} failed: {res.stderr.strip()}")
+        tag(address, repo, tags[0], tags[1:])
+        done += [f"{repo}:{t}" for t in tags]
+    return done
+
 
 # ---- loopback forwarder ----
 
@@ -173,10 +245,18 @@ async def forward(listen: str, target: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "forward":
-        asyncio.run(forward(sys.argv[2], sys.argv[3]))
+    args = sys.argv[1:]
+    if len(args) == 3 and args[0] == "forward":
+        asyncio.run(forward(args[1], args[2]))
+    elif len(args) >= 4 and args[0] == "tag":
+        tag(args[1], args[2], args[3], args[4:])
+    elif len(args) == 3 and args[0] == "push-archive":
+        refs = push_archive(args[1], args[2])
+        print(f"{len(refs)} images served by {args[2]}: {' '.join(refs)}")
     else:
-        sys.exit("usage: python -m lab.image_registry forward LISTEN_HOST:PORT TARGET_HOST:PORT")
+        sys.exit("usage: python -m lab.image_registry forward LISTEN_HOST:PORT TARGET_HOST:PORT\n"
+                 "       python -m lab.image_registry tag HOST:PORT REPO SOURCE_TAG TAG...\n"
+                 "       python -m lab.image_registry push-archive OCI_ARCHIVE HOST:PORT")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """How lab nodes get images with no internet: `lab up`'s image steps.
 
-The busybox and pause images are built once into the image cache (lab.images), served by a
-docker-registry in pb-control-plane (lab.image_registry.Registry) and pushed there with skopeo; each
-node gets a forwarder on its own 127.0.0.1 registry port to that registry (a mirror of it on the node's
-loopback), since containerd pulls `localhost:<port>/...` inside the node's private namespace.
+The busybox, nginx, python and pause images are built once into the image cache (lab.images), served by
+a docker-registry in pb-control-plane (lab.image_registry.Registry) under every name of lab.images.CATALOG
+(`library/nginx:1.15.4`, `pause:3.9`, ..., and the lab's own `busybox:stable`); each node gets a forwarder
+on its own 127.0.0.1 registry port to that registry, since containerd pulls `localhost:<port>/...` inside
+the node's private namespace, and mirrors docker.io, registry.k8s.io and k8s.gcr.io to it
+(node_agent.containerd), so unmodified manifests (`image: nginx:1.15.4`) run offline.
 """
 
 from __future__ import annotations
@@ -11,23 +13,30 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lab import netns
 from lab.health import wait_for
 from lab.image_registry import REGISTRY_BIN, Registry
-from lab.images import LabImages, build_lab_images
+from lab.images import CATALOG, ImageSpec, LabImages, build_lab_images
 from lab.processes import run_cmd, spawn
 from lab.state import LabState, ProcessRecord, proc_start_time
 from lab.topology import CP_IP, CP_NETNS, NodeSpec, Plan
 from pybernetes import ports
 
 
-async def build_images(image_cache: Path) -> tuple[LabImages, str]:
-    """The lab images (built, or reused from `image_cache`) and a note saying which."""
-    cached = (image_cache / "lab-images.oci.tar").exists()
-    images = await asyncio.to_thread(build_lab_images, image_cache)
-    return images, "cached" if cached else f"built in {image_cache}"
+async def build_images(image_cache: Path, progress: Callable[[str], None] | None = None) -> tuple[LabImages, str]:
+    """The lab images (built, or reused from `image_cache`) and a note saying which; `progress` gets a
+    line per image while a build runs (a first build takes several seconds)."""
+    built: list[str] = []
+
+    def say(line: str) -> None:
+        built.append(line)
+        if progress is not None:
+            progress(f"  {line}")
+    images = await asyncio.to_thread(build_lab_images, image_cache, say)
+    return images, f"built in {image_cache}" if built else "cached"
 
 
 async def start_registry(plan: Plan, st: LabState) -> Registry:
@@ -44,10 +53,21 @@ async def start_registry(plan: Plan, st: LabState) -> Registry:
     return reg
 
 
+def _push(reg: Registry, images: LabImages, spec: ImageSpec) -> int:
+    """One image under all its names: a skopeo copy per repository, the other tags as manifest copies."""
+    by_repo: dict[str, list[str]] = {}
+    for ref in spec.registry_refs():
+        repo, _, tag = ref.rpartition(":")
+        by_repo.setdefault(repo, []).append(tag)
+    for repo, tags in by_repo.items():
+        reg.push(images.skopeo_ref(spec.name), f"{repo}:{tags[0]}")
+        reg.tag(repo, tags[0], tags[1:])
+    return len(spec.registry_refs())
+
+
 async def push_images(reg: Registry, images: LabImages) -> str:
-    refs = await asyncio.gather(asyncio.to_thread(reg.push, images.skopeo_ref("busybox"), "busybox:stable"),
-                                asyncio.to_thread(reg.push, images.skopeo_ref("pause"), "pause:3.9"))
-    return ", ".join(refs)
+    counts = await asyncio.gather(*(asyncio.to_thread(_push, reg, images, s) for s in CATALOG))
+    return ", ".join(f"{s.name} ({n} tags)" for s, n in zip(CATALOG, counts, strict=True))
 
 
 async def start_forwarder(st: LabState, n: NodeSpec) -> str:

@@ -97,7 +97,7 @@ class Lab:
         return ""
 
     async def build_images(self) -> str:
-        self.images, note = await image_supply.build_images(self.plan.image_cache)
+        self.images, note = await image_supply.build_images(self.plan.image_cache, self.out)
         return note
 
     async def start_registry(self) -> str:

@@ -10,6 +10,10 @@ Images reach a node in one of two ways:
   * registry pulls: CRI PullImage of `localhost:<ports.REGISTRY>/...` (DEFAULT_REGISTRY). containerd
     runs in the node's netns, so that localhost is the netns's private loopback: the lab runs a registry
     (or a TCP forwarder to the shared one) on that port inside each node netns; see lab.image_registry.
+    The same registry is the mirror of docker.io, registry.k8s.io and k8s.gcr.io (MIRRORED_REGISTRIES):
+    containerd 1.6's `config_path` with one hosts.toml per registry (render_hosts), so `nginx:1.15.4`
+    (docker.io/library/nginx:1.15.4) is pulled as `library/nginx:1.15.4` from the lab registry, with no
+    fallback to the internet: a tag it lacks is the registry's not-found.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "containerd" / "conf
 CNI_BIN_DIR = "/usr/lib/cni"
 NETNS_DIR = "/run/netns"
 DEFAULT_REGISTRY = f"localhost:{ports.REGISTRY}"
+# The local name, not registry.k8s.io/pause:3.9 through the mirror: nodes that import images (tests,
+# Vagrant) have it without any registry, and a sandbox never waits on a pull.
 DEFAULT_SANDBOX_IMAGE = f"{DEFAULT_REGISTRY}/pause:3.9"
+MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io", "k8s.gcr.io")
 CNI_NETWORK = "pbnet"
 BRIDGE = "cni0"
 
@@ -72,6 +79,11 @@ class NodePaths:
         return self.base / "cni" / "ipam"
 
     @property
+    def certs_dir(self) -> Path:
+        """containerd's registry `config_path`: one <registry>/hosts.toml per configured registry."""
+        return self.base / "certs.d"
+
+    @property
     def log_file(self) -> Path:
         return self.base / "containerd.log"
 
@@ -84,10 +96,9 @@ def render_config(
     paths: NodePaths,
     *,
     sandbox_image: str = DEFAULT_SANDBOX_IMAGE,
-    registry: str = DEFAULT_REGISTRY,
     log_level: str = "info",
 ) -> str:
-    """The containerd config.toml text for a node."""
+    """The containerd config.toml text for a node (its registries are write_hosts' files)."""
     return string.Template(TEMPLATE.read_text()).substitute(
         root=paths.root,
         state=paths.state,
@@ -96,8 +107,35 @@ def render_config(
         sandbox_image=sandbox_image,
         cni_bin_dir=CNI_BIN_DIR,
         cni_conf_dir=paths.cni_conf_dir,
-        registry=registry,
+        certs_dir=paths.certs_dir,
     )
+
+
+def render_hosts(registry: str = DEFAULT_REGISTRY,
+                 mirrored: tuple[str, ...] = MIRRORED_REGISTRIES) -> dict[str, str]:
+    """hosts.toml text per registry directory name: `registry` itself (plain http) and each mirrored one.
+
+    A mirrored registry's `server` is the lab registry, not a `[host]` in front of the real one, so that
+    containerd never falls back to the internet: a missing name fails with the lab registry's not-found.
+    """
+    url = f"http://{registry}"
+    # containerd 1.6 refuses a hosts.toml without a [host] table ("invalid `host` tree"), so the
+    # registry is named twice: as the host tried first and as the server.
+    body = f'server = "{url}"\n\n[host."{url}"]\n  capabilities = ["pull", "resolve"]\n'
+    files = {registry: f"# The lab registry (plain http).\n{body}"}
+    for name in mirrored:
+        files[name] = (f"# {name} is served by the lab registry; names are kept (docker.io's `nginx` is\n"
+                       f"# library/nginx), nothing goes to {name} itself.\n{body}")
+    return files
+
+
+def write_hosts(certs_dir: Path, registry: str = DEFAULT_REGISTRY,
+                mirrored: tuple[str, ...] = MIRRORED_REGISTRIES) -> None:
+    """Write render_hosts' files as `certs_dir/<registry>/hosts.toml`, replacing what was there."""
+    shutil.rmtree(certs_dir, ignore_errors=True)
+    for name, text in render_hosts(registry, mirrored).items():
+        (certs_dir / name).mkdir(parents=True, exist_ok=True)
+        (certs_dir / name / "hosts.toml").write_text(text)
 
 
 def render_cni_conflist(pod_cidr: str, data_dir: Path) -> str:
@@ -215,9 +253,10 @@ class Containerd:
         for d in (p.root, p.state, p.cni_conf_dir, p.cni_data_dir, p.pod_logs):
             d.mkdir(parents=True, exist_ok=True)
         cfg = render_config(
-            p, sandbox_image=self.sandbox_image, registry=self.registry, log_level=self.log_level
+            p, sandbox_image=self.sandbox_image, log_level=self.log_level
         )
         p.config.write_text(cfg)
+        write_hosts(p.certs_dir, self.registry)
         conflist = render_cni_conflist(self.pod_cidr, p.cni_data_dir)
         (p.cni_conf_dir / "10-pbnet.conflist").write_text(conflist)
 

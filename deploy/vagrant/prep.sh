@@ -2,7 +2,8 @@
 # `make vagrant-prep`: everything the VMs need, put where the synced folder carries it, so that
 # provisioning downloads nothing:
 #   deploy/vagrant/artifacts/wheels/   the pybernetes wheel and every dependency's wheel (pip --no-index)
-#   deploy/vagrant/artifacts/images/lab-images.oci.tar   busybox + pause (lab.images)
+#   deploy/vagrant/artifacts/images/lab-images.oci.tar   busybox, nginx, python, pause under every name
+#                                   of lab.images.CATALOG (its all-images.oci.tar; nodes import and serve it)
 #   deploy/vagrant/artifacts/token     the shared cluster token (kept if present)
 # Run on the host (needs network access to PyPI for the dependency wheels, or a pip cache/mirror).
 set -euo pipefail
@@ -24,7 +25,7 @@ rm -rf build
 echo "==> images -> $OUT/images"
 "$PY" -c "import sys, shutil
 from lab.images import build_lab_images
-a = build_lab_images(sys.argv[1]).archive; shutil.copy2(a, sys.argv[2]); print(sys.argv[2])" \
+a = build_lab_images(sys.argv[1], print).full_archive; shutil.copy2(a, sys.argv[2]); print(sys.argv[2])" \
   "${PB_IMAGE_CACHE:-/var/tmp/pybernetes-images}" "$OUT/images/lab-images.oci.tar"
 if [ ! -s "$OUT/token" ]; then
   echo "==> token -> $OUT/token"

@@ -65,7 +65,9 @@ if [ "$ROLE" = control-plane ]; then
   fi
 else
   # --server is the REST API (6443); the node's kubeconfigs name gRPC at $CP_IP:6442.
+  # --registry: pb-registry on the node's 127.0.0.1:5000 serves the archive's images, which containerd's
+  # docker.io / registry.k8s.io / k8s.gcr.io mirrors point at (`image: nginx:1.15.4` runs unmodified).
   "$SRC/deploy/install.sh" node "${common[@]}" --name "$NAME" --node-ip "$IP" --server "$CP_IP:6443" \
-    --images "$A/images/lab-images.oci.tar"
+    --images "$A/images/lab-images.oci.tar" --registry
 fi
 echo "==> $NAME provisioned in $(( $(date +%s) - t0 )) s"
