@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pbctl import printers
 from pbctl.describers.pod import describe_template
 from pbctl.describers.writer import Writer, fmt_time, labels, print_annotations
+from pybernetes.api import cells
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -21,8 +21,8 @@ def describe_daemonset(w: Writer, ds: apps.DaemonSet, pods: Sequence[core.Pod]) 
     md, spec, st = ds.metadata, ds.spec, ds.status
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
-    w.w(0, f"Selector:\t{printers.format_selector(spec.selector)}\n")
-    w.w(0, f"Node-Selector:\t{printers.format_labels(spec.template.spec.node_selector)}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
+    w.w(0, f"Node-Selector:\t{cells.format_labels(spec.template.spec.node_selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
     w.w(0, f"Desired Number of Nodes Scheduled: {st.desired_number_scheduled}\n")
@@ -39,7 +39,7 @@ def describe_statefulset(w: Writer, ss: apps.StatefulSet, pods: Sequence[core.Po
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
     w.w(0, f"CreationTimestamp:\t{fmt_time(md.creation_timestamp)}\n")
-    w.w(0, f"Selector:\t{printers.format_selector(spec.selector)}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
     replicas = spec.replicas if spec.HasField("replicas") else 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pbctl import printers
 from pbctl.common import REVISION, Ctx
 from pbctl.describers.pod import describe_template
 from pbctl.describers.writer import Writer, controller_of, fmt_time, ios, labels, print_annotations
+from pybernetes.api import cells
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -20,7 +20,7 @@ async def describe_deployment(ctx: Ctx, w: Writer, d: apps.Deployment, t: float)
     w.w(0, f"CreationTimestamp:\t{fmt_time(md.creation_timestamp)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
-    w.w(0, f"Selector:\t{printers.format_selector(spec.selector)}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
     w.w(0, f"Replicas:\t{replicas} desired | {st.updated_replicas} updated | {st.replicas} total | "
            f"{st.available_replicas} available | {st.unavailable_replicas} unavailable\n")
     stype = spec.strategy.type or "RollingUpdate"
@@ -57,9 +57,9 @@ def describe_replicaset(w: Writer, rs: apps.ReplicaSet | core.ReplicationControl
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
     if isinstance(rs, apps.ReplicaSet):
-        w.w(0, f"Selector:\t{printers.format_selector(rs.spec.selector)}\n")
+        w.w(0, f"Selector:\t{cells.format_selector(rs.spec.selector)}\n")
     else:
-        w.w(0, f"Selector:\t{printers.format_labels(rs.spec.selector)}\n")
+        w.w(0, f"Selector:\t{cells.format_labels(rs.spec.selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
     ctl = controller_of(md)
