@@ -45,6 +45,7 @@ from .controller_utils import (
     rank_pods_for_deletion,
     slow_start_batch,
 )
+from .podowners import delete_pods
 
 log = logging.getLogger("pybernetes.controllers.job")
 
@@ -354,27 +355,7 @@ class JobController:
         return active + created, None
 
     async def _delete_pods(self, key: str, job: batch.Job, pods: list[core.Pod]) -> None:
-        if not pods:
-            return
-        self.expectations.expect_deletions(key, [key_of(p) for p in pods])
-
-        async def delete(pod: core.Pod) -> None:
-            try:
-                await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
-                                         uid=pod.metadata.uid)
-            except (errors.NotFound, errors.Conflict):
-                self.expectations.deletion_observed(key, key_of(pod))
-                return
-            except Exception as e:
-                self.expectations.deletion_observed(key, key_of(pod))
-                self._event(job, "Warning", "FailedDelete", f"Error deleting: {e}")
-                raise
-            self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-
-        results = await asyncio.gather(*(delete(p) for p in pods), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        await delete_pods(self.client, self.recorder, self.expectations, key, job, pods)
 
     async def _update_status(self, job: batch.Job, status: batch.JobStatus) -> None:
         if status.SerializeToString(deterministic=True) == job.status.SerializeToString(deterministic=True):

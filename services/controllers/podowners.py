@@ -1,13 +1,16 @@
-"""What the DaemonSet and StatefulSet controllers share: their pod event handlers (each pod change enqueues
-its controller owner and settles the owner's expectations), pod creation and deletion that keep
-expectations honest, and the revision hash label.
+"""What the controllers that own pods share: pod event handlers (each pod change enqueues its controller
+owner and settles the owner's expectations), pod creation and deletion that keep expectations honest, and
+the revision hash label.
 
-Callers: services/controllers/daemonset.py, services/controllers/statefulset.py.
+Callers: services/controllers/daemonset.py and statefulset.py (all of it); replicaset.py and job.py (pod
+deletion: `delete_pods`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pybernetes import errors
@@ -128,3 +131,16 @@ async def delete_pod(client: Client, recorder: EventRecorder, expectations: Cont
         raise
     recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
+
+
+async def delete_pods(client: Client, recorder: EventRecorder, expectations: ControllerExpectations, key: str,
+                      owner: Any, pods: Sequence[core.Pod]) -> None:
+    """Expect and delete `pods` of `owner` concurrently; every deletion is tried, then the first failure raised."""
+    if not pods:
+        return
+    expectations.expect_deletions(key, [objects.key(p) for p in pods])
+    results = await asyncio.gather(*(delete_pod(client, recorder, expectations, key, owner, p) for p in pods),
+                                   return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r

@@ -40,6 +40,7 @@ from .controller_utils import (
     rank_pods_for_deletion,
     slow_start_batch,
 )
+from .podowners import delete_pods
 
 log = logging.getLogger("pybernetes.controllers.replicaset")
 
@@ -228,27 +229,9 @@ class _ReplicaSetBase:
         elif diff > 0:
             n = min(diff, self.burst_replicas)
             victims = rank_pods_for_deletion(pods)[:n]
-            self.expectations.expect_deletions(key, [key_of(p) for p in victims])
             log.info("deleting pods replicaset=%s want=%d have=%d deleting=%d", key, self.replicas(rs),
                      len(pods), n)
-
-            async def delete(pod: core.Pod) -> None:
-                try:
-                    await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
-                                             uid=pod.metadata.uid)
-                except (errors.NotFound, errors.Conflict):
-                    self.expectations.deletion_observed(key, key_of(pod))
-                    return
-                except Exception as e:
-                    self.expectations.deletion_observed(key, key_of(pod))
-                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e}")
-                    raise
-                self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-
-            results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
+            await delete_pods(self.client, self.recorder, self.expectations, key, rs, victims)
 
     def calculate_status(self, rs: Any, pods: list[core.Pod], manage_err: Exception | None) -> Any:
         status = objects.copy(rs.status)
