@@ -254,12 +254,7 @@ class CronJobController:
                 await self._delete_job(cj, j.metadata.name, j.metadata.uid)
 
     async def _update_status(self, cj: batch.CronJob, status: batch.CronJobStatus) -> None:
-        if status.SerializeToString(deterministic=True) == cj.status.SerializeToString(deterministic=True):
-            return
-        new = objects.copy(cj)
-        new.status.CopyFrom(status)
         try:
-            out = await self.client.update_status(new, field_manager=FIELD_MANAGER)
+            await self.fresh.write_status(self.client, cj, status, FIELD_MANAGER)
         except errors.NotFound:
             return
-        self.fresh.record(out)

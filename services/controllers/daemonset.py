@@ -364,9 +364,4 @@ class DaemonSetController:
         return status
 
     async def update_status(self, ds: apps.DaemonSet, status: apps.DaemonSetStatus) -> None:
-        if status.SerializeToString(deterministic=True) == ds.status.SerializeToString(deterministic=True):
-            return
-        new = objects.copy(ds)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=NAME)
-        self.fresh.record(out)
+        await self.fresh.write_status(self.client, ds, status, NAME)

@@ -358,12 +358,9 @@ class JobController:
         await delete_pods(self.client, self.recorder, self.expectations, key, job, pods)
 
     async def _update_status(self, job: batch.Job, status: batch.JobStatus) -> None:
-        if status.SerializeToString(deterministic=True) == job.status.SerializeToString(deterministic=True):
+        out = await self.fresh.write_status(self.client, job, status, FIELD_MANAGER)
+        if out is None:
             return
-        new = objects.copy(job)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=FIELD_MANAGER)
-        self.fresh.record(out)
         log.debug("status updated job=%s active=%d succeeded=%d failed=%d", objects.key(job), status.active,
                   status.succeeded, status.failed)
         if jobs.finished_condition(out) and out.spec.HasField("ttl_seconds_after_finished"):

@@ -265,12 +265,8 @@ class _ReplicaSetBase:
         return status
 
     async def update_status(self, rs: Any, status: Any) -> None:
-        if status.SerializeToString(deterministic=True) == rs.status.SerializeToString(deterministic=True):
+        if await self.fresh.write_status(self.client, rs, status, self.name) is None:
             return
-        new = objects.copy(rs)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=self.name)
-        self.fresh.record(out)
         log.debug("status updated replicaset=%s/%s replicas=%d ready=%d available=%d", rs.metadata.namespace,
                   rs.metadata.name, status.replicas, status.ready_replicas, status.available_replicas)
 

@@ -236,9 +236,4 @@ class StatefulSetController:
         return status
 
     async def update_status(self, ss: apps.StatefulSet, status: apps.StatefulSetStatus) -> None:
-        if status.SerializeToString(deterministic=True) == ss.status.SerializeToString(deterministic=True):
-            return
-        new = objects.copy(ss)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=NAME)
-        self.fresh.record(out)
+        await self.fresh.write_status(self.client, ss, status, NAME)
