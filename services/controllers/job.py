@@ -29,7 +29,7 @@ from pybernetes.api.objects import being_deleted, controller_ref, split_key
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
-from pybernetes.controller import Controller, key_of, owner_of, unwrap
+from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
 
 from .controller_utils import (
@@ -45,7 +45,7 @@ from .controller_utils import (
     rank_pods_for_deletion,
     slow_start_batch,
 )
-from .podowners import delete_pods
+from .podowners import PodOwnerHandlers, delete_pods
 
 log = logging.getLogger("pybernetes.controllers.job")
 
@@ -108,6 +108,24 @@ def _restarts(pods: list[core.Pod]) -> int:
                + list(p.status.container_statuses))
 
 
+class _JobPodHandlers(PodOwnerHandlers):
+    """A pod update enqueues both its old and its new Job, and an orphan enqueues the Jobs matching it on any
+    change (Jobs have no minReadySeconds); additions and deletions are every pod owner's."""
+
+    def updated(self, old: core.Pod, new: core.Pod) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return
+        if being_deleted(new) and not being_deleted(old):
+            self.deleted(new)
+            return
+        for pod in (old, new):
+            job = self.owner(pod)
+            if job is not None:
+                self.queue.add(key_of(job))
+        if controller_ref(new) is None:
+            self.enqueue_matching(new)
+
+
 class JobController:
     name = "job"
 
@@ -129,7 +147,8 @@ class JobController:
         self.controller = Controller(self.name, informers=[self.informer, self.pod_informer], clock=self.clock)
         self.queue = self.controller.add_queue(self.name, self.sync, workers=workers)
         self.informer.add_event_handler(self._job_added, self._job_updated, self._job_deleted)
-        self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pods = _JobPodHandlers("Job", self.lister, self.queue, self.expectations)
+        self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.controller.run(stop)
@@ -148,48 +167,6 @@ class JobController:
         key = key_of(obj)
         self.expectations.delete(key)
         self.queue.add(key)
-
-    def _owner(self, pod: core.Pod) -> batch.Job | None:
-        return owner_of(pod, "Job", self.lister)
-
-    def _pod_added(self, pod: core.Pod) -> None:
-        if being_deleted(pod):
-            self._pod_deleted(pod)
-            return
-        job = self._owner(pod)
-        if job is not None:
-            self.expectations.creation_observed(key_of(job))
-            self.queue.add(key_of(job))
-        elif controller_ref(pod) is None:
-            self._enqueue_matching(pod)
-
-    def _pod_updated(self, old: core.Pod, new: core.Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if being_deleted(new) and not being_deleted(old):
-            self._pod_deleted(new)
-            return
-        for pod in (old, new):
-            job = self._owner(pod)
-            if job is not None:
-                self.queue.add(key_of(job))
-        if controller_ref(new) is None:
-            self._enqueue_matching(new)
-
-    def _pod_deleted(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        pod = unwrap(obj)
-        job = self._owner(pod)
-        if job is None:
-            return
-        key = key_of(job)
-        self.expectations.deletion_observed(key, key_of(pod))
-        self.queue.add(key)
-
-    def _enqueue_matching(self, pod: core.Pod) -> None:
-        for job in self.lister.list(pod.metadata.namespace):
-            sel = self._selector(job)
-            if not sel.empty() and sel.matches(pod.metadata.labels):
-                self.queue.add(key_of(job))
 
     @staticmethod
     def _selector(job: batch.Job) -> selectors.LabelSelector:

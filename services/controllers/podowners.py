@@ -2,8 +2,8 @@
 owner and settles the owner's expectations), pod creation and deletion that keep expectations honest, and
 the revision hash label.
 
-Callers: services/controllers/daemonset.py and statefulset.py (all of it); replicaset.py and job.py (pod
-deletion: `delete_pods`).
+Callers: services/controllers/daemonset.py and statefulset.py (all of it); job.py (the handlers, its own pod
+update, and `delete_pods`); replicaset.py (`delete_pods`).
 """
 
 from __future__ import annotations
