@@ -171,18 +171,19 @@ def owner_ref_dict(ref: meta.OwnerReference) -> dict[str, Any]:
 
 class RefManager:
     """ClaimPods/ClaimReplicaSets: adopt matching orphans, release owned objects that stopped matching.
+    What it adopts is recorded in `fresh`, so the next sync sees the adoption before the informer does.
 
     `can_adopt` is checked lazily, once, with a live GET of the owner (RecheckDeletionTimestamp): an
     owner that is being deleted, or was replaced by a namesake, adopts nothing."""
 
     def __init__(self, client: Any, owner: Message, matches: Callable[[Message], bool],
-                 field_manager: str) -> None:
+                 field_manager: str, fresh: FreshObjects[Any]) -> None:
         self.client = client
         self.owner = owner
         self.matches = matches
         self.field_manager = field_manager
+        self.fresh = fresh
         self._can_adopt: bool | None = None
-        self.adopted: list[Any] = []
 
     async def can_adopt(self) -> bool:
         if self._can_adopt is None:
@@ -225,7 +226,7 @@ class RefManager:
                                              field_manager=self.field_manager)
         except errors.NotFound:
             return None
-        self.adopted.append(out)
+        self.fresh.record(out)
         log.info("adopted kind=%s object=%s owner=%s", type(obj).__name__, objects.key(obj),
                  objects.meta_of(self.owner).name)
         return out

@@ -225,10 +225,9 @@ class DaemonSetController:
         except errors.BadRequest:
             sel = selectors.NOTHING
         pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
-        manager = RefManager(self.client, ds, lambda p: sel.matches(objects.labels(p)), field_manager=NAME)
+        manager = RefManager(self.client, ds, lambda p: sel.matches(objects.labels(p)),
+                             field_manager=NAME, fresh=self.fresh_pods)
         claimed = await manager.claim(p for p in pods if not sel.empty())
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         nodes = {n.metadata.name: n for n in self.node_lister.list()}
         by_node: dict[str, list[core.Pod]] = {}
         for p in claimed:

@@ -212,10 +212,9 @@ class DeploymentController:
 
     async def _replica_sets_for(self, d: apps.Deployment, sel: selectors.LabelSelector) -> list[apps.ReplicaSet]:
         cached = [self.fresh_rs.resolve(rs) for rs in self.rs_lister.list(d.metadata.namespace)]
-        manager = RefManager(self.client, d, lambda rs: sel.matches(objects.labels(rs)), field_manager=NAME)
+        manager = RefManager(self.client, d, lambda rs: sel.matches(objects.labels(rs)),
+                             field_manager=NAME, fresh=self.fresh_rs)
         claimed = await manager.claim(cached)
-        for rs in manager.adopted:
-            self.fresh_rs.record(rs)
         return [objects.copy(rs) for rs in claimed]
 
     async def _check_paused_conditions(self, d: apps.Deployment) -> None:

@@ -197,10 +197,9 @@ class JobController:
         now = self.clock.wall()
         sel = self._selector(job)
         satisfied = self.expectations.satisfied(key)
-        manager = RefManager(self.client, job, lambda p: sel.matches(objects.labels(p)), field_manager=FIELD_MANAGER)
+        manager = RefManager(self.client, job, lambda p: sel.matches(objects.labels(p)),
+                             field_manager=FIELD_MANAGER, fresh=self.fresh_pods)
         pods = await manager.claim(self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace))
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         active = [p for p in pods if is_pod_active(p)]
         failed_pods = [p for p in pods if p.status.phase == "Failed"]
         status = objects.copy(job.status)

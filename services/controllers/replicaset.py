@@ -177,10 +177,9 @@ class _ReplicaSetBase:
         needs_sync = self.expectations.satisfied(key)
         all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
         active = filter_active_pods(all_pods)
-        manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)), field_manager=self.name)
+        manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)),
+                             field_manager=self.name, fresh=self.fresh_pods)
         pods = await manager.claim(active)
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         manage_err: Exception | None = None
         if needs_sync and not being_deleted(rs) and not sel.empty():
             try:

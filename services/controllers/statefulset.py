@@ -132,10 +132,8 @@ class StatefulSetController:
             sel = selectors.NOTHING
         pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
         manager = RefManager(self.client, ss, lambda p: sel.matches(objects.labels(p))
-                             and ordinal_of(ss, p) is not None, field_manager=NAME)
+                             and ordinal_of(ss, p) is not None, field_manager=NAME, fresh=self.fresh_pods)
         claimed = await manager.claim(p for p in pods if not sel.empty())
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         by_ordinal: dict[int, core.Pod] = {}
         for p in claimed:
             ordinal = ordinal_of(ss, p)
