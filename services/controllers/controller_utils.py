@@ -25,6 +25,7 @@ from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import being_deleted, controller_ref
+from pybernetes.cache import Lister
 from pybernetes.client.client import Client
 
 log = logging.getLogger("pybernetes.controllers")
@@ -141,6 +142,15 @@ class FreshObjects(Generic[M]):
             return mine
         self._objs.pop(key, None)  # the cache caught up (or the object was replaced)
         return cached
+
+    def current(self, lister: Lister[Any], key: str) -> M | None:
+        """The lister's object for `key` as this controller last wrote it; None, forgotten, once it is gone."""
+        namespace, name = objects.split_key(key)
+        cached = lister.get(namespace, name)
+        if cached is None:
+            self.forget(namespace, name)
+            return None
+        return self.resolve(cached)
 
     async def write_status(self, client: Client, obj: M, status: Message, field_manager: str) -> M | None:
         """Write `status` as obj's status unless it is what obj has; remember and return what was written

@@ -22,7 +22,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of, owner_of, unwrap
@@ -179,12 +179,10 @@ class DeploymentController:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
-            self.fresh.forget(namespace, name)
+        current = self.fresh.current(self.lister, key)
+        if current is None:
             return
-        d = objects.copy(self.fresh.resolve(cached))
+        d = objects.copy(current)
         sel = _selector(d)
         if sel.empty():
             self.recorder.event(d, "Warning", "SelectingAll",

@@ -25,7 +25,7 @@ from pybernetes.api import jobs, objects, selectors
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
@@ -182,13 +182,10 @@ class JobController:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        job = self.fresh.current(self.lister, key)
+        if job is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        job = self.fresh.resolve(cached)
         if jobs.finished_condition(job):
             await self._expire(key, job)
             return
@@ -199,7 +196,7 @@ class JobController:
         satisfied = self.expectations.satisfied(key)
         manager = RefManager(self.client, job, lambda p: sel.matches(objects.labels(p)),
                              field_manager=FIELD_MANAGER, fresh=self.fresh_pods)
-        pods = await manager.claim(self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace))
+        pods = await manager.claim(self.fresh_pods.resolve(p) for p in self.pod_lister.list(job.metadata.namespace))
         active = [p for p in pods if is_pod_active(p)]
         failed_pods = [p for p in pods if p.status.phase == "Failed"]
         status = objects.copy(job.status)

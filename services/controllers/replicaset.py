@@ -20,7 +20,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of, owner_of, unwrap
@@ -166,16 +166,13 @@ class _ReplicaSetBase:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        rs = self.fresh.current(self.lister, key)
+        if rs is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        rs = self.fresh.resolve(cached)
         sel = self.selector(rs)
         needs_sync = self.expectations.satisfied(key)
-        all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
+        all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(rs.metadata.namespace)]
         active = filter_active_pods(all_pods)
         manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)),
                              field_manager=self.name, fresh=self.fresh_pods)

@@ -26,7 +26,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, split_key
+from pybernetes.api.objects import being_deleted
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of
@@ -119,18 +119,15 @@ class StatefulSetController:
     # -- sync -------------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        ss = self.fresh.current(self.lister, key)
+        if ss is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        ss = self.fresh.resolve(cached)
         try:
             sel = selectors.from_message(ss.spec.selector)
         except errors.BadRequest:
             sel = selectors.NOTHING
-        pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
+        pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(ss.metadata.namespace)]
         manager = RefManager(self.client, ss, lambda p: sel.matches(objects.labels(p))
                              and ordinal_of(ss, p) is not None, field_manager=NAME, fresh=self.fresh_pods)
         claimed = await manager.claim(p for p in pods if not sel.empty())
