@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 from pbctl.common import REVISION, Ctx
 from pbctl.describers.pod import describe_template
-from pbctl.describers.writer import Writer, controller_of, fmt_time, ios, labels, print_annotations
+from pbctl.describers.writer import (
+    Writer,
+    controller_of,
+    fmt_time,
+    ios,
+    labels,
+    pods_status,
+    print_annotations,
+    workload_conditions,
+)
 from pybernetes.api import cells
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -31,11 +40,7 @@ async def describe_deployment(ctx: Ctx, w: Writer, d: apps.Deployment, t: float)
         w.w(0, f"RollingUpdateStrategy:\t{ios(ru.max_unavailable, '25%')} max unavailable, "
                f"{ios(ru.max_surge, '25%')} max surge\n")
     describe_template(w, spec.template)
-    if st.conditions:
-        w.w(0, "Conditions:\n  Type\tStatus\tReason\n")
-        w.w(1, "----\t------\t------\n")
-        for c in st.conditions:
-            w.w(1, f"{c.type} \t{c.status}\t{c.reason}\n")
+    workload_conditions(w, st.conditions)
     rs_all = await ctx.client.list_all(apps.ReplicaSet, namespace=md.namespace)
     owned = [rs for rs in rs_all.items if any(o.uid == md.uid for o in rs.metadata.owner_references)]
     owned.sort(key=lambda rs: int(rs.metadata.annotations.get(REVISION, "0") or 0))
@@ -67,12 +72,6 @@ def describe_replicaset(w: Writer, rs: apps.ReplicaSet | core.ReplicationControl
         w.w(0, f"Controlled By:\t{ctl}\n")
     want = spec.replicas if spec.HasField("replicas") else 1
     w.w(0, f"Replicas:\t{st.replicas} current / {want} desired\n")
-    phases = {p: sum(1 for x in pods if x.status.phase == p) for p in ("Running", "Pending", "Succeeded", "Failed")}
-    w.w(0, f"Pods Status:\t{phases['Running']} Running / {phases['Pending']} Waiting / {phases['Succeeded']} "
-           f"Succeeded / {phases['Failed']} Failed\n")
+    pods_status(w, pods)
     describe_template(w, spec.template)
-    if st.conditions:
-        w.w(0, "Conditions:\n  Type\tStatus\tReason\n")
-        w.w(1, "----\t------\t------\n")
-        for c in st.conditions:
-            w.w(1, f"{c.type} \t{c.status}\t{c.reason}\n")
+    workload_conditions(w, st.conditions)

@@ -1,4 +1,5 @@
-"""What every describe report shares: kubectl's PrefixWriter, times, label/annotation blocks, Events.
+"""What every describe report shares: kubectl's PrefixWriter, times, label/annotation blocks, Events, and the
+workloads' "Pods Status" line and Type/Status/Reason conditions table.
 
 Callers: the describers beside this module and the describe verb (which appends each object's Events).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from google.protobuf.message import Message
 
@@ -116,3 +118,28 @@ def ios(v: meta.IntOrString, default: str) -> str:
     if not v.ListFields():
         return default
     return v.str_val if v.type == 1 else str(v.int_val)
+
+
+def pods_status(w: Writer, pods: Sequence[core.Pod], title: str = "Pods Status") -> None:
+    """kubectl's printed pod phase counts (getPodStatusForController)."""
+    phases = {p: sum(1 for x in pods if x.status.phase == p) for p in ("Running", "Pending", "Succeeded", "Failed")}
+    w.w(0, f"{title}:\t{phases['Running']} Running / {phases['Pending']} Waiting / {phases['Succeeded']} "
+           f"Succeeded / {phases['Failed']} Failed\n")
+
+
+class Condition(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def workload_conditions(w: Writer, conditions: Sequence[Condition]) -> None:
+    """A Deployment's / ReplicaSet's / ReplicationController's Conditions table (none: nothing)."""
+    if conditions:
+        w.w(0, "Conditions:\n  Type\tStatus\tReason\n")
+        w.w(1, "----\t------\t------\n")
+        for c in conditions:
+            w.w(1, f"{c.type} \t{c.status}\t{c.reason}\n")
