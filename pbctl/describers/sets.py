@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pbctl.describers.pod import describe_template
 from pbctl.describers.writer import Writer, fmt_time, labels, pods_status, print_annotations
-from pybernetes.api import cells
+from pybernetes.api import cells, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -36,7 +36,7 @@ def describe_statefulset(w: Writer, ss: apps.StatefulSet, pods: Sequence[core.Po
     w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
-    replicas = spec.replicas if spec.HasField("replicas") else 1
+    replicas = objects.replicas(ss)
     w.w(0, f"Replicas:\t{replicas} desired | {st.replicas} total\n")
     w.w(0, f"Update Strategy:\t{spec.update_strategy.type}\n")
     ru = spec.update_strategy.rolling_update

@@ -16,14 +16,14 @@ from pbctl.describers.writer import (
     print_annotations,
     workload_conditions,
 )
-from pybernetes.api import cells
+from pybernetes.api import cells, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
 
 async def describe_deployment(ctx: Ctx, w: Writer, d: apps.Deployment, t: float) -> None:
     md, spec, st = d.metadata, d.spec, d.status
-    replicas = spec.replicas if spec.HasField("replicas") else 1
+    replicas = objects.replicas(d)
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
     w.w(0, f"CreationTimestamp:\t{fmt_time(md.creation_timestamp)}\n")
@@ -46,10 +46,10 @@ async def describe_deployment(ctx: Ctx, w: Writer, d: apps.Deployment, t: float)
     owned.sort(key=lambda rs: int(rs.metadata.annotations.get(REVISION, "0") or 0))
     revision = md.annotations.get(REVISION)
     new = [rs for rs in owned if rs.metadata.annotations.get(REVISION) == revision] if revision else []
-    old = [rs for rs in owned if rs not in new and (rs.spec.replicas if rs.spec.HasField("replicas") else 1) > 0]
+    old = [rs for rs in owned if rs not in new and objects.replicas(rs) > 0]
 
     def rs_text(rs: apps.ReplicaSet) -> str:
-        want = rs.spec.replicas if rs.spec.HasField("replicas") else 1
+        want = objects.replicas(rs)
         return f"{rs.metadata.name} ({rs.status.replicas}/{want} replicas created)"
 
     w.w(0, f"OldReplicaSets:\t{', '.join(rs_text(r) for r in old) or '<none>'}\n")
@@ -70,7 +70,7 @@ def describe_replicaset(w: Writer, rs: apps.ReplicaSet | core.ReplicationControl
     ctl = controller_of(md)
     if ctl:
         w.w(0, f"Controlled By:\t{ctl}\n")
-    want = spec.replicas if spec.HasField("replicas") else 1
+    want = objects.replicas(rs)
     w.w(0, f"Replicas:\t{st.replicas} current / {want} desired\n")
     pods_status(w, pods)
     describe_template(w, spec.template)

@@ -36,7 +36,7 @@ from pybernetes.api.cells import (
 )
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import meta_of
+from pybernetes.api.objects import meta_of, replicas
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,6 @@ def _age(o: Message, now: float) -> str:
 
 def _containers_images(spec: core.PodSpec) -> list[str]:
     return [",".join(c.name for c in spec.containers), ",".join(c.image for c in spec.containers)]
-
-
-def _replicas(spec: apps.DeploymentSpec | apps.ReplicaSetSpec | apps.StatefulSetSpec
-              | core.ReplicationControllerSpec) -> int:
-    return spec.replicas if spec.HasField("replicas") else 1
 
 
 # -- pods & workloads ------------------------------------------------------------------------------
@@ -120,7 +115,7 @@ DEPLOYMENT = [
 def _deploy_row(o: Message, now: float) -> list[str]:
     assert isinstance(o, apps.Deployment)
     st = o.status
-    return [o.metadata.name, f"{st.ready_replicas}/{_replicas(o.spec)}", str(st.updated_replicas),
+    return [o.metadata.name, f"{st.ready_replicas}/{replicas(o)}", str(st.updated_replicas),
             str(st.available_replicas), _age(o, now), *_containers_images(o.spec.template.spec),
             format_selector(o.spec.selector)]
 
@@ -130,13 +125,13 @@ REPLICASET = [NAME, DESIRED, CURRENT, READY, AGE, CONTAINERS, IMAGES, SELECTOR]
 
 def _rs_row(o: Message, now: float) -> list[str]:
     assert isinstance(o, apps.ReplicaSet)
-    return [o.metadata.name, str(_replicas(o.spec)), str(o.status.replicas), str(o.status.ready_replicas),
+    return [o.metadata.name, str(replicas(o)), str(o.status.replicas), str(o.status.ready_replicas),
             _age(o, now), *_containers_images(o.spec.template.spec), format_selector(o.spec.selector)]
 
 
 def _rc_row(o: Message, now: float) -> list[str]:
     assert isinstance(o, core.ReplicationController)
-    return [o.metadata.name, str(_replicas(o.spec)), str(o.status.replicas), str(o.status.ready_replicas),
+    return [o.metadata.name, str(replicas(o)), str(o.status.replicas), str(o.status.ready_replicas),
             _age(o, now), *_containers_images(o.spec.template.spec), format_labels(o.spec.selector)]
 
 
@@ -216,7 +211,7 @@ STATEFULSET = [NAME, Column("Ready", "Number of the pod with ready state."), AGE
 
 def _sts_row(o: Message, now: float) -> list[str]:
     assert isinstance(o, apps.StatefulSet)
-    return [o.metadata.name, f"{o.status.ready_replicas}/{_replicas(o.spec)}", _age(o, now),
+    return [o.metadata.name, f"{o.status.ready_replicas}/{replicas(o)}", _age(o, now),
             *_containers_images(o.spec.template.spec)]
 
 

@@ -78,9 +78,7 @@ class _ReplicaSetBase:
     def selector(self, rs: Any) -> selectors.LabelSelector:
         raise NotImplementedError
 
-    @staticmethod
-    def replicas(rs: Any) -> int:
-        return int(rs.spec.replicas) if rs.spec.HasField("replicas") else 1
+    replicas = staticmethod(objects.replicas)
 
     # -- run ------------------------------------------------------------------------------------
 

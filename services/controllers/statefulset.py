@@ -26,7 +26,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted
+from pybernetes.api.objects import being_deleted, replicas
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of
@@ -57,10 +57,6 @@ def ordinal_of(ss: apps.StatefulSet, pod: core.Pod | Message) -> int | None:
     if m is None or m.group(1) != ss.metadata.name:
         return None
     return int(m.group(2))
-
-
-def replicas(ss: apps.StatefulSet) -> int:
-    return int(ss.spec.replicas) if ss.spec.HasField("replicas") else 1
 
 
 def update_revision(ss: apps.StatefulSet) -> str:
