@@ -183,7 +183,7 @@ class DaemonSetController:
         self.controller = Controller(NAME, informers=[self.informer, self.pod_informer, self.node_informer])
         self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.pods = PodOwnerHandlers("DaemonSet", self.lister, self.queue, self.expectations)
-        self.informer.add_event_handler(self._ds_changed, lambda _o, n: self._ds_changed(n), self._ds_deleted)
+        self.informer.add_event_handler(self._ds_changed, lambda _o, n: self._ds_changed(n), self.pods.owner_deleted)
         self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
         self.node_informer.add_event_handler(self._node_changed, self._node_updated, self._node_changed)
 
@@ -194,11 +194,6 @@ class DaemonSetController:
 
     def _ds_changed(self, ds: apps.DaemonSet) -> None:
         self.queue.add(key_of(ds))
-
-    def _ds_deleted(self, obj: apps.DaemonSet | DeletedFinalStateUnknown[apps.DaemonSet]) -> None:
-        key = key_of(obj)
-        self.expectations.delete(key)
-        self.queue.add(key)
 
     def _node_changed(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
         for ds in self.lister.list():  # any set may start or stop running there

@@ -146,8 +146,8 @@ class JobController:
         self.pod_lister = self.pod_informer.lister()
         self.controller = Controller(self.name, informers=[self.informer, self.pod_informer], clock=self.clock)
         self.queue = self.controller.add_queue(self.name, self.sync, workers=workers)
-        self.informer.add_event_handler(self._job_added, self._job_updated, self._job_deleted)
         self.pods = _JobPodHandlers("Job", self.lister, self.queue, self.expectations)
+        self.informer.add_event_handler(self._job_added, self._job_updated, self.pods.owner_deleted)
         self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -160,13 +160,8 @@ class JobController:
 
     def _job_updated(self, old: batch.Job, new: batch.Job) -> None:
         if old.metadata.uid != new.metadata.uid:
-            self._job_deleted(DeletedFinalStateUnknown(key_of(old), old))
+            self.pods.owner_deleted(DeletedFinalStateUnknown(key_of(old), old))
         self.queue.add(key_of(new))
-
-    def _job_deleted(self, obj: batch.Job | DeletedFinalStateUnknown[batch.Job]) -> None:
-        key = key_of(obj)
-        self.expectations.delete(key)
-        self.queue.add(key)
 
     @staticmethod
     def _selector(job: batch.Job) -> selectors.LabelSelector:

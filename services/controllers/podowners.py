@@ -1,6 +1,6 @@
 """What the controllers that own pods share: pod event handlers (each pod change enqueues its controller
-owner and settles the owner's expectations), pod creation and deletion that keep expectations honest, and
-the revision hash label.
+owner and settles the owner's expectations; an owner's deletion drops them), pod creation and deletion that
+keep expectations honest, and the revision hash label.
 
 Callers: services/controllers/daemonset.py and statefulset.py (all of it); job.py (the handlers, its own pod
 update, and `delete_pods`); replicaset.py (`delete_pods`).
@@ -41,6 +41,12 @@ class PodOwnerHandlers:
         self.lister = lister
         self.queue = queue
         self.expectations = expectations
+
+    def owner_deleted(self, obj: Any) -> None:
+        """The owner itself went away: its expectations go, and one more sync lets it finish."""
+        key = key_of(obj)
+        self.expectations.delete(key)
+        self.queue.add(key)
 
     def owner(self, pod: core.Pod) -> Any | None:
         return owner_of(pod, self.kind, self.lister)

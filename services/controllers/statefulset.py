@@ -27,7 +27,7 @@ from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import being_deleted, replicas
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
+from pybernetes.cache import InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
@@ -98,7 +98,7 @@ class StatefulSetController:
         self.controller = Controller(NAME, informers=[self.informer, self.pod_informer])
         self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.pods = PodOwnerHandlers("StatefulSet", self.lister, self.queue, self.expectations)
-        self.informer.add_event_handler(self._ss_changed, lambda _o, n: self._ss_changed(n), self._ss_deleted)
+        self.informer.add_event_handler(self._ss_changed, lambda _o, n: self._ss_changed(n), self.pods.owner_deleted)
         self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -106,11 +106,6 @@ class StatefulSetController:
 
     def _ss_changed(self, ss: apps.StatefulSet) -> None:
         self.queue.add(key_of(ss))
-
-    def _ss_deleted(self, obj: apps.StatefulSet | DeletedFinalStateUnknown[apps.StatefulSet]) -> None:
-        key = key_of(obj)
-        self.expectations.delete(key)
-        self.queue.add(key)
 
     # -- sync -------------------------------------------------------------------------------------
 
