@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pbctl import printers
 from pbctl.describers.pod import describe_template
 from pbctl.describers.writer import Writer, controller_of, fmt_time, labels, print_annotations
+from pybernetes.api import cells
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 
 
@@ -16,7 +16,7 @@ def describe_job(w: Writer, job: batch.Job) -> None:
     md, spec, st = job.metadata, job.spec, job.status
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
-    w.w(0, f"Selector:\t{printers.format_selector(spec.selector)}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
     ctl = controller_of(md)
@@ -33,12 +33,12 @@ def describe_job(w: Writer, job: batch.Job) -> None:
         w.w(0, f"Backoff Limit:\t{spec.backoff_limit}\n")
     if spec.HasField("ttl_seconds_after_finished"):
         w.w(0, f"TTL Seconds After Finished:\t{spec.ttl_seconds_after_finished}\n")
-    if printers.is_set(st.start_time):
+    if cells.is_set(st.start_time):
         w.w(0, f"Start Time:\t{fmt_time(st.start_time)}\n")
-    if printers.is_set(st.completion_time):
+    if cells.is_set(st.completion_time):
         w.w(0, f"Completed At:\t{fmt_time(st.completion_time)}\n")
-    if printers.is_set(st.start_time) and printers.is_set(st.completion_time):
-        w.w(0, f"Duration:\t{printers.human_duration(st.completion_time.seconds - st.start_time.seconds)}\n")
+    if cells.is_set(st.start_time) and cells.is_set(st.completion_time):
+        w.w(0, f"Duration:\t{cells.human_duration(st.completion_time.seconds - st.start_time.seconds)}\n")
     if spec.HasField("active_deadline_seconds"):
         w.w(0, f"Active Deadline Seconds:\t{spec.active_deadline_seconds}s\n")
     ready = f" ({st.ready} Ready)" if st.HasField("ready") else ""
@@ -63,7 +63,7 @@ def describe_cronjob(w: Writer, cj: batch.CronJob) -> None:
     sds = spec.starting_deadline_seconds
     w.w(0, f"Starting Deadline Seconds:\t{f'{sds}s' if spec.HasField('starting_deadline_seconds') else '<unset>'}\n")
     jt = spec.job_template.spec
-    w.w(0, f"Selector:\t{printers.format_selector(jt.selector) if jt.HasField('selector') else '<unset>'}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(jt.selector) if jt.HasField('selector') else '<unset>'}\n")
     w.w(0, f"Parallelism:\t{jt.parallelism if jt.HasField('parallelism') else '<unset>'}\n")
     w.w(0, f"Completions:\t{jt.completions if jt.HasField('completions') else '<unset>'}\n")
     if jt.HasField("active_deadline_seconds"):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pbctl import printers
 from pbctl.describers.writer import Writer, fmt_time, labels, print_annotations
+from pybernetes.api import cells
 from pybernetes.api.core.v1 import core_pb2 as core
 
 
 def describe_node(w: Writer, node: core.Node, pods: Sequence[core.Pod], t: float) -> None:
     md, spec, st = node.metadata, node.spec, node.status
     w.w(0, f"Name:\t{md.name}\n")
-    w.w(0, f"Roles:\t{printers.node_roles(node)}\n")
+    w.w(0, f"Roles:\t{cells.node_roles(node)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
     w.w(0, f"CreationTimestamp:\t{fmt_time(md.creation_timestamp)}\n")
@@ -54,7 +54,7 @@ def describe_node(w: Writer, node: core.Node, pods: Sequence[core.Pod], t: float
         w.w(1, "Namespace\tName\tAge\n")
         w.w(1, "---------\t----\t---\n")
         for p in active:
-            w.w(1, f"{p.metadata.namespace}\t{p.metadata.name}\t{printers.age(p.metadata.creation_timestamp, t)}\n")
+            w.w(1, f"{p.metadata.namespace}\t{p.metadata.name}\t{cells.age(p.metadata.creation_timestamp, t)}\n")
 
 
 def describe_namespace(w: Writer, ns: core.Namespace) -> None:

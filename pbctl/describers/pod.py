@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pbctl import printers
 from pbctl.describers.writer import (
     SKIP_ANNOTATIONS,
     Writer,
@@ -15,7 +14,7 @@ from pbctl.describers.writer import (
     multiline,
     print_annotations,
 )
-from pybernetes.api import qos
+from pybernetes.api import cells, qos
 from pybernetes.api.core.v1 import core_pb2 as core
 
 
@@ -190,12 +189,12 @@ def describe_pod(w: Writer, pod: core.Pod, t: float) -> None:
         w.w(0, f"Priority Class Name:\t{spec.priority_class_name}\n")
     w.w(0, f"Service Account:\t{spec.service_account_name or 'default'}\n")
     w.w(0, f"Node:\t{spec.node_name + '/' + st.host_ip if spec.node_name else '<none>'}\n")
-    if printers.is_set(st.start_time):
+    if cells.is_set(st.start_time):
         w.w(0, f"Start Time:\t{fmt_time(st.start_time)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
-    if printers.is_set(md.deletion_timestamp):
-        w.w(0, f"Status:\tTerminating (lasts {printers.age(md.deletion_timestamp, t)})\n")
+    if cells.is_set(md.deletion_timestamp):
+        w.w(0, f"Status:\tTerminating (lasts {cells.age(md.deletion_timestamp, t)})\n")
         w.w(0, f"Termination Grace Period:\t{md.deletion_grace_period_seconds}s\n")
     else:
         w.w(0, f"Status:\t{st.phase}\n")

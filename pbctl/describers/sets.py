@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pbctl import printers
 from pbctl.describers.pod import describe_template
-from pbctl.describers.writer import Writer, fmt_time, labels, print_annotations
+from pbctl.describers.writer import Writer, fmt_time, labels, pods_status, print_annotations
+from pybernetes.api import cells, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-
-
-def _pods_status(w: Writer, pods: Sequence[core.Pod], title: str) -> None:
-    phases = {p: sum(1 for x in pods if x.status.phase == p) for p in ("Running", "Pending", "Succeeded", "Failed")}
-    w.w(0, f"{title}:\t{phases['Running']} Running / {phases['Pending']} Waiting / {phases['Succeeded']} "
-           f"Succeeded / {phases['Failed']} Failed\n")
 
 
 def describe_daemonset(w: Writer, ds: apps.DaemonSet, pods: Sequence[core.Pod]) -> None:
     md, spec, st = ds.metadata, ds.spec, ds.status
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
-    w.w(0, f"Selector:\t{printers.format_selector(spec.selector)}\n")
-    w.w(0, f"Node-Selector:\t{printers.format_labels(spec.template.spec.node_selector)}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
+    w.w(0, f"Node-Selector:\t{cells.format_labels(spec.template.spec.node_selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
     w.w(0, f"Desired Number of Nodes Scheduled: {st.desired_number_scheduled}\n")
@@ -30,7 +24,7 @@ def describe_daemonset(w: Writer, ds: apps.DaemonSet, pods: Sequence[core.Pod]) 
     w.w(0, f"Number of Nodes Scheduled with Up-to-date Pods: {st.updated_number_scheduled}\n")
     w.w(0, f"Number of Nodes Scheduled with Available Pods: {st.number_available}\n")
     w.w(0, f"Number of Nodes Misscheduled: {st.number_misscheduled}\n")
-    _pods_status(w, pods, "Pods Status")
+    pods_status(w, pods)
     describe_template(w, spec.template)
 
 
@@ -39,15 +33,15 @@ def describe_statefulset(w: Writer, ss: apps.StatefulSet, pods: Sequence[core.Po
     w.w(0, f"Name:\t{md.name}\n")
     w.w(0, f"Namespace:\t{md.namespace}\n")
     w.w(0, f"CreationTimestamp:\t{fmt_time(md.creation_timestamp)}\n")
-    w.w(0, f"Selector:\t{printers.format_selector(spec.selector)}\n")
+    w.w(0, f"Selector:\t{cells.format_selector(spec.selector)}\n")
     labels(w, "Labels", md.labels)
     print_annotations(w, md.annotations)
-    replicas = spec.replicas if spec.HasField("replicas") else 1
+    replicas = objects.replicas(ss)
     w.w(0, f"Replicas:\t{replicas} desired | {st.replicas} total\n")
     w.w(0, f"Update Strategy:\t{spec.update_strategy.type}\n")
     ru = spec.update_strategy.rolling_update
     if spec.update_strategy.HasField("rolling_update") and ru.HasField("partition"):
         w.w(1, f"Partition:\t{ru.partition}\n")
-    _pods_status(w, pods, "Pods Status")
+    pods_status(w, pods)
     describe_template(w, spec.template)
     w.w(0, "Volume Claims:\t<none>\n")

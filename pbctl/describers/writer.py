@@ -1,4 +1,5 @@
-"""What every describe report shares: kubectl's PrefixWriter, times, label/annotation blocks, Events.
+"""What every describe report shares: kubectl's PrefixWriter, times, label/annotation blocks, Events, and the
+workloads' "Pods Status" line and Type/Status/Reason conditions table.
 
 Callers: the describers beside this module and the describe verb (which appends each object's Events).
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from google.protobuf.message import Message
 
 from pbctl import printers
 from pbctl.common import LAST_APPLIED, Ctx
 from pybernetes import errors
-from pybernetes.api import kinds
+from pybernetes.api import cells, kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import meta_of
@@ -36,7 +38,7 @@ class Writer:
 
 def fmt_time(t: meta.Time) -> str:
     """RFC 1123 with numeric zone, local time, as kubectl prints times in describe."""
-    if not printers.is_set(t):
+    if not cells.is_set(t):
         return "<unset>"
     d = dt.datetime.fromtimestamp(t.seconds, tz=dt.UTC).astimezone()
     return d.strftime("%a, %d %b %Y %H:%M:%S %z")
@@ -88,7 +90,7 @@ async def fetch_events(ctx: Ctx, info: kinds.ResourceInfo, obj: Message) -> list
 
     def when(e: core.Event) -> float:
         for t in (e.last_timestamp, e.event_time, e.metadata.creation_timestamp):
-            if printers.is_set(t):
+            if cells.is_set(t):
                 return t.seconds + t.nanos / 1e9
         return 0.0
 
@@ -102,12 +104,12 @@ def describe_events(w: Writer, events: Sequence[core.Event], t: float) -> None:
     w.w(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
     w.w(1, "----\t------\t----\t----\t-------\n")
     for e in events:
-        last = e.last_timestamp if printers.is_set(e.last_timestamp) else e.event_time
-        first = e.first_timestamp if printers.is_set(e.first_timestamp) else e.event_time
+        last = e.last_timestamp if cells.is_set(e.last_timestamp) else e.event_time
+        first = e.first_timestamp if cells.is_set(e.first_timestamp) else e.event_time
         count = e.series.count or e.count
-        age = printers.age(last, t)
+        age = cells.age(last, t)
         if count > 1:
-            age = f"{age} (x{count} over {printers.age(first, t)})"
+            age = f"{age} (x{count} over {cells.age(first, t)})"
         src = e.source.component or e.reporting_component or "<unknown>"
         w.w(1, f"{e.type}\t{e.reason}\t{age}\t{src}\t{e.message.strip()}\n")
 
@@ -116,3 +118,28 @@ def ios(v: meta.IntOrString, default: str) -> str:
     if not v.ListFields():
         return default
     return v.str_val if v.type == 1 else str(v.int_val)
+
+
+def pods_status(w: Writer, pods: Sequence[core.Pod], title: str = "Pods Status") -> None:
+    """kubectl's printed pod phase counts (getPodStatusForController)."""
+    phases = {p: sum(1 for x in pods if x.status.phase == p) for p in ("Running", "Pending", "Succeeded", "Failed")}
+    w.w(0, f"{title}:\t{phases['Running']} Running / {phases['Pending']} Waiting / {phases['Succeeded']} "
+           f"Succeeded / {phases['Failed']} Failed\n")
+
+
+class Condition(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def workload_conditions(w: Writer, conditions: Sequence[Condition]) -> None:
+    """A Deployment's / ReplicaSet's / ReplicationController's Conditions table (none: nothing)."""
+    if conditions:
+        w.w(0, "Conditions:\n  Type\tStatus\tReason\n")
+        w.w(1, "----\t------\t------\n")
+        for c in conditions:
+            w.w(1, f"{c.type} \t{c.status}\t{c.reason}\n")

@@ -13,7 +13,7 @@ from pbctl import verb
 from pbctl.common import CHANGE_CAUSE, RESTARTED_AT, REVISION, CliError, Ctx, out, parse_duration, parse_targets, ref
 from pbctl.printers import render_table
 from pybernetes import errors, flags
-from pybernetes.api import codec, kinds
+from pybernetes.api import codec, kinds, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 
 TIMED_OUT_REASON = "ProgressDeadlineExceeded"
@@ -68,7 +68,7 @@ def status_message(d: apps.Deployment) -> tuple[str, bool]:
         for c in st.conditions:
             if c.type == "Progressing" and c.reason == TIMED_OUT_REASON:
                 raise CliError(f'deployment "{name}" exceeded its progress deadline')
-        replicas = d.spec.replicas if d.spec.HasField("replicas") else 1
+        replicas = objects.replicas(d)
         if st.updated_replicas < replicas:
             return (f'Waiting for deployment "{name}" rollout to finish: {st.updated_replicas} out of {replicas} '
                     "new replicas have been updated..."), False
@@ -105,7 +105,7 @@ def statefulset_status_message(ss: apps.StatefulSet) -> tuple[str, bool]:
         raise CliError("rollout status is only available for RollingUpdate strategy type")
     if st.observed_generation == 0 or ss.metadata.generation > st.observed_generation:
         return "Waiting for statefulset spec update to be observed...", False
-    replicas = ss.spec.replicas if ss.spec.HasField("replicas") else 1
+    replicas = objects.replicas(ss)
     if st.ready_replicas < replicas:
         return f"Waiting for {replicas - st.ready_replicas} pods to be ready...", False
     if strategy.HasField("rolling_update"):

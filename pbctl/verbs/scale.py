@@ -18,7 +18,7 @@ from pbctl.common import (
 )
 from pbctl.manifests import read_manifests, set_namespace
 from pybernetes import errors
-from pybernetes.api import kinds
+from pybernetes.api import kinds, objects
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
@@ -41,7 +41,7 @@ def current_replicas(obj: Message) -> int:
     """spec.replicas of a scalable object (unset means 1)."""
     if not isinstance(obj, apps.Deployment | apps.ReplicaSet | apps.StatefulSet | core.ReplicationController):
         raise CliError(f"{type(obj).__name__} has no replicas")
-    return int(obj.spec.replicas) if obj.spec.HasField("replicas") else 1
+    return objects.replicas(obj)
 
 
 async def run_scale(ctx: Ctx, args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """What the batch/v1 kinds share across components: the labels a Job's pods carry and a Job's finished state.
 
 The apiserver generates a Job's selector and template labels from these names (registry/batch/job.py), the
-Job and CronJob controllers select and read Jobs with them, and pbctl prints a Job's STATUS column with
-`finished_condition`. Names and values are Kubernetes' (k8s.io/api/batch/v1 types.go).
+Job and CronJob controllers select and read Jobs with them, and the printing table's Job STATUS
+(pybernetes/api/cells.py `job_status`) reads its conditions with `condition_true`. Names and values are
+Kubernetes' (k8s.io/api/batch/v1 types.go).
 """
 
 from __future__ import annotations

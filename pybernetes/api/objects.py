@@ -6,7 +6,8 @@ does not declare that field, so generic code (caches, controllers, the apiserver
 metadata through `KubeObject` and the helpers here instead of silencing mypy on `obj.metadata`. The object key
 (`namespace/name`, or `name` for cluster-scoped objects) is made here and nowhere else (client-go's
 MetaNamespaceKeyFunc); `split_key` is its inverse. `condition`/`set_condition` read and write one condition
-by type in any status's `conditions` list (pods, nodes, namespaces, deployments...).
+by type in any status's `conditions` list (pods, nodes, namespaces, deployments...). `replicas` reads a
+scalable workload's spec.replicas.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from google.protobuf.message import Message
 
 from pybernetes.api import kinds
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 
@@ -141,3 +144,11 @@ def set_condition(conditions: Conditions[CondT], type_: str, status: str, reason
         c.last_transition_time.CopyFrom(now)
     c.reason, c.message = reason, message
     return c
+
+
+Scalable = apps.Deployment | apps.ReplicaSet | apps.StatefulSet | core.ReplicationController
+
+
+def replicas(obj: Scalable) -> int:
+    """spec.replicas; 1 when unset (the apiserver's default, which an object built by a client may lack)."""
+    return int(obj.spec.replicas) if obj.spec.HasField("replicas") else 1

@@ -1,147 +1,378 @@
-"""What kubectl prints for an object, computed the way kubectl and kube-apiserver's printers do: durations
-(HumanDuration), ages, and a pod's READY/STATUS/RESTARTS.
+"""The one table of what `kubectl get` prints per kind: Kubernetes' column definitions (name, description,
+priority 1 = only with -o wide) and the row function giving every cell, as kube-apiserver's
+pkg/printers/internalversion does. Cell values come from pybernetes/api/cells.py.
 
-Shared by the apiserver's server-side tables (services/apiserver/http/tables.py) and meant for pbctl's printers,
-whose copies of these functions (pybernetes/cli/printers.py: human_duration, age, pod_status) should import
-them from here when pbctl moves (issue 13).
+Used by the apiserver's server-side Tables (services/apiserver/http/tables.py), which send all columns to
+kubectl, and by pbctl's `get` (pbctl/printers.py), which keeps priority-0 columns unless -o wide and upper-cases
+the names as kubectl does. Kinds without an entry print Name and Age.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.batch.v1 import batch_pb2 as batch
+from pybernetes.api.cells import (
+    NONE,
+    age,
+    cond_true,
+    event_last_seen,
+    format_endpoints,
+    format_labels,
+    format_selector,
+    human_duration,
+    is_set,
+    job_status,
+    node_roles,
+    node_status,
+    pod_status,
+    service_external_ip,
+    service_ports,
+)
+from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.objects import meta_of, replicas
 
 
-def human_duration(seconds: float) -> str:
-    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        sec = s % 60
-        return f"{minutes}m" if sec == 0 else f"{minutes}m{sec}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        m = minutes % 60
-        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        h = hours % 24
-        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        dy = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if dy == 0 else f"{hours // 24 // 365}y{dy}d"
-    return f"{hours // 24 // 365}y"
+@dataclass(frozen=True)
+class Column:
+    """A meta.k8s.io/v1 TableColumnDefinition (every cell is a string)."""
+
+    name: str
+    description: str
+    priority: int = 0
+    format: str = ""
+
+    def definition(self) -> dict[str, Any]:
+        return {"name": self.name, "type": "string", "format": self.format, "description": self.description,
+                "priority": self.priority}
 
 
-def is_set(t: meta.Time) -> bool:
-    return bool(t.seconds or t.nanos)
+RowFn = Callable[[Message, float], list[str]]
+
+NAME = Column("Name", "Name must be unique within a namespace.", format="name")
+AGE = Column("Age", "CreationTimestamp is a timestamp representing the server time when this object was created.")
+CONTAINERS = Column("Containers", "Names of each container in the template.", priority=1)
+IMAGES = Column("Images", "Images referenced by each container in the template.", priority=1)
+SELECTOR = Column("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will "
+                              "be the ones affected by this deployment.", priority=1)
+DESIRED = Column("Desired", "Number of desired pods.")
+CURRENT = Column("Current", "Number of actually running pods.")
+READY = Column("Ready", "Number of ready pods.")
 
 
-def age(t: meta.Time, now: float) -> str:
-    """translateTimestampSince: `<unknown>` for an unset time."""
-    if not is_set(t):
-        return "<unknown>"
-    return human_duration(now - (t.seconds + t.nanos / 1e9))
+def _age(o: Message, now: float) -> str:
+    return age(meta_of(o).creation_timestamp, now)
 
 
-
-def _restartable_init(c: core.Container | None) -> bool:
-    return c is not None and c.HasField("restart_policy") and c.restart_policy == "Always"
-
-
-def cond_true(pod: core.Pod, ctype: str) -> bool:
-    return any(c.type == ctype and c.status == "True" for c in pod.status.conditions)
+def _containers_images(spec: core.PodSpec) -> list[str]:
+    return [",".join(c.name for c in spec.containers), ",".join(c.image for c in spec.containers)]
 
 
-def pod_status(pod: core.Pod, now: float) -> tuple[str, str, str]:
-    """(READY, STATUS, RESTARTS) exactly as kubectl's printPod computes them."""
-    restarts = 0
-    restartable_restarts = 0
-    total = len(pod.spec.containers)
-    ready = 0
-    last_restart = 0.0
-    last_restartable_restart = 0.0
-    phase = pod.status.phase
-    reason = pod.status.reason or phase
-    for c in pod.status.conditions:
-        if c.type == "PodScheduled" and c.reason == "SchedulingGated":
-            reason = "SchedulingGated"
-    init_specs = {c.name: c for c in pod.spec.init_containers}
-    total += sum(1 for c in pod.spec.init_containers if _restartable_init(c))
+# -- pods & workloads ------------------------------------------------------------------------------
 
-    initializing = False
-    for i, cs in enumerate(pod.status.init_container_statuses):
-        restarts += cs.restart_count
-        lt = cs.last_state.terminated
-        if cs.last_state.HasField("terminated") and is_set(lt.finished_at):
-            last_restart = max(last_restart, float(lt.finished_at.seconds))
-        spec = init_specs.get(cs.name)
-        if _restartable_init(spec):
-            restartable_restarts += cs.restart_count
-            if cs.last_state.HasField("terminated") and is_set(lt.finished_at):
-                last_restartable_restart = max(last_restartable_restart, float(lt.finished_at.seconds))
-        st = cs.state
-        if st.HasField("terminated") and st.terminated.exit_code == 0:
-            continue
-        if _restartable_init(spec) and cs.HasField("started") and cs.started:
-            if cs.ready:
-                ready += 1
-            continue
-        if st.HasField("terminated"):
-            t = st.terminated
-            if not t.reason:
-                reason = f"Init:Signal:{t.signal}" if t.signal else f"Init:ExitCode:{t.exit_code}"
-            else:
-                reason = "Init:" + t.reason
-            initializing = True
-        elif st.HasField("waiting") and st.waiting.reason and st.waiting.reason != "PodInitializing":
-            reason = "Init:" + st.waiting.reason
-            initializing = True
-        else:
-            reason = f"Init:{i}/{len(pod.spec.init_containers)}"
-            initializing = True
-        break
+POD = [
+    NAME,
+    Column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+    Column("Status", "The aggregate status of the containers in this pod."),
+    Column("Restarts", "The number of times the containers in this pod have been restarted and when the last "
+                       "container in this pod has restarted."),
+    AGE,
+    Column("IP", "IP address allocated to the pod. Routable at least within the cluster.", priority=1),
+    Column("Node", "NodeName is a request to schedule this pod onto a specific node.", priority=1),
+    Column("Nominated Node", "nominatedNodeName is set when this pod preempts other pods on the node.", priority=1),
+    Column("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness.", priority=1),
+]
 
-    if not initializing or cond_true(pod, "Initialized"):
-        restarts = restartable_restarts
-        last_restart = last_restartable_restart
-        has_running = False
-        for cs in reversed(pod.status.container_statuses):
-            restarts += cs.restart_count
-            if cs.last_state.HasField("terminated") and is_set(cs.last_state.terminated.finished_at):
-                last_restart = max(last_restart, float(cs.last_state.terminated.finished_at.seconds))
-            st = cs.state
-            if st.HasField("waiting") and st.waiting.reason:
-                reason = st.waiting.reason
-            elif st.HasField("terminated") and st.terminated.reason:
-                reason = st.terminated.reason
-            elif st.HasField("terminated"):
-                t = st.terminated
-                reason = f"Signal:{t.signal}" if t.signal else f"ExitCode:{t.exit_code}"
-            elif cs.ready and st.HasField("running"):
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            reason = "Running" if any(c.type == "Ready" for c in pod.status.conditions) else "NotReady"
 
-    deleting = is_set(pod.metadata.deletion_timestamp)
-    if deleting and pod.status.reason == "NodeLost":
-        reason = "Unknown"
-    elif deleting and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
+def _pod_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Pod)
+    ready, status, restarts = pod_status(o, now)
+    gates = NONE
+    if o.spec.readiness_gates:
+        true = sum(1 for g in o.spec.readiness_gates if cond_true(o, g.condition_type))
+        gates = f"{true}/{len(o.spec.readiness_gates)}"
+    return [o.metadata.name, ready, status, restarts, _age(o, now), o.status.pod_ip or NONE,
+            o.spec.node_name or NONE, o.status.nominated_node_name or NONE, gates]
 
-    restarts_str = str(restarts)
-    if restarts and last_restart:
-        restarts_str = f"{restarts} ({human_duration(now - last_restart)} ago)"
-    return f"{ready}/{total}", reason, restarts_str
+
+DEPLOYMENT = [
+    NAME,
+    Column("Ready", "Number of the pod with ready state."),
+    Column("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired "
+                         "template spec."),
+    Column("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
+                        "deployment."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+]
+
+
+def _deploy_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, apps.Deployment)
+    st = o.status
+    return [o.metadata.name, f"{st.ready_replicas}/{replicas(o)}", str(st.updated_replicas),
+            str(st.available_replicas), _age(o, now), *_containers_images(o.spec.template.spec),
+            format_selector(o.spec.selector)]
+
+
+REPLICASET = [NAME, DESIRED, CURRENT, READY, AGE, CONTAINERS, IMAGES, SELECTOR]
+
+
+def _rs_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, apps.ReplicaSet)
+    return [o.metadata.name, str(replicas(o)), str(o.status.replicas), str(o.status.ready_replicas),
+            _age(o, now), *_containers_images(o.spec.template.spec), format_selector(o.spec.selector)]
+
+
+def _rc_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.ReplicationController)
+    return [o.metadata.name, str(replicas(o)), str(o.status.replicas), str(o.status.ready_replicas),
+            _age(o, now), *_containers_images(o.spec.template.spec), format_labels(o.spec.selector)]
+
+
+JOB = [
+    NAME,
+    Column("Status", "Status of the job."),
+    Column("Completions", "The desired number of successfully finished pods the job should be run with."),
+    Column("Duration", "Time required to complete the job."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+]
+
+
+def _job_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, batch.Job)
+    spec, st = o.spec, o.status
+    if spec.HasField("completions"):
+        completions = f"{st.succeeded}/{spec.completions}"
+    elif spec.HasField("parallelism") and spec.parallelism > 1:
+        completions = f"{st.succeeded}/1 of {spec.parallelism}"
+    else:
+        completions = f"{st.succeeded}/1"
+    duration = ""
+    if is_set(st.start_time):
+        end = st.completion_time.seconds + st.completion_time.nanos / 1e9 if is_set(st.completion_time) else now
+        duration = human_duration(end - (st.start_time.seconds + st.start_time.nanos / 1e9))
+    return [o.metadata.name, job_status(o), completions, duration, _age(o, now),
+            *_containers_images(spec.template.spec), format_selector(spec.selector)]
+
+
+CRONJOB = [
+    NAME,
+    Column("Schedule", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    Column("Timezone", "The time zone name for the given schedule."),
+    Column("Suspend", "This flag tells the controller to suspend subsequent executions."),
+    Column("Active", "A list of pointers to currently running jobs."),
+    Column("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+]
+
+
+def _cronjob_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, batch.CronJob)
+    spec = o.spec
+    suspend = ("True" if spec.suspend else "False") if spec.HasField("suspend") else "<unset>"
+    last = age(o.status.last_schedule_time, now) if is_set(o.status.last_schedule_time) else NONE
+    return [o.metadata.name, spec.schedule, spec.time_zone if spec.HasField("time_zone") else NONE, suspend,
+            str(len(o.status.active)), last, _age(o, now),
+            *_containers_images(spec.job_template.spec.template.spec),
+            format_selector(spec.job_template.spec.selector)]
+
+
+DAEMONSET = [
+    NAME,
+    Column("Desired", "The total number of nodes that should be running the daemon pod."),
+    Column("Current", "The number of nodes running at least one daemon pod and are supposed to."),
+    Column("Ready", "The number of nodes that should be running the daemon pod and have one or more of the "
+                    "daemon pod running and ready."),
+    Column("Up-to-date", "The total number of nodes that are running updated daemon pod."),
+    Column("Available", "The number of nodes that should be running the daemon pod and have one or more of the "
+                        "daemon pod running and available."),
+    Column("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+    AGE, CONTAINERS, IMAGES, SELECTOR,
+]
+
+
+def _ds_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, apps.DaemonSet)
+    st = o.status
+    return [o.metadata.name, str(st.desired_number_scheduled), str(st.current_number_scheduled),
+            str(st.number_ready), str(st.updated_number_scheduled), str(st.number_available),
+            format_labels(o.spec.template.spec.node_selector), _age(o, now),
+            *_containers_images(o.spec.template.spec), format_selector(o.spec.selector)]
+
+
+STATEFULSET = [NAME, Column("Ready", "Number of the pod with ready state."), AGE, CONTAINERS, IMAGES]
+
+
+def _sts_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, apps.StatefulSet)
+    return [o.metadata.name, f"{o.status.ready_replicas}/{replicas(o)}", _age(o, now),
+            *_containers_images(o.spec.template.spec)]
+
+
+# -- services, nodes & co --------------------------------------------------------------------------
+
+SERVICE = [
+    NAME,
+    Column("Type", "Type of the service."),
+    Column("Cluster-IP", "ClusterIP is the IP address of the service."),
+    Column("External-IP", "External IPs of the service, or its load balancer's ingress points."),
+    Column("Port(s)", "The ports that are exposed by this service."),
+    AGE,
+    Column("Selector", "Route service traffic to pods with label keys and values matching this selector.",
+           priority=1),
+]
+
+
+def _svc_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Service)
+    return [o.metadata.name, o.spec.type or "ClusterIP", o.spec.cluster_ip or NONE, service_external_ip(o),
+            service_ports(o), _age(o, now), format_labels(o.spec.selector)]
+
+
+ENDPOINTS = [NAME, Column("Endpoints", "Endpoints of the service (at most three shown)."), AGE]
+
+
+def _ep_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Endpoints)
+    return [o.metadata.name, format_endpoints(o), _age(o, now)]
+
+
+NODE = [
+    NAME,
+    Column("Status", "The status of the node."),
+    Column("Roles", "The roles of the node."),
+    AGE,
+    Column("Version", "Kubelet Version reported by the node."),
+    Column("Internal-IP", "List of addresses reachable to the node.", priority=1),
+    Column("External-IP", "List of addresses reachable to the node.", priority=1),
+    Column("OS-Image", "OS Image reported by the node from /etc/os-release.", priority=1),
+    Column("Kernel-Version", "Kernel Version reported by the node from 'uname -r'.", priority=1),
+    Column("Container-Runtime", "Container runtime version reported by the node.", priority=1),
+]
+
+
+def _node_address(node: core.Node, kind: str) -> str:
+    for a in node.status.addresses:
+        if a.type == kind:
+            return a.address
+    return NONE
+
+
+def _node_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Node)
+    info = o.status.node_info
+    return [o.metadata.name, node_status(o), node_roles(o), _age(o, now), info.kubelet_version,
+            _node_address(o, "InternalIP"), _node_address(o, "ExternalIP"), info.os_image or "<unknown>",
+            info.kernel_version or "<unknown>", info.container_runtime_version or "<unknown>"]
+
+
+NAMESPACE = [NAME, Column("Status", "The status of the namespace."), AGE]
+
+
+def _ns_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Namespace)
+    return [o.metadata.name, o.status.phase or "Active", _age(o, now)]
+
+
+# Events lead with LAST SEEN; their name is the last, wide-only column.
+EVENT = [
+    Column("Last Seen", "Time when last event from this source was observed."),
+    Column("Type", "Type of this event (Normal, Warning), new types could be added in the future."),
+    Column("Reason", "This should be a short, machine understandable string that gives the reason for this "
+                     "event being generated."),
+    Column("Object", "The object that this event is about."),
+    Column("Subobject", "The subobject (field path) that this event is about.", priority=1),
+    Column("Source", "The component reporting this event.", priority=1),
+    Column("Message", "A human-readable description of the status of this operation."),
+    Column("First Seen", "The time at which the event was first recorded.", priority=1),
+    Column("Count", "The number of times this event has occurred.", priority=1),
+    Column("Name", "Name must be unique within a namespace.", priority=1, format="name"),
+]
+
+
+def _event_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Event)
+    src = o.source.component or o.reporting_component
+    if o.source.host:
+        src += f", {o.source.host}"
+    first = o.first_timestamp if is_set(o.first_timestamp) else o.event_time
+    io = o.involved_object
+    return [event_last_seen(o, now), o.type, o.reason, f"{io.kind.lower()}/{io.name}", io.field_path, src,
+            o.message.strip(), age(first, now), str(o.series.count or o.count or 1), o.metadata.name]
+
+
+CONFIGMAP = [NAME, Column("Data", "The number of entries in the data and binaryData fields."), AGE]
+
+
+def _cm_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.ConfigMap)
+    return [o.metadata.name, str(len(o.data) + len(o.binary_data)), _age(o, now)]
+
+
+SECRET = [NAME, Column("Type", "The type of secret."), Column("Data", "The number of entries in the data field."),
+          AGE]
+
+
+def _secret_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.Secret)
+    return [o.metadata.name, o.type or "Opaque", str(len(o.data)), _age(o, now)]
+
+
+SERVICEACCOUNT = [NAME, Column("Secrets", "Secrets is a list of the secrets in the same namespace."), AGE]
+
+
+def _sa_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.ServiceAccount)
+    return [o.metadata.name, str(len(o.secrets)), _age(o, now)]
+
+
+LEASE = [NAME, Column("Holder", "The holder of the lease."), AGE]
+
+
+def _lease_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, coordination.Lease)
+    return [o.metadata.name, o.spec.holder_identity if o.spec.HasField("holder_identity") else "", _age(o, now)]
+
+
+def _default_row(o: Message, now: float) -> list[str]:
+    return [meta_of(o).name, _age(o, now)]
+
+
+DEFAULT: tuple[list[Column], RowFn] = ([NAME, AGE], _default_row)
+
+# resource plural -> (columns, row function giving one cell per column)
+PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
+    "pods": (POD, _pod_row),
+    "deployments": (DEPLOYMENT, _deploy_row),
+    "replicasets": (REPLICASET, _rs_row),
+    "replicationcontrollers": (REPLICASET, _rc_row),
+    "jobs": (JOB, _job_row),
+    "cronjobs": (CRONJOB, _cronjob_row),
+    "daemonsets": (DAEMONSET, _ds_row),
+    "statefulsets": (STATEFULSET, _sts_row),
+    "services": (SERVICE, _svc_row),
+    "endpoints": (ENDPOINTS, _ep_row),
+    "nodes": (NODE, _node_row),
+    "namespaces": (NAMESPACE, _ns_row),
+    "events": (EVENT, _event_row),
+    "configmaps": (CONFIGMAP, _cm_row),
+    "secrets": (SECRET, _secret_row),
+    "serviceaccounts": (SERVICEACCOUNT, _sa_row),
+    "leases": (LEASE, _lease_row),
+}
+
+
+def columns(plural: str) -> list[Column]:
+    """Every column of a resource's table, wide ones (priority 1) included."""
+    return PRINTERS.get(plural, DEFAULT)[0]
+
+
+def cells(plural: str, obj: Message, now: float) -> list[str]:
+    """One cell per column of `columns(plural)` for obj, ages measured at `now` (epoch seconds)."""
+    return PRINTERS.get(plural, DEFAULT)[1](obj, now)

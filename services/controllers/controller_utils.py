@@ -5,7 +5,8 @@ The loop itself is
 `pybernetes.controller.Controller`; object keys, copies and owner references are `pybernetes.api.objects`'.
 Contents: expectations (never over-create/over-delete while an informer lags), owner references
 (controller refs, adoption/release), pod readiness/availability, the pod deletion ranking, slow-start
-batches, and `FreshObjects` (remember what we wrote so a lagging cache never triggers a second write).
+batches, and `FreshObjects` (remember what we wrote so a lagging cache never triggers a second write; its
+`write_status` is every pod owner's status write).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -24,6 +25,8 @@ from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import being_deleted, controller_ref
+from pybernetes.cache import Lister
+from pybernetes.client.client import Client
 
 log = logging.getLogger("pybernetes.controllers")
 
@@ -101,6 +104,16 @@ class ControllerExpectations:
 # -- write-through freshness ------------------------------------------------------------------------
 
 
+class _WithStatus(Protocol):
+    @property
+    def status(self) -> Message: ...
+
+
+def _status(obj: Message) -> Message:
+    """obj.status, for the kinds with a status subresource (a Message type says nothing of its fields)."""
+    return cast(_WithStatus, obj).status
+
+
 class FreshObjects(Generic[M]):
     """Objects this controller wrote, kept until the informer shows that version (or a newer one).
 
@@ -130,6 +143,26 @@ class FreshObjects(Generic[M]):
         self._objs.pop(key, None)  # the cache caught up (or the object was replaced)
         return cached
 
+    def current(self, lister: Lister[Any], key: str) -> M | None:
+        """The lister's object for `key` as this controller last wrote it; None, forgotten, once it is gone."""
+        namespace, name = objects.split_key(key)
+        cached = lister.get(namespace, name)
+        if cached is None:
+            self.forget(namespace, name)
+            return None
+        return self.resolve(cached)
+
+    async def write_status(self, client: Client, obj: M, status: Message, field_manager: str) -> M | None:
+        """Write `status` as obj's status unless it is what obj has; remember and return what was written
+        (None when nothing was)."""
+        if status.SerializeToString(deterministic=True) == _status(obj).SerializeToString(deterministic=True):
+            return None
+        new = objects.copy(obj)
+        _status(new).CopyFrom(status)
+        out = await client.update_status(new, field_manager=field_manager)
+        self.record(out)
+        return out
+
 
 # -- owner references -------------------------------------------------------------------------------
 
@@ -148,18 +181,19 @@ def owner_ref_dict(ref: meta.OwnerReference) -> dict[str, Any]:
 
 class RefManager:
     """ClaimPods/ClaimReplicaSets: adopt matching orphans, release owned objects that stopped matching.
+    What it adopts is recorded in `fresh`, so the next sync sees the adoption before the informer does.
 
     `can_adopt` is checked lazily, once, with a live GET of the owner (RecheckDeletionTimestamp): an
     owner that is being deleted, or was replaced by a namesake, adopts nothing."""
 
     def __init__(self, client: Any, owner: Message, matches: Callable[[Message], bool],
-                 field_manager: str) -> None:
+                 field_manager: str, fresh: FreshObjects[Any]) -> None:
         self.client = client
         self.owner = owner
         self.matches = matches
         self.field_manager = field_manager
+        self.fresh = fresh
         self._can_adopt: bool | None = None
-        self.adopted: list[Any] = []
 
     async def can_adopt(self) -> bool:
         if self._can_adopt is None:
@@ -202,7 +236,7 @@ class RefManager:
                                              field_manager=self.field_manager)
         except errors.NotFound:
             return None
-        self.adopted.append(out)
+        self.fresh.record(out)
         log.info("adopted kind=%s object=%s owner=%s", type(obj).__name__, objects.key(obj),
                  objects.meta_of(self.owner).name)
         return out

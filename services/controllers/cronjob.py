@@ -21,7 +21,7 @@ from pybernetes.api import cron, jobs, objects
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
@@ -119,13 +119,10 @@ class CronJobController:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
-            self.fresh.forget(namespace, name)
+        cj = self.fresh.current(self.lister, key)
+        if cj is None:
             return
-        cj = self.fresh.resolve(cached)
-        owned = [j for j in self.job_lister.list(namespace)
+        owned = [j for j in self.job_lister.list(cj.metadata.namespace)
                  if (ref := controller_ref(j)) is not None and ref.uid == cj.metadata.uid]
         status = objects.copy(cj.status)
         await self._reconcile_active(cj, status, owned)
@@ -254,12 +251,7 @@ class CronJobController:
                 await self._delete_job(cj, j.metadata.name, j.metadata.uid)
 
     async def _update_status(self, cj: batch.CronJob, status: batch.CronJobStatus) -> None:
-        if status.SerializeToString(deterministic=True) == cj.status.SerializeToString(deterministic=True):
-            return
-        new = objects.copy(cj)
-        new.status.CopyFrom(status)
         try:
-            out = await self.client.update_status(new, field_manager=FIELD_MANAGER)
+            await self.fresh.write_status(self.client, cj, status, FIELD_MANAGER)
         except errors.NotFound:
             return
-        self.fresh.record(out)

@@ -23,7 +23,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors, taints
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, split_key
+from pybernetes.api.objects import being_deleted
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of
@@ -183,7 +183,7 @@ class DaemonSetController:
         self.controller = Controller(NAME, informers=[self.informer, self.pod_informer, self.node_informer])
         self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.pods = PodOwnerHandlers("DaemonSet", self.lister, self.queue, self.expectations)
-        self.informer.add_event_handler(self._ds_changed, lambda _o, n: self._ds_changed(n), self._ds_deleted)
+        self.informer.add_event_handler(self._ds_changed, lambda _o, n: self._ds_changed(n), self.pods.owner_deleted)
         self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
         self.node_informer.add_event_handler(self._node_changed, self._node_updated, self._node_changed)
 
@@ -194,11 +194,6 @@ class DaemonSetController:
 
     def _ds_changed(self, ds: apps.DaemonSet) -> None:
         self.queue.add(key_of(ds))
-
-    def _ds_deleted(self, obj: apps.DaemonSet | DeletedFinalStateUnknown[apps.DaemonSet]) -> None:
-        key = key_of(obj)
-        self.expectations.delete(key)
-        self.queue.add(key)
 
     def _node_changed(self, obj: core.Node | DeletedFinalStateUnknown[core.Node]) -> None:
         for ds in self.lister.list():  # any set may start or stop running there
@@ -213,22 +208,18 @@ class DaemonSetController:
     # -- sync -------------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        ds = self.fresh.current(self.lister, key)
+        if ds is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        ds = self.fresh.resolve(cached)
         try:
             sel = selectors.from_message(ds.spec.selector)
         except errors.BadRequest:
             sel = selectors.NOTHING
-        pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
-        manager = RefManager(self.client, ds, lambda p: sel.matches(objects.labels(p)), field_manager=NAME)
+        pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(ds.metadata.namespace)]
+        manager = RefManager(self.client, ds, lambda p: sel.matches(objects.labels(p)),
+                             field_manager=NAME, fresh=self.fresh_pods)
         claimed = await manager.claim(p for p in pods if not sel.empty())
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         nodes = {n.metadata.name: n for n in self.node_lister.list()}
         by_node: dict[str, list[core.Pod]] = {}
         for p in claimed:
@@ -364,9 +355,4 @@ class DaemonSetController:
         return status
 
     async def update_status(self, ds: apps.DaemonSet, status: apps.DaemonSetStatus) -> None:
-        if status.SerializeToString(deterministic=True) == ds.status.SerializeToString(deterministic=True):
-            return
-        new = objects.copy(ds)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=NAME)
-        self.fresh.record(out)
+        await self.fresh.write_status(self.client, ds, status, NAME)

@@ -22,7 +22,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of, owner_of, unwrap
@@ -179,12 +179,10 @@ class DeploymentController:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
-            self.fresh.forget(namespace, name)
+        current = self.fresh.current(self.lister, key)
+        if current is None:
             return
-        d = objects.copy(self.fresh.resolve(cached))
+        d = objects.copy(current)
         sel = _selector(d)
         if sel.empty():
             self.recorder.event(d, "Warning", "SelectingAll",
@@ -212,10 +210,9 @@ class DeploymentController:
 
     async def _replica_sets_for(self, d: apps.Deployment, sel: selectors.LabelSelector) -> list[apps.ReplicaSet]:
         cached = [self.fresh_rs.resolve(rs) for rs in self.rs_lister.list(d.metadata.namespace)]
-        manager = RefManager(self.client, d, lambda rs: sel.matches(objects.labels(rs)), field_manager=NAME)
+        manager = RefManager(self.client, d, lambda rs: sel.matches(objects.labels(rs)),
+                             field_manager=NAME, fresh=self.fresh_rs)
         claimed = await manager.claim(cached)
-        for rs in manager.adopted:
-            self.fresh_rs.record(rs)
         return [objects.copy(rs) for rs in claimed]
 
     async def _check_paused_conditions(self, d: apps.Deployment) -> None:

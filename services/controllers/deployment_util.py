@@ -117,14 +117,13 @@ def resolve_fenceposts(max_surge: meta.IntOrString, max_unavailable: meta.IntOrS
     return surge, unavailable
 
 
-def replicas(d: apps.Deployment) -> int:
-    return int(d.spec.replicas) if d.spec.HasField("replicas") else 1
+replicas = objects.replicas  # du.replicas(d): the Deployment's spec.replicas (unset means 1)
 
 
 def rs_replicas(rs: apps.ReplicaSet | None) -> int:
     if rs is None:
         return 0
-    return int(rs.spec.replicas) if rs.spec.HasField("replicas") else 1
+    return objects.replicas(rs)
 
 
 def is_rolling(d: apps.Deployment) -> bool:

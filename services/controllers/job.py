@@ -25,11 +25,11 @@ from pybernetes.api import jobs, objects, selectors
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.clock import Clock, RealClock
-from pybernetes.controller import Controller, key_of, owner_of, unwrap
+from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
 
 from .controller_utils import (
@@ -45,6 +45,7 @@ from .controller_utils import (
     rank_pods_for_deletion,
     slow_start_batch,
 )
+from .podowners import PodOwnerHandlers, delete_pods
 
 log = logging.getLogger("pybernetes.controllers.job")
 
@@ -107,6 +108,24 @@ def _restarts(pods: list[core.Pod]) -> int:
                + list(p.status.container_statuses))
 
 
+class _JobPodHandlers(PodOwnerHandlers):
+    """A pod update enqueues both its old and its new Job, and an orphan enqueues the Jobs matching it on any
+    change (Jobs have no minReadySeconds); additions and deletions are every pod owner's."""
+
+    def updated(self, old: core.Pod, new: core.Pod) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return
+        if being_deleted(new) and not being_deleted(old):
+            self.deleted(new)
+            return
+        for pod in (old, new):
+            job = self.owner(pod)
+            if job is not None:
+                self.queue.add(key_of(job))
+        if controller_ref(new) is None:
+            self.enqueue_matching(new)
+
+
 class JobController:
     name = "job"
 
@@ -127,8 +146,9 @@ class JobController:
         self.pod_lister = self.pod_informer.lister()
         self.controller = Controller(self.name, informers=[self.informer, self.pod_informer], clock=self.clock)
         self.queue = self.controller.add_queue(self.name, self.sync, workers=workers)
-        self.informer.add_event_handler(self._job_added, self._job_updated, self._job_deleted)
-        self.pod_informer.add_event_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pods = _JobPodHandlers("Job", self.lister, self.queue, self.expectations)
+        self.informer.add_event_handler(self._job_added, self._job_updated, self.pods.owner_deleted)
+        self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.controller.run(stop)
@@ -140,55 +160,8 @@ class JobController:
 
     def _job_updated(self, old: batch.Job, new: batch.Job) -> None:
         if old.metadata.uid != new.metadata.uid:
-            self._job_deleted(DeletedFinalStateUnknown(key_of(old), old))
+            self.pods.owner_deleted(DeletedFinalStateUnknown(key_of(old), old))
         self.queue.add(key_of(new))
-
-    def _job_deleted(self, obj: batch.Job | DeletedFinalStateUnknown[batch.Job]) -> None:
-        key = key_of(obj)
-        self.expectations.delete(key)
-        self.queue.add(key)
-
-    def _owner(self, pod: core.Pod) -> batch.Job | None:
-        return owner_of(pod, "Job", self.lister)
-
-    def _pod_added(self, pod: core.Pod) -> None:
-        if being_deleted(pod):
-            self._pod_deleted(pod)
-            return
-        job = self._owner(pod)
-        if job is not None:
-            self.expectations.creation_observed(key_of(job))
-            self.queue.add(key_of(job))
-        elif controller_ref(pod) is None:
-            self._enqueue_matching(pod)
-
-    def _pod_updated(self, old: core.Pod, new: core.Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if being_deleted(new) and not being_deleted(old):
-            self._pod_deleted(new)
-            return
-        for pod in (old, new):
-            job = self._owner(pod)
-            if job is not None:
-                self.queue.add(key_of(job))
-        if controller_ref(new) is None:
-            self._enqueue_matching(new)
-
-    def _pod_deleted(self, obj: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
-        pod = unwrap(obj)
-        job = self._owner(pod)
-        if job is None:
-            return
-        key = key_of(job)
-        self.expectations.deletion_observed(key, key_of(pod))
-        self.queue.add(key)
-
-    def _enqueue_matching(self, pod: core.Pod) -> None:
-        for job in self.lister.list(pod.metadata.namespace):
-            sel = self._selector(job)
-            if not sel.empty() and sel.matches(pod.metadata.labels):
-                self.queue.add(key_of(job))
 
     @staticmethod
     def _selector(job: batch.Job) -> selectors.LabelSelector:
@@ -204,13 +177,10 @@ class JobController:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        job = self.fresh.current(self.lister, key)
+        if job is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        job = self.fresh.resolve(cached)
         if jobs.finished_condition(job):
             await self._expire(key, job)
             return
@@ -219,10 +189,9 @@ class JobController:
         now = self.clock.wall()
         sel = self._selector(job)
         satisfied = self.expectations.satisfied(key)
-        manager = RefManager(self.client, job, lambda p: sel.matches(objects.labels(p)), field_manager=FIELD_MANAGER)
-        pods = await manager.claim(self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace))
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
+        manager = RefManager(self.client, job, lambda p: sel.matches(objects.labels(p)),
+                             field_manager=FIELD_MANAGER, fresh=self.fresh_pods)
+        pods = await manager.claim(self.fresh_pods.resolve(p) for p in self.pod_lister.list(job.metadata.namespace))
         active = [p for p in pods if is_pod_active(p)]
         failed_pods = [p for p in pods if p.status.phase == "Failed"]
         status = objects.copy(job.status)
@@ -354,35 +323,12 @@ class JobController:
         return active + created, None
 
     async def _delete_pods(self, key: str, job: batch.Job, pods: list[core.Pod]) -> None:
-        if not pods:
-            return
-        self.expectations.expect_deletions(key, [key_of(p) for p in pods])
-
-        async def delete(pod: core.Pod) -> None:
-            try:
-                await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
-                                         uid=pod.metadata.uid)
-            except (errors.NotFound, errors.Conflict):
-                self.expectations.deletion_observed(key, key_of(pod))
-                return
-            except Exception as e:
-                self.expectations.deletion_observed(key, key_of(pod))
-                self._event(job, "Warning", "FailedDelete", f"Error deleting: {e}")
-                raise
-            self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-
-        results = await asyncio.gather(*(delete(p) for p in pods), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        await delete_pods(self.client, self.recorder, self.expectations, key, job, pods)
 
     async def _update_status(self, job: batch.Job, status: batch.JobStatus) -> None:
-        if status.SerializeToString(deterministic=True) == job.status.SerializeToString(deterministic=True):
+        out = await self.fresh.write_status(self.client, job, status, FIELD_MANAGER)
+        if out is None:
             return
-        new = objects.copy(job)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=FIELD_MANAGER)
-        self.fresh.record(out)
         log.debug("status updated job=%s active=%d succeeded=%d failed=%d", objects.key(job), status.active,
                   status.succeeded, status.failed)
         if jobs.finished_condition(out) and out.spec.HasField("ttl_seconds_after_finished"):

@@ -1,13 +1,16 @@
-"""What the DaemonSet and StatefulSet controllers share: their pod event handlers (each pod change enqueues
-its controller owner and settles the owner's expectations), pod creation and deletion that keep
-expectations honest, and the revision hash label.
+"""What the controllers that own pods share: pod event handlers (each pod change enqueues its controller
+owner and settles the owner's expectations; an owner's deletion drops them), pod creation and deletion that
+keep expectations honest, and the revision hash label.
 
-Callers: services/controllers/daemonset.py, services/controllers/statefulset.py.
+Callers: services/controllers/daemonset.py and statefulset.py (all of it); job.py (the handlers, its own pod
+update, and `delete_pods`); replicaset.py (`delete_pods`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pybernetes import errors
@@ -38,6 +41,12 @@ class PodOwnerHandlers:
         self.lister = lister
         self.queue = queue
         self.expectations = expectations
+
+    def owner_deleted(self, obj: Any) -> None:
+        """The owner itself went away: its expectations go, and one more sync lets it finish."""
+        key = key_of(obj)
+        self.expectations.delete(key)
+        self.queue.add(key)
 
     def owner(self, pod: core.Pod) -> Any | None:
         return owner_of(pod, self.kind, self.lister)
@@ -128,3 +137,16 @@ async def delete_pod(client: Client, recorder: EventRecorder, expectations: Cont
         raise
     recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
+
+
+async def delete_pods(client: Client, recorder: EventRecorder, expectations: ControllerExpectations, key: str,
+                      owner: Any, pods: Sequence[core.Pod]) -> None:
+    """Expect and delete `pods` of `owner` concurrently; every deletion is tried, then the first failure raised."""
+    if not pods:
+        return
+    expectations.expect_deletions(key, [objects.key(p) for p in pods])
+    results = await asyncio.gather(*(delete_pod(client, recorder, expectations, key, owner, p) for p in pods),
+                                   return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r

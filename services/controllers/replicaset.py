@@ -20,7 +20,7 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, controller_ref, split_key
+from pybernetes.api.objects import being_deleted, controller_ref
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of, owner_of, unwrap
@@ -40,6 +40,7 @@ from .controller_utils import (
     rank_pods_for_deletion,
     slow_start_batch,
 )
+from .podowners import delete_pods
 
 log = logging.getLogger("pybernetes.controllers.replicaset")
 
@@ -77,9 +78,7 @@ class _ReplicaSetBase:
     def selector(self, rs: Any) -> selectors.LabelSelector:
         raise NotImplementedError
 
-    @staticmethod
-    def replicas(rs: Any) -> int:
-        return int(rs.spec.replicas) if rs.spec.HasField("replicas") else 1
+    replicas = staticmethod(objects.replicas)
 
     # -- run ------------------------------------------------------------------------------------
 
@@ -165,21 +164,17 @@ class _ReplicaSetBase:
     # -- sync -----------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        rs = self.fresh.current(self.lister, key)
+        if rs is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        rs = self.fresh.resolve(cached)
         sel = self.selector(rs)
         needs_sync = self.expectations.satisfied(key)
-        all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
+        all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(rs.metadata.namespace)]
         active = filter_active_pods(all_pods)
-        manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)), field_manager=self.name)
+        manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)),
+                             field_manager=self.name, fresh=self.fresh_pods)
         pods = await manager.claim(active)
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         manage_err: Exception | None = None
         if needs_sync and not being_deleted(rs) and not sel.empty():
             try:
@@ -228,27 +223,9 @@ class _ReplicaSetBase:
         elif diff > 0:
             n = min(diff, self.burst_replicas)
             victims = rank_pods_for_deletion(pods)[:n]
-            self.expectations.expect_deletions(key, [key_of(p) for p in victims])
             log.info("deleting pods replicaset=%s want=%d have=%d deleting=%d", key, self.replicas(rs),
                      len(pods), n)
-
-            async def delete(pod: core.Pod) -> None:
-                try:
-                    await self.client.delete(core.Pod, pod.metadata.name, namespace=pod.metadata.namespace,
-                                             uid=pod.metadata.uid)
-                except (errors.NotFound, errors.Conflict):
-                    self.expectations.deletion_observed(key, key_of(pod))
-                    return
-                except Exception as e:
-                    self.expectations.deletion_observed(key, key_of(pod))
-                    self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e}")
-                    raise
-                self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-
-            results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
+            await delete_pods(self.client, self.recorder, self.expectations, key, rs, victims)
 
     def calculate_status(self, rs: Any, pods: list[core.Pod], manage_err: Exception | None) -> Any:
         status = objects.copy(rs.status)
@@ -282,12 +259,8 @@ class _ReplicaSetBase:
         return status
 
     async def update_status(self, rs: Any, status: Any) -> None:
-        if status.SerializeToString(deterministic=True) == rs.status.SerializeToString(deterministic=True):
+        if await self.fresh.write_status(self.client, rs, status, self.name) is None:
             return
-        new = objects.copy(rs)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=self.name)
-        self.fresh.record(out)
         log.debug("status updated replicaset=%s/%s replicas=%d ready=%d available=%d", rs.metadata.namespace,
                   rs.metadata.name, status.replicas, status.ready_replicas, status.available_replicas)
 

@@ -26,8 +26,8 @@ from pybernetes import errors
 from pybernetes.api import objects, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.objects import being_deleted, split_key
-from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
+from pybernetes.api.objects import being_deleted, replicas
+from pybernetes.cache import InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of
 from pybernetes.events import EventRecorder
@@ -57,10 +57,6 @@ def ordinal_of(ss: apps.StatefulSet, pod: core.Pod | Message) -> int | None:
     if m is None or m.group(1) != ss.metadata.name:
         return None
     return int(m.group(2))
-
-
-def replicas(ss: apps.StatefulSet) -> int:
-    return int(ss.spec.replicas) if ss.spec.HasField("replicas") else 1
 
 
 def update_revision(ss: apps.StatefulSet) -> str:
@@ -102,7 +98,7 @@ class StatefulSetController:
         self.controller = Controller(NAME, informers=[self.informer, self.pod_informer])
         self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.pods = PodOwnerHandlers("StatefulSet", self.lister, self.queue, self.expectations)
-        self.informer.add_event_handler(self._ss_changed, lambda _o, n: self._ss_changed(n), self._ss_deleted)
+        self.informer.add_event_handler(self._ss_changed, lambda _o, n: self._ss_changed(n), self.pods.owner_deleted)
         self.pod_informer.add_event_handler(self.pods.added, self.pods.updated, self.pods.deleted)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -111,31 +107,21 @@ class StatefulSetController:
     def _ss_changed(self, ss: apps.StatefulSet) -> None:
         self.queue.add(key_of(ss))
 
-    def _ss_deleted(self, obj: apps.StatefulSet | DeletedFinalStateUnknown[apps.StatefulSet]) -> None:
-        key = key_of(obj)
-        self.expectations.delete(key)
-        self.queue.add(key)
-
     # -- sync -------------------------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
-        namespace, name = split_key(key)
-        cached = self.lister.get(namespace, name)
-        if cached is None:
+        ss = self.fresh.current(self.lister, key)
+        if ss is None:
             self.expectations.delete(key)
-            self.fresh.forget(namespace, name)
             return
-        ss = self.fresh.resolve(cached)
         try:
             sel = selectors.from_message(ss.spec.selector)
         except errors.BadRequest:
             sel = selectors.NOTHING
-        pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(namespace)]
+        pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(ss.metadata.namespace)]
         manager = RefManager(self.client, ss, lambda p: sel.matches(objects.labels(p))
-                             and ordinal_of(ss, p) is not None, field_manager=NAME)
+                             and ordinal_of(ss, p) is not None, field_manager=NAME, fresh=self.fresh_pods)
         claimed = await manager.claim(p for p in pods if not sel.empty())
-        for p in manager.adopted:
-            self.fresh_pods.record(p)
         by_ordinal: dict[int, core.Pod] = {}
         for p in claimed:
             ordinal = ordinal_of(ss, p)
@@ -236,9 +222,4 @@ class StatefulSetController:
         return status
 
     async def update_status(self, ss: apps.StatefulSet, status: apps.StatefulSetStatus) -> None:
-        if status.SerializeToString(deterministic=True) == ss.status.SerializeToString(deterministic=True):
-            return
-        new = objects.copy(ss)
-        new.status.CopyFrom(status)
-        out = await self.client.update_status(new, field_manager=NAME)
-        self.fresh.record(out)
+        await self.fresh.write_status(self.client, ss, status, NAME)

@@ -177,6 +177,11 @@ async def test_apply_creates_changes_and_keeps_untouched_fields(kubectl: Kubectl
     assert last["spec"]["replicas"] == 3
     _, out, _ = await kubectl.run("get", "deploy", "shop", "-o", "jsonpath={.spec.replicas}")
     assert out == "3"
+    # The server's Table carries Kubernetes' deployment columns, the same pbctl's get prints.
+    _, out, _ = await kubectl.run("get", "deploy", "shop", "-o", "wide")
+    header, row = _rows(out)
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert row[:4] + row[5:] == ["shop", "0/3", "0", "0", "web", "nginx:1.15.4", "app=shop"]
     _, out, _ = await kubectl.run("delete", "-f", manifest)
     assert out.strip() == 'deployment.apps "shop" deleted'
     rc, _, err = await kubectl.run("get", "deployment", "shop", ok=False)

@@ -3,7 +3,7 @@ apiserver's deletion semantics (finalizers hold a deleted object; Orphan/Foregro
 finalizer removed lets it go), recording every write as sample-controller's fake clientset does.
 
 `watchers` get (old, new) for every change, with new None for a deletion, as an informer would deliver
-them; tests wire them to a controller's event handlers.
+them; tests wire them to a controller's event handlers, or with `deliver` to an InformerFactory's informers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.cache import InformerFactory
 
 Key = tuple[str, str, str]  # kind, namespace, name
 Watch = Callable[[Any, Any], None]  # (old or None, new or None)
@@ -167,3 +168,23 @@ class FakeClient:
             return _copy(new), False
         self._remove(cur)
         return _copy(new), True
+
+
+def deliver(factory: InformerFactory, only: tuple[type[Message], ...] = ()) -> Watch:
+    """A FakeClient watcher that feeds each change (of the `only` kinds; every kind when empty) to the kind's
+    informer, as its reflector would."""
+    def on_change(old: Any, new: Any) -> None:
+        obj = new if new is not None else old
+        if only and not isinstance(obj, only):
+            return
+        inf = factory.informer_for(type(obj))
+        if new is None:
+            inf.store.delete(old)
+            inf.on_delete(old)
+        elif old is None:
+            inf.store.add(new)
+            inf.on_add(new)
+        else:
+            inf.store.add(new)
+            inf.on_update(old, new)
+    return on_change

@@ -1,4 +1,4 @@
-"""pbctl printers: kubectl's ages, pod STATUS/READY/RESTARTS, columns and tab alignment."""
+"""pbctl printers and the library's cells: kubectl's ages, pod STATUS/READY/RESTARTS, columns and tab alignment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pbctl import printers
-from pybernetes.api import codec, kinds
+from pybernetes.api import cells, codec, kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 
@@ -21,11 +21,11 @@ NOW = 1_700_000_000.0
     (400 * 86400, "400d"), (365 * 2 * 86400, "2y"), (365 * 3 * 86400 + 86400 * 5, "3y5d"), (365 * 9 * 86400, "9y"),
 ])
 def test_human_duration(seconds: int, want: str) -> None:
-    assert printers.human_duration(seconds) == want
+    assert cells.human_duration(seconds) == want
 
 
 def test_age_unset_is_unknown() -> None:
-    assert printers.age(core.Pod().metadata.creation_timestamp, NOW) == "<unknown>"
+    assert cells.age(core.Pod().metadata.creation_timestamp, NOW) == "<unknown>"
 
 
 def pod(doc: dict[str, Any]) -> core.Pod:
@@ -41,7 +41,7 @@ def test_pod_running_ready() -> None:
     p = pod({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
                         "containerStatuses": [{"name": "a", "ready": True, "restartCount": 0,
                                                "state": {"running": {"startedAt": "2023-11-14T22:13:00Z"}}}]}})
-    assert printers.pod_status(p, NOW) == ("1/1", "Running", "0")
+    assert cells.pod_status(p, NOW) == ("1/1", "Running", "0")
 
 
 def test_pod_waiting_reasons_win() -> None:
@@ -49,51 +49,51 @@ def test_pod_waiting_reasons_win() -> None:
         p = pod({"status": {"phase": "Pending", "containerStatuses": [
             {"name": "a", "restartCount": 3, "state": {"waiting": {"reason": reason}},
              "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2023-11-14T22:12:00Z"}}}]}})
-        ready, status, restarts = printers.pod_status(p, 1_699_999_980.0 + 60 + 120)
+        ready, status, restarts = cells.pod_status(p, 1_699_999_980.0 + 60 + 120)
         assert (ready, status) == ("0/1", reason)
         assert restarts.startswith("3 (") and restarts.endswith(" ago)")
 
 
 def test_pod_pending_without_statuses() -> None:
-    assert printers.pod_status(pod({"status": {"phase": "Pending"}}), NOW) == ("0/1", "Pending", "0")
+    assert cells.pod_status(pod({"status": {"phase": "Pending"}}), NOW) == ("0/1", "Pending", "0")
 
 
 def test_pod_completed_and_exit_code() -> None:
     p = pod({"status": {"phase": "Succeeded", "containerStatuses": [
         {"name": "a", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "Completed"
+    assert cells.pod_status(p, NOW)[1] == "Completed"
     p = pod({"status": {"phase": "Failed", "containerStatuses": [
         {"name": "a", "state": {"terminated": {"exitCode": 2}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "ExitCode:2"
+    assert cells.pod_status(p, NOW)[1] == "ExitCode:2"
     p = pod({"status": {"phase": "Failed", "containerStatuses": [
         {"name": "a", "state": {"terminated": {"exitCode": 137, "signal": 9}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "Signal:9"
+    assert cells.pod_status(p, NOW)[1] == "Signal:9"
 
 
 def test_pod_terminating() -> None:
     p = pod({"metadata": {"deletionTimestamp": "2023-11-14T22:13:10Z"},
              "status": {"phase": "Running", "containerStatuses": [
                  {"name": "a", "ready": True, "state": {"running": {}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "Terminating"
+    assert cells.pod_status(p, NOW)[1] == "Terminating"
     done = pod({"metadata": {"deletionTimestamp": "2023-11-14T22:13:10Z"}, "status": {"phase": "Succeeded"}})
-    assert printers.pod_status(done, NOW)[1] == "Succeeded"
+    assert cells.pod_status(done, NOW)[1] == "Succeeded"
 
 
 def test_pod_init_containers() -> None:
     spec = {"initContainers": [{"name": "i", "image": "x"}], "containers": [{"name": "a", "image": "x"}]}
     p = pod({"spec": spec, "status": {"phase": "Pending", "initContainerStatuses": [
         {"name": "i", "state": {"waiting": {"reason": "PodInitializing"}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "Init:0/1"
+    assert cells.pod_status(p, NOW)[1] == "Init:0/1"
     p = pod({"spec": spec, "status": {"phase": "Pending", "initContainerStatuses": [
         {"name": "i", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "Init:CrashLoopBackOff"
+    assert cells.pod_status(p, NOW)[1] == "Init:CrashLoopBackOff"
     p = pod({"spec": spec, "status": {"phase": "Pending", "initContainerStatuses": [
         {"name": "i", "state": {"terminated": {"exitCode": 3}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "Init:ExitCode:3"
+    assert cells.pod_status(p, NOW)[1] == "Init:ExitCode:3"
     p = pod({"spec": spec, "status": {"phase": "Pending", "initContainerStatuses": [
         {"name": "i", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
         "containerStatuses": [{"name": "a", "state": {"waiting": {"reason": "ContainerCreating"}}}]}})
-    assert printers.pod_status(p, NOW)[1] == "ContainerCreating"
+    assert cells.pod_status(p, NOW)[1] == "ContainerCreating"
 
 
 def test_sidecar_counts_in_ready() -> None:
@@ -103,7 +103,7 @@ def test_sidecar_counts_in_ready() -> None:
                                       "initContainerStatuses": [{"name": "s", "ready": True, "started": True,
                                                                  "state": {"running": {}}}],
                                       "containerStatuses": [{"name": "a", "ready": True, "state": {"running": {}}}]}})
-    assert printers.pod_status(p, NOW)[:2] == ("2/2", "Running")
+    assert cells.pod_status(p, NOW)[:2] == ("2/2", "Running")
 
 
 def test_tabwrite_matches_go() -> None:
@@ -141,13 +141,13 @@ def test_deployment_and_service_columns() -> None:
     assert printers.row_for(kinds.for_class(core.Service), s, NOW)[:5] == [
         "svc", "NodePort", "10.96.0.10", "<none>", "80:30080/TCP,53/UDP"]
     lb = codec.from_dict({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}}, core.Service)
-    assert printers.service_external_ip(lb) == "<pending>"
+    assert cells.service_external_ip(lb) == "<pending>"
 
 
 def test_endpoints_nodes_events() -> None:
     ep = codec.from_dict({"metadata": {"name": "e"}, "subsets": [{
         "addresses": [{"ip": f"10.0.0.{i}"} for i in range(5)], "ports": [{"port": 80}]}]}, core.Endpoints)
-    assert printers.format_endpoints(ep) == "10.0.0.0:80,10.0.0.1:80,10.0.0.2:80 + 2 more..."
+    assert cells.format_endpoints(ep) == "10.0.0.0:80,10.0.0.1:80,10.0.0.2:80 + 2 more..."
     n = codec.from_dict({"metadata": {"name": "n", "labels": {"node-role.kubernetes.io/control-plane": ""}},
                          "spec": {"unschedulable": True},
                          "status": {"conditions": [{"type": "Ready", "status": "True"}],

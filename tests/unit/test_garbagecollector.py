@@ -18,25 +18,10 @@ from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.cache import InformerFactory
 from pybernetes.events import EventRecorder
 from services.controllers.garbagecollector import GarbageCollector
-from tests.unit.apiclient_fake import FakeClient
+from tests.unit.apiclient_fake import FakeClient, deliver
 
 KINDS: list[type[Any]] = [apps.Deployment, apps.ReplicaSet, core.Pod, core.ConfigMap]
 
-
-def deliver(factory: InformerFactory) -> Any:
-    """A FakeClient watcher that feeds each change to the kind's informer, as its reflector would."""
-    def on_change(old: Any, new: Any) -> None:
-        inf = factory.informer_for(type(new if new is not None else old))
-        if new is None:
-            inf.store.delete(old)
-            inf.on_delete(old)
-        elif old is None:
-            inf.store.add(new)
-            inf.on_add(new)
-        else:
-            inf.store.add(new)
-            inf.on_update(old, new)
-    return on_change
 
 
 @pytest.fixture

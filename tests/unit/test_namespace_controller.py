@@ -24,7 +24,7 @@ from services.controllers.namespace import (
     FINALIZERS_REMAINING,
     NamespaceController,
 )
-from tests.unit.apiclient_fake import FakeClient
+from tests.unit.apiclient_fake import FakeClient, deliver
 
 
 class Env:
@@ -33,21 +33,7 @@ class Env:
         self.factory = InformerFactory(cast(Any, self.client))
         self.ctl = NamespaceController(cast(Any, self.client), self.factory, cast(EventRecorder, None),
                                        requeue_delay=3600)
-        self.client.watchers.append(self._to_informer)
-
-    def _to_informer(self, old: Any, new: Any) -> None:
-        if not isinstance(new if new is not None else old, core.Namespace):
-            return
-        inf = self.ctl.informer
-        if new is None:
-            inf.store.delete(old)
-            inf.on_delete(old)
-        elif old is None:
-            inf.store.add(new)
-            inf.on_add(new)
-        else:
-            inf.store.add(new)
-            inf.on_update(old, new)
+        self.client.watchers.append(deliver(self.factory, only=(core.Namespace,)))
 
     def namespace(self, name: str = "team") -> core.Namespace:
         n = core.Namespace()

@@ -107,12 +107,14 @@ def test_pod_table_has_kubectl_columns_and_wide_ones_at_priority_one() -> None:
     assert t["metadata"] == {"resourceVersion": "7"}
 
 
-def test_other_kinds_get_name_and_age() -> None:
+def test_other_kinds_get_their_kubectl_columns_and_unknown_kinds_name_and_age() -> None:
     cm = core.ConfigMap()
     cm.metadata.name = "c"
     t = tables.table(kinds.for_class(core.ConfigMap), [cm], include="None", now=0)
-    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Age"]
-    assert t["rows"] == [{"cells": ["c", "<unknown>"]}]
+    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert t["rows"] == [{"cells": ["c", "0", "<unknown>"]}]
+    binding = kinds.for_class(core.Binding)  # the one kind without kubectl columns
+    assert [c["name"] for c in tables.columns(binding)] == ["Name", "Age"]
     assert tables.wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
     assert not tables.wants_table("application/json")
 

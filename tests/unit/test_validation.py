@@ -458,6 +458,11 @@ RULES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str | None]] = [
     ("endpoints loopback", "Endpoints", lambda d: setitem(d["subsets"][0]["addresses"][0], "ip", "127.0.0.1"),
      'subsets[0].addresses[0].ip: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, '
      "::1/128)"),
+    ("endpoints port name", "Endpoints", lambda d: d["subsets"][0]["ports"].append({"port": 81}),
+     "subsets[0].ports[0].name: Required value"),
+    ("endpoints port duplicate", "Endpoints", lambda d: setitem(d["subsets"][0], "ports", [
+        {"name": "http", "port": 80}, {"name": "http", "port": 81}]),
+     'subsets[0].ports[1].name: Duplicate value: "http"'),
     ("binding target", "Binding", lambda d: setitem(d["target"], "kind", "Pod"),
      'target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>"'),
     ("binding name", "Binding", lambda d: d["target"].pop("name"), "target.name: Required value"),

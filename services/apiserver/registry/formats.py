@@ -1,7 +1,8 @@
 """Format checks on single values: DNS names, qualified names, label values, config keys, ports, IPs, CIDRs.
 
 apimachinery's util/validation: each `is_*` returns the list of Kubernetes' messages for a bad value (empty
-when the value is fine); `validate_port_num_or_name` files them under a path. Shared by every kind.
+when the value is fine); `validate_port_num_or_name` files them under a path, and `validate_named_port` checks
+a Service's or an Endpoints subset's port (name, number, protocol). Shared by every kind.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from services.apiserver.registry.field import Errs
+from services.apiserver.registry.field import Errs, child
 
 MAX_INT32 = 2**31 - 1
 PORT_PROTOCOLS = ("SCTP", "TCP", "UDP")
@@ -186,3 +188,21 @@ def validate_port_num_or_name(port: meta.IntOrString, path: str, errs: Errs) -> 
         errs.invalid_each(path, port.int_val, is_valid_port_num(port.int_val))
     else:
         errs.invalid_each(path, port.str_val, is_valid_port_name(port.str_val))
+
+
+def validate_named_port(port: core.ServicePort | core.EndpointPort, path: str, errs: Errs, *, require_name: bool,
+                        names: set[str]) -> None:
+    """A port of a list: its name (required when the list has several, a DNS label, unique among `names`, which
+    it joins), its number and its protocol (validateServicePort / validateEndpointPort share these)."""
+    if require_name and not port.name:
+        errs.required(child(path, "name"))
+    elif port.name:
+        errs.invalid_each(child(path, "name"), port.name, is_dns1123_label(port.name))
+        if port.name in names:
+            errs.duplicate(child(path, "name"), port.name)
+        names.add(port.name)
+    errs.invalid_each(child(path, "port"), port.port, is_valid_port_num(port.port))
+    if not port.protocol:
+        errs.required(child(path, "protocol"))
+    elif port.protocol not in PORT_PROTOCOLS:
+        errs.not_supported(child(path, "protocol"), port.protocol, PORT_PROTOCOLS)

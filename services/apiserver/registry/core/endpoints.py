@@ -7,11 +7,10 @@ import ipaddress
 from pybernetes.api.core.v1 import core_pb2 as core
 from services.apiserver.registry.field import Errs, child, index
 from services.apiserver.registry.formats import (
-    PORT_PROTOCOLS,
     is_dns1123_label,
     is_dns1123_subdomain,
     is_valid_ip,
-    is_valid_port_num,
+    validate_named_port,
 )
 from services.apiserver.registry.kindstrategy import KindStrategy
 
@@ -44,19 +43,7 @@ def validate(ep: core.Endpoints, errs: Errs) -> None:
             _validate_endpoint_address(a, index(child(p, "notReadyAddresses"), j), errs)
         names: set[str] = set()
         for j, port in enumerate(ss.ports):
-            pp = index(child(p, "ports"), j)
-            if len(ss.ports) > 1 and not port.name:
-                errs.required(child(pp, "name"))
-            elif port.name:
-                errs.invalid_each(child(pp, "name"), port.name, is_dns1123_label(port.name))
-                if port.name in names:
-                    errs.duplicate(child(pp, "name"), port.name)
-                names.add(port.name)
-            errs.invalid_each(child(pp, "port"), port.port, is_valid_port_num(port.port))
-            if not port.protocol:
-                errs.required(child(pp, "protocol"))
-            elif port.protocol not in PORT_PROTOCOLS:
-                errs.not_supported(child(pp, "protocol"), port.protocol, PORT_PROTOCOLS)
+            validate_named_port(port, index(child(p, "ports"), j), errs, require_name=len(ss.ports) > 1, names=names)
 
 
 def default(ep: core.Endpoints) -> None:

@@ -11,12 +11,11 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from services.apiserver.registry.field import Errs, GoValue, child, go_quote, go_strings, index
 from services.apiserver.registry.formats import (
-    PORT_PROTOCOLS,
     is_dns1035_label,
-    is_dns1123_label,
     is_dns1123_subdomain,
     is_valid_ip,
     is_valid_port_num,
+    validate_named_port,
     validate_port_num_or_name,
 )
 from services.apiserver.registry.kindstrategy import KindStrategy, clear_status
@@ -55,18 +54,7 @@ def validate(svc: core.Service, errs: Errs) -> None:
     require_name = len(spec.ports) > 1
     for i, port in enumerate(spec.ports):
         p = index("spec.ports", i)
-        if require_name and not port.name:
-            errs.required(child(p, "name"))
-        elif port.name:
-            errs.invalid_each(child(p, "name"), port.name, is_dns1123_label(port.name))
-            if port.name in names:
-                errs.duplicate(child(p, "name"), port.name)
-            names.add(port.name)
-        errs.invalid_each(child(p, "port"), port.port, is_valid_port_num(port.port))
-        if not port.protocol:
-            errs.required(child(p, "protocol"))
-        elif port.protocol not in PORT_PROTOCOLS:
-            errs.not_supported(child(p, "protocol"), port.protocol, PORT_PROTOCOLS)
+        validate_named_port(port, p, errs, require_name=require_name, names=names)
         validate_port_num_or_name(port.target_port, child(p, "targetPort"), errs)
         if port.node_port:
             errs.invalid_each(child(p, "nodePort"), port.node_port, is_valid_port_num(port.node_port))
