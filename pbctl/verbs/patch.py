@@ -32,17 +32,14 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parse_patch(text: str, patch_type: str) -> dict[str, Any] | list[Any]:
-    """The patch document (JSON is YAML); a JSON patch is a list of operations, the others an object."""
+    """The patch document (JSON is YAML): an object, or for a JSON patch a list of operations."""
     try:
         doc = codec.yaml_load_all(text)
         data = next(doc, None)
     except yaml.YAMLError as e:
         raise CliError(f'unable to parse "{text}": {e}') from None
-    if patch_type == "json":
-        if not isinstance(data, list):
-            raise CliError(f'unable to parse "{text}": json: cannot unmarshal object into Go value of type '
-                           "jsonpatch.Patch")
-        return data
+    if patch_type == "json" and isinstance(data, dict | list):
+        return data  # the apiserver says what is wrong with a JSON patch that is no list, as kubectl leaves it to
     if not isinstance(data, dict):
         raise CliError(f'unable to parse "{text}": the patch must be a JSON object')
     return data

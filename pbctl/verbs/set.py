@@ -65,12 +65,18 @@ def _split(items: list[str], is_change: Callable[[str], bool]) -> tuple[list[str
     return targets, [a for a in items if is_change(a)]
 
 
+# resource.ParseQuantity's shape, checked before anything is sent, as kubectl does.
+QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
 def _quantities(text: str, flag: str) -> dict[str, str]:
     out_: dict[str, str] = {}
     for part in (p for p in text.split(",") if p):
         k, sep, v = part.partition("=")
         if not sep or not k or not v:
             raise CliError(f"invalid {flag} value {part!r}: expected NAME=QUANTITY")
+        if not re.match(QUANTITY, v):
+            raise CliError(f"quantities must match the regular expression '{QUANTITY}'")
         out_[k] = v
     return out_
 
@@ -145,16 +151,29 @@ def _containers(info: kinds.ResourceInfo, obj: dict[str, Any], pattern: str, ima
     return cs if image else [c for c in cs if fnmatch.fnmatchcase(c.get("name", ""), pattern)]
 
 
+def _ref_string(src: dict[str, Any]) -> str:
+    """kubectl's envutil.GetEnvVarRefString."""
+    if "configMapKeyRef" in src:
+        return f"configmap {src['configMapKeyRef'].get('name', '')}, key {src['configMapKeyRef'].get('key', '')}"
+    if "secretKeyRef" in src:
+        return f"secret {src['secretKeyRef'].get('name', '')}, key {src['secretKeyRef'].get('key', '')}"
+    if "fieldRef" in src:
+        return f"field path {src['fieldRef'].get('fieldPath', '')}"
+    if "resourceFieldRef" in src:
+        r = src["resourceFieldRef"]
+        prefix = f"{r['containerName']}/" if r.get("containerName") else ""
+        return f"resource {prefix}{r.get('resource', '')}"
+    return "invalid valueFrom"
+
+
 def _list_env(info: kinds.ResourceInfo, obj: dict[str, Any], pattern: str) -> None:
     for c in _containers(info, obj, pattern, False):
-        out(f"# {info.plural}/{obj['metadata']['name']}, container {c.get('name', '')}")
+        out(f"# {info.kind} {obj['metadata']['name']}, container {c.get('name', '')}")
         for e in c.get("env", []):
-            if "value" in e or "valueFrom" not in e:
+            if "valueFrom" not in e:
                 out(f"{e['name']}={e.get('value', '')}")
             else:
-                src = e["valueFrom"]
-                kind, ref_ = next(iter(src.items()))
-                out(f"# {e['name']} from {kind}: {ref_}")
+                out(f"# {e['name']} from {_ref_string(e['valueFrom'])}")
 
 
 async def _set_one(ctx: Ctx, args: argparse.Namespace, info: kinds.ResourceInfo, ns: str, name: str,

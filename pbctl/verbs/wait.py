@@ -3,8 +3,9 @@
 
 Each object is read once and then followed through a watch from that version (re-read when the watch
 ends or expires), so a change is seen as it happens; all objects share one --timeout (30s by default).
-Messages and exit codes as kubectl's: `pod/x condition met`, `pod/x deleted`, `error: timed out waiting for
-the condition on pods/x` (exit 1); a missing object is NotFound except for --for=delete.
+Messages and exit codes as kubectl's: `pod/x condition met` (for a deletion too), `error: timed out waiting for
+the condition on pods/x` (exit 1); a missing object is NotFound, except for --for=delete: nothing to wait for,
+nothing printed, exit 0.
 """
 
 from __future__ import annotations
@@ -63,40 +64,43 @@ def jsonpath_check(spec: str) -> Check:
     return check
 
 
-def parse_for(text: str) -> tuple[str, Check | None]:
-    """(message when met, check); the check is None for --for=delete."""
-    if text == "delete":
-        return "deleted", None
-    if text == "create":
-        return "condition met", lambda _obj: True
+def parse_for(text: str) -> Check | None:
+    """The check --for asks for; None for --for=delete."""
+    if text.lower() == "delete":
+        return None
+    if text.lower() == "create":
+        return lambda _obj: True
     kind, sep, rest = text.partition("=")
     if sep and rest and kind.lower() == "condition":
-        return "condition met", condition_check(rest)
+        return condition_check(rest)
     if sep and rest and kind.lower() == "jsonpath":
-        return "condition met", jsonpath_check(rest.strip("'"))
+        return jsonpath_check(rest.strip("'"))
     raise CliError(f"unrecognized condition: {text!r}")
 
 
-async def _until(ctx: Ctx, info: kinds.ResourceInfo, ns: str, name: str, check: Check | None) -> None:
-    """Return once `check` holds for the object (None: once it is gone); the caller bounds the time."""
+async def _until(ctx: Ctx, info: kinds.ResourceInfo, ns: str, name: str, check: Check | None) -> bool:
+    """Return once `check` holds for the object (None: once it is gone); the caller bounds the time.
+    False when waiting for a deletion of an object that was already gone (kubectl then prints nothing)."""
     selector = f"metadata.name={name}"
+    first = True
     while True:
         found = await ctx.client.list(info.cls, namespace=ns, field_selector=selector)
         if not found.items:
             if check is None:
-                return
+                return not first
             raise errors.NotFound(f'{info.plural} "{name}" not found', reason="NotFound")
+        first = False
         if check is not None and check(codec.to_dict(found.items[0])):
-            return
+            return True
         try:
             async for ev in ctx.client.watch(info.cls, namespace=ns, field_selector=selector,
                                              resource_version=found.resource_version):
                 if ev.type == "DELETED" and check is None:
-                    return
+                    return True
                 if ev.type == "DELETED":
                     raise errors.NotFound(f'{info.plural} "{name}" not found', reason="NotFound")
                 if ev.type in ("ADDED", "MODIFIED") and check is not None and check(codec.to_dict(ev.object)):
-                    return
+                    return True
         except errors.Expired:
             pass  # re-read and watch again
 
@@ -125,7 +129,7 @@ async def _targets(ctx: Ctx, args: argparse.Namespace, deleting: bool) -> list[t
 async def run_wait(ctx: Ctx, args: argparse.Namespace) -> int:
     if not args.for_:
         raise CliError("--for must be specified")
-    met, check = parse_for(args.for_)
+    check = parse_for(args.for_)
     timeout = parse_duration(args.timeout)
     if timeout < 0:
         timeout = 7 * 24 * 3600.0
@@ -133,7 +137,8 @@ async def run_wait(ctx: Ctx, args: argparse.Namespace) -> int:
     failed = False
     for info, ns, name in await _targets(ctx, args, check is None):
         try:
-            await asyncio.wait_for(_until(ctx, info, ns, name, check), max(deadline - time.monotonic(), 0.001))
+            seen = await asyncio.wait_for(_until(ctx, info, ns, name, check),
+                                          max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
             err(f"error: timed out waiting for the condition on {info.plural}/{name}")
             failed = True
@@ -144,7 +149,8 @@ async def run_wait(ctx: Ctx, args: argparse.Namespace) -> int:
             err(format_api_error(e))
             failed = True
             continue
-        out(f"{ref(info, name)} {met}")
+        if seen:
+            out(f"{ref(info, name)} condition met")  # kubectl's wording for every --for, delete included
     return 1 if failed else 0
 
 

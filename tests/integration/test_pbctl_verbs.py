@@ -111,7 +111,9 @@ async def test_patch(pbctl: Pbctl, apiserver: ApiServer) -> None:
     rc, _, err = await pbctl("patch", "deployment", "web", "--type=merge", "-p", '{"spec":{"replicas":-1}}')
     assert rc == 1 and 'The Deployment "web" is invalid' in err and "spec.replicas" in err
     rc, _, err = await pbctl("patch", "deployment", "web", "--type=json", "-p", '{"spec":{}}')
-    assert rc == 1 and err.startswith("error: unable to parse")
+    assert (rc, err.strip()) == (1, "Error from server (BadRequest): a JSON patch must be a JSON array of operations")
+    rc, _, err = await pbctl("patch", "deployment", "web", "-p", '{"spec":')
+    assert rc == 1 and err.startswith('error: unable to parse "{"spec":"')
     rc, _, err = await pbctl("patch", "deployment", "web", "--type=json",
                              "-p", '[{"op":"test","path":"/spec/replicas","value":5}]')
     assert rc == 1 and err.startswith("Error from server")
@@ -133,7 +135,7 @@ async def test_set(pbctl: Pbctl, apiserver: ApiServer) -> None:
     assert await pbctl.ok("set", "env", "deployment/web", "A=1", "B=2") == "deployment.apps/web env updated\n"
     assert await pbctl.ok("set", "env", "deployment/web", "-c", "nginx", "A-") == "deployment.apps/web env updated\n"
     assert await pbctl.ok("set", "env", "deployment/web", "--list", "-c", "nginx") == \
-        "# deployments/web, container nginx\nB=2\n"
+        "# Deployment web, container nginx\nB=2\n"
     assert await pbctl.ok("set", "resources", "deployment/web", "-c", "nginx", "--limits=cpu=200m,memory=512Mi",
                           "--requests=cpu=100m") == "deployment.apps/web resource requirements updated\n"
     spec = (await c.get(apps.Deployment, "web", namespace="default")).spec.template.spec
@@ -155,6 +157,9 @@ async def test_set(pbctl: Pbctl, apiserver: ApiServer) -> None:
     rc, _, err = await pbctl("set", "resources", "deployment/web", "--limits=cpu")
     assert rc == 1 and "expected NAME=QUANTITY" in err
     rc, _, err = await pbctl("set", "resources", "deployment/web", "--limits=cpu=lots")
+    assert (rc, err.strip()) == (1, "error: quantities must match the regular expression "
+                                    "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+    rc, _, err = await pbctl("set", "resources", "deployment/web", "--limits=cpu=1.2.3")
     assert rc == 1 and "Invalid" in err and "spec.template.spec.containers[0].resources.limits[cpu]" in err
     spec = (await c.get(apps.Deployment, "web", namespace="default")).spec.template.spec
     assert quantities(spec.containers[0].resources.limits) == {"cpu": "200m", "memory": "512Mi"}  # nothing half-written
@@ -189,9 +194,11 @@ async def test_wait(pbctl: Pbctl, apiserver: ApiServer) -> None:
         await c.delete(core.Pod, "w", namespace="default", grace_period_seconds=0)
 
     task = asyncio.create_task(delete_soon())
-    assert await pbctl.ok("wait", "--for=delete", "pod/w", "--timeout=20s") == "pod/w deleted\n"
+    assert await pbctl.ok("wait", "--for=delete", "pod/w", "--timeout=20s") == "pod/w condition met\n"
     await task
-    assert await pbctl.ok("wait", "--for=delete", "pod/w", "--timeout=1s") == "pod/w deleted\n"
+    assert await pbctl.ok("wait", "--for=delete", "pod/w", "--timeout=1s") == ""  # already gone: kubectl is silent
+    rc, _, err = await pbctl("wait", "--for=condition=Ready", "pods", "--all", "--timeout=1s")
+    assert rc == 1 and err.strip() == "error: no matching resources found"
 
 
 async def test_port_forward_is_refused_clearly(pbctl: Pbctl) -> None:
