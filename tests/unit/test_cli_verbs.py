@@ -16,8 +16,9 @@ import pbctl.verbs
 from pbctl import verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
-HELP_ORDER = ["apply", "create", "get", "describe", "delete", "edit", "label", "annotate", "scale", "rollout",
-              "api-resources", "explain", "logs", "exec", "top", "trace", "dashboard", "version", "etcd", "config"]
+HELP_ORDER = ["apply", "create", "run", "set", "get", "describe", "delete", "edit", "label", "annotate", "scale",
+              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "port-forward", "top", "trace",
+              "dashboard", "version", "etcd", "config"]
 
 GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
 
@@ -25,6 +26,23 @@ GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token",
 ARGUMENTS = {
     "apply": ["--filename", "--recursive", "--output", "--dry-run"],
     "create": ["--filename", "--recursive", "--output", "--dry-run"],
+    "create namespace": ["name", "--dry-run", "--output"],
+    "create deployment": ["--image", "--port", "--replicas", "name", "--dry-run", "--output"],
+    "create service": [],
+    "create service clusterip": ["name", "--tcp", "--clusterip", "--dry-run", "--output"],
+    "create service nodeport": ["name", "--tcp", "--node-port", "--dry-run", "--output"],
+    "create service loadbalancer": ["name", "--tcp", "--dry-run", "--output"],
+    "create configmap": ["--from-literal", "--from-file", "name", "--dry-run", "--output"],
+    "create secret": [],
+    "create secret generic": ["--type", "--from-literal", "--from-file", "name", "--dry-run", "--output"],
+    "create serviceaccount": ["name", "--dry-run", "--output"],
+    "run": ["name", "--image", "--port", "--env", "--labels", "--restart", "--command", "--dry-run", "--output",
+            "args"],
+    "set": [],
+    "set image": ["args", "--selector", "--all", "--dry-run", "--output"],
+    "set env": ["args", "--selector", "--all", "--containers", "--env", "--from", "--prefix", "--list", "--dry-run",
+                "--output"],
+    "set resources": ["args", "--selector", "--all", "--containers", "--limits", "--requests", "--dry-run", "--output"],
     "get": ["resources", "--output", "--watch", "--watch-only", "--output-watch-events", "--selector",
             "--field-selector", "--show-labels", "--no-headers", "--sort-by", "--request-timeout"],
     "describe": ["resources", "--selector", "--show-events"],
@@ -37,6 +55,8 @@ ARGUMENTS = {
                  "--resource-version", "--output", "--dry-run"],
     "scale": ["resources", "--filename", "--recursive", "--replicas", "--current-replicas", "--selector", "--all",
               "--output", "--dry-run"],
+    "patch": ["resources", "--patch", "--patch-file", "--type", "--subresource", "--dry-run", "--output"],
+    "wait": ["resources", "--for", "--timeout", "--selector", "--field-selector", "--all"],
     "rollout": [],
     "rollout status": ["resources", "--dry-run", "--watch", "--timeout", "--revision"],
     "rollout history": ["resources", "--dry-run", "--revision"],
@@ -48,6 +68,7 @@ ARGUMENTS = {
     "explain": ["target", "--recursive"],
     "logs": ["pod", "--follow", "--previous", "--container", "--tail", "--timestamps"],
     "exec": ["--stdin", "--tty", "--container", "pod", "cmd"],
+    "port-forward": ["target", "ports", "--address"],
     "top": [],
     "top nodes": ["name", "--selector", "--no-headers"],
     "top pods": ["name", "--selector", "--no-headers", "--containers"],
@@ -102,6 +123,11 @@ def test_each_verb_keeps_its_arguments() -> None:
     found: dict[str, list[str]] = {}
     _arguments(build_parser(), [], found)
     assert found == ARGUMENTS
+
+
+def test_run_takes_everything_after_dashes() -> None:
+    r = parse_args(["run", "box", "--image=busybox", "--command", "--", "sh", "-c", "echo --x"])
+    assert (r.name, r.as_command, r.args) == ("box", True, ["sh", "-c", "echo --x"])
 
 
 def test_exec_takes_everything_after_dashes() -> None:
