@@ -95,6 +95,11 @@ class AlreadyExists(ApiError):
     default_reason, default_code = "AlreadyExists", 409
 
 
+class UnsupportedMediaType(ApiError):
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason, default_code = "UnsupportedMediaType", 415
+
+
 class Conflict(ApiError):
     """The object changed since it was read (resourceVersion or uid precondition failed)."""
 
@@ -134,7 +139,7 @@ class Timeout(ApiError):
 BY_REASON: dict[str, type[ApiError]] = {
     c.default_reason: c
     for c in (BadRequest, Invalid, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists,
-              Conflict, Expired, TooLarge, InternalError, Unavailable, Timeout)
+              Conflict, Expired, TooLarge, UnsupportedMediaType, InternalError, Unavailable, Timeout)
 }
 BY_REASON["Gone"] = Expired
 

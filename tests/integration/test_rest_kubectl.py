@@ -262,3 +262,12 @@ async def test_the_same_admin_conf_serves_kubectl_and_the_grpc_client(kubectl: K
         pod = await c.get(core.Pod, "web", namespace="default")
     _, out, _ = await kubectl.run("get", "pod", "web", "-o", "json")
     assert codec.to_dict(pod) == json.loads(out)  # written with kubectl, read back identically over gRPC
+
+
+async def test_protobuf_bodies_are_refused_with_415(kubectl: Kubectl) -> None:
+    # kubectl's typed generators (`create deployment`) send Kubernetes' protobuf; pybernetes reads JSON and YAML.
+    rc, _, err = await kubectl.run("create", "deployment", "web", "--image=nginx", ok=False)
+    assert rc == 1
+    assert "application/vnd.kubernetes.protobuf is not supported" in err
+    _, out, _ = await kubectl.run("get", "deployments", "-o", "name")
+    assert "web" not in out  # nothing half-written

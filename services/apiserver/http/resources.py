@@ -32,6 +32,9 @@ APPLY_PATCH = "application/apply-patch+yaml"
 RETURNS_DELETED_OBJECT = frozenset({"pods", "services"})
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
 def respond(body: Any, code: int = 200, content_type: str = "application/json") -> web.Response:
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=code,
                         headers={"Content-Type": content_type})
@@ -56,6 +59,12 @@ def _include(request: web.Request) -> str:
 async def _document(request: web.Request) -> Any:
     raw = await request.read()
     ctype = request.content_type
+    if ctype == PROTOBUF:
+        # Kubernetes' protobuf wire form numbers fields as k8s.io/api does; pybernetes' messages do not, so
+        # only JSON and YAML bodies are understood (kubectl's typed generators, `create deployment`, send
+        # protobuf).
+        raise errors.UnsupportedMediaType(f"the body's content type {PROTOBUF} is not supported: send "
+                                          "application/json or application/yaml")
     try:
         if ctype in ("application/yaml", "application/x-yaml"):
             return yaml.safe_load(raw)
