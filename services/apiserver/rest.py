@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,7 +332,10 @@ class Rest:
             await self.allocator.release(self.allocator.released_by(old, new))
 
     async def patch(self, plural: str, namespace: str, name: str, patch_type: str, body: bytes,
-                    subresource: str = "", dry_run: bool = False, manager: str | None = None) -> Message:
+                    subresource: str = "", dry_run: bool = False, manager: str | None = None,
+                    unknown_fields: Callable[[Sequence[str]], None] | None = None) -> Message:
+        """Patch and write; `unknown_fields` (HTTP fieldValidation) gets the unknown fields of the patched
+        object before anything is written and may refuse them; without it they are Invalid."""
         info = self.resource(plural)
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
@@ -358,7 +362,10 @@ class Rest:
                                           "version and try again", kind=info.kind, name=name)
                 pmd["resourceVersion"] = str(cur.rv)
                 pmd["name"], pmd["namespace"] = name, namespace or None
-            obj = codec.from_dict(patched, info.cls)
+            unknown: list[str] | None = [] if unknown_fields is not None else None
+            obj = codec.from_dict(patched, info.cls, unknown=unknown)
+            if unknown_fields is not None and unknown:
+                unknown_fields(unknown)
             try:
                 return await self._write_update(info, obj, cur, subresource, dry_run, manager)
             except errors.Conflict as e:

@@ -66,6 +66,10 @@ async def test_apply_validates_on_the_server_strictly(kc: Kubectl, https_apiserv
     # Warn (what kubectl sends for --validate=warn): accepted without the field, with a warning.
     rc, out, err = await kc.run("apply", "--validate=warn", "-f", unknown)
     assert out.strip() == "pod/odd created" and 'unknown field "spec.foo"' in err
+    # A patch (client-side apply of a changed manifest) is validated the same way, before anything is written.
+    rc, _, err = await kc.run("apply", "-f", kc.file("unknown.yaml", POD.replace("name: web", "name: odd") +
+                                                    "  bar: 2\n"), ok=False)
+    assert rc == 1 and 'strict decoding error: unknown field "spec.bar"' in err
 
 
 async def test_server_side_apply_owns_fields_conflicts_and_force(kc: Kubectl, https_apiserver: ApiServer) -> None:

@@ -65,10 +65,22 @@ def headers(request: web.Request) -> list[str]:
     return ["299 - " + json.dumps(m) for m in (request[WARNINGS_KEY] if WARNINGS_KEY in request else [])]
 
 
+def check_unknown(request: web.Request, info: ResourceInfo, unknown: list[str],
+                  duplicates: list[str] | None = None) -> None:
+    """Refuse (Strict) or report (Warn) unknown and duplicate fields; Ignore drops them quietly."""
+    problems = [f'unknown field "{p}"' for p in unknown] + [f'duplicate field "{d}"' for d in duplicates or []]
+    m = mode(request)
+    if problems and m == "Strict":
+        raise errors.BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                                f"strict decoding error: {', '.join(problems)}")
+    if problems and m == "Warn":
+        warn(request, problems)
+
+
 def decode(request: web.Request, data: dict[str, Any], info: ResourceInfo,
            duplicates: list[str]) -> tuple[Message, list[str]]:
     """The message of `data` under the request's fieldValidation mode, and the unknown fields it dropped."""
-    m = mode(request)
+    mode(request)  # a bad value is refused before the body is looked at
     unknown: list[str] = []
     name = ""
     md = data.get("metadata")
@@ -79,10 +91,5 @@ def decode(request: web.Request, data: dict[str, Any], info: ResourceInfo,
     except errors.Invalid as e:
         raise errors.Invalid(f'{info.kind} "{name}" is invalid: {e.message}', causes=e.causes, kind=info.kind,
                              name=name) from None
-    problems = [f'unknown field "{p}"' for p in unknown] + [f'duplicate field "{d}"' for d in duplicates]
-    if problems and m == "Strict":
-        raise errors.BadRequest(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                                f"strict decoding error: {', '.join(problems)}")
-    if problems and m == "Warn":
-        warn(request, problems)
+    check_unknown(request, info, unknown, duplicates)
     return msg, unknown

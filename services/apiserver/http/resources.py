@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -163,12 +164,19 @@ async def patch(request: web.Request, rest: Rest, t: Target) -> web.Response:
     ctype = request.content_type
     if ctype == APPLY_PATCH:
         return await _apply(request, rest, t)
+    if "force" in request.query:
+        raise errors.BadRequest("force: Forbidden: may not be specified for non-apply patch")
     if ctype not in PATCH_TYPES:
         raise errors.ApiError(f'the body of the request was in an unknown format - accepted media types include: '
                               f'{", ".join(PATCH_TYPES)}', reason="UnsupportedMediaType", code=415)
     body = await request.read()
+    fieldvalidation.mode(request)
+
+    def unknown_fields(paths: Sequence[str]) -> None:
+        fieldvalidation.check_unknown(request, t.info, list(paths))
+
     obj = await rest.patch(t.info.plural, t.namespace, t.name, ctype, body, t.subresource, _dry_run(request),
-                           _manager(request))
+                           _manager(request), unknown_fields)
     return _object(request, t.info, obj)
 
 
