@@ -113,3 +113,28 @@ def test_a_reapply_that_changes_nothing_keeps_the_entries_as_they_were() -> None
     obj, entries = _apply({}, _deploy(2), [], "alice")
     again, entries2 = apply.merge(obj, _deploy(2), entries, "alice", "apps/v1", DEPLOY, force=False, time="later")
     assert entries2 == entries and again == obj
+
+
+def test_resource_version_match_is_validated_as_kubernetes_validates_list_options() -> None:
+    from services.apiserver.rest import _list_revision
+
+    assert _list_revision("", "", "") == 0 and _list_revision("12", "NotOlderThan", "") == 0
+    assert _list_revision("12", "Exact", "") == 12
+    for rv, match, cont, words in (("", "Exact", "", "forbidden unless resourceVersion is provided"),
+                                   ("0", "Exact", "", 'resourceVersionMatch "exact" is forbidden'),
+                                   ("5", "Exact", "tok", "forbidden when continue is provided"),
+                                   ("5", "Newest", "", 'Unsupported value: "Newest"')):
+        with pytest.raises(errors.Invalid) as e:
+            _list_revision(rv, match, cont)
+        assert words in e.value.message and e.value.code == 422
+
+
+def test_field_validation_reads_duplicate_json_keys() -> None:
+    from services.apiserver.http import fieldvalidation
+
+    dups: list[str] = []
+    assert fieldvalidation.load(b'{"a": 1, "b": {"c": 1, "c": 2}}', "application/json", dups) == \
+        {"a": 1, "b": {"c": 2}}
+    assert dups == ["c"]
+    assert fieldvalidation.load(b"metadata: {creationTimestamp: 2026-01-01T00:00:00Z}", "yaml", dups) == \
+        {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}  # timestamps stay strings
