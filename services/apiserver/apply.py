@@ -140,6 +140,10 @@ async def apply(rest: Rest, info: ResourceInfo, namespace: str, name: str, appli
                                 f"({name})")
     md["name"] = name
     namespace = rest._scope(info, namespace)
+    if md.get("namespace") and md["namespace"] != namespace:
+        raise errors.BadRequest("the namespace of the provided object does not match the namespace sent on the "
+                                "request")
+    md.pop("namespace", None)
     api_version = info.api_version
     for _ in range(PATCH_RETRIES):
         try:

@@ -148,6 +148,15 @@ async def test_python_client_server_side_apply(api: k8s.ApiClient, https_apiserv
         await call(v1.patch_namespaced_config_map, "cfg", "default", body,
                    _content_type="application/apply-patch+yaml")
     assert e.value.status == 400 and "fieldManager: Required value" in e.value.body
+    elsewhere = {**body, "metadata": {"name": "cfg", "namespace": "kube-system"}}
+    with pytest.raises(k8s.ApiException) as e:
+        await call(v1.patch_namespaced_config_map, "cfg", "default", elsewhere, field_manager="tool",
+                   _content_type="application/apply-patch+yaml")
+    assert e.value.status == 400 and "namespace" in e.value.body
+    dry = await call(v1.patch_namespaced_config_map, "cfg", "default", body, field_manager="tool", dry_run="All",
+                     _content_type="application/apply-patch+yaml")
+    assert dry.data == {"a": "9"}
+    assert (await call(v1.read_namespaced_config_map, "cfg", "default")).data == {"a": "1"}  # nothing written
 
 
 async def test_deletecollection_and_kubectl_delete_all(kc: Kubectl, api: k8s.ApiClient,
