@@ -4,7 +4,8 @@ Each message becomes a definition named as Kubernetes names it (`io.k8s.api.core
 `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`); properties carry the JSON names, the `doc` option as
 description and the `required` option as `required`. Kinds get `x-kubernetes-group-version-kind` from the
 kind table; lists with a `merge_key` get the strategic-merge metadata pybernetes.api.patch uses
-(`x-kubernetes-patch-merge-key`/`-strategy`) and `x-kubernetes-list-type: map` with their map keys.
+(`x-kubernetes-patch-merge-key`/`-strategy`) and `x-kubernetes-list-type: map` with their map keys; set-like
+primitive lists and Kubernetes' retainKeys fields get their strategies too.
 
 `definitions(v3)` builds the schemas for OpenAPI v2 (`#/definitions/...`) or v3 (`#/components/schemas/...`,
 references wrapped in allOf as kube-apiserver does); the apiserver's HTTP layer serves them.
@@ -35,6 +36,10 @@ SPECIAL: dict[str, tuple[str, dict[str, Any]]] = {
                                             {"type": "string", "format": "int-or-string"}),
     meta.RawExtension.DESCRIPTOR.full_name: ("io.k8s.apimachinery.pkg.runtime.RawExtension", {"type": "object"}),
 }
+# Fields Kubernetes tags patchStrategy=retainKeys (kubectl then sends `$retainKeys`, so a union such as a
+# Deployment's strategy drops the member the manifest no longer names). Keyed as MERGE_PRIMITIVES.
+RETAIN_KEYS = frozenset({("pybernetes.api.apps.v1.DeploymentSpec", "strategy"),
+                         ("pybernetes.api.core.v1.PodSpec", "volumes")})
 _INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
           FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
 _INT32 = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_SINT32,
@@ -119,12 +124,16 @@ def property_schema(fd: FieldDescriptor, container: Descriptor, v3: bool) -> dic
         schema: dict[str, Any] = {"type": "array", "items": _wrap(_single(fd, v3), v3, "")}
         key = merge_key(fd)
         if key:
+            strategy = "merge,retainKeys" if (container.full_name, fd.name) in RETAIN_KEYS else "merge"
             schema.update({"x-kubernetes-list-map-keys": [key], "x-kubernetes-list-type": "map",
-                           "x-kubernetes-patch-merge-key": key, "x-kubernetes-patch-strategy": "merge"})
+                           "x-kubernetes-patch-merge-key": key, "x-kubernetes-patch-strategy": strategy})
         elif (container.full_name, fd.name) in MERGE_PRIMITIVES:
             schema.update({"x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"})
         return _wrap(schema, v3, doc(fd))
-    return _wrap(_single(fd, v3), v3, doc(fd))
+    schema = _wrap(_single(fd, v3), v3, doc(fd))
+    if (container.full_name, fd.name) in RETAIN_KEYS:
+        schema["x-kubernetes-patch-strategy"] = "retainKeys"
+    return schema
 
 
 def message_schema(desc: Descriptor, v3: bool) -> dict[str, Any]:

@@ -110,6 +110,16 @@ async def test_server_side_apply_owns_fields_conflicts_and_force(kc: Kubectl, ht
     assert upd.operation == "Update" and "f:team" in json.loads(upd.fields_v1.raw)["f:metadata"]["f:labels"]
 
 
+async def test_client_side_apply_switches_a_deployment_to_recreate(kc: Kubectl, https_apiserver: ApiServer) -> None:
+    # The schema's retainKeys on spec.strategy makes kubectl send $retainKeys: the defaulted rollingUpdate goes.
+    await kc.run("apply", "-f", kc.file("deploy.yaml", DEPLOYMENT.replace("REPLICAS", "1")))
+    recreate = DEPLOYMENT.replace("REPLICAS", "1").replace("  selector:", "  strategy: {type: Recreate}\n  selector:")
+    _, out, _ = await kc.run("apply", "-f", kc.file("deploy.yaml", recreate))
+    assert out.strip() == "deployment.apps/shop configured"
+    d = await https_apiserver.client.get(apps.Deployment, "shop", namespace="default")
+    assert d.spec.strategy.type == "Recreate" and not d.spec.strategy.HasField("rolling_update")
+
+
 async def test_client_side_apply_and_create_record_update_managers(kc: Kubectl, https_apiserver: ApiServer) -> None:
     manifest = kc.file("pod.yaml", POD)
     await kc.run("apply", "-f", manifest)

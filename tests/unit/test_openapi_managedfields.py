@@ -33,6 +33,10 @@ def test_definitions_carry_kubernetes_names_gvk_docs_required_and_patch_metadata
     assert v2["io.k8s.apimachinery.pkg.apis.meta.v1.Time"] == {"type": "string", "format": "date-time"}
     labels = v2["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["labels"]
     assert labels["additionalProperties"] == {"type": "string"}
+    assert v2["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"]["x-kubernetes-patch-strategy"] == \
+        "retainKeys"
+    assert v2["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"]["x-kubernetes-patch-strategy"] == \
+        "merge,retainKeys"
     v3 = openapi.definitions([kinds.for_class(core.Pod)], v3=True)
     spec = v3["io.k8s.api.core.v1.Pod"]["properties"]["spec"]
     assert spec["allOf"] == [{"$ref": "#/components/schemas/io.k8s.api.core.v1.PodSpec"}] and spec["description"]
