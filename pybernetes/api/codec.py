@@ -188,7 +188,7 @@ def _is_special(desc: Any) -> bool:
     return desc.full_name in (_TIME, _QUANTITY, _INT_OR_STRING, _RAW)
 
 
-def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
+def _fill(msg: Message, data: Any, path: str, errors: list[FieldError], unknown: list[str] | None = None) -> None:
     if _is_special(msg.DESCRIPTOR):
         _fill_special(msg, data, path, errors)
         return
@@ -201,7 +201,10 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
         fd = fields.get(key) if isinstance(key, str) else None
         fpath = f"{prefix}{key}"
         if fd is None:
-            errors.append(FieldError(fpath, "unknown field", "FieldValueNotSupported"))
+            if unknown is not None:
+                unknown.append(fpath)
+            else:
+                errors.append(FieldError(fpath, "unknown field", "FieldValueNotSupported"))
             continue
         if v is None:
             continue
@@ -216,7 +219,7 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
                 if mv is None:
                     continue
                 if vfd.type == FieldDescriptor.TYPE_MESSAGE:
-                    _fill(container[str(mk)], mv, kpath, errors)
+                    _fill(container[str(mk)], mv, kpath, errors, unknown)
                 else:
                     sv = _scalar(vfd, mv, kpath, errors)
                     if sv is not None:
@@ -229,7 +232,7 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
             for i, item in enumerate(v):
                 ipath = f"{fpath}[{i}]"
                 if fd.type == FieldDescriptor.TYPE_MESSAGE:
-                    _fill(container.add(), item if item is not None else {}, ipath, errors)
+                    _fill(container.add(), item if item is not None else {}, ipath, errors, unknown)
                 elif item is not None:
                     sv = _scalar(fd, item, ipath, errors)
                     if sv is not None:
@@ -237,20 +240,23 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
         elif fd.type == FieldDescriptor.TYPE_MESSAGE:
             sub = getattr(msg, fd.name)
             sub.SetInParent()
-            _fill(sub, v, fpath, errors)
+            _fill(sub, v, fpath, errors, unknown)
         else:
             sv = _scalar(fd, v, fpath, errors)
             if sv is not None:
                 setattr(msg, fd.name, sv)
 
 
-def from_dict(data: Any, cls: type[M], *, path: str = "") -> M:
-    """Build a `cls` message from Kubernetes JSON; raises Invalid listing every bad field."""
+def from_dict(data: Any, cls: type[M], *, path: str = "", unknown: list[str] | None = None) -> M:
+    """Build a `cls` message from Kubernetes JSON; raises Invalid listing every bad field.
+
+    With `unknown` given, unknown fields are not errors: their paths are appended to it and they are
+    dropped (the apiserver's fieldValidation=Warn|Ignore)."""
     msg = cls()
     errors: list[FieldError] = []
     if isinstance(data, dict) and kinds.for_class_or_none(cls) is not None:
         data = {k: v for k, v in data.items() if k not in ("apiVersion", "kind")}
-    _fill(msg, data, path, errors)
+    _fill(msg, data, path, errors, unknown)
     if errors:
         raise Invalid("; ".join(str(e) for e in errors), causes=errors)
     return msg

@@ -16,7 +16,7 @@ from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 
-ALL_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ _LEAVES = frozenset(d.full_name for d in (meta.Time.DESCRIPTOR, meta.Quantity.DE
 
 # Primitive lists Kubernetes tags patchStrategy=merge (set union on patch); all other primitive lists
 # are replaced. Keyed by (containing message full name, proto field name).
-_MERGE_PRIMITIVES = frozenset({
+MERGE_PRIMITIVES = frozenset({
     (meta.ObjectMeta.DESCRIPTOR.full_name, "finalizers"),
     ("pybernetes.api.core.v1.NodeSpec", "pod_cidrs"),
 })
@@ -266,7 +266,7 @@ def _classify(fd: FieldDescriptor | None) -> tuple[_Kind, Descriptor | None, str
             key = _merge_key(fd)
             return ("keyed", msg, key) if key else ("replace_list", msg, "")
         owner = fd.containing_type.full_name if fd.containing_type is not None else ""
-        if (owner, fd.name) in _MERGE_PRIMITIVES:
+        if (owner, fd.name) in MERGE_PRIMITIVES:
             return "merge_list", None, ""
         return "replace_list", None, ""
     if msg is not None and msg.full_name not in _LEAVES:

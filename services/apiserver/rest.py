@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import being_deleted, meta_of, set_condition
 from pybernetes.api.times import now
 
+from . import fieldmanager
 from .allocator import ServiceAllocator
 from .registry import defaults, strategy, validation
 from .storage.objects import Cached, with_rv
@@ -127,7 +129,7 @@ class Rest:
     # -- create ----------------------------------------------------------------------------------
 
     async def create(self, plural: str, namespace: str, raw: bytes, api_version: str = "", kind: str = "",
-                     dry_run: bool = False) -> Message:
+                     dry_run: bool = False, manager: str | None = None) -> Message:
         info = self.resource(plural)
         if "create" not in info.verbs:
             raise errors.MethodNotAllowed(f"create is not supported on {plural}")
@@ -148,6 +150,7 @@ class Rest:
         md.self_link = ""
         strategy.prepare_for_create(info, obj)
         self._defaults(obj)
+        fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
         if info.namespaced:
             await self._namespace_open(namespace)
@@ -199,12 +202,13 @@ class Rest:
         return (await self.store.get(info, namespace, name)).obj
 
     async def list(self, plural: str, namespace: str, label_selector: str, field_selector: str, limit: int,
-                   continue_: str, resource_version: str) -> ListResult:
+                   continue_: str, resource_version: str, resource_version_match: str = "") -> ListResult:
         info = self.resource(plural)
+        exact = _list_revision(resource_version, resource_version_match, continue_)
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
-        if resource_version == "0" and not continue_:
+        if resource_version == "0" and not continue_ and not exact:
             # "Any version" is served from the watch cache, as Kubernetes does; the default (most recent)
             # is a quorum read from etcd, paginated when the client asks for a limit.
             cache = self.store.cache(info)
@@ -213,7 +217,7 @@ class Rest:
             if limit and len(items) > limit:
                 items = items[:limit]  # rv=0 ignores pagination continuation, like Kubernetes' cache
             return ListResult([c.raw for c in items], str(cache.rv))
-        kvs, rev, token, remaining = await self.store.list_from_etcd(info, namespace, limit, continue_)
+        kvs, rev, token, remaining = await self.store.list_from_etcd(info, namespace, limit, continue_, exact)
         out: list[bytes] = []
         fields_of = strategy.fields_fn(info)
         for key, value, rv in kvs:
@@ -245,7 +249,8 @@ class Rest:
     # -- update/patch ----------------------------------------------------------------------------
 
     async def update(self, plural: str, namespace: str, raw: bytes, subresource: str = "",
-                     api_version: str = "", kind: str = "", dry_run: bool = False) -> Message:
+                     api_version: str = "", kind: str = "", dry_run: bool = False,
+                     manager: str | None = None) -> Message:
         info = self.resource(plural)
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
@@ -265,10 +270,12 @@ class Rest:
             raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{md.name}": the '
                                   "object has been modified; please apply your changes to the latest version "
                                   "and try again", kind=info.kind, name=md.name)
-        return await self._write_update(info, obj, cur, subresource, dry_run)
+        return await self._write_update(info, obj, cur, subresource, dry_run, manager)
 
     async def _write_update(self, info: ResourceInfo, obj: Message, cur: Stored, subresource: str,
-                            dry_run: bool) -> Message:
+                            dry_run: bool, manager: str | None = None) -> Message:
+        """Write `obj` over the stored `cur` (the one update path: update, patch, apply); `manager` records
+        an Update operation in managedFields (None: the entries `obj` carries, else the stored ones)."""
         old = cur.obj
         md, omd = meta_of(obj), meta_of(old)
         if md.uid and md.uid != omd.uid:
@@ -292,6 +299,7 @@ class Rest:
                 md.ClearField("deletion_grace_period_seconds")
             strategy.prepare_for_update(info, obj, old)
             self._defaults(obj)
+        fieldmanager.track(info, old, obj, manager, subresource)
         claims = None
         if isinstance(obj, core.Service) and isinstance(old, core.Service) and subresource != "status" and not dry_run:
             claims = await self.allocator.allocate(obj, old)
@@ -324,7 +332,10 @@ class Rest:
             await self.allocator.release(self.allocator.released_by(old, new))
 
     async def patch(self, plural: str, namespace: str, name: str, patch_type: str, body: bytes,
-                    subresource: str = "", dry_run: bool = False) -> Message:
+                    subresource: str = "", dry_run: bool = False, manager: str | None = None,
+                    unknown_fields: Callable[[Sequence[str]], None] | None = None) -> Message:
+        """Patch and write; `unknown_fields` (HTTP fieldValidation) gets the unknown fields of the patched
+        object before anything is written and may refuse them; without it they are Invalid."""
         info = self.resource(plural)
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
@@ -351,9 +362,12 @@ class Rest:
                                           "version and try again", kind=info.kind, name=name)
                 pmd["resourceVersion"] = str(cur.rv)
                 pmd["name"], pmd["namespace"] = name, namespace or None
-            obj = codec.from_dict(patched, info.cls)
+            unknown: list[str] | None = [] if unknown_fields is not None else None
+            obj = codec.from_dict(patched, info.cls, unknown=unknown)
+            if unknown_fields is not None and unknown:
+                unknown_fields(unknown)
             try:
-                return await self._write_update(info, obj, cur, subresource, dry_run)
+                return await self._write_update(info, obj, cur, subresource, dry_run, manager)
             except errors.Conflict as e:
                 if "UID" in e.message:
                     raise
@@ -462,6 +476,35 @@ def _ready_to_go(obj: Message) -> bool:
     if isinstance(obj, core.Pod):
         return bool(md.deletion_grace_period_seconds == 0)
     return True
+
+
+def _list_revision(resource_version: str, match: str, continue_: str) -> int:
+    """The etcd revision a list must read at (resourceVersionMatch=Exact), else 0; Kubernetes' ListOptions
+    validation. NotOlderThan needs nothing more: the cache (rv 0) or a quorum read is never older."""
+    if not match:
+        return 0
+    errs: list[errors.FieldError] = []
+    if not resource_version:
+        errs.append(errors.FieldError("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden unless "
+                                      "resourceVersion is provided", "FieldValueForbidden"))
+    if continue_:
+        errs.append(errors.FieldError("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden when "
+                                      "continue is provided", "FieldValueForbidden"))
+    if match not in ("Exact", "NotOlderThan"):
+        errs.append(errors.FieldError("resourceVersionMatch", f'Unsupported value: "{match}": supported values: '
+                                      '"Exact", "NotOlderThan", ""', "FieldValueNotSupported"))
+    if match == "Exact" and resource_version == "0":
+        errs.append(errors.FieldError("resourceVersionMatch", 'Forbidden: resourceVersionMatch "exact" is forbidden '
+                                      'for resourceVersion "0"', "FieldValueForbidden"))
+    if errs:
+        raise errors.Invalid('ListOptions.meta.k8s.io "" is invalid: ' + ", ".join(str(e) for e in errs),
+                             causes=errs, kind="ListOptions")
+    if match != "Exact":
+        return 0
+    try:
+        return int(resource_version)
+    except ValueError:
+        raise errors.BadRequest(f"invalid resourceVersion {resource_version!r}") from None
 
 
 def _with_rv(value: bytes, rv: int) -> bytes:

@@ -57,7 +57,9 @@ async def test_refusals_are_status_objects(http: tuple[aiohttp.ClientSession, st
         assert r.status == 200 and (await r.json())["minor"] == "33"
     async with s.get(f"{base}/api/v1/namespaces/default/widgets") as r:
         assert r.status == 404 and (await r.json())["kind"] == "Status"
-    async with s.delete(f"{base}/api/v1/namespaces/default/pods") as r:
+    async with s.put(f"{base}/api/v1/namespaces/default/pods", json={}) as r:  # DELETE is deletecollection
+        assert r.status == 405 and (await r.json())["reason"] == "MethodNotAllowed"
+    async with s.delete(f"{base}/api/v1/bindings") as r:
         assert r.status == 405 and (await r.json())["reason"] == "MethodNotAllowed"
     async with s.patch(f"{base}/api/v1/namespaces/default/pods/x", data=b"{}",
                        headers={"Content-Type": "text/plain"}) as r:

@@ -21,7 +21,7 @@ from pybernetes.tls import ServingPKI
 from ..auth import AlwaysAllowAuthorizer, TokenAuthenticator
 from ..metrics import record_request
 from ..rest import Rest
-from . import discovery, resources, routing, status
+from . import discovery, fieldvalidation, openapi, resources, routing, status
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
@@ -60,6 +60,7 @@ class HttpServer:
         r.add_get("/api/{version}", self._api_version)
         r.add_get("/apis/{group}", self._apis_group)
         r.add_get("/apis/{group}/{version}", self._apis_version)
+        r.add_get("/openapi/v2", self._openapi_v2)
         r.add_get("/openapi/v3", self._openapi_root)
         r.add_get("/openapi/v3/{path:.+}", self._openapi_doc)
         r.add_route("*", "/api/{version}/{tail:.+}", self._resource)
@@ -99,6 +100,9 @@ class HttpServer:
         try:
             resp = await self._handle(request, handler)
             code = resp.status
+            for w in fieldvalidation.headers(request):
+                if not resp.prepared:
+                    resp.headers.add("Warning", w)
             return resp
         finally:
             t = self._target(request)
@@ -194,16 +198,27 @@ class HttpServer:
         mi = request.match_info
         return self._found(discovery.api_resource_list(mi["group"], mi["version"]))
 
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        if "json" not in request.headers.get("Accept", "application/json") and "*/*" not in \
+                request.headers.get("Accept", ""):
+            # Only JSON is served: a protobuf-only client falls back on 406, as from an older server.
+            return self._error(request, errors.ApiError("only application/json is served", reason="NotAcceptable",
+                                                        code=406))
+        return web.Response(body=openapi.v2_document(), content_type="application/json")
+
     async def _openapi_root(self, request: web.Request) -> web.Response:
-        return resources.respond(discovery.openapi_root())
+        return resources.respond(openapi.v3_index())
 
     async def _openapi_doc(self, request: web.Request) -> web.Response:
         parts = request.match_info["path"].split("/")
+        doc = None
         if len(parts) == 2 and parts[0] == "api":
-            return self._found(discovery.openapi_group_version("", parts[1]))
-        if len(parts) == 3 and parts[0] == "apis":
-            return self._found(discovery.openapi_group_version(parts[1], parts[2]))
-        raise errors.NotFound("the server could not find the requested resource")
+            doc = openapi.group_version_document("", parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = openapi.group_version_document(parts[1], parts[2])
+        if doc is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        return web.Response(body=doc, content_type="application/json")
 
     @staticmethod
     def _found(doc: dict[str, object] | None) -> web.Response:

@@ -1,16 +1,12 @@
 """What the server serves, as Kubernetes clients discover it, all derived from pybernetes.api.kinds.
 
 Legacy discovery (/api, /apis, /api/v1, /apis/{group}/{version}), the aggregated discovery documents kubectl
-asks for first (`Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`), /version,
-and an OpenAPI v3 stub: per group-version, the PATCH operation of each kind with its `fieldValidation`
-parameter, which is what kubectl checks before leaving validation to the server (`fieldValidation=Strict`)
-rather than downloading schemas. Full schemas (`kubectl explain`) are a later slice of issue 13.
+asks for first (`Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`) and
+/version. The OpenAPI documents are openapi.py's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import sys
 from typing import Any
@@ -150,46 +146,3 @@ def aggregated(core: bool, version: str) -> dict[str, Any]:
                       "versions": versions})
     return {"kind": AGGREGATED_KIND, "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
             "items": items}
-
-
-# -- OpenAPI v3 (stub) -----------------------------------------------------------------------------
-
-def openapi_path(group: str, version: str) -> str:
-    return f"api/{version}" if not group else f"apis/{group}/{version}"
-
-
-def openapi_group_version(group: str, version: str) -> dict[str, Any] | None:
-    infos = resources_in(group, version)
-    if not infos:
-        return None
-    prefix = "/" + openapi_path(group, version)
-    paths: dict[str, Any] = {}
-    for r in infos:
-        if "patch" not in r.verbs:
-            continue
-        item = f"{prefix}/namespaces/{{namespace}}/{r.plural}/{{name}}" if r.namespaced else \
-            f"{prefix}/{r.plural}/{{name}}"
-        paths[item] = {"patch": {
-            "operationId": f"patch{r.kind}",
-            "x-kubernetes-action": "patch",
-            "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
-            "parameters": [{"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-                           for p in ("dryRun", "fieldManager", "fieldValidation", "force")],
-            "responses": {"200": {"description": "OK"}}}}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION}, "paths": paths,
-            "components": {"schemas": {}}}
-
-
-def _hash(doc: dict[str, Any]) -> str:
-    return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:128].upper()
-
-
-def openapi_root() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    for g, vs in group_versions().items():
-        for v in vs:
-            doc = openapi_group_version(g, v)
-            assert doc is not None
-            p = openapi_path(g, v)
-            paths[p] = {"serverRelativeURL": f"/openapi/v3/{p}?hash={_hash(doc)}"}
-    return {"paths": paths}

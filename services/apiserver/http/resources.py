@@ -1,17 +1,17 @@
 """The resource verbs over HTTP: get, list, create, update (PUT), patch, delete, and the status and binding
 subresources, each a thin translation of the request into the one Rest call the gRPC API makes too.
 
-Bodies are Kubernetes JSON (or YAML) decoded by pybernetes.api.codec, strictly (an unknown field is an error
-naming it, as `fieldValidation=Strict`); answers are JSON objects with apiVersion and kind, or Tables.
+Bodies are Kubernetes JSON (or YAML) decoded by pybernetes.api.codec under the request's `fieldValidation`
+(fieldvalidation.py); answers are JSON objects with apiVersion and kind, or Tables.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
-import yaml
 from aiohttp import web
 from google.protobuf.message import Message
 
@@ -21,8 +21,9 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
+from .. import apply, fieldmanager
 from ..rest import Rest
-from . import status, tables, watch
+from . import fieldvalidation, status, tables, watch
 from .routing import Target
 
 PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
@@ -30,9 +31,6 @@ PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patc
 APPLY_PATCH = "application/apply-patch+yaml"
 # Kinds whose DELETE answers with the deleted object (kube-apiserver's ReturnDeletedObject); the rest with a Status.
 RETURNS_DELETED_OBJECT = frozenset({"pods", "services"})
-
-
-PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
 def respond(body: Any, code: int = 200, content_type: str = "application/json") -> web.Response:
@@ -48,6 +46,10 @@ def _dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
+def _manager(request: web.Request) -> str:
+    return fieldmanager.manager_for(request.query.get("fieldManager", ""), request.headers.get("User-Agent", ""))
+
+
 def _table(request: web.Request) -> bool:
     return tables.wants_table(request.headers.get("Accept", ""))
 
@@ -56,38 +58,16 @@ def _include(request: web.Request) -> str:
     return request.query.get("includeObject", "Metadata")
 
 
-async def _document(request: web.Request) -> Any:
-    raw = await request.read()
-    ctype = request.content_type
-    if ctype == PROTOBUF:
-        # Kubernetes' protobuf wire form numbers fields as k8s.io/api does; pybernetes' messages do not, so
-        # only JSON and YAML bodies are understood (kubectl's typed generators, `create deployment`, send
-        # protobuf).
-        raise errors.UnsupportedMediaType(f"the body's content type {PROTOBUF} is not supported: send "
-                                          "application/json or application/yaml")
-    try:
-        if ctype in ("application/yaml", "application/x-yaml"):
-            return yaml.safe_load(raw)
-        return json.loads(raw or b"null")
-    except (ValueError, yaml.YAMLError) as e:
-        raise errors.BadRequest(f"the request body is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {e}") \
-            from None
-
-
 async def _decode(request: web.Request, rest: Rest, info: ResourceInfo) -> tuple[bytes, str, str]:
-    """(protobuf bytes, apiVersion, kind) of the object in the body; field errors name their paths."""
-    data = await _document(request)
+    """(protobuf bytes, apiVersion, kind) of the object in the body, under the request's fieldValidation;
+    field errors name their paths."""
+    duplicates: list[str] = []
+    data = fieldvalidation.load(await request.read(), request.content_type, duplicates)
     if not isinstance(data, dict):
         raise errors.BadRequest("the request body must be an object")
     av, kind = str(data.get("apiVersion") or ""), str(data.get("kind") or "")
     rest._decode(info, b"", av, kind)  # the one kind check (Rest's), before field decoding
-    md = data.get("metadata")
-    name = str(md.get("name") or "") if isinstance(md, dict) else ""
-    try:
-        msg = codec.from_dict(data, info.cls)
-    except errors.Invalid as e:
-        raise errors.Invalid(f'{info.kind} "{name}" is invalid: {e.message}', causes=e.causes, kind=info.kind,
-                             name=name) from None
+    msg, _ = fieldvalidation.decode(request, data, info, duplicates)
     return msg.SerializeToString(), av, kind
 
 
@@ -128,7 +108,7 @@ async def _list(request: web.Request, rest: Rest, t: Target) -> web.Response:
         raise errors.BadRequest(f"invalid limit {q.get('limit')!r}") from None
     info = t.info
     r = await rest.list(info.plural, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""), limit,
-                        q.get("continue", ""), q.get("resourceVersion", ""))
+                        q.get("continue", ""), q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""))
     items = [info.cls.FromString(raw) for raw in r.items]
     if _table(request):
         return respond(tables.table(info, items, resource_version=r.resource_version, continue_=r.continue_,
@@ -151,7 +131,7 @@ async def create(request: web.Request, rest: Rest, t: Target) -> web.Response:
     if t.name:
         raise errors.MethodNotAllowed(f"POST is not supported on {info.plural}/{t.name}: create in the collection")
     raw, av, kind = await _decode(request, rest, info)
-    obj = await rest.create(info.plural, t.namespace, raw, av, kind, _dry_run(request))
+    obj = await rest.create(info.plural, t.namespace, raw, av, kind, _dry_run(request), _manager(request))
     return _object(request, info, obj, 201)
 
 
@@ -174,7 +154,7 @@ async def update(request: web.Request, rest: Rest, t: Target) -> web.Response:
         raise errors.BadRequest(f"the name of the object ({md.name}) does not match the name on the URL ({t.name})")
     md.name = t.name
     obj = await rest.update(info.plural, t.namespace, msg.SerializeToString(), t.subresource, av, kind,
-                            _dry_run(request))
+                            _dry_run(request), _manager(request))
     return _object(request, info, obj)
 
 
@@ -183,14 +163,62 @@ async def patch(request: web.Request, rest: Rest, t: Target) -> web.Response:
     _subresource(t, "status")
     ctype = request.content_type
     if ctype == APPLY_PATCH:
-        raise errors.ApiError("server-side apply (application/apply-patch+yaml) is not supported yet; use "
-                              "client-side `kubectl apply`", reason="UnsupportedMediaType", code=415)
+        return await _apply(request, rest, t)
+    if "force" in request.query:
+        raise errors.BadRequest("force: Forbidden: may not be specified for non-apply patch")
     if ctype not in PATCH_TYPES:
         raise errors.ApiError(f'the body of the request was in an unknown format - accepted media types include: '
                               f'{", ".join(PATCH_TYPES)}', reason="UnsupportedMediaType", code=415)
     body = await request.read()
-    obj = await rest.patch(t.info.plural, t.namespace, t.name, ctype, body, t.subresource, _dry_run(request))
+    fieldvalidation.mode(request)
+
+    def unknown_fields(paths: Sequence[str]) -> None:
+        fieldvalidation.check_unknown(request, t.info, list(paths))
+
+    obj = await rest.patch(t.info.plural, t.namespace, t.name, ctype, body, t.subresource, _dry_run(request),
+                           _manager(request), unknown_fields)
     return _object(request, t.info, obj)
+
+
+async def _apply(request: web.Request, rest: Rest, t: Target) -> web.Response:
+    """Server-side apply: the body is the applier's whole intent for the fields it manages (apply.py)."""
+    if t.subresource:
+        raise errors.MethodNotAllowed(f"server-side apply is not supported on {t.info.plural}/{t.subresource}")
+    q = request.query
+    manager = q.get("fieldManager", "")
+    if not manager:
+        raise errors.BadRequest("fieldManager: Required value: is required for apply patch")
+    duplicates: list[str] = []
+    data = fieldvalidation.load(await request.read(), "yaml", duplicates)
+    if not isinstance(data, dict):
+        raise errors.BadRequest("the apply configuration must be an object")
+    if not data.get("apiVersion") or not data.get("kind"):
+        raise errors.BadRequest("apiVersion and kind must be set in an apply configuration")
+    rest._decode(t.info, b"", str(data["apiVersion"]), str(data["kind"]))
+    msg, dropped = fieldvalidation.decode(request, data, t.info, duplicates)
+    if dropped:  # Warn/Ignore: the intent without the fields the schema does not know
+        data = codec.to_dict(msg)
+    obj = await apply.apply(rest, t.info, t.namespace, t.name, data, fieldmanager.manager_for(manager, ""),
+                            force=q.get("force", "").lower() in ("1", "true"), dry_run=_dry_run(request))
+    return _object(request, t.info, obj)
+
+
+async def _delete_collection(request: web.Request, rest: Rest, t: Target, opts: meta.DeleteOptions) -> web.Response:
+    """deletecollection: every object the selectors match, each through the one Rest.delete (finalizers,
+    grace, propagation); objects that went meanwhile are skipped, as kube-apiserver does."""
+    info = t.info
+    if "deletecollection" not in info.verbs:
+        raise errors.MethodNotAllowed(f"deletecollection is not supported on {info.plural}")
+    q = request.query
+    r = await rest.list(info.plural, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""), 0, "",
+                        "")
+    for raw in r.items:
+        md = objects.meta_of(info.cls.FromString(raw))
+        try:
+            await rest.delete(info.plural, md.namespace, md.name, opts)
+        except errors.NotFound:
+            continue
+    return respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
 
 def delete_options(body: bytes, query: Any) -> meta.DeleteOptions:
@@ -224,10 +252,11 @@ def delete_options(body: bytes, query: Any) -> meta.DeleteOptions:
 
 
 async def delete(request: web.Request, rest: Rest, t: Target) -> web.Response:
-    _named(t)
     _subresource(t)
     info = t.info
     opts = delete_options(await request.read(), request.query)
+    if not t.name:
+        return await _delete_collection(request, rest, t, opts)
     obj, gone = await rest.delete(info.plural, t.namespace, t.name, opts)
     if gone and info.plural not in RETURNS_DELETED_OBJECT:
         md = objects.meta_of(obj)

@@ -175,11 +175,13 @@ class Store:
         finally:
             observe_etcd("delete", info, t)
 
-    async def list_from_etcd(self, info: ResourceInfo, namespace: str, limit: int,
-                             continue_: str) -> tuple[list[tuple[bytes, bytes, int]], int, str, int]:
-        """(key, value, rv) triples of one page, the list's revision, the next token, remaining count."""
+    async def list_from_etcd(self, info: ResourceInfo, namespace: str, limit: int, continue_: str,
+                             revision: int = 0) -> tuple[list[tuple[bytes, bytes, int]], int, str, int]:
+        """(key, value, rv) triples of one page, the list's revision, the next token, remaining count.
+
+        `revision` reads at that etcd revision (resourceVersionMatch=Exact); compacted away: Expired."""
         prefix = resource_prefix(info, namespace)
-        rev, start = decode_continue(continue_) if continue_ else (0, None)
+        rev, start = decode_continue(continue_) if continue_ else (revision, None)
         t = perf_counter()
         try:
             with translated(info):
