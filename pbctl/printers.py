@@ -12,6 +12,7 @@ from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import meta_of
 
@@ -403,6 +404,22 @@ def _ep_row(o: Message, wide: bool, now: float) -> list[str]:
     return [format_endpoints(o), age(o.metadata.creation_timestamp, now)]
 
 
+def _list_with_more(items: list[str], count: int, max_shown: int = 3) -> str:
+    """kubectl's listWithMoreString: the first three, `+ N more...`, `<unset>` when empty."""
+    s = ",".join(items[:max_shown])
+    if count > max_shown:
+        return f"{s} + {count - max_shown} more..."
+    return s or "<unset>"
+
+
+def _eps_row(o: Message, wide: bool, now: float) -> list[str]:
+    assert isinstance(o, discovery.EndpointSlice)
+    ports = [str(p.port) if p.HasField("port") else (p.name if p.HasField("name") else "*") for p in o.ports]
+    addresses = [a for e in o.endpoints for a in e.addresses]
+    return [o.address_type, _list_with_more(ports, len(ports)), _list_with_more(addresses, len(addresses)),
+            age(o.metadata.creation_timestamp, now)]
+
+
 def node_status(node: core.Node) -> str:
     status = "Unknown"
     for c in node.status.conditions:
@@ -522,6 +539,7 @@ COLUMNS: dict[str, tuple[list[str], list[str], RowFn]] = {
     "statefulsets": (["READY", "AGE"], ["CONTAINERS", "IMAGES"], _sts_row),
     "services": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
     "endpoints": (["ENDPOINTS", "AGE"], [], _ep_row),
+    "endpointslices": (["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _eps_row),
     "nodes": (["STATUS", "ROLES", "AGE", "VERSION"],
               ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], _node_row),
     "namespaces": (["STATUS", "AGE"], [], _ns_row),
