@@ -32,6 +32,7 @@ from pybernetes import errors
 from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, service_key
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.controller import Controller, key_of, unwrap
@@ -48,8 +49,6 @@ from services.controllers.endpoints import (
 
 log = logging.getLogger("pybernetes.controllers.endpointslice")
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -298,10 +297,7 @@ class EndpointSliceController:
 
     @staticmethod
     def _service_key(s: discovery.EndpointSlice) -> str | None:
-        labels = s.metadata.labels
-        if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
-            return None
-        return objects.key_for(s.metadata.namespace, labels[SERVICE_NAME_LABEL])
+        return service_key(s) if s.metadata.labels.get(MANAGED_BY_LABEL) == CONTROLLER_NAME else None
 
     def _on_slice(self, s: discovery.EndpointSlice) -> None:
         key = self._service_key(s)

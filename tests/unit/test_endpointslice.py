@@ -11,12 +11,11 @@ import pytest
 from pbctl.printers import headers_for, row_for
 from pybernetes.api import kinds
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 from pybernetes.cache import InformerFactory
 from pybernetes.events import EventRecorder
 from services.controllers.endpointslice import (
     CONTROLLER_NAME,
-    MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
     EndpointSliceController,
     StaleCache,
     desired_endpoints,

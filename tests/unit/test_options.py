@@ -69,7 +69,7 @@ FLAGS = {
         "--health-port", "--healthz-port", "--hostname-override", "--kubeconfig", "--client-config",
         "--manage-routes", "--masquerade-all", "--metrics-port", "--min-sync-period", "--netns",
         "--nodeport-addresses", "--server", "--master", "--service-cidr", "--service-cluster-ip-range",
-        "--sync-period", "--token", "-v", "--verbose"},
+        "--sync-period", "--token", "-v", "--verbose", "--endpoint-source"},
     "pb-dns": {
         "--kubeconfig", "--client-config", "--server", "--master", "--token", "--cluster-domain", "--bind-address",
         "--port", "--dns-port", "--health-bind-address", "--metrics-bind-address", "--health-port", "--metrics-port",
