@@ -73,7 +73,7 @@ FLAGS = {
     "pb-dns": {
         "--kubeconfig", "--client-config", "--server", "--master", "--token", "--cluster-domain", "--bind-address",
         "--port", "--dns-port", "--health-bind-address", "--metrics-bind-address", "--health-port", "--metrics-port",
-        "--upstream", "-v", "--verbose"},
+        "--upstream", "-v", "--verbose", "--endpoint-source"},
 }
 
 
