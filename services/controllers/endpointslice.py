@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,13 +227,17 @@ def plan_slices(svc: core.Service, desired: dict[Group, list[discovery.Endpoint]
 
 class _Written:
     """Per Service, the slices this controller last wrote (name -> resourceVersion, 0 for deleted), until the
-    informer shows them: Kubernetes' endpointSliceTracker."""
+    informer shows them: Kubernetes' endpointSliceTracker. An entry the cache never confirms (the slice deleted
+    by someone else before we recorded our write) is dropped after `max_age` seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_age: float = 60.0) -> None:
         self._by_service: dict[str, dict[str, int]] = {}
+        self._since: dict[str, float] = {}  # service key -> when its oldest pending write was recorded
+        self.max_age = max_age
 
     def wrote(self, service_key: str, name: str, rv: int) -> None:
         self._by_service.setdefault(service_key, {})[name] = rv
+        self._since.setdefault(service_key, time.monotonic())
 
     def seen(self, service_key: str, name: str) -> None:
         """A delete event: the slice is gone whatever we expected."""
@@ -246,12 +251,17 @@ class _Written:
             cur = cached.get(name)
             if (rv == 0 and cur is None) or (rv and cur is not None and objects.resource_version(cur) >= rv):
                 del pending[name]
+        if pending and time.monotonic() - self._since.get(service_key, 0.0) > self.max_age:
+            log.warning("endpoint slice writes never seen in the cache, forgotten service=%s slices=%s",
+                        service_key, ",".join(sorted(pending)))
+            pending.clear()
         if not pending:
-            del self._by_service[service_key]
+            self.forget(service_key)
         return bool(pending)
 
     def forget(self, service_key: str) -> None:
         self._by_service.pop(service_key, None)
+        self._since.pop(service_key, None)
 
 
 class EndpointSliceController:
