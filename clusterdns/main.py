@@ -1,10 +1,11 @@
 """pb-dns: the cluster DNS (CoreDNS' kubernetes plugin, kube-dns): flags, informers feeding the zone, the
 DNS listeners and the health/metrics server.
 
-Start order: informers for Services and Endpoints -> handlers that update the zone (clusterdns.zone) ->
-start -> wait for cache sync -> the DNS listeners (UDP and TCP, clusterdns.server) -> ready. Nothing is
-answered before the caches synced, so a Service's name is never NXDOMAIN only because the zone is still
-empty (a client meanwhile gets "connection refused" and tries its next nameserver); /readyz says the same.
+Start order: informers for Services and Endpoints (or EndpointSlices: --endpoint-source) -> handlers that
+update the zone (clusterdns.zone) -> start -> wait for cache sync -> the DNS listeners (UDP and TCP,
+clusterdns.server) -> ready. Nothing is answered before the caches synced, so a Service's name is never
+NXDOMAIN only because the zone is still empty (a client meanwhile gets "connection refused" and tries its next
+nameserver); /readyz says the same.
 Names outside `--cluster-domain` go to `--upstream` nameservers, or get SERVFAIL at once when none are
 given (the lab has no upstream). In the lab it runs in pb-control-plane behind the kube-dns Service
 (kube-system/kube-dns, 10.96.0.10, lab.dns).
@@ -20,10 +21,12 @@ from clusterdns.server import DNSServer, Handler
 from clusterdns.zone import Zone
 from pybernetes import component, logs, options, ports
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import ENDPOINTS, ENDPOINTSLICES, SOURCES
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
-from pybernetes.controller import key_of
+from pybernetes.controller import key_of, unwrap
 from pybernetes.metrics import HealthServer
 from pybernetes.options import opt
 
@@ -43,6 +46,9 @@ class Config:
                                    help="address of /metrics, /healthz, /readyz")
     health_port: int = opt(ports.DNS_METRICS, "--health-port", "--metrics-port",
                            help="/metrics, /healthz, /readyz (CoreDNS' metrics port)")
+    endpoint_source: str = opt(ENDPOINTS, choices=SOURCES,
+                               help="read endpoints from EndpointSlices (as CoreDNS does) or Endpoints (the default "
+                                    "until selectorless Services' Endpoints, kube-dns's own, are mirrored into slices)")
     upstream: list[str] = opt([], help="nameservers (IP[:PORT],...) for names outside the cluster domain; "
                                        "none: those get SERVFAIL at once")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
@@ -61,18 +67,25 @@ def make_client(cfg: Config) -> Client:
     return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-dns")
 
 
-def register(factory: InformerFactory, zone: Zone) -> None:
-    """Informers for Services and Endpoints whose handlers keep `zone` current."""
+def register(factory: InformerFactory, zone: Zone, endpoint_source: str = ENDPOINTS) -> None:
+    """Informers for Services and EndpointSlices or Endpoints whose handlers keep `zone` current."""
     def on_service_delete(obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
         zone.delete_service(key_of(obj))
 
     def on_endpoints_delete(obj: core.Endpoints | DeletedFinalStateUnknown[core.Endpoints]) -> None:
         zone.delete_endpoints(key_of(obj))
 
+    def on_slice_delete(obj: discovery.EndpointSlice | DeletedFinalStateUnknown[discovery.EndpointSlice]) -> None:
+        zone.delete_endpoint_slice(unwrap(obj))
+
     factory.informer_for(core.Service).add_event_handler(
         zone.set_service, lambda _old, new: zone.set_service(new), on_service_delete)
-    factory.informer_for(core.Endpoints).add_event_handler(
-        zone.set_endpoints, lambda _old, new: zone.set_endpoints(new), on_endpoints_delete)
+    if endpoint_source == ENDPOINTSLICES:
+        factory.informer_for(discovery.EndpointSlice).add_event_handler(
+            zone.set_endpoint_slice, lambda _old, new: zone.set_endpoint_slice(new), on_slice_delete)
+    else:
+        factory.informer_for(core.Endpoints).add_event_handler(
+            zone.set_endpoints, lambda _old, new: zone.set_endpoints(new), on_endpoints_delete)
 
 
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -80,7 +93,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     zone = Zone(cfg.cluster_domain)
     client = make_client(cfg)
     factory = InformerFactory(client)
-    register(factory, zone)
+    register(factory, zone, cfg.endpoint_source)
     handler = Handler(zone, cfg.upstream, server=f"dns://:{cfg.port}")
     dns_server = DNSServer(handler, cfg.bind_address, cfg.port)
     health = HealthServer(cfg.health_bind_address, cfg.health_port)
@@ -88,7 +101,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
 
     async def caches_synced() -> None:
         if not synced.is_set():
-            raise RuntimeError("Service and Endpoints caches not synced yet")
+            raise RuntimeError("Service and endpoint caches not synced yet")
 
     health.add_ready_check("informer-sync", caches_synced)
     try:

@@ -1,4 +1,4 @@
-"""The cluster zone: the DNS records of every Service and its Endpoints, as the Kubernetes DNS-based service
+"""The cluster zone: the DNS records of every Service and its endpoints, as the Kubernetes DNS-based service
 discovery specification (kubernetes/dns docs/specification.md, schema 1.0.1) lays them out.
 
     dns-version.<zone>                         TXT   the schema version
@@ -10,12 +10,13 @@ discovery specification (kubernetes/dns docs/specification.md, schema 1.0.1) lay
     <d>.<c>.<b>.<a>.in-addr.arpa               PTR   ClusterIPs and headless endpoint IPs
     <a>-<b>-<c>-<d>.<ns>.pod.<zone>            A     the deprecated pod records (computed, not stored)
 
-The informers' handlers (clusterdns.main) call `set_service`/`delete_service` and `set_endpoints`/
-`delete_endpoints`; each change rebuilds only that Service's records. `lookup(qname, qtype)` answers from
-memory: the records, NODATA (NOERROR, SOA in authority) for a name that exists with other types, NXDOMAIN
-for a name in the zone that does not exist (a headless Service without ready endpoints has no name).
-Names outside the cluster domain and unknown reverse names are not this zone's (`owns` says which).
-Comparisons are case-insensitive (dnspython names compare so).
+The informers' handlers (clusterdns.main) call `set_service`/`delete_service` and either `set_endpoints`/
+`delete_endpoints` or `set_endpoint_slice`/`delete_endpoint_slice` (a Service's slices are merged; an endpoint
+counts when `ready`, as CoreDNS reads slices); each change rebuilds only that Service's records.
+`lookup(qname, qtype)` answers from memory: the records, NODATA (NOERROR, SOA in authority) for a name that
+exists with other types, NXDOMAIN for a name in the zone that does not exist (a headless Service without ready
+endpoints has no name). Names outside the cluster domain and unknown reverse names are not this zone's (`owns`
+says which). Comparisons are case-insensitive (dnspython names compare so).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ import dns.rdatatype
 import dns.reversename
 import dns.rrset
 
-from pybernetes.api import objects
+from pybernetes.api import endpointslices, objects
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import SliceCache
 
 SCHEMA_VERSION = "1.0.1"
 TTL = 5  # CoreDNS' kubernetes plugin default: short, so a changed Service is seen soon
@@ -43,6 +46,8 @@ REVERSE_V6 = dns.name.from_text("ip6.arpa.")
 
 RdataType = dns.rdatatype.RdataType
 Records = dict[tuple[dns.name.Name, RdataType], list[dns.rdata.Rdata]]
+# Addresses (ip, hostname, ready) and the ports (name, port, protocol) they serve: a subset, or a slice.
+EndpointGroup = tuple[list[tuple[str, str, bool]], list[tuple[str, int, str]]]
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Zone:
         self.origin = dns.name.from_text(domain.strip(".") + ".")
         self.services: dict[str, core.Service] = {}
         self.endpoints: dict[str, core.Endpoints] = {}
+        self.slices = SliceCache()  # fed instead of `endpoints` when pb-dns reads EndpointSlices
         self._by_key: dict[str, Records] = {}
         self._index: dict[tuple[dns.name.Name, RdataType], dict[str, list[dns.rdata.Rdata]]] = {}
         self._names: Counter[dns.name.Name] = Counter()  # every owner name and its ancestors in the zone
@@ -111,13 +117,37 @@ class Zone:
         self.endpoints.pop(key, None)
         self._rebuild(key)
 
+    def set_endpoint_slice(self, s: discovery.EndpointSlice) -> None:
+        for key in self.slices.update(s):
+            self._rebuild(key)
+
+    def delete_endpoint_slice(self, s: discovery.EndpointSlice) -> None:
+        for key in self.slices.delete(s):
+            self._rebuild(key)
+
+    def _endpoint_groups(self, key: str) -> list[EndpointGroup]:
+        """The Service's addresses with their ports, from its Endpoints' subsets or its EndpointSlices."""
+        groups: list[EndpointGroup] = []
+        ep = self.endpoints.get(key)
+        for subset in ep.subsets if ep is not None else ():
+            ports = [(p.name, p.port, p.protocol or "TCP") for p in subset.ports]
+            groups.append(([(a.ip, a.hostname, True) for a in subset.addresses]
+                           + [(a.ip, a.hostname, False) for a in subset.not_ready_addresses], ports))
+        for sl in self.slices.slices(key):
+            if sl.address_type not in ("IPv4", "IPv6"):
+                continue
+            ports = [(p.name, p.port, p.protocol or "TCP") for p in sl.ports if p.HasField("port")]
+            groups.append(([(e.addresses[0], e.hostname, endpointslices.is_ready(e)) for e in sl.endpoints
+                            if e.addresses], ports))
+        return groups
+
     def _rebuild(self, key: str) -> None:
         old = self._by_key.pop(key, None)
         if old is not None:
             self._unpublish(key, old)
         svc = self.services.get(key)
         if svc is not None:
-            new = self._records(svc, self.endpoints.get(key))
+            new = self._records(svc, self._endpoint_groups(key))
             self._by_key[key] = new
             self._publish(key, new)
 
@@ -146,7 +176,7 @@ class Zone:
 
     # -- records of one Service ------------------------------------------------------------------------
 
-    def _records(self, svc: core.Service, ep: core.Endpoints | None) -> Records:
+    def _records(self, svc: core.Service, groups: list[EndpointGroup]) -> Records:
         md = objects.meta_of(svc)
         base = dns.name.from_text(f"{md.name}.{md.namespace}.svc", self.origin)
         out: Records = {}
@@ -171,17 +201,18 @@ class Zone:
                     add(srv, dns.rdatatype.SRV, f"0 100 {p.port} {base}")
             return out
         tolerate = svc.spec.publish_not_ready_addresses or md.annotations.get(TOLERATE_UNREADY) == "true"
-        for subset in ep.subsets if ep is not None else ():
-            addresses = list(subset.addresses) + (list(subset.not_ready_addresses) if tolerate else [])
-            for a in addresses:
-                host = dns.name.from_text(a.hostname or _dashed(a.ip), base)
-                add(base, _address_type(a.ip), a.ip)
-                add(host, _address_type(a.ip), a.ip)
-                add(dns.reversename.from_address(a.ip), dns.rdatatype.PTR, host.to_text())
-                for ep_port in subset.ports:
-                    if ep_port.name:
-                        srv = dns.name.from_text(f"_{ep_port.name}._{(ep_port.protocol or 'TCP').lower()}", base)
-                        add(srv, dns.rdatatype.SRV, f"0 100 {ep_port.port} {host}")
+        for addresses, ports in groups:
+            for ip, hostname, ready in addresses:
+                if not (ready or tolerate):
+                    continue
+                host = dns.name.from_text(hostname or _dashed(ip), base)
+                add(base, _address_type(ip), ip)
+                add(host, _address_type(ip), ip)
+                add(dns.reversename.from_address(ip), dns.rdatatype.PTR, host.to_text())
+                for name, port, protocol in ports:
+                    if name:
+                        srv = dns.name.from_text(f"_{name}._{protocol.lower()}", base)
+                        add(srv, dns.rdatatype.SRV, f"0 100 {port} {host}")
         return out
 
     # -- queries ---------------------------------------------------------------------------------------

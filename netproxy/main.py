@@ -28,6 +28,7 @@ from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
 from netproxy.routes import Conntrack, Routes, ensure_forwarding
 from pybernetes import component, flags, logs, options, ports
+from pybernetes.api.endpointslices import ENDPOINTS, SOURCES
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -97,6 +98,9 @@ class Config:
                               "(nsenter + pyroute2 netns)")
     manage_routes: bool = opt(True, help="host-gw routes to other nodes' podCIDRs and the service-CIDR sink")
     conntrack: bool = opt(True, help="flush stale UDP conntrack entries")
+    endpoint_source: str = opt(ENDPOINTS, choices=SOURCES,
+                               help="read endpoints from EndpointSlices (as kube-proxy does) or Endpoints (the "
+                                    "default until selectorless Services' Endpoints are mirrored into slices)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -161,7 +165,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     proxier = Proxier(backend, hostname=hostname, min_sync_period=cfg.min_sync_period,
                       sync_period=cfg.sync_period, routes=routes,
                       conntrack=Conntrack(runner) if cfg.conntrack else None,
-                      nodeport_addresses=cfg.nodeport_addresses)
+                      nodeport_addresses=cfg.nodeport_addresses, endpoint_source=cfg.endpoint_source)
     client = make_client(cfg)
     factory = InformerFactory(client)
     proxier.register(factory)

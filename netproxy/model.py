@@ -1,9 +1,11 @@
 """What the proxy programs, as plain values: service ports, endpoints, change tracking, rule units.
 
 Informer events are turned into frozen snapshots (`ServicePortInfo`, `Endpoint`) keyed by service
-(`namespace/name`). A changed key is marked dirty with the time of its first unsynced change; the proxier
-renders only dirty keys on a partial sync. Each backend renders one service port into a `Unit` (its own
-chains, set/map elements, dynamic sets) so that applying a change is a diff of two units.
+(`namespace/name`); endpoints come from Endpoints or from the Service's EndpointSlices (merged per Service,
+ready ones, else serving terminating ones, as kube-proxy takes them). A changed key is marked dirty with the
+time of its first unsynced change; the proxier renders only dirty keys on a partial sync. Each backend renders
+one service port into a `Unit` (its own chains, set/map elements, dynamic sets) so that applying a change is a
+diff of two units.
 
 Chain-name hashing follows kube-proxy exactly (`KUBE-SVC-` + base32(sha256(portname + protocol))[:16]).
 """
@@ -17,7 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from netproxy.loadbalancer import ingress_ips
+from pybernetes.api import endpointslices
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import SliceCache
 from pybernetes.api.objects import key_for
 
 DEFAULT_AFFINITY_TIMEOUT = 10800
@@ -134,6 +139,33 @@ def endpoints_by_port(ep: core.Endpoints, hostname: str) -> dict[tuple[str, str]
     return {k: tuple(sorted(v)) for k, v in acc.items()}
 
 
+def endpoints_from_slices(slices: Iterable[discovery.EndpointSlice],
+                          hostname: str) -> dict[tuple[str, str], tuple[Endpoint, ...]]:
+    """The endpoints per (port name, protocol) of one Service's slices, as kube-proxy takes them: the ready
+    ones, or when none is ready the serving terminating ones (so connections drain onto pods going away
+    rather than fail); sorted and deduplicated. FQDN slices and ports without a number are skipped."""
+    ready: dict[tuple[str, str], set[Endpoint]] = {}
+    terminating: dict[tuple[str, str], set[Endpoint]] = {}
+    for s in slices:
+        if s.address_type not in ("IPv4", "IPv6"):
+            continue
+        for port in s.ports:
+            if not port.HasField("port"):
+                continue
+            key = (port.name, port.protocol or "TCP")
+            ready.setdefault(key, set())
+            for ep in s.endpoints:
+                if not ep.addresses:
+                    continue
+                node = ep.node_name if ep.HasField("node_name") else ""
+                e = Endpoint(ep.addresses[0], port.port, node, bool(hostname) and node == hostname)
+                if endpointslices.is_ready(ep):
+                    ready[key].add(e)
+                elif endpointslices.is_serving(ep) and endpointslices.is_terminating(ep):
+                    terminating.setdefault(key, set()).add(e)
+    return {k: tuple(sorted(v or terminating.get(k, set()))) for k, v in ready.items()}
+
+
 class ChangeTracker:
     """Current services and endpoints by key, and the keys changed since the last sync."""
 
@@ -141,6 +173,7 @@ class ChangeTracker:
         self.hostname = hostname
         self.services: dict[str, dict[ServicePortName, ServicePortInfo]] = {}
         self.endpoints: dict[str, dict[tuple[str, str], tuple[Endpoint, ...]]] = {}
+        self.slices = SliceCache()  # when endpoints come from EndpointSlices
         self.trigger_times: dict[str, float] = {}  # key -> wall time of the first unsynced change
         self.dirty: set[str] = set()
 
@@ -162,6 +195,18 @@ class ChangeTracker:
 
     def update_endpoints(self, key: str, ep: core.Endpoints | None) -> bool:
         new = endpoints_by_port(ep, self.hostname) if ep is not None else {}
+        return self._set_endpoints(key, new, ep)
+
+    def update_endpoint_slice(self, s: discovery.EndpointSlice, *, deleted: bool = False) -> bool:
+        """A slice added, changed or deleted: its Service's endpoints are those of all its current slices."""
+        changed = False
+        for key in (self.slices.delete(s) if deleted else self.slices.update(s)):
+            new = endpoints_from_slices(self.slices.slices(key), self.hostname)
+            changed = self._set_endpoints(key, new, None if deleted else s) or changed
+        return changed
+
+    def _set_endpoints(self, key: str, new: dict[tuple[str, str], tuple[Endpoint, ...]],
+                       source: core.Endpoints | discovery.EndpointSlice | None) -> bool:
         if self.endpoints.get(key, {}) == new:
             return False
         if new:
@@ -169,8 +214,8 @@ class ChangeTracker:
         else:
             self.endpoints.pop(key, None)
         trigger: float | None = None
-        if ep is not None and TRIGGER_TIME_ANNOTATION in ep.metadata.annotations:
-            trigger = parse_rfc3339(ep.metadata.annotations[TRIGGER_TIME_ANNOTATION])
+        if source is not None and TRIGGER_TIME_ANNOTATION in source.metadata.annotations:
+            trigger = parse_rfc3339(source.metadata.annotations[TRIGGER_TIME_ANNOTATION])
         self._mark(key, trigger)
         return True
 

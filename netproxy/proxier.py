@@ -1,4 +1,5 @@
-"""The sync loop: informers on Services, Endpoints and Nodes -> dirty keys -> rate-limited sync -> apply.
+"""The sync loop: informers on Services, EndpointSlices or Endpoints (`endpoint_source`) and Nodes -> dirty keys
+-> rate-limited sync -> apply.
 
 Handlers only record snapshots in the ChangeTracker and wake the loop. The loop waits for a change (or the
 periodic full resync), keeps at least `min_sync_period` between syncs, then renders the dirty service keys
@@ -24,6 +25,8 @@ from netproxy.model import ChangeTracker, Endpoint, ServicePortInfo, ServicePort
 from netproxy.routes import Conntrack, Routes, desired_routes
 from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import ENDPOINTS, ENDPOINTSLICES, SOURCES
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.controller import unwrap
 
@@ -35,8 +38,11 @@ Snapshot = tuple[ServicePortInfo, tuple[Endpoint, ...]]
 class Proxier:
     def __init__(self, backend: Backend, *, hostname: str, min_sync_period: float = 1.0,
                  sync_period: float = 30.0, routes: Routes | None = None, conntrack: Conntrack | None = None,
-                 nodeport_addresses: Iterable[str] = ()) -> None:
+                 nodeport_addresses: Iterable[str] = (), endpoint_source: str = ENDPOINTS) -> None:
+        if endpoint_source not in SOURCES:
+            raise ValueError(f"endpoint source must be one of {', '.join(SOURCES)}")
         self.backend = backend
+        self.endpoint_source = endpoint_source
         self.hostname = hostname
         self.tracker = ChangeTracker(hostname)
         self.min_sync_period = min_sync_period
@@ -64,8 +70,13 @@ class Proxier:
     def register(self, factory: InformerFactory) -> None:
         factory.informer_for(core.Service).add_event_handler(
             lambda o: self.on_service(o), lambda _o, n: self.on_service(n), self.on_service_delete)
-        factory.informer_for(core.Endpoints).add_event_handler(
-            lambda o: self.on_endpoints(o), lambda _o, n: self.on_endpoints(n), self.on_endpoints_delete)
+        if self.endpoint_source == ENDPOINTSLICES:
+            factory.informer_for(discovery.EndpointSlice).add_event_handler(
+                lambda o: self.on_endpoint_slice(o), lambda _o, n: self.on_endpoint_slice(n),
+                self.on_endpoint_slice_delete)
+        else:
+            factory.informer_for(core.Endpoints).add_event_handler(
+                lambda o: self.on_endpoints(o), lambda _o, n: self.on_endpoints(n), self.on_endpoints_delete)
         factory.informer_for(core.Node).add_event_handler(
             lambda o: self.on_node(o), lambda _o, n: self.on_node(n), self.on_node_delete)
 
@@ -91,6 +102,15 @@ class Proxier:
     def on_endpoints_delete(self, obj: core.Endpoints | DeletedFinalStateUnknown[core.Endpoints]) -> None:
         ep = unwrap(obj)
         if self.tracker.update_endpoints(objects.key(ep), None):
+            self._changed()
+
+    def on_endpoint_slice(self, s: discovery.EndpointSlice) -> None:
+        if self.tracker.update_endpoint_slice(s):
+            self._changed()
+
+    def on_endpoint_slice_delete(self, obj: discovery.EndpointSlice
+                                 | DeletedFinalStateUnknown[discovery.EndpointSlice]) -> None:
+        if self.tracker.update_endpoint_slice(unwrap(obj), deleted=True):
             self._changed()
 
     def on_node(self, node: core.Node) -> None:

@@ -220,6 +220,14 @@ def service_ports(svc: core.Service) -> str:
     return ",".join(parts) if parts else NONE
 
 
+def list_with_more(items: list[str], count: int, max_shown: int = 3) -> str:
+    """kubectl's listWithMoreString: the first three, `+ N more...`, `<unset>` when empty."""
+    s = ",".join(items[:max_shown])
+    if count > max_shown:
+        return f"{s} + {count - max_shown} more..."
+    return s or "<unset>"
+
+
 def format_endpoints(ep: core.Endpoints, max_shown: int = 3) -> str:
     items: list[str] = []
     count = 0

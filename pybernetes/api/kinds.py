@@ -15,6 +15,7 @@ from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -93,6 +94,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     _r("batch", "CronJob", "cronjobs", batch.CronJob, short=("cj",), status=True, categories=("all",)),
     _r("batch", "Job", "jobs", batch.Job, status=True, categories=("all",)),
     _r("coordination.k8s.io", "Lease", "leases", coordination.Lease),
+    _r("discovery.k8s.io", "EndpointSlice", "endpointslices", discovery.EndpointSlice),
 )
 
 _BY_KIND: dict[tuple[str, str], ResourceInfo] = {(r.api_version, r.kind): r for r in RESOURCES}

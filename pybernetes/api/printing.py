@@ -28,6 +28,7 @@ from pybernetes.api.cells import (
     human_duration,
     is_set,
     job_status,
+    list_with_more,
     node_roles,
     node_status,
     pod_status,
@@ -36,6 +37,7 @@ from pybernetes.api.cells import (
 )
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.api.objects import meta_of, replicas
 
 
@@ -257,6 +259,19 @@ NODE = [
 ]
 
 
+ENDPOINT_SLICES = [NAME, Column("AddressType", "The type of addresses the slice holds."),
+                   Column("Ports", "The ports the endpoints expose (at most three shown)."),
+                   Column("Endpoints", "The addresses of the endpoints (at most three shown)."), AGE]
+
+
+def _eps_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, discovery.EndpointSlice)
+    ports = [str(p.port) if p.HasField("port") else (p.name if p.HasField("name") else "*") for p in o.ports]
+    addresses = [a for e in o.endpoints for a in e.addresses]
+    return [o.metadata.name, o.address_type, list_with_more(ports, len(ports)),
+            list_with_more(addresses, len(addresses)), _age(o, now)]
+
+
 def _node_address(node: core.Node, kind: str) -> str:
     for a in node.status.addresses:
         if a.type == kind:
@@ -358,6 +373,7 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
     "statefulsets": (STATEFULSET, _sts_row),
     "services": (SERVICE, _svc_row),
     "endpoints": (ENDPOINTS, _ep_row),
+    "endpointslices": (ENDPOINT_SLICES, _eps_row),
     "nodes": (NODE, _node_row),
     "namespaces": (NAMESPACE, _ns_row),
     "events": (EVENT, _event_row),

@@ -65,13 +65,18 @@ def find_port(pod: core.Pod, sp: core.ServicePort) -> int | None:
     return tp.int_val or sp.port
 
 
-def _address(pod: core.Pod, svc: core.Service) -> core.EndpointAddress:
-    a = core.EndpointAddress(ip=pod.status.pod_ip)
-    # A pod whose subdomain names this Service gets its hostname in DNS (`web-0.nginx.<ns>.svc.<domain>`),
-    # as Kubernetes' endpoints controller does.
+def endpoint_hostname(pod: core.Pod, svc: core.Service) -> str:
+    """The hostname a pod publishes through `svc` ("" for none): a pod whose subdomain names the Service gets
+    its hostname in DNS (`web-0.nginx.<ns>.svc.<domain>`), as Kubernetes' ShouldSetHostname says. Endpoints
+    and EndpointSlices both use it."""
     if pod.spec.hostname and pod.spec.subdomain == svc.metadata.name \
             and pod.metadata.namespace == svc.metadata.namespace:
-        a.hostname = pod.spec.hostname
+        return pod.spec.hostname
+    return ""
+
+
+def _address(pod: core.Pod, svc: core.Service) -> core.EndpointAddress:
+    a = core.EndpointAddress(ip=pod.status.pod_ip, hostname=endpoint_hostname(pod, svc))
     if pod.spec.node_name:
         a.node_name = pod.spec.node_name
     ref = a.target_ref

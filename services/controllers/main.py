@@ -61,12 +61,17 @@ def _none(c: Config) -> dict[str, Any]:
     return {}
 
 
+def _endpointslice_kw(c: Config) -> dict[str, Any]:
+    return {"max_endpoints_per_slice": c.max_endpoints_per_slice}
+
+
 def _servicelb_kw(c: Config) -> dict[str, Any]:
     return {"pool": c.loadbalancer_ip_range}
 
 
 CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "endpoint": ("endpoints", "EndpointsController", 5, _none),
+    "endpointslice": ("endpointslice", "EndpointSliceController", 5, _endpointslice_kw),
     "replicaset": ("replicaset", "ReplicaSetController", 5, _none),
     "replicationcontroller": ("replicaset", "ReplicationControllerController", 5, _none),
     "deployment": ("deployment", "DeploymentController", 5, _none),
@@ -83,8 +88,8 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
 }
 # --concurrent-<flag>-syncs -> controller name (Kubernetes' flag names)
 CONCURRENCY_FLAGS = {
-    "endpoint": "endpoint", "replicaset": "replicaset", "rc": "replicationcontroller",
-    "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
+    "endpoint": "endpoint", "service-endpoint": "endpointslice", "replicaset": "replicaset",
+    "rc": "replicationcontroller", "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
     "serviceaccount": "serviceaccount", "nodelifecycle": "nodelifecycle", "nodeipam": "nodeipam",
     "servicelb": "servicelb", "daemonset": "daemonset", "statefulset": "statefulset", "job": "job",
     "cron-job": "cronjob",
@@ -147,6 +152,7 @@ class Config:
     concurrency: dict[str, int] = opt({name: CONTROLLERS[name][2] for name in CONCURRENCY_FLAGS.values()},
                                       keyed={name: f"--concurrent-{flag}-syncs"
                                              for flag, name in CONCURRENCY_FLAGS.items()})
+    max_endpoints_per_slice: int = opt(100, help="the most endpoints one EndpointSlice holds")
     bind_address: str = opt("127.0.0.1")
     health_port: int = opt(ports.CONTROLLER_MANAGER, "--health-port", "--secure-port",
                            help="HTTP port for /metrics, /healthz, /readyz")

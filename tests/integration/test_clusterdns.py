@@ -1,10 +1,12 @@
 """pb-dns against a real apiserver, queried with dnspython over UDP and TCP: a Service's name resolves once
 it exists, a headless Service resolves to its ready endpoints only, unknown names are NXDOMAIN, SRV and PTR,
-names outside the cluster domain SERVFAIL without an upstream, /readyz and /metrics."""
+names outside the cluster domain SERVFAIL without an upstream, /readyz and /metrics; and the same from the
+EndpointSlices the real controller makes of pods the test makes ready and unready."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from clusterdns import main as dns_main
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.ports import free_port
+from services.controllers.main import Config as ManagerConfig
+from services.controllers.main import ControllerManager
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
 
@@ -42,8 +46,15 @@ class DNS:
 
 @pytest.fixture
 async def cluster_dns(apiserver: ApiServer) -> AsyncIterator[DNS]:
+    async with running_dns(apiserver) as d:
+        yield d
+
+
+@contextlib.asynccontextmanager
+async def running_dns(apiserver: ApiServer, endpoint_source: str = "endpoints") -> AsyncIterator[DNS]:
     cfg = dns_main.Config(server=apiserver.address, token=apiserver.token, bind_address="127.0.0.1",
-                          port=free_port(), health_bind_address="127.0.0.1", health_port=free_port())
+                          port=free_port(), health_bind_address="127.0.0.1", health_port=free_port(),
+                          endpoint_source=endpoint_source)
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(dns_main.run(cfg, ready, stop))
     done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED,
@@ -155,3 +166,49 @@ async def test_kube_dns_service_published(apiserver: ApiServer, cluster_dns: DNS
     ep = await apiserver.client.get(core.Endpoints, "kube-dns", namespace="kube-system")
     assert [a.ip for a in ep.subsets[0].addresses] == ["172.30.0.11"]
     assert {(p.port, p.protocol) for p in ep.subsets[0].ports} == {(53, "UDP"), (53, "TCP"), (9153, "TCP")}
+
+
+async def test_headless_service_from_endpoint_slices(apiserver: ApiServer) -> None:
+    """pb-dns reading EndpointSlices that the EndpointSlice controller makes of pods: ready pods only, a pod that
+    turns unready drops out, a StatefulSet-style pod resolves by hostname."""
+    c = apiserver.client
+    await c.create(service("web", headless=True))
+    for name, ip, ready in (("web-0", "10.244.1.5", True), ("web-1", "10.244.2.6", True), ("web-2", "10.244.3.7",
+                                                                                             False)):
+        await c.create(codec.from_dict({
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"hostname": name, "subdomain": "web", "nodeName": "n1",
+                     "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 8080}]}]}},
+            core.Pod))
+        await set_pod_status(apiserver, name, ip, ready)
+    manager = ControllerManager(ManagerConfig(controllers=["endpointslice"], leader_elect=False, health_port=0),
+                                client=apiserver.new_client())
+    ready_ev, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(manager.run(ready_ev, stop))
+    try:
+        await asyncio.wait_for(ready_ev.wait(), 10)
+        async with running_dns(apiserver, "endpointslices") as d:
+            name = "web.default.svc.cluster.local."
+
+            async def answers(want: list[str]) -> bool:
+                return await d.answers(name) == ("NOERROR", want)
+            await eventually(lambda: answers(["10.244.1.5", "10.244.2.6"]), 15, what="ready pods resolving")
+            assert await d.answers("web-0." + name) == ("NOERROR", ["10.244.1.5"])
+            assert (await d.answers("web-2." + name))[0] == "NXDOMAIN"
+            assert (await d.answers("_http._tcp." + name, "SRV"))[1] == [
+                f"0 100 8080 web-0.{name}", f"0 100 8080 web-1.{name}"]
+            await set_pod_status(apiserver, "web-1", "10.244.2.6", False)
+            await set_pod_status(apiserver, "web-2", "10.244.3.7", True)
+            await eventually(lambda: answers(["10.244.1.5", "10.244.3.7"]), 10, what="readiness followed")
+            assert (await d.answers("web-1." + name))[0] == "NXDOMAIN"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def set_pod_status(apiserver: ApiServer, name: str, ip: str, ready: bool) -> None:
+    p = await apiserver.client.get(core.Pod, name, namespace="default")
+    p.status.phase, p.status.pod_ip = "Running", ip
+    del p.status.conditions[:]
+    p.status.conditions.add(type="Ready", status="True" if ready else "False")
+    await apiserver.client.update_status(p)

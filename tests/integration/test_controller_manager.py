@@ -1,5 +1,5 @@
 """pb-controller-manager against the real apiserver: leader election, node lifecycle with a fake kubelet,
-endpoints, node IPAM, service accounts, and the manager's own `run` (alone and as two replicas)."""
+endpoints, endpoint slices, node IPAM, service accounts, and the manager's own `run` (alone and as two replicas)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pybernetes import errors
 from pybernetes.api import codec
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.client.client import Client
 from pybernetes.leaderelection import run_leader_elected
 from services.controllers.main import CONTROLLERS, Config, ControllerManager, load_controller_class
@@ -281,6 +282,59 @@ async def test_endpoints_follow_pod_readiness(apiserver: ApiServer) -> None:
                 return True
             return False
         await eventually(gone, 10)
+
+
+async def test_endpoint_slices_follow_pod_readiness_and_go_with_the_service(apiserver: ApiServer) -> None:
+    c = apiserver.client
+    svc = codec.from_dict({"metadata": {"name": "web", "namespace": "default"},
+                           "spec": {"selector": {"app": "web"},
+                                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}, core.Service)
+    svc = await c.create(svc)
+    await c.create(pod("w1", node="n1", labels={"app": "web"}))
+    await c.create(pod("w2", node="n1", labels={"app": "web"}))
+    await set_pod_status(c, "w1", "10.244.1.1", True)
+    await set_pod_status(c, "w2", "10.244.1.2", False)
+    cm = ControllerManager(manager_config(["endpointslice", "garbagecollector"]), client=apiserver.new_client())
+
+    async def slices() -> list[discovery.EndpointSlice]:
+        return list((await c.list(discovery.EndpointSlice, namespace="default",
+                                  label_selector="kubernetes.io/service-name=web")).items)
+
+    async def endpoints_are(want: list[tuple[str, bool, bool, bool]]) -> bool:
+        got = await slices()
+        return len(got) == 1 and [(e.addresses[0], e.conditions.ready, e.conditions.serving,
+                                   e.conditions.terminating) for e in got[0].endpoints] == want
+
+    async with running(cm):
+        await eventually(lambda: endpoints_are([("10.244.1.1", True, True, False),
+                                                ("10.244.1.2", False, False, False)]), 10)
+        [s] = await slices()
+        assert s.metadata.name.startswith("web-") and len(s.metadata.name) == len("web-") + 5
+        assert s.address_type == "IPv4"
+        assert s.metadata.labels["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
+        assert [(p.name, p.port, p.protocol) for p in s.ports] == [("http", 8080, "TCP")]
+        e = s.endpoints[0]
+        assert (e.node_name, e.target_ref.kind, e.target_ref.name) == ("n1", "Pod", "w1")
+        assert [(o.kind, o.name, o.uid, o.controller) for o in s.metadata.owner_references] == \
+            [("Service", "web", svc.metadata.uid, True)]
+        await set_pod_status(c, "w2", "10.244.1.2", True)
+        await set_pod_status(c, "w1", "10.244.1.1", False)
+        await eventually(lambda: endpoints_are([("10.244.1.1", False, False, False),
+                                                ("10.244.1.2", True, True, False)]), 5)
+        [s] = await slices()
+        await asyncio.sleep(1)
+        [again] = await slices()
+        assert (again.metadata.name, again.metadata.resource_version) == (s.metadata.name,
+                                                                          s.metadata.resource_version)
+        # a terminating pod (graceful deletion, no kubelet to finish it) stays, serving but not ready
+        await c.delete(core.Pod, "w2", namespace="default", grace_period_seconds=60)
+        await eventually(lambda: endpoints_are([("10.244.1.1", False, False, False),
+                                                ("10.244.1.2", False, True, True)]), 5)
+        await c.delete(core.Service, "web", namespace="default")
+
+        async def gone() -> bool:
+            return not await slices()
+        await eventually(gone, 15, what="the Service's slices collected with it")
 
 
 # -- node IPAM and service accounts ---------------------------------------------------------------

@@ -4,8 +4,8 @@ Topology (all `pb-npt-*` namespaces, no default route anywhere): a bridge namesp
 (172.30.50.11), node-2 (172.30.50.12) and an outside client (172.30.50.100). Each node has "pods":
 namespaces behind a routed veth (node side 10.244.N.1/32, pod 10.244.N.x/32), running `busybox httpd`
 that answers with the pod's name. Node objects carry podCIDR + InternalIP, so routes.py installs the
-host-gw routes between the nodes. Services and Endpoints go through the real apiserver; one in-process
-pb-proxy (`netproxy.main.run`) per node programs its node's namespace via nsenter/pyroute2.
+host-gw routes between the nodes. Services and Endpoints (or EndpointSlices) go through the real apiserver; one
+in-process pb-proxy (`netproxy.main.run`) per node programs its node's namespace via nsenter/pyroute2.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import pytest
 from lab import netns
 from netproxy.main import Config, run
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import SERVICE_NAME_LABEL
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
@@ -152,14 +154,14 @@ async def set_endpoints(api: ApiServer, name: str, pods: list[str]) -> None:
 
 
 class Proxies:
-    def __init__(self, api: ApiServer, backend: str) -> None:
-        self.api, self.backend = api, backend
+    def __init__(self, api: ApiServer, backend: str, endpoint_source: str = "endpoints") -> None:
+        self.api, self.backend, self.endpoint_source = api, backend, endpoint_source
         self.tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
 
     def config(self, node: str) -> Config:
         return Config(server=self.api.address, token=self.api.token, hostname_override=node, backend=self.backend,
                       netns=NODES[node][0], min_sync_period=0.1, sync_period=30, health_port=0, metrics_port=0,
-                      bind_address="127.0.0.1")
+                      bind_address="127.0.0.1", endpoint_source=self.endpoint_source)
 
     async def start(self, node: str) -> None:
         ready, stop = asyncio.Event(), asyncio.Event()
@@ -184,7 +186,20 @@ class Proxies:
 
 @pytest.fixture(params=["nftables", "iptables"])
 async def proxies(request: pytest.FixtureRequest, lab: Lab, apiserver: ApiServer) -> AsyncIterator[Proxies]:
-    px = Proxies(apiserver, request.param)
+    async with started_proxies(apiserver, request.param) as px:
+        yield px
+
+
+@pytest.fixture
+async def slice_proxies(lab: Lab, apiserver: ApiServer) -> AsyncIterator[Proxies]:
+    async with started_proxies(apiserver, "nftables", "endpointslices") as px:
+        yield px
+
+
+@contextlib.asynccontextmanager
+async def started_proxies(apiserver: ApiServer, backend: str, endpoint_source: str = "endpoints",
+                          ) -> AsyncIterator[Proxies]:
+    px = Proxies(apiserver, backend, endpoint_source)
     for node in NODES:
         await px.cleanup(node)
     await create_nodes(apiserver)
@@ -333,3 +348,41 @@ async def test_cluster_ip_from_the_node_itself(proxies: Proxies) -> None:
     # An address in the service range that no Service holds goes nowhere: it dies in the sink device.
     rc, _ = await curl(NODES["node-1"][0], "http://10.96.250.250/", timeout=2)
     assert rc != 0
+
+
+async def set_endpoint_slice(api: ApiServer, name: str, pods: dict[str, bool]) -> None:
+    """The Service's one EndpointSlice `<name>-slice`, its pods with their readiness."""
+    s = discovery.EndpointSlice(metadata=meta.ObjectMeta(name=f"{name}-slice", namespace="default"),
+                                address_type="IPv4")
+    s.metadata.labels[SERVICE_NAME_LABEL] = name
+    s.ports.add(name="http", port=8080, protocol="TCP")
+    for pod, ready in pods.items():
+        node, ip = PODS[pod]
+        e = s.endpoints.add(addresses=[ip], node_name=node)
+        e.conditions.ready = e.conditions.serving = ready
+    try:
+        old = await api.client.get(discovery.EndpointSlice, s.metadata.name, namespace="default")
+    except Exception:
+        await api.client.create(s)
+        return
+    s.metadata.resource_version = old.metadata.resource_version
+    await api.client.update(s)
+
+
+async def test_endpoint_slices_as_the_source(slice_proxies: Proxies) -> None:
+    """--endpoint-source=endpointslices: ready endpoints of the Service's slices carry its traffic."""
+    api = slice_proxies.api
+    svc = await create_service(api, "sliced", type_="ClusterIP")
+    await set_endpoint_slice(api, "sliced", {"pb-npt-n2a": True, "pb-npt-n2b": True})
+    for node in NODES:
+        await slice_proxies.start(node)
+    url = f"http://{svc.spec.cluster_ip}/"
+
+    async def both() -> bool:
+        return await _served_by("pb-npt-n1a", url) == {"pb-npt-n2a", "pb-npt-n2b"}
+    await eventually(both, timeout=20, what="both endpoints serving")
+    await set_endpoint_slice(api, "sliced", {"pb-npt-n2a": True, "pb-npt-n2b": False})
+
+    async def only_a() -> bool:
+        return await _served_by("pb-npt-n1a", url, 10) == {"pb-npt-n2a"}
+    await eventually(only_a, timeout=20, what="unready endpoint dropped")

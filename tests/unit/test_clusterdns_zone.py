@@ -12,6 +12,8 @@ import dns.reversename
 from clusterdns.server import Handler
 from clusterdns.zone import Zone
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import SERVICE_NAME_LABEL
 
 
 def service(name: str, ns: str = "default", ip: str = "10.96.0.20", ports: tuple[tuple[str, int, str], ...] = (),
@@ -114,6 +116,42 @@ def test_headless_endpoint_turning_unready_drops_out() -> None:
     assert q(z, "db.default.svc.cluster.local.")[0] == "NXDOMAIN"
     z.delete_endpoints("default/db")
     assert q(z, "db.default.svc.cluster.local.")[0] == "NXDOMAIN"
+
+
+def endpoint_slice(name: str, service_name: str, eps: list[tuple[str, str, bool]],
+                   ports: tuple[tuple[str, int, str], ...] = ()) -> discovery.EndpointSlice:
+    s = discovery.EndpointSlice(address_type="IPv4")
+    s.metadata.name, s.metadata.namespace = name, "default"
+    s.metadata.labels[SERVICE_NAME_LABEL] = service_name
+    for ip, host, ready in eps:
+        e = s.endpoints.add(addresses=[ip])
+        if host:
+            e.hostname = host
+        e.conditions.ready = ready
+    for pname, port, proto in ports:
+        s.ports.add(name=pname, port=port, protocol=proto)
+    return s
+
+
+def test_headless_service_from_endpoint_slices() -> None:
+    """The same records from a Service's EndpointSlices (merged), as CoreDNS reads them."""
+    z = Zone()
+    z.set_service(service("nginx", ip="None", ports=(("web", 80, "TCP"),)))
+    a = endpoint_slice("nginx-aaaaa", "nginx", [("10.244.1.5", "web-0", True), ("10.244.3.7", "web-2", False)],
+                       ports=(("web", 8080, "TCP"),))
+    b = endpoint_slice("nginx-bbbbb", "nginx", [("10.244.2.6", "", True)], ports=(("web", 8080, "TCP"),))
+    z.set_endpoint_slice(a)
+    z.set_endpoint_slice(b)
+    assert q(z, "nginx.default.svc.cluster.local.") == ("NOERROR", ["10.244.1.5", "10.244.2.6"])
+    assert q(z, "web-0.nginx.default.svc.cluster.local.") == ("NOERROR", ["10.244.1.5"])
+    assert q(z, "web-2.nginx.default.svc.cluster.local.")[0] == "NXDOMAIN"  # not ready
+    assert q(z, "_web._tcp.nginx.default.svc.cluster.local.", "SRV")[1] == [
+        "0 100 8080 10-244-2-6.nginx.default.svc.cluster.local.", "0 100 8080 web-0.nginx.default.svc.cluster.local."]
+    # web-0 turns unready, then the other slice goes: the name goes with its last ready endpoint
+    z.set_endpoint_slice(endpoint_slice("nginx-aaaaa", "nginx", [("10.244.1.5", "web-0", False)]))
+    assert q(z, "nginx.default.svc.cluster.local.")[1] == ["10.244.2.6"]
+    z.delete_endpoint_slice(b)
+    assert q(z, "nginx.default.svc.cluster.local.")[0] == "NXDOMAIN"
 
 
 def test_publish_not_ready_addresses() -> None:

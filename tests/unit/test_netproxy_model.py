@@ -1,4 +1,4 @@
-"""netproxy.model: kube-proxy chain-name hashing, Service/Endpoints snapshots, change tracking."""
+"""netproxy.model: kube-proxy chain-name hashing, Service/Endpoints/EndpointSlice snapshots, change tracking."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from netproxy.model import (
     Endpoint,
     ServicePortName,
     endpoints_by_port,
+    endpoints_from_slices,
     service_ports,
 )
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.endpointslices import SERVICE_NAME_LABEL
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 
@@ -93,3 +96,46 @@ def test_change_tracker_marks_only_real_changes() -> None:
     (_info, endpoints), = ports.values()
     assert endpoints == (Endpoint("10.244.1.5", 8080, "n1", True),)
     assert t.update_service("ns1/svc1", None) and t.ports("ns1/svc1") == {}
+
+
+def eslice(name: str, eps_: list[tuple[str, str, bool | None, bool, bool]], *, service: str = "svc1",
+           port: int = 8080, address_type: str = "IPv4") -> discovery.EndpointSlice:
+    """A slice of `service` with endpoints (ip, node, ready, serving, terminating); ready None = unset."""
+    s = discovery.EndpointSlice(metadata=meta.ObjectMeta(name=name, namespace="ns1"), address_type=address_type)
+    s.metadata.labels[SERVICE_NAME_LABEL] = service
+    s.ports.add(name="p80", port=port, protocol="TCP")
+    for ip, node, ready, serving, terminating in eps_:
+        e = s.endpoints.add(addresses=[ip], node_name=node)
+        if ready is not None:
+            e.conditions.ready = ready
+        e.conditions.serving, e.conditions.terminating = serving, terminating
+    return s
+
+
+def test_endpoints_from_slices_as_kube_proxy_takes_them() -> None:
+    a = eslice("svc1-a", [("10.244.1.5", "n1", True, True, False), ("10.244.1.6", "n2", False, False, False)])
+    b = eslice("svc1-b", [("10.244.2.5", "n2", None, False, False), ("10.244.1.5", "n1", True, True, False)],
+               port=9090)
+    fqdn = eslice("svc1-c", [("example.com", "", True, True, False)], address_type="FQDN")
+    got = endpoints_from_slices([a, b, fqdn], "n1")
+    assert got == {("p80", "TCP"): (Endpoint("10.244.1.5", 8080, "n1", True), Endpoint("10.244.1.5", 9090, "n1", True),
+                                    Endpoint("10.244.2.5", 9090, "n2", False))}
+    # no ready endpoint: the serving terminating ones carry the traffic while they drain
+    term = eslice("svc1-a", [("10.244.1.5", "n1", False, True, True), ("10.244.1.6", "n2", False, False, True)])
+    assert endpoints_from_slices([term], "") == {("p80", "TCP"): (Endpoint("10.244.1.5", 8080, "n1"),)}
+
+
+def test_change_tracker_merges_a_services_slices() -> None:
+    t = ChangeTracker("n1")
+    a = eslice("svc1-a", [("10.244.1.5", "n1", True, True, False)])
+    b = eslice("svc1-b", [("10.244.1.6", "n2", True, True, False)])
+    assert t.update_endpoint_slice(a) and t.update_endpoint_slice(b)
+    assert [e.ip for e in t.endpoints["ns1/svc1"][("p80", "TCP")]] == ["10.244.1.5", "10.244.1.6"]
+    t.take_dirty()
+    assert not t.update_endpoint_slice(a)  # unchanged
+    assert t.update_endpoint_slice(a, deleted=True)
+    assert [e.ip for e in t.endpoints["ns1/svc1"][("p80", "TCP")]] == ["10.244.1.6"]
+    moved = eslice("svc1-b", [("10.244.1.6", "n2", True, True, False)], service="svc2")
+    assert t.update_endpoint_slice(moved)  # its label names another Service now: both change
+    assert "ns1/svc1" not in t.endpoints and "ns1/svc2" in t.endpoints
+    assert t.take_dirty()[0] == {"ns1/svc1", "ns1/svc2"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from netproxy import metrics
 from netproxy.backend import Plan
 from netproxy.execs import CommandError
@@ -81,3 +83,29 @@ def test_flags() -> None:
     default = parse_args([])
     assert default.backend == "nftables" and default.health_port == 10256 and default.metrics_port == 10249
     assert parse_args(["--cleanup"]).cleanup
+
+
+async def test_endpoint_slices_source() -> None:
+    from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+    from pybernetes.api.endpointslices import SERVICE_NAME_LABEL
+    from pybernetes.cache import InformerFactory
+
+    assert parse_args([]).endpoint_source == "endpoints"
+    assert parse_args(["--endpoint-source", "endpointslices"]).endpoint_source == "endpointslices"
+    b = FlakyBackend()
+    p = Proxier(b, hostname="n1", min_sync_period=0, sync_period=3600, endpoint_source="endpointslices")
+    factory = InformerFactory(cast(Any, None))
+    p.register(factory)
+    assert {i.name for i in factory.informers()} == {"Service", "EndpointSlice", "Node"}
+    p.on_service(svc("s0", "10.96.0.1"))
+    s = discovery.EndpointSlice(metadata=meta.ObjectMeta(name="s0-abcde", namespace="default"), address_type="IPv4")
+    s.metadata.labels[SERVICE_NAME_LABEL] = "s0"
+    s.ports.add(name="http", port=8080, protocol="TCP")
+    s.endpoints.add(addresses=["10.244.1.1"]).conditions.ready = True
+    s.endpoints.add(addresses=["10.244.1.2"]).conditions.ready = False
+    p.on_endpoint_slice(s)
+    assert await p.sync()
+    assert "10.244.1.1" in b.plans[-1].script and "10.244.1.2" not in b.plans[-1].script
+    p.on_endpoint_slice_delete(s)
+    assert await p.sync()
+    assert "add element ip pybernetes no-endpoint-services { 10.96.0.1 . tcp . 80" in b.plans[-1].script

@@ -46,7 +46,8 @@ FLAGS = {
         "--concurrent-endpoint-syncs", "--concurrent-gc-syncs", "--concurrent-namespace-syncs",
         "--concurrent-nodeipam-syncs", "--concurrent-nodelifecycle-syncs", "--concurrent-rc-syncs",
         "--concurrent-replicaset-syncs", "--concurrent-serviceaccount-syncs", "--concurrent-servicelb-syncs",
-        "--concurrent-job-syncs", "--concurrent-cron-job-syncs",
+        "--concurrent-job-syncs", "--concurrent-cron-job-syncs", "--concurrent-service-endpoint-syncs",
+        "--max-endpoints-per-slice",
         "--config", "--kubeconfig", "--controllers", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--health-port", "--secure-port", "--identity",
         "--large-cluster-size-threshold", "--leader-elect", "--leader-elect-lease-duration",
@@ -68,11 +69,11 @@ FLAGS = {
         "--health-port", "--healthz-port", "--hostname-override", "--kubeconfig", "--client-config",
         "--manage-routes", "--masquerade-all", "--metrics-port", "--min-sync-period", "--netns",
         "--nodeport-addresses", "--server", "--master", "--service-cidr", "--service-cluster-ip-range",
-        "--sync-period", "--token", "-v", "--verbose"},
+        "--sync-period", "--token", "-v", "--verbose", "--endpoint-source"},
     "pb-dns": {
         "--kubeconfig", "--client-config", "--server", "--master", "--token", "--cluster-domain", "--bind-address",
         "--port", "--dns-port", "--health-bind-address", "--metrics-bind-address", "--health-port", "--metrics-port",
-        "--upstream", "-v", "--verbose"},
+        "--upstream", "-v", "--verbose", "--endpoint-source"},
 }
 
 

@@ -91,6 +91,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "Lease": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
               "metadata": {"name": "node-1", "namespace": "kube-node-lease"},
               "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40}},
+    "EndpointSlice": {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                      "metadata": {"name": "web-abcde", "namespace": "default", "labels": {
+                          "kubernetes.io/service-name": "web",
+                          "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+                      "addressType": "IPv4",
+                      "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": True},
+                                     "hostname": "web-0", "nodeName": "node-1",
+                                     "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-0"}}],
+                      "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]},
 }
 
 
@@ -463,6 +472,46 @@ RULES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str | None]] = [
     ("endpoints port duplicate", "Endpoints", lambda d: setitem(d["subsets"][0], "ports", [
         {"name": "http", "port": 80}, {"name": "http", "port": 81}]),
      'subsets[0].ports[1].name: Duplicate value: "http"'),
+    ("endpointslice addressType", "EndpointSlice", lambda d: setitem(d, "addressType", "IP"),
+     'addressType: Unsupported value: "IP": supported values: "FQDN", "IPv4", "IPv6"'),
+    ("endpointslice addressType required", "EndpointSlice", lambda d: d.pop("addressType"),
+     "addressType: Required value"),
+    ("endpointslice no address", "EndpointSlice", lambda d: setitem(d["endpoints"][0], "addresses", []),
+     "endpoints[0].addresses: Required value: must contain at least 1 address"),
+    ("endpointslice too many addresses", "EndpointSlice",
+     lambda d: setitem(d["endpoints"][0], "addresses", [f"10.0.0.{i}" for i in range(1, 102)]),
+     "endpoints[0].addresses: Too many: 101: must have at most 100 items"),
+    ("endpointslice v6 in v4", "EndpointSlice", lambda d: setitem(d["endpoints"][0], "addresses", ["fd00::1"]),
+     'endpoints[0].addresses[0]: Invalid value: "fd00::1": must be a valid IPv4 address'),
+    ("endpointslice loopback", "EndpointSlice", lambda d: setitem(d["endpoints"][0], "addresses", ["127.0.0.1"]),
+     'endpoints[0].addresses[0]: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, '
+     "::1/128)"),
+    ("endpointslice ipv6", "EndpointSlice", lambda d: (setitem(d, "addressType", "IPv6"),
+                                                       setitem(d["endpoints"][0], "addresses", ["fd00::1"])), None),
+    ("endpointslice fqdn", "EndpointSlice", lambda d: (setitem(d, "addressType", "FQDN"),
+                                                       setitem(d["endpoints"][0], "addresses", ["example.com"])),
+     None),
+    ("endpointslice fqdn one segment", "EndpointSlice",
+     lambda d: (setitem(d, "addressType", "FQDN"), setitem(d["endpoints"][0], "addresses", ["example"])),
+     'endpoints[0].addresses[0]: Invalid value: "example": should be a domain with at least two segments '
+     "separated by dots"),
+    ("endpointslice hostname", "EndpointSlice", lambda d: setitem(d["endpoints"][0], "hostname", "Web_0"),
+     'endpoints[0].hostname: Invalid value: "Web_0": a lowercase RFC 1123 label must consist of lower case '
+     "alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  "
+     "or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"),
+    ("endpointslice port protocol", "EndpointSlice", lambda d: setitem(d["ports"][0], "protocol", "HTTP"),
+     'ports[0].protocol: Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"'),
+    ("endpointslice duplicate port", "EndpointSlice", lambda d: d["ports"].append({"name": "http", "port": 81}),
+     'ports[1].name: Duplicate value: "http"'),
+    ("endpointslice port without port", "EndpointSlice", lambda d: d["ports"][0].pop("port"), None),
+    ("endpointslice service-name label", "EndpointSlice",
+     lambda d: setitem(d["metadata"]["labels"], "kubernetes.io/service-name", "-bad"),
+     'metadata.labels: Invalid value: "-bad": a valid label must be an empty string or consist of alphanumeric '
+     "characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+     "'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
+    ("endpointslice zone hints", "EndpointSlice",
+     lambda d: setitem(d["endpoints"][0], "hints", {"forZones": [{"name": "a"}, {"name": "a"}]}),
+     'endpoints[0].hints.forZones[1].name: Duplicate value: "a"'),
     ("binding target", "Binding", lambda d: setitem(d["target"], "kind", "Pod"),
      'target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>"'),
     ("binding name", "Binding", lambda d: d["target"].pop("name"), "target.name: Required value"),
@@ -547,6 +596,11 @@ UPDATES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str | None]] = [
      'Values:[]string{"web", "x"}}}}: field is immutable'),
     ("secret type immutable", "Secret", lambda d: setitem(d, "type", "kubernetes.io/basic-auth"),
      'type: Invalid value: "kubernetes.io/basic-auth": field is immutable'),
+    ("endpointslice addressType immutable", "EndpointSlice",
+     lambda d: (setitem(d, "addressType", "IPv6"), setitem(d["endpoints"][0], "addresses", ["fd00::1"])),
+     'addressType: Invalid value: "IPv6": field is immutable'),
+    ("endpointslice endpoints may change", "EndpointSlice",
+     lambda d: setitem(d["endpoints"][0], "conditions", {"ready": False}), None),
     ("node podCIDR immutable", "Node", lambda d: setitem(spec(d), "podCIDR", "10.244.2.0/24"),
      'spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid'),
 ]

@@ -9,7 +9,8 @@ and strategy, ending with that kind's `STRATEGY` (kindstrategy.KindStrategy), co
 
     core/pod.py (and pods/binding), service.py, endpoints.py, replicationcontroller.py, namespace.py,
     node.py, configmap.py, secret.py, event.py, serviceaccount.py;
-    apps/deployment.py, replicaset.py; batch/job.py, cronjob.py; coordination/lease.py
+    apps/deployment.py, replicaset.py; batch/job.py, cronjob.py; coordination/lease.py;
+    discovery/endpointslice.py
 
 What several kinds share: field.py (field paths, Go-printed values, the error list `Errs`), formats.py
 (names, label values, ports, IPs), metadata.py (ObjectMeta, labels, selectors, conditions), podspec.py,

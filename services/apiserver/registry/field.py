@@ -84,6 +84,9 @@ class Errs(list[FieldError]):
     def too_long(self, path: str, max_bytes: int) -> None:
         self.append(FieldError(path, f"Too long: may not be more than {max_bytes} bytes", "FieldValueTooLong"))
 
+    def too_many(self, path: str, n: int, limit: int) -> None:
+        self.append(FieldError(path, f"Too many: {n}: must have at most {limit} items", "FieldValueTooMany"))
+
     def invalid_each(self, path: str, value: Any, msgs: Iterable[str]) -> None:
         for m in msgs:
             self.invalid(path, value, m)

@@ -173,6 +173,27 @@ def is_valid_ip(v: str) -> list[str]:
     return []
 
 
+def special_ip_errors(v: str) -> list[str]:
+    """ValidateNonSpecialIP: an endpoint address may not be unspecified, loopback or link-local (v is valid)."""
+    ip = ipaddress.ip_address(v)
+    if ip.is_unspecified:
+        return [f"may not be unspecified ({v})"]
+    if ip.is_loopback:
+        return ["may not be in the loopback range (127.0.0.0/8, ::1/128)"]
+    if ip.is_link_local:
+        return ["may not be in the link-local range (169.254.0.0/16, fe80::/10)"]
+    return []
+
+
+def is_fully_qualified_domain_name(v: str) -> list[str]:
+    name = v.removesuffix(".")
+    if not name:
+        return [EMPTY_ERROR]
+    if len(name.split(".")) < 2:
+        return ["should be a domain with at least two segments separated by dots"]
+    return is_dns1123_subdomain(name)
+
+
 def is_valid_cidr(v: str) -> list[str]:
     try:
         ipaddress.ip_network(v, strict=False)

@@ -25,6 +25,7 @@ from services.apiserver.registry.core import (
     service,
     serviceaccount,
 )
+from services.apiserver.registry.discovery import endpointslice
 from services.apiserver.registry.kindstrategy import KindStrategy
 
 _STRATEGIES: tuple[KindStrategy[Any], ...] = (
@@ -32,7 +33,7 @@ _STRATEGIES: tuple[KindStrategy[Any], ...] = (
     namespace.STRATEGY, node.STRATEGY, configmap.STRATEGY, secret.STRATEGY, event.STRATEGY,
     serviceaccount.STRATEGY, deployment.STRATEGY, replicaset.STRATEGY, lease.STRATEGY,
     job.STRATEGY, cronjob.STRATEGY,
-    daemonset.STRATEGY, statefulset.STRATEGY,
+    daemonset.STRATEGY, statefulset.STRATEGY, endpointslice.STRATEGY,
 )
 _BY_KIND: dict[type[Message], KindStrategy[Any]] = {s.kind: s for s in _STRATEGIES}
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from pybernetes.api.core.v1 import core_pb2 as core
 from services.apiserver.registry.field import Errs, child, index
 from services.apiserver.registry.formats import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_valid_ip,
+    special_ip_errors,
     validate_named_port,
 )
 from services.apiserver.registry.kindstrategy import KindStrategy
@@ -19,13 +18,7 @@ def _validate_endpoint_address(a: core.EndpointAddress, path: str, errs: Errs) -
     msgs = is_valid_ip(a.ip)
     errs.invalid_each(child(path, "ip"), a.ip, msgs)
     if not msgs:
-        ip = ipaddress.ip_address(a.ip)
-        if ip.is_unspecified:
-            errs.invalid(child(path, "ip"), a.ip, f"may not be unspecified ({a.ip})")
-        elif ip.is_loopback:
-            errs.invalid(child(path, "ip"), a.ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)")
-        elif ip.is_link_local:
-            errs.invalid(child(path, "ip"), a.ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+        errs.invalid_each(child(path, "ip"), a.ip, special_ip_errors(a.ip))
     if a.hostname:
         errs.invalid_each(child(path, "hostname"), a.hostname, is_dns1123_label(a.hostname))
     if a.HasField("node_name") and a.node_name:

@@ -1,0 +1,1 @@
+"""Generated messages of the discovery.k8s.io/v1 kinds."""
