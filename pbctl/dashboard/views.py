@@ -121,7 +121,8 @@ def leader_view(name: str, lease: coordination.Lease | None, now: float) -> View
     """scheduler / controller-manager: healthy while someone holds its leader Lease (kube-system/kube-NAME)."""
     if lease is None or not lease.spec.holder_identity:
         return {"key": name, "name": name, "health": "unknown", "leader": "",
-                "detail": f"no leader Lease kube-system/kube-{name}"}
+                "detail": f"no leader Lease kube-system/kube-{name} (run without leader election, its health "
+                          "is not visible through the API)"}
     fresh = lease_fresh(lease, now)
     return {"key": name, "name": name, "health": "ok" if fresh else "stale", "leader": lease.spec.holder_identity,
             "detail": "leader Lease renewed" if fresh else "leader Lease expired: no leader is working"}

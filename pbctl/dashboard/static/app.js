@@ -221,8 +221,9 @@
     const lines = [];
     const health = (n) => (state.control[n] || {}).health;
     if (health("apiserver") === "failing") lines.push("API server down: no changes can be made or seen; running pods keep running.");
-    if (health("scheduler") && health("scheduler") !== "ok") lines.push("No scheduler leader: new pods stay Pending; running pods and Services keep working.");
-    if (health("controller-manager") && health("controller-manager") !== "ok") lines.push("No controller-manager leader: deleted pods are not replaced, endpoints are not updated.");
+    // "stale": its leader Lease expired. "unknown" (no Lease at all, e.g. run without leader election) says nothing.
+    if (health("scheduler") === "stale") lines.push("No scheduler leader: new pods stay Pending; running pods and Services keep working.");
+    if (health("controller-manager") === "stale") lines.push("No controller-manager leader: deleted pods are not replaced, endpoints are not updated.");
     for (const m of (state.control.etcd || {}).members || []) {
       if (m.error) lines.push(`etcd member ${m.name} down (${m.error}): the others keep serving while a majority answers.`);
     }
