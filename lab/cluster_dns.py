@@ -23,7 +23,7 @@ async def start_dns(plan: Plan, st: LabState, admin_token: str) -> str:
 
     rec = spawn(st, "dns", "dns", commands.dns_argv(plan), netns_name=CP_NETNS)
     await wait_healthy(st, rec, "dns")
-    async with Client(f"127.0.0.1:{st.info['relay_port']}", token=admin_token, timeout=10) as c:
+    async with Client(f"127.0.0.1:{st.info['grpc_relay_port']}", token=admin_token, timeout=10) as c:
         await kubedns.publish(c, DNS_SERVICE_IP, CP_IP)
     return (f"{CP_IP}:{ports.DNS} behind {kubedns.NAMESPACE}/{kubedns.NAME} {DNS_SERVICE_IP}; "
             "no upstream: names outside the cluster domain SERVFAIL")

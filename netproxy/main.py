@@ -1,4 +1,4 @@
-"""pb-proxy: flags, informers, the sync loop, health/metrics servers, --cleanup.
+"""pb-proxy: flags, informers, the sync loop, health/metrics servers, its Lease (netproxy.heartbeat), --cleanup.
 
 Backends: `--backend nftables` (default) programs one `table ip pybernetes` with `nft -f`; it meets the
 targets (5,000 services x 10 endpoints fully synced in ~2 s, one endpoint change in tens of ms).
@@ -23,6 +23,7 @@ import yaml
 
 from netproxy.backend import Backend, Options
 from netproxy.execs import Runner, nsenter_prefix
+from netproxy.heartbeat import ProxyLease
 from netproxy.iptables import IptablesBackend
 from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
@@ -176,6 +177,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         srv.add_ready_check("synced", proxier.readyz)
     stop = stop or asyncio.Event()
     loop_task: asyncio.Task[None] | None = None
+    heartbeat = ProxyLease(client, hostname, proxier.healthz)
+    beat: asyncio.Task[None] | None = None
     try:
         cfg.health_port = await health.start()
         cfg.metrics_port = await metrics_srv.start()
@@ -183,6 +186,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await factory.wait_for_cache_sync()
         await proxier.sync(full=True)
         loop_task = asyncio.create_task(proxier.run(stop), name="proxy-sync-loop")
+        beat = asyncio.create_task(heartbeat.run(stop), name="proxy-lease")
         log.info("proxy started node=%s backend=%s cluster_cidr=%s health_port=%d metrics_port=%d netns=%s",
                  hostname, backend.name, cfg.cluster_cidr, cfg.health_port, cfg.metrics_port, cfg.netns or "-")
         if ready is not None:
@@ -193,6 +197,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         if loop_task.done() and not loop_task.cancelled() and (exc := loop_task.exception()) is not None:
             raise exc
     finally:
+        if beat is not None:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(heartbeat.release(), 3)
         if loop_task is not None:
             loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -1,5 +1,6 @@
 """The control plane's health for the dashboard: the apiserver's /readyz when reachable, else whether the
-API answers; and, on the same beat, `Model.tick` so expired Leases grey their node or component out.
+API answers; etcd's members from the apiserver's EtcdStatus; and, on the same beat, `Model.tick` so expired
+Leases grey their node or component out.
 
 Callers: `pbctl.dashboard.server` runs `probe_forever`. One small request every few seconds, never a list:
 the state itself arrives through watches.
@@ -12,6 +13,7 @@ import logging
 
 import aiohttp
 
+from pbctl.dashboard import views
 from pbctl.dashboard.model import Model
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -59,11 +61,23 @@ async def check_once(model: Model, client: Client, session: aiohttp.ClientSessio
     model.set_health("etcd", "ok", "inferred: the apiserver reads from it")
 
 
+async def etcd_members(model: Model, client: Client) -> None:
+    """etcd's members, leader and DB sizes. Polled on the probe's beat (one small RPC): etcd's member status
+    (Maintenance.Status, Cluster.MemberList) is not watchable, unlike everything else on the page."""
+    try:
+        st = await client.etcd_status()
+    except errors.ApiError as e:
+        model.set_etcd_members([], f"etcd members unknown: {e}")
+        return
+    model.set_etcd_members([views.etcd_member_view(m) for m in st.members])
+
+
 async def probe_forever(model: Model, client: Client, url: str, interval: float = INTERVAL) -> None:
     async with aiohttp.ClientSession() as session:
         while True:
             try:
                 await check_once(model, client, session, url)
+                await etcd_members(model, client)
                 model.tick()
             except Exception:  # a probe must never end the dashboard
                 log.exception("dashboard health probe failed")

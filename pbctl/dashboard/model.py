@@ -2,7 +2,8 @@
 the page what changed.
 
 Callers: `pbctl.dashboard.server` (attach to an InformerFactory, `subscribe` one queue per open page, `snapshot`
-for a page that connects, `tick` every few seconds for lease expiry, `set_health` from the /readyz probe).
+for a page that connects, `tick` every few seconds for lease expiry, `set_health` from the /readyz probe,
+`set_etcd_members` from the apiserver's EtcdStatus).
 Messages are JSON-able dicts:
   {"type": "upsert", "kind": "pods"|"nodes"|"services"|"control", "key": K, "view": {...}, "t": ms}
   {"type": "delete", "kind": ..., "key": K, "t": ms}
@@ -32,6 +33,7 @@ M = TypeVar("M", bound=objects.KubeObject)
 KINDS = ("control", "nodes", "pods", "services")
 LEADERS = ("scheduler", "controller-manager")  # their leader Leases: kube-system/kube-NAME
 NODE_LEASES = "kube-node-lease"
+PROXY_LEASE_PREFIX = "kube-proxy-"  # kube-node-lease/kube-proxy-NODE: pb-proxy's (netproxy.heartbeat)
 TIMELINE_LENGTH = 300
 
 
@@ -48,12 +50,14 @@ class Model:
         self._listeners: list[Callable[[Message_], None]] = []
         self._nodes: dict[str, core.Node] = {}
         self._node_leases: dict[str, coordination.Lease] = {}
+        self._proxy_leases: dict[str, coordination.Lease] = {}
         self._leader_leases: dict[str, coordination.Lease] = {}
         self._services: dict[str, core.Service] = {}
         self._endpoints: dict[str, core.Endpoints] = {}
         for name in ("apiserver", "etcd"):
             self.state["control"][name] = {"key": name, "name": name, "health": "unknown", "leader": "",
                                            "detail": "not checked yet"}
+        self.state["control"]["etcd"]["members"] = []
         for name in LEADERS:
             self.state["control"][name] = views.leader_view(name, None, clock())
 
@@ -132,7 +136,7 @@ class Model:
         node = self._nodes.get(name)
         if node is None:
             return
-        view = views.node_view(node, self._node_leases.get(name), self.clock())
+        view = views.node_view(node, self._node_leases.get(name), self.clock(), self._proxy_leases.get(name))
         before = self.state["nodes"].get(name)
         self._put("nodes", name, view)
         if before is None:
@@ -140,13 +144,22 @@ class Model:
         elif before["status"] != view["status"]:
             self.note("kubelet" if view["status"] != "Unknown" else "node-lifecycle", f"node/{name}",
                       f"{view['status']}: {view['message']}", warning=view["status"] != "Ready")
+        if before is not None and before["proxy"] != view["proxy"]:
+            self.note("kube-proxy", f"node/{name}", f"kube-proxy {view['proxy']}", warning=view["proxy"] != "ok")
 
     def lease(self, old: coordination.Lease | None, new: coordination.Lease | None) -> None:
         lease = new if new is not None else old
         if lease is None:
             return
         ns, name = lease.metadata.namespace, lease.metadata.name
-        if ns == NODE_LEASES:
+        if ns == NODE_LEASES and name.startswith(PROXY_LEASE_PREFIX):
+            node = name.removeprefix(PROXY_LEASE_PREFIX)
+            if new is None:
+                self._proxy_leases.pop(node, None)
+            else:
+                self._proxy_leases[node] = new
+            self._refresh_node(node)
+        elif ns == NODE_LEASES:
             if new is None:
                 self._node_leases.pop(name, None)
             else:
@@ -233,11 +246,26 @@ class Model:
     # -- health --------------------------------------------------------------------------------------
 
     def set_health(self, name: str, health: str, detail: str) -> None:
-        """apiserver / etcd, from the /readyz probe (or the API answering)."""
+        """apiserver / etcd, from the /readyz probe (or the API answering); etcd keeps its members."""
         before = self.state["control"].get(name)
-        self._put("control", name, {"key": name, "name": name, "health": health, "leader": "", "detail": detail})
+        view: View = {"key": name, "name": name, "health": health, "leader": "", "detail": detail}
+        if name == "etcd" and before is not None:
+            view |= {"leader": before["leader"], "members": before["members"]}
+        self._put("control", name, view)
         if before is not None and before["health"] != health and before["health"] != "unknown":
             self.note(name, name, f"{health}: {detail}", warning=health != "ok")
+
+    def set_etcd_members(self, members: list[View], error: str = "") -> None:
+        """etcd's members (views.etcd_member_view) and the leader's name; `error` when EtcdStatus failed."""
+        before = self.state["control"]["etcd"]
+        leader = next((m["name"] for m in members if m["leader"]), "")
+        self._put("control", "etcd", {**before, "members": members, "leader": leader, "membersError": error})
+        if before["members"] and leader != before["leader"]:
+            self.note("etcd", "etcd", f"leader is {leader}" if leader else "no leader", warning=not leader)
+        was = {m["name"]: m["error"] for m in before["members"]}
+        for m in members:
+            if m["name"] in was and bool(m["error"]) != bool(was[m["name"]]):
+                self.note("etcd", f"member/{m['name']}", m["error"] or "answers again", warning=bool(m["error"]))
 
     def tick(self) -> None:
         """Re-judge what time alone changes: expired node and leader Leases."""

@@ -12,6 +12,7 @@ from pbctl.timeline import event_time, seconds
 from pybernetes.api import objects
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rpc.v1 import rpc_pb2 as rpc
 
 View = dict[str, Any]
 
@@ -55,12 +56,23 @@ def lease_fresh(lease: coordination.Lease | None, now: float) -> bool:
     return seconds(lease.spec.renew_time) + (lease.spec.lease_duration_seconds or 40) >= now
 
 
-def node_view(node: core.Node, lease: coordination.Lease | None, now: float) -> View:
+def proxy_health(lease: coordination.Lease | None, now: float) -> str:
+    """kube-proxy from its Lease kube-node-lease/kube-proxy-NAME (pybernetes' own, netproxy.heartbeat): renewed
+    while its /healthz would pass, released on a clean stop; no Lease at all: not reported."""
+    if lease is None:
+        return "not reported"
+    if not lease.spec.holder_identity:
+        return "stopped"
+    return "ok" if lease_fresh(lease, now) else "stale"
+
+
+def node_view(node: core.Node, lease: coordination.Lease | None, now: float,
+              proxy_lease: coordination.Lease | None = None) -> View:
     """The node box: its conditions, and its components' health as the API shows them.
 
     kubelet: the node Lease is renewed (kube-node-lease/NAME); container runtime: the kubelet reports Ready
-    (it reports NotReady with the runtime's message when containerd is down); kube-proxy reports nothing to
-    the API, so it is shown as not reported rather than guessed."""
+    (it reports NotReady with the runtime's message when containerd is down); kube-proxy: its own Lease
+    (`proxy_health`)."""
     ready = objects.condition(node.status.conditions, "Ready")
     status = {"True": "Ready", "False": "NotReady"}.get(ready.status if ready else "", "Unknown")
     kubelet_ok = lease_fresh(lease, now)
@@ -83,7 +95,7 @@ def node_view(node: core.Node, lease: coordination.Lease | None, now: float) -> 
         "ip": next((a.address for a in node.status.addresses if a.type == "InternalIP"), ""),
         "kubelet": "ok" if kubelet_ok else ("stale" if lease is not None else "unknown"),
         "runtime": runtime,
-        "proxy": "not reported",
+        "proxy": proxy_health(proxy_lease, now),
     }
 
 
@@ -109,10 +121,18 @@ def leader_view(name: str, lease: coordination.Lease | None, now: float) -> View
     """scheduler / controller-manager: healthy while someone holds its leader Lease (kube-system/kube-NAME)."""
     if lease is None or not lease.spec.holder_identity:
         return {"key": name, "name": name, "health": "unknown", "leader": "",
-                "detail": f"no leader Lease kube-system/kube-{name}"}
+                "detail": f"no leader Lease kube-system/kube-{name} (run without leader election, its health "
+                          "is not visible through the API)"}
     fresh = lease_fresh(lease, now)
     return {"key": name, "name": name, "health": "ok" if fresh else "stale", "leader": lease.spec.holder_identity,
             "detail": "leader Lease renewed" if fresh else "leader Lease expired: no leader is working"}
+
+
+def etcd_member_view(m: rpc.EtcdMember) -> View:
+    """One etcd member as the apiserver's EtcdStatus reports it."""
+    return {"name": m.name or m.id, "id": m.id, "clientURLs": list(m.client_urls), "leader": m.leader,
+            "learner": m.is_learner, "raftTerm": m.raft_term, "raftIndex": m.raft_index, "revision": m.revision,
+            "dbSize": m.db_size, "version": m.version, "error": m.error}
 
 
 def event_entry(ev: core.Event) -> View:

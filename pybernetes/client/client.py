@@ -281,6 +281,12 @@ class Client:
         finally:
             call.cancel()
 
+    async def etcd_status(self) -> pb.EtcdStatusResponse:
+        """etcd's members with leader, raft term/index, revision, DB size and version, as the apiserver reads them
+        (any authenticated user)."""
+        out: pb.EtcdStatusResponse = await self._call(self._stub.EtcdStatus, pb.EtcdStatusRequest())
+        return out
+
     async def node_stats(self, node: str) -> pb.StatsSummary:
         """The node's resource usage summary from its kubelet, through the apiserver (nodes/proxy)."""
         out: pb.StatsSummary = await self._call(self._stub.NodeStats, pb.NodeStatsRequest(node=node))

@@ -25,16 +25,30 @@ from .auth import ADMIN_GROUP, AlwaysAllowAuthorizer, TokenAuthenticator, User
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
-from .storage.etcd import StorageError
+from .storage.etcd import Member, StorageError
 
 log = logging.getLogger("pybernetes.apiserver")
-
-
 
 
 def _envelope(msg: Message) -> pb.Object:
     info = kinds.for_message(msg)
     return pb.Object(api_version=info.api_version, kind=info.kind, raw=msg.SerializeToString())
+
+
+def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
+    """EtcdStatus's answer: members by name, the leader as the answering members report it."""
+    leader = next((m.status.leader for m in members if m.status is not None and m.status.leader), 0)
+    out = pb.EtcdStatusResponse(leader=f"{leader:x}" if leader else "")
+    for m in sorted(members, key=lambda m: (m.name == "", m.name, m.id)):
+        e = out.members.add(name=m.name, id=f"{m.id:x}", client_urls=m.client_urls, is_learner=m.is_learner,
+                            leader=bool(leader) and m.id == leader, error=m.error)
+        if m.status is not None:
+            st = m.status
+            e.raft_term, e.raft_index, e.revision = st.raft_term, st.raft_index, st.revision
+            e.db_size, e.db_size_in_use, e.version = st.db_size, st.db_size_in_use, st.version
+            if st.errors and not e.error:
+                e.error = "; ".join(st.errors)  # etcd's own alarms (NOSPACE, CORRUPT)
+    return out
 
 
 class APIServicer(pb_grpc.APIServicer):
@@ -233,6 +247,18 @@ class APIServicer(pb_grpc.APIServicer):
             await self._stream_error(context, "get", "etcd/snapshot", errors.Unavailable(f"etcd snapshot: {e}"))
             return
         count_request("get", "etcd/snapshot", 200)
+
+    async def EtcdStatus(self, request: pb.EtcdStatusRequest, context: Any) -> pb.EtcdStatusResponse:
+        """etcd's members, each with its own status. Read-only and holding no object data, so any authenticated
+        user may ask (as Kubernetes shows etcd's health on /readyz?verbose), unlike EtcdSnapshot."""
+        async def do() -> pb.EtcdStatusResponse:
+            try:
+                found = await self.rest.store.etcd.members()
+            except StorageError as e:
+                raise errors.Unavailable(f"etcd member list: {e}") from None
+            return etcd_status_response(found)
+        res: pb.EtcdStatusResponse = await self._serve("get", "etcd/status", "", context, do)
+        return res
 
     async def NodeStats(self, request: pb.NodeStatsRequest, context: Any) -> pb.StatsSummary:
         async def do() -> pb.StatsSummary:

@@ -33,6 +33,10 @@ def pod_el(name: str) -> str:
     return f"document.querySelector('.pod[data-key=\"default/{name}\"]')"
 
 
+def node_part(node: str, part: str) -> str:
+    return f"document.querySelector('.node[data-key=\"{node}\"] .part[data-part=\"{part}\"]')"
+
+
 async def make_node(client: Client, name: str, ready: bool = True) -> core.Node:
     node = core.Node()
     node.metadata.name = name
@@ -103,6 +107,7 @@ async def cluster(client: Client, nodes: int = 3, per_node: int = 3, pending: in
     for i in range(1, nodes + 1):
         await make_node(client, f"node-{i}")
         await make_lease(client, "kube-node-lease", f"node-{i}", f"node-{i}")
+        await make_lease(client, "kube-node-lease", f"kube-proxy-node-{i}", f"node-{i}")
     await make_lease(client, "kube-system", "kube-scheduler", "control-plane_1a2b")
     pods = [await make_pod(client, f"web-{n}-{j}", f"node-{n}") for n in range(1, nodes + 1) for j in range(per_node)]
     pods += [await make_pod(client, f"waiting-{j}") for j in range(pending)]
@@ -130,6 +135,11 @@ async def test_page_follows_the_cluster(apiserver: ApiServer, tmp_path: Path) ->
         assert "↻1" in await b.eval(f"{pod_el('web-1-1')}.textContent")
         await b.wait_for("document.querySelector('.component[data-key=apiserver]').dataset.health === 'ok'")
         assert await b.eval("document.querySelector('.component[data-key=etcd]').dataset.health") == "ok"
+        # etcd's members from the apiserver's EtcdStatus: the one member, marked leader, with its DB size.
+        await b.wait_for("document.querySelector('.component[data-key=etcd] .member')?.dataset.leader === 'true'")
+        member = await b.eval("document.querySelector('.component[data-key=etcd] .member').textContent")
+        assert "leader" in member and "iB" in member and "idx" in member, member
+        assert await b.eval(f"{node_part('node-1', 'kube-proxy')}.dataset.health") == "ok"
         scheduler = await b.eval("document.querySelector('.component[data-key=scheduler]').textContent")
         assert "control-plane_1a2b" in scheduler
         svc = await b.eval("document.querySelector('#svc-rows tr[data-key=\"default/web\"]').textContent")
@@ -154,6 +164,13 @@ async def test_page_follows_the_cluster(apiserver: ApiServer, tmp_path: Path) ->
                          timeout=3)
         assert "NotReady" in await b.eval("document.querySelector('.node[data-key=\"node-2\"] .nstat').textContent")
         assert "node-2 NotReady" in await b.eval("document.getElementById('impact').textContent")
+
+        # node-3's proxy released its Lease (a clean stop): greyed at once, the impact said in words.
+        proxy = await client.get(coordination.Lease, "kube-proxy-node-3", namespace="kube-node-lease")
+        proxy.spec.holder_identity = ""
+        await client.update(proxy)
+        await b.wait_for(f"{node_part('node-3', 'kube-proxy')}.dataset.health === 'stopped'", timeout=3)
+        assert "node-3 kube-proxy stopped" in await b.eval("document.getElementById('impact').textContent")
 
         # The timeline tells the story: a Deployment written, its ReplicaSet created, pods bound, deleted.
         d = apps.Deployment()

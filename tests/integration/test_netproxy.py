@@ -22,6 +22,7 @@ import pytest
 
 from lab import netns
 from netproxy.main import Config, run
+from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.api.endpointslices import SERVICE_NAME_LABEL
@@ -212,6 +213,11 @@ async def started_proxies(apiserver: ApiServer, backend: str, endpoint_source: s
             await px.cleanup(node)
 
 
+async def proxy_holder(api: ApiServer, node: str) -> str:
+    lease = await api.client.get(coordination.Lease, f"kube-proxy-{node}", namespace="kube-node-lease")
+    return str(lease.spec.holder_identity)
+
+
 async def _served_by(ns: str, url: str, n: int = 12) -> set[str]:
     out = set()
     for _ in range(n):
@@ -283,6 +289,7 @@ async def test_restart_keeps_serving_and_cleanup(proxies: Proxies) -> None:
     await proxies.start("node-2")
     url = f"http://{svc.spec.cluster_ip}/"
     await eventually(lambda: _served_by("pb-npt-n1a", url, 2), timeout=20, what="serving")
+    await eventually(lambda: proxy_holder(proxies.api, "node-1"), timeout=10, what="the proxy's Lease")
     failures: list[str] = []
     done = asyncio.Event()
 
@@ -304,6 +311,7 @@ async def test_restart_keeps_serving_and_cleanup(proxies: Proxies) -> None:
     requests = await loader
     assert requests > 0 and not failures, failures
     await proxies.stop("node-1")
+    assert await proxy_holder(proxies.api, "node-1") == ""  # released on a clean stop (netproxy.heartbeat)
     await proxies.cleanup("node-1")
     node_ns = NODES["node-1"][0]
     ruleset = netns.run(netns.nsenter(node_ns, ["nft", "list", "ruleset"])).stdout

@@ -131,6 +131,46 @@ def test_runtime_failing_while_the_kubelet_reports() -> None:
                                                                         "container runtime is down")
 
 
+def test_proxy_health_from_its_lease() -> None:
+    """pb-proxy's Lease kube-node-lease/kube-proxy-NODE: ok while renewed, stale once expired, stopped once
+    released (holder cleared on a clean stop); it is not mistaken for a node of its own."""
+    m, got, clock = model()
+    m.live = True
+    m.node(None, node("node-2"))
+    m.lease(None, lease("kube-node-lease", "node-2", "node-2", clock.t))
+    m.lease(None, lease("kube-node-lease", "kube-proxy-node-2", "node-2", clock.t))
+    assert m.state["nodes"]["node-2"]["proxy"] == "ok" and set(m.state["nodes"]) == {"node-2"}
+    got.clear()
+    m.lease(None, lease("kube-node-lease", "kube-proxy-node-2", "", clock.t))
+    assert m.state["nodes"]["node-2"]["proxy"] == "stopped"
+    assert whats(got) == ["node/node-2 kube-proxy stopped"]
+    m.lease(None, lease("kube-node-lease", "kube-proxy-node-2", "node-2", clock.t))
+    clock.t += 41
+    m.lease(None, lease("kube-node-lease", "node-2", "node-2", clock.t))
+    assert m.state["nodes"]["node-2"]["proxy"] == "stale"
+
+
+def test_etcd_members() -> None:
+    from pybernetes.api.rpc.v1 import rpc_pb2 as rpc
+
+    m, got, _ = model()
+    m.live = True
+
+    def member(name: str, leader: bool = False, error: str = "") -> dict[str, Any]:
+        return views.etcd_member_view(rpc.EtcdMember(name=name, id=f"{len(name):x}", leader=leader, error=error,
+                                                     raft_index=7, db_size=2048, client_urls=["http://e:2379"]))
+
+    m.set_etcd_members([member("etcd-1", leader=True), member("etcd-2")])
+    etcd = m.state["control"]["etcd"]
+    assert etcd["leader"] == "etcd-1" and [x["dbSize"] for x in etcd["members"]] == [2048, 2048]
+    m.set_health("etcd", "ok", "the apiserver's etcd check passes")  # the probe keeps the members
+    assert m.state["control"]["etcd"]["members"] == etcd["members"]
+    got.clear()
+    m.set_etcd_members([member("etcd-1", error="etcd UNAVAILABLE"), member("etcd-2", leader=True)])
+    assert m.state["control"]["etcd"]["leader"] == "etcd-2"
+    assert whats(got) == ["etcd leader is etcd-2", "member/etcd-1 etcd UNAVAILABLE"]
+
+
 def test_leaders_from_their_leases() -> None:
     m, got, clock = model()
     m.live = True

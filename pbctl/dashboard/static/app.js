@@ -114,7 +114,9 @@
     const parts = e.querySelector(".parts");
     parts.replaceChildren();
     for (const [label, h] of [["kubelet", n.kubelet], ["containerd", n.runtime], ["kube-proxy", n.proxy]]) {
-      const s = el("span", "", `${label} `);
+      const s = el("span", "part", `${label} `);
+      s.dataset.part = label;
+      s.dataset.health = h;
       s.append(healthSpan(h, h));
       parts.append(s);
     }
@@ -135,6 +137,7 @@
       e.tabIndex = 0;
       e.dataset.key = name;
       e.append(el("div", "name", name), el("div", "sub"), el("div", "sub"));
+      if (name === "etcd") e.append(el("ul", "members"));
       compEls.set(name, e);
       $("components").append(e);
     }
@@ -145,9 +148,39 @@
     head.replaceChildren(el("span", "", `${name} `), healthSpan(c.health, c.health));
     e.children[1].textContent = c.leader ? `leader: ${c.leader}` : (name === "apiserver" || name === "etcd" ? "" : "no leader");
     e.children[2].textContent = c.detail;
-    const detail = `${name}: ${c.health}; ${c.detail}${c.leader ? `; leader Lease held by ${c.leader}` : ""}`;
+    let detail = `${name}: ${c.health}; ${c.detail}${c.leader ? `; leader Lease held by ${c.leader}` : ""}`;
+    if (name === "etcd") {
+      e.children[1].textContent = c.leader ? `leader: ${c.leader}` : (c.membersError || "");
+      e.children[3].replaceChildren(...(c.members || []).map(renderMember));
+      detail = `etcd: ${c.health}; ${c.detail}; members: ` +
+        ((c.members || []).map(memberText).join("; ") || c.membersError || "unknown");
+    }
     e.dataset.detail = detail;
     e.setAttribute("aria-label", detail);
+  }
+
+  function bytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return `${i ? n.toFixed(1) : n} ${units[i]}`;
+  }
+
+  function memberText(m) {
+    if (m.error) return `${m.name} ${m.error}`;
+    return `${m.name}${m.leader ? " (leader)" : ""} DB ${bytes(m.dbSize)}, raft index ${m.raftIndex}, term ${m.raftTerm}`;
+  }
+
+  // One etcd member: ★ marks the leader (the words say it too); a member that does not answer is greyed.
+  function renderMember(m) {
+    const li = el("li", `member ${m.error ? "m-down" : m.leader ? "m-leader" : "m-ok"}`);
+    li.dataset.key = m.name;
+    li.dataset.leader = String(m.leader);
+    li.title = `${m.name} (id ${m.id}) ${m.clientURLs.join(", ")}${m.version ? `, etcd ${m.version}` : ""}`;
+    li.append(el("span", "mname", `${m.leader ? "★ " : ""}${m.name}`));
+    li.append(el("span", "mstat", m.error ? m.error :
+      `${m.leader ? "leader · " : ""}${bytes(m.dbSize)} · idx ${m.raftIndex}`));
+    return li;
   }
 
   const ENDPOINTS_SHOWN = 8;
@@ -188,10 +221,15 @@
     const lines = [];
     const health = (n) => (state.control[n] || {}).health;
     if (health("apiserver") === "failing") lines.push("API server down: no changes can be made or seen; running pods keep running.");
-    if (health("scheduler") && health("scheduler") !== "ok") lines.push("No scheduler leader: new pods stay Pending; running pods and Services keep working.");
-    if (health("controller-manager") && health("controller-manager") !== "ok") lines.push("No controller-manager leader: deleted pods are not replaced, endpoints are not updated.");
+    // "stale": its leader Lease expired. "unknown" (no Lease at all, e.g. run without leader election) says nothing.
+    if (health("scheduler") === "stale") lines.push("No scheduler leader: new pods stay Pending; running pods and Services keep working.");
+    if (health("controller-manager") === "stale") lines.push("No controller-manager leader: deleted pods are not replaced, endpoints are not updated.");
+    for (const m of (state.control.etcd || {}).members || []) {
+      if (m.error) lines.push(`etcd member ${m.name} down (${m.error}): the others keep serving while a majority answers.`);
+    }
     for (const n of Object.values(state.nodes)) {
       if (n.status !== "Ready") lines.push(`${n.name} ${n.status}: its pods are not restarted there; Services route to ready endpoints elsewhere.`);
+      else if (n.proxy === "stopped" || n.proxy === "stale") lines.push(`${n.name} kube-proxy ${n.proxy}: its Service rules stay as last written (running pods and existing endpoints keep working there; changes are not applied).`);
     }
     $("impact").replaceChildren(...lines.map((l) => el("li", "", l)));
   }

@@ -2,7 +2,7 @@
 
 It exposes exactly what the apiserver's storage layer needs (get, paginated range, guarded
 create/update/delete transactions, compaction, watch with prev_kv and progress notifications, the
-snapshot stream for backups)
+snapshot stream for backups, the members' status)
 and translates gRPC failures into the project's own StorageError tree. It never retries writes and
 never silently re-establishes a watch: callers must re-list and re-watch so no event is lost.
 """
@@ -10,6 +10,7 @@ never silently re-establishes a watch: callers must re-list and re-watch so no e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -126,6 +127,20 @@ class EtcdStatus:
     raft_term: int
     revision: int
     errors: list[str]
+    db_size_in_use: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member as Cluster.MemberList names it, with its own Maintenance.Status (None, and `error`, when it
+    does not answer; a member added but not started yet has no name and no client URLs)."""
+
+    id: int
+    name: str
+    client_urls: list[str]
+    is_learner: bool
+    status: EtcdStatus | None
+    error: str = ""
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -158,6 +173,12 @@ def _target(endpoints: list[str]) -> list[str]:
     except ValueError:
         return hosts
     return ["ipv4:" + ",".join(hosts)]
+
+
+def _status(r: rpc_pb2.StatusResponse) -> EtcdStatus:
+    return EtcdStatus(version=r.version, db_size=r.dbSize, leader=r.leader, member_id=r.header.member_id,
+                      raft_index=r.raftIndex, raft_term=r.raftTerm, revision=r.header.revision,
+                      errors=list(r.errors), db_size_in_use=r.dbSizeInUse)
 
 
 def _translate(err: grpc.aio.AioRpcError) -> StorageError:
@@ -212,6 +233,11 @@ class EtcdClient:
             "/etcdserverpb.Maintenance/Status",
             request_serializer=rpc_pb2.StatusRequest.SerializeToString,
             response_deserializer=rpc_pb2.StatusResponse.FromString,
+        )
+        self._member_list = unary(
+            "/etcdserverpb.Cluster/MemberList",
+            request_serializer=rpc_pb2.MemberListRequest.SerializeToString,
+            response_deserializer=rpc_pb2.MemberListResponse.FromString,
         )
         self._snapshot = ch.unary_stream(
             "/etcdserverpb.Maintenance/Snapshot",
@@ -289,16 +315,37 @@ class EtcdClient:
             r = await self._status(rpc_pb2.StatusRequest(), timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
             self._fail(e)
-        return EtcdStatus(
-            version=r.version,
-            db_size=r.dbSize,
-            leader=r.leader,
-            member_id=r.header.member_id,
-            raft_index=r.raftIndex,
-            raft_term=r.raftTerm,
-            revision=r.header.revision,
-            errors=list(r.errors),
-        )
+        return _status(r)
+
+    async def members(self) -> list[Member]:
+        """Every member (Cluster.MemberList) with the Maintenance.Status its first client URL answers, asked
+        of all members at once on short-lived channels (a member's Status is about itself, so each must be
+        asked); as `etcdctl endpoint status --cluster` does."""
+        try:
+            resp = await self._member_list(rpc_pb2.MemberListRequest(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as e:
+            self._fail(e)
+        return list(await asyncio.gather(*(self._member(m) for m in resp.members)))
+
+    async def _member(self, m: rpc_pb2.Member) -> Member:
+        urls = list(m.clientURLs)
+        found = Member(m.ID, m.name, urls, m.isLearner, None)
+        if not urls:
+            return dataclasses.replace(found, error="not started")
+        try:
+            ch = grpc.aio.insecure_channel(_target([urls[0]])[0], options=_CHANNEL_OPTIONS)
+        except ValueError as e:  # an https:// URL
+            return dataclasses.replace(found, error=str(e))
+        try:
+            call = ch.unary_unary("/etcdserverpb.Maintenance/Status",
+                                  request_serializer=rpc_pb2.StatusRequest.SerializeToString,
+                                  response_deserializer=rpc_pb2.StatusResponse.FromString)
+            r = await call(rpc_pb2.StatusRequest(), timeout=min(self.timeout, 2.0))
+            return dataclasses.replace(found, status=_status(r))
+        except grpc.aio.AioRpcError as e:
+            return dataclasses.replace(found, error=str(_translate(e)))
+        finally:
+            await ch.close()
 
     async def snapshot(self) -> AsyncIterator[tuple[bytes, int, int]]:
         """etcd's backend as (blob, remaining_bytes, header revision) chunks; the last blob is the sha256 of the

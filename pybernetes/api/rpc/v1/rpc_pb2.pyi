@@ -919,3 +919,102 @@ class EtcdSnapshotChunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EtcdSnapshotChunk: _TypeAlias = EtcdSnapshotChunk  # noqa: Y015
+
+@_typing.final
+class EtcdStatusRequest(_message.Message):
+    """etcd's members as etcd reports them (Cluster.MemberList, then Maintenance.Status asked of each member's client
+    URL), read by the apiserver, the only process that reaches etcd. Read-only and holding no object data, so any
+    authenticated user may ask (Kubernetes shows etcd's health to authenticated users on /readyz?verbose).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EtcdStatusRequest: _TypeAlias = EtcdStatusRequest  # noqa: Y015
+
+@_typing.final
+class EtcdMember(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    CLIENT_URLS_FIELD_NUMBER: _builtins.int
+    IS_LEARNER_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    RAFT_TERM_FIELD_NUMBER: _builtins.int
+    RAFT_INDEX_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    DB_SIZE_FIELD_NUMBER: _builtins.int
+    DB_SIZE_IN_USE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    id: _builtins.str
+    """etcd's member id, in hex as etcdctl prints it."""
+    is_learner: _builtins.bool
+    leader: _builtins.bool
+    """The rest is this member's own Maintenance.Status; `error` says why it is missing."""
+    raft_term: _builtins.int
+    raft_index: _builtins.int
+    revision: _builtins.int
+    db_size: _builtins.int
+    db_size_in_use: _builtins.int
+    version: _builtins.str
+    error: _builtins.str
+    @_builtins.property
+    def client_urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        id: _builtins.str = ...,
+        client_urls: _abc.Iterable[_builtins.str] | None = ...,
+        is_learner: _builtins.bool = ...,
+        leader: _builtins.bool = ...,
+        raft_term: _builtins.int = ...,
+        raft_index: _builtins.int = ...,
+        revision: _builtins.int = ...,
+        db_size: _builtins.int = ...,
+        db_size_in_use: _builtins.int = ...,
+        version: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_urls", b"client_urls", "db_size", b"db_size", "db_size_in_use", b"db_size_in_use", "error", b"error", "id", b"id", "is_learner", b"is_learner", "leader", b"leader", "name", b"name", "raft_index", b"raft_index", "raft_term", b"raft_term", "revision", b"revision", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EtcdMember: _TypeAlias = EtcdMember  # noqa: Y015
+
+@_typing.final
+class EtcdStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
+    leader: _builtins.str
+    """etcd's leader's member id in hex ("" when no member answering knows one)."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___EtcdMember]: ...
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___EtcdMember] | None = ...,
+        leader: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "members", b"members"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EtcdStatusResponse: _TypeAlias = EtcdStatusResponse  # noqa: Y015

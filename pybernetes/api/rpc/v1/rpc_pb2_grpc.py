@@ -94,6 +94,11 @@ class APIStub:
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotRequest.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotChunk.FromString,
                 _registered_method=True)
+        self.EtcdStatus = channel.unary_unary(
+                '/pybernetes.rpc.v1.API/EtcdStatus',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdStatusRequest.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdStatusResponse.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -171,6 +176,12 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EtcdStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +244,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.EtcdSnapshot,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotRequest.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotChunk.SerializeToString,
+            ),
+            'EtcdStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.EtcdStatus,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdStatusRequest.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -559,6 +575,33 @@ class API:
             '/pybernetes.rpc.v1.API/EtcdSnapshot',
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotRequest.SerializeToString,
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdSnapshotChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EtcdStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pybernetes.rpc.v1.API/EtcdStatus',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdStatusRequest.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.EtcdStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,7 @@ class APIStub:
     PodExec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
     NodeStats: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]
     EtcdSnapshot: _grpc.UnaryStreamMultiCallable[_rpc_pb2.EtcdSnapshotRequest, _rpc_pb2.EtcdSnapshotChunk]
+    EtcdStatus: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.EtcdStatusRequest, _rpc_pb2.EtcdStatusResponse]
 
 @_typing.type_check_only
 class APIAsyncStub(APIStub):
@@ -64,6 +65,7 @@ class APIAsyncStub(APIStub):
     PodExec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
     NodeStats: _aio.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]  # type: ignore[assignment]
     EtcdSnapshot: _aio.UnaryStreamMultiCallable[_rpc_pb2.EtcdSnapshotRequest, _rpc_pb2.EtcdSnapshotChunk]  # type: ignore[assignment]
+    EtcdStatus: _aio.UnaryUnaryMultiCallable[_rpc_pb2.EtcdStatusRequest, _rpc_pb2.EtcdStatusResponse]  # type: ignore[assignment]
 
 class APIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -149,6 +151,13 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         request: _rpc_pb2.EtcdSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_rpc_pb2.EtcdSnapshotChunk], _abc.AsyncIterator[_rpc_pb2.EtcdSnapshotChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def EtcdStatus(
+        self,
+        request: _rpc_pb2.EtcdStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rpc_pb2.EtcdStatusResponse, _abc.Awaitable[_rpc_pb2.EtcdStatusResponse]]: ...
 
 def add_APIServicer_to_server(servicer: APIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
