@@ -213,6 +213,7 @@ async def run(lab_dir: Path, *, seed: int, duration: float, rate: float, quick: 
     say(f"chaos seed {seed}: {len(kills)} kills over ~{duration:.0f} s, {rate} writes/s")
     for i, k in enumerate(kills, 1):
         say(f"  {i:2d}. {k.component}{' on ' + k.node if k.node else ''}: down {k.downtime} s, then {k.gap} s")
+    await cleanup(lab_dir)
     say("applying the demo and waiting for its Service")
     await demo.run_demo(lab_dir, requests=1, say=lambda _m: None)
     vip = await demo.cluster_ip(admin)
@@ -259,14 +260,20 @@ async def run(lab_dir: Path, *, seed: int, duration: float, rate: float, quick: 
     return figures
 
 
-async def cleanup(lab_dir: Path) -> None:
-    """Delete the chaos namespace (the e2e test leaves the shared lab as it found it)."""
+async def cleanup(lab_dir: Path, timeout: float = 180.0) -> None:
+    """Delete the chaos namespace and wait until it is gone: a run starts with none (its names are
+    deterministic), and the e2e test leaves the shared lab as it found it."""
     from pybernetes import errors
     from pybernetes.api.core.v1 import core_pb2 as core
 
+    deadline = time.monotonic() + timeout
     async with Client.from_config(client_config.load(str(lab_dir / "admin.conf")), timeout=10) as c:
         with contextlib.suppress(errors.NotFound):
             await c.delete(core.Namespace, NAMESPACE)
+            while time.monotonic() < deadline:
+                await c.get(core.Namespace, NAMESPACE)
+                await asyncio.sleep(1.0)
+            raise LabError(f"namespace {NAMESPACE} still there after {timeout:.0f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
