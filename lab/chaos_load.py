@@ -242,31 +242,45 @@ def compare(ledger: Ledger, found: dict[tuple[str, str], Any]) -> Verdict:
     return v
 
 
-async def pods_match(client: Client) -> list[str]:
-    """What keeps the namespace's pods from matching their Deployments (empty: converged)."""
-    deps = {meta_of(d).name: d for d in (await client.list(apps.Deployment, namespace=NAMESPACE)).items}
-    pods = [p for p in (await client.list(core.Pod, namespace=NAMESPACE)).items
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+async def pods_match(client: Client, namespace: str = NAMESPACE) -> list[str]:
+    """What keeps a namespace's pods from matching their Deployments (empty: converged)."""
+    deps = {meta_of(d).name: d for d in (await client.list(apps.Deployment, namespace=namespace)).items}
+    pods = [p for p in (await client.list(core.Pod, namespace=namespace)).items
             if not meta_of(p).HasField("deletion_timestamp")]
     problems = []
+    owned: set[str] = set()
     for name, d in deps.items():
-        mine = [p for p in pods if meta_of(p).labels.get("chaos") == name]
-        ready = sum(any(c.type == "Ready" and c.status == "True" for c in p.status.conditions) for p in mine)
+        sel = dict(d.spec.selector.match_labels)
+        mine = [p for p in pods if sel.items() <= dict(meta_of(p).labels).items()]
+        owned.update(meta_of(p).name for p in mine)
+        ready = sum(_ready(p) for p in mine)
         if len(mine) != d.spec.replicas or ready != d.spec.replicas or d.status.ready_replicas != d.spec.replicas:
-            problems.append(f"{name}: spec {d.spec.replicas}, pods {len(mine)}, ready {ready}, "
-                            f"status.readyReplicas {d.status.ready_replicas}")
-    orphans = [meta_of(p).name for p in pods if meta_of(p).labels.get("chaos") not in deps]
+            problems.append(f"{namespace}/{name}: spec {d.spec.replicas}, pods {len(mine)}, ready {ready}, "
+                            f"status.readyReplicas {d.status.ready_replicas}; " + ", ".join(
+                                f"{meta_of(p).name} on {p.spec.node_name or '-'} {p.status.phase}"
+                                f"{'' if _ready(p) else ' not ready'}" for p in mine))
+    orphans = [meta_of(p).name for p in pods if meta_of(p).name not in owned and meta_of(p).labels.get("chaos")]
     if orphans:
         problems.append(f"pods of deleted Deployments: {', '.join(sorted(orphans))}")
     return problems
 
 
-async def converge(client: Client, ledger: Ledger, timeout: float) -> Verdict:
-    """Wait until the pods match their Deployments, then compare the stored objects with the ledger."""
+async def all_pods_match(client: Client, namespaces: tuple[str, ...]) -> list[str]:
+    return [p for ns in namespaces for p in await pods_match(client, ns)]
+
+
+async def converge(client: Client, ledger: Ledger, timeout: float, also: tuple[str, ...] = ("default",)) -> Verdict:
+    """Wait until the pods match their Deployments (the chaos namespace's and those in `also`: the demo's),
+    then compare the stored objects with the ledger."""
     t0 = time.monotonic()
     problems: list[str] = ["not checked"]
     while time.monotonic() - t0 < timeout:
         try:
-            problems = await pods_match(client)
+            problems = await all_pods_match(client, (NAMESPACE, *also))
         except errors.ApiError as e:
             problems = [f"list failed: {e}"]
         if not problems:
