@@ -24,6 +24,7 @@ def chaos(lab: Lab, *args: str, timeout: float) -> dict[str, object]:
     lines = res.stdout.strip().splitlines()
     assert lines, f"bench.chaos printed nothing ({res.returncode}):\n{res.stderr[-3000:]}"
     figures: dict[str, object] = json.loads(lines[-1])
+    print("\n".join(lines[-12:]))  # the report, shown with -s
     report = "\n".join(lines[-40:]) + "\n" + res.stderr[-2000:]
     assert figures["lost"] == 0, report
     assert figures["duplicated"] == 0, report

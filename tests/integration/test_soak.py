@@ -26,6 +26,7 @@ def run_soak(*args: str) -> dict[str, object]:
     lines = res.stdout.strip().splitlines()
     assert lines, f"bench.soak printed nothing ({res.returncode}):\n{res.stderr[-3000:]}"
     figures: dict[str, object] = json.loads(lines[-1])
+    print("\n".join(lines[-12:]))  # the report, shown with -s
     report = "\n".join(lines[-30:]) + "\n" + res.stderr[-2000:]
     assert figures["flagged"] == [], report
     assert figures["watchers_back_to_baseline"] is True, report
