@@ -22,6 +22,7 @@ from node_agent.cri import api_pb2 as pb
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from pybernetes.api.objects import resource_version
 from pybernetes.api.times import now
 from pybernetes.client.client import Client
 
@@ -266,6 +267,8 @@ class StatusManager:
         self.get_pod = get_pod
         self._pending: dict[str, core.PodStatus] = {}
         self._written: dict[str, bytes] = {}
+        self._stored: dict[str, bytes] = {}  # uid -> the status as the apiserver returned our last write
+        self._written_rv: dict[str, int] = {}  # uid -> the resourceVersion of our last write
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.on_written: Callable[[core.Pod], None] | None = None
@@ -280,9 +283,16 @@ class StatusManager:
                 await self._task
 
     def set(self, pod: core.Pod, status: core.PodStatus) -> None:
+        """Queue `status` unless the API (`pod`, from the informer) already has it. A status we wrote counts as
+        there while the cache has not caught up with our write; once it has, a difference means someone else
+        changed the status (the node lifecycle controller's Ready=False while the node was NotReady), and the
+        kubelet writes its own again, as Kubernetes' status manager reconciles with the API."""
         uid = pod.metadata.uid
         k = _key(status)
-        if self._written.get(uid) == k or (uid not in self._written and _key(pod.status) == k):
+        cur = _key(pod.status)
+        ours = self._written.get(uid) == k and (cur == self._stored.get(uid)
+                                                or resource_version(pod) <= self._written_rv.get(uid, 0))
+        if cur == k or ours:
             self._pending.pop(uid, None)
             return
         self._pending[uid] = status
@@ -291,6 +301,8 @@ class StatusManager:
     def forget(self, uid: str) -> None:
         self._pending.pop(uid, None)
         self._written.pop(uid, None)
+        self._stored.pop(uid, None)
+        self._written_rv.pop(uid, None)
 
     def latest(self, uid: str) -> core.PodStatus | None:
         """The newest status handed to the manager for `uid` (pending or written)."""
@@ -349,6 +361,8 @@ class StatusManager:
             if self._pending.get(uid) is st:
                 del self._pending[uid]
             self._written[uid] = _key(st)
+            self._stored[uid] = _key(out.status)
+            self._written_rv[uid] = resource_version(out)
             log.info("status written pod=%s/%s phase=%s", pod.metadata.namespace, pod.metadata.name, st.phase)
             if self.on_written is not None:
                 self.on_written(out)

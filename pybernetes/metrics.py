@@ -11,9 +11,21 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 log = logging.getLogger("pybernetes.metrics")
+
+
+def _asyncio_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the event loop
+        return 0.0
+
+
+# Read at scrape time, inside the loop that serves /metrics: leaked tasks show as growth (bench/soak.py).
+ASYNCIO_TASKS = Gauge("pybernetes_asyncio_tasks", "asyncio tasks in the component's event loop.")
+ASYNCIO_TASKS.set_function(_asyncio_tasks)
 
 Check = Callable[[], Awaitable[None]]
 

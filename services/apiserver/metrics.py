@@ -18,6 +18,8 @@ REQUEST_DURATION = Histogram("apiserver_request_duration_seconds", "Request late
                              ["verb", "resource"],
                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60))
 STORAGE_OBJECTS = Gauge("apiserver_storage_objects", "Objects stored, by resource.", ["resource"])
+REGISTERED_WATCHERS = Gauge("apiserver_registered_watchers", "Open watches on the watch cache, by resource.",
+                            ["resource"])
 ETCD_REQUEST_DURATION = Histogram("etcd_request_duration_seconds", "etcd request latency by operation.",
                                   ["operation", "type"],
                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,

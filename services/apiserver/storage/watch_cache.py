@@ -123,6 +123,8 @@ class WatchCache:
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # apiserver_storage_objects{resource}: kept equal to len(self.state) as it changes.
         self._objects = metrics.storage_objects(info.group_resource)
+        # apiserver_registered_watchers{resource}: read at scrape (bench/soak.py checks watches end).
+        metrics.REGISTERED_WATCHERS.labels(info.group_resource).set_function(lambda: len(self.watchers))
         self._list_duration = metrics.etcd_observer("list", info.group_resource)
 
     # -- lifecycle -------------------------------------------------------------------------------
