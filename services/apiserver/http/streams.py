@@ -180,6 +180,10 @@ async def connect(request: web.Request, kubelets: KubeletProxy, t: Target) -> we
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await ws.close()
+        # The WebSocket close handshake is done: drop the connection now rather than wait for a TLS
+        # close_notify that WebSocket clients (the Python client's websocket-client) never send.
+        if request.transport is not None:
+            request.transport.abort()
     return ws
 
 
