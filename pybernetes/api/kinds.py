@@ -73,7 +73,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     _r("", "Namespace", "namespaces", core.Namespace, False, short=("ns",), status=True),
     _r("", "Node", "nodes", core.Node, False, short=("no",), status=True),
     _r("", "Pod", "pods", core.Pod, short=("po",), status=True, categories=("all",),
-       extra=("binding", "log", "exec")),
+       extra=("binding", "eviction", "log", "exec", "attach", "portforward")),
     _r("", "Service", "services", core.Service, short=("svc",), status=True, categories=("all",)),
     _r("", "Endpoints", "endpoints", core.Endpoints, short=("ep",)),
     _r("", "ServiceAccount", "serviceaccounts", core.ServiceAccount, short=("sa",)),

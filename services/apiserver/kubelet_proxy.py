@@ -8,7 +8,7 @@ stream, presenting its kubelet client token.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
@@ -47,6 +47,12 @@ class KubeletProxy:
             raise errors.BadRequest(f"container {container} is not valid for pod {name}")
         return await self._stub_for(pod.spec.node_name), container
 
+    async def container_for(self, namespace: str, name: str, container: str) -> str:
+        """The container a request names (the only one when it names none); errors as _resolve's, before a
+        stream opens (the REST front end answers them with a Status before upgrading to WebSocket)."""
+        _, container = await self._resolve(namespace, name, container)
+        return container
+
     async def _stub_for(self, node_name: str) -> pb_grpc.KubeletStub:
         node = await self.rest.get("nodes", "", node_name)
         assert isinstance(node, core.Node)
@@ -72,15 +78,22 @@ class KubeletProxy:
         out.node.node_name = req.node
         return out
 
-    async def logs(self, req: pb.PodLogsRequest) -> AsyncIterator[pb.LogChunk]:
+    async def logs(self, req: pb.PodLogsRequest) -> AsyncGenerator[pb.LogChunk, None]:
+        """The container's log; `limit_bytes` (when > 0) cuts it after that many bytes."""
         stub, container = await self._resolve(req.namespace, req.name, req.container)
         fwd = pb.PodLogsRequest()
         fwd.CopyFrom(req)
         fwd.container = container
+        left = req.limit_bytes if req.limit_bytes > 0 else -1
         call = stub.ContainerLogs(fwd, metadata=self.md)
         try:
             async for chunk in call:
+                if left >= 0:
+                    chunk.data = chunk.data[:left]
+                    left -= len(chunk.data)
                 yield chunk
+                if left == 0:
+                    return
         except grpc.aio.AioRpcError as e:
             raise _from_kubelet(e) from None
         finally:

@@ -192,7 +192,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         # The Kubernetes REST API over HTTPS, through the same Rest and authenticator as gRPC.
         pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
-        https = HttpServer(rest, authn, pki, ready_check=etcd_ok)
+        https = HttpServer(rest, authn, pki, ready_check=etcd_ok, kubelets=kubelets)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
         await bootstrap(rest, host, cfg.secure_port)
         await server.start()

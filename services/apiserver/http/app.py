@@ -19,9 +19,10 @@ from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
 from ..auth import AlwaysAllowAuthorizer, TokenAuthenticator
+from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
 from ..rest import Rest
-from . import discovery, fieldvalidation, openapi, resources, routing, status
+from . import discovery, fieldvalidation, openapi, resources, routing, status, subresources
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
@@ -37,8 +38,10 @@ RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": reso
 
 class HttpServer:
     def __init__(self, rest: Rest, authn: TokenAuthenticator, pki: ServingPKI, *,
-                 authz: AlwaysAllowAuthorizer | None = None, ready_check: ReadyCheck | None = None) -> None:
+                 authz: AlwaysAllowAuthorizer | None = None, ready_check: ReadyCheck | None = None,
+                 kubelets: KubeletProxy | None = None) -> None:
         self.rest = rest
+        self.kubelets = kubelets or KubeletProxy(rest)  # pods/log, exec: the gRPC API's proxy, with its token
         self.authn = authn
         self.authz = authz or AlwaysAllowAuthorizer()
         self.pki = pki
@@ -157,6 +160,8 @@ class HttpServer:
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         mi = request.match_info
         t = routing.parse(mi.get("group", ""), mi["version"], mi["tail"])
+        if subresources.handles(t):
+            return await subresources.handle(request, self.rest, self.kubelets, t)
         handler = RESOURCE_HANDLERS.get(request.method)
         if handler is None:
             raise errors.MethodNotAllowed(f"the server does not allow method {request.method} here")

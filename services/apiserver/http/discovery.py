@@ -19,10 +19,17 @@ GIT_VERSION = f"v{KUBERNETES_VERSION[0]}.{KUBERNETES_VERSION[1]}.0+pybernetes"
 AGGREGATED_VERSIONS = ("v2", "v2beta1")
 AGGREGATED_KIND = "APIGroupDiscoveryList"
 
-# What the HTTP front door serves per subresource (response kind, verbs).
+# What the HTTP front door serves per subresource (response kind: "" is the parent's, "group/version/Kind" one of
+# another group; verbs), as kube-apiserver lists them.
 SUBRESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "status": ("", ("get", "patch", "update")),
     "binding": ("Binding", ("create",)),
+    "scale": ("autoscaling/v1/Scale", ("get", "patch", "update")),
+    "eviction": ("policy/v1/Eviction", ("create",)),
+    "log": ("Pod", ("get",)),
+    "exec": ("PodExecOptions", ("create", "get")),
+    "attach": ("PodAttachOptions", ("create", "get")),
+    "portforward": ("PodPortForwardOptions", ("create", "get")),
 }
 
 
@@ -53,9 +60,16 @@ def resources_in(group: str, version: str) -> list[ResourceInfo]:
     return [r for r in kinds.RESOURCES if r.group == group and r.version == version]
 
 
-def _subresources(info: ResourceInfo) -> list[tuple[str, str, tuple[str, ...]]]:
-    return [(name, kind or info.kind, verbs) for name, (kind, verbs) in SUBRESOURCES.items()
-            if name in info.subresources]
+def _subresources(info: ResourceInfo) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """(subresource, group, version, kind, verbs) of each subresource `info` has."""
+    out = []
+    for name, (kind, verbs) in SUBRESOURCES.items():
+        if name in info.subresources:
+            group, version = info.group, info.version
+            if kind.count("/") == 2:
+                group, version, kind = kind.split("/")
+            out.append((name, group, version, kind or info.kind, verbs))
+    return out
 
 
 # -- legacy discovery ------------------------------------------------------------------------------
@@ -95,9 +109,12 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
         if r.categories:
             item["categories"] = list(r.categories)
         out.append(item)
-        for sub, kind, verbs in _subresources(r):
-            out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": kind,
-                        "verbs": list(verbs)})
+        for sub, g, v, kind, verbs in _subresources(r):
+            sub_item: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                                        "kind": kind, "verbs": list(verbs)}
+            if (g, v) != (r.group, r.version):
+                sub_item.update(group=g, version=v)
+            out.append(sub_item)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}
 
@@ -127,8 +144,8 @@ def _resource_discovery(r: ResourceInfo) -> dict[str, Any]:
         item["shortNames"] = list(r.short_names)
     if r.categories:
         item["categories"] = list(r.categories)
-    subs = [{"subresource": sub, "responseKind": {"group": r.group, "version": r.version, "kind": kind},
-             "verbs": list(verbs)} for sub, kind, verbs in _subresources(r)]
+    subs = [{"subresource": sub, "responseKind": {"group": g, "version": v, "kind": kind},
+             "verbs": list(verbs)} for sub, g, v, kind, verbs in _subresources(r)]
     if subs:
         item["subresources"] = subs
     return item
