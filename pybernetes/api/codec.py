@@ -36,6 +36,15 @@ _INT_TYPES = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescr
               FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
               FieldDescriptor.TYPE_SFIXED64}
 _FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+# The integers each protobuf integer type holds; JSON numbers outside them are field errors.
+_INT_RANGES = {
+    **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32),
+                    (-(2**31), 2**31 - 1)),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32), (0, 2**32 - 1)),
+    **dict.fromkeys((FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64),
+                    (-(2**63), 2**63 - 1)),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64), (0, 2**64 - 1)),
+}
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -118,6 +127,10 @@ def _scalar(fd: FieldDescriptor, v: Any, path: str, errors: list[FieldError]) ->
         if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, float) and not v.is_integer()):
             errors.append(FieldError(path, f"expected integer, got {_type_name(v)}", "FieldValueTypeInvalid"))
             return None
+        lo, hi = _INT_RANGES[t]
+        if not lo <= v <= hi:
+            errors.append(FieldError(path, f"Invalid value: {v}: out of range [{lo}, {hi}]"))
+            return None
         return int(v)
     if t in _FLOAT_TYPES:
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -177,6 +190,10 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
                                      "FieldValueTypeInvalid"))
             return
         if isinstance(v, int):
+            lo, hi = _INT_RANGES[meta.IntOrString.DESCRIPTOR.fields_by_name["int_val"].type]
+            if not lo <= v <= hi:
+                errors.append(FieldError(path, f"Invalid value: {v}: out of range [{lo}, {hi}]"))
+                return
             target.type, target.int_val = 0, v
         else:
             target.type, target.str_val = 1, v
