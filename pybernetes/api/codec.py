@@ -121,6 +121,21 @@ def _type_name(v: Any) -> str:
     return type(v).__name__
 
 
+def _utf8(v: str, path: str, errors: list[FieldError]) -> bool:
+    """Whether `v` is valid UTF-8 text: JSON's \\ud800 escapes decode to lone surrogates protobuf cannot store."""
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        errors.append(FieldError(path, "Invalid value: not valid UTF-8 (a lone surrogate)"))
+        return False
+    return True
+
+
+def _key_text(key: Any) -> str:
+    """A key as it may appear in an error path (which goes into a protobuf Status): surrogates escaped."""
+    return str(key).encode("utf-8", "backslashreplace").decode()
+
+
 def _scalar(fd: FieldDescriptor, v: Any, path: str, errors: list[FieldError]) -> Any:
     t = fd.type
     if t in _INT_TYPES:
@@ -146,7 +161,7 @@ def _scalar(fd: FieldDescriptor, v: Any, path: str, errors: list[FieldError]) ->
         if not isinstance(v, str):
             errors.append(FieldError(path, f"expected string, got {_type_name(v)}", "FieldValueTypeInvalid"))
             return None
-        return v
+        return v if _utf8(v, path, errors) else None
     if t == FieldDescriptor.TYPE_BYTES:
         if not isinstance(v, str):
             errors.append(FieldError(path, f"expected base64 string, got {_type_name(v)}",
@@ -195,7 +210,7 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
                 errors.append(FieldError(path, f"Invalid value: {v}: out of range [{lo}, {hi}]"))
                 return
             target.type, target.int_val = 0, v
-        else:
+        elif _utf8(v, path, errors):
             target.type, target.str_val = 1, v
     elif isinstance(target, meta.RawExtension):
         target.raw = json.dumps(v, separators=(",", ":")).encode()
@@ -216,7 +231,7 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
     prefix = f"{path}." if path else ""
     for key, v in data.items():
         fd = fields.get(key) if isinstance(key, str) else None
-        fpath = f"{prefix}{key}"
+        fpath = f"{prefix}{_key_text(key)}"
         if fd is None:
             errors.append(FieldError(fpath, "unknown field", "FieldValueNotSupported"))
             continue
@@ -229,8 +244,8 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError]) -> None:
             container = getattr(msg, fd.name)
             vfd = _map_value_field(fd)
             for mk, mv in v.items():
-                kpath = f"{fpath}[{mk}]"
-                if mv is None:
+                kpath = f"{fpath}[{_key_text(mk)}]"
+                if mv is None or not _utf8(str(mk), kpath, errors):
                     continue
                 if vfd.type == FieldDescriptor.TYPE_MESSAGE:
                     _fill(container[str(mk)], mv, kpath, errors)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 _INTS = {FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1), FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
          FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1), FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1)}
-_ODD_STRINGS = ["x" * 300, "ünï/cödé", "\x00", "a\nb", "", "web", "1e9999999", "-"]
+_ODD_STRINGS = ["\ud800", "x" * 300, "ünï/cödé", "\x00", "a\nb", "", "web", "1e9999999", "-"]
 _NAMES = st.sampled_from(["web", "a", "x-1", "default", "kube-system", "Web_1", "a.b", ""])
 
 
@@ -163,6 +163,8 @@ _POD = kinds.for_kind("v1", "Pod")
 @example((kinds.for_kind("apps/v1", "Deployment"), {"spec": {"replicas": 2**40}}))  # protobuf ValueError
 @example((kinds.for_kind("v1", "Service"), {"spec": {"ports": [{"port": 80, "targetPort": 2**40}]}}))
 @example((kinds.for_kind("apps/v1", "Deployment"), {"spec": {"replicas": 1e300}}))
+@example((_POD, {"metadata": {"name": "\ud800"}}))  # UnicodeEncodeError from protobuf
+@example((_POD, {"metadata": {"labels": {"\ud800": "a"}}}))
 def test_decode_is_a_message_or_invalid_and_round_trips(case: tuple[kinds.ResourceInfo, dict[str, Any]]) -> None:
     info, data = case
     msg = _decode(info, data)
