@@ -63,6 +63,10 @@ def parse_time(value: str | dt.datetime) -> tuple[int, int]:
         d = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
         if d.tzinfo is None:
             raise ValueError("missing time zone")
+    try:  # time_to_str prints UTC: the UTC time must be within years 1-9999 too
+        d = d.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"time {value} is out of range") from None
     ts = d.timestamp()
     seconds = int(ts // 1)
     return seconds, d.microsecond * 1000

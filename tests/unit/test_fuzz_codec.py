@@ -73,7 +73,7 @@ def _special(desc: Descriptor) -> st.SearchStrategy[Any] | None:
     name = desc.full_name
     if name == meta.Time.DESCRIPTOR.full_name:
         return st.one_of(st.sampled_from(["2024-01-02T03:04:05Z", "2024-01-02T03:04:05.123456Z",
-                                          "yesterday"]),
+                                          "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "yesterday"]),
                          st.datetimes(timezones=st.just(dt.UTC)).map(
                              lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")))
     if name == meta.Quantity.DESCRIPTOR.full_name:
@@ -165,6 +165,8 @@ _POD = kinds.for_kind("v1", "Pod")
 @example((kinds.for_kind("apps/v1", "Deployment"), {"spec": {"replicas": 1e300}}))
 @example((_POD, {"metadata": {"name": "\ud800"}}))  # UnicodeEncodeError from protobuf
 @example((_POD, {"metadata": {"labels": {"\ud800": "a"}}}))
+@example((_POD, {"metadata": {"creationTimestamp": "0001-01-01T00:00:00+01:00"}}))  # to_dict: year 0
+@example((_POD, {"metadata": {"creationTimestamp": "9999-12-31T23:59:59-01:00"}}))  # to_dict: year 10000
 def test_decode_is_a_message_or_invalid_and_round_trips(case: tuple[kinds.ResourceInfo, dict[str, Any]]) -> None:
     info, data = case
     msg = _decode(info, data)
