@@ -217,7 +217,10 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
         elif _utf8(v, path, errors):
             target.type, target.str_val = 1, v
     elif isinstance(target, meta.RawExtension):
-        target.raw = json.dumps(v, separators=(",", ":")).encode()
+        try:  # YAML can hold what JSON cannot: !!binary bytes, sets, recursive aliases
+            target.raw = json.dumps(v, separators=(",", ":")).encode()
+        except (TypeError, ValueError, RecursionError) as e:
+            errors.append(FieldError(path, f"Invalid value: not JSON: {e}", "FieldValueTypeInvalid"))
 
 
 def _is_special(desc: Any) -> bool:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pybernetes.api import codec, kinds
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.errors import ApiError, Invalid
+from pybernetes.errors import ApiError, Invalid, ManifestError
 from services.apiserver.registry import apply_defaults, validate
 from services.apiserver.storage import store
 from tests.fuzzing import examples
@@ -205,6 +205,33 @@ def test_parse_object_refuses_with_invalid(data: Any) -> None:
         return
     info = kinds.for_message(msg)
     _round_trips(info, msg)
+
+
+_BINARY_RAW = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  managedFields:\n  - fieldsV1: !!binary aGVsbG8=\n"
+_YAML_JUNK = st.sampled_from([
+    _BINARY_RAW,
+    "apiVersion: v1\nkind: Event\nrelated: !!binary aGVsbG8=\n",
+    "apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: Pod}, 3]\n",
+    "a: &a [*a]\n",
+    "- &x {apiVersion: v1, kind: ConfigMap, data: *x}\n",
+    "!!python/object:os.system\n",
+    "\t\x00",
+])
+
+
+@examples(100)
+@given(st.one_of(_YAML_JUNK, st.text(max_size=60),
+                 kind_objects().map(lambda c: codec.yaml_dump(c[1])),
+                 kind_objects().map(lambda c: json.dumps(c[1]))))
+@example(_BINARY_RAW)  # json.dumps(bytes) into a RawExtension: TypeError
+def test_load_manifests_returns_messages_or_manifest_error(text: str) -> None:
+    try:
+        out = codec.load_manifests(text, "fuzz.yaml")
+    except ManifestError as e:
+        assert e.where.startswith("fuzz.yaml")
+        return
+    for msg in out:
+        _round_trips(kinds.for_message(msg), msg)
 
 
 @pytest.mark.parametrize("depth", [50, 500])
