@@ -426,7 +426,8 @@ def load_manifests(text: str, source: str = "-") -> list[Message]:
     Raises ManifestError naming the source, the document number and each bad field path."""
     try:
         docs = [d for d in yaml_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
+    # PyYAML lets int()'s digit limit (ValueError) and deep nesting (RecursionError) escape its own errors.
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise ManifestError(source, [FieldError("", f"invalid YAML: {e}", "BadRequest")]) from None
     out: list[Message] = []
     for i, doc in enumerate(docs, start=1):

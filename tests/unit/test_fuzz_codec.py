@@ -210,6 +210,8 @@ def test_parse_object_refuses_with_invalid(data: Any) -> None:
 _BINARY_RAW = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  managedFields:\n  - fieldsV1: !!binary aGVsbG8=\n"
 _YAML_JUNK = st.sampled_from([
     _BINARY_RAW,
+    "apiVersion: v1\nkind: Pod\nspec:\n  priority: " + "1" * 5000,  # int() digit limit: ValueError
+    "[" * 5000,  # the parser recursed: RecursionError
     "apiVersion: v1\nkind: Event\nrelated: !!binary aGVsbG8=\n",
     "apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: Pod}, 3]\n",
     "a: &a [*a]\n",
@@ -224,6 +226,8 @@ _YAML_JUNK = st.sampled_from([
                  kind_objects().map(lambda c: codec.yaml_dump(c[1])),
                  kind_objects().map(lambda c: json.dumps(c[1]))))
 @example(_BINARY_RAW)  # json.dumps(bytes) into a RawExtension: TypeError
+@example("apiVersion: v1\nkind: Pod\nspec:\n  priority: " + "1" * 5000)  # ValueError out of PyYAML
+@example("[" * 5000)  # RecursionError out of PyYAML
 def test_load_manifests_returns_messages_or_manifest_error(text: str) -> None:
     try:
         out = codec.load_manifests(text, "fuzz.yaml")
