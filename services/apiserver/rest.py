@@ -60,10 +60,13 @@ class Rest:
     # -- helpers ---------------------------------------------------------------------------------
 
     @staticmethod
-    def resource(plural: str) -> ResourceInfo:
+    def resource(plural: str, verb: str = "") -> ResourceInfo:
+        """The resource `plural` names; with `verb`, one that supports it (bindings are create-only)."""
         info = kinds.for_plural(plural)
         if info is None:
             raise errors.NotFound(f'the server could not find the requested resource "{plural}"')
+        if verb and verb not in info.verbs:
+            raise errors.MethodNotAllowed(f"{verb} is not supported on {plural}")
         return info
 
     @staticmethod
@@ -194,13 +197,13 @@ class Rest:
     # -- get/list/watch --------------------------------------------------------------------------
 
     async def get(self, plural: str, namespace: str, name: str) -> Message:
-        info = self.resource(plural)
+        info = self.resource(plural, "get")
         namespace = self._scope(info, namespace)
         return (await self.store.get(info, namespace, name)).obj
 
     async def list(self, plural: str, namespace: str, label_selector: str, field_selector: str, limit: int,
                    continue_: str, resource_version: str) -> ListResult:
-        info = self.resource(plural)
+        info = self.resource(plural, "list")
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
@@ -227,7 +230,7 @@ class Rest:
 
     def watch(self, plural: str, namespace: str, label_selector: str, field_selector: str,
               resource_version: str, bookmarks: bool) -> tuple[ResourceInfo, Watcher]:
-        info = self.resource(plural)
+        info = self.resource(plural, "watch")
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
@@ -246,7 +249,7 @@ class Rest:
 
     async def update(self, plural: str, namespace: str, raw: bytes, subresource: str = "",
                      api_version: str = "", kind: str = "", dry_run: bool = False) -> Message:
-        info = self.resource(plural)
+        info = self.resource(plural, "update")
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
         obj = self._decode(info, raw, api_version, kind)
@@ -325,7 +328,7 @@ class Rest:
 
     async def patch(self, plural: str, namespace: str, name: str, patch_type: str, body: bytes,
                     subresource: str = "", dry_run: bool = False) -> Message:
-        info = self.resource(plural)
+        info = self.resource(plural, "patch")
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
         namespace = self._scope(info, namespace)
@@ -379,7 +382,7 @@ class Rest:
     # -- delete ----------------------------------------------------------------------------------
 
     async def delete(self, plural: str, namespace: str, name: str, opts: meta.DeleteOptions) -> tuple[Message, bool]:
-        info = self.resource(plural)
+        info = self.resource(plural, "delete")
         namespace = self._scope(info, namespace)
         dry_run = bool(opts.dry_run)
         for _ in range(PATCH_RETRIES):
