@@ -334,7 +334,7 @@ class Rest:
         namespace = self._scope(info, namespace)
         try:
             doc = json.loads(body or b"{}")
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser's stack
             raise errors.BadRequest(f"the patch is not valid JSON: {e}") from None
         for _ in range(PATCH_RETRIES):
             cur = await self.store.get(info, namespace, name)

@@ -60,7 +60,8 @@ async def _document(request: web.Request) -> Any:
         if ctype in ("application/yaml", "application/x-yaml"):
             return yaml.safe_load(raw)
         return json.loads(raw or b"null")
-    except (ValueError, yaml.YAMLError) as e:
+    # RecursionError: a body nested deeper than the parser's stack ("[" * 100000).
+    except (ValueError, RecursionError, yaml.YAMLError) as e:
         raise errors.BadRequest(f"the request body is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {e}") \
             from None
 
@@ -188,7 +189,7 @@ def delete_options(body: bytes, query: Any) -> meta.DeleteOptions:
     """DeleteOptions from the body (kubectl) and the query (curl, some clients); the body wins."""
     try:
         data = json.loads(body) if body.strip() else {}
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise errors.BadRequest(f"the DeleteOptions body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise errors.BadRequest("DeleteOptions must be an object")
