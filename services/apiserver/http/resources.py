@@ -116,6 +116,8 @@ async def _list(request: web.Request, rest: Rest, t: Target) -> web.Response:
     q = request.query
     try:
         limit = int(q.get("limit") or 0)
+        if not -(2**63) <= limit < 2**63:  # an int64, as in ListOptions
+            raise ValueError(limit)
     except ValueError:
         raise errors.BadRequest(f"invalid limit {q.get('limit')!r}") from None
     info = t.info
