@@ -114,6 +114,13 @@ class Rest:
         except Exception as e:  # protobuf's DecodeError
             raise errors.BadRequest(f"cannot decode {info.kind}: {e}") from None
 
+    @classmethod
+    def binding(cls, raw: bytes) -> core.Binding:
+        """A Binding from its protobuf bytes; undecodable bytes are a BadRequest."""
+        b = cls._decode(kinds.for_class(core.Binding), raw, "", "")
+        assert isinstance(b, core.Binding)  # _decode builds info.cls
+        return b
+
     @staticmethod
     def _validate(obj: Message, old: Message | None = None, *, status: bool = False) -> None:
         if status and old is not None:
@@ -169,7 +176,7 @@ class Rest:
 
     async def bind(self, namespace: str, name: str, raw: bytes) -> Message:
         """pods/binding: set spec.nodeName once, with the PodScheduled condition."""
-        b = core.Binding.FromString(raw)
+        b = self.binding(raw)
         if not b.target.name:
             raise errors.Invalid("target.name: Required value",
                                  causes=[errors.FieldError("target.name", "Required value", "FieldValueRequired")])
