@@ -119,6 +119,8 @@ def _url(rng: random.Random) -> str:
     if rng.random() < 0.1:
         prefix = rng.choice(["/apis/nope/v1", "/api/v2", "/apis", "/api/v1/namespaces/%ff", "/x/../api/v1"])
     ns = rng.choice([NS, NS, "", "default", "Not_A_Name", "x" * 300])
+    if not plural and ns in (NS, "default"):  # ".../namespaces/fuzz/" is the namespace itself: keep it
+        ns = "Not_A_Name"
     path = f"{prefix}/namespaces/{ns}/{plural}" if ns else f"{prefix}/{plural}"
     name = rng.choice(["", "", "cm-0", "pod-0", "svc-0", "dep-0", f"f-{rng.randrange(1000)}", "%00", "a/b"])
     if name:
