@@ -198,6 +198,8 @@ def parse_field_selector(text: str, allowed: frozenset[str] | None = None) -> Fi
         if m is None:
             raise BadRequest(f"invalid field selector: {part!r} (expected field=value or field!=value)")
         field, value = part[:m.start()].strip(), part[m.end():].strip()
+        if field.endswith("!"):  # "a! =b" would print as "a!=b", another selector
+            raise BadRequest(f"invalid field selector: {part!r} (expected field=value or field!=value)")
         if allowed is not None and field not in allowed:
             raise BadRequest(f'field label not supported: "{field}"')
         reqs.append(FieldRequirement(field, "!=" if m.group() == "!=" else "=", value))

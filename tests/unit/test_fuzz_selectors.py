@@ -32,6 +32,7 @@ def test_label_selector_parses_or_raises_bad_request_and_round_trips(text: str) 
 @example("a===b")  # printed as "a==b", which parsed back as a=b
 @example("a=!b")
 @example("a= =b")
+@example("! =")  # field "!" printed as "!=", which parsed back as field "" != ""
 @example("app==app==")  # the last "==" split it: field "app=app"
 def test_field_selector_parses_or_raises_bad_request_and_round_trips(text: str) -> None:
     try:
