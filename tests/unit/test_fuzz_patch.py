@@ -111,7 +111,7 @@ def test_strategic_merge_patch_applies_or_raises_api_error(
     assert doc == before
 
 
-@examples(100)
+@examples(50)
 @given(st.data())
 def test_two_way_strategic_patch_turns_original_into_modified(data: st.DataObject) -> None:
     """Over accepted objects (as the codec prints them); a keyed list item without its merge key (a decoded
