@@ -133,7 +133,7 @@ def _url(rng: random.Random) -> str:
         "resourceVersionMatch": ["NotOlderThan", "Exact", "x"], "propagationPolicy": ["Foreground", "x"],
     }.items() if rng.random() < 0.15}
     if rng.random() < 0.1:
-        query.update(watch="true", timeoutSeconds=rng.choice(["1", "0", "-5", "x"]))
+        query.update(watch="true", timeoutSeconds=rng.choice(["1", "0", "-5", "x", "nan", "inf", "1e400"]))
     return path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
@@ -143,6 +143,7 @@ _REST_REGRESSIONS = [
     ("PATCH", f"/api/v1/namespaces/{NS}/configmaps/cm-0", b"[" * 100_000, "application/merge-patch+json"),
     ("DELETE", f"/api/v1/namespaces/{NS}/configmaps/nope", b"[" * 100_000, "application/json"),
     ("GET", f"/api/v1/namespaces/{NS}/pods?limit=99999999999999999999", b"", "application/json"),  # ValueError
+    ("GET", f"/api/v1/namespaces/{NS}/pods?watch=true&timeoutSeconds=inf", b"", "application/json"),  # never ends
     ("POST", f"/api/v1/namespaces/{NS}/configmaps", b'{"metadata": {"name": "\\ud800"}}', "application/json"),
 ]
 _GRPC_REGRESSIONS = [
