@@ -216,7 +216,13 @@ def _record(text: bytes, status: int, method: str, created: set[tuple[str, str]]
         doc = json.loads(text)
     except ValueError:
         return
-    md = doc.get("metadata") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return
+    for item in doc.get("items") or []:  # a collection delete answers with the deleted objects
+        touched[item["metadata"]["name"]] += 1
+    if isinstance(doc.get("details"), dict) and doc["details"].get("name"):  # a Status answer
+        touched[doc["details"]["name"]] += 1
+    md = doc.get("metadata")
     name = md.get("name") if isinstance(md, dict) else None
     if not name:
         return
