@@ -12,13 +12,15 @@ and Vagrant's nodes must be given it (install.sh node --ca-file).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.errors import ApiError
+from pybernetes.errors import ApiError, BadRequest
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -52,8 +54,56 @@ def server(*, extra_options: Sequence[tuple[str, int | str]] = (),
     return grpc.aio.server(
         options=[*_COMMON, ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
                  ("grpc.so_reuseport", 0), *extra_options],
-        interceptors=list(interceptors),
+        interceptors=[_UndecodableIsBadRequest(), *interceptors],
     )
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    error: str
+
+
+class _UndecodableIsBadRequest(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's stub: untyped base
+    """A request that does not parse as its message is a BadRequest with a Status, as every other refusal.
+
+    Without this, grpc answers a corrupt request with UNKNOWN ("Unexpected DecodeError") and no Status.
+    The request's deserializer returns a marker instead of raising; the method aborts on the marker."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None or handler.request_streaming:
+            return handler
+        parse = handler.request_deserializer
+
+        def lenient(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except DecodeError as e:
+                return _Undecodable(str(e))
+
+        async def refuse(request: _Undecodable, context: Any) -> NoReturn:
+            await abort(context, BadRequest(f"cannot decode the request: {request.error}"))
+
+        if handler.response_streaming:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                if isinstance(request, _Undecodable):
+                    await refuse(request, context)
+                async for item in inner_stream(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=lenient,
+                                                        response_serializer=handler.response_serializer)
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: Any) -> Any:
+            if isinstance(request, _Undecodable):
+                await refuse(request, context)
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=lenient,
+                                                   response_serializer=handler.response_serializer)
 
 
 def bind(srv: grpc.aio.Server, address: str) -> int:

@@ -36,6 +36,15 @@ _INT_TYPES = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescr
               FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
               FieldDescriptor.TYPE_SFIXED64}
 _FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+# The integers each protobuf integer type holds; JSON numbers outside them are field errors.
+_INT_RANGES = {
+    **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32),
+                    (-(2**31), 2**31 - 1)),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32), (0, 2**32 - 1)),
+    **dict.fromkeys((FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64),
+                    (-(2**63), 2**63 - 1)),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64), (0, 2**64 - 1)),
+}
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -54,6 +63,10 @@ def parse_time(value: str | dt.datetime) -> tuple[int, int]:
         d = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
         if d.tzinfo is None:
             raise ValueError("missing time zone")
+    try:  # time_to_str prints UTC: the UTC time must be within years 1-9999 too
+        d = d.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"time {value} is out of range") from None
     ts = d.timestamp()
     seconds = int(ts // 1)
     return seconds, d.microsecond * 1000
@@ -112,11 +125,30 @@ def _type_name(v: Any) -> str:
     return type(v).__name__
 
 
+def _utf8(v: str, path: str, errors: list[FieldError]) -> bool:
+    """Whether `v` is valid UTF-8 text: JSON's \\ud800 escapes decode to lone surrogates protobuf cannot store."""
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        errors.append(FieldError(path, "Invalid value: not valid UTF-8 (a lone surrogate)"))
+        return False
+    return True
+
+
+def _key_text(key: Any) -> str:
+    """A key as it may appear in an error path (which goes into a protobuf Status): surrogates escaped."""
+    return str(key).encode("utf-8", "backslashreplace").decode()
+
+
 def _scalar(fd: FieldDescriptor, v: Any, path: str, errors: list[FieldError]) -> Any:
     t = fd.type
     if t in _INT_TYPES:
         if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, float) and not v.is_integer()):
             errors.append(FieldError(path, f"expected integer, got {_type_name(v)}", "FieldValueTypeInvalid"))
+            return None
+        lo, hi = _INT_RANGES[t]
+        if not lo <= v <= hi:
+            errors.append(FieldError(path, f"Invalid value: {v}: out of range [{lo}, {hi}]"))
             return None
         return int(v)
     if t in _FLOAT_TYPES:
@@ -133,7 +165,7 @@ def _scalar(fd: FieldDescriptor, v: Any, path: str, errors: list[FieldError]) ->
         if not isinstance(v, str):
             errors.append(FieldError(path, f"expected string, got {_type_name(v)}", "FieldValueTypeInvalid"))
             return None
-        return v
+        return v if _utf8(v, path, errors) else None
     if t == FieldDescriptor.TYPE_BYTES:
         if not isinstance(v, str):
             errors.append(FieldError(path, f"expected base64 string, got {_type_name(v)}",
@@ -177,11 +209,18 @@ def _fill_special(target: Message, v: Any, path: str, errors: list[FieldError]) 
                                      "FieldValueTypeInvalid"))
             return
         if isinstance(v, int):
+            lo, hi = _INT_RANGES[meta.IntOrString.DESCRIPTOR.fields_by_name["int_val"].type]
+            if not lo <= v <= hi:
+                errors.append(FieldError(path, f"Invalid value: {v}: out of range [{lo}, {hi}]"))
+                return
             target.type, target.int_val = 0, v
-        else:
+        elif _utf8(v, path, errors):
             target.type, target.str_val = 1, v
     elif isinstance(target, meta.RawExtension):
-        target.raw = json.dumps(v, separators=(",", ":")).encode()
+        try:  # YAML can hold what JSON cannot: !!binary bytes, sets, recursive aliases
+            target.raw = json.dumps(v, separators=(",", ":")).encode()
+        except (TypeError, ValueError, RecursionError) as e:
+            errors.append(FieldError(path, f"Invalid value: not JSON: {e}", "FieldValueTypeInvalid"))
 
 
 def _is_special(desc: Any) -> bool:
@@ -199,7 +238,7 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError], unknown:
     prefix = f"{path}." if path else ""
     for key, v in data.items():
         fd = fields.get(key) if isinstance(key, str) else None
-        fpath = f"{prefix}{key}"
+        fpath = f"{prefix}{_key_text(key)}"
         if fd is None:
             if unknown is not None:
                 unknown.append(fpath)
@@ -215,8 +254,8 @@ def _fill(msg: Message, data: Any, path: str, errors: list[FieldError], unknown:
             container = getattr(msg, fd.name)
             vfd = _map_value_field(fd)
             for mk, mv in v.items():
-                kpath = f"{fpath}[{mk}]"
-                if mv is None:
+                kpath = f"{fpath}[{_key_text(mk)}]"
+                if mv is None or not _utf8(str(mk), kpath, errors):
                     continue
                 if vfd.type == FieldDescriptor.TYPE_MESSAGE:
                     _fill(container[str(mk)], mv, kpath, errors, unknown)
@@ -393,7 +432,8 @@ def load_manifests(text: str, source: str = "-") -> list[Message]:
     Raises ManifestError naming the source, the document number and each bad field path."""
     try:
         docs = [d for d in yaml_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
+    # PyYAML lets int()'s digit limit (ValueError) and deep nesting (RecursionError) escape its own errors.
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise ManifestError(source, [FieldError("", f"invalid YAML: {e}", "BadRequest")]) from None
     out: list[Message] = []
     for i, doc in enumerate(docs, start=1):

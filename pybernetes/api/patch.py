@@ -109,7 +109,8 @@ def _pointer(ptr: Any) -> list[str]:
 def _index(token: str, size: int, *, for_add: bool) -> int:
     if for_add and token == "-":
         return size
-    if not token.isdigit() or (len(token) > 1 and token[0] == "0"):
+    # ASCII only: str.isdigit() is also true of '²' (int() refuses it) and of fullwidth digits.
+    if not (token.isascii() and token.isdigit()) or (len(token) > 1 and token[0] == "0"):
         raise _OpError(f"invalid array index {token!r}")
     i = int(token)
     if i > size or (i == size and not for_add):

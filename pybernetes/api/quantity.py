@@ -13,7 +13,12 @@ _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei"
 _DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
             "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
             "P": Decimal("1e15"), "E": Decimal("1e18")}
-_RE = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE]([+-]?\d+))?$")
+# ASCII digits only (\d alone matches any Unicode digit), and no newline before the end (\Z, not $).
+_RE = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE]([+-]?\d+))?\Z",
+                 re.ASCII)
+# Kubernetes' quantities stop well inside these; beyond them Decimal overflows or int() refuses the digits.
+_MAX_EXPONENT = 1000
+_MAX_DIGITS = 1000
 
 
 class QuantityError(ValueError):
@@ -28,7 +33,7 @@ def parse(text: str | int | float) -> Decimal:
     if isinstance(text, int | float):
         return Decimal(str(text))
     m = _RE.match(text.strip())
-    if not m:
+    if not m or len(text) > _MAX_DIGITS:
         raise QuantityError("quantities must match the regular expression "
                             "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
     try:
@@ -37,6 +42,8 @@ def parse(text: str | int | float) -> Decimal:
         raise QuantityError(str(e)) from None
     suffix, exponent = m.group(2), m.group(3)
     if exponent is not None:
+        if abs(int(exponent)) > _MAX_EXPONENT:
+            raise QuantityError(f"quantity exponent {exponent} is too large")
         return number * (Decimal(10) ** int(exponent))
     if suffix in _BINARY:
         return number * _BINARY[suffix]

@@ -156,6 +156,11 @@ class FieldRequirement:
     op: str  # "=" or "!="
     value: str
 
+    def __str__(self) -> str:
+        # "a" "=" "=b" printed as "a==b" would parse back as a=b: "==" keeps a leading "=" in the value.
+        op = "==" if self.op == "=" and self.value.startswith("=") else self.op
+        return f"{self.field}{op}{self.value}"
+
 
 @dataclass(frozen=True)
 class FieldSelector:
@@ -179,20 +184,23 @@ class FieldSelector:
         return None
 
     def __str__(self) -> str:
-        return ",".join(f"{r.field}{r.op}{r.value}" for r in self.requirements)
+        return ",".join(map(str, self.requirements))
+
+
+_FIELD_OP = re.compile(r"!=|==|=")
 
 
 def parse_field_selector(text: str, allowed: frozenset[str] | None = None) -> FieldSelector:
     reqs: list[FieldRequirement] = []
     for part in _split_top(text or ""):
-        for token, op in (("!=", "!="), ("==", "="), ("=", "=")):
-            if token in part:
-                field, _, value = part.partition(token)
-                field = field.strip()
-                if allowed is not None and field not in allowed:
-                    raise BadRequest(f'field label not supported: "{field}"')
-                reqs.append(FieldRequirement(field, op, value.strip()))
-                break
-        else:
+        # The first operator splits the term, as Kubernetes' splitTerm does: "a=b!=c" is a = "b!=c".
+        m = _FIELD_OP.search(part)
+        if m is None:
             raise BadRequest(f"invalid field selector: {part!r} (expected field=value or field!=value)")
+        field, value = part[:m.start()].strip(), part[m.end():].strip()
+        if field.endswith("!"):  # "a! =b" would print as "a!=b", another selector
+            raise BadRequest(f"invalid field selector: {part!r} (expected field=value or field!=value)")
+        if allowed is not None and field not in allowed:
+            raise BadRequest(f'field label not supported: "{field}"')
+        reqs.append(FieldRequirement(field, "!=" if m.group() == "!=" else "=", value))
     return FieldSelector(tuple(reqs))

@@ -62,10 +62,13 @@ class Rest:
     # -- helpers ---------------------------------------------------------------------------------
 
     @staticmethod
-    def resource(plural: str) -> ResourceInfo:
+    def resource(plural: str, verb: str = "") -> ResourceInfo:
+        """The resource `plural` names; with `verb`, one that supports it (bindings are create-only)."""
         info = kinds.for_plural(plural)
         if info is None:
             raise errors.NotFound(f'the server could not find the requested resource "{plural}"')
+        if verb and verb not in info.verbs:
+            raise errors.MethodNotAllowed(f"{verb} is not supported on {plural}")
         return info
 
     @staticmethod
@@ -112,6 +115,13 @@ class Rest:
             return info.cls.FromString(raw)
         except Exception as e:  # protobuf's DecodeError
             raise errors.BadRequest(f"cannot decode {info.kind}: {e}") from None
+
+    @classmethod
+    def binding(cls, raw: bytes) -> core.Binding:
+        """A Binding from its protobuf bytes; undecodable bytes are a BadRequest."""
+        b = cls._decode(kinds.for_class(core.Binding), raw, "", "")
+        assert isinstance(b, core.Binding)  # _decode builds info.cls
+        return b
 
     @staticmethod
     def _validate(obj: Message, old: Message | None = None, *, status: bool = False) -> None:
@@ -169,7 +179,7 @@ class Rest:
 
     async def bind(self, namespace: str, name: str, raw: bytes) -> Message:
         """pods/binding: set spec.nodeName once, with the PodScheduled condition."""
-        b = core.Binding.FromString(raw)
+        b = self.binding(raw)
         if not b.target.name:
             raise errors.Invalid("target.name: Required value",
                                  causes=[errors.FieldError("target.name", "Required value", "FieldValueRequired")])
@@ -197,13 +207,13 @@ class Rest:
     # -- get/list/watch --------------------------------------------------------------------------
 
     async def get(self, plural: str, namespace: str, name: str) -> Message:
-        info = self.resource(plural)
+        info = self.resource(plural, "get")
         namespace = self._scope(info, namespace)
         return (await self.store.get(info, namespace, name)).obj
 
     async def list(self, plural: str, namespace: str, label_selector: str, field_selector: str, limit: int,
                    continue_: str, resource_version: str, resource_version_match: str = "") -> ListResult:
-        info = self.resource(plural)
+        info = self.resource(plural, "list")
         exact = _list_revision(resource_version, resource_version_match, continue_)
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
@@ -231,7 +241,7 @@ class Rest:
 
     def watch(self, plural: str, namespace: str, label_selector: str, field_selector: str,
               resource_version: str, bookmarks: bool) -> tuple[ResourceInfo, Watcher]:
-        info = self.resource(plural)
+        info = self.resource(plural, "watch")
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
@@ -251,7 +261,7 @@ class Rest:
     async def update(self, plural: str, namespace: str, raw: bytes, subresource: str = "",
                      api_version: str = "", kind: str = "", dry_run: bool = False,
                      manager: str | None = None) -> Message:
-        info = self.resource(plural)
+        info = self.resource(plural, "update")
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
         obj = self._decode(info, raw, api_version, kind)
@@ -336,13 +346,13 @@ class Rest:
                     unknown_fields: Callable[[Sequence[str]], None] | None = None) -> Message:
         """Patch and write; `unknown_fields` (HTTP fieldValidation) gets the unknown fields of the patched
         object before anything is written and may refuse them; without it they are Invalid."""
-        info = self.resource(plural)
+        info = self.resource(plural, "patch")
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
         namespace = self._scope(info, namespace)
         try:
             doc = json.loads(body or b"{}")
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser's stack
             raise errors.BadRequest(f"the patch is not valid JSON: {e}") from None
         for _ in range(PATCH_RETRIES):
             cur = await self.store.get(info, namespace, name)
@@ -393,7 +403,7 @@ class Rest:
     # -- delete ----------------------------------------------------------------------------------
 
     async def delete(self, plural: str, namespace: str, name: str, opts: meta.DeleteOptions) -> tuple[Message, bool]:
-        info = self.resource(plural)
+        info = self.resource(plural, "delete")
         namespace = self._scope(info, namespace)
         dry_run = bool(opts.dry_run)
         for _ in range(PATCH_RETRIES):

@@ -95,10 +95,7 @@ class APIServicer(pb_grpc.APIServicer):
             if request.subresource:
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":
-                b = kinds.for_plural("bindings")
-                assert b is not None
-                from pybernetes.api.core.v1 import core_pb2 as core
-                name = core.Binding.FromString(request.object.raw).metadata.name
+                name = self.rest.binding(request.object.raw).metadata.name
                 return _envelope(await self.rest.bind(request.namespace, name, request.object.raw))
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,

@@ -57,7 +57,8 @@ def load(raw: bytes, content_type: str, duplicates: list[str]) -> Any:
         if "yaml" in content_type:
             return next(iter(codec.yaml_load_all(raw.decode())), None)  # timestamps stay strings
         return json.loads(raw or b"null", object_pairs_hook=_pairs(duplicates))
-    except (ValueError, yaml.YAMLError) as e:  # UnicodeDecodeError is a ValueError
+    # UnicodeDecodeError is a ValueError; RecursionError: a body nested deeper than the parser's stack.
+    except (ValueError, RecursionError, yaml.YAMLError) as e:
         raise errors.BadRequest(f"the request body is not valid {'YAML' if 'yaml' in content_type else 'JSON'}: "
                                 f"{e}") from None
 

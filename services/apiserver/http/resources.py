@@ -104,6 +104,8 @@ async def _list(request: web.Request, rest: Rest, t: Target) -> web.Response:
     q = request.query
     try:
         limit = int(q.get("limit") or 0)
+        if not -(2**63) <= limit < 2**63:  # an int64, as in ListOptions
+            raise ValueError(limit)
     except ValueError:
         raise errors.BadRequest(f"invalid limit {q.get('limit')!r}") from None
     info = t.info
@@ -225,7 +227,7 @@ def delete_options(body: bytes, query: Any) -> meta.DeleteOptions:
     """DeleteOptions from the body (kubectl) and the query (curl, some clients); the body wins."""
     try:
         data = json.loads(body) if body.strip() else {}
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise errors.BadRequest(f"the DeleteOptions body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise errors.BadRequest("DeleteOptions must be an object")

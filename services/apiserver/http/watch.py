@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from typing import Any
 
@@ -57,6 +58,8 @@ async def serve(request: web.Request, rest: Rest, t: Target, table: bool) -> web
     try:
         timeout = float(q["timeoutSeconds"]) if "timeoutSeconds" in q else \
             MIN_REQUEST_TIMEOUT * (1 + random.random())
+        if not math.isfinite(timeout):  # "inf" (or "1e400") would hold the watch open forever
+            raise ValueError(timeout)
     except ValueError:
         raise errors.BadRequest(f"invalid timeoutSeconds {q['timeoutSeconds']!r}") from None
     pending_error: errors.ApiError | None = None
