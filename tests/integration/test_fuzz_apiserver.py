@@ -339,7 +339,7 @@ async def test_fuzz_rest_and_grpc(https_apiserver: ApiServer) -> None:
     accepted: dict[str, Any] = {}  # URL -> the object a REST create answered
 
     ctx = ssl.create_default_context(cafile=str(srv.cfg.data_dir / "pki" / "ca.crt"))
-    base = f"https://localhost:{srv.cfg.https_port}"
+    base = f"https://localhost:{srv.cfg.secure_port}"
     started = time.monotonic()
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {srv.token}"},
                                      connector=aiohttp.TCPConnector(ssl=ctx)) as s:
