@@ -16,7 +16,7 @@ from lab import netns
 from lab.profiles import PROFILES
 from lab.topology import Plan
 
-from .conftest import Lab, root_rules
+from .conftest import Lab, root_rules, seed_kubeconfig
 from .test_lab import poll
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,8 @@ def test_three_member_etcd(tmp_path: Path) -> None:
     busy = [ns for ns in plan.namespaces if netns.exists(ns)]
     if busy:
         pytest.skip(f"a lab is running here ({', '.join(busy)})")
-    lab = Lab(dir=plan.dir, rules_before=root_rules(), namespaces=plan.namespaces)
+    lab = Lab(dir=plan.dir, rules_before=root_rules(), home=tmp_path / "home", namespaces=plan.namespaces)
+    seed_kubeconfig(lab.kubeconfig)
     try:
         lab.cli("up", "--profile", "fast", "--workers", "1", "--etcd-members", "3", timeout=300)
         rows = etcd_rows(lab)
