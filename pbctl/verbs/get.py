@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import Any
 
 from google.protobuf.message import Message
 
-from pbctl import printers, verb
+from pbctl import jsonpath, printers, verb
 from pbctl.common import (
     CliError,
     Ctx,
@@ -60,10 +59,7 @@ def sort_objects(objs: list[Message], path: str) -> list[Message]:
 
 
 def jsonpath_output(data: Any, expr: str) -> str:
-    v = get_path(data, expr)
-    if isinstance(v, dict | list):
-        return json.dumps(v)
-    return "" if v is None else str(v)
+    return jsonpath.render(data, expr)
 
 
 async def fetch(ctx: Ctx, args: argparse.Namespace) -> tuple[Groups, list[str], bool]:
