@@ -350,11 +350,13 @@ if [ "$START" = 1 ] && systemd_running; then
     else
       say "/root/.kube/config exists: not replaced; use KUBECONFIG=$ETC/admin.conf"
     fi
+    # A just-started apiserver on a slow host (TCG VMs) can miss a client's deadline: try a few times.
+    retry() { local i; for i in 1 2 3 4 5; do "$@" && return 0; say "failed (try $i of 6), again in 10 s: $*"; sleep 10; done; "$@"; }
     if [ -n "$NODES" ]; then
       # shellcheck disable=SC2086
-      "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
+      retry "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
     fi
-    "${SETUP[@]}" kube-dns --config "$ETC/admin.conf" --cluster-ip "$CLUSTER_DNS" --address "$ADVERTISE"
+    retry "${SETUP[@]}" kube-dns --config "$ETC/admin.conf" --cluster-ip "$CLUSTER_DNS" --address "$ADVERTISE"
   fi
   if [ "$ROLE" = node ] && [ -n "$IMAGES" ] && [ "$DRY" = 0 ]; then
     for _ in $(seq 1 60); do [ -S "$CTD_SOCK" ] && break; sleep 1; done
