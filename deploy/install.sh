@@ -331,12 +331,18 @@ if [ "$START" = 1 ] && systemd_running; then
   run systemctl enable "${UNITS[@]}"
   run systemctl restart "${UNITS[@]}"
   if [ "$ROLE" = control-plane ] && [ "$DRY" = 0 ]; then
-    say "waiting for the apiserver (admin config $ETC/admin.conf)"
-    for _ in $(seq 1 180); do
-      curl -fs -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz && [ -s "$ETC/admin.conf" ] && break
+    # A deadline, not a count of tries: on a loaded TCG VM the first start (etcd, watch caches, PKI) takes
+    # minutes and a /readyz answer (its etcd check) seconds; PB_READY_TIMEOUT (s) to change it.
+    say "waiting for the apiserver (admin config $ETC/admin.conf; up to ${PB_READY_TIMEOUT:-900} s)"
+    deadline=$(( $(date +%s) + ${PB_READY_TIMEOUT:-900} ))
+    until curl -fs -o /dev/null --max-time 10 http://127.0.0.1:6444/readyz && [ -s "$ETC/admin.conf" ]; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "install.sh: apiserver not ready after ${PB_READY_TIMEOUT:-900} s; journalctl -u pb-apiserver:" >&2
+        journalctl -u pb-apiserver --no-pager -n 30 >&2 || true
+        exit 1
+      fi
       sleep 2
     done
-    curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:6444/readyz || { echo "apiserver not ready; journalctl -u pb-apiserver" >&2; exit 1; }
     # root's kubeconfig, as kubeadm suggests (kubectl and pbctl both read it); a file of the user's own stays.
     mkdir -p /root/.kube
     if [ ! -e /root/.kube/config ] || [ -L /root/.kube/config ]; then
@@ -344,11 +350,13 @@ if [ "$START" = 1 ] && systemd_running; then
     else
       say "/root/.kube/config exists: not replaced; use KUBECONFIG=$ETC/admin.conf"
     fi
+    # A just-started apiserver on a slow host (TCG VMs) can miss a client's deadline: try a few times.
+    retry() { local i; for i in 1 2 3 4 5; do "$@" && return 0; say "failed (try $i of 6), again in 10 s: $*"; sleep 10; done; "$@"; }
     if [ -n "$NODES" ]; then
       # shellcheck disable=SC2086
-      "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
+      retry "${SETUP[@]}" nodes --config "$ETC/admin.conf" ${NODES//,/ }
     fi
-    "${SETUP[@]}" kube-dns --config "$ETC/admin.conf" --cluster-ip "$CLUSTER_DNS" --address "$ADVERTISE"
+    retry "${SETUP[@]}" kube-dns --config "$ETC/admin.conf" --cluster-ip "$CLUSTER_DNS" --address "$ADVERTISE"
   fi
   if [ "$ROLE" = node ] && [ -n "$IMAGES" ] && [ "$DRY" = 0 ]; then
     for _ in $(seq 1 60); do [ -S "$CTD_SOCK" ] && break; sleep 1; done

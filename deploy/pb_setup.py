@@ -167,7 +167,7 @@ async def _nodes(a: argparse.Namespace) -> None:
     from pybernetes.client import config
     from pybernetes.client.client import Client
 
-    async with Client.from_config(config.load(a.config), timeout=10) as c:
+    async with Client.from_config(config.load(a.config), timeout=30) as c:
         for spec in a.nodes:
             name, _, cidr = spec.partition("=")
             node = core.Node()
@@ -184,7 +184,7 @@ async def _kube_dns(a: argparse.Namespace) -> None:
     from pybernetes.client import config
     from pybernetes.client.client import Client
 
-    async with Client.from_config(config.load(a.config), timeout=10) as c:
+    async with Client.from_config(config.load(a.config), timeout=30) as c:
         await kubedns.publish(c, a.cluster_ip, a.address)
     print(f"service {kubedns.NAMESPACE}/{kubedns.NAME}: {a.cluster_ip} -> {a.address}:53")
 

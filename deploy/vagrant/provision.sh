@@ -59,7 +59,7 @@ if [ "$ROLE" = control-plane ]; then
   # The admin kubeconfig for the vagrant user (root's ~/.kube/config links to it): kubectl and pbctl read it.
   install -d -m 0700 -o vagrant -g vagrant /home/vagrant/.kube
   install -m 0600 -o vagrant -g vagrant /etc/pybernetes/admin.conf /home/vagrant/.kube/config
-  /opt/pybernetes/bin/pbctl get nodes || true
+  timeout 120 /opt/pybernetes/bin/pbctl get nodes || true
   if systemctl is-active -q pb-prometheus 2>/dev/null; then
     echo "==> Prometheus: http://$IP:9090/consoles/pybernetes-overview.html (vagrant ssh control-plane -- -L 9090:127.0.0.1:9090)"
   fi
