@@ -168,7 +168,7 @@ def test_demo_on_vagrant(vagrant_lab: dict[str, float]) -> None:
 def test_prometheus_on_vagrant_scrapes_every_component(vagrant_lab: dict[str, float]) -> None:
     """pb-prometheus on the control plane: every component and etcd's metrics up, a kubelet and a proxy
     target per node from the file_sd that pb-prometheus-sd writes from the Node objects."""
-    want = {"apiserver": 1, "scheduler": 1, "controller-manager": 1, "etcd": 1, "prometheus": 1,
+    want = {"apiserver": 1, "scheduler": 1, "controller-manager": 1, "etcd": 1, "prometheus": 1, "dns": 1,
             "kubelet": WORKERS, "proxy": WORKERS}
 
     def all_up() -> dict[str, int]:
