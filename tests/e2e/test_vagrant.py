@@ -2,9 +2,9 @@
 
 Slow (VMs under TCG take minutes each): runs with PB_VAGRANT_E2E=1 and the VM tooling — vagrant with
 vagrant-libvirt, a reachable libvirtd and a local box (PB_OFFLINE=1 with `make vagrant-box`'s
-pybernetes/debian12); docs/vagrant.md sets a host up. Uses the repo's Vagrantfile as is, so PB_WORKERS, PB_OFFLINE, PB_BOX,
-PB_MEMORY and PB_LIBVIRT_DRIVER apply; `make vagrant-prep` runs first when its artifacts are missing.
-Everything is destroyed at the end (`vagrant destroy -f`), also on failure.
+pybernetes/debian12); docs/vagrant.md sets a host up. Uses the repo's Vagrantfile as is, so PB_WORKERS,
+PB_OFFLINE, PB_BOX, PB_MEMORY and PB_LIBVIRT_DRIVER apply; `make vagrant-prep` runs first when its artifacts
+are missing. Everything is destroyed at the end (`vagrant destroy -f`), also on failure.
 """
 
 from __future__ import annotations
