@@ -1,9 +1,16 @@
-"""The cluster's certificates, in one place: a CA and the apiserver's serving certificate, as kubeadm lays
-them out under <pki-dir> (ca.crt, ca.key, apiserver.crt, apiserver.key; keys 0600).
+"""The cluster's certificates and TLS contexts, in one place, laid out as kubeadm does under <pki-dir>.
 
-`ensure_apiserver_pki` creates what is missing and reuses what is there (a serving certificate is re-issued
-when its addresses no longer cover the ones asked for). The apiserver's HTTPS front door serves with it and
-admin.conf carries the CA as certificate-authority-data. Client certificates will be issued here too.
+    ca.crt/key                        cluster CA (signs serving and client certificates)
+    apiserver.crt/key                 apiserver serving certificate (SANs: addresses, kubernetes.default.svc, 10.96.0.1)
+    apiserver-kubelet-client.crt/key  the apiserver's client certificate towards kubelets (O system:masters)
+    apiserver-etcd-client.crt/key     the apiserver's client certificate towards etcd (signed by etcd/ca)
+    etcd/ca.crt/key                   etcd's own CA; etcd/server.crt, etcd/peer.crt
+    sa.key/sa.pub                     the ServiceAccount token signing key pair
+    <name>.crt/key                    a client certificate per component or user (`ensure_client_cert`)
+
+Keys are EC P-256, written 0600 and never logged. `ensure_*` create what is missing and reuse what is there; a
+certificate is re-issued when it expires within a day or no longer covers the names asked for. Contexts:
+`server_context` (optionally asking for client certificates, verified against a CA) and `client_context`.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_NAME = "kubernetes"  # kubeadm's CA common name
+ETCD_CA_NAME = "etcd-ca"
 APISERVER_NAME = "kube-apiserver"
+MASTERS_GROUP = "system:masters"
+NODES_GROUP = "system:nodes"
 # Names in-cluster clients use for the apiserver, and the `kubernetes` Service's default ClusterIP.
 CLUSTER_DNS_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                      "kubernetes.default.svc.cluster.local")
@@ -33,6 +44,16 @@ Key = ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True)
+class CertPair:
+    """A certificate and its key on disk."""
+    cert: Path
+    key: Path
+
+    def load(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert.read_bytes())
+
+
+@dataclass(frozen=True)
 class ServingPKI:
     ca_cert: Path
     cert: Path
@@ -41,10 +62,31 @@ class ServingPKI:
     def ca_pem(self) -> bytes:
         return self.ca_cert.read_bytes()
 
-    def server_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert, self.key)
-        return ctx
+    def server_context(self, client_ca: Path | None = None) -> ssl.SSLContext:
+        return server_context(CertPair(self.cert, self.key), client_ca)
+
+
+def server_context(pair: CertPair, client_ca: Path | None = None, *,
+                   require_client_cert: bool = False) -> ssl.SSLContext:
+    """A TLS server context; with `client_ca`, clients may (or, required, must) present a certificate signed by it."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pair.cert, pair.key)
+    if client_ca is not None:
+        ctx.load_verify_locations(cafile=str(client_ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_context(ca: Path | bytes | None, pair: CertPair | None = None) -> ssl.SSLContext:
+    """A TLS client context trusting `ca` (a file or PEM bytes; None: the system's roots), presenting `pair`."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if isinstance(ca, Path):
+        ctx.load_verify_locations(cafile=str(ca))
+    elif ca is not None:
+        ctx.load_verify_locations(cadata=ca.decode())
+    if pair is not None:
+        ctx.load_cert_chain(pair.cert, pair.key)
+    return ctx
 
 
 def _new_key() -> Key:
@@ -54,10 +96,11 @@ def _new_key() -> Key:
 def _write_key(path: Path, key: Key) -> None:
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-    _write(path, data, 0o600)
+    write_file(path, data, 0o600)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write atomically with `mode` from the first byte (keys are never world-readable, even briefly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -67,7 +110,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _load_key(path: Path) -> Key:
+def load_key(path: Path) -> Key:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path}: expected an EC private key")
@@ -79,32 +122,36 @@ def _validity(days: int) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=days)
 
 
-def ensure_ca(pki_dir: Path) -> tuple[x509.Certificate, Key]:
-    """The cluster CA from <pki_dir>/ca.{crt,key}, created when absent."""
-    crt, key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=False,
+                         encipher_only=False, decipher_only=False)
+
+
+def ensure_ca(pki_dir: Path, stem: str = "ca", common_name: str = CA_NAME) -> tuple[x509.Certificate, Key]:
+    """A CA from <pki_dir>/<stem>.{crt,key} (e.g. "ca", "etcd/ca"), created when absent."""
+    crt, key_path = pki_dir / f"{stem}.crt", pki_dir / f"{stem}.key"
     if crt.exists() and key_path.exists():
-        return x509.load_pem_x509_certificate(crt.read_bytes()), _load_key(key_path)
+        return x509.load_pem_x509_certificate(crt.read_bytes()), load_key(key_path)
     key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     start, end = _validity(CA_DAYS)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
     _write_key(key_path, key)
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_file(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert, key
 
 
-def serving_names(addresses: list[str]) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) an apiserver serving certificate covers: loopback, the cluster names and
-    the `kubernetes` Service IP, plus the host's own addresses (IPs or names) given."""
-    dns = ["localhost", *CLUSTER_DNS_NAMES]
-    ips = ["127.0.0.1", DEFAULT_SERVICE_IP]
+def serving_names(addresses: Sequence[str], *, cluster_names: bool = True) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) a serving certificate covers: loopback (and, for the apiserver, the cluster
+    names and the `kubernetes` Service IP), plus the host's own addresses (IPs or names) given."""
+    dns = ["localhost", *(CLUSTER_DNS_NAMES if cluster_names else ())]
+    ips = ["127.0.0.1", *((DEFAULT_SERVICE_IP,) if cluster_names else ())]
     for a in addresses:
         if not a or a in ("0.0.0.0", "::"):
             continue
@@ -119,40 +166,95 @@ def serving_names(addresses: list[str]) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def _covers(cert: x509.Certificate, dns: list[str], ips: list[str]) -> bool:
+def _subject(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
+    cn = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return (cn[0] if cn else ""), orgs
+
+
+def identity(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
+    """(user, groups) a client certificate names, as Kubernetes reads it: CN is the user, each O a group."""
+    return _subject(cert)
+
+
+def _still_good(cert: x509.Certificate, ca: x509.Certificate, cn: str, orgs: Sequence[str],
+                dns: Sequence[str], ips: Sequence[str]) -> bool:
+    if cert.issuer != ca.subject or _subject(cert) != (cn, tuple(orgs)):
+        return False
+    if cert.not_valid_after_utc <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        return False
+    if not dns and not ips:
+        return True
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return False
-    have_dns = set(san.get_values_for_type(x509.DNSName))
     have_ips = {str(i) for i in san.get_values_for_type(x509.IPAddress)}
-    fresh = cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    return fresh and set(dns) <= have_dns and set(ips) <= have_ips
+    return set(dns) <= set(san.get_values_for_type(x509.DNSName)) and set(ips) <= have_ips
 
 
-def ensure_apiserver_pki(pki_dir: Path, addresses: list[str]) -> ServingPKI:
-    """CA plus <pki_dir>/apiserver.{crt,key} for `addresses`; reused when present and still covering them."""
-    ca_cert, ca_key = ensure_ca(pki_dir)
-    crt, key_path = pki_dir / "apiserver.crt", pki_dir / "apiserver.key"
-    dns, ips = serving_names(addresses)
-    if crt.exists() and key_path.exists() and _covers(x509.load_pem_x509_certificate(crt.read_bytes()), dns, ips):
-        return ServingPKI(pki_dir / "ca.crt", crt, key_path)
+def ensure_cert(pki_dir: Path, stem: str, *, ca_stem: str = "ca", common_name: str,
+                organizations: Sequence[str] = (), server: bool = False, client: bool = False,
+                dns: Sequence[str] = (), ips: Sequence[str] = (), days: int = CERT_DAYS,
+                force: bool = False) -> CertPair:
+    """<pki_dir>/<stem>.{crt,key} signed by the CA at <ca_stem>, reused while still valid for the same subject
+    and names (`force` re-issues: `pbctl certs renew`). The CA must exist (`ensure_ca`)."""
+    pair = CertPair(pki_dir / f"{stem}.crt", pki_dir / f"{stem}.key")
+    ca_cert = x509.load_pem_x509_certificate((pki_dir / f"{ca_stem}.crt").read_bytes())
+    if not force and pair.cert.exists() and pair.key.exists() and _still_good(
+            pair.load(), ca_cert, common_name, organizations, dns, ips):
+        return pair
+    ca_key = load_key(pki_dir / f"{ca_stem}.key")
     key = _new_key()
-    start, end = _validity(CERT_DAYS)
-    san = x509.SubjectAlternativeName([*(x509.DNSName(d) for d in dns),
-                                       *(x509.IPAddress(ipaddress.ip_address(i)) for i in ips)])
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, APISERVER_NAME)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .add_extension(san, critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    _write_key(key_path, key)
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return ServingPKI(pki_dir / "ca.crt", crt, key_path)
+    start, end = _validity(days)
+    name = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    usages = (([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
+              + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else []))
+    b = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_cert.subject).public_key(key.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+         .add_extension(_key_usage(ca=False), critical=True)
+         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+    if dns or ips:
+        b = b.add_extension(x509.SubjectAlternativeName(
+            [*(x509.DNSName(d) for d in dns), *(x509.IPAddress(ipaddress.ip_address(i)) for i in ips)]),
+            critical=False)
+    cert = b.sign(ca_key, hashes.SHA256())
+    _write_key(pair.key, key)
+    write_file(pair.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return pair
+
+
+def ensure_client_cert(pki_dir: Path, stem: str, user: str, groups: Sequence[str] = (), *,
+                       ca_stem: str = "ca", force: bool = False) -> CertPair:
+    """A client certificate for `user` in `groups` (CN and O, as Kubernetes' x509 authenticator reads them)."""
+    ensure_ca(pki_dir, ca_stem, CA_NAME if ca_stem == "ca" else ETCD_CA_NAME)
+    return ensure_cert(pki_dir, stem, ca_stem=ca_stem, common_name=user, organizations=groups, client=True,
+                       force=force)
+
+
+def ensure_apiserver_pki(pki_dir: Path, addresses: Sequence[str]) -> ServingPKI:
+    """CA plus <pki_dir>/apiserver.{crt,key} for `addresses`; reused when present and still covering them."""
+    ensure_ca(pki_dir)
+    dns, ips = serving_names(addresses)
+    pair = ensure_cert(pki_dir, "apiserver", common_name=APISERVER_NAME, server=True, dns=dns, ips=ips)
+    return ServingPKI(pki_dir / "ca.crt", pair.cert, pair.key)
+
+
+def ensure_service_account_key(pki_dir: Path) -> tuple[Path, Path]:
+    """<pki_dir>/sa.key (0600) and sa.pub: the key pair ServiceAccount tokens are signed and verified with."""
+    key_path, pub_path = pki_dir / "sa.key", pki_dir / "sa.pub"
+    if not key_path.exists():
+        _write_key(key_path, _new_key())
+    if not pub_path.exists():
+        pub = load_key(key_path).public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+        write_file(pub_path, pub, 0o644)
+    return key_path, pub_path
+
+
+def expiry(path: Path) -> dt.datetime:
+    """When the certificate at `path` stops being valid (`pbctl certs check-expiration`)."""
+    return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc

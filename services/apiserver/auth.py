@@ -1,9 +1,10 @@
-"""Authentication (bearer tokens, as kube-apiserver's --token-auth-file) and authorization.
+"""Authentication: who a request comes from (`User`), from what it presents (`Credentials`: the Authorization
+header, a verified client certificate), through a chain of authenticators (kube-apiserver's union: the first
+that recognises the credentials decides; none is 401, anonymous requests are refused).
 
-Tokens come from a CSV file `token,user,uid,"group1,group2"`. On first start the apiserver creates
-one for `system:admin` in group `system:masters` and writes admin.conf with it (mode 0600), as k3s does.
-Authorization: authenticated users are allowed (kube-apiserver's AlwaysAllow mode); anonymous requests
-are refused. The Authorizer protocol is where RBAC would slot in.
+Bearer tokens as kube-apiserver's --token-auth-file: a CSV file `token,user,uid,"group1,group2"`. On first
+start the apiserver creates one for `system:admin` in group `system:masters` and writes admin.conf with it
+(mode 0600), as k3s does. Authorization lives in authz.py.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from __future__ import annotations
 import csv
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
 
 from pybernetes import errors
 
@@ -24,6 +29,40 @@ class User:
     name: str
     uid: str = ""
     groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents. `client_cert` was already verified against the client CA by the TLS layer."""
+    authorization: str | None = None
+    client_cert: x509.Certificate | None = None
+
+    @property
+    def bearer(self) -> str | None:
+        a = self.authorization
+        return a[7:].strip() if a and a.startswith("Bearer ") else None
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, creds: Credentials) -> User | None:
+        """The user the credentials name, None when they are not this authenticator's kind; raise
+        Unauthorized when they are its kind but invalid (a wrong or expired token)."""
+        ...
+
+
+class UnionAuthenticator:
+    def __init__(self, authenticators: Sequence[Authenticator]) -> None:
+        self.authenticators = list(authenticators)
+
+    async def authenticate(self, creds: Credentials) -> User:
+        for a in self.authenticators:
+            user = await a.authenticate(creds)
+            if user is not None:
+                return user
+        if creds.authorization is None and creds.client_cert is None:
+            raise errors.Unauthorized("Unauthorized: credentials are required (a client certificate or a bearer "
+                                      "token, see admin.conf)")
+        raise errors.Unauthorized("Unauthorized: unknown credentials")
 
 
 class TokenAuthenticator:
@@ -43,18 +82,9 @@ class TokenAuthenticator:
                 tokens[row[0].strip()] = User(row[1].strip(), row[2].strip() if len(row) > 2 else "", groups)
         return cls(tokens)
 
-    def authenticate(self, header: str | None) -> User:
-        if not header or not header.startswith("Bearer "):
-            raise errors.Unauthorized("Unauthorized: a bearer token is required (see admin.conf)")
-        user = self.tokens.get(header[7:].strip())
-        if user is None:
-            raise errors.Unauthorized("Unauthorized: unknown token")
-        return user
-
-
-class AlwaysAllowAuthorizer:
-    def authorize(self, user: User, verb: str, resource: str, namespace: str) -> None:
-        return None
+    async def authenticate(self, creds: Credentials) -> User | None:
+        token = creds.bearer
+        return self.tokens.get(token) if token else None
 
 
 def ensure_admin_token(path: Path) -> str:

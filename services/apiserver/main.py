@@ -29,7 +29,7 @@ from pybernetes.options import opt
 
 from . import metrics
 from .allocator import ServiceAllocator
-from .auth import TokenAuthenticator, ensure_admin_token
+from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
 from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
 from .registry import strategy
@@ -165,7 +165,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                                  "`pbctl etcd snapshot restore` (see docs/backup.md)")
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
-    authn = TokenAuthenticator.from_file(tokens_path)
+    authn = UnionAuthenticator([TokenAuthenticator.from_file(tokens_path)])
     etcd = EtcdClient(endpoints)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)

@@ -21,7 +21,8 @@ from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
-from .auth import ADMIN_GROUP, AlwaysAllowAuthorizer, TokenAuthenticator, User
+from .auth import ADMIN_GROUP, Credentials, UnionAuthenticator, User
+from .authz import AlwaysAllowAuthorizer, Authorizer, check, resource_attributes
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
@@ -51,26 +52,37 @@ def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
     return out
 
 
+def _sub(resource: str, subresource: str) -> str:
+    return f"{resource}/{subresource}" if subresource else resource
+
+
 class APIServicer(pb_grpc.APIServicer):
-    def __init__(self, rest: Rest, authn: TokenAuthenticator, authz: AlwaysAllowAuthorizer | None = None,
+    def __init__(self, rest: Rest, authn: UnionAuthenticator, authz: Authorizer | None = None,
                  kubelets: KubeletProxy | None = None) -> None:
         self.rest = rest
         self.authn = authn
         self.authz = authz or AlwaysAllowAuthorizer()
         self.kubelets = kubelets or KubeletProxy(rest)
 
-    def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
+    async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
+        header = None
         for key, value in context.invocation_metadata() or ():
             if key == AUTH_HEADER:
-                return self.authn.authenticate(str(value))
-        return self.authn.authenticate(None)
+                header = str(value)
+        return await self.authn.authenticate(Credentials(authorization=header))
 
-    async def _serve(self, verb: str, resource: str, namespace: str, context: Any, fn: Any) -> Any:
+    async def _authorize(self, context: Any, verb: str, resource: str, namespace: str = "",
+                         name: str = "") -> User:
+        user = await self._user(context)
+        check(self.authz, resource_attributes(user, verb, resource, namespace, name))
+        return user
+
+    async def _serve(self, verb: str, resource: str, namespace: str, context: Any, fn: Any,
+                     name: str = "") -> Any:
         start = time.perf_counter()
         code = 201 if verb == "create" else 200  # as kube-apiserver reports them
         try:
-            user = self._user(context)
-            self.authz.authorize(user, verb, resource, namespace)
+            await self._authorize(context, verb, resource, namespace, name)
             return await fn()
         except errors.ApiError as e:
             code = e.code
@@ -106,7 +118,7 @@ class APIServicer(pb_grpc.APIServicer):
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.Object:
         async def do() -> pb.Object:
             return _envelope(await self.rest.get(request.resource, request.namespace, request.name))
-        res: pb.Object = await self._serve("get", request.resource, request.namespace, context, do)
+        res: pb.Object = await self._serve("get", request.resource, request.namespace, context, do, request.name)
         return res
 
     async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
@@ -131,7 +143,8 @@ class APIServicer(pb_grpc.APIServicer):
             o = request.object
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
                                                     request.subresource, o.api_version, o.kind, request.dry_run))
-        res: pb.Object = await self._serve("update", request.resource, request.namespace, context, do)
+        res: pb.Object = await self._serve("update", _sub(request.resource, request.subresource), request.namespace,
+                                           context, do)
         return res
 
     async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.Object:
@@ -139,14 +152,16 @@ class APIServicer(pb_grpc.APIServicer):
             return _envelope(await self.rest.patch(request.resource, request.namespace, request.name,
                                                    request.patch_type, request.patch, request.subresource,
                                                    request.dry_run))
-        res: pb.Object = await self._serve("patch", request.resource, request.namespace, context, do)
+        res: pb.Object = await self._serve("patch", _sub(request.resource, request.subresource), request.namespace,
+                                           context, do, request.name)
         return res
 
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
         async def do() -> pb.DeleteResponse:
             obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options)
             return pb.DeleteResponse(object=_envelope(obj), deleted=gone)
-        res: pb.DeleteResponse = await self._serve("delete", request.resource, request.namespace, context, do)
+        res: pb.DeleteResponse = await self._serve("delete", request.resource, request.namespace, context, do,
+                                                   request.name)
         return res
 
     async def Discovery(self, request: pb.DiscoveryRequest, context: Any) -> pb.DiscoveryResponse:
@@ -162,8 +177,7 @@ class APIServicer(pb_grpc.APIServicer):
 
     async def Watch(self, request: pb.WatchRequest, context: Any) -> AsyncIterator[pb.WatchEvent]:
         try:
-            user = self._user(context)
-            self.authz.authorize(user, "watch", request.resource, request.namespace)
+            await self._authorize(context, "watch", request.resource, request.namespace)
             info, w = self.rest.watch(request.resource, request.namespace, request.label_selector,
                                       request.field_selector, request.resource_version,
                                       request.allow_watch_bookmarks)
@@ -200,8 +214,7 @@ class APIServicer(pb_grpc.APIServicer):
 
     async def PodLogs(self, request: pb.PodLogsRequest, context: Any) -> AsyncIterator[pb.LogChunk]:
         try:
-            user = self._user(context)
-            self.authz.authorize(user, "get", "pods/log", request.namespace)
+            await self._authorize(context, "get", "pods/log", request.namespace, request.name)
             async for chunk in self.kubelets.logs(request):
                 yield chunk
         except errors.ApiError as e:
@@ -212,8 +225,7 @@ class APIServicer(pb_grpc.APIServicer):
     async def PodExec(self, request_iterator: AsyncIterator[pb.ExecInput],
                       context: Any) -> AsyncIterator[pb.ExecOutput]:
         try:
-            user = self._user(context)
-            self.authz.authorize(user, "create", "pods/exec", "")
+            await self._authorize(context, "create", "pods/exec")
             async for out in self.kubelets.exec(request_iterator):
                 yield out
         except errors.ApiError as e:
@@ -226,7 +238,7 @@ class APIServicer(pb_grpc.APIServicer):
         """etcd's Maintenance.Snapshot passed through chunk by chunk: the apiserver is the only process that
         reaches etcd, so backups go through it; the whole database is readable, so admins only."""
         try:
-            user = self._user(context)
+            user = await self._user(context)
             if ADMIN_GROUP not in user.groups:
                 raise errors.Forbidden(f'user "{user.name}" cannot take an etcd snapshot (group {ADMIN_GROUP} only)')
             log.info("etcd snapshot requested user=%s", user.name)

@@ -18,7 +18,8 @@ from aiohttp import web
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
-from ..auth import AlwaysAllowAuthorizer, TokenAuthenticator
+from ..auth import Credentials, UnionAuthenticator
+from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
 from ..rest import Rest
@@ -37,8 +38,8 @@ RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": reso
 
 
 class HttpServer:
-    def __init__(self, rest: Rest, authn: TokenAuthenticator, pki: ServingPKI, *,
-                 authz: AlwaysAllowAuthorizer | None = None, ready_check: ReadyCheck | None = None,
+    def __init__(self, rest: Rest, authn: UnionAuthenticator, pki: ServingPKI, *,
+                 authz: Authorizer | None = None, ready_check: ReadyCheck | None = None,
                  kubelets: KubeletProxy | None = None) -> None:
         self.rest = rest
         self.kubelets = kubelets or KubeletProxy(rest)  # pods/log, exec: the gRPC API's proxy, with its token
@@ -117,10 +118,15 @@ class HttpServer:
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if request.path not in PUBLIC:
-                user = self.authn.authenticate(request.headers.get("Authorization"))
+                user = await self.authn.authenticate(Credentials(authorization=request.headers.get("Authorization")))
                 t = self._target(request)
-                self.authz.authorize(user, VERBS.get(request.method, request.method.lower()),
-                                     t.info.plural if t else "", t.namespace if t else "")
+                watch = request.query.get("watch") in ("1", "true")
+                attrs = (request_attributes(user, request.method, request.path, resource=t.info.plural,
+                                            api_group=t.info.group, namespace=t.namespace, name=t.name,
+                                            subresource=t.subresource, watch=watch)
+                         if t is not None else request_attributes(user, request.method, request.path))
+                check(self.authz, attrs)
+                request["user"] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
