@@ -4,6 +4,7 @@ admin.conf the apiserver writes. kubectl comes from deploy/get-kubectl.sh (run b
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -264,10 +265,23 @@ async def test_the_same_admin_conf_serves_kubectl_and_the_grpc_client(kubectl: K
     assert codec.to_dict(pod) == json.loads(out)  # written with kubectl, read back identically over gRPC
 
 
-async def test_protobuf_bodies_are_refused_with_415(kubectl: Kubectl) -> None:
-    # kubectl's typed generators (`create deployment`) send Kubernetes' protobuf; pybernetes reads JSON and YAML.
-    rc, _, err = await kubectl.run("create", "deployment", "web", "--image=nginx", ok=False)
-    assert rc == 1
-    assert "application/vnd.kubernetes.protobuf is not supported" in err
-    _, out, _ = await kubectl.run("get", "deployments", "-o", "name")
-    assert "web" not in out  # nothing half-written
+async def test_typed_generators_send_protobuf_and_it_is_read(kubectl: Kubectl) -> None:
+    # kubectl's typed generators send Kubernetes' protobuf (k8s.io/api's field numbers): read with that schema.
+    await kubectl.run("create", "deployment", "web", "--image=nginx", "--replicas=2", "--port=80")
+    _, out, _ = await kubectl.run("get", "deployment", "web", "-o", "json")
+    d = json.loads(out)
+    assert d["spec"]["replicas"] == 2
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    assert (c["name"], c["image"], c["ports"][0]["containerPort"]) == ("nginx", "nginx", 80)
+    assert d["spec"]["selector"]["matchLabels"] == {"app": "web"}
+    await kubectl.run("create", "service", "clusterip", "web", "--tcp=8080:80")
+    _, out, _ = await kubectl.run("get", "service", "web", "-o", "json")
+    port = json.loads(out)["spec"]["ports"][0]
+    assert (port["port"], port["targetPort"]) == (8080, 80)  # IntOrString decoded to an int
+    await kubectl.run("create", "configmap", "cfg", "--from-literal=a=1")
+    await kubectl.run("create", "secret", "generic", "pw", "--from-literal=p=s3cret")
+    _, out, _ = await kubectl.run("get", "secret", "pw", "-o", "jsonpath={.data.p}")
+    assert base64.b64decode(out) == b"s3cret"
+    await kubectl.run("create", "job", "once", "--image=busybox", "--", "true")
+    _, out, _ = await kubectl.run("get", "job", "once", "-o", "jsonpath={.spec.template.spec.containers[0].command}")
+    assert json.loads(out) == ["true"]

@@ -16,7 +16,7 @@ from aiohttp import web
 from google.protobuf.message import Message
 
 from pybernetes import errors
-from pybernetes.api import codec
+from pybernetes.api import codec, k8swire
 from pybernetes.api.kinds import ResourceInfo
 
 MODES = ("Ignore", "Strict", "Warn")
@@ -48,11 +48,12 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 def load(raw: bytes, content_type: str, duplicates: list[str]) -> Any:
     """The JSON or YAML document of a body; duplicate JSON keys are appended to `duplicates`."""
     if content_type == PROTOBUF:
-        # Kubernetes' protobuf wire form numbers fields as k8s.io/api does; pybernetes' messages do not, so
-        # only JSON and YAML bodies are understood (kubectl's typed generators, `create deployment`, send
-        # protobuf).
-        raise errors.UnsupportedMediaType(f"the body's content type {PROTOBUF} is not supported: send "
-                                          "application/json or application/yaml")
+        # client-go's typed clients (kubectl's `create deployment`) send k8s.io/api's protobuf: read with
+        # that schema into the same dict a JSON body gives.
+        try:
+            return k8swire.decode(raw)
+        except k8swire.WireError as e:
+            raise errors.BadRequest(f"the request body is not a valid Kubernetes protobuf object: {e}") from None
     try:
         if "yaml" in content_type:
             return next(iter(codec.yaml_load_all(raw.decode())), None)  # timestamps stay strings
