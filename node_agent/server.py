@@ -1,4 +1,5 @@
-"""The kubelet's API (--port, ports.KUBELET): container logs, exec and resource stats, for the apiserver only.
+"""The kubelet's API (--port, ports.KUBELET): container logs, exec, port-forward (portforward.py) and resource
+stats, for the apiserver only.
 
 Logs are read from the CRI log files (`<timestamp> <stream> <P|F> <line>`), with --tail, --timestamps,
 --previous (the last exited instance) and --follow (until the container exits). Exec runs through
@@ -30,6 +31,7 @@ from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
+from . import portforward
 from .cri import api_pb2 as cri
 from .cri.client import CRIClient
 from .pressure import meminfo
@@ -250,6 +252,18 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             await rpc.abort(context, e)
         async for out in self._exec(c.id, list(start.command), start.stdin, start.tty, request_iterator):
             yield out
+
+    async def PortForward(self, request_iterator: AsyncIterator[pb.PortForwardInput],
+                          context: Any) -> AsyncIterator[pb.PortForwardOutput]:
+        try:
+            self._check(context)
+            first = await anext(request_iterator, None)
+            if first is None or not first.HasField("start"):
+                raise errors.BadRequest("port-forward: the first message must name the pod and the port")
+            async for out in portforward.forward(self.cri, first.start, request_iterator):
+                yield out
+        except errors.ApiError as e:
+            await rpc.abort(context, e)
 
     async def _exec(self, container_id: str, command: list[str], stdin: bool, tty: bool,
                     inputs: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:

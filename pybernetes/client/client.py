@@ -270,6 +270,26 @@ class Client:
         finally:
             call.cancel()
 
+    async def pod_port_forward(self, namespace: str, name: str, port: int,
+                               data: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """One TCP connection to `port` inside the pod (through the apiserver and the pod's kubelet): `data`
+        is sent (its end half-closes the connection), the pod's bytes are yielded until it closes."""
+
+        async def inputs() -> AsyncIterator[pb.PortForwardInput]:
+            yield pb.PortForwardInput(start=pb.PortForwardStart(namespace=namespace, name=name, port=port))
+            async for chunk in data:
+                yield pb.PortForwardInput(data=chunk)
+            yield pb.PortForwardInput(close_write=True)
+
+        call = self._stub.PodPortForward(inputs(), metadata=self._md)
+        try:
+            async for out in call:
+                yield out.data
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e) from None
+        finally:
+            call.cancel()
+
     async def etcd_snapshot(self) -> AsyncIterator[pb.EtcdSnapshotChunk]:
         """etcd's snapshot, streamed by the apiserver (admins only); no deadline, a large database takes time."""
         call = self._stub.EtcdSnapshot(pb.EtcdSnapshotRequest(), metadata=self._md)

@@ -1,4 +1,5 @@
-"""pods/log, pods/exec and nodes/proxy/stats/summary: the apiserver proxies to the kubelet of the node.
+"""pods/log, pods/exec, pods/portforward and nodes/proxy/stats/summary: the apiserver proxies to the
+kubelet of the node.
 
 Clients never reach nodes directly; the apiserver resolves pod -> node -> the kubelet's address
 (status.addresses InternalIP, status.daemonEndpoints.kubeletEndpoint.Port, default ports.KUBELET) and relays the
@@ -123,6 +124,42 @@ class KubeletProxy:
         finally:
             with contextlib.suppress(Exception):
                 call.cancel()
+
+    async def portforward(self, inputs: AsyncIterator[pb.PortForwardInput]) -> AsyncIterator[pb.PortForwardOutput]:
+        """One connection to a port of a pod, relayed to and from the pod's kubelet."""
+        first = await anext(inputs, None)
+        if first is None or not first.HasField("start"):
+            raise errors.BadRequest("port-forward: the first message must name the pod and the port")
+        start = first.start
+        if not 0 < start.port < 65536:
+            raise errors.BadRequest(f"invalid port {start.port}: must be 1-65535")
+        stub = await self.stub_for_pod(start.namespace, start.name)
+
+        async def relay() -> AsyncIterator[pb.PortForwardInput]:
+            yield first
+            async for msg in inputs:
+                yield msg
+
+        call = stub.PortForward(relay(), metadata=self.md)
+        try:
+            async for out in call:
+                yield out
+        except grpc.aio.AioRpcError as e:
+            raise _from_kubelet(e) from None
+        finally:
+            with contextlib.suppress(Exception):
+                call.cancel()
+
+    async def stub_for_pod(self, namespace: str, name: str) -> pb_grpc.KubeletStub:
+        """The kubelet of the node the pod runs on; errors (no such pod, not running) before any stream."""
+        pod = await self.rest.get("pods", namespace, name)
+        assert isinstance(pod, core.Pod)
+        if not pod.spec.node_name:
+            raise errors.BadRequest(f"pod {name} does not have a host assigned")
+        if pod.status.phase != "Running":
+            raise errors.BadRequest(f"unable to forward port because pod is not running. Current status="
+                                    f"{pod.status.phase or 'Pending'}")
+        return await self._stub_for(pod.spec.node_name)
 
 
 def _from_kubelet(e: grpc.aio.AioRpcError) -> errors.ApiError:

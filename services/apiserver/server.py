@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -50,6 +50,17 @@ def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
             if st.errors and not e.error:
                 e.error = "; ".join(st.errors)  # etcd's own alarms (NOSPACE, CORRUPT)
     return out
+
+
+T = TypeVar("T")
+
+
+async def _prepend(first: T | None, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """A client stream whose first message was already read (to authorize what it names)."""
+    if first is not None:
+        yield first
+    async for msg in rest:
+        yield msg
 
 
 def _sub(resource: str, subresource: str) -> str:
@@ -225,13 +236,28 @@ class APIServicer(pb_grpc.APIServicer):
     async def PodExec(self, request_iterator: AsyncIterator[pb.ExecInput],
                       context: Any) -> AsyncIterator[pb.ExecOutput]:
         try:
-            await self._authorize(context, "create", "pods/exec")
-            async for out in self.kubelets.exec(request_iterator):
+            first = await anext(request_iterator, None)
+            start = first.start if first is not None else pb.ExecStart()
+            await self._authorize(context, "create", "pods/exec", start.namespace, start.name)
+            async for out in self.kubelets.exec(_prepend(first, request_iterator)):
                 yield out
         except errors.ApiError as e:
             await self._stream_error(context, "create", "pods/exec", e)
             return
         count_request("create", "pods/exec", 200)
+
+    async def PodPortForward(self, request_iterator: AsyncIterator[pb.PortForwardInput],
+                             context: Any) -> AsyncIterator[pb.PortForwardOutput]:
+        try:
+            first = await anext(request_iterator, None)
+            start = first.start if first is not None else pb.PortForwardStart()
+            await self._authorize(context, "create", "pods/portforward", start.namespace, start.name)
+            async for out in self.kubelets.portforward(_prepend(first, request_iterator)):
+                yield out
+        except errors.ApiError as e:
+            await self._stream_error(context, "create", "pods/portforward", e)
+            return
+        count_request("create", "pods/portforward", 200)
 
     async def EtcdSnapshot(self, request: pb.EtcdSnapshotRequest,
                            context: Any) -> AsyncIterator[pb.EtcdSnapshotChunk]:

@@ -201,6 +201,11 @@ async def test_wait(pbctl: Pbctl, apiserver: ApiServer) -> None:
     assert rc == 1 and err.strip() == "error: no matching resources found"
 
 
-async def test_port_forward_is_refused_clearly(pbctl: Pbctl) -> None:
+async def test_port_forward_bad_targets_are_refused_clearly(pbctl: Pbctl) -> None:
+    # Forwarding itself needs a real node: tests/integration/test_port_forward.py.
     rc, _, err = await pbctl("port-forward", "pod/x", "8080:80")
-    assert rc == 1 and err.startswith("error: port-forward is not supported yet")
+    assert rc == 1 and 'pods "x" not found' in err
+    rc, _, err = await pbctl("port-forward", "cronjob/x", "8080:80")
+    assert rc == 1 and "cannot port-forward to cronjob" in err
+    rc, _, err = await pbctl("port-forward", "pod/x")
+    assert rc == 1 and "TYPE/NAME and list of ports are required" in err

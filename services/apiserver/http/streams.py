@@ -1,6 +1,6 @@
 """pods/log (plain text, streamed while following) and pods/exec over WebSocket (channels.py's framing), relayed
-through the same KubeletProxy as the gRPC PodLogs and PodExec; pods/attach and pods/portforward answer with a
-clear error, as the kubelet implements neither yet.
+through the same KubeletProxy as the gRPC PodLogs and PodExec; pods/attach answers with a clear error, as the
+kubelet does not implement it yet (pods/portforward: portforward.py).
 
 Errors found before the stream starts (no such pod or container, no node yet, a bad query) are ordinary
 Status responses; once a WebSocket is open they travel on its error channel.
@@ -101,15 +101,12 @@ async def pod_log(request: web.Request, kubelets: KubeletProxy, t: Target) -> we
         await chunks.aclose()  # cancels the kubelet call
 
 
-# -- pods/exec, pods/attach, pods/portforward ------------------------------------------------------
+# -- pods/exec, pods/attach ------------------------------------------------------------------
 
 def _refuse_unsupported(t: Target) -> None:
     if t.subresource == "attach":
         raise errors.BadRequest(f'pods/attach is not supported: the kubelet of pod "{t.name}" cannot attach to a '
                                 "running container's streams yet; use pods/exec (kubectl exec) instead")
-    if t.subresource == "portforward":
-        raise errors.BadRequest("pods/portforward is not supported yet: the kubelet has no port-forward; reach "
-                                "the pod through a Service (NodePort or LoadBalancer) instead")
 
 
 def _require_websocket(request: web.Request, t: Target) -> None:

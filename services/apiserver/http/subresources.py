@@ -1,6 +1,6 @@
 """The REST subresources that are not the object itself: `scale` (autoscaling/v1 Scale of deployments,
 replicasets, replicationcontrollers, statefulsets), `eviction` (policy/v1 Eviction of a pod), and the kubelet
-streams (`log`, `exec`, `attach`, `portforward`: streams.py). app.py sends every request for them here.
+streams (`log`, `exec`, `attach`: streams.py; `portforward`: portforward.py). app.py sends every request for them here.
 
 Scale is a view, not a stored kind: a hand-built JSON document (there is no Scale proto message, as no gRPC
 caller needs one) read from the parent object, and written back as a merge patch of the parent's
@@ -23,7 +23,7 @@ from pybernetes.api.kinds import ResourceInfo
 
 from ..kubelet_proxy import KubeletProxy
 from ..rest import Rest
-from . import resources, status, streams
+from . import portforward, resources, status, streams
 from .routing import Target
 
 SCALE_API_VERSION, SCALE_KIND = "autoscaling/v1", "Scale"
@@ -51,7 +51,10 @@ async def handle(request: web.Request, rest: Rest, kubelets: KubeletProxy, t: Ta
     elif sub == "log":
         if method == "GET":
             return await streams.pod_log(request, kubelets, t)
-    elif sub in ("exec", "attach", "portforward"):
+    elif sub == "portforward":
+        if method in ("GET", "POST"):
+            return await portforward.serve(request, kubelets, t)
+    elif sub in ("exec", "attach"):
         if method in ("GET", "POST"):
             return await streams.connect(request, kubelets, t)
     raise errors.MethodNotAllowed(f"the server does not allow method {method} on {t.info.plural}/{sub}")

@@ -5,7 +5,7 @@ import warnings
 
 from pybernetes.api.rpc.v1 import rpc_pb2 as pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -83,6 +83,11 @@ class APIStub:
                 '/pybernetes.rpc.v1.API/PodExec',
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
+                _registered_method=True)
+        self.PodPortForward = channel.stream_stream(
+                '/pybernetes.rpc.v1.API/PodPortForward',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardInput.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardOutput.FromString,
                 _registered_method=True)
         self.NodeStats = channel.unary_unary(
                 '/pybernetes.rpc.v1.API/NodeStats',
@@ -164,6 +169,12 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodPortForward(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def NodeStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -234,6 +245,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.PodExec,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.SerializeToString,
+            ),
+            'PodPortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodPortForward,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardInput.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardOutput.SerializeToString,
             ),
             'NodeStats': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeStats,
@@ -532,6 +548,33 @@ class API:
             _registered_method=True)
 
     @staticmethod
+    def PodPortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pybernetes.rpc.v1.API/PodPortForward',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardInput.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def NodeStats(request,
             target,
             options=(),
@@ -634,6 +677,11 @@ class KubeletStub:
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
                 response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/pybernetes.rpc.v1.Kubelet/PortForward',
+                request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardInput.SerializeToString,
+                response_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardOutput.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/pybernetes.rpc.v1.Kubelet/Stats',
                 request_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.StatsRequest.SerializeToString,
@@ -658,6 +706,12 @@ class KubeletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Stats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -676,6 +730,11 @@ def add_KubeletServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.FromString,
                     response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardInput.FromString,
+                    response_serializer=pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardOutput.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
@@ -739,6 +798,33 @@ class Kubelet:
             '/pybernetes.rpc.v1.Kubelet/Exec',
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecInput.SerializeToString,
             pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pybernetes.rpc.v1.Kubelet/PortForward',
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardInput.SerializeToString,
+            pybernetes_dot_api_dot_rpc_dot_v1_dot_rpc__pb2.PortForwardOutput.FromString,
             options,
             channel_credentials,
             insecure,

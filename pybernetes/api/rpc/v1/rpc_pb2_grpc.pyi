@@ -46,6 +46,7 @@ class APIStub:
     Discovery: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.DiscoveryRequest, _rpc_pb2.DiscoveryResponse]
     PodLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
     PodExec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
+    PodPortForward: _grpc.StreamStreamMultiCallable[_rpc_pb2.PortForwardInput, _rpc_pb2.PortForwardOutput]
     NodeStats: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]
     EtcdSnapshot: _grpc.UnaryStreamMultiCallable[_rpc_pb2.EtcdSnapshotRequest, _rpc_pb2.EtcdSnapshotChunk]
     EtcdStatus: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.EtcdStatusRequest, _rpc_pb2.EtcdStatusResponse]
@@ -63,6 +64,7 @@ class APIAsyncStub(APIStub):
     Discovery: _aio.UnaryUnaryMultiCallable[_rpc_pb2.DiscoveryRequest, _rpc_pb2.DiscoveryResponse]  # type: ignore[assignment]
     PodLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
     PodExec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
+    PodPortForward: _aio.StreamStreamMultiCallable[_rpc_pb2.PortForwardInput, _rpc_pb2.PortForwardOutput]  # type: ignore[assignment]
     NodeStats: _aio.UnaryUnaryMultiCallable[_rpc_pb2.NodeStatsRequest, _rpc_pb2.StatsSummary]  # type: ignore[assignment]
     EtcdSnapshot: _aio.UnaryStreamMultiCallable[_rpc_pb2.EtcdSnapshotRequest, _rpc_pb2.EtcdSnapshotChunk]  # type: ignore[assignment]
     EtcdStatus: _aio.UnaryUnaryMultiCallable[_rpc_pb2.EtcdStatusRequest, _rpc_pb2.EtcdStatusResponse]  # type: ignore[assignment]
@@ -139,6 +141,13 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_rpc_pb2.ExecOutput], _abc.AsyncIterator[_rpc_pb2.ExecOutput]]: ...
 
     @_abc_1.abstractmethod
+    def PodPortForward(
+        self,
+        request_iterator: _MaybeAsyncIterator[_rpc_pb2.PortForwardInput],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.PortForwardOutput], _abc.AsyncIterator[_rpc_pb2.PortForwardOutput]]: ...
+
+    @_abc_1.abstractmethod
     def NodeStats(
         self,
         request: _rpc_pb2.NodeStatsRequest,
@@ -172,6 +181,7 @@ class KubeletStub:
     def __new__(cls, channel: _aio.Channel) -> KubeletAsyncStub: ...
     ContainerLogs: _grpc.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]
     Exec: _grpc.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]
+    PortForward: _grpc.StreamStreamMultiCallable[_rpc_pb2.PortForwardInput, _rpc_pb2.PortForwardOutput]
     Stats: _grpc.UnaryUnaryMultiCallable[_rpc_pb2.StatsRequest, _rpc_pb2.StatsSummary]
 
 @_typing.type_check_only
@@ -183,6 +193,7 @@ class KubeletAsyncStub(KubeletStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ContainerLogs: _aio.UnaryStreamMultiCallable[_rpc_pb2.PodLogsRequest, _rpc_pb2.LogChunk]  # type: ignore[assignment]
     Exec: _aio.StreamStreamMultiCallable[_rpc_pb2.ExecInput, _rpc_pb2.ExecOutput]  # type: ignore[assignment]
+    PortForward: _aio.StreamStreamMultiCallable[_rpc_pb2.PortForwardInput, _rpc_pb2.PortForwardOutput]  # type: ignore[assignment]
     Stats: _aio.UnaryUnaryMultiCallable[_rpc_pb2.StatsRequest, _rpc_pb2.StatsSummary]  # type: ignore[assignment]
 
 class KubeletServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +214,13 @@ class KubeletServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_rpc_pb2.ExecInput],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_rpc_pb2.ExecOutput], _abc.AsyncIterator[_rpc_pb2.ExecOutput]]: ...
+
+    @_abc_1.abstractmethod
+    def PortForward(
+        self,
+        request_iterator: _MaybeAsyncIterator[_rpc_pb2.PortForwardInput],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_rpc_pb2.PortForwardOutput], _abc.AsyncIterator[_rpc_pb2.PortForwardOutput]]: ...
 
     @_abc_1.abstractmethod
     def Stats(
