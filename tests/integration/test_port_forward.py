@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -101,7 +100,7 @@ async def test_pbctl_and_client_port_forward_reach_the_pods_loopback(node: ApiSe
             await task
 
 
-def _python_client_get(v1: k8s.CoreV1Api) -> bytes:
+def _python_client_get(v1: k8s.CoreV1Api) -> tuple[bytes, str | None]:
     pf = k8s_stream.portforward(v1.connect_get_namespaced_pod_portforward, "srv", "default", ports="8080")
     sock: Any = pf.socket(8080)
     sock.setblocking(True)
@@ -110,30 +109,48 @@ def _python_client_get(v1: k8s.CoreV1Api) -> bytes:
     while data := sock.recv(4096):
         out += data
     sock.close()
-    assert pf.error(8080) is None
+    error = pf.error(8080)
     for _ in range(100):  # the client's proxy thread closes the WebSocket once the port is closed
         if not pf.connected:
             break
         time.sleep(0.05)
     pf.websocket.shutdown()  # websocket-client leaves the socket open when the server hung up first
-    return out
+    return out, error
 
 
-async def test_python_client_port_forward_and_kubectl_gets_a_clear_error(
+async def test_python_client_and_kubectl_port_forward(
         node: ApiServer, v1: k8s.CoreV1Api, tmp_path: Path) -> None:
     api = node
     await api.client.create(make_pod("srv", SERVER))
     await running(api, "srv")
-    out = b""
-    for _ in range(50):
-        out = await asyncio.to_thread(_python_client_get, v1)
-        if out:
+    out, error = b"", None
+    for _ in range(50):  # httpd may not listen yet when the pod turns Running: refused, on the error channel
+        out, error = await asyncio.to_thread(_python_client_get, v1)
+        if error is None or "Connection refused" not in error:
             break
         await asyncio.sleep(0.2)
+    assert error is None
     assert out.startswith(b"HTTP/1.") and out.endswith(b"hello-from-pod\n")
+    # kubectl tunnels SPDY/3.1 through the WebSocket: two connections, then a refused port (an error stream).
     kubectl = Kubectl(api, tmp_path / "home")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    rc, _, err = await kubectl.run("port-forward", "pod/srv", f"{port}:8080", ok=False)
-    assert rc != 0 and "use `pbctl port-forward`" in err
+    local, refused = free_port(), free_port()
+    p = await asyncio.create_subprocess_exec(*kubectl.argv("port-forward", "pod/srv", f"{local}:8080",
+                                                           f"{refused}:9"),
+                                             env=kubectl.env, stdout=asyncio.subprocess.PIPE,
+                                             stderr=asyncio.subprocess.PIPE)
+    try:
+        assert await _fetch(local) == "hello-from-pod\n"
+        assert await _fetch(local) == "hello-from-pod\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", refused)
+        assert await asyncio.wait_for(reader.read(), 20) == b""  # nothing listens on 9 in the pod: closed
+        writer.close()
+        # kubectl reads the error stream, logs it, and (as against Kubernetes) gives up the whole forward.
+        await asyncio.wait_for(p.wait(), 20)
+    finally:
+        if p.returncode is None:
+            p.terminate()
+        _, err = await p.communicate()
+    assert p.returncode == 1
+    text = err.decode()
+    assert 'error forwarding port 9 to pod \\"srv\\": Connection refused' in text  # klog quotes it
+    assert "error: lost connection to pod" in text

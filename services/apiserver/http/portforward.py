@@ -4,8 +4,10 @@ the official Python client's `kubernetes.stream.portforward` uses), relayed thro
 `?ports=80&ports=8080` (or `ports=80,8080`): port i gets channels 2i (data, both ways) and 2i+1 (errors, from
 the server); the server's first message on each names the port (two bytes, little-endian). One connection to
 each port opens with the WebSocket; when the pod side closes, the port's error channel says so if it failed.
-kubectl (1.30+) tunnels SPDY inside the WebSocket (`SPDY/3.1+portforward.k8s.io`), which this server does not
-speak: it gets a clear error naming `pbctl port-forward`.
+kubectl (1.30+) tunnels SPDY/3.1 inside the WebSocket instead (`SPDY/3.1+portforward.k8s.io`, spdy.py): per
+local connection it opens an error stream and a data stream with headers streamType, port and requestID; the
+data stream carries the bytes, the error stream a message if forwarding failed, and the server ends both. SPDY
+without the WebSocket (client-go's fallback) gets a clear error.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from pybernetes import errors
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 
 from ..kubelet_proxy import KubeletProxy
-from . import channels
+from . import channels, spdy
 from .routing import Target
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
-PROTOCOLS = (channels.V4,)
+TUNNEL = "SPDY/3.1+portforward.k8s.io"
+PROTOCOLS = (channels.V4, TUNNEL)
 
 
 def parse_ports(query: Any) -> list[int]:
@@ -55,12 +58,21 @@ async def serve(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     if request.headers.get("Upgrade", "").lower() != "websocket" or not set(offered) & set(PROTOCOLS):
         raise errors.BadRequest(
-            f"pods/portforward speaks WebSocket {channels.V4} (the Python client's kubernetes.stream.portforward); "
-            f"SPDY and kubectl's SPDY-over-WebSocket tunnel ({', '.join(offered) or 'no subprotocol'}) are not "
-            "supported: use `pbctl port-forward`")
-    ports = parse_ports(request.query)
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+            f"pods/portforward is a WebSocket stream ({', '.join(PROTOCOLS)}; offered: "
+            f"{', '.join(offered) or 'none'}): SPDY without WebSocket is not supported, use kubectl 1.30 or "
+            "newer, the Python client's kubernetes.stream.portforward, or `pbctl port-forward`")
+    tunnel = TUNNEL in offered
+    ports = [] if tunnel else parse_ports(request.query)
+    ws = web.WebSocketResponse(protocols=(TUNNEL,) if tunnel else PROTOCOLS, autoping=True)
     await ws.prepare(request)
+    if tunnel:
+        try:
+            await _serve_spdy(ws, kubelets, t)
+        finally:
+            await ws.close()
+            if request.transport is not None:
+                request.transport.abort()
+        return ws
     queues: list[asyncio.Queue[pb.PortForwardInput | None]] = [asyncio.Queue() for _ in ports]
     send_lock = asyncio.Lock()
 
@@ -120,3 +132,95 @@ async def _read_client(ws: web.WebSocketResponse, queues: list[asyncio.Queue[pb.
         for q in queues:
             q.put_nowait(pb.PortForwardInput(close_write=True))
             q.put_nowait(None)
+
+
+# -- kubectl: SPDY/3.1 inside the WebSocket ---------------------------------------------------------
+
+class _Pair:
+    """One local connection of kubectl: its data and error streams and the relay to the pod's port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.data_id = 0
+        self.error_id = 0
+        self.inputs: asyncio.Queue[pb.PortForwardInput | None] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+
+async def _serve_spdy(ws: web.WebSocketResponse, kubelets: KubeletProxy, t: Target) -> None:
+    decoder, encoder = spdy.Decoder(), spdy.Encoder()
+    lock = asyncio.Lock()
+    pairs: dict[str, _Pair] = {}
+    by_stream: dict[int, _Pair] = {}
+
+    async def send(data: bytes) -> None:
+        async with lock:
+            await ws.send_bytes(data)
+
+    async def relay(pair: _Pair) -> None:
+        start = pb.PortForwardStart(namespace=t.namespace, name=t.name, port=pair.port)
+
+        async def inputs() -> AsyncIterator[pb.PortForwardInput]:
+            yield pb.PortForwardInput(start=start)
+            while (msg := await pair.inputs.get()) is not None:
+                yield msg
+
+        try:
+            async for out in kubelets.portforward(inputs()):
+                await send(encoder.data(pair.data_id, out.data))
+        except errors.ApiError as e:
+            log.info("port-forward failed pod=%s/%s port=%d: %s", t.namespace, t.name, pair.port, e.message)
+            with contextlib.suppress(ConnectionError):
+                await send(encoder.data(pair.error_id, e.message.encode()))
+        finally:
+            # Both streams end: kubectl waits for the data stream, then reads the error stream to its end.
+            with contextlib.suppress(ConnectionError):
+                await send(encoder.data(pair.data_id, b"", fin=True))
+                await send(encoder.data(pair.error_id, b"", fin=True))
+
+    def stream_opened(frame: spdy.Frame) -> None:
+        h = frame.headers
+        try:
+            port = int(h.get("port", ""))
+        except ValueError:
+            port = 0
+        pair = pairs.setdefault(h.get("requestid", ""), _Pair(port))
+        if h.get("streamtype") == "data":
+            pair.data_id = frame.stream_id
+        else:
+            pair.error_id = frame.stream_id
+        by_stream[frame.stream_id] = pair
+        if pair.data_id and pair.error_id and pair.task is None:
+            pair.task = asyncio.create_task(relay(pair))
+
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+                continue
+            for frame in decoder.feed(msg.data):
+                pair = by_stream.get(frame.stream_id)
+                if frame.type == spdy.SYN_STREAM:
+                    async with lock:  # header blocks share one zlib stream: compress and send in order
+                        await ws.send_bytes(encoder.syn_reply(frame.stream_id))
+                    stream_opened(frame)
+                elif frame.type == 0 and pair is not None and frame.stream_id == pair.data_id:
+                    if frame.data:
+                        pair.inputs.put_nowait(pb.PortForwardInput(data=frame.data))
+                    if frame.fin:
+                        pair.inputs.put_nowait(pb.PortForwardInput(close_write=True))
+                elif frame.type == spdy.RST_STREAM and pair is not None and frame.stream_id == pair.data_id:
+                    if pair.task is not None:  # kubectl is done with this connection: close it at the pod
+                        pair.inputs.put_nowait(None)  # (the relay then ends the streams, as kubectl waits for)
+                elif frame.type == spdy.PING:
+                    await send(encoder.ping(frame.value))
+                elif frame.type == spdy.GOAWAY:
+                    return
+    except spdy.ProtocolError as e:
+        log.info("port-forward tunnel closed pod=%s/%s: %s", t.namespace, t.name, e)
+    finally:
+        for p in pairs.values():
+            p.inputs.put_nowait(None)
+            if p.task is not None:
+                p.task.cancel()
