@@ -185,6 +185,10 @@ class GraphPopulator:
             self.synced.set()
             try:
                 await self._follow(w)
+            except Exception:
+                # A graph that stopped following would slowly deny nodes what their new pods use: start over.
+                log.exception("node authorizer graph failed; re-syncing")
+                await asyncio.sleep(1.0)
             finally:
                 self.pods.unwatch(w)
 

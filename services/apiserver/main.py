@@ -147,10 +147,13 @@ async def compactor(store: Store, interval: float) -> None:
 
 
 class _AllowNonNodes:
-    """TEMPORARY, until --authorization-mode (Node,RBAC) lands: everyone but the nodes keeps AlwaysAllow."""
+    """TEMPORARY, until --authorization-mode (Node,RBAC) lands: everyone but the nodes keeps AlwaysAllow; nodes
+    keep the non-resource paths (discovery), which RBAC's system:discovery gives every authenticated user."""
 
     def authorize(self, attrs: Attributes) -> Result:
-        return Result(Decision.ALLOW if node_identity(attrs.user) is None else Decision.NO_OPINION)
+        if node_identity(attrs.user) is None or not attrs.is_resource_request:
+            return Result(Decision.ALLOW)
+        return Result(Decision.NO_OPINION)
 
 
 def node_authorization(store: Store) -> tuple[Authorizer, GraphPopulator]:
