@@ -257,6 +257,10 @@ ALLOW, NO = Decision.ALLOW, Decision.NO_OPINION
     ("get", "leases", "kube-system", "node-1", "", NO),
     ("list", "leases", "kube-node-lease", "", "", NO),
     ("create", "events", "default", "", "", ALLOW),  # the static node rules
+    ("patch", "events", "default", "web-1.1", "", ALLOW),
+    ("delete", "events", "default", "web-1.1", "", NO),
+    ("delete", "pods", "default", "web-1", "", ALLOW),  # NodeRestriction narrows
+    ("create", "pods/eviction", "default", "web-1", "", ALLOW),
     ("list", "services", "", "", "", ALLOW),
     ("delete", "services", "default", "x", "", NO),
     ("get", "deployments", "default", "x", "", NO),
