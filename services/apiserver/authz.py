@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pybernetes import errors
 from pybernetes.api import kinds
+from pybernetes.api.selectors import parse_field_selector
 
 from .auth import User
 
@@ -34,6 +35,7 @@ class Attributes:
     namespace: str = ""
     name: str = ""
     path: str = ""  # the URL path of a non-resource request (/healthz, /api, /metrics...)
+    field_selector: str = ""  # of a list/watch (the Node mode allows pods with spec.nodeName=<node>)
 
     @property
     def is_resource_request(self) -> bool:
@@ -92,7 +94,19 @@ def check(authz: Authorizer, attrs: Attributes) -> None:
     raise errors.Forbidden(f"{msg}: {r.reason}" if r.reason else msg)
 
 
-def resource_attributes(user: User, verb: str, resource: str, namespace: str = "", name: str = "") -> Attributes:
+def selector_name(verb: str, name: str, field_selector: str) -> str:
+    """A list or watch with `metadata.name=X` is about X, as RequestInfo sets its Name (so a kubelet may
+    watch the one Secret it may read)."""
+    if name or verb not in ("list", "watch") or not field_selector:
+        return name
+    try:
+        return parse_field_selector(field_selector).value_of("metadata.name") or ""
+    except errors.BadRequest:
+        return ""  # the list itself refuses the selector
+
+
+def resource_attributes(user: User, verb: str, resource: str, namespace: str = "", name: str = "", *,
+                        field_selector: str = "") -> Attributes:
     """Attributes of a request on `resource`, which may carry a subresource ("pods/log"); the API group comes
     from the kind table. Names that are no kind (the gRPC API's "discovery", "etcd/status") become the
     non-resource path /<resource>, as kube-apiserver treats URLs outside /api and /apis."""
@@ -101,7 +115,8 @@ def resource_attributes(user: User, verb: str, resource: str, namespace: str = "
     if info is None:
         return Attributes(user=user, verb=verb, path=f"/{resource}")
     return Attributes(user=user, verb=verb, resource=plural, subresource=sub, api_group=info.group,
-                      namespace=namespace, name=name)
+                      namespace=namespace, name=selector_name(verb, name, field_selector),
+                      field_selector=field_selector)
 
 
 # Subresources whose GET opens a stream that acts on the pod: authorized as `create`, as Kubernetes does
@@ -112,7 +127,7 @@ HTTP_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "P
 
 def request_attributes(user: User, method: str, path: str, *, resource: str = "", api_group: str = "",
                        namespace: str = "", name: str = "", subresource: str = "",
-                       watch: bool = False) -> Attributes:
+                       watch: bool = False, field_selector: str = "") -> Attributes:
     """Attributes of a REST request, as kube-apiserver's RequestInfo derives the verb: GET of a collection
     is list (watch with ?watch), DELETE of a collection deletecollection, exec/attach/portforward create."""
     verb = HTTP_VERBS.get(method.upper(), method.lower())
@@ -127,4 +142,5 @@ def request_attributes(user: User, method: str, path: str, *, resource: str = ""
     elif verb == "delete" and not name:
         verb = "deletecollection"
     return Attributes(user=user, verb=verb, resource=resource, subresource=subresource, api_group=api_group,
-                      namespace=namespace, name=name)
+                      namespace=namespace, name=selector_name(verb, name, field_selector),
+                      field_selector=field_selector)

@@ -30,6 +30,8 @@ from pybernetes.options import opt
 from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
+from .authz import Attributes, Authorizer, Decision, Result, UnionAuthorizer
+from .authz_node import GraphPopulator, new_node_authorizer, node_identity
 from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
 from .registry import strategy
@@ -144,6 +146,24 @@ async def compactor(store: Store, interval: float) -> None:
             log.warning("compaction failed: %s", e)
 
 
+class _AllowNonNodes:
+    """TEMPORARY, until --authorization-mode (Node,RBAC) lands: everyone but the nodes keeps AlwaysAllow; nodes
+    keep the non-resource paths (discovery), which RBAC's system:discovery gives every authenticated user."""
+
+    def authorize(self, attrs: Attributes) -> Result:
+        if node_identity(attrs.user) is None or not attrs.is_resource_request:
+            return Result(Decision.ALLOW)
+        return Result(Decision.NO_OPINION)
+
+
+def node_authorization(store: Store) -> tuple[Authorizer, GraphPopulator]:
+    """The Node mode over the pods watch cache, and its graph populator (start it after the store, stop it
+    before). For the `Node` entry of --authorization-mode; until that lands, nodes get only the Node mode
+    and everyone else AlwaysAllow."""
+    node, populator = new_node_authorizer(store.cache(kinds.for_class(core.Pod)))
+    return UnionAuthorizer([node, _AllowNonNodes()]), populator
+
+
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     metrics.set_enabled(cfg.enable_metrics)
@@ -175,7 +195,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     server = rpc.server()
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)
-    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, kubelets=kubelets), server)
+    authz, node_graph = node_authorization(store)
+    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, authz, kubelets=kubelets), server)
     health = HealthServer(cfg.bind_address, health_port(cfg))
 
     async def etcd_ok() -> None:
@@ -187,12 +208,14 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     try:
         store.start()
         await asyncio.wait_for(store.cache(kinds.for_class(core.Namespace)).ready.wait(), 30)
+        node_graph.start()
+        await asyncio.wait_for(node_graph.synced.wait(), 30)  # the Node mode answers from a synced graph
         port = rpc.bind(server, f"{cfg.bind_address}:{cfg.grpc_port}")
         cfg.grpc_port = port
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         # The Kubernetes REST API over HTTPS, through the same Rest and authenticator as gRPC.
         pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
-        https = HttpServer(rest, authn, pki, ready_check=etcd_ok, kubelets=kubelets)
+        https = HttpServer(rest, authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
         await bootstrap(rest, host, cfg.secure_port)
         await server.start()
@@ -231,6 +254,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await server.stop(grace=1)
         await kubelets.close()
         await health.stop()
+        await node_graph.stop()
         await store.stop()
         await etcd.close()
         if embedded is not None:

@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from pybernetes import errors, rpc
 from pybernetes.api import kinds
+from pybernetes.api.objects import meta_of
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
@@ -67,6 +68,18 @@ def _sub(resource: str, subresource: str) -> str:
     return f"{resource}/{subresource}" if subresource else resource
 
 
+def _object_name(resource: str, raw: bytes) -> str:
+    """The name in an update's object: REST carries it in the URL, and authorization by name (a node's own
+    Lease) needs it. Undecodable bytes give "" (rest.update refuses them)."""
+    info = kinds.for_plural(resource.partition("/")[0])
+    if info is None:
+        return ""
+    try:
+        return meta_of(info.cls.FromString(raw)).name
+    except DecodeError:
+        return ""
+
+
 class APIServicer(pb_grpc.APIServicer):
     def __init__(self, rest: Rest, authn: UnionAuthenticator, authz: Authorizer | None = None,
                  kubelets: KubeletProxy | None = None) -> None:
@@ -83,17 +96,17 @@ class APIServicer(pb_grpc.APIServicer):
         return await self.authn.authenticate(Credentials(authorization=header))
 
     async def _authorize(self, context: Any, verb: str, resource: str, namespace: str = "",
-                         name: str = "") -> User:
+                         name: str = "", field_selector: str = "") -> User:
         user = await self._user(context)
-        check(self.authz, resource_attributes(user, verb, resource, namespace, name))
+        check(self.authz, resource_attributes(user, verb, resource, namespace, name, field_selector=field_selector))
         return user
 
     async def _serve(self, verb: str, resource: str, namespace: str, context: Any, fn: Any,
-                     name: str = "") -> Any:
+                     name: str = "", field_selector: str = "") -> Any:
         start = time.perf_counter()
         code = 201 if verb == "create" else 200  # as kube-apiserver reports them
         try:
-            await self._authorize(context, verb, resource, namespace, name)
+            await self._authorize(context, verb, resource, namespace, name, field_selector)
             return await fn()
         except errors.ApiError as e:
             code = e.code
@@ -146,7 +159,8 @@ class APIServicer(pb_grpc.APIServicer):
             av, kind = info.api_version, info.kind
             out.items.extend(pb.Object(api_version=av, kind=kind, raw=raw) for raw in r.items)
             return out
-        res: pb.ListResponse = await self._serve("list", request.resource, request.namespace, context, do)
+        res: pb.ListResponse = await self._serve("list", request.resource, request.namespace, context, do,
+                                                 field_selector=request.field_selector)
         return res
 
     async def Update(self, request: pb.UpdateRequest, context: Any) -> pb.Object:
@@ -155,7 +169,7 @@ class APIServicer(pb_grpc.APIServicer):
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
                                                     request.subresource, o.api_version, o.kind, request.dry_run))
         res: pb.Object = await self._serve("update", _sub(request.resource, request.subresource), request.namespace,
-                                           context, do)
+                                           context, do, _object_name(request.resource, request.object.raw))
         return res
 
     async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.Object:
@@ -188,7 +202,8 @@ class APIServicer(pb_grpc.APIServicer):
 
     async def Watch(self, request: pb.WatchRequest, context: Any) -> AsyncIterator[pb.WatchEvent]:
         try:
-            await self._authorize(context, "watch", request.resource, request.namespace)
+            await self._authorize(context, "watch", request.resource, request.namespace,
+                                  field_selector=request.field_selector)
             info, w = self.rest.watch(request.resource, request.namespace, request.label_selector,
                                       request.field_selector, request.resource_version,
                                       request.allow_watch_bookmarks)

@@ -124,7 +124,8 @@ class HttpServer:
                 watch = request.query.get("watch") in ("1", "true")
                 attrs = (request_attributes(user, request.method, request.path, resource=t.info.plural,
                                             api_group=t.info.group, namespace=t.namespace, name=t.name,
-                                            subresource=t.subresource, watch=watch)
+                                            subresource=t.subresource, watch=watch,
+                                            field_selector=request.query.get("fieldSelector", ""))
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
                 request[USER] = user
