@@ -68,8 +68,9 @@ class Config:
         None, help="tokens (one per line) accepted on the kubelet API; the apiserver's kubelet client token")
     register_node: bool = opt(True)
     node_labels: dict[str, str] = opt({})
-    probe_netns: str = opt("", help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes when the "
-                                    "kubelet itself is not in the node's network namespace")
+    probe_netns: str = opt("", help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes and the "
+                                    "runtime's streaming server (attach) when the kubelet itself is not in the "
+                                    "node's network namespace")
     sync_frequency: float = opt(10.0, parse=flags.duration)
     cluster_dns: list[str] = opt([], help="nameserver IPs (comma-separated) for pods with dnsPolicy ClusterFirst")
     cluster_domain: str = opt("", help="the cluster's DNS domain (e.g. cluster.local): pods search "
@@ -130,7 +131,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     try:
         await health.start()
         cfg.health_port = health.port
-        api_server = await serve(KubeletAPI(cri, cfg.containerd_socket, tokens=tokens),
+        api_server = await serve(KubeletAPI(cri, cfg.containerd_socket, tokens=tokens, runtime_netns=cfg.probe_netns),
                                  f"{cfg.address or '0.0.0.0'}:{cfg.port}")
         kl.recorder.start()
         kl.statuses.start()

@@ -39,20 +39,34 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
-def connect_in_netns(netns_path: str, port: int, timeout: float = 5.0) -> socket.socket:
-    """A TCP connection to localhost:`port` inside the network namespace at `netns_path` (blocking: run it in
-    a thread; the thread's own namespace is restored before returning)."""
+def socket_in_netns(netns_path: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
+                    proto: int = 0) -> socket.socket:
+    """A new socket in the network namespace at `netns_path`: a socket belongs to the namespace it was
+    created in, whichever thread uses it later. The calling thread enters the namespace only for the
+    socket(2) call and is back in its own before this returns."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     target = os.open(netns_path, os.O_RDONLY)
     try:
         _setns(target)
         try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            return socket.socket(family, type, proto)
         finally:
             _setns(home)
     finally:
         os.close(target)
         os.close(home)
+
+
+def connect_in_netns(netns_path: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection to localhost:`port` inside the network namespace at `netns_path` (blocking: run it in
+    a thread)."""
+    sock = socket_in_netns(netns_path)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
     sock.settimeout(None)
     sock.setblocking(False)
     return sock

@@ -1,5 +1,5 @@
-"""The kubelet's API (--port, ports.KUBELET): container logs, exec, port-forward (portforward.py) and resource
-stats, for the apiserver only.
+"""The kubelet's API (--port, ports.KUBELET): container logs, exec, attach (attach.py), port-forward
+(portforward.py) and resource stats, for the apiserver only.
 
 Logs are read from the CRI log files (`<timestamp> <stream> <P|F> <line>`), with --tail, --timestamps,
 --previous (the last exited instance) and --follow (until the container exits). Exec runs through
@@ -31,7 +31,7 @@ from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
-from . import portforward
+from . import attach, portforward
 from .cri import api_pb2 as cri
 from .cri.client import CRIClient
 from .pressure import meminfo
@@ -105,8 +105,9 @@ FIRST_SAMPLE_WINDOW = 0.25
 
 class KubeletAPI(pb_grpc.KubeletServicer):
     def __init__(self, cri_client: CRIClient, containerd_socket: str, *, tokens: frozenset[str] = frozenset(),
-                 node_name: str = "") -> None:
+                 node_name: str = "", runtime_netns: str = "") -> None:
         self.cri = cri_client
+        self.runtime_netns = runtime_netns  # where the runtime's streaming server listens, if not here
         self.socket = containerd_socket
         self.tokens = tokens
         self.node_name = node_name
@@ -250,6 +251,13 @@ class KubeletAPI(pb_grpc.KubeletServicer):
                 raise errors.BadRequest(f"container {start.container} is not running")
         except errors.ApiError as e:
             await rpc.abort(context, e)
+        if start.attach:
+            try:
+                async for out in attach.attach(self.cri, c.id, start, request_iterator, self.runtime_netns):
+                    yield out
+            except errors.ApiError as e:
+                await rpc.abort(context, e)
+            return
         async for out in self._exec(c.id, list(start.command), start.stdin, start.tty, request_iterator):
             yield out
 

@@ -198,6 +198,12 @@ class CRIClient:
         )
         return (await self._call(RUNTIME, "Exec", req, pb.ExecResponse)).url
 
+    async def attach(self, container_id: str, *, tty: bool = False, stdin: bool = False, stdout: bool = True,
+                     stderr: bool = True) -> str:
+        """Prepare a streaming attach to the container's main process; returns the streaming server URL."""
+        req = pb.AttachRequest(container_id=container_id, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+        return (await self._call(RUNTIME, "Attach", req, pb.AttachResponse)).url
+
     async def container_stats(self, container_id: str) -> pb.ContainerStats:
         req = pb.ContainerStatsRequest(container_id=container_id)
         return (await self._call(RUNTIME, "ContainerStats", req, pb.ContainerStatsResponse)).stats

@@ -1,4 +1,5 @@
-"""exec: run a command in a container through the apiserver (which proxies to the pod's kubelet).
+"""exec: run a command in a container through the apiserver (which proxies to the pod's kubelet); attach:
+join the container's own process the same way (`stream` serves both).
 
 With -i, stdin is streamed; with -t the local terminal is put in raw mode so the remote shell owns it.
 """
@@ -68,6 +69,10 @@ async def run_exec(ctx: Ctx, args: argparse.Namespace) -> int:
     """pbctl exec [-i] [-t] POD [-c CONTAINER] -- CMD..."""
     if not args.cmd:
         raise CliError("you must specify at least one command for the container")
+    return await stream(ctx, args, list(args.cmd), attach=False)
+
+
+async def stream(ctx: Ctx, args: argparse.Namespace, command: list[str], *, attach: bool) -> int:
     pod = args.pod.split("/", 1)[1] if args.pod.startswith(("pod/", "pods/")) else args.pod
     use_tty = args.tty and sys.stdin.isatty()
     saved = None
@@ -76,8 +81,9 @@ async def run_exec(ctx: Ctx, args: argparse.Namespace) -> int:
         ttymod.setraw(sys.stdin.fileno())
     code = 0
     try:
-        async for out in ctx.client.pod_exec(ctx.namespace, pod, list(args.cmd), container=args.container,
-                                             stdin=_stdin_chunks() if args.stdin else None, tty=use_tty):
+        async for out in ctx.client.pod_exec(ctx.namespace, pod, command, container=args.container,
+                                             stdin=_stdin_chunks() if args.stdin else None, tty=use_tty,
+                                             attach=attach):
             which = out.WhichOneof("output")
             if which == "stdout":
                 sys.stdout.buffer.write(out.stdout)

@@ -250,12 +250,14 @@ class Client:
             call.cancel()
 
     async def pod_exec(self, namespace: str, name: str, command: builtins.list[str], *, container: str = "",
-                       stdin: AsyncIterator[bytes] | None = None, tty: bool = False) -> AsyncIterator[pb.ExecOutput]:
-        """Run a command in a container; yields stdout/stderr chunks and finally the exit code."""
+                       stdin: AsyncIterator[bytes] | None = None, tty: bool = False,
+                       attach: bool = False) -> AsyncIterator[pb.ExecOutput]:
+        """Run a command in a container (or, `attach`, join its main process); yields stdout/stderr chunks and
+        finally the exit code."""
 
         async def inputs() -> AsyncIterator[pb.ExecInput]:
             yield pb.ExecInput(start=pb.ExecStart(namespace=namespace, name=name, container=container,
-                                                  command=command, stdin=stdin is not None, tty=tty))
+                                                  command=command, stdin=stdin is not None, tty=tty, attach=attach))
             if stdin is not None:
                 async for data in stdin:
                     yield pb.ExecInput(stdin=data)

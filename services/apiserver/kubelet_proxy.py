@@ -105,7 +105,7 @@ class KubeletProxy:
         if first is None or not first.HasField("start"):
             raise errors.BadRequest("exec: the first message must say what to run")
         start = first.start
-        if not start.command:
+        if not start.command and not start.attach:
             raise errors.BadRequest("you must specify at least one command for the container")
         stub, container = await self._resolve(start.namespace, start.name, start.container)
         start.container = container

@@ -253,7 +253,8 @@ class APIServicer(pb_grpc.APIServicer):
         try:
             first = await anext(request_iterator, None)
             start = first.start if first is not None else pb.ExecStart()
-            await self._authorize(context, "create", "pods/exec", start.namespace, start.name)
+            sub = "pods/attach" if start.attach else "pods/exec"
+            await self._authorize(context, "create", sub, start.namespace, start.name)
             async for out in self.kubelets.exec(_prepend(first, request_iterator)):
                 yield out
         except errors.ApiError as e:

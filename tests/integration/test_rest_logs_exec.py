@@ -116,8 +116,6 @@ async def test_kubectl_and_python_client_exec(node: ApiServer, kubectl: Kubectl,
     assert rc != 0 and 'pods "nope" not found' in err
     rc, _, err = await kubectl.run("exec", "shell", "-c", "other", "--", "true", ok=False)
     assert rc != 0 and "container other is not valid" in err
-    rc, _, err = await kubectl.run("attach", "shell", ok=False)
-    assert rc != 0 and "pods/attach is not supported" in err
 
     ws = await call(k8s_stream.stream, v1.connect_get_namespaced_pod_exec, "shell", "default",
                     command=["sh", "-c", "echo out; exit 4"], stderr=True, stdin=False, stdout=True, tty=False,
@@ -146,3 +144,47 @@ async def test_spdy_and_plain_requests_get_a_clear_error(node: ApiServer) -> Non
             assert r.status == 400 and "SPDY is not supported" in body["message"]
         async with s.get(url, ssl=ctx) as r:
             assert r.status == 400 and "Upgrade request required" in (await r.json())["message"]
+
+
+async def test_kubectl_attach_reads_and_writes_the_containers_own_streams(node: ApiServer, kubectl: Kubectl) -> None:
+    api = node
+    pod = make_pod("reader", ["sh", "-c", "while read l; do echo got-$l; done"])
+    pod.spec.containers[0].stdin = True
+    await api.client.create(pod)
+    await api.client.create(make_pod("ticker", ["sh", "-c", "while true; do echo tick; sleep 0.2; done"]))
+    await running(api, "reader")
+    await running(api, "ticker")
+    # Without -i: the main process's output from now on.
+    p = await asyncio.create_subprocess_exec(*kubectl.argv("attach", "ticker"), env=kubectl.env,
+                                             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert p.stdout is not None
+        line = await asyncio.wait_for(p.stdout.readline(), 20)
+        if not line:
+            assert p.stderr is not None
+            raise AssertionError((await p.stderr.read()).decode())
+        assert line == b"tick\n"
+    finally:
+        if p.returncode is None:
+            p.kill()
+        await p.wait()
+    # The same over gRPC (pbctl attach).
+    stream = api.client.pod_exec("default", "ticker", [], attach=True)
+    first = await anext(stream)
+    assert first.stdout.startswith(b"tick\n")
+    await stream.aclose()
+    # With -i: what is typed reaches the process's stdin, its answers come back.
+    p = await asyncio.create_subprocess_exec(*kubectl.argv("attach", "-i", "reader"), env=kubectl.env,
+                                             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                             stderr=asyncio.subprocess.PIPE)
+    try:
+        assert p.stdin is not None and p.stdout is not None
+        for word in ("one", "two"):
+            p.stdin.write(f"{word}\n".encode())
+            await p.stdin.drain()
+            assert await asyncio.wait_for(p.stdout.readline(), 20) == f"got-{word}\n".encode()
+    finally:
+        p.kill()
+        await p.wait()
+    rc, _, err = await kubectl.run("attach", "nope", ok=False)
+    assert rc != 0 and 'pods "nope" not found' in err

@@ -17,7 +17,7 @@ from pbctl import verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "run", "set", "get", "describe", "delete", "edit", "label", "annotate", "scale",
-              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "port-forward", "top", "trace",
+              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "attach", "port-forward", "top", "trace",
               "dashboard", "version", "etcd", "config"]
 
 GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
@@ -68,6 +68,7 @@ ARGUMENTS = {
     "explain": ["target", "--recursive"],
     "logs": ["pod", "--follow", "--previous", "--container", "--tail", "--timestamps"],
     "exec": ["--stdin", "--tty", "--container", "pod", "cmd"],
+    "attach": ["--stdin", "--tty", "--container", "pod"],
     "port-forward": ["target", "ports", "--address"],
     "top": [],
     "top nodes": ["name", "--selector", "--no-headers"],

@@ -1,6 +1,6 @@
-"""pods/log (plain text, streamed while following) and pods/exec over WebSocket (channels.py's framing), relayed
-through the same KubeletProxy as the gRPC PodLogs and PodExec; pods/attach answers with a clear error, as the
-kubelet does not implement it yet (pods/portforward: portforward.py).
+"""pods/log (plain text, streamed while following), pods/exec and pods/attach over WebSocket (channels.py's
+framing), relayed through the same KubeletProxy as the gRPC PodLogs and PodExec (pods/portforward:
+portforward.py).
 
 Errors found before the stream starts (no such pod or container, no node yet, a bad query) are ordinary
 Status responses; once a WebSocket is open they travel on its error channel.
@@ -103,12 +103,6 @@ async def pod_log(request: web.Request, kubelets: KubeletProxy, t: Target) -> we
 
 # -- pods/exec, pods/attach ------------------------------------------------------------------
 
-def _refuse_unsupported(t: Target) -> None:
-    if t.subresource == "attach":
-        raise errors.BadRequest(f'pods/attach is not supported: the kubelet of pod "{t.name}" cannot attach to a '
-                                "running container's streams yet; use pods/exec (kubectl exec) instead")
-
-
 def _require_websocket(request: web.Request, t: Target) -> None:
     upgrade = request.headers.get("Upgrade", "").lower()
     if "spdy" in upgrade:
@@ -120,10 +114,11 @@ def _require_websocket(request: web.Request, t: Target) -> None:
                                 f"({', '.join(channels.PROTOCOLS)})")
 
 
-def exec_start(query: Any, namespace: str, name: str) -> tuple[pb.ExecStart, bool, bool]:
-    """The kubelet's ExecStart for a REST pods/exec query, and whether stdout and stderr are wanted."""
+def exec_start(query: Any, namespace: str, name: str, attach: bool = False) -> tuple[pb.ExecStart, bool, bool]:
+    """The kubelet's ExecStart for a REST pods/exec (or pods/attach) query, and whether stdout and stderr are
+    wanted."""
     command = list(query.getall("command", []))
-    if not command:
+    if not command and not attach:
         raise errors.BadRequest("you must specify at least one command for the container")
     stdin, tty = _bool(query, "stdin"), _bool(query, "tty")
     stdout, stderr = _bool(query, "stdout"), _bool(query, "stderr")
@@ -132,13 +127,12 @@ def exec_start(query: Any, namespace: str, name: str) -> tuple[pb.ExecStart, boo
     if tty and stderr:
         stderr = False  # a terminal merges stderr into stdout, as the kubelet's CRI exec does
     start = pb.ExecStart(namespace=namespace, name=name, container=query.get("container", ""), command=command,
-                         stdin=stdin, tty=tty)
+                         stdin=stdin, tty=tty, attach=attach)
     return start, stdout, stderr
 
 
 async def connect(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.StreamResponse:
-    _refuse_unsupported(t)
-    start, want_out, want_err = exec_start(request.query, t.namespace, t.name)
+    start, want_out, want_err = exec_start(request.query, t.namespace, t.name, t.subresource == "attach")
     start.container = await kubelets.container_for(t.namespace, t.name, start.container)
     # The protocol last: kubectl retries a failed WebSocket upgrade over SPDY, and the error it then prints
     # must be the real one (no such pod or container), as kube-apiserver's is on either protocol.

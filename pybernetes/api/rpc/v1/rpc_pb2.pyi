@@ -548,11 +548,16 @@ class ExecStart(_message.Message):
     COMMAND_FIELD_NUMBER: _builtins.int
     STDIN_FIELD_NUMBER: _builtins.int
     TTY_FIELD_NUMBER: _builtins.int
+    ATTACH_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     name: _builtins.str
     container: _builtins.str
     stdin: _builtins.bool
     tty: _builtins.bool
+    attach: _builtins.bool
+    """pods/attach: join the container's own stdin/stdout/stderr (its main process) instead of running
+    `command`; the stream ends when the process exits or the client leaves.
+    """
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -564,10 +569,11 @@ class ExecStart(_message.Message):
         command: _abc.Iterable[_builtins.str] | None = ...,
         stdin: _builtins.bool = ...,
         tty: _builtins.bool = ...,
+        attach: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "name", b"name", "namespace", b"namespace", "stdin", b"stdin", "tty", b"tty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attach", b"attach", "command", b"command", "container", b"container", "name", b"name", "namespace", b"namespace", "stdin", b"stdin", "tty", b"tty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
