@@ -17,8 +17,8 @@ from pbctl import verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "run", "set", "get", "describe", "delete", "edit", "label", "annotate", "scale",
-              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "attach", "port-forward", "top", "trace",
-              "dashboard", "version", "etcd", "config"]
+              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "attach", "port-forward", "top",
+              "trace", "dashboard", "version", "etcd", "config"]
 
 GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
 
