@@ -18,7 +18,7 @@ from aiohttp import web
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
-from ..auth import Credentials, UnionAuthenticator
+from ..auth import Credentials, UnionAuthenticator, User
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -27,6 +27,7 @@ from . import discovery, fieldvalidation, openapi, resources, routing, status, s
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
+USER = web.RequestKey("user", User)  # the authenticated user (a str key warns since aiohttp 3.12)
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
@@ -126,7 +127,7 @@ class HttpServer:
                                             subresource=t.subresource, watch=watch)
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
-                request["user"] = user
+                request[USER] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
