@@ -29,7 +29,7 @@ log = logging.getLogger("pybernetes.apiserver.audit")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
-_KEY = "audit"
+_KEY = web.RequestKey("audit", Record)
 NOBODY = User("")
 
 
@@ -69,6 +69,23 @@ def _source_ips(request: web.Request) -> list[str]:
     return ips
 
 
+def _response(auditor: Auditor, rec: Record, resp: web.Response) -> None:
+    """A failure's Status message and reason; the object at RequestResponse."""
+    if resp.status >= 400:
+        st = _json(resp.body)
+        if isinstance(st, dict):
+            rec.message, rec.failure_reason = str(st.get("message", "")), str(st.get("reason", ""))
+    elif auditor.level(rec) >= Level.REQUEST_RESPONSE and "json" in resp.content_type:
+        rec.response_object = _json(resp.body)
+
+
+def _created_name(rec: Record, body: Any) -> None:
+    """A create names its object in the body: the objectRef gets that name, as kube-apiserver's does."""
+    md = body.get("metadata") if isinstance(body, dict) else None
+    if isinstance(md, dict) and isinstance(md.get("name"), str):
+        rec.object_name = md["name"]
+
+
 def instrument(app: web.Application, auditor: Auditor) -> None:
     """Audit every request `app` serves: call before the app starts."""
 
@@ -82,6 +99,8 @@ def instrument(app: web.Application, auditor: Auditor) -> None:
         try:
             resp = await handler(request)
             rec.code = rec.code or resp.status
+            if isinstance(resp, web.Response) and not resp.prepared:
+                _response(auditor, rec, resp)  # sent after this returns: read it now
             return resp
         except asyncio.CancelledError:
             rec.code = rec.code or 499  # the client went away
@@ -93,28 +112,24 @@ def instrument(app: web.Application, auditor: Auditor) -> None:
             rec.code, stage = 500, "Panic"
             raise
         finally:
+            level = auditor.level(rec)
             if (rec.code != 499 and request.method in ("POST", "PUT", "PATCH") and request.body_exists
-                    and auditor.level(rec) >= Level.REQUEST):
+                    and level is not Level.NONE and (level >= Level.REQUEST or rec.effective.verb == "create")):
                 try:
-                    rec.request_object = _json(await request.read())
+                    body = _json(await request.read())
                 except Exception:  # the body could not be read: the event goes without it
-                    rec.request_object = None
+                    body = None
+                _created_name(rec, body)
+                rec.request_object = body if level >= Level.REQUEST else None
             auditor.end(rec, stage)
 
     async def prepare(request: web.Request, response: web.StreamResponse) -> None:
         rec: Record | None = request.get(_KEY)
         if rec is None:
             return
-        rec.code = response.status
         response.headers["Audit-Id"] = rec.audit_id
-        if isinstance(response, web.Response):
-            if response.status >= 400:
-                st = _json(response.body)
-                if isinstance(st, dict):
-                    rec.message, rec.failure_reason = str(st.get("message", "")), str(st.get("reason", ""))
-            elif auditor.level(rec) >= Level.REQUEST_RESPONSE and "json" in response.content_type:
-                rec.response_object = _json(response.body)
-        elif rec.long_running and response.status < 400:
+        if rec.long_running and not isinstance(response, web.Response) and response.status < 400:
+            rec.code = response.status
             auditor.started(rec)
 
     app.middlewares.insert(0, audit)
@@ -191,8 +206,11 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
 
     def _open(self, method: str, request: Any, context: Any) -> Record:
         rec = self.auditor.begin(_grpc_record(method, request, context))
-        if self.auditor.level(rec) >= Level.REQUEST:
-            rec.request_object = _object(request)
+        level = self.auditor.level(rec)
+        if level >= Level.REQUEST or (level is not Level.NONE and method.endswith("/Create")):
+            body = _object(request)
+            _created_name(rec, body)
+            rec.request_object = body if level >= Level.REQUEST else None
         return rec
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:

@@ -55,6 +55,7 @@ class Record:
     failure_reason: str = ""
     request_object: Any = None
     response_object: Any = None
+    object_name: str = ""  # a create's object, named in its body
     sent: set[str] = field(default_factory=set)
     token: Any = None  # the contextvar token of the front end that opened it
 
@@ -103,8 +104,8 @@ class Record:
             ref: dict[str, Any] = {"resource": a.resource}
             if a.namespace:
                 ref["namespace"] = a.namespace
-            if a.name:
-                ref["name"] = a.name
+            if a.name or self.object_name:
+                ref["name"] = a.name or self.object_name
             ref["apiGroup"] = a.api_group
             ref["apiVersion"] = self._version(a)
             if a.subresource:
