@@ -82,7 +82,11 @@ async def server(etcd: EmbeddedEtcd, tmp_path: Path) -> Any:
     with (data / "tokens.csv").open("a") as f:
         f.write("viewer-token,viewer,u-viewer,\n")
     policy = tmp_path / "audit-policy.yaml"
-    policy.write_text(yaml.safe_dump({**LAB_POLICY, "omitStages": []}))
+    # The lab's policy, all stages, and first a rule only the viewer's reads of ConfigMaps match (a user is
+    # known only after authentication: the level must not be decided before).
+    viewer_rule = {"level": "RequestResponse", "users": ["viewer"],
+                   "resources": [{"group": "", "resources": ["configmaps"]}]}
+    policy.write_text(yaml.safe_dump({**LAB_POLICY, "omitStages": [], "rules": [viewer_rule, *LAB_POLICY["rules"]]}))
     srv.cfg.audit_log_path = str(tmp_path / "audit" / "audit.log")
     srv.cfg.audit_policy_file = policy
     srv.cfg.encryption_provider_config = encryption_config(tmp_path / "enc.yaml", ("key1", os.urandom(32)))
@@ -168,7 +172,8 @@ async def test_every_request_is_audited_and_secrets_are_ciphertext(server: ApiSe
     e = next(ev for ev in events if ev["requestURI"].endswith("/EtcdSnapshot") and ev["stage"] == "ResponseComplete")
     assert e["responseStatus"]["code"] == 403 and e["user"]["username"] == "viewer"
     assert e["responseStatus"]["reason"] == "Forbidden" and "etcd snapshot" in e["responseStatus"]["message"]
-    find(events, verb="get", resource="configmaps", code=200, user="viewer", name="settings")
+    e = find(events, verb="get", resource="configmaps", code=200, user="viewer", name="settings")
+    assert e["level"] == "RequestResponse" and e["responseObject"]["data"] == {"k": "plain"}
     assert all(ev["apiVersion"] == "audit.k8s.io/v1" and ev["kind"] == "Event" for ev in events)
 
 

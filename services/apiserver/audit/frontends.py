@@ -79,6 +79,11 @@ def _response(auditor: Auditor, rec: Record, resp: web.Response) -> None:
         rec.response_object = _json(resp.body)
 
 
+def _wants_body(level: Level, verb: str) -> bool:
+    """Is the request's body read: logged at Request and above; a create's for its object's name."""
+    return level >= Level.REQUEST or (level is not Level.NONE and verb == "create")
+
+
 def _created_name(rec: Record, body: Any) -> None:
     """A create names its object in the body: the objectRef gets that name, as kube-apiserver's does."""
     md = body.get("metadata") if isinstance(body, dict) else None
@@ -114,7 +119,7 @@ def instrument(app: web.Application, auditor: Auditor) -> None:
         finally:
             level = auditor.level(rec)
             if (rec.code != 499 and request.method in ("POST", "PUT", "PATCH") and request.body_exists
-                    and level is not Level.NONE and (level >= Level.REQUEST or rec.effective.verb == "create")):
+                    and _wants_body(level, rec.effective.verb)):
                 try:
                     body = _json(await request.read())
                 except Exception:  # the body could not be read: the event goes without it
@@ -190,8 +195,8 @@ def _failed(rec: Record, e: BaseException) -> str:
             rec.code, rec.message, rec.failure_reason = seen.code, seen.message, seen.reason
             return "ResponseComplete"
         seen = seen.__context__
-    if isinstance(e, asyncio.CancelledError):
-        rec.code = 499
+    if isinstance(e, asyncio.CancelledError | GeneratorExit):
+        rec.code = 499  # the client went away
         return "ResponseComplete"
     if isinstance(e, grpc.aio.AbortError):
         rec.code = rec.code or 500
@@ -204,14 +209,15 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
     def __init__(self, auditor: Auditor) -> None:
         self.auditor = auditor
 
-    def _open(self, method: str, request: Any, context: Any) -> Record:
-        rec = self.auditor.begin(_grpc_record(method, request, context))
+    def _close(self, rec: Record, request: Any, stage: str) -> None:
+        """Close the record; the request's object is read now that the level (known only once the user is)
+        says whether it is logged. A create names its object in it."""
         level = self.auditor.level(rec)
-        if level >= Level.REQUEST or (level is not Level.NONE and method.endswith("/Create")):
+        if request is not None and _wants_body(level, rec.effective.verb):
             body = _object(request)
             _created_name(rec, body)
             rec.request_object = body if level >= Level.REQUEST else None
-        return rec
+        self.auditor.end(rec, stage)
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
         handler = await continuation(details)
@@ -223,7 +229,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
             inner = handler.unary_unary
 
             async def unary(request: Any, context: Any) -> Any:
-                rec = self._open(method, request, context)
+                rec = auditor.begin(_grpc_record(method, request, context))
                 stage = "ResponseComplete"
                 try:
                     resp = await inner(request, context)
@@ -235,14 +241,14 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
                     stage = _failed(rec, e)
                     raise
                 finally:
-                    auditor.end(rec, stage)
+                    self._close(rec, request, stage)
 
             return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=handler.request_deserializer,
                                                        response_serializer=handler.response_serializer)
 
-        async def streamed(open_rec: Callable[[], Record],
+        async def streamed(request: Any, context: Any,
                            items: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
-            rec = open_rec()
+            rec = auditor.begin(_grpc_record(method, request, context))
             stage = "ResponseComplete"
             try:
                 async for item in items():
@@ -253,13 +259,13 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
                 stage = _failed(rec, e)
                 raise
             finally:
-                auditor.end(rec, stage)
+                self._close(rec, request, stage)
 
         if handler.request_streaming and handler.response_streaming:
             inner_ss = handler.stream_stream
 
             def bidi(requests: Any, context: Any) -> AsyncIterator[Any]:
-                return streamed(lambda: self._open(method, None, context), lambda: inner_ss(requests, context))
+                return streamed(None, context, lambda: inner_ss(requests, context))
 
             return grpc.stream_stream_rpc_method_handler(bidi, request_deserializer=handler.request_deserializer,
                                                          response_serializer=handler.response_serializer)
@@ -267,7 +273,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
             inner_us = handler.unary_stream
 
             def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                return streamed(lambda: self._open(method, request, context), lambda: inner_us(request, context))
+                return streamed(request, context, lambda: inner_us(request, context))
 
             return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=handler.request_deserializer,
                                                         response_serializer=handler.response_serializer)
