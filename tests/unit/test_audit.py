@@ -243,6 +243,7 @@ async def test_writer_rotates_by_size_and_keeps_max_backups(tmp_path: Path) -> N
     await b.stop()
     backups = sorted(log.parent.glob("audit-*.log"))
     assert len(backups) == 2 and log.stat().st_size <= 2000
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in [log, *backups])
     ns = [e["n"] for e in lines(log)]
     assert ns[-1] == 59 and ns == list(range(ns[0], 60))  # the newest, in order, none lost in the live file
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -108,7 +109,9 @@ class LogBackend:
             return
         if self._size and self._size + len(data) > self.max_bytes:
             self._rotate()
-        with self.path.open("ab") as f:
+        # 0600 as lumberjack (kube-apiserver's writer) creates it: the log names every user and object.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as f:
             f.write(data)
         self._size += len(data)
 
