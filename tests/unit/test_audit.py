@@ -257,3 +257,11 @@ async def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
     b.start()
     await b.stop()
     assert [e["n"] for e in lines(tmp_path / "a.log")] == [0, 1, 2]
+
+
+async def test_dash_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    b = LogBackend("-")
+    b.start()
+    b.process({"kind": "Event", "n": 1})
+    await b.stop()
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [{"kind": "Event", "n": 1}]
