@@ -108,6 +108,10 @@ def test_lab_policy_keeps_secrets_at_metadata(tmp_path: Path) -> None:
         for verb in ("create", "update", "patch", "get", "delete"):
             assert level(p, resource_attributes(ALICE, verb, res, "d", "x")) is Level.METADATA
     assert level(p, resource_attributes(ALICE, "create", "pods", "d")) is Level.REQUEST
+    assert level(p, resource_attributes(NODE, "update", "pods/status", "d", "p")) is Level.METADATA
+    assert level(p, resource_attributes(User("system:kube-scheduler"), "create", "pods/binding", "d", "p")) \
+        is Level.METADATA
+    assert level(p, resource_attributes(NODE, "update", "leases", "kube-node-lease", "node-1")) is Level.NONE
     assert level(p, resource_attributes(ALICE, "create", "events", "d")) is Level.NONE
     assert level(p, Attributes(ALICE, "get", path="/healthz")) is Level.NONE
 
