@@ -120,7 +120,12 @@ class LogBackend:
         at most max_backups of those, none older than max_age."""
         assert self.path is not None
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%f")[:-3]
-        self.path.rename(self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}"))
+        target = self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}")
+        n = 0
+        while target.exists():  # two rotations within a millisecond: never overwrite a backup
+            n += 1
+            target = self.path.with_name(f"{self.path.stem}-{stamp}-{n}{self.path.suffix}")
+        self.path.rename(target)
         self._size = 0
         backups = sorted(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"), reverse=True)
         now = time.time()
