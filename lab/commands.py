@@ -74,13 +74,27 @@ def etcd_argv(member: EtcdMember, members: list[EtcdMember]) -> list[str]:
             "--log-level=warn"]
 
 
+def encryption_config(plan: Plan) -> Path:
+    """The lab's EncryptionConfiguration (Secrets under aescbc, a random key), beside the apiserver's keys."""
+    return plan.path("control-plane", "apiserver", "pki", "encryption-config.yaml")
+
+
+def audit_policy(plan: Plan) -> Path:
+    return plan.path("control-plane", "audit-policy.yaml")
+
+
+def audit_log(plan: Plan) -> Path:
+    return plan.path("control-plane", "audit", "audit.log")
+
+
 def apiserver_argv(plan: Plan) -> list[str]:
     cfg = apiserver_main.Config(
         data_dir=plan.path("control-plane", "apiserver"), bind_address="0.0.0.0",
         secure_port=ports.APISERVER, grpc_port=ports.APISERVER_GRPC,
         advertise_address=CP_IP, etcd_servers=[m.client_url for m in plan.etcd],
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
-        service_cluster_ip_range=SERVICE_CIDR)
+        service_cluster_ip_range=SERVICE_CIDR, encryption_provider_config=encryption_config(plan),
+        audit_log_path=str(audit_log(plan)), audit_policy_file=audit_policy(plan), audit_log_maxbackup=3)
     return _argv("apiserver", cfg, plan.profile.apiserver)
 
 

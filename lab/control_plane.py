@@ -1,7 +1,7 @@
 """`lab up`'s control-plane steps, all in pb-control-plane: credentials (kubeconfigs and the apiserver's
-certificates), etcd, the apiserver and its host relays (admin.conf, and the `pybernetes-lab` context in the
-user's kubeconfig, as kind does), the Node objects with fixed pod CIDRs, the scheduler and the controller
-manager.
+certificates, encryption-at-rest config and audit policy), etcd, the apiserver and its host relays (admin.conf,
+and the `pybernetes-lab` context in the user's kubeconfig, as kind does), the Node objects with fixed pod
+CIDRs, the scheduler and the controller manager.
 
 Each step starts its process through lab.processes with its lab.commands argv, waits until lab.health
 says it serves, and returns a short note for the progress line. lab.lifecycle runs them in order.
@@ -23,6 +23,8 @@ from lab.state import LabState
 from lab.topology import CP_IP, CP_NETNS, Plan
 from pybernetes import errors, ports, tls
 from pybernetes.client import config as client_config
+from services.apiserver.audit import policy as audit_policy
+from services.apiserver.storage import encryption
 
 # The cluster, user and context `lab up` adds to the user's kubeconfig (kind's are `kind-<name>`).
 CONTEXT = "pybernetes-lab"
@@ -55,6 +57,9 @@ def write_credentials(plan: Plan) -> dict[str, str]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
+    # Secrets encrypted at rest under a random key (kept across `lab up` runs), and the audit log's policy.
+    encryption.write_config(commands.encryption_config(plan))
+    audit_policy.write_lab_policy(commands.audit_policy(plan))
     return tokens
 
 

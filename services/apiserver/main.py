@@ -29,6 +29,8 @@ from pybernetes.options import opt
 
 from . import metrics
 from .allocator import ServiceAllocator
+from .audit import frontends as audit_frontends
+from .audit.auditor import Auditor
 from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
 from .authz import Attributes, Authorizer, Decision, Result, UnionAuthorizer
 from .authz_node import GraphPopulator, new_node_authorizer, node_identity
@@ -37,6 +39,7 @@ from .kubelet_proxy import KubeletProxy
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
+from .storage import encryption
 from .storage.embedded import EmbeddedEtcd
 from .storage.etcd import EtcdClient
 from .storage.restore import restore_embedded
@@ -80,6 +83,15 @@ class Config:
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
     cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
                                 "(default <data-dir>/pki)")
+    audit_log_path: str = opt("", help="write the audit log (JSON lines of audit.k8s.io/v1 Events) here; '-' is "
+                              "stdout; empty: no audit log")
+    audit_policy_file: Path | None = opt(None, help="the audit Policy (audit.k8s.io/v1); default: every request at "
+                                         "Metadata")
+    audit_log_maxsize: int = opt(0, help="megabytes before the audit log is rotated (0: 100)")
+    audit_log_maxbackup: int = opt(0, help="rotated audit logs to keep (0: all)")
+    audit_log_maxage: int = opt(0, help="days to keep rotated audit logs (0: no limit)")
+    encryption_provider_config: Path | None = opt(None, help="an EncryptionConfiguration "
+                                                  "(apiserver.config.k8s.io/v1): resources encrypted at rest")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -186,16 +198,22 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
     authn = UnionAuthenticator([TokenAuthenticator.from_file(tokens_path)])
+    auditor = Auditor.from_flags(cfg.audit_log_path, cfg.audit_policy_file, cfg.audit_log_maxsize,
+                                 cfg.audit_log_maxbackup, cfg.audit_log_maxage)
+    transformers = encryption.load(cfg.encryption_provider_config) if cfg.encryption_provider_config else None
     etcd = EtcdClient(endpoints)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
-                  cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
+                  cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval,
+                  transformers=transformers)
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
                 toleration_seconds=(cfg.default_not_ready_toleration_seconds,
                                     cfg.default_unreachable_toleration_seconds))
-    server = rpc.server()
+    server = rpc.server(interceptors=[audit_frontends.interceptor(auditor)] if auditor is not None else [])
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)
     authz, node_graph = node_authorization(store)
+    if auditor is not None:  # the user and decision of each request, as the front ends find them
+        authn, authz = auditor.authenticator(authn), auditor.authorizer(authz)
     pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, authz, kubelets=kubelets), server)
     health = HealthServer(cfg.bind_address, health_port(cfg))
 
@@ -206,6 +224,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     tasks: list[asyncio.Task[None]] = []
     https: HttpServer | None = None
     try:
+        if auditor is not None:
+            auditor.start()
+            log.info("audit log path=%s policy=%s", cfg.audit_log_path, cfg.audit_policy_file or "(all at Metadata)")
+        if transformers:
+            log.info("encryption at rest config=%s resources=%s", cfg.encryption_provider_config,
+                     ",".join(sorted(transformers)))
         store.start()
         await asyncio.wait_for(store.cache(kinds.for_class(core.Namespace)).ready.wait(), 30)
         node_graph.start()
@@ -216,6 +240,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         # The Kubernetes REST API over HTTPS, through the same Rest and authenticator as gRPC.
         pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
         https = HttpServer(rest, authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets)
+        if auditor is not None:
+            audit_frontends.instrument(https.app, auditor)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
         await bootstrap(rest, host, cfg.secure_port)
         await server.start()
@@ -257,6 +283,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await node_graph.stop()
         await store.stop()
         await etcd.close()
+        if auditor is not None:
+            await auditor.stop()
         if embedded is not None:
             await embedded.stop()
         log.info("apiserver stopped")

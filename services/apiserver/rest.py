@@ -317,8 +317,8 @@ class Rest:
             if subresource != "status":
                 self._validate(obj, old)
             md.resource_version = omd.resource_version
-            if obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
-                return old  # no-op: no write, no event, same resourceVersion
+            if not cur.stale and obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
+                return old  # no-op: no write, no event, same resourceVersion (unless stored under an old key)
             if md.HasField("deletion_timestamp") and not md.finalizers and _ready_to_go(obj):
                 # The last finalizer is gone: the object goes now.
                 if not dry_run:

@@ -34,7 +34,8 @@ FLAGS = {
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
         "--kubelet-client-token-file", "--restore-from", "--secure-port", "--grpc-port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
-        "--cert-dir"},
+        "--cert-dir", "--audit-log-path", "--audit-policy-file", "--audit-log-maxsize", "--audit-log-maxbackup",
+        "--audit-log-maxage", "--encryption-provider-config"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",

@@ -27,11 +27,11 @@ from . import discovery, fieldvalidation, openapi, resources, routing, status, s
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
+USER = web.RequestKey("user", User)  # the authenticated user (a str key warns since aiohttp 3.12)
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-USER: web.RequestKey[User] = web.RequestKey("user", User)  # who the request was authenticated as
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ReadyCheck = Callable[[], Awaitable[None]]
 RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": resources.update,

@@ -24,6 +24,7 @@ from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.objects import meta_of
 
 from .. import metrics
+from .encryption import DecryptError, Transformer
 from .etcd import (
     Compacted,
     EtcdClient,
@@ -86,6 +87,7 @@ def translated(info: ResourceInfo, name: str = "") -> Iterator[None]:
 class Stored:
     obj: Message
     rv: int
+    stale: bool = False  # read through an old encryption key or provider: the next write re-encrypts it
 
 
 def encode(obj: Message) -> bytes:
@@ -117,10 +119,13 @@ def decode_continue(token: str) -> tuple[int, bytes]:
 
 class Store:
     def __init__(self, etcd: EtcdClient, fields: dict[str, FieldsFn], *, cache_capacity: int = 10_000,
-                 bookmark_interval: float = 5.0) -> None:
+                 bookmark_interval: float = 5.0, transformers: dict[str, Transformer] | None = None) -> None:
         self.etcd = etcd
+        # plural -> its encryption at rest (--encryption-provider-config); resources not named are stored plain.
+        self.transformers = transformers or {}
         self.caches = {info.plural: WatchCache(etcd, info, fields[info.plural], capacity=cache_capacity,
-                                               bookmark_interval=bookmark_interval)
+                                               bookmark_interval=bookmark_interval,
+                                               transformer=self.transformers.get(info.plural))
                        for info in kinds.RESOURCES if "watch" in info.verbs}
 
     def start(self) -> None:
@@ -143,27 +148,28 @@ class Store:
             observe_etcd("get", info, t)
         if kv is None:
             raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name)
-        return Stored(decode(info, kv.value, kv.mod_revision), kv.mod_revision)
+        value, stale = self._from_storage(info, kv.key, kv.value)
+        return Stored(decode(info, value, kv.mod_revision), kv.mod_revision, stale)
 
     async def create(self, info: ResourceInfo, obj: Message) -> int:
         md = meta_of(obj)
-        value = encode(obj)
-        self._check_size(value)
+        key = object_key(info, md.namespace, md.name)
+        value = self._to_storage(info, key, encode(obj))
         t = perf_counter()
         try:
             with translated(info, md.name):
-                return await self.etcd.create(object_key(info, md.namespace, md.name), value)
+                return await self.etcd.create(key, value)
         finally:
             observe_etcd("create", info, t)
 
     async def update(self, info: ResourceInfo, obj: Message, expected_rv: int) -> int:
         md = meta_of(obj)
-        value = encode(obj)
-        self._check_size(value)
+        key = object_key(info, md.namespace, md.name)
+        value = self._to_storage(info, key, encode(obj))
         t = perf_counter()
         try:
             with translated(info, md.name):
-                return await self.etcd.update(object_key(info, md.namespace, md.name), value, expected_rv)
+                return await self.etcd.update(key, value, expected_rv)
         finally:
             observe_etcd("update", info, t)
 
@@ -188,7 +194,7 @@ class Store:
                 res = await self.etcd.range(prefix, prefix=True, limit=limit, revision=rev, keys_from=start)
         finally:
             observe_etcd("list", info, t)
-        items = [(kv.key, kv.value, kv.mod_revision) for kv in res.kvs]
+        items = [(kv.key, self._from_storage(info, kv.key, kv.value)[0], kv.mod_revision) for kv in res.kvs]
         token = ""
         remaining = 0
         if res.more and items:
@@ -242,6 +248,21 @@ class Store:
     async def compact(self, revision: int) -> None:
         with contextlib.suppress(Compacted):
             await self.etcd.compact(revision)
+
+    def _to_storage(self, info: ResourceInfo, key: bytes, value: bytes) -> bytes:
+        self._check_size(value)
+        t = self.transformers.get(info.plural)
+        return value if t is None else t.to_storage(key, value)
+
+    def _from_storage(self, info: ResourceInfo, key: bytes, value: bytes) -> tuple[bytes, bool]:
+        t = self.transformers.get(info.plural)
+        if t is None:
+            return value, False
+        try:
+            return t.from_storage(key, value)
+        except DecryptError as e:
+            log.error("cannot decrypt stored object: %s", e)
+            raise errors.InternalError(str(e)) from None
 
     @staticmethod
     def _check_size(value: bytes) -> None:

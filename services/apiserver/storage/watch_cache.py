@@ -24,6 +24,7 @@ from pybernetes.api.selectors import FieldSelector, LabelSelector
 from pybernetes.errors import Expired, Unavailable
 
 from .. import metrics
+from .encryption import Transformer
 from .etcd import Compacted, EtcdClient, StorageError, StorageUnavailable
 from .objects import Cached, resource_prefix, rv_suffix, with_rv
 
@@ -106,9 +107,10 @@ def dispatch(w: Watcher, ch: _Change) -> None:
 
 class WatchCache:
     def __init__(self, etcd: EtcdClient, info: ResourceInfo, fields: FieldsFn, *, capacity: int = 10_000,
-                 bookmark_interval: float = 5.0) -> None:
+                 bookmark_interval: float = 5.0, transformer: Transformer | None = None) -> None:
         self.etcd = etcd
         self.info = info
+        self.transformer = transformer  # encryption at rest: the cache holds decrypted objects
         self.fields = fields
         self.capacity = capacity
         self.bookmark_interval = bookmark_interval
@@ -172,7 +174,8 @@ class WatchCache:
                 self._list_duration.observe(perf_counter() - t)
         state = {}
         for kv in res.kvs:
-            state[kv.key] = Cached.from_value(self.info, kv.key, kv.value, kv.mod_revision, self.fields)
+            state[kv.key] = Cached.from_value(self.info, kv.key, self._plain(kv.key, kv.value), kv.mod_revision,
+                                              self.fields)
         self.state = state
         self._objects.set(len(state))
         self.rv = self.window_start = res.revision
@@ -198,7 +201,7 @@ class WatchCache:
         prev = self.state.get(key)
         cur: Cached | None
         if typ == "PUT":
-            cur = self.state[key] = Cached.from_value(self.info, key, value, mod_rev, self.fields)
+            cur = self.state[key] = Cached.from_value(self.info, key, self._plain(key, value), mod_rev, self.fields)
             rv = mod_rev
         else:
             cur = None
@@ -215,6 +218,11 @@ class WatchCache:
             dispatch(w, ch)
             if w.closed:
                 self.watchers.discard(w)
+
+    def _plain(self, key: bytes, value: bytes) -> bytes:
+        """The stored value decrypted; a DecryptError (a StorageError) re-lists after a delay, logged, as
+        kube's reflector keeps retrying an undecryptable list."""
+        return value if self.transformer is None else self.transformer.from_storage(key, value)[0]
 
     def send_bookmarks(self) -> None:
         if not self.rv:
