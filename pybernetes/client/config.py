@@ -157,7 +157,10 @@ def load(explicit: str | None = None, *, context: str | None = None, server: str
                           f"<data-dir>/admin.conf) or `pbctl lab up`, or point --kubeconfig or KUBECONFIG at one")
     doc = merged(paths)
     where = os.pathsep.join(str(p) for p in paths if p.exists())
-    ctx_name = context or doc.get("current-context") or "default"
+    ctx_name = context or doc.get("current-context") or ""
+    if not ctx_name and server:  # explicit flags and a kubeconfig with no current context (kind's after delete)
+        return ClientConfig(server=server, token=token or "")
+    ctx_name = ctx_name or "default"
     ctx = _named(doc.get("contexts"), ctx_name, "context", where)
     cluster = _named(doc.get("clusters"), ctx.get("cluster", ctx_name), "cluster", where)
     user = _named(doc.get("users"), ctx.get("user", ctx_name), "user", where) if ctx.get("user") else {}

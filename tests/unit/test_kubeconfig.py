@@ -55,6 +55,17 @@ def test_nothing_found_says_where_it_looked(home: Path) -> None:
     assert client_config.load(server="h:1").server == "h:1"  # --server alone needs no file
 
 
+def test_flags_beside_an_emptied_kubeconfig(home: Path) -> None:
+    # What `pbctl lab down` (as `kind delete`) leaves: no contexts, no current one.
+    (home / ".kube").mkdir()
+    (home / ".kube" / "config").write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"
+                                          "users: []\ncurrent-context: ''\n")
+    cfg = client_config.load(server="h:1", token="t")
+    assert (cfg.server, cfg.token) == ("h:1", "t")
+    with pytest.raises(errors.ConfigError, match="no context named 'default'"):
+        client_config.load()
+
+
 def test_kubeconfig_list_merges_first_wins(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a = kubeconfig(tmp_path / "a", "shared", "10.0.0.1:1", token="a", current=False)
     b = kubeconfig(tmp_path / "b", "shared", "10.0.0.2:1", token="b")
