@@ -1,7 +1,8 @@
 """Cluster DNS in the lab (issue 15): a busybox pod finds the demo's `hello` Service by its short,
 namespaced and full names, and fetches `http://hello/` and `http://hello.default/` (the demo's page); its
 resolv.conf is Kubernetes'; a headless Service resolves to the ready pods only and drops one that turns
-unready; an unknown name is NXDOMAIN within 100 ms.
+unready; an unknown name is NXDOMAIN within 100 ms; a selector-less Service with user-managed Endpoints is
+mirrored into an EndpointSlice and serves by name.
 
 pb-dns runs in pb-control-plane behind kube-system/kube-dns (10.96.0.10); the kubelets write each pod's
 resolv.conf with `nameserver 10.96.0.10`, `search <ns>.svc.cluster.local svc.cluster.local cluster.local`,
@@ -11,6 +12,7 @@ does not depend on test_lab's order.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,25 @@ spec:
     - name: sh
       image: localhost:5000/busybox:stable
       command: ["sleep", "3600"]
+"""
+# A Service without a selector and the Endpoints its user writes (here: one hello pod's address).
+MANUAL = """apiVersion: v1
+kind: Service
+metadata:
+  name: hello-manual
+spec:
+  ports:
+    - name: http
+      port: 80
+      targetPort: 8080
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: hello-manual
+subsets:
+  - addresses: [{{ip: "{ip}"}}]
+    ports: [{{name: http, port: 8080}}]
 """
 HEADLESS = """apiVersion: v1
 kind: Service
@@ -135,3 +156,28 @@ def test_headless_service_ready_pods_only(client: Lab, tmp_path: Path) -> None:
     finally:
         client.pbctl("exec", victim, "--", "mv", "/www/away.html", "/www/index.html", check=False)
     poll(lambda: answers() == ips, 60, "pod back in the headless answers")
+
+
+def test_selectorless_service_mirrored_and_served(client: Lab, tmp_path: Path) -> None:
+    """A user-managed Endpoints gets a mirrored EndpointSlice (the endpointslicemirroring controller), and its
+    Service's name serves from a pod like any other."""
+    pod = client.pbctl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}").strip()
+    ip = client.pbctl("get", "pod", pod, "-o", "jsonpath={.status.podIP}").strip()
+    path = tmp_path / "manual.yaml"
+    path.write_text(MANUAL.format(ip=ip))
+    client.pbctl("apply", "-f", str(path))
+
+    def mirrored() -> list[tuple[str, list[str]]]:
+        items = json.loads(client.pbctl("get", "endpointslices", "-l", "kubernetes.io/service-name=hello-manual",
+                                        "-o", "json"))["items"]
+        return [(s["metadata"]["labels"].get("endpointslice.kubernetes.io/managed-by", ""),
+                 [a for e in s.get("endpoints", []) for a in e["addresses"]]) for s in items]
+
+    try:
+        poll(lambda: mirrored() == [("endpointslicemirroring-controller.k8s.io", [ip])], 30,
+             "hello-manual's Endpoints mirrored into one slice")
+        res = poll(lambda: (r := in_client(client, "timeout", "5", "wget", "-q", "-O", "-", "http://hello-manual/"))
+                   .returncode == 0 and r, 30, "wget http://hello-manual/")
+        assert res.stdout.strip() == f"hello from {pod}", res.stdout
+    finally:
+        client.pbctl("delete", "-f", str(path), "--ignore-not-found", check=False)
