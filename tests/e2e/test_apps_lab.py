@@ -3,9 +3,9 @@
 A DaemonSet lands one pod on each node and follows a node taken out and back as Kubernetes does: an
 untolerated NoExecute taint removes that node's daemon pod (and only it), removing the taint brings a new one
 back; a NoSchedule taint evicts nothing (the pod stays, counted misscheduled). A StatefulSet behind a headless
-Service creates `web-0` before `web-1` (web-1 only once web-0 is Ready), and `web-0.web` resolves from a pod to
-web-0's IP and serves web-0's page. Runs against the session lab (tests/e2e/conftest.py) and removes what it
-made; bounded by polls of at most two minutes.
+Service creates `web-0` before `web-1` (web-1 only once web-0 is Ready), `web-0.web` resolves from a pod to
+web-0's IP and serves web-0's page, and scaling down removes web-1, not web-0. Runs against the session lab
+(tests/e2e/conftest.py) and removes what it made; bounded by polls of at most two minutes.
 """
 
 from __future__ import annotations
@@ -189,3 +189,9 @@ def test_statefulset_ordered_creation_and_stable_dns(lab: Lab, statefulset: None
     page = poll(lambda: in_pod(lab, "web-1", "timeout", "5", "wget", "-q", "-O", "-", "http://web-0.web:8080/"),
                 30, "wget http://web-0.web:8080/ from web-1")
     assert page.strip() == "web-0"
+
+    # scaling down removes the highest ordinal: web-1 goes, web-0 (the same pod) stays
+    lab.pbctl("scale", "statefulset", "web", "--replicas", "1")
+    poll(lambda: [p["metadata"]["name"] for p in get_json(lab, "pods", "-l", "app=web")["items"]] == ["web-0"], 60,
+         "web-1 removed on scale down")
+    assert get_json(lab, "pod", "web-0")["metadata"]["uid"] == pods["web-0"]["metadata"]["uid"]
