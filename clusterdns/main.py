@@ -1,7 +1,7 @@
 """pb-dns: the cluster DNS (CoreDNS' kubernetes plugin, kube-dns): flags, informers feeding the zone, the
 DNS listeners and the health/metrics server.
 
-Start order: informers for Services and Endpoints (or EndpointSlices: --endpoint-source) -> handlers that
+Start order: informers for Services and EndpointSlices (or Endpoints: --endpoint-source) -> handlers that
 update the zone (clusterdns.zone) -> start -> wait for cache sync -> the DNS listeners (UDP and TCP,
 clusterdns.server) -> ready. Nothing is answered before the caches synced, so a Service's name is never
 NXDOMAIN only because the zone is still empty (a client meanwhile gets "connection refused" and tries its next
@@ -22,7 +22,7 @@ from clusterdns.zone import Zone
 from pybernetes import component, logs, options, ports
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
-from pybernetes.api.endpointslices import ENDPOINTS, ENDPOINTSLICES, SOURCES
+from pybernetes.api.endpointslices import ENDPOINTSLICES, SOURCES
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -46,9 +46,10 @@ class Config:
                                    help="address of /metrics, /healthz, /readyz")
     health_port: int = opt(ports.DNS_METRICS, "--health-port", "--metrics-port",
                            help="/metrics, /healthz, /readyz (CoreDNS' metrics port)")
-    endpoint_source: str = opt(ENDPOINTS, choices=SOURCES,
-                               help="read endpoints from EndpointSlices (as CoreDNS does) or Endpoints (the default "
-                                    "until selectorless Services' Endpoints, kube-dns's own, are mirrored into slices)")
+    endpoint_source: str = opt(ENDPOINTSLICES, choices=SOURCES,
+                               help="read endpoints from EndpointSlices (the default, as CoreDNS does: selectorless "
+                                    "Services' Endpoints reach them through the endpointslicemirroring controller) "
+                                    "or Endpoints")
     upstream: list[str] = opt([], help="nameservers (IP[:PORT],...) for names outside the cluster domain; "
                                        "none: those get SERVFAIL at once")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
@@ -67,7 +68,7 @@ def make_client(cfg: Config) -> Client:
     return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-dns")
 
 
-def register(factory: InformerFactory, zone: Zone, endpoint_source: str = ENDPOINTS) -> None:
+def register(factory: InformerFactory, zone: Zone, endpoint_source: str = ENDPOINTSLICES) -> None:
     """Informers for Services and EndpointSlices or Endpoints whose handlers keep `zone` current."""
     def on_service_delete(obj: core.Service | DeletedFinalStateUnknown[core.Service]) -> None:
         zone.delete_service(key_of(obj))

@@ -5,7 +5,9 @@ NoSchedule/NoExecute taint on it is tolerated (the template's tolerations plus t
 every daemon pod: not-ready, unreachable, unschedulable, disk/memory/pid pressure, and network-unavailable
 for host-network pods). Pods are pinned to their node with `spec.affinity.nodeAffinity` (a required
 `matchFields metadata.name In [node]` term, as Kubernetes does since 1.12), so the scheduler binds them.
-Pods follow nodes that join or leave; failed pods are replaced; surplus or misplaced pods are deleted.
+Pods follow nodes that join or leave; failed pods are replaced; surplus or misplaced pods are deleted (a pod
+already on a node that gains a NoSchedule taint stays, as in Kubernetes: only an untolerated NoExecute taint
+or a node that stops matching removes it).
 Rolling update: pods carry `controller-revision-hash` (the template's hash); old pods are replaced while at
 most maxUnavailable desired nodes lack an available pod, or, with maxSurge, an updated pod starts beside the
 old one on at most maxSurge nodes at a time and the old one goes once the new one is available.
@@ -98,17 +100,27 @@ def daemon_tolerations(spec: core.PodSpec) -> list[core.Toleration]:
     return out
 
 
-def should_run(ds: apps.DaemonSet, node: core.Node) -> bool:
-    """The node matches the template's node selector and affinity and all its taints are tolerated."""
+def node_should_run(ds: apps.DaemonSet, node: core.Node) -> tuple[bool, bool]:
+    """(should run, should continue running), Kubernetes' NodeShouldRunDaemonPod: a new pod goes where the node
+    matches the template's node selector and affinity and every NoSchedule/NoExecute taint is tolerated; a pod
+    already there stays unless the node stops matching or gains a NoExecute taint it does not tolerate (a
+    NoSchedule taint keeps new pods away but evicts nothing, as for any other pod)."""
     spec = ds.spec.template.spec
     if any(node.metadata.labels.get(k) != v for k, v in spec.node_selector.items()):
-        return False
+        return False, False
     na = spec.affinity.node_affinity
     if na.HasField("required_during_scheduling_ignored_during_execution") and \
             not node_selector_matches(na.required_during_scheduling_ignored_during_execution, node):
-        return False
+        return False, False
     tols = daemon_tolerations(spec)
-    return all(taints.tolerated(tols, t) for t in node.spec.taints if t.effect in ("NoSchedule", "NoExecute"))
+    untolerated = [t for t in node.spec.taints if t.effect in ("NoSchedule", "NoExecute")
+                   and not taints.tolerated(tols, t)]
+    return not untolerated, not any(t.effect == "NoExecute" for t in untolerated)
+
+
+def should_run(ds: apps.DaemonSet, node: core.Node) -> bool:
+    """The node matches the template's node selector and affinity and all its taints are tolerated."""
+    return node_should_run(ds, node)[0]
 
 
 def pinned_node(pod: core.Pod) -> str:
@@ -236,14 +248,15 @@ class DaemonSetController:
         surge = max_surge(ds, sum(1 for node in nodes.values() if should_run(ds, node)))
         for node_name, node in sorted(nodes.items()):
             pods = [p for p in by_node.get(node_name, []) if not being_deleted(p)]
-            if not should_run(ds, node):
+            run, keep_running = node_should_run(ds, node)
+            if not keep_running:
                 delete.extend(pods)
                 continue
-            failed = [p for p in pods if p.status.phase == "Failed"]
-            delete.extend(failed)  # replaced on a later sync, once the deletion is observed
-            running = sorted((p for p in pods if p.status.phase != "Failed"),
+            ended = [p for p in pods if p.status.phase in ("Failed", "Succeeded")]
+            delete.extend(ended)  # replaced on a later sync (where a pod should run), once the deletion is observed
+            running = sorted((p for p in pods if p not in ended),
                              key=lambda p: (p.metadata.creation_timestamp.seconds, p.metadata.name))
-            if not pods:
+            if not pods and run:
                 create_on.append(node_name)
             keep = running[:1]
             if surge and keep and keep[0].metadata.labels.get(REVISION_LABEL) != revision:

@@ -16,7 +16,7 @@ endpoint keeps one placeholder slice (no endpoints, no ports), as Kubernetes doe
 
 Nothing is written when the computed slices equal the stored ones. Because a slice created through
 generateName is unknown until the informer delivers it, the controller remembers what it wrote per Service
-(`_Written`) and retries the sync until the cache shows it, so a lagging cache never creates a second slice.
+(`SliceWrites`) and retries the sync until the cache shows it, so a lagging cache never creates a second slice.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def plan_slices(svc: core.Service, desired: dict[Group, list[discovery.Endpoint]
     return plan
 
 
-class _Written:
+class SliceWrites:
     """Per Service, the slices this controller last wrote (name -> resourceVersion, 0 for deleted), until the
     informer shows them: Kubernetes' endpointSliceTracker. An entry the cache never confirms (the slice deleted
     by someone else before we recorded our write) is dropped after `max_age` seconds."""
@@ -278,7 +278,7 @@ class EndpointSliceController:
         self.pod_lister = self.pods.lister()
         self.slice_lister = self.slices.lister()
         self.node_lister = self.nodes.lister()
-        self.written = _Written()
+        self.written = SliceWrites()
         self.controller = Controller("endpointslice",
                                      informers=[self.services, self.pods, self.slices, self.nodes])
         self.queue = self.controller.add_queue("endpointslice", self.sync, workers=workers)

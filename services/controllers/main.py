@@ -65,6 +65,10 @@ def _endpointslice_kw(c: Config) -> dict[str, Any]:
     return {"max_endpoints_per_slice": c.max_endpoints_per_slice}
 
 
+def _mirroring_kw(c: Config) -> dict[str, Any]:
+    return {"max_endpoints_per_subset": c.mirroring_max_endpoints_subset_size}
+
+
 def _servicelb_kw(c: Config) -> dict[str, Any]:
     return {"pool": c.loadbalancer_ip_range}
 
@@ -72,6 +76,7 @@ def _servicelb_kw(c: Config) -> dict[str, Any]:
 CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "endpoint": ("endpoints", "EndpointsController", 5, _none),
     "endpointslice": ("endpointslice", "EndpointSliceController", 5, _endpointslice_kw),
+    "endpointslicemirroring": ("endpointslicemirroring", "EndpointSliceMirroringController", 5, _mirroring_kw),
     "replicaset": ("replicaset", "ReplicaSetController", 5, _none),
     "replicationcontroller": ("replicaset", "ReplicationControllerController", 5, _none),
     "deployment": ("deployment", "DeploymentController", 5, _none),
@@ -153,6 +158,8 @@ class Config:
                                       keyed={name: f"--concurrent-{flag}-syncs"
                                              for flag, name in CONCURRENCY_FLAGS.items()})
     max_endpoints_per_slice: int = opt(100, help="the most endpoints one EndpointSlice holds")
+    mirroring_max_endpoints_subset_size: int = opt(1000, help="the most addresses of one Endpoints subset mirrored "
+                                                              "into an EndpointSlice (selector-less Services)")
     bind_address: str = opt("127.0.0.1")
     health_port: int = opt(ports.CONTROLLER_MANAGER, "--health-port", "--secure-port",
                            help="HTTP port for /metrics, /healthz, /readyz")

@@ -13,9 +13,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -27,6 +29,26 @@ from lab.topology import Plan
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T], timeout: float = 60.0, what: str = "condition", interval: float = 0.5) -> T:
+    """`check()`'s first truthy value, tried every `interval` s; an AssertionError (a failed pbctl, an unmet
+    expectation) or OSError/ValueError (a refused connection, unparsable output) counts as not yet. Fails
+    after `timeout` s naming `what` and the last value or error."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+            last = value
+        except (AssertionError, OSError, ValueError) as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f} s; last: {last}")
+        time.sleep(interval)
 
 
 def root_rules() -> str:

@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Lab
-from .test_lab import poll
+from .conftest import Lab, poll
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Lab
-from .test_lab import poll
+from .conftest import Lab, poll
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,8 @@
-"""Cluster DNS in the lab (issue 15): a busybox pod finds the demo's `hello` Service by name, its short,
-namespaced and full names, and fetches `http://hello/`; its resolv.conf is Kubernetes'; a headless Service
-resolves to the ready pods only and drops one that turns unready; an unknown name is NXDOMAIN within 100 ms.
+"""Cluster DNS in the lab (issue 15): a busybox pod finds the demo's `hello` Service by its short,
+namespaced and full names, and fetches `http://hello/` and `http://hello.default/` (the demo's page); its
+resolv.conf is Kubernetes'; a headless Service resolves to the ready pods only and drops one that turns
+unready; an unknown name is NXDOMAIN within 100 ms; a selector-less Service with user-managed Endpoints is
+mirrored into an EndpointSlice and serves by name.
 
 pb-dns runs in pb-control-plane behind kube-system/kube-dns (10.96.0.10); the kubelets write each pod's
 resolv.conf with `nameserver 10.96.0.10`, `search <ns>.svc.cluster.local svc.cluster.local cluster.local`,
@@ -10,19 +12,16 @@ does not depend on test_lab's order.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from .conftest import Lab
+from .conftest import Lab, poll
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 CLIENT = """apiVersion: v1
 kind: Pod
@@ -33,6 +32,25 @@ spec:
     - name: sh
       image: localhost:5000/busybox:stable
       command: ["sleep", "3600"]
+"""
+# A Service without a selector and the Endpoints its user writes (here: one hello pod's address).
+MANUAL = """apiVersion: v1
+kind: Service
+metadata:
+  name: hello-manual
+spec:
+  ports:
+    - name: http
+      port: 80
+      targetPort: 8080
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: hello-manual
+subsets:
+  - addresses: [{{ip: "{ip}"}}]
+    ports: [{{name: http, port: 8080}}]
 """
 HEADLESS = """apiVersion: v1
 kind: Service
@@ -47,21 +65,6 @@ spec:
       port: 8080
 """
 
-
-def poll(check: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except AssertionError as e:
-            last = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.0f} s; last: {last}")
-        time.sleep(0.5)
 
 
 def in_client(lab: Lab, *cmd: str) -> subprocess.CompletedProcess[str]:
@@ -100,7 +103,7 @@ def test_pod_resolv_conf_is_kubernetes(client: Lab) -> None:
     assert "ndots:5" in conf, conf
 
 
-def test_service_names_resolve(client: Lab) -> None:
+def test_service_names_resolve_and_serve(client: Lab) -> None:
     vip = client.pbctl("get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}").strip()
     # busybox's nslookup applies the search path only to names without a dot (the reason Kubernetes' DNS docs
     # pin busybox:1.28), and also tries the host's search domains, which SERVFAIL here (no upstream): it is
@@ -108,6 +111,14 @@ def test_service_names_resolve(client: Lab) -> None:
     for name in ("hello", "hello.default.svc.cluster.local"):
         res = poll(lambda n=name: vip in (r := in_client(client, "nslookup", n)).stdout and r, 30, f"nslookup {name}")
         assert vip in res.stdout
+    # wget resolves through the C library (resolv.conf's search path and ndots:5), so the short and the
+    # namespaced names both reach the Service. Bounded with `timeout`, not wget's -T: the lab's busybox (Debian's
+    # busybox-static 1.35) is built without FEATURE_WGET_TIMEOUT and dies of SIGSEGV parsing -T, before any
+    # lookup (what failed here once, not the DNS).
+    for name in ("hello", "hello.default"):
+        res = poll(lambda n=name: (r := in_client(client, "timeout", "5", "wget", "-q", "-O", "-", f"http://{n}/"))
+                   .returncode == 0 and r, 30, f"wget http://{name}/")
+        assert res.stdout.startswith("hello from hello-"), res.stdout
 
 
 def test_unknown_name_is_nxdomain_within_100ms(client: Lab) -> None:
@@ -145,3 +156,28 @@ def test_headless_service_ready_pods_only(client: Lab, tmp_path: Path) -> None:
     finally:
         client.pbctl("exec", victim, "--", "mv", "/www/away.html", "/www/index.html", check=False)
     poll(lambda: answers() == ips, 60, "pod back in the headless answers")
+
+
+def test_selectorless_service_mirrored_and_served(client: Lab, tmp_path: Path) -> None:
+    """A user-managed Endpoints gets a mirrored EndpointSlice (the endpointslicemirroring controller), and its
+    Service's name serves from a pod like any other."""
+    pod = client.pbctl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}").strip()
+    ip = client.pbctl("get", "pod", pod, "-o", "jsonpath={.status.podIP}").strip()
+    path = tmp_path / "manual.yaml"
+    path.write_text(MANUAL.format(ip=ip))
+    client.pbctl("apply", "-f", str(path))
+
+    def mirrored() -> list[tuple[str, list[str]]]:
+        items = json.loads(client.pbctl("get", "endpointslices", "-l", "kubernetes.io/service-name=hello-manual",
+                                        "-o", "json"))["items"]
+        return [(s["metadata"]["labels"].get("endpointslice.kubernetes.io/managed-by", ""),
+                 [a for e in s.get("endpoints", []) for a in e["addresses"]]) for s in items]
+
+    try:
+        poll(lambda: mirrored() == [("endpointslicemirroring-controller.k8s.io", [ip])], 30,
+             "hello-manual's Endpoints mirrored into one slice")
+        res = poll(lambda: (r := in_client(client, "timeout", "5", "wget", "-q", "-O", "-", "http://hello-manual/"))
+                   .returncode == 0 and r, 30, "wget http://hello-manual/")
+        assert res.stdout.strip() == f"hello from {pod}", res.stdout
+    finally:
+        client.pbctl("delete", "-f", str(path), "--ignore-not-found", check=False)

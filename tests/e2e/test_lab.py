@@ -11,36 +11,18 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import yaml
 
 from lab.topology import NETWORK
 
-from .conftest import OTHER_CONTEXT, Lab
+from .conftest import OTHER_CONTEXT, Lab, poll
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
-
-def poll(check: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except AssertionError as e:
-            last = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.0f} s; last: {last}")
-        time.sleep(0.5)
 
 
 def pods_wide(lab: Lab) -> list[dict[str, str]]:

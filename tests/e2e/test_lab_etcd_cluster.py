@@ -16,8 +16,7 @@ from lab import netns
 from lab.profiles import PROFILES
 from lab.topology import Plan
 
-from .conftest import Lab, root_rules, seed_kubeconfig
-from .test_lab import poll
+from .conftest import Lab, poll, root_rules, seed_kubeconfig
 
 pytestmark = pytest.mark.e2e
 

@@ -13,20 +13,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from .conftest import REPO, Lab
+from .conftest import REPO, Lab, poll
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 ARTIFACTS = REPO / "artifacts"
 NODES = ("node-1", "node-2", "node-3")
 # Every job the lab's Prometheus scrapes and how many targets it has (one kubelet and one proxy per node).
@@ -35,21 +32,6 @@ EXPECTED_JOBS = {**COMPONENT_JOBS, "prometheus": 1}
 # Bytes of a blank 1400x1000 page as chromium's PNG (a few KB); a rendered console is far bigger.
 BLANK_PNG_MAX = 20_000
 
-
-def poll(check: Callable[[], T], timeout: float, what: str, interval: float = 1.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except (AssertionError, OSError, ValueError) as e:
-            last = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.0f} s; last: {last}")
-        time.sleep(interval)
 
 
 def prom_url(lab: Lab) -> str:

@@ -166,7 +166,24 @@ async def test_pods_follow_nodes(env: tuple[DaemonSetController, FakeClient]) ->
     client._remove(client.objects[("Node", "", "n2")])
     await ctrl.sync(KEY)
     assert set(pods_by_node(client)) == {"n1"}
-    # a tainted node loses its daemon pod
+    # a NoSchedule taint keeps new daemon pods away but evicts none (Kubernetes' shouldContinueRunning)
+    n1 = client.obj(core.Node, "n1")
+    n1.spec.taints.add(key="maintenance", effect="NoSchedule")
+    await client.update(n1)
+    await ctrl.sync(KEY)
+    assert set(pods_by_node(client)) == {"n1"}
+    ds = client.obj(apps.DaemonSet, "agent", "default")
+    assert (ds.status.desired_number_scheduled, ds.status.number_misscheduled) == (0, 1)
+    # ... and its pod, once gone, is not recreated there
+    client._remove(client.objects[("Pod", "default", pods_by_node(client)["n1"][0])])
+    await ctrl.sync(KEY)
+    assert pods_by_node(client) == {}
+    # a NoExecute taint it does not tolerate removes the daemon pod
+    n1 = client.obj(core.Node, "n1")
+    del n1.spec.taints[:]
+    await client.update(n1)
+    await ctrl.sync(KEY)
+    assert set(pods_by_node(client)) == {"n1"}
     n1 = client.obj(core.Node, "n1")
     n1.spec.taints.add(key="maintenance", effect="NoExecute")
     await client.update(n1)

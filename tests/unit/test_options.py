@@ -48,7 +48,7 @@ FLAGS = {
         "--concurrent-nodeipam-syncs", "--concurrent-nodelifecycle-syncs", "--concurrent-rc-syncs",
         "--concurrent-replicaset-syncs", "--concurrent-serviceaccount-syncs", "--concurrent-servicelb-syncs",
         "--concurrent-job-syncs", "--concurrent-cron-job-syncs", "--concurrent-service-endpoint-syncs",
-        "--max-endpoints-per-slice",
+        "--max-endpoints-per-slice", "--mirroring-max-endpoints-subset-size",
         "--config", "--kubeconfig", "--controllers", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--health-port", "--secure-port", "--identity",
         "--large-cluster-size-threshold", "--leader-elect", "--leader-elect-lease-duration",
