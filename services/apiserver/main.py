@@ -31,12 +31,13 @@ from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
 from .http.app import HttpServer
-from .kubelet_proxy import KubeletProxy
+from .kubelet_proxy import KubeletProxy, KubeletTLS
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
+from .storage import etcd as storage_etcd
 from .storage.embedded import EmbeddedEtcd
-from .storage.etcd import EtcdClient
+from .storage.etcd import EtcdClient, EtcdTLS
 from .storage.restore import restore_embedded
 from .storage.store import Store
 
@@ -53,6 +54,11 @@ class Config:
     grpc_port: int = opt(ports.APISERVER_GRPC, help="the API over gRPC, pbctl's protocol (0: a free port)")
     advertise_address: str = opt("", help="address written into admin.conf")
     etcd_servers: list[str] = opt([], help="comma-separated etcd URLs; empty = embedded etcd")
+    # An https etcd of your own (kube-apiserver's flags); the embedded etcd always serves TLS with etcd/ca and
+    # apiserver-etcd-client under the pki dir, and accepts no other client.
+    etcd_cafile: Path | None = opt(None, help="CA of an https etcd's serving certificate")
+    etcd_certfile: Path | None = opt(None, help="client certificate presented to etcd")
+    etcd_keyfile: Path | None = opt(None, help="its key")
     # The embedded etcd's ports: 0 picks free loopback ports (logged), so standalone apiservers, tests and a lab
     # run side by side; deploy/install.sh gives Kubernetes' numbers.
     etcd_client_port: int = opt(0, help="embedded etcd's client port (0: a free one)")
@@ -71,6 +77,12 @@ class Config:
     service_cluster_ip_range: str = opt("10.96.0.0/16")
     service_node_port_range: str = opt(f"{ports.NODE_PORT_RANGE[0]}-{ports.NODE_PORT_RANGE[1]}")
     kubelet_client_token_file: Path | None = opt(None, help="token the apiserver presents to kubelets (logs, exec)")
+    # The kubelet API is mTLS: the apiserver presents apiserver-kubelet-client (made under the pki dir when not
+    # given) and checks the kubelets' serving certificates against --kubelet-certificate-authority (without it,
+    # Kubernetes skips the check; pybernetes pins the certificate a kubelet first presents).
+    kubelet_client_certificate: Path | None = opt(None, help="client certificate presented to kubelets")
+    kubelet_client_key: Path | None = opt(None, help="its key")
+    kubelet_certificate_authority: Path | None = opt(None, help="CA of the kubelets' serving certificates")
     default_not_ready_toleration_seconds: int = opt(
         300, help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
     default_unreachable_toleration_seconds: int = opt(
@@ -144,29 +156,66 @@ async def compactor(store: Store, interval: float) -> None:
             log.warning("compaction failed: %s", e)
 
 
+def etcd_client_tls(cfg: Config) -> EtcdTLS | None:
+    """--etcd-cafile/--etcd-certfile/--etcd-keyfile for https --etcd-servers (all three, or the CA alone)."""
+    if cfg.etcd_servers and not storage_etcd.secure(cfg.etcd_servers):
+        return None
+    if not cfg.etcd_servers:
+        return None  # the embedded etcd's own
+    if cfg.etcd_cafile is None:
+        raise errors.ConfigError("https --etcd-servers need --etcd-cafile (and --etcd-certfile/--etcd-keyfile "
+                                 "when etcd asks for a client certificate)")
+    if (cfg.etcd_certfile is None) != (cfg.etcd_keyfile is None):
+        raise errors.ConfigError("--etcd-certfile and --etcd-keyfile go together")
+    for flag, path in (("--etcd-cafile", cfg.etcd_cafile), ("--etcd-certfile", cfg.etcd_certfile),
+                       ("--etcd-keyfile", cfg.etcd_keyfile)):
+        if path is not None and not path.is_file():
+            raise errors.ConfigError(f"{flag}: {path}: no such file")
+    pair = tls.CertPair(cfg.etcd_certfile, cfg.etcd_keyfile) if cfg.etcd_certfile and cfg.etcd_keyfile else None
+    return EtcdTLS(cfg.etcd_cafile, pair)
+
+
+def kubelet_client_tls(cfg: Config, pki_dir: Path) -> KubeletTLS:
+    """The apiserver's client certificate towards kubelets (given, else apiserver-kubelet-client under the pki
+    dir, made on first start) and the CA it checks their serving certificates against."""
+    if (cfg.kubelet_client_certificate is None) != (cfg.kubelet_client_key is None):
+        raise errors.ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
+    if cfg.kubelet_client_certificate is not None and cfg.kubelet_client_key is not None:
+        pair = tls.CertPair(cfg.kubelet_client_certificate, cfg.kubelet_client_key)
+    else:
+        pair = tls.ensure_kubelet_client_cert(pki_dir)
+    for flag, path in (("--kubelet-client-certificate", pair.cert), ("--kubelet-client-key", pair.key),
+                       ("--kubelet-certificate-authority", cfg.kubelet_certificate_authority)):
+        if path is not None and not path.is_file():
+            raise errors.ConfigError(f"{flag}: {path}: no such file")
+    return KubeletTLS(pair, cfg.kubelet_certificate_authority)
+
+
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     metrics.set_enabled(cfg.enable_metrics)
     embedded: EmbeddedEtcd | None = None
     endpoints = cfg.etcd_servers
+    pki_dir = cfg.cert_dir or cfg.data_dir / "pki"
+    etcd_tls, kubelet_tls = etcd_client_tls(cfg), kubelet_client_tls(cfg, pki_dir)
     if not endpoints:
         embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port or ports.free_port(),
                                 peer_port=cfg.etcd_peer_port or ports.free_port(),
-                                metrics_port=cfg.etcd_metrics_port or ports.free_port())
+                                metrics_port=cfg.etcd_metrics_port or ports.free_port(), pki_dir=pki_dir)
         log.info("starting embedded etcd data_dir=%s client_port=%d peer_port=%d metrics_port=%d",
                  embedded.data_dir, embedded.client_port, embedded.peer_port, embedded.metrics_port)
         if cfg.restore_from is not None:
             await restore_embedded(cfg.restore_from, embedded)
         else:
             await embedded.start()
-        endpoints = [embedded.endpoint]
+        endpoints, etcd_tls = [embedded.endpoint], embedded.client_tls
     elif cfg.restore_from is not None:
         raise errors.ConfigError("--restore-from restores the embedded etcd; for an etcd of your own use "
                                  "`pbctl etcd snapshot restore` (see docs/backup.md)")
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
     authn = UnionAuthenticator([TokenAuthenticator.from_file(tokens_path)])
-    etcd = EtcdClient(endpoints)
+    etcd = EtcdClient(endpoints, tls=etcd_tls)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
@@ -174,7 +223,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                                     cfg.default_unreachable_toleration_seconds))
     server = rpc.server()
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
-    kubelets = KubeletProxy(rest, token=kubelet_token)
+    kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)
     pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, kubelets=kubelets), server)
     health = HealthServer(cfg.bind_address, health_port(cfg))
 
