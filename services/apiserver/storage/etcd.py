@@ -184,7 +184,8 @@ def secure(endpoints: list[str]) -> bool:
 
 
 def _target(endpoints: list[str]) -> list[str]:
-    """gRPC targets to try in order; IP literals collapse into one pick_first multi-address target."""
+    """gRPC targets to try in order; IP literals collapse into one pick_first multi-address target, except over
+    TLS when the hosts differ (the certificate is checked against one name per channel: _tls_name)."""
     hosts = [ep.removeprefix("http://").removeprefix("https://").rstrip("/") for ep in endpoints]
     if not hosts:
         raise ValueError("at least one etcd endpoint is required")
@@ -193,7 +194,14 @@ def _target(endpoints: list[str]) -> list[str]:
             ipaddress.IPv4Address(h.rsplit(":", 1)[0])
     except ValueError:
         return hosts
+    if secure(endpoints) and len({h.rsplit(":", 1)[0] for h in hosts}) > 1:
+        return hosts
     return ["ipv4:" + ",".join(hosts)]
+
+
+def _tls_name(target: str) -> str:
+    """The name a channel checks the member's certificate against: its host (one, for a collapsed target)."""
+    return target.removeprefix("ipv4:").split(",")[0].rsplit(":", 1)[0]
 
 
 def _status(r: rpc_pb2.StatusResponse) -> EtcdStatus:
@@ -277,7 +285,8 @@ class EtcdClient:
     def _open(self, target: str) -> grpc.aio.Channel:
         if self.tls is None:
             return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
-        return grpc.aio.secure_channel(target, self.tls.credentials(), options=_CHANNEL_OPTIONS)
+        name = ("grpc.ssl_target_name_override", _tls_name(target))
+        return grpc.aio.secure_channel(target, self.tls.credentials(), options=[*_CHANNEL_OPTIONS, name])
 
     def _fail(self, err: grpc.aio.AioRpcError) -> NoReturn:
         exc = _translate(err)
