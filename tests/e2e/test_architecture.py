@@ -265,3 +265,21 @@ def test_only_the_apiserver_reaches_etcd(lab: Lab, web: str) -> None:
             pytest.fail(f"{rec.name} is configured with etcd's address: {rec.argv}")
     data = next(a.split("=", 1)[1] for a in st.processes["etcd"].argv if a.startswith("--data-dir="))
     assert (os.stat(data).st_mode & 0o077) == 0, "etcd's data dir is readable by others"
+    # etcd itself refuses anyone else on the control-plane host: TLS with client certificates from etcd/ca.
+    from lab.topology import CP_NETNS, pki_dir
+
+    pki = pki_dir(lab.dir)
+
+    def etcdctl(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", CP_NETNS, "env", "ETCDCTL_API=3", "etcdctl",
+                               "--endpoints=https://127.0.0.1:2379", "--command-timeout=3s", *flags, "endpoint",
+                               "status"], capture_output=True, text=True, timeout=30)
+
+    ca = f"--cacert={pki / 'etcd' / 'ca.crt'}"
+    assert etcdctl(ca).returncode != 0
+    plain = subprocess.run(["ip", "netns", "exec", CP_NETNS, "env", "ETCDCTL_API=3", "etcdctl",
+                            "--endpoints=http://127.0.0.1:2379", "--command-timeout=3s", "endpoint", "status"],
+                           capture_output=True, text=True, timeout=30)
+    assert plain.returncode != 0
+    ok = etcdctl(ca, f"--cert={pki / 'apiserver-etcd-client.crt'}", f"--key={pki / 'apiserver-etcd-client.key'}")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
