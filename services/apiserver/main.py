@@ -7,6 +7,9 @@ default; --restore-from restores it from a snapshot first). The API is served tw
 path: Kubernetes' REST API over HTTPS on --secure-port (kubectl, client libraries) and gRPC on --grpc-port
 (pbctl, the components); pybernetes.ports names their defaults. On first start it writes
 <data-dir>/admin.conf (0600), a kubeconfig naming both.
+
+The embedded etcd serves TLS to this apiserver's client certificate only (storage.embedded); client_tls reads
+the flags for an etcd and kubelets of your own.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ from pybernetes.options import opt
 from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
+from .client_tls import etcd_client_tls, kubelet_client_tls
 from .http.app import HttpServer
-from .kubelet_proxy import KubeletProxy, KubeletTLS
+from .kubelet_proxy import KubeletProxy
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
-from .storage import etcd as storage_etcd
 from .storage.embedded import EmbeddedEtcd
-from .storage.etcd import EtcdClient, EtcdTLS
+from .storage.etcd import EtcdClient
 from .storage.restore import restore_embedded
 from .storage.store import Store
 
@@ -156,48 +159,15 @@ async def compactor(store: Store, interval: float) -> None:
             log.warning("compaction failed: %s", e)
 
 
-def etcd_client_tls(cfg: Config) -> EtcdTLS | None:
-    """--etcd-cafile/--etcd-certfile/--etcd-keyfile for https --etcd-servers (all three, or the CA alone)."""
-    if cfg.etcd_servers and not storage_etcd.secure(cfg.etcd_servers):
-        return None
-    if not cfg.etcd_servers:
-        return None  # the embedded etcd's own
-    if cfg.etcd_cafile is None:
-        raise errors.ConfigError("https --etcd-servers need --etcd-cafile (and --etcd-certfile/--etcd-keyfile "
-                                 "when etcd asks for a client certificate)")
-    if (cfg.etcd_certfile is None) != (cfg.etcd_keyfile is None):
-        raise errors.ConfigError("--etcd-certfile and --etcd-keyfile go together")
-    for flag, path in (("--etcd-cafile", cfg.etcd_cafile), ("--etcd-certfile", cfg.etcd_certfile),
-                       ("--etcd-keyfile", cfg.etcd_keyfile)):
-        if path is not None and not path.is_file():
-            raise errors.ConfigError(f"{flag}: {path}: no such file")
-    pair = tls.CertPair(cfg.etcd_certfile, cfg.etcd_keyfile) if cfg.etcd_certfile and cfg.etcd_keyfile else None
-    return EtcdTLS(cfg.etcd_cafile, pair)
-
-
-def kubelet_client_tls(cfg: Config, pki_dir: Path) -> KubeletTLS:
-    """The apiserver's client certificate towards kubelets (given, else apiserver-kubelet-client under the pki
-    dir, made on first start) and the CA it checks their serving certificates against."""
-    if (cfg.kubelet_client_certificate is None) != (cfg.kubelet_client_key is None):
-        raise errors.ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
-    if cfg.kubelet_client_certificate is not None and cfg.kubelet_client_key is not None:
-        pair = tls.CertPair(cfg.kubelet_client_certificate, cfg.kubelet_client_key)
-    else:
-        pair = tls.ensure_kubelet_client_cert(pki_dir)
-    for flag, path in (("--kubelet-client-certificate", pair.cert), ("--kubelet-client-key", pair.key),
-                       ("--kubelet-certificate-authority", cfg.kubelet_certificate_authority)):
-        if path is not None and not path.is_file():
-            raise errors.ConfigError(f"{flag}: {path}: no such file")
-    return KubeletTLS(pair, cfg.kubelet_certificate_authority)
-
-
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     metrics.set_enabled(cfg.enable_metrics)
     embedded: EmbeddedEtcd | None = None
     endpoints = cfg.etcd_servers
     pki_dir = cfg.cert_dir or cfg.data_dir / "pki"
-    etcd_tls, kubelet_tls = etcd_client_tls(cfg), kubelet_client_tls(cfg, pki_dir)
+    etcd_tls = etcd_client_tls(cfg.etcd_servers, cfg.etcd_cafile, cfg.etcd_certfile, cfg.etcd_keyfile)
+    kubelet_tls = kubelet_client_tls(pki_dir, cfg.kubelet_client_certificate, cfg.kubelet_client_key,
+                                     cfg.kubelet_certificate_authority)
     if not endpoints:
         embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port or ports.free_port(),
                                 peer_port=cfg.etcd_peer_port or ports.free_port(),
