@@ -57,6 +57,8 @@ async def test_embedded_etcd_accepts_only_the_apiserver(tmp_path: Path) -> None:
         try:
             found = await own.range(b"/registry/namespaces/", prefix=True)
             assert b"/registry/namespaces/tls-check" in [kv.key for kv in found.kvs]
+            [member] = await own.members()  # each member asked over TLS too (`pbctl etcd status`'s rows)
+            assert member.client_urls == [endpoint] and member.status is not None, member.error
         finally:
             await own.close()
         # No client certificate; one from another CA naming the apiserver's own user; plaintext: all refused.
