@@ -142,7 +142,7 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             user, groups = tls.identity(x509.load_pem_x509_certificate(pems[0]))
             if user in API_USERS or API_GROUPS & set(groups):
                 return
-            raise errors.Forbidden(f'Forbidden (user={user}, verb=create, resource=nodes, subresource=proxy): '
+            raise errors.Forbidden(f'Forbidden (user={user}, resource=nodes, subresource=proxy): '
                                    f'only the apiserver may use the kubelet API')
         if not self.tokens:
             raise errors.Unauthorized("Unauthorized: this kubelet has neither --client-ca-file nor "
