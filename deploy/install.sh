@@ -14,8 +14,10 @@
 # the units; otherwise it prints the commands it would have run (and how to start each by hand).
 #
 # The cluster token (--token-file, one line) is shared: nodes (kubelet, proxy) use it towards the
-# apiserver, and the apiserver presents it to kubelets (logs/exec). The control plane creates it when the
-# file is missing; copy it to the nodes.
+# apiserver, and the apiserver presents it to kubelets given no --ca-file (logs/exec); with --ca-file a
+# kubelet accepts only the apiserver's client certificate. The control plane creates the token when the file
+# is missing; copy it (and the CA) to the nodes. The apiserver's etcd (127.0.0.1:2379) serves TLS and accepts
+# only the apiserver's client certificate (<data-dir>/pki/etcd/ca.crt, apiserver-etcd-client.crt).
 #
 # Testing: --root DIR writes everything under DIR (venv, /etc, /var/lib, /run paths included, also in
 # the generated flags) so the ExecStart lines can be run by hand; --dry-run prints and changes nothing.
@@ -25,7 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
 usage() {
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 Options (all roles):
   --wheel FILE            install this wheel (dependencies from --find-links DIR, else PyPI)
@@ -57,6 +59,7 @@ node:
   --node-ip IP            the node's InternalIP: its address on the cluster network (required)
   --server HOST:PORT      the apiserver's REST API, HOST:6443 (required; gRPC is HOST:6442)
   --ca-file F             the cluster CA (control plane: /var/lib/pybernetes/apiserver/pki/ca.crt), for kubectl
+                          and the kubelet API's --client-ca-file
   --token-file F          the cluster token from the control plane (required)
   --pod-cidr CIDR         fixed pod CIDR (else Node.spec.podCIDR from the controller manager)
   --images FILE           OCI archive to import into the node's containerd (k8s.io namespace), e.g. lab.images'
@@ -273,6 +276,13 @@ else
          --health-port=10248 --port=10250 --authentication-token-file="$ETC/token"
          --cluster-dns="$CLUSTER_DNS" --cluster-domain="$CLUSTER_DOMAIN")
   [ -z "$POD_CIDR" ] || kargs+=(--pod-cidr="$POD_CIDR")
+  # The kubelet API (10250) serves TLS (a self-signed certificate under its root dir). With the cluster CA it
+  # requires the apiserver's client certificate (apiserver-kubelet-client, made by the apiserver under its pki
+  # dir) and ignores the token; without it, it accepts the cluster token only.
+  if [ -n "$CA_FILE" ]; then
+    run install -m 0644 "$CA_FILE" "$ETC/ca.crt"
+    kargs+=(--client-ca-file="$ETC/ca.crt")
+  fi
   # The control plane's Prometheus scrapes the kubelet at InternalIP:10248 (file_sd from the Node objects).
   [ "$PROMETHEUS" = 0 ] || kargs+=(--health-host="$NODE_IP")
   env_file kubelet PB_KUBELET_ARGS "${kargs[@]}"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lab import etcd_members
 from lab.errors import LabError
 from lab.lifecycle import start_recorded
 from lab.netns import nsenter
@@ -71,7 +72,8 @@ async def restore(lab_dir: Path, snapshot: Path, out: Callable[[str], None] = pr
     out(f"started {', '.join(f'{r.name} (pid {r.pid})' for r in members)} on the restored data")
     past, first = max(pasts), members[0]
     endpoint = _flag(first, "advertise-client-urls").split(",")[0]
-    bump = [sys.executable, "-m", "services.apiserver.storage.restore", "--endpoint", endpoint, "--past", str(past)]
+    bump = [sys.executable, "-m", "services.apiserver.storage.restore", "--endpoint", endpoint, "--past", str(past),
+            *etcd_members.client_flags(st)]
     _, rev = await run_cmd(nsenter(first.netns, bump) if first.netns else bump, timeout=300)
     out(f"raised etcd's revision past the old data's ({past}) and compacted at {rev.splitlines()[-1]}")
     apiserver = await start_recorded(st, apiserver)

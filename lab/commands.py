@@ -62,8 +62,18 @@ def initial_cluster(members: list[EtcdMember]) -> str:
     return ",".join(f"{m.name}={m.peer_url}" for m in members)
 
 
-def etcd_argv(member: EtcdMember, members: list[EtcdMember]) -> list[str]:
-    """One member of the lab's etcd (`members`: the whole cluster, one or more)."""
+def etcd_tls_argv(pki_dir: Path) -> list[str]:
+    """etcd's TLS as kubeadm configures it: clients and peers need a certificate signed by etcd/ca."""
+    etcd = pki_dir / "etcd"
+    return [f"--cert-file={etcd / 'server.crt'}", f"--key-file={etcd / 'server.key'}", "--client-cert-auth=true",
+            f"--trusted-ca-file={etcd / 'ca.crt'}", f"--peer-cert-file={etcd / 'peer.crt'}",
+            f"--peer-key-file={etcd / 'peer.key'}", "--peer-client-cert-auth=true",
+            f"--peer-trusted-ca-file={etcd / 'ca.crt'}"]
+
+
+def etcd_argv(member: EtcdMember, members: list[EtcdMember], pki_dir: Path) -> list[str]:
+    """One member of the lab's etcd (`members`: the whole cluster, one or more); its certificates are
+    lab.control_plane's (tls.ensure_etcd_pki under `pki_dir`)."""
     client, peer = member.client_url, member.peer_url
     return ["etcd", f"--name={member.name}", f"--data-dir={member.data}", f"--listen-client-urls={client}",
             f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
@@ -71,7 +81,7 @@ def etcd_argv(member: EtcdMember, members: list[EtcdMember]) -> list[str]:
             *(["--initial-cluster-state=new", "--initial-cluster-token=pb-lab"] if len(members) > 1 else []),
             "--experimental-watch-progress-notify-interval=5s", "--logger=zap", "--log-outputs=stderr",
             f"--listen-metrics-urls=http://127.0.0.1:{member.metrics_port}",
-            "--log-level=warn"]
+            *etcd_tls_argv(pki_dir), "--log-level=warn"]
 
 
 def encryption_config(plan: Plan) -> Path:
@@ -95,7 +105,19 @@ def apiserver_argv(plan: Plan) -> list[str]:
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
         service_cluster_ip_range=SERVICE_CIDR, encryption_provider_config=encryption_config(plan),
         audit_log_path=str(audit_log(plan)), audit_policy_file=audit_policy(plan), audit_log_maxbackup=3)
+    # its client certificates towards etcd and kubelets, the CA of the kubelets' serving certificates
+    # (lab.control_plane.write_credentials makes them all)
+    pki = plan.pki_dir
+    cfg.etcd_cafile, cfg.kubelet_certificate_authority = pki / "etcd" / "ca.crt", pki / "ca.crt"
+    cfg.etcd_certfile, cfg.etcd_keyfile = pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key"
+    cfg.kubelet_client_certificate = pki / "apiserver-kubelet-client.crt"
+    cfg.kubelet_client_key = pki / "apiserver-kubelet-client.key"
     return _argv("apiserver", cfg, plan.profile.apiserver)
+
+
+def kubelet_pki(plan: Plan, node: str) -> Path:
+    """Where a node's own serving certificate lives (only that node's key under its directory)."""
+    return plan.node_dir(node) / "pki"
 
 
 def scheduler_argv(plan: Plan) -> list[str]:
@@ -124,7 +146,10 @@ def kubelet_argv(plan: Plan, n: NodeSpec) -> list[str]:
         containerd_socket=str(paths.socket), root_dir=plan.node_dir(n.name) / "kubelet", pod_cidr=n.pod_cidr,
         cni_conf_dir=str(paths.cni_conf_dir), cni_data_dir=str(paths.cni_data_dir),
         health_port=ports.KUBELET_HEALTH, health_host="0.0.0.0", eviction_hard=LAB_EVICTION_HARD,
-        cluster_dns=[DNS_SERVICE_IP], cluster_domain=CLUSTER_DOMAIN)
+        cluster_dns=[DNS_SERVICE_IP], cluster_domain=CLUSTER_DOMAIN,
+        # the kubelet API: a serving certificate from the cluster CA; only the apiserver's client certificate
+        tls_cert_file=kubelet_pki(plan, n.name) / "kubelet.crt",
+        tls_private_key_file=kubelet_pki(plan, n.name) / "kubelet.key", client_ca_file=plan.pki_dir / "ca.crt")
     return _argv("kubelet", cfg, plan.profile.kubelet)
 
 

@@ -20,7 +20,7 @@ from lab.errors import LabError
 from lab.health import tcp_ok, wait_for, wait_healthy
 from lab.processes import spawn, start_relay
 from lab.state import LabState
-from lab.topology import CP_IP, CP_NETNS, Plan
+from lab.topology import CP_IP, CP_NAME, CP_NETNS, Plan
 from pybernetes import errors, ports, tls
 from pybernetes.client import config as client_config
 from services.apiserver.audit import policy as audit_policy
@@ -38,6 +38,7 @@ def write_credentials(plan: Plan) -> dict[str, str]:
     cp = plan.path("control-plane")
     cp.mkdir(parents=True, exist_ok=True)
     ca = tls.ensure_apiserver_pki(plan.path("control-plane", "apiserver", "pki"), [CP_IP]).ca_pem()
+    write_certificates(plan)
     users = [("admin", "system:admin", "system:masters"),
              ("scheduler", "system:kube-scheduler", ""),
              ("controller-manager", "system:kube-controller-manager", ""),
@@ -63,16 +64,33 @@ def write_credentials(plan: Plan) -> dict[str, str]:
     return tokens
 
 
+def write_certificates(plan: Plan) -> None:
+    """etcd's PKI (its CA, server, peer and the apiserver's client certificate), the apiserver's kubelet client
+    certificate, and each node's kubelet serving certificate (cluster CA; SANs its name and IP), kept under
+    that node's own directory."""
+    tls.ensure_etcd_pki(plan.pki_dir, [CP_IP], name=CP_NAME)
+    tls.ensure_kubelet_client_cert(plan.pki_dir)
+    for n in plan.nodes:
+        dns, ips = tls.serving_names([n.name, n.ip], cluster_names=False)
+        node_pki = commands.kubelet_pki(plan, n.name)
+        node_pki.mkdir(parents=True, exist_ok=True)  # the relative CA path below goes through it
+        # <node>/pki/kubelet.{crt,key}, signed by the cluster CA (named relative to the node's directory)
+        tls.ensure_cert(node_pki, "kubelet", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
+                        common_name=f"system:node:{n.name}", organizations=(tls.NODES_GROUP,), server=True,
+                        dns=dns, ips=ips)
+
+
 async def start_etcd(plan: Plan, st: LabState) -> str:
     """Every etcd member at once (a member of a cluster is healthy only once a quorum has met)."""
     members = plan.etcd
+    write_certificates(plan)  # etcd serves TLS from its first start
     st.info["etcd"] = [{"record": m.record, "name": m.name, "client": m.client_url, "peer": m.peer_url,
                         "metrics_port": m.metrics_port} for m in members]
     recs = []
     for m in members:
         m.data.mkdir(parents=True, exist_ok=True)
         m.data.chmod(0o700)  # etcd's data is the apiserver's alone
-        recs.append(spawn(st, m.record, "etcd", commands.etcd_argv(m, members), netns_name=CP_NETNS))
+        recs.append(spawn(st, m.record, "etcd", commands.etcd_argv(m, members, plan.pki_dir), netns_name=CP_NETNS))
     await asyncio.gather(*(wait_healthy(st, rec, rec.name) for rec in recs))
     return f"{','.join(f'127.0.0.1:{m.client_port}' for m in members)} in {CP_NETNS}"
 

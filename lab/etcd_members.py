@@ -1,6 +1,7 @@
 """`lab status`'s etcd part: every member with its id, whether it leads, its raft term and index, its revision
 and DB size, as `etcdctl endpoint status` reports them, asked inside the control-plane namespace (etcd's
-client ports are on its loopback only). lab.status prints the table (`-o json`: the rows).
+client ports are on its loopback only) with the apiserver's etcd client certificate (etcd accepts no other
+client: `client_flags`). lab.status prints the table (`-o json`: the rows).
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from lab import topology
 from lab.netns import nsenter
 from lab.processes import run_cmd
 from lab.state import LabState, ProcessRecord
@@ -22,14 +25,24 @@ def client_url(rec: ProcessRecord) -> str:
     return next((a.split("=", 1)[1].split(",")[0] for a in rec.argv if a.startswith("--advertise-client-urls=")), "")
 
 
-async def member_status(rec: ProcessRecord) -> dict[str, Any]:
+def client_flags(st: LabState) -> list[str]:
+    """etcdctl's --cacert/--cert/--key: etcd's CA and the apiserver's etcd client certificate in the lab's PKI
+    (none when the lab has no etcd CA: a plaintext etcd)."""
+    pki = topology.pki_dir(Path(st.dir))
+    if not (pki / "etcd" / "ca.crt").exists():
+        return []
+    return [f"--cacert={pki / 'etcd' / 'ca.crt'}", f"--cert={pki / 'apiserver-etcd-client.crt'}",
+            f"--key={pki / 'apiserver-etcd-client.key'}"]
+
+
+async def member_status(rec: ProcessRecord, tls_flags: Sequence[str] = ()) -> dict[str, Any]:
     """One member's status; {"member", "endpoint", "error"} when it does not answer."""
     url = client_url(rec)
     row: dict[str, Any] = {"member": rec.name, "endpoint": url}
     if not rec.alive():
         return {**row, "error": "stopped"}
-    cmd = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={url}", "--command-timeout=2s", "endpoint", "status",
-           "-w", "json"]
+    cmd = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={url}", *tls_flags, "--command-timeout=2s", "endpoint",
+           "status", "-w", "json"]
     code, out = await run_cmd(nsenter(rec.netns, cmd) if rec.netns else cmd, check=False, timeout=10)
     try:
         st = json.loads(out[out.index("["):])[0]["Status"] if code == 0 else None
@@ -46,7 +59,8 @@ async def member_status(rec: ProcessRecord) -> dict[str, Any]:
 
 async def members(st: LabState) -> list[dict[str, Any]]:
     recs = sorted(st.find("etcd"), key=lambda r: r.name)
-    return list(await asyncio.gather(*(member_status(r) for r in recs)))
+    flags = client_flags(st)
+    return list(await asyncio.gather(*(member_status(r, flags) for r in recs)))
 
 
 def rows(found: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:

@@ -61,7 +61,7 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
     """How to tell that a recorded process is serving, or None when only liveness applies."""
     c, ns = rec.component, rec.netns
     urls = {
-        "etcd": f"http://127.0.0.1:{ports.ETCD_CLIENT}/health",
+        "etcd": f"http://127.0.0.1:{ports.ETCD_METRICS}/health",
         "apiserver": f"http://127.0.0.1:{ports.APISERVER_HEALTH}/readyz",
         "scheduler": f"http://127.0.0.1:{ports.SCHEDULER}/healthz",
         "controller-manager": f"http://127.0.0.1:{ports.CONTROLLER_MANAGER}/healthz",
@@ -71,9 +71,9 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
         "registry": f"http://{CP_IP}:{ports.REGISTRY}/v2/",
         "registry-forwarder": f"http://127.0.0.1:{ports.REGISTRY}/v2/",
     }
-    if c == "etcd":  # each member's own client port (a cluster's members differ)
+    if c == "etcd":  # each member's own metrics port (its client port wants a client certificate), as kubeadm probes
         urls["etcd"] = next((a.split("=", 1)[1].split(",")[0] + "/health" for a in rec.argv
-                             if a.startswith("--listen-client-urls=")), urls["etcd"])
+                             if a.startswith("--listen-metrics-urls=")), urls["etcd"])
     if c in urls:
         url = urls[c]
 

@@ -2,8 +2,9 @@
 
 All namespaces are named `pb-...` and joined by a bridge in `pb-lab-br` that has no uplink:
 
-    pb-control-plane 172.30.0.10   etcd (client port on 127.0.0.1 of this namespace only; only the apiserver
-                                   talks to it), pb-apiserver, pb-scheduler, pb-controller-manager,
+    pb-control-plane 172.30.0.10   etcd (client port on 127.0.0.1 of this namespace only, TLS with client
+                                   certificates: only the apiserver talks to it), pb-apiserver, pb-scheduler,
+                                   pb-controller-manager,
                                    pb-dns (:53, the kube-dns Service 10.96.0.10 points here),
                                    docker-registry (the lab's image registry)
     pb-node-i        172.30.0.1i   containerd (own root/state/socket under the lab dir), pb-kubelet, pb-proxy,
@@ -84,11 +85,11 @@ class EtcdMember:
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"https://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"https://127.0.0.1:{self.peer_port}"
 
 
 def etcd_members(lab_dir: Path, count: int) -> list[EtcdMember]:
@@ -99,6 +100,11 @@ def etcd_members(lab_dir: Path, count: int) -> list[EtcdMember]:
     return [EtcdMember(f"etcd-{i}", f"etcd-{i}", lab_dir / "control-plane" / f"etcd-{i}",
                        ports.ETCD_CLIENT + step * (i - 1), ports.ETCD_PEER + step * (i - 1),
                        ports.ETCD_METRICS + step * (i - 1)) for i in range(1, count + 1)]
+
+
+def pki_dir(lab_dir: Path) -> Path:
+    """The cluster's certificates, kubeadm's layout (pybernetes.tls): the lab apiserver's --cert-dir default."""
+    return lab_dir / "control-plane" / "apiserver" / "pki"
 
 
 @dataclass
@@ -131,6 +137,10 @@ class Plan:
     @property
     def admin_conf(self) -> Path:
         return self.path("admin.conf")
+
+    @property
+    def pki_dir(self) -> Path:
+        return pki_dir(self.dir)
 
     def node_dir(self, node: str) -> Path:
         return self.path("nodes", node)

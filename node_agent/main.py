@@ -23,9 +23,9 @@ from node_agent import pressure
 from node_agent.cri.client import DEFAULT_TIMEOUT
 from node_agent.kubelet import Kubelet
 from node_agent.nodestatus import NodeSpecCfg, NodeStatus
-from node_agent.server import KubeletAPI, serve
+from node_agent.server import KubeletAPI, serve, server_credentials
 from node_agent.sync import InstrumentedCRI
-from pybernetes import component, errors, flags, logs, options, ports
+from pybernetes import component, errors, flags, logs, options, ports, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.metrics import HealthServer
@@ -65,7 +65,13 @@ class Config:
     port: int = opt(ports.KUBELET, help="the kubelet API (logs, exec) for the apiserver")
     address: str = opt("", help="bind address of the kubelet API (default 0.0.0.0, as Kubernetes)")
     authentication_token_file: Path | None = opt(
-        None, help="tokens (one per line) accepted on the kubelet API; the apiserver's kubelet client token")
+        None, help="tokens (one per line) accepted on the kubelet API when it has no --client-ca-file")
+    # The kubelet API's TLS (Kubernetes' flags): without a certificate the kubelet makes itself a self-signed one
+    # under <root-dir>/pki; with --client-ca-file every client must present a certificate that CA signed.
+    tls_cert_file: Path | None = opt(None, help="the kubelet API's serving certificate (default: self-signed)")
+    tls_private_key_file: Path | None = opt(None, help="its key")
+    client_ca_file: Path | None = opt(None, help="CA the kubelet API's clients' certificates must be signed by "
+                                                 "(the cluster CA: the apiserver's kubelet client certificate)")
     register_node: bool = opt(True)
     node_labels: dict[str, str] = opt({})
     probe_netns: str = opt("", help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes and the "
@@ -97,6 +103,23 @@ def parse_args(argv: list[str] | None = None) -> Config:
 
 def make_cri(socket_path: str) -> InstrumentedCRI:
     return InstrumentedCRI(socket_path, timeout=DEFAULT_TIMEOUT)
+
+
+def serving_pair(cfg: Config, host_ip: str) -> tls.CertPair:
+    """--tls-cert-file/--tls-private-key-file, else <root-dir>/pki/kubelet.{crt,key}, self-signed for the node's
+    name and addresses (made once, re-made when they change), as a kubelet without a certificate does."""
+    if cfg.client_ca_file is not None and not cfg.client_ca_file.is_file():
+        raise errors.ConfigError(f"--client-ca-file: {cfg.client_ca_file}: no such file")
+    if (cfg.tls_cert_file is None) != (cfg.tls_private_key_file is None):
+        raise errors.ConfigError("--tls-cert-file and --tls-private-key-file go together")
+    if cfg.tls_cert_file is not None and cfg.tls_private_key_file is not None:
+        for flag, path in (("--tls-cert-file", cfg.tls_cert_file), ("--tls-private-key-file",
+                                                                     cfg.tls_private_key_file)):
+            if not path.is_file():
+                raise errors.ConfigError(f"{flag}: {path}: no such file")
+        return tls.CertPair(cfg.tls_cert_file, cfg.tls_private_key_file)
+    dns, ips = tls.serving_names([cfg.node_name, cfg.node_ip, host_ip], cluster_names=False)
+    return tls.ensure_self_signed(cfg.root_dir / "pki", "kubelet", cfg.node_name, dns, ips)
 
 
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -131,8 +154,10 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     try:
         await health.start()
         cfg.health_port = health.port
-        api_server = await serve(KubeletAPI(cri, cfg.containerd_socket, tokens=tokens, runtime_netns=cfg.probe_netns),
-                                 f"{cfg.address or '0.0.0.0'}:{cfg.port}")
+        api = KubeletAPI(cri, cfg.containerd_socket, tokens=tokens, client_certs=cfg.client_ca_file is not None,
+                         runtime_netns=cfg.probe_netns)
+        api_server = await serve(api, f"{cfg.address or '0.0.0.0'}:{cfg.port}",
+                                 server_credentials(serving_pair(cfg, kl.host_ip), cfg.client_ca_file))
         kl.recorder.start()
         kl.statuses.start()
         if cfg.register_node:

@@ -1,6 +1,13 @@
 """The kubelet's API (--port, ports.KUBELET): container logs, exec, attach (attach.py), port-forward
 (portforward.py) and resource stats, for the apiserver only.
 
+It serves TLS only (`credentials`: --tls-cert-file/--tls-private-key-file, else a self-signed certificate under
+<root-dir>/pki, as kubelets make one). With --client-ca-file a client certificate signed by that CA is required
+at the handshake, and only the apiserver's kubelet client (kube-apiserver-kubelet-client, or system:masters) is
+allowed: Kubernetes asks the apiserver whether the user may use nodes/proxy, and only those two may by default.
+Without a client CA, the tokens of --authentication-token-file are checked instead; with neither, nothing is
+allowed.
+
 Logs are read from the CRI log files (`<timestamp> <stream> <P|F> <line>`), with --tail, --timestamps,
 --previous (the last exited instance) and --follow (until the container exits). Exec runs through
 containerd's task exec (`ctr tasks exec`), with stdin and a pseudo-terminal when asked, so interactive
@@ -25,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
 
-from pybernetes import errors, rpc
+from pybernetes import errors, rpc, tls
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
@@ -103,21 +111,45 @@ def node_memory(text: str | None = None) -> pb.MemoryUsage:
 FIRST_SAMPLE_WINDOW = 0.25
 
 
+# Who may use the kubelet API: kubeadm binds its apiserver's kubelet client to system:kubelet-api-admin, and
+# system:masters may do anything; every other identity the cluster CA vouches for (nodes, components) may not.
+API_USERS = frozenset({tls.KUBELET_CLIENT_NAME})
+API_GROUPS = frozenset({tls.MASTERS_GROUP})
+
+
+def server_credentials(pair: tls.CertPair, client_ca: Path | None) -> grpc.ServerCredentials:
+    """TLS with the kubelet's serving certificate; with `client_ca`, a client certificate it signed is required."""
+    return grpc.ssl_server_credentials([(pair.key.read_bytes(), pair.cert.read_bytes())],
+                                       root_certificates=client_ca.read_bytes() if client_ca else None,
+                                       require_client_auth=client_ca is not None)
+
+
 class KubeletAPI(pb_grpc.KubeletServicer):
     def __init__(self, cri_client: CRIClient, containerd_socket: str, *, tokens: frozenset[str] = frozenset(),
-                 node_name: str = "", runtime_netns: str = "") -> None:
+                 client_certs: bool = False, node_name: str = "", runtime_netns: str = "") -> None:
         self.cri = cri_client
         self.runtime_netns = runtime_netns  # where the runtime's streaming server listens, if not here
         self.socket = containerd_socket
         self.tokens = tokens
+        self.client_certs = client_certs  # the handshake verified one; _check authorizes its identity
         self.node_name = node_name
         self._node_cpu: CPUSample | None = None
         self._cpu: dict[str, CPUSample] = {}
         self._stats_lock = asyncio.Lock()
 
     def _check(self, context: Any) -> None:
+        if self.client_certs:
+            pems = (context.auth_context() or {}).get("x509_pem_cert") or []
+            if not pems:
+                raise errors.Unauthorized("Unauthorized: the kubelet API needs a client certificate")
+            user, groups = tls.identity(x509.load_pem_x509_certificate(pems[0]))
+            if user in API_USERS or API_GROUPS & set(groups):
+                return
+            raise errors.Forbidden(f'Forbidden (user={user}, resource=nodes, subresource=proxy): '
+                                   f'only the apiserver may use the kubelet API')
         if not self.tokens:
-            return
+            raise errors.Unauthorized("Unauthorized: this kubelet has neither --client-ca-file nor "
+                                      "--authentication-token-file, so its API accepts no one")
         for key, value in context.invocation_metadata() or ():
             if key == AUTH_HEADER and str(value).removeprefix("Bearer ").strip() in self.tokens:
                 return
@@ -361,10 +393,11 @@ def _ts(line: bytes) -> float:
         return 0.0
 
 
-async def serve(api: KubeletAPI, address: str) -> grpc.aio.Server:
+async def serve(api: KubeletAPI, address: str, credentials: grpc.ServerCredentials) -> grpc.aio.Server:
     srv = rpc.server()
     pb_grpc.add_KubeletServicer_to_server(api, srv)
-    rpc.bind(srv, address)
+    if srv.add_secure_port(address, credentials) == 0:
+        raise OSError(f"cannot listen on {address}")
     await srv.start()
-    log.info("kubelet API serving address=%s", address)
+    log.info("kubelet API serving address=%s tls=true client_certificates=%s", address, api.client_certs)
     return srv

@@ -258,3 +258,63 @@ def ensure_service_account_key(pki_dir: Path) -> tuple[Path, Path]:
 def expiry(path: Path) -> dt.datetime:
     """When the certificate at `path` stops being valid (`pbctl certs check-expiration`)."""
     return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+
+
+ETCD_CLIENT_NAME = "kube-apiserver-etcd-client"  # kubeadm's CN for apiserver-etcd-client
+KUBELET_CLIENT_NAME = "kube-apiserver-kubelet-client"  # kubeadm's CN for apiserver-kubelet-client
+
+
+@dataclass(frozen=True)
+class EtcdPKI:
+    """etcd's certificates as kubeadm lays them out: its own CA, the members' serving and peer certificates,
+    and the apiserver's client certificate (the only client etcd accepts: --client-cert-auth on etcd/ca)."""
+    ca: Path
+    server: CertPair
+    peer: CertPair
+    client: CertPair
+
+
+def ensure_etcd_pki(pki_dir: Path, addresses: Sequence[str] = (), name: str = "etcd") -> EtcdPKI:
+    """etcd/ca, etcd/server and etcd/peer (CN `name`, SANs localhost, 127.0.0.1 and `addresses`; both server and
+    client usage, as kubeadm issues them: peers dial each other with them) and apiserver-etcd-client."""
+    ensure_ca(pki_dir, "etcd/ca", ETCD_CA_NAME)
+    dns, ips = serving_names(addresses, cluster_names=False)
+    server = ensure_cert(pki_dir, "etcd/server", ca_stem="etcd/ca", common_name=name, server=True, client=True,
+                         dns=dns, ips=ips)
+    peer = ensure_cert(pki_dir, "etcd/peer", ca_stem="etcd/ca", common_name=name, server=True, client=True,
+                       dns=dns, ips=ips)
+    client = ensure_client_cert(pki_dir, "apiserver-etcd-client", ETCD_CLIENT_NAME, (MASTERS_GROUP,),
+                                ca_stem="etcd/ca")
+    return EtcdPKI(pki_dir / "etcd" / "ca.crt", server, peer, client)
+
+
+def ensure_kubelet_client_cert(pki_dir: Path) -> CertPair:
+    """apiserver-kubelet-client: the apiserver's identity towards kubelets (logs, exec, stats), in
+    system:masters as kubeadm issues it."""
+    return ensure_client_cert(pki_dir, "apiserver-kubelet-client", KUBELET_CLIENT_NAME, (MASTERS_GROUP,))
+
+
+def ensure_self_signed(pki_dir: Path, stem: str, common_name: str, dns: Sequence[str],
+                       ips: Sequence[str]) -> CertPair:
+    """<pki_dir>/<stem>.{crt,key}: a self-signed serving certificate, as a kubelet makes itself one when given
+    none (its own issuer, so a client that pins it can use it as the root; reused while it covers the names)."""
+    pair = CertPair(pki_dir / f"{stem}.crt", pki_dir / f"{stem}.key")
+    if pair.cert.exists() and pair.key.exists():
+        cert = pair.load()
+        if _still_good(cert, cert, common_name, (), dns, ips):
+            return pair
+    key = _new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    start, end = _validity(CERT_DAYS)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [*(x509.DNSName(d) for d in dns), *(x509.IPAddress(ipaddress.ip_address(i)) for i in ips)]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    _write_key(pair.key, key)
+    write_file(pair.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return pair

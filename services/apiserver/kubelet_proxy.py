@@ -3,17 +3,27 @@ kubelet of the node.
 
 Clients never reach nodes directly; the apiserver resolves pod -> node -> the kubelet's address
 (status.addresses InternalIP, status.daemonEndpoints.kubeletEndpoint.Port, default ports.KUBELET) and relays the
-stream, presenting its kubelet client token.
+stream over mTLS: it presents its apiserver-kubelet-client certificate (`KubeletTLS.client`, kube-apiserver's
+--kubelet-client-certificate/--kubelet-client-key) and checks the kubelet's serving certificate against
+--kubelet-certificate-authority. Without that CA kube-apiserver does not check it at all; here the certificate a
+kubelet first presents is pinned for its channel (gRPC cannot skip the check), re-read when the channel fails.
+A kubelet client token (--kubelet-client-token-file) is still sent when given, for kubelets that check tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
+from cryptography import x509
 
-from pybernetes import errors, ports, rpc
+from pybernetes import errors, ports, rpc, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -21,12 +31,73 @@ from pybernetes.client.client import error_from_rpc
 
 from .rest import Rest
 
+# rpc's message limits and short reconnect backoff, on a TLS channel (rpc.channel builds plaintext ones).
+_OPTIONS: list[tuple[str, Any]] = [("grpc.max_receive_message_length", rpc.MAX_MESSAGE_BYTES),
+                                   ("grpc.max_send_message_length", rpc.MAX_MESSAGE_BYTES),
+                                   ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.min_reconnect_backoff_ms", 500),
+                                   ("grpc.max_reconnect_backoff_ms", 3000)]
+
+
+@dataclass(frozen=True)
+class KubeletTLS:
+    """The apiserver's client certificate towards kubelets, and the CA of their serving certificates (None:
+    pin what each kubelet presents)."""
+
+    client: tls.CertPair
+    ca: Path | None = None
+
+
+async def peer_certificate(host: str, port: int, client: tls.CertPair, timeout: float = 5.0) -> bytes:
+    """The PEM serving certificate `host:port` presents (unverified: the caller pins it), handshaking with the
+    client certificate, since a kubelet refuses connections without one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(client.cert, client.key)
+    try:
+        _, w = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout)
+    except (OSError, TimeoutError) as e:
+        raise errors.Unavailable(f"the kubelet at {host}:{port} is unreachable: {e}") from None
+    try:
+        der = w.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        w.close()
+        with contextlib.suppress(Exception):
+            await w.wait_closed()
+    return ssl.DER_cert_to_PEM_cert(der).encode()
+
+
+def _name_in(pem: bytes) -> str:
+    """A name the pinned certificate carries (its first DNS SAN, else CN), for gRPC's hostname check."""
+    cert = x509.load_pem_x509_certificate(pem)
+    with contextlib.suppress(x509.ExtensionNotFound):
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = names.get_values_for_type(x509.DNSName)
+        if dns:
+            return str(dns[0])
+    return tls.identity(cert)[0]
+
 
 class KubeletProxy:
-    def __init__(self, rest: Rest, *, token: str = "") -> None:
+    def __init__(self, rest: Rest, *, token: str = "", tls: KubeletTLS | None = None) -> None:
         self.rest = rest
         self.md = rpc.bearer(token)
+        self.tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def _channel(self, address: str, port: int) -> grpc.aio.Channel:
+        target = f"{address}:{port}"
+        if self.tls is None:
+            return rpc.channel(target)
+        pair = self.tls.client
+        key, chain = pair.key.read_bytes(), pair.cert.read_bytes()
+        if self.tls.ca is not None:
+            creds = grpc.ssl_channel_credentials(self.tls.ca.read_bytes(), key, chain)
+            return grpc.aio.secure_channel(target, creds, options=_OPTIONS)
+        pinned = await peer_certificate(address, port, pair)
+        creds = grpc.ssl_channel_credentials(pinned, key, chain)
+        return grpc.aio.secure_channel(target, creds,
+                                       options=[*_OPTIONS, ("grpc.ssl_target_name_override", _name_in(pinned))])
 
     async def close(self) -> None:
         for ch in self._channels.values():
@@ -63,8 +134,14 @@ class KubeletProxy:
         port = node.status.daemon_endpoints.kubelet_endpoint.port or ports.KUBELET
         target = f"{address}:{port}"
         ch = self._channels.get(target)
+        if ch is not None and self.tls is not None and self.tls.ca is None and \
+                ch.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            # A pinned certificate may be stale (the kubelet made itself a new one): pin again.
+            self._channels.pop(target)
+            await ch.close()
+            ch = None
         if ch is None:
-            ch = self._channels[target] = rpc.channel(target)
+            ch = self._channels[target] = await self._channel(address, port)
         return pb_grpc.KubeletStub(ch)
 
     async def stats(self, req: pb.NodeStatsRequest, *, timeout: float = 30.0) -> pb.StatsSummary:

@@ -7,6 +7,9 @@ default; --restore-from restores it from a snapshot first). The API is served tw
 path: Kubernetes' REST API over HTTPS on --secure-port (kubectl, client libraries) and gRPC on --grpc-port
 (pbctl, the components); pybernetes.ports names their defaults. On first start it writes
 <data-dir>/admin.conf (0600), a kubeconfig naming both.
+
+The embedded etcd serves TLS to this apiserver's client certificate only (storage.embedded); client_tls reads
+the flags for an etcd and kubelets of your own.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .audit.auditor import Auditor
 from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
 from .authz import Attributes, Authorizer, Decision, Result, UnionAuthorizer
 from .authz_node import GraphPopulator, new_node_authorizer, node_identity
+from .client_tls import etcd_client_tls, kubelet_client_tls
 from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
 from .registry import strategy
@@ -58,6 +62,11 @@ class Config:
     grpc_port: int = opt(ports.APISERVER_GRPC, help="the API over gRPC, pbctl's protocol (0: a free port)")
     advertise_address: str = opt("", help="address written into admin.conf")
     etcd_servers: list[str] = opt([], help="comma-separated etcd URLs; empty = embedded etcd")
+    # An https etcd of your own (kube-apiserver's flags); the embedded etcd always serves TLS with etcd/ca and
+    # apiserver-etcd-client under the pki dir, and accepts no other client.
+    etcd_cafile: Path | None = opt(None, help="CA of an https etcd's serving certificate")
+    etcd_certfile: Path | None = opt(None, help="client certificate presented to etcd")
+    etcd_keyfile: Path | None = opt(None, help="its key")
     # The embedded etcd's ports: 0 picks free loopback ports (logged), so standalone apiservers, tests and a lab
     # run side by side; deploy/install.sh gives Kubernetes' numbers.
     etcd_client_port: int = opt(0, help="embedded etcd's client port (0: a free one)")
@@ -76,6 +85,12 @@ class Config:
     service_cluster_ip_range: str = opt("10.96.0.0/16")
     service_node_port_range: str = opt(f"{ports.NODE_PORT_RANGE[0]}-{ports.NODE_PORT_RANGE[1]}")
     kubelet_client_token_file: Path | None = opt(None, help="token the apiserver presents to kubelets (logs, exec)")
+    # The kubelet API is mTLS: the apiserver presents apiserver-kubelet-client (made under the pki dir when not
+    # given) and checks the kubelets' serving certificates against --kubelet-certificate-authority (without it,
+    # Kubernetes skips the check; pybernetes pins the certificate a kubelet first presents).
+    kubelet_client_certificate: Path | None = opt(None, help="client certificate presented to kubelets")
+    kubelet_client_key: Path | None = opt(None, help="its key")
+    kubelet_certificate_authority: Path | None = opt(None, help="CA of the kubelets' serving certificates")
     default_not_ready_toleration_seconds: int = opt(
         300, help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
     default_unreachable_toleration_seconds: int = opt(
@@ -181,17 +196,21 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     metrics.set_enabled(cfg.enable_metrics)
     embedded: EmbeddedEtcd | None = None
     endpoints = cfg.etcd_servers
+    pki_dir = cfg.cert_dir or cfg.data_dir / "pki"
+    etcd_tls = etcd_client_tls(cfg.etcd_servers, cfg.etcd_cafile, cfg.etcd_certfile, cfg.etcd_keyfile)
+    kubelet_tls = kubelet_client_tls(pki_dir, cfg.kubelet_client_certificate, cfg.kubelet_client_key,
+                                     cfg.kubelet_certificate_authority)
     if not endpoints:
         embedded = EmbeddedEtcd(cfg.data_dir / "etcd", client_port=cfg.etcd_client_port or ports.free_port(),
                                 peer_port=cfg.etcd_peer_port or ports.free_port(),
-                                metrics_port=cfg.etcd_metrics_port or ports.free_port())
+                                metrics_port=cfg.etcd_metrics_port or ports.free_port(), pki_dir=pki_dir)
         log.info("starting embedded etcd data_dir=%s client_port=%d peer_port=%d metrics_port=%d",
                  embedded.data_dir, embedded.client_port, embedded.peer_port, embedded.metrics_port)
         if cfg.restore_from is not None:
             await restore_embedded(cfg.restore_from, embedded)
         else:
             await embedded.start()
-        endpoints = [embedded.endpoint]
+        endpoints, etcd_tls = [embedded.endpoint], embedded.client_tls
     elif cfg.restore_from is not None:
         raise errors.ConfigError("--restore-from restores the embedded etcd; for an etcd of your own use "
                                  "`pbctl etcd snapshot restore` (see docs/backup.md)")
@@ -201,7 +220,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     auditor = Auditor.from_flags(cfg.audit_log_path, cfg.audit_policy_file, cfg.audit_log_maxsize,
                                  cfg.audit_log_maxbackup, cfg.audit_log_maxage)
     transformers = encryption.load(cfg.encryption_provider_config) if cfg.encryption_provider_config else None
-    etcd = EtcdClient(endpoints)
+    etcd = EtcdClient(endpoints, tls=etcd_tls)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval,
                   transformers=transformers)
@@ -210,7 +229,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                                     cfg.default_unreachable_toleration_seconds))
     server = rpc.server(interceptors=[audit_frontends.interceptor(auditor)] if auditor is not None else [])
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
-    kubelets = KubeletProxy(rest, token=kubelet_token)
+    kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)
     authz, node_graph = node_authorization(store)
     if auditor is not None:  # the user and decision of each request, as the front ends find them
         authn, authz = auditor.authenticator(authn), auditor.authorizer(authz)

@@ -264,3 +264,62 @@ def test_only_the_apiserver_reaches_etcd(lab: Lab, web: str) -> None:
             pytest.fail(f"{rec.name} is configured with etcd's address: {rec.argv}")
     data = next(a.split("=", 1)[1] for a in st.processes["etcd"].argv if a.startswith("--data-dir="))
     assert (os.stat(data).st_mode & 0o077) == 0, "etcd's data dir is readable by others"
+    # etcd itself refuses anyone else on the control-plane host: TLS with client certificates from etcd/ca.
+    from lab.topology import CP_NETNS, pki_dir
+
+    pki = pki_dir(lab.dir)
+
+    def etcdctl(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", CP_NETNS, "env", "ETCDCTL_API=3", "etcdctl",
+                               "--endpoints=https://127.0.0.1:2379", "--command-timeout=3s", *flags, "endpoint",
+                               "status"], capture_output=True, text=True, timeout=30)
+
+    ca = f"--cacert={pki / 'etcd' / 'ca.crt'}"
+    assert etcdctl(ca).returncode != 0
+    plain = subprocess.run(["ip", "netns", "exec", CP_NETNS, "env", "ETCDCTL_API=3", "etcdctl",
+                            "--endpoints=http://127.0.0.1:2379", "--command-timeout=3s", "endpoint", "status"],
+                           capture_output=True, text=True, timeout=30)
+    assert plain.returncode != 0
+    ok = etcdctl(ca, f"--cert={pki / 'apiserver-etcd-client.crt'}", f"--key={pki / 'apiserver-etcd-client.key'}")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+# Stats from the kubelet API, asked directly with gRPC: prints OK or the gRPC status code.
+_KUBELET_STATS = """
+import sys, grpc
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb, rpc_pb2_grpc as pb_grpc
+ca, target, *pair = sys.argv[1:]
+key, cert = (open(pair[1], "rb").read(), open(pair[0], "rb").read()) if pair else (None, None)
+ch = grpc.secure_channel(target, grpc.ssl_channel_credentials(open(ca, "rb").read(), key, cert))
+try:
+    pb_grpc.KubeletStub(ch).Stats(pb.StatsRequest(), timeout=10)
+    print("OK")
+except grpc.RpcError as e:
+    print(e.code().name)
+"""
+
+
+def test_kubelet_api_refuses_clients_without_the_apiservers_certificate(lab: Lab, web: str) -> None:
+    # From another node (anyone who can reach a node's 10250): the kubelet's serving certificate checks out
+    # against the cluster CA, but without a client certificate, or with another CA's, the handshake is refused
+    # (UNAVAILABLE); the apiserver's kubelet client certificate gets through.
+    import sys
+
+    from lab.topology import pki_dir
+    from pybernetes import tls
+
+    pki = pki_dir(lab.dir)
+
+    def stats(*pair: Path) -> str:
+        res = lab.in_node("node-2", sys.executable, "-c", _KUBELET_STATS, str(pki / "ca.crt"), "172.30.0.11:10250",
+                          *map(str, pair), timeout=30)
+        return res.stdout.strip() or res.stderr
+
+    impostor = tls.ensure_client_cert(lab.dir.parent / "foreign-pki", "impostor", tls.KUBELET_CLIENT_NAME,
+                                      (tls.MASTERS_GROUP,))
+    assert stats() == "UNAVAILABLE"
+    assert stats(impostor.cert, impostor.key) == "UNAVAILABLE"
+    assert stats(pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key") == "OK"
+    # and exec through the apiserver works
+    pod = lab.pbctl("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}").strip()
+    assert lab.pbctl("exec", pod, "--", "echo", "through-the-apiserver").strip() == "through-the-apiserver"

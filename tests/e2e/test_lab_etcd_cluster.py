@@ -42,7 +42,7 @@ def test_three_member_etcd(tmp_path: Path) -> None:
         rows = etcd_rows(lab)
         assert [r["member"] for r in rows] == ["etcd-1", "etcd-2", "etcd-3"], rows
         assert sum(bool(r.get("leader")) for r in rows) == 1 and all("error" not in r for r in rows), rows
-        assert "etcd-servers=http://127.0.0.1:2379,http://127.0.0.1:12379,http://127.0.0.1:22379" in \
+        assert "etcd-servers=https://127.0.0.1:2379,https://127.0.0.1:12379,https://127.0.0.1:22379" in \
             " ".join(lab.state().processes["apiserver"].argv)
         table = lab.cli("status").stdout
         assert "RAFT INDEX" in table and "DB SIZE" in table, table

@@ -77,7 +77,9 @@ def kubelet_config(apiserver: ApiServer, node: CRINode, root_dir: Path, **kw: An
                                 containerd_socket=node.containerd.socket, root_dir=root_dir, pod_cidr=POD_CIDR,
                                 node_ip=NODE_IP, health_port=free_port(), probe_netns=f"/run/netns/{NODE_NETNS}",
                                 node_status_update_frequency=2.0, port=free_port(), address="127.0.0.1",
-                                eviction_hard=LAB_EVICTION_HARD)
+                                eviction_hard=LAB_EVICTION_HARD,
+                                # the apiserver's CA: its apiserver-kubelet-client is the one client allowed
+                                client_ca_file=apiserver.cfg.data_dir / "pki" / "ca.crt")
     base.update(kw)
     return Config(**base)
 

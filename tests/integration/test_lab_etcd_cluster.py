@@ -62,6 +62,10 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
         assert sum(r["leader"] for r in rows) == 1 and len({r["id"] for r in rows}) == 3
         assert all(r["raftIndex"] > 0 and r["dbSize"] > 0 for r in rows)
         assert etcd_members.rows(rows)[0][:2] == ("etcd-1", members[0].client_url)
+        # TLS with client certificates: etcdctl without the apiserver's certificate gets no answer.
+        assert members[0].client_url.startswith("https://")
+        no_cert = await etcd_members.member_status(st.processes["etcd-1"], [f"--cacert={plan.pki_dir}/etcd/ca.crt"])
+        assert "error" in no_cert and "id" not in no_cert
 
         # One member down: the others keep a leader; `lab status` shows it stopped.
         await lifecycle.stop_component(tmp_path, "etcd-2", out=lambda _: None)
@@ -84,6 +88,9 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
                                                 f"--data-dir={tmp_path / 'apiserver'}", f"--grpc-port={api_port}",
                                                 "--secure-port=0",
                                                 f"--etcd-servers={servers}", "--etcd-compaction-interval=0",
+                                                f"--etcd-cafile={plan.pki_dir / 'etcd' / 'ca.crt'}",
+                                                f"--etcd-certfile={plan.pki_dir / 'apiserver-etcd-client.crt'}",
+                                                f"--etcd-keyfile={plan.pki_dir / 'apiserver-etcd-client.key'}",
                                                 f"--token-auth-file={tmp_path / 'tokens.csv'}"])
         await wait_for(lambda: tcp_ok("127.0.0.1", api_port), "apiserver", timeout=30)
         conf = tmp_path / "admin.conf"

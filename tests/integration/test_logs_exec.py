@@ -1,4 +1,6 @@
-"""pbctl logs and exec reach the container through the apiserver, which proxies to the pod's kubelet."""
+"""pbctl logs and exec reach the container through the apiserver, which proxies to the pod's kubelet over mTLS;
+the kubelet API itself refuses every other client at the handshake (no certificate, a foreign CA's) or, for
+another identity the cluster CA vouches for, with 403."""
 
 from __future__ import annotations
 
@@ -6,11 +8,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from pbctl.main import run as pbctl
-from pybernetes import errors
+from pybernetes import errors, tls
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rpc.v1 import rpc_pb2 as pb
+from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from tests.helpers import eventually
 from tests.integration import fixtures_kubelet
 from tests.integration.conftest import ApiServer
@@ -103,6 +108,57 @@ async def test_exec_output_exit_code_and_stdin(node: ApiServer, tmp_path: Path,
     assert "command terminated with exit code 7" in capsys.readouterr().err
     with pytest.raises(errors.BadRequest, match="container nope is not valid"):
         [o async for o in api.client.pod_exec("default", "shell", ["true"], container="nope")]
+
+
+async def _stats(port: int, server_cert: bytes, client: tls.CertPair | None) -> pb.StatsSummary:
+    """The kubelet's Stats, asked directly (not through the apiserver), trusting its serving certificate."""
+    creds = grpc.ssl_channel_credentials(server_cert, client.key.read_bytes() if client else None,
+                                         client.cert.read_bytes() if client else None)
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+        out: pb.StatsSummary = await pb_grpc.KubeletStub(ch).Stats(pb.StatsRequest(), timeout=10)
+        return out
+
+
+async def test_kubelet_api_only_for_the_apiserver(node: ApiServer, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from services.apiserver.kubelet_proxy import peer_certificate
+
+    api = node
+    n = await api.client.get(core.Node, fixtures_kubelet.NODE_NAME)
+    port = n.status.daemon_endpoints.kubelet_endpoint.port
+    pki = api.cfg.data_dir / "pki"
+    apiserver_client = tls.ensure_kubelet_client_cert(pki)
+    server_cert = await peer_certificate("127.0.0.1", port, apiserver_client)
+    # The apiserver's kubelet client certificate is let in (what the refusals below are measured against).
+    assert (await _stats(port, server_cert, apiserver_client)).node.cpu.time > 0
+    # No client certificate, or one from another CA naming the same user and system:masters: refused at the
+    # handshake (gRPC never gets to the method: UNAVAILABLE).
+    foreign = tls.ensure_client_cert(tmp_path / "foreign", "impostor", tls.KUBELET_CLIENT_NAME, (tls.MASTERS_GROUP,))
+    for who in (None, foreign):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _stats(port, server_cert, who)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+    # Another identity the cluster CA signed (a node's) passes the handshake, but may not use the API.
+    other_node = tls.ensure_client_cert(pki, "node-2", "system:node:node-2", (tls.NODES_GROUP,))
+    with pytest.raises(grpc.aio.AioRpcError) as forbidden:
+        await _stats(port, server_cert, other_node)
+    assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "user=system:node:node-2" in (forbidden.value.details() or "")
+    # Meanwhile logs and exec through the apiserver work.
+    await api.client.create(make_pod("mtls", ["sh", "-c", "echo through-the-apiserver; sleep 3600"]))
+    await running(api, "mtls")
+    cfg = tmp_path / "pbconfig"
+    api.write_kubeconfig(cfg)
+    await eventually(lambda: _contains(_logs(api, "mtls"), "through-the-apiserver"), timeout=20, what="logged")
+    capsys.readouterr()
+    assert await pbctl(["--config", str(cfg), "logs", "mtls"]) == 0
+    assert capsys.readouterr().out == "through-the-apiserver\n"
+    assert await pbctl(["--config", str(cfg), "exec", "mtls", "--", "echo", "exec-ok"]) == 0
+    assert capsys.readouterr().out == "exec-ok\n"
+
+
+async def _logs(api: ApiServer, name: str) -> str:
+    return b"".join([c async for c in api.client.pod_logs("default", name)]).decode()
 
 
 async def _contains(coro: object, needle: str) -> bool:

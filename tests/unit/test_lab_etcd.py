@@ -18,12 +18,23 @@ def test_one_member_is_the_lab_as_it_was(tmp_path: Path) -> None:
     plan = Plan(dir=tmp_path)
     [m] = plan.etcd
     assert (m.record, m.name, m.data) == ("etcd", "control-plane", tmp_path / "control-plane" / "etcd")
-    f = flags(commands.etcd_argv(m, plan.etcd))
-    assert f["listen-client-urls"] == f"http://127.0.0.1:{ports.ETCD_CLIENT}"
-    assert f["initial-cluster"] == f"control-plane=http://127.0.0.1:{ports.ETCD_PEER}"
+    f = flags(commands.etcd_argv(m, plan.etcd, plan.pki_dir))
+    # TLS for clients and peers (etcd/ca), a certificate required of both; metrics and /health stay plain on
+    # their own loopback port, as kubeadm has them
+    assert f["listen-client-urls"] == f"https://127.0.0.1:{ports.ETCD_CLIENT}"
+    assert f["initial-cluster"] == f"control-plane=https://127.0.0.1:{ports.ETCD_PEER}"
     assert f["listen-metrics-urls"] == f"http://127.0.0.1:{ports.ETCD_METRICS}"
+    assert f["client-cert-auth"] == f["peer-client-cert-auth"] == "true"
+    assert f["trusted-ca-file"] == f["peer-trusted-ca-file"] == str(plan.pki_dir / "etcd" / "ca.crt")
+    assert f["cert-file"] == str(plan.pki_dir / "etcd" / "server.crt")
+    assert f["peer-cert-file"] == str(plan.pki_dir / "etcd" / "peer.crt")
     assert "initial-cluster-state" not in f
-    assert flags(commands.apiserver_argv(plan))["etcd-servers"] == f"http://127.0.0.1:{ports.ETCD_CLIENT}"
+    api = flags(commands.apiserver_argv(plan))
+    assert api["etcd-servers"] == f"https://127.0.0.1:{ports.ETCD_CLIENT}"
+    assert (api["etcd-cafile"], api["etcd-certfile"], api["etcd-keyfile"]) == tuple(
+        str(plan.pki_dir / p) for p in ("etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"))
+    assert api["kubelet-client-certificate"] == str(plan.pki_dir / "apiserver-kubelet-client.crt")
+    assert api["kubelet-certificate-authority"] == str(plan.pki_dir / "ca.crt")
 
 
 def test_three_members(tmp_path: Path) -> None:
@@ -36,7 +47,7 @@ def test_three_members(tmp_path: Path) -> None:
     assert len({m.data for m in ms}) == 3
     cluster = ",".join(f"{m.name}={m.peer_url}" for m in ms)
     for m in ms:
-        f = flags(commands.etcd_argv(m, ms))
+        f = flags(commands.etcd_argv(m, ms, plan.pki_dir))
         assert f["name"] == m.name and f["data-dir"] == str(m.data)
         assert f["initial-cluster"] == cluster and f["initial-cluster-state"] == "new"
         assert f["listen-client-urls"] == f["advertise-client-urls"] == m.client_url

@@ -35,7 +35,8 @@ FLAGS = {
         "--kubelet-client-token-file", "--restore-from", "--secure-port", "--grpc-port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
         "--cert-dir", "--audit-log-path", "--audit-policy-file", "--audit-log-maxsize", "--audit-log-maxbackup",
-        "--audit-log-maxage", "--encryption-provider-config"},
+        "--audit-log-maxage", "--encryption-provider-config", "--etcd-cafile", "--etcd-certfile", "--etcd-keyfile",
+        "--kubelet-client-certificate", "--kubelet-client-key", "--kubelet-certificate-authority"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -64,7 +65,8 @@ FLAGS = {
         "--max-pods", "--memory", "--node-ip", "--node-labels", "--node-lease-duration", "--node-name",
         "--node-status-update-frequency", "--pod-cidr", "--port", "--probe-netns", "--register-node",
         "--root-dir", "--server", "--sync-frequency", "--token", "-v", "--verbose",
-        "--cluster-dns", "--cluster-domain", "--resolv-conf"},
+        "--cluster-dns", "--cluster-domain", "--resolv-conf", "--tls-cert-file", "--tls-private-key-file",
+        "--client-ca-file"},
     "pb-proxy": {
         "--backend", "--proxy-mode", "--bind-address", "--cleanup", "--cluster-cidr", "--config", "--conntrack",
         "--health-port", "--healthz-port", "--hostname-override", "--kubeconfig", "--client-config",

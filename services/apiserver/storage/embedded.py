@@ -1,6 +1,9 @@
 """Run a single-member etcd as a child process (for tests, benchmarks and single-node clusters).
 
-No auto-compaction is configured: the apiserver compacts etcd itself.
+No auto-compaction is configured: the apiserver compacts etcd itself. Given a `pki_dir` (the apiserver's,
+kubeadm's layout) it serves https with etcd/server, peers over https with etcd/peer, and accepts only clients
+presenting a certificate signed by etcd/ca (--client-cert-auth): the apiserver's apiserver-etcd-client
+(`client_tls`). Without one it is plaintext (tests' and benchmarks' own etcd).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from pybernetes import ports
-from services.apiserver.storage.etcd import EtcdClient, StorageError
+from pybernetes import ports, tls
+from services.apiserver.storage.etcd import EtcdClient, EtcdTLS, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ class EmbeddedEtcd:
         progress_notify_interval: str = "5s",
         metrics_port: int = 0,
         extra_args: list[str] | None = None,
+        pki_dir: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.client_port = client_port
@@ -44,16 +48,40 @@ class EmbeddedEtcd:
         # etcd's /metrics on a port of its own (as kubeadm does), so scrapers never touch the client port.
         self.metrics_port = metrics_port
         self.extra_args = extra_args or []
+        self.pki_dir = pki_dir
         self._proc: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.pki_dir is None else "https"
+
+    @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
+
+    @property
+    def pki(self) -> tls.EtcdPKI | None:
+        """etcd's certificates (created when missing), or None for a plaintext etcd."""
+        return None if self.pki_dir is None else tls.ensure_etcd_pki(self.pki_dir, name=self.name)
+
+    @property
+    def client_tls(self) -> EtcdTLS | None:
+        """What a client needs to reach this etcd: its CA and the apiserver's client certificate."""
+        pki = self.pki
+        return None if pki is None else EtcdTLS(pki.ca, pki.client)
+
+    def _tls_args(self) -> list[str]:
+        pki = self.pki
+        if pki is None:
+            return []
+        return [f"--cert-file={pki.server.cert}", f"--key-file={pki.server.key}", "--client-cert-auth=true",
+                f"--trusted-ca-file={pki.ca}", f"--peer-cert-file={pki.peer.cert}", f"--peer-key-file={pki.peer.key}",
+                "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={pki.ca}"]
 
     @property
     def log_path(self) -> Path:
@@ -80,6 +108,7 @@ class EmbeddedEtcd:
             "--logger=zap",
             "--log-outputs=stderr",
             *([f"--listen-metrics-urls=http://127.0.0.1:{self.metrics_port}"] if self.metrics_port else []),
+            *self._tls_args(),
             *self.extra_args,
         ]
 
@@ -89,6 +118,7 @@ class EmbeddedEtcd:
             raise RuntimeError("etcd already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)  # etcd's data is the apiserver's alone
+        client_tls = self.client_tls  # creates etcd's certificates before etcd reads them
         self._log = open(self.log_path, "ab")
         self._proc = await asyncio.create_subprocess_exec(
             *self._args(),
@@ -98,7 +128,7 @@ class EmbeddedEtcd:
             start_new_session=True,  # a Ctrl-C to the parent shouldn't kill etcd mid-write
         )
         log.info("etcd started", extra={"pid": self._proc.pid, "endpoint": self.endpoint})
-        client = EtcdClient([self.endpoint], timeout=1.0)
+        client = EtcdClient([self.endpoint], timeout=1.0, tls=client_tls)
         deadline = time.monotonic() + timeout
         try:
             while True:

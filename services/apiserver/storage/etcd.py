@@ -15,11 +15,13 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import grpc
 import grpc.aio
 
+from pybernetes.tls import CertPair
 from services.apiserver.storage.etcdpb import kv_pb2, rpc_pb2
 
 log = logging.getLogger(__name__)
@@ -158,13 +160,33 @@ def _kv(m: kv_pb2.KeyValue) -> KV:
     return KV(m.key, m.value, m.create_revision, m.mod_revision, m.version)
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """How to reach an etcd serving https:// (kube-apiserver's --etcd-cafile, --etcd-certfile, --etcd-keyfile):
+    the CA its serving certificate is checked against, and the client certificate presented to it (an etcd run
+    with --client-cert-auth refuses any connection without one signed by its CA)."""
+
+    ca: Path
+    client: CertPair | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        pair = self.client
+        return grpc.ssl_channel_credentials(self.ca.read_bytes(), pair.key.read_bytes() if pair else None,
+                                            pair.cert.read_bytes() if pair else None)
+
+
+def secure(endpoints: list[str]) -> bool:
+    """Whether the endpoints are https:// (all of them) or http:// (all of them); a mix is an error."""
+    schemes = {ep.split("://", 1)[0] if "://" in ep else "http" for ep in endpoints}
+    if len(schemes) > 1:
+        raise ValueError(f"etcd endpoints mix http:// and https://: {','.join(endpoints)}")
+    return schemes == {"https"}
+
+
 def _target(endpoints: list[str]) -> list[str]:
-    """gRPC targets to try in order; IP literals collapse into one pick_first multi-address target."""
-    hosts: list[str] = []
-    for ep in endpoints:
-        if ep.startswith("https://"):
-            raise ValueError(f"TLS endpoints are not supported: {ep}")
-        hosts.append(ep.removeprefix("http://").rstrip("/"))
+    """gRPC targets to try in order; IP literals collapse into one pick_first multi-address target, except over
+    TLS when the hosts differ (the certificate is checked against one name per channel: _tls_name)."""
+    hosts = [ep.removeprefix("http://").removeprefix("https://").rstrip("/") for ep in endpoints]
     if not hosts:
         raise ValueError("at least one etcd endpoint is required")
     try:
@@ -172,7 +194,14 @@ def _target(endpoints: list[str]) -> list[str]:
             ipaddress.IPv4Address(h.rsplit(":", 1)[0])
     except ValueError:
         return hosts
+    if secure(endpoints) and len({h.rsplit(":", 1)[0] for h in hosts}) > 1:
+        return hosts
     return ["ipv4:" + ",".join(hosts)]
+
+
+def _tls_name(target: str) -> str:
+    """The name a channel checks the member's certificate against: its host (one, for a collapsed target)."""
+    return target.removeprefix("ipv4:").split(",")[0].rsplit(":", 1)[0]
 
 
 def _status(r: rpc_pb2.StatusResponse) -> EtcdStatus:
@@ -194,9 +223,12 @@ def _translate(err: grpc.aio.AioRpcError) -> StorageError:
 
 
 class EtcdClient:
-    """One gRPC channel to etcd; every call is bounded by `timeout` seconds."""
+    """One gRPC channel to etcd; every call is bounded by `timeout` seconds. https:// endpoints need `tls`."""
 
-    def __init__(self, endpoints: list[str], *, timeout: float = 5.0) -> None:
+    def __init__(self, endpoints: list[str], *, timeout: float = 5.0, tls: EtcdTLS | None = None) -> None:
+        if secure(endpoints) and tls is None:
+            raise ValueError(f"https etcd endpoints need etcd's CA (--etcd-cafile): {','.join(endpoints)}")
+        self.tls = tls if secure(endpoints) else None
         self._targets = _target(endpoints)
         self._target_idx = 0
         self.timeout = timeout
@@ -205,7 +237,7 @@ class EtcdClient:
     def _connect(self) -> None:
         target = self._targets[self._target_idx]
         log.debug("etcd channel", extra={"target": target})
-        self._channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self._channel = self._open(target)
         # Multicallables built straight from the channel (what the generated stubs do, minus a layer).
         ch = self._channel
         unary = ch.unary_unary
@@ -249,6 +281,12 @@ class EtcdClient:
             request_serializer=rpc_pb2.WatchRequest.SerializeToString,
             response_deserializer=rpc_pb2.WatchResponse.FromString,
         )
+
+    def _open(self, target: str) -> grpc.aio.Channel:
+        if self.tls is None:
+            return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        name = ("grpc.ssl_target_name_override", _tls_name(target))
+        return grpc.aio.secure_channel(target, self.tls.credentials(), options=[*_CHANNEL_OPTIONS, name])
 
     def _fail(self, err: grpc.aio.AioRpcError) -> NoReturn:
         exc = _translate(err)
@@ -332,10 +370,9 @@ class EtcdClient:
         found = Member(m.ID, m.name, urls, m.isLearner, None)
         if not urls:
             return dataclasses.replace(found, error="not started")
-        try:
-            ch = grpc.aio.insecure_channel(_target([urls[0]])[0], options=_CHANNEL_OPTIONS)
-        except ValueError as e:  # an https:// URL
-            return dataclasses.replace(found, error=str(e))
+        if secure(urls[:1]) != (self.tls is not None):
+            return dataclasses.replace(found, error=f"{urls[0]}: not the scheme of this client's endpoints")
+        ch = self._open(_target(urls[:1])[0])
         try:
             call = ch.unary_unary("/etcdserverpb.Maintenance/Status",
                                   request_serializer=rpc_pb2.StatusRequest.SerializeToString,

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 from pybernetes import etcdsnapshot
+from pybernetes.tls import CertPair
 
 from .embedded import EmbeddedEtcd
-from .etcd import EtcdClient, KeyNotFound, StorageUnavailable
+from .etcd import EtcdClient, EtcdTLS, KeyNotFound, StorageUnavailable
 
 log = logging.getLogger("pybernetes.apiserver.restore")
 
@@ -106,7 +107,7 @@ async def restore_embedded(snapshot: Path, embedded: EmbeddedEtcd) -> None:
     past = await asyncio.to_thread(restore_data_dir, snapshot, embedded.data_dir / "data", name=embedded.name,
                                    peer_url=embedded.peer_url)
     await embedded.start()
-    etcd = EtcdClient([embedded.endpoint], timeout=10)
+    etcd = EtcdClient([embedded.endpoint], timeout=10, tls=embedded.client_tls)
     try:
         await bump_revision(etcd, past)
     finally:
@@ -114,8 +115,8 @@ async def restore_embedded(snapshot: Path, embedded: EmbeddedEtcd) -> None:
     marker.write_text(digest + "\n")
 
 
-async def _bump_main(endpoint: str, past: int) -> None:
-    etcd = EtcdClient([endpoint], timeout=10)
+async def _bump_main(endpoint: str, past: int, etcd_tls: EtcdTLS | None) -> None:
+    etcd = EtcdClient([endpoint], timeout=10, tls=etcd_tls)
     try:
         print(await bump_revision(etcd, past))
     finally:
@@ -127,8 +128,15 @@ def main() -> None:
                                 description="Raise a restored etcd's revision past the old one's and compact it.")
     p.add_argument("--endpoint", required=True, help="etcd client URL")
     p.add_argument("--past", type=int, required=True, help="the old data dir's revision")
+    # etcdctl's names for an https etcd's CA and the client certificate it asks for
+    p.add_argument("--cacert", type=Path, help="etcd's CA (https endpoints)")
+    p.add_argument("--cert", type=Path, help="client certificate")
+    p.add_argument("--key", type=Path, help="its key")
     args = p.parse_args()
-    asyncio.run(_bump_main(args.endpoint, args.past))
+    if (args.cert is None) != (args.key is None):
+        p.error("--cert and --key go together")
+    pair = CertPair(args.cert, args.key) if args.cert and args.key else None
+    asyncio.run(_bump_main(args.endpoint, args.past, EtcdTLS(args.cacert, pair) if args.cacert else None))
 
 
 if __name__ == "__main__":
