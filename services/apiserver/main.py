@@ -11,6 +11,7 @@ path: Kubernetes' REST API over HTTPS on --secure-port (kubectl, client librarie
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ipaddress
@@ -27,7 +28,7 @@ from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
 from pybernetes.options import opt
 
-from . import metrics
+from . import admission, metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, ensure_admin_token
 from .http.app import HttpServer
@@ -43,6 +44,16 @@ from .storage.store import Store
 log = logging.getLogger("pybernetes.apiserver")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _admission_plugins(text: str) -> list[str]:
+    """One --enable/--disable-admission-plugins value: known plugin names, comma separated."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        admission.enabled_plugins(names)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return names
 
 
 @dataclass
@@ -75,6 +86,11 @@ class Config:
         300, help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
     default_unreachable_toleration_seconds: int = opt(
         300, help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
+    enable_admission_plugins: list[str] = opt(
+        [], parse=_admission_plugins, help="admission plugins to turn on besides the default ones (known: "
+        f"{', '.join(admission.ORDERED)}; default on: {', '.join(admission.DEFAULT_ON)})")
+    disable_admission_plugins: list[str] = opt([], parse=_admission_plugins,
+                                               help="admission plugins to turn off, default ones included")
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
     cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
                                 "(default <data-dir>/pki)")
@@ -169,9 +185,15 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     etcd = EtcdClient(endpoints)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
+    try:
+        chain = admission.new_chain(store, cfg.enable_admission_plugins, cfg.disable_admission_plugins,
+                                    toleration_seconds=(cfg.default_not_ready_toleration_seconds,
+                                                        cfg.default_unreachable_toleration_seconds))
+    except ValueError as e:
+        raise errors.ConfigError(f"--enable-admission-plugins/--disable-admission-plugins: {e}") from None
+    log.info("admission plugins enabled=%s", ",".join(chain.names))
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
-                toleration_seconds=(cfg.default_not_ready_toleration_seconds,
-                                    cfg.default_unreachable_toleration_seconds))
+                admission=chain)
     server = rpc.server()
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)

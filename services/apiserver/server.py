@@ -7,6 +7,7 @@ which pybernetes.client turns back into the same exception class.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,10 @@ from .rest import Rest
 from .storage.etcd import Member, StorageError
 
 log = logging.getLogger("pybernetes.apiserver")
+
+# The authenticated user of the request being served (each gRPC call runs in a task of its own), for Rest's
+# write methods (admission plugins such as NodeRestriction look at who writes).
+_USER: contextvars.ContextVar[User | None] = contextvars.ContextVar("request_user", default=None)
 
 
 def _envelope(msg: Message) -> pb.Object:
@@ -71,6 +76,7 @@ class APIServicer(pb_grpc.APIServicer):
         try:
             user = self._user(context)
             self.authz.authorize(user, verb, resource, namespace)
+            _USER.set(user)
             return await fn()
         except errors.ApiError as e:
             code = e.code
@@ -91,15 +97,16 @@ class APIServicer(pb_grpc.APIServicer):
             if request.subresource == "binding":
                 if request.resource != "pods":
                     raise errors.NotFound(f"{request.resource}/binding does not exist")
-                return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw))
+                return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw,
+                                                      _USER.get()))
             if request.subresource:
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":
                 name = self.rest.binding(request.object.raw).metadata.name
-                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw))
+                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw, _USER.get()))
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
-                                                    o.kind, request.dry_run))
+                                                    o.kind, request.dry_run, user=_USER.get()))
         res: pb.Object = await self._serve("create", request.resource, request.namespace, context, do)
         return res
 
@@ -130,7 +137,8 @@ class APIServicer(pb_grpc.APIServicer):
         async def do() -> pb.Object:
             o = request.object
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
-                                                    request.subresource, o.api_version, o.kind, request.dry_run))
+                                                    request.subresource, o.api_version, o.kind, request.dry_run,
+                                                    user=_USER.get()))
         res: pb.Object = await self._serve("update", request.resource, request.namespace, context, do)
         return res
 
@@ -138,13 +146,14 @@ class APIServicer(pb_grpc.APIServicer):
         async def do() -> pb.Object:
             return _envelope(await self.rest.patch(request.resource, request.namespace, request.name,
                                                    request.patch_type, request.patch, request.subresource,
-                                                   request.dry_run))
+                                                   request.dry_run, user=_USER.get()))
         res: pb.Object = await self._serve("patch", request.resource, request.namespace, context, do)
         return res
 
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
         async def do() -> pb.DeleteResponse:
-            obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options)
+            obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options,
+                                               _USER.get())
             return pb.DeleteResponse(object=_envelope(obj), deleted=gone)
         res: pb.DeleteResponse = await self._serve("delete", request.resource, request.namespace, context, do)
         return res

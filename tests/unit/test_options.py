@@ -34,7 +34,7 @@ FLAGS = {
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
         "--kubelet-client-token-file", "--restore-from", "--secure-port", "--grpc-port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
-        "--cert-dir"},
+        "--cert-dir", "--enable-admission-plugins", "--disable-admission-plugins"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -113,6 +113,8 @@ def _other(f: dataclasses.Field[Any], o: options.Option, hint: Any, default: Any
         return (default or 0.0) + (90.0 if o.parse is flags.duration else 1.5)
     if base is Path:
         return Path("/tmp/pb-options") / f.name
+    if f.name.endswith("_admission_plugins"):  # names are checked against the plugin table
+        return ["NodeRestriction", "PodSecurity"]
     if typing.get_origin(base) is list:
         return ["endpoint", "-nodeipam"] if o.append else ["a", "b"]
     if typing.get_origin(base) is dict:

@@ -18,6 +18,7 @@ from aiohttp import web
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
+from .. import admission
 from ..auth import AlwaysAllowAuthorizer, TokenAuthenticator
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -118,6 +119,7 @@ class HttpServer:
         try:
             if request.path not in PUBLIC:
                 user = self.authn.authenticate(request.headers.get("Authorization"))
+                request[resources.USER_KEY] = user  # for Rest's writes (admission)
                 t = self._target(request)
                 self.authz.authorize(user, VERBS.get(request.method, request.method.lower()),
                                      t.info.plural if t else "", t.namespace if t else "")
@@ -160,12 +162,16 @@ class HttpServer:
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         mi = request.match_info
         t = routing.parse(mi.get("group", ""), mi["version"], mi["tail"])
-        if subresources.handles(t):
-            return await subresources.handle(request, self.rest, self.kubelets, t)
-        handler = RESOURCE_HANDLERS.get(request.method)
-        if handler is None:
-            raise errors.MethodNotAllowed(f"the server does not allow method {request.method} here")
-        return await handler(request, self.rest, t)
+        with admission.warnings() as warned:  # admission's warnings become Warning headers
+            if subresources.handles(t):
+                resp = await subresources.handle(request, self.rest, self.kubelets, t)
+            else:
+                handler = RESOURCE_HANDLERS.get(request.method)
+                if handler is None:
+                    raise errors.MethodNotAllowed(f"the server does not allow method {request.method} here")
+                resp = await handler(request, self.rest, t)
+        fieldvalidation.warn(request, warned)
+        return resp
 
     async def _version(self, request: web.Request) -> web.Response:
         return resources.respond(discovery.version())
