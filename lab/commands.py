@@ -80,7 +80,8 @@ def apiserver_argv(plan: Plan) -> list[str]:
         secure_port=ports.APISERVER, grpc_port=ports.APISERVER_GRPC,
         advertise_address=CP_IP, etcd_servers=[m.client_url for m in plan.etcd],
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
-        service_cluster_ip_range=SERVICE_CIDR)
+        service_cluster_ip_range=SERVICE_CIDR,
+        enable_admission_plugins=["NodeRestriction"])  # as kubeadm: kubelets write only their own node's objects
     return _argv("apiserver", cfg, plan.profile.apiserver)
 
 

@@ -24,6 +24,8 @@ def test_one_member_is_the_lab_as_it_was(tmp_path: Path) -> None:
     assert f["listen-metrics-urls"] == f"http://127.0.0.1:{ports.ETCD_METRICS}"
     assert "initial-cluster-state" not in f
     assert flags(commands.apiserver_argv(plan))["etcd-servers"] == f"http://127.0.0.1:{ports.ETCD_CLIENT}"
+    # kubeadm's admission on top of kube-apiserver's defaults: kubelets write only their own node's objects
+    assert flags(commands.apiserver_argv(plan))["enable-admission-plugins"] == "NodeRestriction"
 
 
 def test_three_members(tmp_path: Path) -> None:
