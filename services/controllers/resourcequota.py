@@ -1,10 +1,12 @@
 """ResourceQuotaController (kube-controller-manager's resourcequota controller): keeps each ResourceQuota's
 status, `hard` as its spec says and `used` as counted from the objects in its namespace.
 
-A quota is synced when it changes, when a pod in its namespace changes (pods come and go most: Kubernetes'
-replenishment), and every RESYNC_PERIOD for the other counted kinds (count/<resource>, services, configmaps,
-...), which are listed through the API when a quota names them. The accounting is pybernetes.api.quota's, the
-same the ResourceQuota admission plugin charges with, so admission's running charges and this recount agree.
+A quota is synced when it is added or its spec changes (not on status writes: admission charges each create
+to status.used itself, and a recount from a pod cache that has not seen the new pod yet would undo the charge),
+when a pod in its namespace gives resources back (deleted, or finished: Kubernetes' replenishment), and every
+RESYNC_PERIOD for everything else (count/<resource>, services, configmaps, ... are listed through the API when
+a quota names them). The accounting is pybernetes.api.quota's, the same the ResourceQuota admission plugin
+charges with, so admission's running charges and this recount agree.
 """
 
 from __future__ import annotations
@@ -57,11 +59,18 @@ class ResourceQuotaController:
         self.controller = Controller(NAME, informers=[self.quotas, self.pods])
         self.queue = self.controller.add_queue(NAME, self.sync, workers=workers)
         self.controller.add_periodic("resourcequota-resync", self._resync, resync_period, first_after=resync_period)
-        self.quotas.add_event_handler(lambda q: self.queue.add(key_of(q)), lambda _o, q: self.queue.add(key_of(q)),
-                                      None)
-        self.pods.add_event_handler(self._pod_changed, lambda _o, p: self._pod_changed(p), self._pod_changed)
+        self.quotas.add_event_handler(lambda q: self.queue.add(key_of(q)), self._quota_updated, None)
+        self.pods.add_event_handler(None, self._pod_updated, self._pod_deleted)
 
-    def _pod_changed(self, pod: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
+    def _quota_updated(self, old: core.ResourceQuota, new: core.ResourceQuota) -> None:
+        if dict(old.spec.hard) != dict(new.spec.hard) or list(old.spec.scopes) != list(new.spec.scopes):
+            self.queue.add(key_of(new))
+
+    def _pod_updated(self, old: core.Pod, new: core.Pod) -> None:
+        if quota.terminal(new) and not quota.terminal(old):
+            self._enqueue_namespace(new.metadata.namespace)
+
+    def _pod_deleted(self, pod: core.Pod | DeletedFinalStateUnknown[core.Pod]) -> None:
         self._enqueue_namespace(unwrap(pod).metadata.namespace)
 
     def _enqueue_namespace(self, namespace: str) -> None:

@@ -27,6 +27,7 @@ from services.controllers.resourcequota import ResourceQuotaController
 from services.controllers.serviceaccount import ServiceAccountController
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
+from tests.integration.test_rest_kubectl import Kubectl
 
 NODE_TOKEN = "node-1-token-for-admission-tests"
 
@@ -58,7 +59,7 @@ async def cluster(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[Cluster]:
     factory = InformerFactory(client)
     recorder = EventRecorder(client, "test", "test")
     controllers = [ServiceAccountController(client, factory, recorder),
-                   ResourceQuotaController(client, factory, recorder, resync_period=1.0)]
+                   ResourceQuotaController(client, factory, recorder)]
     factory.start()
     stop = asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop)) for c in controllers]
@@ -173,7 +174,7 @@ async def test_node_restriction(cluster: Cluster) -> None:
     assert (await c.node.update_status(mine)).status.phase == "Running"
 
 
-async def test_resource_quota_status_and_refusal(cluster: Cluster) -> None:
+async def test_resource_quota_status_and_refusal(cluster: Cluster, tmp_path: Path) -> None:
     c = cluster
     await namespace(c, "quota")
     q = codec.parse_object({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
@@ -196,8 +197,15 @@ async def test_resource_quota_status_and_refusal(cluster: Cluster) -> None:
         "pods=2,requests.cpu=800m, limited: pods=2,requests.cpu=1"
     got = await eventually(lambda: status({"pods": "2", "requests.cpu": "800m"}), what="used pods=2")
     assert got.status.hard["requests.cpu"].string == "1"
-    code, table, _ = await c.http("GET", "/api/v1/namespaces/quota/resourcequotas/compute")
-    assert code == 200 and table["status"]["used"] == {"pods": "2", "requests.cpu": "800m"}
+    code, doc, _ = await c.http("GET", "/api/v1/namespaces/quota/resourcequotas/compute")
+    assert code == 200 and doc["status"]["used"] == {"pods": "2", "requests.cpu": "800m"}
+    kubectl = Kubectl(c.srv, tmp_path / "home")
+    _, out, _ = await kubectl.run("get", "quota", "-n", "quota")
+    assert out.splitlines()[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert "pods: 2/2, requests.cpu: 800m/1" in out.splitlines()[1]
+    rc, _, err = await kubectl.run("run", "d", "-n", "quota", "--image=nginx", "--overrides",
+                                   json.dumps({"spec": sized}), ok=False)
+    assert rc == 1 and 'Error from server (Forbidden): pods "d" is forbidden: exceeded quota: compute' in err
     await c.admin.delete(core.Pod, "a", namespace="quota", grace_period_seconds=0)
     await eventually(lambda: status({"pods": "1", "requests.cpu": "400m"}), what="the deleted pod given back")
     await c.admin.create(pod("c", **sized), namespace="quota")

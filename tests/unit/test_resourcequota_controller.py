@@ -84,10 +84,36 @@ async def test_scopes_select_pods(env: Env) -> None:
     assert env.status("besteffort")[1] == {"pods": "1"}
 
 
-async def test_pod_changes_queue_their_namespace_quotas(env: Env) -> None:
-    env.quota({"pods": "5"})
+async def drain(env: Env) -> list[str]:
+    keys = []
     while len(env.ctl.queue):
         key = await env.ctl.queue.get()
         env.ctl.queue.done(key)
-    env.pod("new")
-    assert len(env.ctl.queue) == 1 and await env.ctl.queue.get() == "team/q"
+        keys.append(key)
+    return keys
+
+
+async def test_pods_giving_resources_back_queue_their_namespace_quotas(env: Env) -> None:
+    env.quota({"pods": "5"})
+    assert await drain(env) == ["team/q"]
+    env.pod("new")  # admission charged it already: no recount (its cache may not show the pod yet)
+    assert await drain(env) == []
+    p = env.client.obj(core.Pod, "new", "team")
+    p.status.phase = "Succeeded"
+    await env.client.update_status(p)
+    assert await drain(env) == ["team/q"]
+    await env.client.delete(core.Pod, "new", namespace="team")
+    assert await drain(env) == ["team/q"]
+
+
+async def test_only_spec_changes_of_a_quota_queue_it(env: Env) -> None:
+    env.quota({"pods": "5"})
+    await drain(env)
+    q = env.client.obj(core.ResourceQuota, "q", "team")
+    q.status.used["pods"].string = "1"  # the admission plugin's charge
+    await env.client.update_status(q)
+    assert await drain(env) == []
+    q = env.client.obj(core.ResourceQuota, "q", "team")
+    q.spec.hard["pods"].string = "6"
+    await env.client.update(q)
+    assert await drain(env) == ["team/q"]
