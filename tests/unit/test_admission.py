@@ -6,6 +6,7 @@ chain's order and its --enable/--disable-admission-plugins resolution.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -378,3 +379,11 @@ async def test_a_node_renews_only_its_own_lease(api: Api) -> None:
                   "as the requesting node"
     lease["metadata"]["name"] = "node-1"
     await api.create(lease, "kube-node-lease", user=NODE1)
+
+
+async def test_concurrent_creates_cannot_both_take_the_last_unit(api: Api) -> None:
+    await quota(api, {"pods": "3"}, {"pods": "0"})
+    results = await asyncio.gather(*(api.create(pod(f"p{i}")) for i in range(6)), return_exceptions=True)
+    refusals = [r for r in results if isinstance(r, errors.Forbidden)]
+    assert len(refusals) == 3 and all("exceeded quota: compute" in r.message for r in refusals)
+    assert await used(api) == {"pods": "3"}

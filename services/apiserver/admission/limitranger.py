@@ -105,7 +105,7 @@ class LimitRanger(Plugin):
     async def _ranges(self, a: Attributes) -> list[core.LimitRange]:
         if a.operation != CREATE or a.subresource or not isinstance(a.obj, core.Pod):
             return []
-        return [s.obj for s in await lookup.list_live(self.store, core.LimitRange, a.namespace)
+        return [s.obj for s in await lookup.list_fresh(self.store, core.LimitRange, a.namespace)
                 if isinstance(s.obj, core.LimitRange)]
 
     async def admit(self, a: Attributes) -> None:

@@ -5,8 +5,8 @@ Each quota whose scopes select the object is checked against its status (hard an
 controller in services/controllers keeps): `exceeded quota: NAME, requested: pods=1, used: pods=2, limited:
 pods=2`; a pod that names no cpu/memory request while a quota limits them is refused as `failed quota: NAME:
 must specify ...`. When every quota allows it, the new usage is written to each quota's status with optimistic
-concurrency (a concurrent create re-reads and re-checks), so two creates cannot both take the last unit; the
-controller's recount then corrects anything charged for a write that failed later.
+concurrency (a concurrent create re-reads from etcd and re-checks), so two creates cannot both take the last
+unit; the controller's recount then corrects anything charged for a write that failed later.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ class ResourceQuota(Plugin):
         if a.operation != CREATE or a.subresource or not a.namespace or a.obj is None:
             return
         usage = quota.usage(a.resource, a.obj)
-        for _ in range(RETRIES):
-            charges = self._check(a, usage, await lookup.list_live(self.store, core.ResourceQuota, a.namespace))
+        for attempt in range(RETRIES):
+            # The watch cache first (it has this apiserver's own charges); after a conflict, etcd itself.
+            read = lookup.list_fresh if attempt == 0 else lookup.list_live
+            charges = self._check(a, usage, await read(self.store, core.ResourceQuota, a.namespace))
             if a.dry_run or not charges:
                 return
             try:

@@ -119,6 +119,7 @@ class Store:
     def __init__(self, etcd: EtcdClient, fields: dict[str, FieldsFn], *, cache_capacity: int = 10_000,
                  bookmark_interval: float = 5.0) -> None:
         self.etcd = etcd
+        self._written: dict[str, int] = {}  # resource -> revision of the last write made through this store
         self.caches = {info.plural: WatchCache(etcd, info, fields[info.plural], capacity=cache_capacity,
                                                bookmark_interval=bookmark_interval)
                        for info in kinds.RESOURCES if "watch" in info.verbs}
@@ -133,6 +134,15 @@ class Store:
 
     def cache(self, info: ResourceInfo) -> WatchCache:
         return self.caches[info.plural]
+
+    def written_rv(self, info: ResourceInfo) -> int:
+        """The revision of this store's last write of `info`'s kind: a cache at it has seen that write."""
+        return self._written.get(info.plural, 0)
+
+    def _wrote(self, info: ResourceInfo, rv: int) -> int:
+        if rv > self._written.get(info.plural, 0):
+            self._written[info.plural] = rv
+        return rv
 
     async def get(self, info: ResourceInfo, namespace: str, name: str) -> Stored:
         t = perf_counter()
@@ -152,7 +162,7 @@ class Store:
         t = perf_counter()
         try:
             with translated(info, md.name):
-                return await self.etcd.create(object_key(info, md.namespace, md.name), value)
+                return self._wrote(info, await self.etcd.create(object_key(info, md.namespace, md.name), value))
         finally:
             observe_etcd("create", info, t)
 
@@ -163,7 +173,8 @@ class Store:
         t = perf_counter()
         try:
             with translated(info, md.name):
-                return await self.etcd.update(object_key(info, md.namespace, md.name), value, expected_rv)
+                return self._wrote(info, await self.etcd.update(object_key(info, md.namespace, md.name), value,
+                                                                expected_rv))
         finally:
             observe_etcd("update", info, t)
 
@@ -171,7 +182,7 @@ class Store:
         t = perf_counter()
         try:
             with translated(info, name):
-                return await self.etcd.delete(object_key(info, namespace, name), expected_rv)
+                return self._wrote(info, await self.etcd.delete(object_key(info, namespace, name), expected_rv))
         finally:
             observe_etcd("delete", info, t)
 
