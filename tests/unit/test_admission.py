@@ -387,3 +387,14 @@ async def test_concurrent_creates_cannot_both_take_the_last_unit(api: Api) -> No
     refusals = [r for r in results if isinstance(r, errors.Forbidden)]
     assert len(refusals) == 3 and all("exceeded quota: compute" in r.message for r in refusals)
     assert await used(api) == {"pods": "3"}
+
+
+async def test_tightening_a_namespace_warns_of_the_pods_already_there(api: Api) -> None:
+    await secured(api, "team")
+    await api.create(pod("host", hostNetwork=True), "team")
+    cur = await api.rest.get("namespaces", "", "team")
+    cur.metadata.labels[ENFORCE] = "baseline"
+    with admission.warnings() as warned:
+        await api.rest.update("namespaces", "", cur.SerializeToString(), user=ADMIN)
+    assert warned == ['existing pods in namespace "team" violate the new PodSecurity enforce level "baseline:latest"',
+                      "host: host namespaces"]

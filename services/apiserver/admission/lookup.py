@@ -37,14 +37,6 @@ async def get(store: Store, cls: type[M], namespace: str, name: str, *, live: bo
     return obj if isinstance(obj, cls) else None
 
 
-async def list_in(store: Store, cls: type[M], namespace: str) -> list[M]:
-    """Every cached object of `cls` in `namespace`."""
-    info = kinds.for_class(cls)
-    cache = store.cache(info)
-    await cache.wait_ready()
-    return [c.obj for c in cache.list(namespace, EVERYTHING, FieldSelector()) if isinstance(c.obj, cls)]
-
-
 async def list_live(store: Store, cls: type[M], namespace: str) -> list[Stored]:
     """Every object of `cls` in `namespace` as etcd has it now, with its resourceVersion, in name order."""
     info = kinds.for_class(cls)

@@ -120,9 +120,14 @@ class PodSecurity(Plugin):
             old_level = _level_label(dict(a.old.metadata.labels), "enforce")[0]
         if a.operation != UPDATE or not level or level == old_level or level == "privileged":
             return
-        bad = sorted(p.metadata.name for p in await lookup.list_in(self.store, core.Pod, a.name)
-                     if evaluate(p.spec, level))
+        bad: list[str] = []
+        for stored in await lookup.list_fresh(self.store, core.Pod, a.name):
+            pod = stored.obj
+            assert isinstance(pod, core.Pod)  # list_fresh returns the kind asked for
+            failures = evaluate(pod.spec, level)
+            if failures:
+                bad.append(f"{pod.metadata.name}: {', '.join(reason for reason, _ in failures)}")
         if bad:
             a.warnings.append(f'existing pods in namespace "{a.name}" violate the new PodSecurity enforce level '
                               f'"{level}:{version}"')
-            a.warnings.append(f"{', '.join(bad)}: violate {level}")
+            a.warnings.extend(bad)
