@@ -21,7 +21,7 @@ M = TypeVar("M", bound=Message)
 
 
 async def get(store: Store, cls: type[M], namespace: str, name: str, *, live: bool = True) -> M | None:
-    """The object, or None; `live`: ask etcd when the cache has none."""
+    """The object (the cache's own: read it, never change it), or None; `live`: ask etcd when the cache has none."""
     info = kinds.for_class(cls)
     cache = store.cache(info)
     await cache.wait_ready()
