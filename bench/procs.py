@@ -22,11 +22,13 @@ from pybernetes.ports import free_port
 
 def start_apiserver(data: Path, etcd: str, log: IO[Any], *, health_port: int = 0,
                     extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    """pb-apiserver against `etcd`; it writes `data`/admin.conf once it serves (see admin_config)."""
+    """pb-apiserver against `etcd`; it writes `data`/admin.conf once it serves (see admin_config). No
+    controller-manager creates `default` ServiceAccounts beside it, so ServiceAccount admission is off (as in the
+    integration tests); the other default admission plugins run."""
     return subprocess.Popen(
         [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--grpc-port", str(free_port()),
          "--secure-port", str(free_port()), "--etcd-servers", etcd, "--health-port", str(health_port or free_port()),
-         "--etcd-compaction-interval", "0", *extra],
+         "--etcd-compaction-interval", "0", "--disable-admission-plugins=ServiceAccount", *extra],
         stdout=subprocess.DEVNULL, stderr=log)
 
 

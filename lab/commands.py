@@ -104,7 +104,8 @@ def apiserver_argv(plan: Plan) -> list[str]:
         advertise_address=CP_IP, etcd_servers=[m.client_url for m in plan.etcd],
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
         service_cluster_ip_range=SERVICE_CIDR, encryption_provider_config=encryption_config(plan),
-        audit_log_path=str(audit_log(plan)), audit_policy_file=audit_policy(plan), audit_log_maxbackup=3)
+        audit_log_path=str(audit_log(plan)), audit_policy_file=audit_policy(plan), audit_log_maxbackup=3,
+        enable_admission_plugins=["NodeRestriction"])  # as kubeadm: kubelets write only their own node's objects
     # its client certificates towards etcd and kubelets, the CA of the kubelets' serving certificates
     # (lab.control_plane.write_credentials makes them all)
     pki = plan.pki_dir

@@ -79,6 +79,8 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     _r("", "ServiceAccount", "serviceaccounts", core.ServiceAccount, short=("sa",)),
     _r("", "ConfigMap", "configmaps", core.ConfigMap, short=("cm",)),
     _r("", "Secret", "secrets", core.Secret),
+    _r("", "LimitRange", "limitranges", core.LimitRange, short=("limits",)),
+    _r("", "ResourceQuota", "resourcequotas", core.ResourceQuota, short=("quota",), status=True),
     _r("", "Event", "events", core.Event, short=("ev",)),
     _r("", "ReplicationController", "replicationcontrollers", core.ReplicationController, short=("rc",),
        status=True, categories=("all",), extra=("scale",)),

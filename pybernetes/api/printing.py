@@ -9,6 +9,7 @@ the names as kubectl does. Kinds without an entry print Name and Age.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -347,6 +348,35 @@ def _sa_row(o: Message, now: float) -> list[str]:
     return [o.metadata.name, str(len(o.secrets)), _age(o, now)]
 
 
+LIMITRANGE = [NAME, Column("Created At", "CreationTimestamp is a timestamp representing the server time when this "
+                                         "object was created.", format="date")]
+
+
+def _limitrange_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, core.LimitRange)
+    ts = o.metadata.creation_timestamp
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts.seconds)) if is_set(ts) else NONE
+    return [o.metadata.name, created]
+
+
+RESOURCEQUOTA = [NAME, AGE,
+                 Column("Request", "Request represents a minimum amount of cpu/memory that a container may consume."),
+                 Column("Limit", "Limits control the maximum amount of cpu/memory that a container may use "
+                                 "independent of contention on the node.")]
+
+
+def _quota_row(o: Message, now: float) -> list[str]:
+    """Every hard resource as `name: used/hard`, limits.* in the Limit column (kubectl's printResourceQuota)."""
+    assert isinstance(o, core.ResourceQuota)
+    request: list[str] = []
+    limit: list[str] = []
+    for name in sorted(o.spec.hard):
+        used = o.status.used[name].string if name in o.status.used else "0"
+        hard = o.status.hard[name].string if name in o.status.hard else "0"
+        (limit if name.split(".")[0] == "limits" and "." in name else request).append(f"{name}: {used}/{hard}")
+    return [o.metadata.name, _age(o, now), ", ".join(request), ", ".join(limit)]
+
+
 LEASE = [NAME, Column("Holder", "The holder of the lease."), AGE]
 
 
@@ -381,6 +411,8 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
     "secrets": (SECRET, _secret_row),
     "serviceaccounts": (SERVICEACCOUNT, _sa_row),
     "leases": (LEASE, _lease_row),
+    "limitranges": (LIMITRANGE, _limitrange_row),
+    "resourcequotas": (RESOURCEQUOTA, _quota_row),
 }
 
 

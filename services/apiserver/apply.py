@@ -23,6 +23,7 @@ from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.managedfields import FieldSet, Path
 
 from . import fieldmanager
+from .auth import User
 from .rest import PATCH_RETRIES, Rest
 
 # Metadata the applier cannot own or set through apply (the server's, or another mechanism's).
@@ -130,7 +131,7 @@ def merge(live: dict[str, Any], applied: dict[str, Any], entries: Entries, manag
 
 
 async def apply(rest: Rest, info: ResourceInfo, namespace: str, name: str, applied: dict[str, Any], manager: str,
-                *, force: bool, dry_run: bool) -> Message:
+                *, force: bool, dry_run: bool, user: User | None = None) -> Message:
     """Apply `applied` (Kubernetes JSON with apiVersion and kind) as `manager`; create the object if absent."""
     md = applied.setdefault("metadata", {})
     if not isinstance(md, dict):
@@ -155,7 +156,7 @@ async def apply(rest: Rest, info: ResourceInfo, namespace: str, name: str, appli
             obj = codec.from_dict(obj_d, info.cls)
             fieldmanager.set_entries(obj, entries)
             try:
-                return await rest.create(info.plural, namespace, obj.SerializeToString(), dry_run=dry_run)
+                return await rest.create(info.plural, namespace, obj.SerializeToString(), dry_run=dry_run, user=user)
             except errors.AlreadyExists:
                 continue  # created meanwhile: apply over it
         live = codec.to_dict(cur.obj)
@@ -168,7 +169,7 @@ async def apply(rest: Rest, info: ResourceInfo, namespace: str, name: str, appli
         obj = codec.from_dict(obj_d, info.cls)
         fieldmanager.set_entries(obj, entries)
         try:
-            return await rest._write_update(info, obj, cur, "", dry_run)
+            return await rest._write_update(info, obj, cur, "", dry_run, user=user)
         except errors.Conflict as e:
             if "UID" in e.message:
                 raise

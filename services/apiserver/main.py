@@ -14,6 +14,7 @@ the flags for an etcd and kubelets of your own.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ipaddress
@@ -30,7 +31,7 @@ from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
 from pybernetes.options import opt
 
-from . import metrics
+from . import admission, metrics
 from .allocator import ServiceAllocator
 from .audit import frontends as audit_frontends
 from .audit.auditor import Auditor
@@ -52,6 +53,16 @@ from .storage.store import Store
 log = logging.getLogger("pybernetes.apiserver")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _admission_plugins(text: str) -> list[str]:
+    """One --enable/--disable-admission-plugins value: known plugin names, comma separated."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        admission.enabled_plugins(names)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return names
 
 
 @dataclass
@@ -95,6 +106,11 @@ class Config:
         300, help="tolerationSeconds of the not-ready:NoExecute toleration added to every pod")
     default_unreachable_toleration_seconds: int = opt(
         300, help="tolerationSeconds of the unreachable:NoExecute toleration added to every pod")
+    enable_admission_plugins: list[str] = opt(
+        [], parse=_admission_plugins, help="admission plugins to turn on besides the default ones (known: "
+        f"{', '.join(admission.ORDERED)}; default on: {', '.join(admission.DEFAULT_ON)})")
+    disable_admission_plugins: list[str] = opt([], parse=_admission_plugins,
+                                               help="admission plugins to turn off, default ones included")
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
     cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
                                 "(default <data-dir>/pki)")
@@ -224,9 +240,15 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval,
                   transformers=transformers)
+    try:
+        chain = admission.new_chain(store, cfg.enable_admission_plugins, cfg.disable_admission_plugins,
+                                    toleration_seconds=(cfg.default_not_ready_toleration_seconds,
+                                                        cfg.default_unreachable_toleration_seconds))
+    except ValueError as e:
+        raise errors.ConfigError(f"--enable-admission-plugins/--disable-admission-plugins: {e}") from None
+    log.info("admission plugins enabled=%s", ",".join(chain.names))
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
-                toleration_seconds=(cfg.default_not_ready_toleration_seconds,
-                                    cfg.default_unreachable_toleration_seconds))
+                admission=chain)
     server = rpc.server(interceptors=[audit_frontends.interceptor(auditor)] if auditor is not None else [])
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)

@@ -1,9 +1,13 @@
 """Kubernetes API semantics over the store: the verbs, independent of the wire.
 
-create (generateName, uid, defaults, validation, namespace must exist), update with optimistic
-concurrency, status and binding subresources, patch (merge, strategic, JSON) retried on conflicts,
-graceful deletion with finalizers and propagation policy, list (cache or etcd, selectors, pagination)
-and watch (from the watch cache). The gRPC servicer in server.py only translates to and from this.
+create (generateName, uid, defaults, admission, validation), update with optimistic concurrency, status and
+binding subresources, patch (merge, strategic, JSON) retried on conflicts, graceful deletion with finalizers and
+propagation policy, list (cache or etcd, selectors, pagination) and watch (from the watch cache). The gRPC
+servicer in server.py and the REST API in http/ only translate to and from this.
+
+Every write passes the admission chain (services/apiserver/admission) as in kube-apiserver: the mutating
+plugins after defaulting, the validating ones after the kind's validation, just before storage. The write
+methods take the requesting `user` (None: the apiserver itself) for the plugins that look at it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from pybernetes.api import codec, kinds, patch, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import being_deleted, meta_of, set_condition
+from pybernetes.api.objects import meta_of, set_condition
 from pybernetes.api.times import now
 
 from . import fieldmanager
+from .admission import CREATE, DELETE, UPDATE, Attributes, Chain, new_chain
 from .allocator import ServiceAllocator
+from .auth import User
 from .registry import defaults, strategy, validation
 from .storage.objects import Cached, with_rv
 from .storage.store import Store, Stored
@@ -50,14 +56,15 @@ class ListResult:
 
 class Rest:
     def __init__(self, store: Store, allocator: ServiceAllocator | None = None, *,
-                 toleration_seconds: tuple[int, int] = (300, 300)) -> None:
+                 toleration_seconds: tuple[int, int] = (300, 300), admission: Chain | None = None) -> None:
         self.store = store
         self.allocator = allocator or ServiceAllocator(store)
-        self.toleration_seconds = toleration_seconds  # (not-ready, unreachable)
+        # Kubernetes' default plugins unless the caller (main.py's flags) built the chain.
+        self.admission = admission or new_chain(store, toleration_seconds=toleration_seconds)
 
-    def _defaults(self, obj: Message) -> None:
-        nr, ur = self.toleration_seconds
-        defaults.apply_defaults(obj, not_ready_toleration_seconds=nr, unreachable_toleration_seconds=ur)
+    @staticmethod
+    def _defaults(obj: Message) -> None:
+        defaults.apply_defaults(obj)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -87,24 +94,6 @@ class Rest:
         if not namespace:
             raise errors.BadRequest(f"{info.plural} are namespaced: a namespace is required")
         return namespace
-
-    async def _namespace_open(self, namespace: str) -> None:
-        cache = self.store.cache(kinds.for_class(core.Namespace))
-        await cache.wait_ready()
-        c = cache.get(b"/registry/namespaces/" + namespace.encode())
-        if c is None:
-            # The cache may lag a just-created namespace: ask etcd before refusing.
-            try:
-                stored = await self.store.get(kinds.for_class(core.Namespace), "", namespace)
-            except errors.NotFound:
-                raise errors.NotFound(f'namespaces "{namespace}" not found', kind="Namespace",
-                                      name=namespace) from None
-            ns: Message = stored.obj
-        else:
-            ns = c.obj
-        if being_deleted(ns):
-            raise errors.Forbidden(f'unable to create new content in namespace {namespace} because it is being '
-                                   "terminated")
 
     @staticmethod
     def _decode(info: ResourceInfo, raw: bytes, api_version: str, kind: str) -> Message:
@@ -139,7 +128,7 @@ class Rest:
     # -- create ----------------------------------------------------------------------------------
 
     async def create(self, plural: str, namespace: str, raw: bytes, api_version: str = "", kind: str = "",
-                     dry_run: bool = False, manager: str | None = None) -> Message:
+                     dry_run: bool = False, manager: str | None = None, user: User | None = None) -> Message:
         info = self.resource(plural)
         if "create" not in info.verbs:
             raise errors.MethodNotAllowed(f"create is not supported on {plural}")
@@ -160,10 +149,11 @@ class Rest:
         md.self_link = ""
         strategy.prepare_for_create(info, obj)
         self._defaults(obj)
+        a = Attributes(CREATE, info, namespace, md.name, obj=obj, user=user, dry_run=dry_run)
+        await self.admission.admit(a)
         fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
-        if info.namespaced:
-            await self._namespace_open(namespace)
+        await self.admission.validate(a)
         if dry_run:
             return obj
         claims = await self.allocator.allocate(obj) if isinstance(obj, core.Service) else None
@@ -177,13 +167,16 @@ class Rest:
         log.debug("created resource=%s object=%s/%s rv=%d", plural, namespace, md.name, rv)
         return obj
 
-    async def bind(self, namespace: str, name: str, raw: bytes) -> Message:
+    async def bind(self, namespace: str, name: str, raw: bytes, user: User | None = None) -> Message:
         """pods/binding: set spec.nodeName once, with the PodScheduled condition."""
         b = self.binding(raw)
         if not b.target.name:
             raise errors.Invalid("target.name: Required value",
                                  causes=[errors.FieldError("target.name", "Required value", "FieldValueRequired")])
         info = kinds.for_class(core.Pod)
+        a = Attributes(CREATE, info, namespace, name, obj=b, subresource="binding", user=user)
+        await self.admission.admit(a)
+        await self.admission.validate(a)
         for _ in range(PATCH_RETRIES):
             cur = await self.store.get(info, namespace, name)
             pod = cur.obj
@@ -260,7 +253,7 @@ class Rest:
 
     async def update(self, plural: str, namespace: str, raw: bytes, subresource: str = "",
                      api_version: str = "", kind: str = "", dry_run: bool = False,
-                     manager: str | None = None) -> Message:
+                     manager: str | None = None, user: User | None = None) -> Message:
         info = self.resource(plural, "update")
         if subresource and subresource not in info.subresources:
             raise errors.NotFound(f"{plural}/{subresource} does not exist")
@@ -280,10 +273,10 @@ class Rest:
             raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{md.name}": the '
                                   "object has been modified; please apply your changes to the latest version "
                                   "and try again", kind=info.kind, name=md.name)
-        return await self._write_update(info, obj, cur, subresource, dry_run, manager)
+        return await self._write_update(info, obj, cur, subresource, dry_run, manager, user)
 
     async def _write_update(self, info: ResourceInfo, obj: Message, cur: Stored, subresource: str,
-                            dry_run: bool, manager: str | None = None) -> Message:
+                            dry_run: bool, manager: str | None = None, user: User | None = None) -> Message:
         """Write `obj` over the stored `cur` (the one update path: update, patch, apply); `manager` records
         an Update operation in managedFields (None: the entries `obj` carries, else the stored ones)."""
         old = cur.obj
@@ -291,10 +284,14 @@ class Rest:
         if md.uid and md.uid != omd.uid:
             raise errors.Conflict(f'Precondition failed: UID in object meta: {md.uid}, does not match the stored '
                                   f"object's UID: {omd.uid}")
+        a = Attributes(UPDATE, info, omd.namespace, omd.name, obj=obj, old=old, subresource=subresource, user=user,
+                       dry_run=dry_run)
         if subresource == "status":
-            obj = strategy.prepare_for_status_update(obj, old)
+            obj = a.obj = strategy.prepare_for_status_update(obj, old)
             md = meta_of(obj)
+            await self.admission.admit(a)
             self._validate(obj, old, status=True)
+            await self.admission.validate(a)
         else:
             # Fields the server owns stay as stored.
             md.uid = omd.uid
@@ -309,6 +306,7 @@ class Rest:
                 md.ClearField("deletion_grace_period_seconds")
             strategy.prepare_for_update(info, obj, old)
             self._defaults(obj)
+            await self.admission.admit(a)
         fieldmanager.track(info, old, obj, manager, subresource)
         claims = None
         if isinstance(obj, core.Service) and isinstance(old, core.Service) and subresource != "status" and not dry_run:
@@ -316,6 +314,7 @@ class Rest:
         try:
             if subresource != "status":
                 self._validate(obj, old)
+                await self.admission.validate(a)
             md.resource_version = omd.resource_version
             if not cur.stale and obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
                 return old  # no-op: no write, no event, same resourceVersion (unless stored under an old key)
@@ -343,7 +342,8 @@ class Rest:
 
     async def patch(self, plural: str, namespace: str, name: str, patch_type: str, body: bytes,
                     subresource: str = "", dry_run: bool = False, manager: str | None = None,
-                    unknown_fields: Callable[[Sequence[str]], None] | None = None) -> Message:
+                    unknown_fields: Callable[[Sequence[str]], None] | None = None,
+                    user: User | None = None) -> Message:
         """Patch and write; `unknown_fields` (HTTP fieldValidation) gets the unknown fields of the patched
         object before anything is written and may refuse them; without it they are Invalid."""
         info = self.resource(plural, "patch")
@@ -377,7 +377,7 @@ class Rest:
             if unknown_fields is not None and unknown:
                 unknown_fields(unknown)
             try:
-                return await self._write_update(info, obj, cur, subresource, dry_run, manager)
+                return await self._write_update(info, obj, cur, subresource, dry_run, manager, user)
             except errors.Conflict as e:
                 if "UID" in e.message:
                     raise
@@ -402,7 +402,9 @@ class Rest:
 
     # -- delete ----------------------------------------------------------------------------------
 
-    async def delete(self, plural: str, namespace: str, name: str, opts: meta.DeleteOptions) -> tuple[Message, bool]:
+    async def delete(self, plural: str, namespace: str, name: str, opts: meta.DeleteOptions,
+                     user: User | None = None, subresource: str = "") -> tuple[Message, bool]:
+        """Delete (gracefully, with finalizers); `subresource` "eviction" when an Eviction asked for it."""
         info = self.resource(plural, "delete")
         namespace = self._scope(info, namespace)
         dry_run = bool(opts.dry_run)
@@ -417,6 +419,10 @@ class Rest:
             if pre.HasField("resource_version") and pre.resource_version != str(cur.rv):
                 raise errors.Conflict(f"Precondition failed: ResourceVersion in precondition: "
                                       f"{pre.resource_version}, ResourceVersion in object meta: {cur.rv}")
+            a = Attributes(CREATE if subresource else DELETE, info, namespace, name, old=cur.obj,
+                           subresource=subresource, user=user, dry_run=dry_run)
+            await self.admission.admit(a)
+            await self.admission.validate(a)
             changed = self._prepare_delete(info, obj, opts)
             # A terminating object stays until its finalizers and (pods) its kubelet let it go, also when a
             # repeated delete changes nothing.

@@ -7,6 +7,7 @@ which pybernetes.client turns back into the same exception class.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,10 @@ from .rest import Rest
 from .storage.etcd import Member, StorageError
 
 log = logging.getLogger("pybernetes.apiserver")
+
+# The authenticated user of the request being served (each gRPC call runs in a task of its own), for Rest's
+# write methods (admission plugins such as NodeRestriction look at who writes).
+_USER: contextvars.ContextVar[User | None] = contextvars.ContextVar("request_user", default=None)
 
 
 def _envelope(msg: Message) -> pb.Object:
@@ -106,7 +111,7 @@ class APIServicer(pb_grpc.APIServicer):
         start = time.perf_counter()
         code = 201 if verb == "create" else 200  # as kube-apiserver reports them
         try:
-            await self._authorize(context, verb, resource, namespace, name, field_selector)
+            _USER.set(await self._authorize(context, verb, resource, namespace, name, field_selector))
             return await fn()
         except errors.ApiError as e:
             code = e.code
@@ -127,15 +132,16 @@ class APIServicer(pb_grpc.APIServicer):
             if request.subresource == "binding":
                 if request.resource != "pods":
                     raise errors.NotFound(f"{request.resource}/binding does not exist")
-                return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw))
+                return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw,
+                                                      _USER.get()))
             if request.subresource:
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":
                 name = self.rest.binding(request.object.raw).metadata.name
-                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw))
+                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw, _USER.get()))
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
-                                                    o.kind, request.dry_run))
+                                                    o.kind, request.dry_run, user=_USER.get()))
         res: pb.Object = await self._serve("create", request.resource, request.namespace, context, do)
         return res
 
@@ -167,7 +173,8 @@ class APIServicer(pb_grpc.APIServicer):
         async def do() -> pb.Object:
             o = request.object
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
-                                                    request.subresource, o.api_version, o.kind, request.dry_run))
+                                                    request.subresource, o.api_version, o.kind, request.dry_run,
+                                                    user=_USER.get()))
         res: pb.Object = await self._serve("update", _sub(request.resource, request.subresource), request.namespace,
                                            context, do, _object_name(request.resource, request.object.raw))
         return res
@@ -176,14 +183,15 @@ class APIServicer(pb_grpc.APIServicer):
         async def do() -> pb.Object:
             return _envelope(await self.rest.patch(request.resource, request.namespace, request.name,
                                                    request.patch_type, request.patch, request.subresource,
-                                                   request.dry_run))
+                                                   request.dry_run, user=_USER.get()))
         res: pb.Object = await self._serve("patch", _sub(request.resource, request.subresource), request.namespace,
                                            context, do, request.name)
         return res
 
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
         async def do() -> pb.DeleteResponse:
-            obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options)
+            obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options,
+                                               _USER.get())
             return pb.DeleteResponse(object=_envelope(obj), deleted=gone)
         res: pb.DeleteResponse = await self._serve("delete", request.resource, request.namespace, context, do,
                                                    request.name)

@@ -85,6 +85,7 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "garbagecollector": ("garbagecollector", "GarbageCollector", 20, _none),
     "namespace": ("namespace", "NamespaceController", 10, _none),
     "serviceaccount": ("serviceaccount", "ServiceAccountController", 1, _none),
+    "resourcequota": ("resourcequota", "ResourceQuotaController", 5, _none),
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController", 5, _lifecycle_kw),
     "nodeipam": ("nodeipam", "NodeIpamController", 1, _ipam_kw),
     "servicelb": ("servicelb", "ServiceLBController", 1, _servicelb_kw),
@@ -97,7 +98,7 @@ CONCURRENCY_FLAGS = {
     "rc": "replicationcontroller", "deployment": "deployment", "gc": "garbagecollector", "namespace": "namespace",
     "serviceaccount": "serviceaccount", "nodelifecycle": "nodelifecycle", "nodeipam": "nodeipam",
     "servicelb": "servicelb", "daemonset": "daemonset", "statefulset": "statefulset", "job": "job",
-    "cron-job": "cronjob",
+    "cron-job": "cronjob", "resource-quota": "resourcequota",
 }
 
 

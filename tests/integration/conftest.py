@@ -36,13 +36,18 @@ async def etcd(tmp_path: Path) -> AsyncIterator[EmbeddedEtcd]:
 class ApiServer:
     """An in-process pb-apiserver on a real etcd; restartable with its state intact."""
 
-    def __init__(self, etcd: EmbeddedEtcd, data_dir: Path) -> None:
+    def __init__(self, etcd: EmbeddedEtcd, data_dir: Path, *, disable_admission: tuple[str, ...] = ("ServiceAccount",),
+                 enable_admission: tuple[str, ...] = ()) -> None:
         from services.apiserver.main import Config
 
         self.etcd = etcd
+        # No controller-manager creates `default` ServiceAccounts here, so ServiceAccount admission is off unless a
+        # test asks for it (Kubernetes' own integration tests start their apiservers the same way).
         self.cfg = Config(data_dir=data_dir, grpc_port=free_port(), secure_port=free_port(),
                           etcd_servers=[etcd.endpoint],
-                          compaction_interval=0, bookmark_interval=1.0, health_port=free_port())
+                          compaction_interval=0, bookmark_interval=1.0, health_port=free_port(),
+                          disable_admission_plugins=list(disable_admission),
+                          enable_admission_plugins=list(enable_admission))
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self.token = ""

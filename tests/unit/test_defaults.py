@@ -95,11 +95,6 @@ CASES: list[tuple[str, dict[str, Any], str, Any]] = [
      "spec.volumes.0.projected.defaultMode", 420),
     ("hostPort on hostNetwork", pod(hostNetwork=True, containers=[container(ports=[{"containerPort": 8080}])]),
      "spec.containers.0.ports.0.hostPort", 8080),
-    ("toleration not-ready", pod(), "spec.tolerations.0",
-     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}),
-    ("toleration unreachable", pod(), "spec.tolerations.1",
-     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-      "tolerationSeconds": 300}),
     # Service
     ("service type", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                       "spec": {"ports": [{"port": 80}]}}, "spec.type", "ClusterIP"),
@@ -194,17 +189,10 @@ def test_template_gets_no_pod_only_defaults() -> None:
     assert "requests" not in spec["containers"][0]["resources"]
 
 
-def test_existing_toleration_not_duplicated() -> None:
-    out = defaulted(pod(tolerations=[{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
-                                      "effect": "NoExecute", "tolerationSeconds": 60}]))
-    tols = out["spec"]["tolerations"]
-    assert [t["key"] for t in tols] == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
-    assert tols[0]["tolerationSeconds"] == 60
-
-
-def test_tolerate_everything_adds_nothing() -> None:
-    out = defaulted(pod(tolerations=[{"operator": "Exists"}]))
-    assert out["spec"]["tolerations"] == [{"operator": "Exists"}]
+def test_pods_get_no_tolerations_from_defaulting() -> None:
+    """The not-ready/unreachable tolerations are DefaultTolerationSeconds admission's (test_admission.py), not
+    SetDefaults_Pod's."""
+    assert "tolerations" not in defaulted(pod())["spec"]
 
 
 def test_defaulting_is_idempotent() -> None:

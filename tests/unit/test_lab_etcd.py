@@ -35,6 +35,8 @@ def test_one_member_is_the_lab_as_it_was(tmp_path: Path) -> None:
         str(plan.pki_dir / p) for p in ("etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"))
     assert api["kubelet-client-certificate"] == str(plan.pki_dir / "apiserver-kubelet-client.crt")
     assert api["kubelet-certificate-authority"] == str(plan.pki_dir / "ca.crt")
+    # kubeadm's admission on top of kube-apiserver's defaults: kubelets write only their own node's objects
+    assert api["enable-admission-plugins"] == "NodeRestriction"
 
 
 def test_three_members(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ FLAGS = {
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
         "--cert-dir", "--audit-log-path", "--audit-policy-file", "--audit-log-maxsize", "--audit-log-maxbackup",
         "--audit-log-maxage", "--encryption-provider-config", "--etcd-cafile", "--etcd-certfile", "--etcd-keyfile",
-        "--kubelet-client-certificate", "--kubelet-client-key", "--kubelet-certificate-authority"},
+        "--kubelet-client-certificate", "--kubelet-client-key", "--kubelet-certificate-authority",
+        "--enable-admission-plugins", "--disable-admission-plugins"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -48,7 +49,8 @@ FLAGS = {
         "--concurrent-endpoint-syncs", "--concurrent-gc-syncs", "--concurrent-namespace-syncs",
         "--concurrent-nodeipam-syncs", "--concurrent-nodelifecycle-syncs", "--concurrent-rc-syncs",
         "--concurrent-replicaset-syncs", "--concurrent-serviceaccount-syncs", "--concurrent-servicelb-syncs",
-        "--concurrent-job-syncs", "--concurrent-cron-job-syncs", "--concurrent-service-endpoint-syncs",
+        "--concurrent-job-syncs", "--concurrent-cron-job-syncs",
+        "--concurrent-resource-quota-syncs", "--concurrent-service-endpoint-syncs",
         "--max-endpoints-per-slice", "--mirroring-max-endpoints-subset-size",
         "--config", "--kubeconfig", "--controllers", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--health-port", "--secure-port", "--identity",
@@ -116,6 +118,8 @@ def _other(f: dataclasses.Field[Any], o: options.Option, hint: Any, default: Any
         return (default or 0.0) + (90.0 if o.parse is flags.duration else 1.5)
     if base is Path:
         return Path("/tmp/pb-options") / f.name
+    if f.name.endswith("_admission_plugins"):  # names are checked against the plugin table
+        return ["NodeRestriction", "PodSecurity"]
     if typing.get_origin(base) is list:
         return ["endpoint", "-nodeipam"] if o.append else ["a", "b"]
     if typing.get_origin(base) is dict:

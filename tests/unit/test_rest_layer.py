@@ -38,6 +38,10 @@ async def api() -> AsyncIterator[Api]:
     store.start()
     rest = Rest(store)
     await rest.create("namespaces", "", ns("default").SerializeToString())
+    # The serviceaccount controller's work: pods run as `default` (ServiceAccount admission checks it exists).
+    sa = core.ServiceAccount()
+    sa.metadata.name = "default"
+    await rest.create("serviceaccounts", "default", sa.SerializeToString())
     yield Api(rest, etcd, store)
     await store.stop()
 

@@ -51,3 +51,25 @@ def test_server_table_has_kubernetes_columns_for_workloads() -> None:
     assert [c["name"] for c in t["columnDefinitions"]] == [
         "Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
     assert t["rows"][0]["cells"] == ["web", "2/3", "3", "2", "13m", "c,s", "nginx,envoy", "app=web"]
+
+
+def test_resourcequota_and_limitrange_rows_as_kubectl_prints_them() -> None:
+    from pybernetes.api import printing
+    from pybernetes.api.core.v1 import core_pb2 as core
+
+    q = core.ResourceQuota()
+    q.metadata.name = "compute"
+    q.metadata.creation_timestamp.seconds = 1_000
+    for k, v in {"pods": "10", "requests.cpu": "2", "limits.memory": "1Gi"}.items():
+        q.spec.hard[k].string = v
+        q.status.hard[k].string = v
+    q.status.used["pods"].string = "3"
+    q.status.used["requests.cpu"].string = "500m"
+    assert [c.name for c in printing.columns("resourcequotas")] == ["Name", "Age", "Request", "Limit"]
+    assert printing.cells("resourcequotas", q, 1_060) == ["compute", "60s", "pods: 3/10, requests.cpu: 500m/2",
+                                                          "limits.memory: 0/1Gi"]
+    lr = core.LimitRange()
+    lr.metadata.name = "limits"
+    lr.metadata.creation_timestamp.seconds = 86_400
+    assert [c.name for c in printing.columns("limitranges")] == ["Name", "Created At"]
+    assert printing.cells("limitranges", lr, 90_000) == ["limits", "1970-01-02T00:00:00Z"]

@@ -61,6 +61,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                   "subsets": [{"addresses": [{"ip": "10.244.1.5"}], "ports": [{"port": 80}]}]},
     "ServiceAccount": {"apiVersion": "v1", "kind": "ServiceAccount",
                        "metadata": {"name": "default", "namespace": "default"}},
+    "LimitRange": {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "limits", "namespace": "default"},
+                   "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "100m"},
+                                        "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "200m"},
+                                        "maxLimitRequestRatio": {"cpu": "4"}}]}},
+    "ResourceQuota": {"apiVersion": "v1", "kind": "ResourceQuota",
+                      "metadata": {"name": "compute", "namespace": "default"},
+                      "spec": {"hard": {"pods": "10", "requests.cpu": "4", "limits.memory": "8Gi"},
+                               "scopes": ["NotTerminating"]}},
     "ConfigMap": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default"},
                   "data": {"app.conf": "x=1"}, "binaryData": {"blob": "AAE="}},
     "Secret": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
@@ -156,6 +164,19 @@ def setitem(d: dict[str, Any], k: str, v: Any) -> dict[str, Any]:
 
 # (id, kind, mutation, expected "path: message" line)
 RULES: list[tuple[str, str, Callable[[dict[str, Any]], Any], str | None]] = [
+    # LimitRange, ResourceQuota
+    ("limit type", "LimitRange", lambda d: setitem(spec(d)["limits"][0], "type", "Node"),
+     'spec.limits[0].type: Unsupported value: "Node": supported values: "Container", "PersistentVolumeClaim", '
+     '"Pod"'),
+    ("limit default over max", "LimitRange", lambda d: setitem(spec(d)["limits"][0], "default", {"cpu": "3"}),
+     'spec.limits[0].default[cpu]: Invalid value: "3": default value 3 is greater than max value 2'),
+    ("limit ratio", "LimitRange", lambda d: setitem(spec(d)["limits"][0], "maxLimitRequestRatio", {"cpu": "0.5"}),
+     'spec.limits[0].maxLimitRequestRatio[cpu]: Invalid value: "0.5": ratio 0.5 is less than 1'),
+    ("quota negative", "ResourceQuota", lambda d: setitem(spec(d)["hard"], "pods", "-1"),
+     'spec.hard[pods]: Invalid value: "-1": must be greater than or equal to 0'),
+    ("quota scope", "ResourceQuota", lambda d: setitem(spec(d), "scopes", ["Sometimes"]),
+     'spec.scopes[0]: Unsupported value: "Sometimes": supported values: "BestEffort", "NotBestEffort", '
+     '"NotTerminating", "Terminating"'),
     # metadata
     ("name required", "Pod", lambda d: d["metadata"].pop("name"),
      "metadata.name: Required value: name or generateName is required"),

@@ -18,7 +18,8 @@ from aiohttp import web
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
-from ..auth import Credentials, UnionAuthenticator, User
+from .. import admission
+from ..auth import Credentials, UnionAuthenticator
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -27,7 +28,6 @@ from . import discovery, fieldvalidation, openapi, resources, routing, status, s
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
-USER = web.RequestKey("user", User)  # the authenticated user (a str key warns since aiohttp 3.12)
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
@@ -120,6 +120,7 @@ class HttpServer:
         try:
             if request.path not in PUBLIC:
                 user = await self.authn.authenticate(Credentials(authorization=request.headers.get("Authorization")))
+                request[resources.USER_KEY] = user  # for Rest's writes (admission)
                 t = self._target(request)
                 watch = request.query.get("watch") in ("1", "true")
                 attrs = (request_attributes(user, request.method, request.path, resource=t.info.plural,
@@ -128,7 +129,6 @@ class HttpServer:
                                             field_selector=request.query.get("fieldSelector", ""))
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
-                request[USER] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
@@ -168,12 +168,16 @@ class HttpServer:
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         mi = request.match_info
         t = routing.parse(mi.get("group", ""), mi["version"], mi["tail"])
-        if subresources.handles(t):
-            return await subresources.handle(request, self.rest, self.kubelets, t)
-        handler = RESOURCE_HANDLERS.get(request.method)
-        if handler is None:
-            raise errors.MethodNotAllowed(f"the server does not allow method {request.method} here")
-        return await handler(request, self.rest, t)
+        with admission.warnings() as warned:  # admission's warnings become Warning headers
+            if subresources.handles(t):
+                resp = await subresources.handle(request, self.rest, self.kubelets, t)
+            else:
+                handler = RESOURCE_HANDLERS.get(request.method)
+                if handler is None:
+                    raise errors.MethodNotAllowed(f"the server does not allow method {request.method} here")
+                resp = await handler(request, self.rest, t)
+        fieldvalidation.warn(request, warned)
+        return resp
 
     async def _version(self, request: web.Request) -> web.Response:
         return resources.respond(discovery.version())

@@ -22,6 +22,7 @@ from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 from .. import apply, fieldmanager
+from ..auth import User
 from ..rest import Rest
 from . import fieldvalidation, status, tables, watch
 from .routing import Target
@@ -31,6 +32,11 @@ PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patc
 APPLY_PATCH = "application/apply-patch+yaml"
 # Kinds whose DELETE answers with the deleted object (kube-apiserver's ReturnDeletedObject); the rest with a Status.
 RETURNS_DELETED_OBJECT = frozenset({"pods", "services"})
+USER_KEY = web.RequestKey("pybernetes.user", User)  # the authenticated user (app.py), for Rest's writes
+
+
+def user_of(request: web.Request) -> User | None:
+    return request[USER_KEY] if USER_KEY in request else None
 
 
 def respond(body: Any, code: int = 200, content_type: str = "application/json") -> web.Response:
@@ -133,7 +139,8 @@ async def create(request: web.Request, rest: Rest, t: Target) -> web.Response:
     if t.name:
         raise errors.MethodNotAllowed(f"POST is not supported on {info.plural}/{t.name}: create in the collection")
     raw, av, kind = await _decode(request, rest, info)
-    obj = await rest.create(info.plural, t.namespace, raw, av, kind, _dry_run(request), _manager(request))
+    obj = await rest.create(info.plural, t.namespace, raw, av, kind, _dry_run(request), _manager(request),
+                            user=user_of(request))
     return _object(request, info, obj, 201)
 
 
@@ -141,7 +148,7 @@ async def _bind(request: web.Request, rest: Rest, t: Target) -> web.Response:
     binding = kinds.for_class(core.Binding)
     raw, _, _ = await _decode(request, rest, binding)
     name = t.name or core.Binding.FromString(raw).metadata.name
-    await rest.bind(t.namespace, name, raw)
+    await rest.bind(t.namespace, name, raw, user_of(request))
     return respond(status.success(kind=binding.kind, name=name), 201)
 
 
@@ -156,7 +163,7 @@ async def update(request: web.Request, rest: Rest, t: Target) -> web.Response:
         raise errors.BadRequest(f"the name of the object ({md.name}) does not match the name on the URL ({t.name})")
     md.name = t.name
     obj = await rest.update(info.plural, t.namespace, msg.SerializeToString(), t.subresource, av, kind,
-                            _dry_run(request), _manager(request))
+                            _dry_run(request), _manager(request), user=user_of(request))
     return _object(request, info, obj)
 
 
@@ -178,7 +185,7 @@ async def patch(request: web.Request, rest: Rest, t: Target) -> web.Response:
         fieldvalidation.check_unknown(request, t.info, list(paths))
 
     obj = await rest.patch(t.info.plural, t.namespace, t.name, ctype, body, t.subresource, _dry_run(request),
-                           _manager(request), unknown_fields)
+                           _manager(request), unknown_fields, user=user_of(request))
     return _object(request, t.info, obj)
 
 
@@ -201,7 +208,8 @@ async def _apply(request: web.Request, rest: Rest, t: Target) -> web.Response:
     if dropped:  # Warn/Ignore: the intent without the fields the schema does not know
         data = codec.to_dict(msg)
     obj = await apply.apply(rest, t.info, t.namespace, t.name, data, fieldmanager.manager_for(manager, ""),
-                            force=q.get("force", "").lower() in ("1", "true"), dry_run=_dry_run(request))
+                            force=q.get("force", "").lower() in ("1", "true"), dry_run=_dry_run(request),
+                            user=user_of(request))
     return _object(request, t.info, obj)
 
 
@@ -217,7 +225,7 @@ async def _delete_collection(request: web.Request, rest: Rest, t: Target, opts: 
     for raw in r.items:
         md = objects.meta_of(info.cls.FromString(raw))
         try:
-            await rest.delete(info.plural, md.namespace, md.name, opts)
+            await rest.delete(info.plural, md.namespace, md.name, opts, user_of(request))
         except errors.NotFound:
             continue
     return respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
@@ -259,7 +267,7 @@ async def delete(request: web.Request, rest: Rest, t: Target) -> web.Response:
     opts = delete_options(await request.read(), request.query)
     if not t.name:
         return await _delete_collection(request, rest, t, opts)
-    obj, gone = await rest.delete(info.plural, t.namespace, t.name, opts)
+    obj, gone = await rest.delete(info.plural, t.namespace, t.name, opts, user_of(request))
     if gone and info.plural not in RETURNS_DELETED_OBJECT:
         md = objects.meta_of(obj)
         return respond(status.success(kind=info.plural, name=md.name, group=info.group, uid=md.uid))

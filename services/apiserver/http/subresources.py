@@ -109,7 +109,8 @@ async def _write_replicas(request: web.Request, rest: Rest, t: Target, replicas:
     if rv:
         body["metadata"] = {"resourceVersion": rv}  # the Scale's precondition is the parent's
     obj = await rest.patch(t.info.plural, t.namespace, t.name, "application/merge-patch+json",
-                           json.dumps(body).encode(), "", resources._dry_run(request))
+                           json.dumps(body).encode(), "", resources._dry_run(request),
+                           user=resources.user_of(request))
     return resources.respond(scale_of(t.info, obj))
 
 
@@ -173,7 +174,8 @@ async def _evict(request: web.Request, rest: Rest, t: Target) -> web.Response:
         raise errors.BadRequest(f"name in URL does not match name in Eviction object ({name} != {t.name})")
     opts_doc = doc.get("deleteOptions") or {}
     opts = resources.delete_options(json.dumps(opts_doc).encode(), request.query)
-    obj, _ = await rest.delete(t.info.plural, t.namespace, t.name, opts)
+    obj, _ = await rest.delete(t.info.plural, t.namespace, t.name, opts, resources.user_of(request),
+                               subresource="eviction")
     md_obj = objects.meta_of(obj)
     pods = kinds.for_class(core.Pod)
     return resources.respond(status.success(kind=pods.plural, name=md_obj.name, uid=md_obj.uid), 201)

@@ -17,10 +17,12 @@ from services.apiserver.registry.core import (
     configmap,
     endpoints,
     event,
+    limitrange,
     namespace,
     node,
     pod,
     replicationcontroller,
+    resourcequota,
     secret,
     service,
     serviceaccount,
@@ -31,7 +33,8 @@ from services.apiserver.registry.kindstrategy import KindStrategy
 _STRATEGIES: tuple[KindStrategy[Any], ...] = (
     pod.STRATEGY, pod.BINDING_STRATEGY, service.STRATEGY, endpoints.STRATEGY, replicationcontroller.STRATEGY,
     namespace.STRATEGY, node.STRATEGY, configmap.STRATEGY, secret.STRATEGY, event.STRATEGY,
-    serviceaccount.STRATEGY, deployment.STRATEGY, replicaset.STRATEGY, lease.STRATEGY,
+    serviceaccount.STRATEGY, limitrange.STRATEGY, resourcequota.STRATEGY, deployment.STRATEGY, replicaset.STRATEGY,
+    lease.STRATEGY,
     job.STRATEGY, cronjob.STRATEGY,
     daemonset.STRATEGY, statefulset.STRATEGY, endpointslice.STRATEGY,
 )

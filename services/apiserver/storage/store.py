@@ -123,6 +123,7 @@ class Store:
         self.etcd = etcd
         # plural -> its encryption at rest (--encryption-provider-config); resources not named are stored plain.
         self.transformers = transformers or {}
+        self._written: dict[str, int] = {}  # resource -> revision of the last write made through this store
         self.caches = {info.plural: WatchCache(etcd, info, fields[info.plural], capacity=cache_capacity,
                                                bookmark_interval=bookmark_interval,
                                                transformer=self.transformers.get(info.plural))
@@ -138,6 +139,15 @@ class Store:
 
     def cache(self, info: ResourceInfo) -> WatchCache:
         return self.caches[info.plural]
+
+    def written_rv(self, info: ResourceInfo) -> int:
+        """The revision of this store's last write of `info`'s kind: a cache at it has seen that write."""
+        return self._written.get(info.plural, 0)
+
+    def _wrote(self, info: ResourceInfo, rv: int) -> int:
+        if rv > self._written.get(info.plural, 0):
+            self._written[info.plural] = rv
+        return rv
 
     async def get(self, info: ResourceInfo, namespace: str, name: str) -> Stored:
         t = perf_counter()
@@ -158,7 +168,7 @@ class Store:
         t = perf_counter()
         try:
             with translated(info, md.name):
-                return await self.etcd.create(key, value)
+                return self._wrote(info, await self.etcd.create(key, value))
         finally:
             observe_etcd("create", info, t)
 
@@ -169,7 +179,7 @@ class Store:
         t = perf_counter()
         try:
             with translated(info, md.name):
-                return await self.etcd.update(key, value, expected_rv)
+                return self._wrote(info, await self.etcd.update(key, value, expected_rv))
         finally:
             observe_etcd("update", info, t)
 
@@ -177,7 +187,7 @@ class Store:
         t = perf_counter()
         try:
             with translated(info, name):
-                return await self.etcd.delete(object_key(info, namespace, name), expected_rv)
+                return self._wrote(info, await self.etcd.delete(object_key(info, namespace, name), expected_rv))
         finally:
             observe_etcd("delete", info, t)
 

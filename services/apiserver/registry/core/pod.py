@@ -1,13 +1,13 @@
 """Pods (and their binding subresource): validation, defaults, what the server sets on create, field selectors.
 
 Kubernetes' pkg/registry/core/pod (strategy, BindingREST's validation) with the pod rules of
-pkg/apis/core/validation and SetDefaults_Pod; the pod spec itself is podspec's. `add_default_tolerations` is
-the DefaultTolerationSeconds admission plugin, run by defaults.apply_defaults after the defaults.
+pkg/apis/core/validation and SetDefaults_Pod; the pod spec itself is podspec's. The tolerations every pod gets
+are the DefaultTolerationSeconds admission plugin's (services/apiserver/admission).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.qos import qos_class
@@ -16,11 +16,6 @@ from services.apiserver.registry.formats import MAX_INT32, is_dns1123_subdomain,
 from services.apiserver.registry.kindstrategy import KindStrategy
 from services.apiserver.registry.metadata import validate_conditions
 from services.apiserver.registry.podspec import default_pod_spec, validate_pod_spec
-
-DEFAULT_TOLERATION_SECONDS = 300
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-
 
 POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, "
@@ -122,11 +117,6 @@ def validate_binding(b: core.Binding, errs: Errs) -> None:
         errs.invalid_each("target.name", b.target.name, is_dns1123_subdomain(b.target.name))
 
 
-def _tolerates(tolerations: Iterable[core.Toleration], key: str) -> bool:
-    """DefaultTolerationSeconds' test: an existing NoExecute (or any-effect) toleration of `key`."""
-    return any((t.key == key or not t.key) and t.effect in ("NoExecute", "") for t in tolerations)
-
-
 def default(pod: core.Pod) -> None:
     """SetDefaults_Pod: the pod spec's defaults, enableServiceLinks, requests from limits, host ports."""
     spec = pod.spec
@@ -142,15 +132,6 @@ def default(pod: core.Pod) -> None:
             for port in c.ports:
                 if port.host_port == 0:
                     port.host_port = port.container_port
-
-
-def add_default_tolerations(pod: core.Pod, not_ready_seconds: int = DEFAULT_TOLERATION_SECONDS,
-                            unreachable_seconds: int = DEFAULT_TOLERATION_SECONDS) -> None:
-    """DefaultTolerationSeconds admission: pods ride out a short node outage before eviction."""
-    spec = pod.spec
-    for key, seconds in ((NOT_READY_TAINT, not_ready_seconds), (UNREACHABLE_TAINT, unreachable_seconds)):
-        if not _tolerates(spec.tolerations, key):
-            spec.tolerations.add(key=key, operator="Exists", effect="NoExecute", toleration_seconds=seconds)
 
 
 def fields(p: core.Pod) -> dict[str, str]:
