@@ -32,6 +32,7 @@ CA_NAME = "kubernetes"  # kubeadm's CA common name
 ETCD_CA_NAME = "etcd-ca"
 APISERVER_NAME = "kube-apiserver"
 MASTERS_GROUP = "system:masters"
+ADMIN_USER = "kubernetes-admin"  # kubeadm's admin.conf user
 NODES_GROUP = "system:nodes"
 # Names in-cluster clients use for the apiserver, and the `kubernetes` Service's default ClusterIP.
 CLUSTER_DNS_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
