@@ -16,6 +16,7 @@ start the apiserver creates one for `system:admin` in group `system:masters` and
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import secrets
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from typing import Protocol
 from cryptography import x509
 
 from pybernetes import errors, tls
+
+log = logging.getLogger("pybernetes.apiserver.auth")
 
 ADMIN_GROUP = "system:masters"  # Kubernetes' group of cluster admins (admin.conf's user)
 
@@ -64,6 +67,8 @@ class UnionAuthenticator:
         for a in self.authenticators:
             user = await a.authenticate(creds)
             if user is not None:
+                log.debug("authenticated user=%s groups=%s by=%s", user.name, ",".join(user.groups),
+                          type(a).__name__)
                 return user
         if creds.authorization is None and creds.client_cert is None:
             raise errors.Unauthorized("Unauthorized: credentials are required (a client certificate or a bearer "

@@ -21,7 +21,7 @@ from cryptography import x509
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
-from ..auth import Credentials, UnionAuthenticator
+from ..auth import Credentials, UnionAuthenticator, User
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -34,6 +34,7 @@ PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+USER: web.RequestKey[User] = web.RequestKey("user", User)  # who the request was authenticated as
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ReadyCheck = Callable[[], Awaitable[None]]
 RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": resources.update,
@@ -138,7 +139,7 @@ class HttpServer:
                                             subresource=t.subresource, watch=watch)
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
-                request["user"] = user
+                request[USER] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
