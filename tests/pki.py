@@ -18,7 +18,7 @@ from pybernetes.tls import CertPair
 
 def _name(user: str, groups: Sequence[str]) -> x509.Name:
     return x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
-                      x509.NameAttribute(NameOID.COMMON_NAME, user)])
+                      *([x509.NameAttribute(NameOID.COMMON_NAME, user)] if user else [])])  # "": no CN
 
 
 def client_cert(out: Path, stem: str, user: str, groups: Sequence[str] = (), *,
