@@ -9,7 +9,9 @@
     <name>.crt/key                    a client certificate per component or user (`ensure_client_cert`)
 
 Keys are EC P-256, written 0600 and never logged. `ensure_*` create what is missing and reuse what is there; a
-certificate is re-issued when it expires within a day or no longer covers the names asked for. Contexts:
+certificate is re-issued when it expires within a day or no longer covers the names asked for. `inventory`
+lists a pki dir's certificates with their CAs and `renew` re-issues one with the same subject, SANs and usages
+(`pbctl certs check-expiration` / `renew`). Contexts:
 `server_context` (optionally asking for client certificates, verified against a CA) and `client_context`.
 """
 
