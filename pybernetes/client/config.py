@@ -20,6 +20,7 @@ uses (the same CA and client certificate as REST); a file with neither CA nor ce
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
 
 from pybernetes import ports, rpc
 from pybernetes.errors import ConfigError
@@ -49,10 +51,25 @@ class ClientConfig:
     key_pem: bytes = b""  # the user's client-key(-data)
 
     def tls(self) -> rpc.ChannelTLS | None:
-        """The gRPC channel's TLS (None: plaintext, for a file naming no CA and no certificate)."""
+        """The gRPC channel's TLS (None: plaintext, for a file naming no CA and no certificate). An expired client
+        certificate is refused here with what expired: the server's handshake would only close the connection."""
         if not self.ca_pem and not self.cert_pem:
             return None
+        if self.cert_pem:
+            _check_not_expired(self.cert_pem, self.path)
         return rpc.ChannelTLS(self.ca_pem, self.cert_pem, self.key_pem)
+
+
+def _check_not_expired(cert_pem: bytes, where: str) -> None:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as e:
+        raise ConfigError(f"{where}: client-certificate: not a PEM certificate: {e}") from None
+    now = dt.datetime.now(dt.UTC)
+    if cert.not_valid_after_utc <= now or cert.not_valid_before_utc > now:
+        raise ConfigError(f"{where}: the client certificate of {cert.subject.rfc4514_string()} is valid from "
+                          f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} "
+                          f"UTC, not now: the apiserver refuses it (renew it: pbctl certs renew NAME)")
 
 
 def kube_default() -> Path:
