@@ -103,4 +103,4 @@ async def run_certs(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 VERB = verb.Verb("certs", "Check and renew the cluster's certificates (kubeadm's certs)", arguments, run_certs,
-                 rank=175)
+                 rank=177)
