@@ -36,6 +36,7 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
+from pybernetes.rpc import ChannelTLS
 from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
 
@@ -116,10 +117,11 @@ def codec_s(pods: list[core.Pod]) -> tuple[float, float]:
 
 async def watch_fanout(server: str, token: str, watchers: int, channels: int,
                        write: Callable[[Client, int], Awaitable[object]], *, rounds: int = 3,
-                       field_selector: str = "", resource_version: str = "") -> dict[str, Any]:
+                       field_selector: str = "", resource_version: str = "",
+                       tls: ChannelTLS | None = None) -> dict[str, Any]:
     """`watchers` streams over `channels` channels; `rounds` times, the time from write(client, round) to each
     stream's MODIFIED event. The figure is the median of the rounds' p99 (one round swings 2x on a busy box)."""
-    clients = [Client(server, token=token) for _ in range(channels)]
+    clients = [Client(server, token=token, tls=tls) for _ in range(channels)]
     received: list[list[float]] = [[] for _ in range(rounds)]
     round_done = [asyncio.Event() for _ in range(rounds)]
     current = 0
@@ -186,7 +188,7 @@ async def main() -> None:
         try:
             cfg = await admin_config(data, proc, log)
             await wait_port(relay_port, relay)
-            clients = [Client(cfg.server, token=cfg.token) for _ in range(4)]
+            clients = [Client(cfg.server, token=cfg.token, tls=cfg.tls()) for _ in range(4)]
             await clients[0].list(core.Pod, namespace="default")
             relay_url = f"127.0.0.1:{relay_port}"
             relay_clients = [Client(relay_url) for _ in range(4)]
@@ -218,7 +220,7 @@ async def main() -> None:
             existing = len((await clients[0].list(core.Pod, namespace="default")).items)
             print(f"== filling to {n_pods} pods (have {existing})", flush=True)
             await fill(clients, n_pods, existing)
-            lc = Client(cfg.server, token=cfg.token)
+            lc = Client(cfg.server, token=cfg.token, tls=cfg.tls())
             times, ser, parse = [], [], []
             for _ in range(3):  # each list beside a serialization, best of 3 each
                 t = time.perf_counter()
@@ -245,7 +247,8 @@ async def main() -> None:
                 cfg.server, cfg.token, 1000, 8,
                 lambda c, r: c.patch(core.Pod, "watched", {"metadata": {"labels": {"bump": str(r)}}},
                                      namespace="default"),
-                field_selector="metadata.name=watched", resource_version=target.metadata.resource_version)
+                field_selector="metadata.name=watched", resource_version=target.metadata.resource_version,
+                tls=cfg.tls())
             figures["relay_watch1000"], figures["apiserver_watch1000"] = relay_wf, wf
             rows["watch1000_p99_ms"] = row(wf["p99_ms"], relay_wf["p99_ms"], "ms", ratio_max=1.5, figure_max=100)
             for c in clients:

@@ -82,10 +82,10 @@ async def main() -> None:
             log = Path(tmp) / "apiserver.log"
             procs.append(start_apiserver(data, etcd.endpoint, open(log, "w"), health_port=health))
             cfg = await admin_config(data, procs[-1], log)
-            client = Client(cfg.server, token=cfg.token, timeout=30)
+            client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=30)
             await cluster(client, nodes=3, per_node=10, pending=0)
             dash = subprocess.Popen(
-                [sys.executable, "-m", "pbctl.main", "--server", cfg.server, "--token", cfg.token, "dashboard",
+                [sys.executable, "-m", "pbctl.main", "--kubeconfig", cfg.path, "dashboard",
                  "--port", str(free_port()), "--readyz", f"http://127.0.0.1:{health}/readyz"],
                 stdout=subprocess.PIPE, stderr=open(Path(tmp) / "dashboard.log", "w"))
             procs.append(dash)

@@ -28,6 +28,7 @@ from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import InformerFactory
+from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.ports import free_port
@@ -38,10 +39,10 @@ def _is_ready(p: core.Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in p.status.conditions)
 
 
-async def kubelet_role(server: str, token: str, nodes: int, bind: bool) -> None:
+async def kubelet_role(kubeconfig: str, nodes: int, bind: bool) -> None:
     from tests.integration.test_controllers import HollowKubelet
 
-    client = Client(server, token=token, timeout=30)
+    client = Client.from_config(client_config.load(kubeconfig), timeout=30)
     kubelet = HollowKubelet(client, nodes=nodes, workers=64, prefix="bench-node", bind=bind)
     await kubelet.start()
     print("kubelet ready", flush=True)
@@ -88,12 +89,11 @@ async def main() -> None:
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--binder", choices=("scheduler", "roundrobin"), default="scheduler")
     ap.add_argument("--role", default="", help=argparse.SUPPRESS)
-    ap.add_argument("--server", default="", help=argparse.SUPPRESS)
-    ap.add_argument("--token", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--kubeconfig", default="", help=argparse.SUPPRESS)
     ap.add_argument("--bind", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "kubelet":
-        await kubelet_role(args.server, args.token, args.nodes, bool(args.bind))
+        await kubelet_role(args.kubeconfig, args.nodes, bool(args.bind))
         return
     timeout = 50.0 if args.quick else 600.0
     figures: dict[str, Any] = {"bench": "deployment", "quick": args.quick, "replicas": args.replicas,
@@ -107,7 +107,7 @@ async def main() -> None:
             log = Path(tmp) / "apiserver.log"
             procs.append(start_apiserver(data, etcd.endpoint, open(log, "w")))
             cfg = await admin_config(data, procs[-1], log)
-            client = Client(cfg.server, token=cfg.token, timeout=30)
+            client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=30)
             await client.list(core.Pod, namespace="default")
 
             binder = args.binder
@@ -118,15 +118,15 @@ async def main() -> None:
                     binder = "roundrobin"
             figures["binder"] = binder
             kubelet = subprocess.Popen(
-                [sys.executable, "-m", "bench.deployment", "--role", "kubelet", "--server", cfg.server,
-                 "--token", cfg.token, "--nodes", str(args.nodes), "--bind", str(int(binder == "roundrobin"))],
+                [sys.executable, "-m", "bench.deployment", "--role", "kubelet", "--kubeconfig", cfg.path,
+                 "--nodes", str(args.nodes), "--bind", str(int(binder == "roundrobin"))],
                 stdout=subprocess.PIPE, stderr=open(Path(tmp) / "kubelet.log", "w"))
             procs.append(kubelet)
             assert kubelet.stdout is not None
             await asyncio.get_running_loop().run_in_executor(None, kubelet.stdout.readline)
             if binder == "scheduler":
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "services.scheduler.main", "--server", cfg.server, "--token", cfg.token,
+                    [sys.executable, "-m", "services.scheduler.main", "--kubeconfig", cfg.path,
                      "--leader-elect", "false", "--health-port", "0"],
                     stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "scheduler.log", "w")))
                 probe = core.Pod()
@@ -143,7 +143,7 @@ async def main() -> None:
             from services.controllers.deployment import DeploymentController
             from services.controllers.replicaset import ReplicaSetController
 
-            ctrl_client = Client(cfg.server, token=cfg.token, timeout=30)
+            ctrl_client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=30)
             factory = InformerFactory(ctrl_client)
             recorder = EventRecorder(ctrl_client, "controller-manager", "bench")
             recorder.start()
@@ -151,7 +151,7 @@ async def main() -> None:
             rs_ctrl = ReplicaSetController(ctrl_client, factory, recorder, workers=5)
             d_ctrl = DeploymentController(ctrl_client, factory, recorder, workers=5)
             tasks = [asyncio.create_task(c.run(stop)) for c in (rs_ctrl, d_ctrl)]
-            obs_client = Client(cfg.server, token=cfg.token, timeout=30)
+            obs_client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=30)
             obs = Observer(obs_client, args.replicas)
             obs.factory.start()
             await obs.factory.wait_for_cache_sync()

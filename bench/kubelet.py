@@ -194,7 +194,7 @@ async def main() -> None:
             data = base / "apiserver"
             procs.append(start_apiserver(data, etcd.endpoint, logs[0]))
             cfg = await admin_config(data, procs[-1], base / "apiserver.log")
-            client = Client(cfg.server, token=cfg.token, timeout=30)
+            client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=30)
             await client.list(core.Pod, namespace="default")
             kubelet = subprocess.Popen(
                 [sys.executable, "-m", "node_agent.main", "--config", str(data / "admin.conf"),

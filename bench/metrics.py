@@ -81,7 +81,7 @@ class Apiserver:
         self.proc = start_apiserver(self.data, self.etcd, open(self.log, "w"), health_port=self.hport,
                                     extra=self.extra)
         cfg = await admin_config(self.data, self.proc, self.log)
-        self.clients = [Client(cfg.server, token=cfg.token) for _ in range(4)]
+        self.clients = [Client(cfg.server, token=cfg.token, tls=cfg.tls()) for _ in range(4)]
         for c in self.clients:
             await c.list(core.Pod, namespace="kube-system")  # connect every channel before measuring
 

@@ -111,7 +111,7 @@ async def run_case(tmp: Path, n_nodes: int, n_pods: int) -> dict[str, Any]:
     sched: subprocess.Popen[bytes] | None = None
     try:
         cfg = await admin_config(data, api, case / "apiserver.log")
-        clients = [Client(cfg.server, token=cfg.token, timeout=60) for _ in range(4)]
+        clients = [Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=60) for _ in range(4)]
         await clients[0].list(core.Pod, namespace="default")
 
         t = time.perf_counter()
@@ -120,7 +120,7 @@ async def run_case(tmp: Path, n_nodes: int, n_pods: int) -> dict[str, Any]:
         print(f"   {n_nodes} nodes created in {fig['node_create_s']} s", flush=True)
 
         sched = subprocess.Popen(
-            [sys.executable, "-m", "services.scheduler.main", "--server", cfg.server, "--token", cfg.token,
+            [sys.executable, "-m", "services.scheduler.main", "--kubeconfig", cfg.path,
              "--leader-elect=false", "--health-port", str(sport)],
             stdout=subprocess.DEVNULL, stderr=open(case / "scheduler.log", "w"))
         await asyncio.to_thread(wait_ready, sport, 120)

@@ -246,7 +246,7 @@ async def standalone(args: argparse.Namespace, say: Callable[[str], None]) -> di
             cfg = await admin_config(data, proc, log)
             targets = [Target("apiserver", proc.pid, f"http://127.0.0.1:{health}/metrics"),
                        Target("etcd", etcd.pid or 0)]
-            async with Client(cfg.server, token=cfg.token, timeout=10) as client:
+            async with Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=10) as client:
                 return await soak(client, targets, duration=args.duration, interval=args.interval, rate=args.rate,
                                   watches=args.watches, say=say)
         finally:

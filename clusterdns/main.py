@@ -65,7 +65,7 @@ def make_client(cfg: Config) -> Client:
     if cfg.server and (cfg.token or not cfg.kubeconfig):
         return Client(cfg.server, token=cfg.token, user_agent="pb-dns")
     cc = client_config.load(cfg.kubeconfig, server=cfg.server or None, token=cfg.token or None)
-    return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-dns")
+    return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-dns", tls=cc.tls())
 
 
 def register(factory: InformerFactory, zone: Zone, endpoint_source: str = ENDPOINTSLICES) -> None:

@@ -49,6 +49,8 @@ Options (all roles):
 control-plane:
   --advertise-address IP  address nodes reach the apiserver at (default: first global IPv4)
   --token-file F          cluster token (default /etc/pybernetes/token; created if missing)
+  --ca-dir DIR            an existing cluster CA (DIR/ca.crt, DIR/ca.key) to use instead of making one (the
+                          Vagrant lab's, made on the host with its nodes' certificates: pb_setup.py node-pki)
   --service-cidr CIDR     default 10.96.0.0/16
   --node-cidr-mask-size N default 24
   --nodes N=CIDR,...      pre-create Node objects with these podCIDRs once the apiserver answers
@@ -61,6 +63,11 @@ node:
   --ca-file F             the cluster CA (control plane: /var/lib/pybernetes/apiserver/pki/ca.crt), for kubectl
                           and the kubelet API's --client-ca-file
   --token-file F          the cluster token from the control plane (required)
+  --client-cert F --client-key F
+                          the kubelet's client certificate (system:node:NAME in system:nodes) and key; the
+                          apiserver's gRPC port requires one (pb_setup.py node-pki issues them from the CA)
+  --proxy-client-cert F --proxy-client-key F
+                          pb-proxy's (system:kube-proxy); default: the kubelet's
   --pod-cidr CIDR         fixed pod CIDR (else Node.spec.podCIDR from the controller manager)
   --images FILE           OCI archive to import into the node's containerd (k8s.io namespace), e.g. lab.images'
                           all-images.oci.tar. containerd mirrors docker.io, registry.k8s.io and k8s.gcr.io to
@@ -78,7 +85,8 @@ esac
 WHEEL="" FIND_LINKS="" PREFIX=/opt/pybernetes ROOT="" DRY=0 APT=1 START=1 REGISTRY=0
 CLUSTER_CIDR=10.244.0.0/16 SERVICE_CIDR=10.96.0.0/16 MASK=24 ADVERTISE="" TOKEN_FILE="" NODES=""
 CLUSTER_DNS=10.96.0.10 CLUSTER_DOMAIN=cluster.local DNS_UPSTREAM=-
-NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES="" CA_FILE=""
+NAME=$(hostname) NODE_IP="" SERVER="" POD_CIDR="" IMAGES="" CA_FILE="" CA_DIR=""
+CLIENT_CERT="" CLIENT_KEY="" PROXY_CERT="" PROXY_KEY=""
 PROMETHEUS=0 PROM_LISTEN=0.0.0.0:9090
 need() { [ $# -ge 2 ] || { echo "install.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -110,6 +118,11 @@ while [ $# -gt 0 ]; do
     --node-ip) need "$@"; NODE_IP=$2; shift ;;
     --server) need "$@"; SERVER=$2; shift ;;
     --ca-file) need "$@"; CA_FILE=$2; shift ;;
+    --ca-dir) need "$@"; CA_DIR=$2; shift ;;
+    --client-cert) need "$@"; CLIENT_CERT=$2; shift ;;
+    --client-key) need "$@"; CLIENT_KEY=$2; shift ;;
+    --proxy-client-cert) need "$@"; PROXY_CERT=$2; shift ;;
+    --proxy-client-key) need "$@"; PROXY_KEY=$2; shift ;;
     --pod-cidr) need "$@"; POD_CIDR=$2; shift ;;
     --images) need "$@"; IMAGES=$2; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -120,7 +133,9 @@ done
 
 abspath() { [ -z "$1" ] || [ ! -e "$1" ] && echo "$1" || echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 WHEEL=$(abspath "$WHEEL"); FIND_LINKS=$(abspath "$FIND_LINKS"); TOKEN_FILE=$(abspath "$TOKEN_FILE")
-IMAGES=$(abspath "$IMAGES"); CA_FILE=$(abspath "$CA_FILE")
+IMAGES=$(abspath "$IMAGES"); CA_FILE=$(abspath "$CA_FILE"); CA_DIR=$(abspath "$CA_DIR")
+CLIENT_CERT=$(abspath "$CLIENT_CERT"); CLIENT_KEY=$(abspath "$CLIENT_KEY")
+PROXY_CERT=$(abspath "$PROXY_CERT"); PROXY_KEY=$(abspath "$PROXY_KEY")
 
 # ---- paths (all under $ROOT; the generated flags use the same, so a --root install runs as is) ----
 VENV=$ROOT$PREFIX
@@ -246,6 +261,11 @@ if [ "$ROLE" = control-plane ]; then
   if [ "$TOKEN_FILE" != "$ETC/token" ] && [ -s "$TOKEN_FILE" ]; then run install -m 0600 "$TOKEN_FILE" "$ETC/token"; fi
   TOKEN_FILE=$ETC/token
   if [ ! -s "$TOKEN_FILE" ]; then run "${SETUP[@]}" token --out "$TOKEN_FILE"; fi
+  if [ -n "$CA_DIR" ] && [ ! -s "$STATE/apiserver/pki/ca.key" ]; then
+    run install -d -m 0700 "$STATE/apiserver/pki"
+    run install -m 0644 "$CA_DIR/ca.crt" "$STATE/apiserver/pki/ca.crt"
+    run install -m 0600 "$CA_DIR/ca.key" "$STATE/apiserver/pki/ca.key"
+  fi
   run "${SETUP[@]}" control-plane-tokens --tokens-csv "$STATE/apiserver/tokens.csv" \
       --node-token-file "$TOKEN_FILE" --config-dir "$ETC" --server "127.0.0.1:6443" \
       --pki-dir "$STATE/apiserver/pki" --advertise-address "$ADVERTISE"
@@ -268,8 +288,20 @@ else
   echo "PB_CONTAINERD_ARGS=\"\"" | write "$DEFAULTS/pb-containerd"
   if [ "$TOKEN_FILE" != "$ETC/token" ]; then run install -m 0600 "$TOKEN_FILE" "$ETC/token"; fi
   ca=(); [ -z "$CA_FILE" ] || ca=(--ca-file "$CA_FILE")
-  run "${SETUP[@]}" client-config --out "$ETC/kubelet.conf" --server "$SERVER" --token-file "$ETC/token" "${ca[@]}"
-  run "${SETUP[@]}" client-config --out "$ETC/proxy.conf" --server "$SERVER" --token-file "$ETC/token" "${ca[@]}"
+  # The node's own certificates (gRPC requires one), copied under $ETC/pki; without them the token alone.
+  kcred=(--token-file "$ETC/token") pcred=(--token-file "$ETC/token")
+  [ -n "$PROXY_CERT" ] || { PROXY_CERT=$CLIENT_CERT; PROXY_KEY=$CLIENT_KEY; }
+  if [ -n "$CLIENT_CERT" ]; then
+    run install -d -m 0700 "$ETC/pki"
+    run install -m 0644 "$CLIENT_CERT" "$ETC/pki/kubelet.crt"; run install -m 0600 "$CLIENT_KEY" "$ETC/pki/kubelet.key"
+    run install -m 0644 "$PROXY_CERT" "$ETC/pki/proxy.crt"; run install -m 0600 "$PROXY_KEY" "$ETC/pki/proxy.key"
+    kcred=(--client-cert "$ETC/pki/kubelet.crt" --client-key "$ETC/pki/kubelet.key")
+    pcred=(--client-cert "$ETC/pki/proxy.crt" --client-key "$ETC/pki/proxy.key")
+  else
+    say "no --client-cert: the apiserver's gRPC port requires one; the kubelet and pb-proxy cannot connect"
+  fi
+  run "${SETUP[@]}" client-config --out "$ETC/kubelet.conf" --server "$SERVER" "${kcred[@]}" "${ca[@]}"
+  run "${SETUP[@]}" client-config --out "$ETC/proxy.conf" --server "$SERVER" "${pcred[@]}" "${ca[@]}"
   kargs=(--config="$ETC/kubelet.conf" --node-name="$NAME" --node-ip="$NODE_IP"
          --containerd-socket="$CTD_SOCK" --root-dir="$STATE/kubelet"
          --cni-conf-dir="$CTD_BASE/cni/net.d" --cni-data-dir="$RUN/cni/ipam"

@@ -3,7 +3,8 @@
 
     /opt/pybernetes/bin/python deploy/pb_setup.py containerd-config --out /etc/pybernetes/containerd/config.toml
     ... token --out /etc/pybernetes/token                      # a cluster token (kept if the file exists)
-    ... client-config --out F --server HOST[:6443] --token-file T [--ca-file CA] [--grpc-port 6442]
+    ... client-config --out F --server HOST[:6443] [--token-file T] [--ca-file CA] [--client-cert C --client-key K]
+    ... node-pki --pki-dir DIR --name node-1 --out DIR/nodes/node-1   # a node's own certificates (kubelet, proxy)
     ... control-plane-tokens --tokens-csv CSV --node-token-file T --config-dir /etc/pybernetes --server HOST[:6443] \
             --pki-dir /var/lib/pybernetes/apiserver/pki --advertise-address IP
     ... nodes --config admin.conf node-1=10.244.1.0/24 ...      # Node objects with a fixed podCIDR (as the lab)
@@ -17,8 +18,12 @@ package's own path does not exist.
 
 Client configs are standard kubeconfigs: the REST API at https://HOST:6443 (--server) and the gRPC API at
 HOST:6442 in the cluster's pybernetes.io/grpc extension. The control plane makes the apiserver's CA and
-serving certificate before the apiserver starts (it reuses them), so its components' kubeconfigs carry the
-CA; a node's carry one when given --ca-file (its components speak gRPC, which is plaintext for now).
+serving certificate before the apiserver starts (it reuses them), and a client certificate per component
+(system:kube-scheduler, system:kube-controller-manager, coredns's service account) that its kubeconfig names
+by path, as kubeadm does. The apiserver's gRPC port requires a client certificate signed by that CA, so a node
+needs its own: `node-pki` issues kubelet-<name> (system:node:<name> in system:nodes) and proxy
+(system:kube-proxy) from the CA (Vagrant: on the host, before provisioning; by hand: on the control plane,
+then copy that node's directory alone to it), and install.sh node --client-cert/--proxy-client-cert name them.
 """
 
 from __future__ import annotations
@@ -98,22 +103,48 @@ def token(a: argparse.Namespace) -> None:
     print(f"token: wrote {out}")
 
 
-def write_kubeconfig(out: Path, server: str, grpc_port: int, token: str, ca_pem: bytes) -> str:
-    """A kubeconfig at `out` for the apiserver at `server` (HOST or HOST:PORT of the REST API); what it names."""
+def write_kubeconfig(out: Path, server: str, grpc_port: int, token: str, ca_pem: bytes,
+                     cert: tuple[Path, Path] | None = None) -> str:
+    """A kubeconfig at `out` for the apiserver at `server` (HOST or HOST:PORT of the REST API), its user the
+    client certificate and key files `cert` and/or `token`; what it names."""
     from pybernetes import ports
     from pybernetes.client import config
 
     host, _, port = server.removeprefix("https://").rstrip("/").rpartition(":")
     if not host or not port.isdigit():
         host, port = server.removeprefix("https://").rstrip("/"), str(ports.APISERVER)
-    config.write_kubeconfig(out, f"https://{host}:{port}", f"{host}:{grpc_port}", token, ca_pem)
+    client_cert = config.ClientCert(cert[0], cert[1], by_path=True) if cert else None
+    config.write_kubeconfig(out, f"https://{host}:{port}", f"{host}:{grpc_port}", token, ca_pem, cert=client_cert)
     return f"https://{host}:{port}, gRPC {host}:{grpc_port}"
 
 
 def client_config(a: argparse.Namespace) -> None:
-    tok = a.token or read_token(a.token_file)
+    tok = a.token or (read_token(a.token_file) if a.token_file else "")
     ca = Path(a.ca_file).read_bytes() if a.ca_file else b""
-    print(f"client config: {a.out} -> {write_kubeconfig(Path(a.out), a.server, a.grpc_port, tok, ca)}")
+    if bool(a.client_cert) != bool(a.client_key):
+        sys.exit("client-config: --client-cert and --client-key go together")
+    cert = (Path(a.client_cert).resolve(), Path(a.client_key).resolve()) if a.client_cert else None
+    if not tok and cert is None:
+        sys.exit("client-config: give --client-cert/--client-key, --token or --token-file")
+    print(f"client config: {a.out} -> {write_kubeconfig(Path(a.out), a.server, a.grpc_port, tok, ca, cert)}")
+
+
+def node_pki(a: argparse.Namespace) -> None:
+    """A node's credentials from the cluster CA in --pki-dir (created there when missing): ca.crt,
+    kubelet.{crt,key} (system:node:<name> in system:nodes) and proxy.{crt,key} (system:kube-proxy) in --out."""
+    import shutil
+
+    from pybernetes import tls
+
+    pki, out = Path(a.pki_dir), Path(a.out)
+    tls.ensure_ca(pki)
+    for stem, user, groups in (("kubelet", f"system:node:{a.name}", [tls.NODES_GROUP]),
+                               ("proxy", "system:kube-proxy", [])):
+        pair = tls.ensure_client_cert(pki, f"{stem}-{a.name}", user, groups)
+        tls.write_file(out / f"{stem}.crt", pair.cert.read_bytes(), 0o644)
+        tls.write_file(out / f"{stem}.key", pair.key.read_bytes(), 0o600)
+    shutil.copyfile(pki / "ca.crt", out / "ca.crt")
+    print(f"node {a.name}: {out}/kubelet.crt (system:node:{a.name}), {out}/proxy.crt (system:kube-proxy), ca.crt")
 
 
 def _csv_tokens(path: Path) -> dict[str, str]:
@@ -155,9 +186,14 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
         lines.append(f'{node_token},system:node-bootstrap,nodes,"system:nodes"')
     _write_private(csv_path, "\n".join(lines) + "\n")
     conf_dir = Path(a.config_dir)
-    ca = tls.ensure_apiserver_pki(Path(a.pki_dir), [a.advertise_address]).ca_pem() if a.pki_dir else b""
+    pki = Path(a.pki_dir) if a.pki_dir else None
+    ca = tls.ensure_apiserver_pki(pki, [a.advertise_address]).ca_pem() if pki else b""
+    users = {uid: (user, groups) for uid, user, groups in wanted}
     for uid, tok in tokens.items():
-        write_kubeconfig(conf_dir / f"{uid}.conf", a.server, a.grpc_port, tok, ca)
+        # With the PKI: the component's own client certificate (gRPC requires one), as kubeadm's kubeconfigs.
+        pair = tls.ensure_client_cert(pki, uid, users[uid][0], [g for g in [users[uid][1]] if g]) if pki else None
+        write_kubeconfig(conf_dir / f"{uid}.conf", a.server, a.grpc_port, "" if pair else tok, ca,
+                         (pair.cert, pair.key) if pair else None)
     print(f"tokens: {csv_path} (scheduler, controller-manager, dns, nodes); client configs in {conf_dir}")
 
 
@@ -224,10 +260,17 @@ def main(argv: list[str] | None = None) -> None:
     cc.add_argument("--server", required=True, help="HOST[:PORT] of the REST API (port default 6443)")
     cc.add_argument("--grpc-port", type=int, default=ports.APISERVER_GRPC, help="the apiserver's gRPC port there")
     cc.add_argument("--ca-file", default="", help="the cluster CA (certificate-authority-data)")
-    g = cc.add_mutually_exclusive_group(required=True)
+    g = cc.add_mutually_exclusive_group()
     g.add_argument("--token-file")
     g.add_argument("--token")
+    cc.add_argument("--client-cert", default="", help="the user's client certificate (named by path)")
+    cc.add_argument("--client-key", default="", help="its key")
     cc.set_defaults(fn=client_config)
+    npk = sub.add_parser("node-pki", help="a node's kubelet and proxy client certificates from the cluster CA")
+    npk.add_argument("--pki-dir", required=True, help="where the cluster CA is (made there when missing)")
+    npk.add_argument("--name", required=True, help="the node's name (system:node:<name>)")
+    npk.add_argument("--out", required=True, help="the node's directory: ca.crt, kubelet.*, proxy.*")
+    npk.set_defaults(fn=node_pki)
     cp = sub.add_parser("control-plane-tokens", help="component and node tokens for the apiserver")
     cp.add_argument("--tokens-csv", required=True)
     cp.add_argument("--node-token-file", required=True)

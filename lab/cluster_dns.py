@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from clusterdns import kubedns
 from lab import commands
+from lab.control_plane import admin_client
 from lab.health import wait_healthy
 from lab.processes import spawn
 from lab.state import LabState
@@ -18,12 +19,10 @@ from lab.topology import CP_IP, CP_NETNS, DNS_SERVICE_IP, Plan
 from pybernetes import ports
 
 
-async def start_dns(plan: Plan, st: LabState, admin_token: str) -> str:
-    from pybernetes.client.client import Client
-
+async def start_dns(plan: Plan, st: LabState) -> str:
     rec = spawn(st, "dns", "dns", commands.dns_argv(plan), netns_name=CP_NETNS)
     await wait_healthy(st, rec, "dns")
-    async with Client(f"127.0.0.1:{st.info['grpc_relay_port']}", token=admin_token, timeout=10) as c:
+    async with admin_client(plan) as c:
         await kubedns.publish(c, DNS_SERVICE_IP, CP_IP)
     return (f"{CP_IP}:{ports.DNS} behind {kubedns.NAMESPACE}/{kubedns.NAME} {DNS_SERVICE_IP}; "
             "no upstream: names outside the cluster domain SERVFAIL")

@@ -1,7 +1,7 @@
-"""`lab up`'s control-plane steps, all in pb-control-plane: credentials (kubeconfigs and the apiserver's
-certificates, encryption-at-rest config and audit policy), etcd, the apiserver and its host relays (admin.conf,
-and the `pybernetes-lab` context in the user's kubeconfig, as kind does), the Node objects with fixed pod
-CIDRs, the scheduler and the controller manager.
+"""`lab up`'s control-plane steps, all in pb-control-plane: credentials (the PKI, one client certificate and
+kubeconfig per component, the encryption-at-rest config and the audit policy), etcd, the apiserver and its host
+relays (admin.conf, and the `pybernetes-lab` context in the user's kubeconfig, as kind does), the Node objects
+with fixed pod CIDRs, the scheduler and the controller manager.
 
 Each step starts its process through lab.processes with its lab.commands argv, waits until lab.health
 says it serves, and returns a short note for the progress line. lab.lifecycle runs them in order.
@@ -23,6 +23,7 @@ from lab.state import LabState
 from lab.topology import CP_IP, CP_NAME, CP_NETNS, Plan
 from pybernetes import errors, ports, tls
 from pybernetes.client import config as client_config
+from pybernetes.client.client import Client
 from services.apiserver.audit import policy as audit_policy
 from services.apiserver.storage import encryption
 
@@ -30,38 +31,57 @@ from services.apiserver.storage import encryption
 CONTEXT = "pybernetes-lab"
 
 
+# Who runs with which identity, as kubeadm issues them: (kubeconfig, user = CN, groups = O).
+COMPONENT_USERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (("scheduler", "system:kube-scheduler", ()),
+                   ("controller-manager", "system:kube-controller-manager", ()),
+                   ("proxy", "system:kube-proxy", ()),
+                   ("dns", "system:serviceaccount:kube-system:coredns", ()))  # as CoreDNS runs in kubeadm's clusters
+
+
+def pki_dir(plan: Plan) -> Path:
+    return plan.path("control-plane", "apiserver", "pki")
+
+
+def component_users(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every component's kubeconfig name and identity: the control plane's, then one kubelet per node."""
+    users: list[tuple[str, str, tuple[str, ...]]] = list(COMPONENT_USERS)
+    users += [(f"kubelet-{n.name}", f"system:node:{n.name}", (tls.NODES_GROUP,)) for n in plan.nodes]
+    return users
+
+
 def write_credentials(plan: Plan) -> dict[str, str]:
-    """One token per component in the apiserver's token file, and a kubeconfig for each; who -> token.
+    """The PKI (kubeadm's layout under the apiserver's pki dir), a client certificate and a kubeconfig per
+    component, and the admin token in the apiserver's token file (for scripts); who -> token.
 
     The apiserver's CA and serving certificate are made here, before it starts (it reuses them: they cover
-    the control-plane IP and 127.0.0.1, which the host's relays reach), so every kubeconfig carries the CA."""
+    the control-plane IP and 127.0.0.1, which the host's relays reach), so every kubeconfig carries the CA.
+    Each component's kubeconfig names its certificate by path: `pbctl certs renew` re-issues it in place and
+    the component picks it up when it restarts (`pbctl lab restart COMPONENT`)."""
     cp = plan.path("control-plane")
     cp.mkdir(parents=True, exist_ok=True)
-    ca = tls.ensure_apiserver_pki(plan.path("control-plane", "apiserver", "pki"), [CP_IP]).ca_pem()
+    pki = pki_dir(plan)
+    ca = tls.ensure_apiserver_pki(pki, [CP_IP]).ca_pem()
     write_certificates(plan)
-    users = [("admin", "system:admin", "system:masters"),
-             ("scheduler", "system:kube-scheduler", ""),
-             ("controller-manager", "system:kube-controller-manager", ""),
-             ("proxy", "system:kube-proxy", ""),
-             ("dns", "system:serviceaccount:kube-system:coredns", "")]
-    users += [(f"kubelet-{n.name}", f"system:node:{n.name}", "system:nodes") for n in plan.nodes]
-    tokens: dict[str, str] = {}
-    lines = []
-    for who, user, groups in users:
-        tok = secrets.token_hex(24)
-        tokens[who] = tok
-        lines.append(f'{tok},{user},{who},"{groups}"' if groups else f"{tok},{user},{who}")
-        if who != "admin":
-            client_config.write_kubeconfig(plan.config_file(who), f"https://{CP_IP}:{ports.APISERVER}",
-                                           f"{CP_IP}:{ports.APISERVER_GRPC}", tok, ca)
+    for who, user, groups in component_users(plan):
+        pair = tls.ensure_client_cert(pki, who, user, groups)
+        client_config.write_kubeconfig(plan.config_file(who), f"https://{CP_IP}:{ports.APISERVER}",
+                                       f"{CP_IP}:{ports.APISERVER_GRPC}", "", ca,
+                                       cert=client_config.ClientCert(pair.cert, pair.key, by_path=True))
+    tls.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    tok = secrets.token_hex(24)
     path = cp / "tokens.csv"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(f'{tok},system:admin,admin,"{tls.MASTERS_GROUP}"\n')
     # Secrets encrypted at rest under a random key (kept across `lab up` runs), and the audit log's policy.
     encryption.write_config(commands.encryption_config(plan))
     audit_policy.write_lab_policy(commands.audit_policy(plan))
-    return tokens
+    return {"admin": tok}
+
+
+def admin_client(plan: Plan) -> Client:
+    """A client as the lab's admin (admin.conf: kubernetes-admin's certificate, through the host's relay)."""
+    return Client.from_config(client_config.load(str(plan.admin_conf)), timeout=10)
 
 
 def write_certificates(plan: Plan) -> None:
@@ -101,7 +121,7 @@ async def start_apiserver(plan: Plan, st: LabState) -> str:
     return f"https://{CP_IP}:{ports.APISERVER}, gRPC {CP_IP}:{ports.APISERVER_GRPC}"
 
 
-async def start_apiserver_relay(plan: Plan, st: LabState, admin_token: str) -> str:
+async def start_apiserver_relay(plan: Plan, st: LabState) -> str:
     """The host's 127.0.0.1 relays to the apiserver (HTTPS on 6443, gRPC on 6442, or free ports), admin.conf
     naming both, and the `pybernetes-lab` context merged into the user's kubeconfig."""
     rec = start_relay(st)
@@ -110,9 +130,12 @@ async def start_apiserver_relay(plan: Plan, st: LabState, admin_token: str) -> s
     port, grpc_port = int(st.info["relay_port"]), int(st.info["grpc_relay_port"])
     await wait_for(lambda: tcp_ok("127.0.0.1", port), "apiserver relay", rec=rec)
     await wait_for(lambda: tcp_ok("127.0.0.1", grpc_port), "apiserver gRPC relay", rec=grpc_rec)
-    ca = tls.ensure_apiserver_pki(plan.path("control-plane", "apiserver", "pki"), [CP_IP]).ca_pem()
+    pki = pki_dir(plan)
+    admin = tls.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    # kubeadm's admin.conf: the certificate embedded (the user's kubeconfig gets a copy of it).
     client_config.write_kubeconfig(plan.admin_conf, f"https://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}",
-                                   admin_token, ca, name=CONTEXT)
+                                   "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
+                                   cert=client_config.ClientCert(admin.cert, admin.key))
     st.info["admin_conf"] = str(plan.admin_conf)
     st.save()
     where = publish_kubeconfig(st)
@@ -148,12 +171,11 @@ def unpublish_kubeconfig(st: LabState) -> str:
     return str(path) if removed else ""
 
 
-async def register_nodes(plan: Plan, st: LabState, admin_token: str) -> str:
+async def register_nodes(plan: Plan, st: LabState) -> str:
     """Create every Node with its fixed spec.podCIDR before any kubelet starts (node IPAM keeps it)."""
     from pybernetes.api.core.v1 import core_pb2 as core
-    from pybernetes.client.client import Client
 
-    async with Client(f"127.0.0.1:{st.info['grpc_relay_port']}", token=admin_token, timeout=10) as c:
+    async with admin_client(plan) as c:
         for n in plan.nodes:
             node = core.Node()
             node.metadata.name = n.name

@@ -136,9 +136,9 @@ class Lab:
             await pr.step(f"starting etcd on {CP_NAME}", functools.partial(control_plane.start_etcd, plan, st))
             await pr.step(f"starting apiserver on {CP_NAME}", self.start_apiserver)
             await pr.step("starting apiserver relay, writing admin.conf",
-                          lambda: control_plane.start_apiserver_relay(plan, st, self.tokens["admin"]))
+                          lambda: control_plane.start_apiserver_relay(plan, st))
             await pr.step("registering nodes with their pod CIDRs",
-                          lambda: control_plane.register_nodes(plan, st, self.tokens["admin"]))
+                          lambda: control_plane.register_nodes(plan, st))
 
         async def registry() -> None:
             await pr.step(f"starting registry on {CP_NAME}", self.start_registry)
@@ -156,7 +156,7 @@ class Lab:
                  pr.step(f"starting controller-manager on {CP_NAME}",
                          functools.partial(control_plane.start_controller_manager, plan, st)),
                  pr.step(f"starting dns on {CP_NAME}",
-                         lambda: cluster_dns.start_dns(plan, st, self.tokens["admin"]))]
+                         lambda: cluster_dns.start_dns(plan, st))]
         steps += [pr.step(f"starting kubelet on {x.name}", functools.partial(nodes.start_kubelet, plan, st, x))
                   for x in plan.nodes]
         steps += [pr.step(f"starting proxy on {x.name}", functools.partial(nodes.start_proxy, plan, st, x))

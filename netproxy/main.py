@@ -121,7 +121,7 @@ def make_client(cfg: Config) -> Client:
     if cfg.server and (cfg.token or not cfg.kubeconfig):
         return Client(cfg.server, token=cfg.token, user_agent="pb-proxy")
     cc = client_config.load(cfg.kubeconfig, server=cfg.server or None, token=cfg.token or None)
-    return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-proxy")
+    return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-proxy", tls=cc.tls())
 
 
 def make_backend(cfg: Config, runner: Runner) -> Backend:

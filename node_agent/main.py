@@ -125,7 +125,7 @@ def serving_pair(cfg: Config, host_ip: str) -> tls.CertPair:
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     cfg.root_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.server:
+    if cfg.server and not cfg.config:  # --server alone: plaintext gRPC (no CA to verify the apiserver with)
         client = Client(cfg.server, token=cfg.token or "", timeout=10, user_agent="pb-kubelet")
     else:
         ccfg = client_config.load(cfg.config, server=cfg.server, token=cfg.token)

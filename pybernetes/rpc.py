@@ -1,13 +1,16 @@
-"""The one place gRPC channels and servers are built (message limits, keepalive, auth metadata).
+"""The one place gRPC channels and servers are built (message limits, keepalive, auth metadata, TLS).
 
 Every component composes these, so TLS and authentication change here only. Object lists can be large
 (10,000 pods is ~10 MB), hence the raised message limits.
 
-The apiserver's gRPC port is still plaintext (its REST port is HTTPS). Serving it with the same certificate
-(`grpc.ssl_server_credentials` from tls.ServingPKI) and verifying it with the kubeconfig's CA
-(`ClientConfig.ca_pem`, `grpc.ssl_channel_credentials`) is the security issue's step, with mTLS: every
-`Client(address)` built without a kubeconfig (tests, the lab's node registration) must first carry the CA,
-and Vagrant's nodes must be given it (install.sh node --ca-file).
+TLS: `channel(target, tls=ChannelTLS(ca, cert, key))` verifies the server against the kubeconfig's CA and
+presents the client certificate; `bind(srv, address, tls=ServerTLS(...))` serves TLS and, with a client CA,
+mTLS. grpc's Python API knows two client-certificate modes only: not asked for, or required and verified
+(`require_client_auth`; there is no "optional but verified" as Go's VerifyClientCertIfGiven), so the
+apiserver's gRPC port requires one: a certificate from another CA, self-signed or expired is refused at the
+handshake, and every gRPC client carries one (its kubeconfig's). `peer_certificate(context)` is the
+verified certificate of a call. Without `tls` a channel or port is plaintext (the kubelet's gRPC port, benches'
+relays).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
+from cryptography import x509
 from google.protobuf.message import DecodeError
 
 from pybernetes.api.meta.v1 import meta_pb2 as meta
@@ -43,10 +47,38 @@ AUTH_HEADER = "authorization"
 STATUS_KEY = "pb-status-bin"
 
 
-def channel(target: str, *, extra_options: Sequence[tuple[str, int | str]] = ()) -> grpc.aio.Channel:
-    """A client channel to `target` (host:port or unix:/path)."""
-    target = target.removeprefix("grpc://").removeprefix("http://")
-    return grpc.aio.insecure_channel(target, options=[*_COMMON, *extra_options])
+@dataclass(frozen=True)
+class ChannelTLS:
+    """What a client trusts (the cluster CA, PEM) and presents (its certificate and key, PEM; empty: none)."""
+    ca_pem: bytes
+    cert_pem: bytes = b""
+    key_pem: bytes = b""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(self.ca_pem or None, self.key_pem or None, self.cert_pem or None)
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """A serving certificate and key (PEM) and, for mTLS, the CA client certificates must be signed by."""
+    cert_pem: bytes
+    key_pem: bytes
+    client_ca_pem: bytes = b""
+
+    def credentials(self) -> grpc.ServerCredentials:
+        ca = self.client_ca_pem or None
+        return grpc.ssl_server_credentials([(self.key_pem, self.cert_pem)], root_certificates=ca,
+                                           require_client_auth=ca is not None)
+
+
+def channel(target: str, *, extra_options: Sequence[tuple[str, int | str]] = (),
+            tls: ChannelTLS | None = None) -> grpc.aio.Channel:
+    """A client channel to `target` (host:port or unix:/path); TLS with `tls`, else plaintext."""
+    target = target.removeprefix("grpc://").removeprefix("http://").removeprefix("https://")
+    options = [*_COMMON, *extra_options]
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, tls.credentials(), options=options)
 
 
 def server(*, extra_options: Sequence[tuple[str, int | str]] = (),
@@ -106,12 +138,19 @@ class _UndecodableIsBadRequest(grpc.aio.ServerInterceptor):  # type: ignore[misc
                                                    response_serializer=handler.response_serializer)
 
 
-def bind(srv: grpc.aio.Server, address: str) -> int:
-    """Listen on address ("127.0.0.1:6443", "0.0.0.0:0" for a free port); returns the port."""
-    port: int = srv.add_insecure_port(address)
+def bind(srv: grpc.aio.Server, address: str, *, tls: ServerTLS | None = None) -> int:
+    """Listen on address ("127.0.0.1:6443", "0.0.0.0:0" for a free port), TLS with `tls`; returns the port."""
+    port: int = (srv.add_secure_port(address, tls.credentials()) if tls is not None
+                 else srv.add_insecure_port(address))
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return port
+
+
+def peer_certificate(context: Any) -> x509.Certificate | None:
+    """The client certificate of a call, as the TLS handshake verified it (None on a plaintext port)."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    return x509.load_pem_x509_certificate(pems[0]) if pems else None
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

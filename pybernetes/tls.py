@@ -9,7 +9,9 @@
     <name>.crt/key                    a client certificate per component or user (`ensure_client_cert`)
 
 Keys are EC P-256, written 0600 and never logged. `ensure_*` create what is missing and reuse what is there; a
-certificate is re-issued when it expires within a day or no longer covers the names asked for. Contexts:
+certificate is re-issued when it expires within a day or no longer covers the names asked for. `inventory`
+lists a pki dir's certificates with their CAs and `renew` re-issues one with the same subject, SANs and usages
+(`pbctl certs check-expiration` / `renew`). Contexts:
 `server_context` (optionally asking for client certificates, verified against a CA) and `client_context`.
 """
 
@@ -32,6 +34,7 @@ CA_NAME = "kubernetes"  # kubeadm's CA common name
 ETCD_CA_NAME = "etcd-ca"
 APISERVER_NAME = "kube-apiserver"
 MASTERS_GROUP = "system:masters"
+ADMIN_USER = "kubernetes-admin"  # kubeadm's admin.conf user
 NODES_GROUP = "system:nodes"
 # Names in-cluster clients use for the apiserver, and the `kubernetes` Service's default ClusterIP.
 CLUSTER_DNS_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -318,3 +321,65 @@ def ensure_self_signed(pki_dir: Path, stem: str, common_name: str, dns: Sequence
     _write_key(pair.key, key)
     write_file(pair.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return pair
+@dataclass(frozen=True)
+class CertInfo:
+    """One certificate of a pki dir, as `pbctl certs check-expiration` lists it."""
+    name: str  # the path's stem relative to the pki dir: "apiserver", "etcd/server", "kubelet-node-1"
+    cert: x509.Certificate
+    is_ca: bool
+    authority: str  # the name of the CA in the same dir that issued it ("" when it is not there)
+
+    @property
+    def expires(self) -> dt.datetime:
+        return self.cert.not_valid_after_utc
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def inventory(pki_dir: Path) -> list[CertInfo]:
+    """Every certificate under `pki_dir` (kubeadm's layout), CAs marked, each with its issuing CA's name."""
+    found: list[tuple[str, x509.Certificate]] = []
+    for path in sorted(pki_dir.rglob("*.crt")):
+        try:
+            found.append((path.relative_to(pki_dir).with_suffix("").as_posix(),
+                          x509.load_pem_x509_certificate(path.read_bytes())))
+        except ValueError:
+            continue  # not a PEM certificate: not ours to list
+    cas = {c.subject: n for n, c in found if _is_ca(c)}
+    out = []
+    for name, cert in found:
+        ca = _is_ca(cert)
+        issuer = "" if ca and cert.issuer == cert.subject else cas.get(cert.issuer, "")
+        out.append(CertInfo(name, cert, ca, issuer.replace("/", "-")))
+    return out
+
+
+def renew(pki_dir: Path, name: str, *, days: int = CERT_DAYS) -> CertPair:
+    """Re-issue <pki_dir>/<name>.crt (a new key too) with the same subject, SANs and usages, signed by its CA
+    in the same dir, valid `days` from now (`pbctl certs renew`). CAs are not renewed here, as in kubeadm."""
+    info = next((i for i in inventory(pki_dir) if i.name == name), None)
+    if info is None:
+        raise FileNotFoundError(f"{pki_dir / name}.crt: no such certificate")
+    if info.is_ca:
+        raise ValueError(f"{name} is a certificate authority: renewing it would invalidate everything it signed")
+    ca_stem = next((i.name for i in inventory(pki_dir) if i.is_ca and i.cert.subject == info.cert.issuer), "")
+    if not ca_stem or not (pki_dir / f"{ca_stem}.key").exists():
+        raise ValueError(f"{name}: its CA ({info.cert.issuer.rfc4514_string()}) and key are not in {pki_dir}")
+    cn, orgs = _subject(info.cert)
+    try:
+        usages = set(info.cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        usages = set()
+    try:
+        san = info.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns, ips = san.get_values_for_type(x509.DNSName), [str(i) for i in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        dns, ips = [], []
+    return ensure_cert(pki_dir, name, ca_stem=ca_stem, common_name=cn, organizations=orgs,
+                       server=ExtendedKeyUsageOID.SERVER_AUTH in usages,
+                       client=ExtendedKeyUsageOID.CLIENT_AUTH in usages, dns=dns, ips=ips, days=days, force=True)

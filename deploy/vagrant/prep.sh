@@ -5,6 +5,8 @@
 #   deploy/vagrant/artifacts/images/lab-images.oci.tar   busybox, nginx, python, pause under every name
 #                                   of lab.images.CATALOG (its all-images.oci.tar; nodes import and serve it)
 #   deploy/vagrant/artifacts/token     the shared cluster token (kept if present)
+#   deploy/vagrant/artifacts/pki/      the cluster CA (the control plane's apiserver uses it) and, under
+#                                   nodes/<name>/, each node's own kubelet and proxy certificates (kept if present)
 # Run on the host (needs network access to PyPI for the dependency wheels, or a pip cache/mirror).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,5 +33,9 @@ if [ ! -s "$OUT/token" ]; then
   echo "==> token -> $OUT/token"
   (umask 077; "$PY" -c 'import secrets; print(secrets.token_hex(24))' >"$OUT/token")
 fi
+echo "==> pki -> $OUT/pki, $OUT/nodes"
+for i in $(seq 1 "${PB_WORKERS:-3}"); do
+  "$PY" deploy/pb_setup.py node-pki --pki-dir "$OUT/pki" --name "node-$i" --out "$OUT/nodes/node-$i"
+done
 ls -la "$OUT/wheels" "$OUT/images"
 echo "==> vagrant-prep done in $(( $(date +%s) - t0 )) s"

@@ -8,7 +8,7 @@ set -euo pipefail
 ROLE=$1 NAME=$2 IP=$3 CP_IP=$4 NODES=${5:-}
 SRC=/pybernetes
 A=$SRC/deploy/vagrant/artifacts
-for f in "$A/token" "$A/images/lab-images.oci.tar"; do
+for f in "$A/token" "$A/images/lab-images.oci.tar" "$A/pki/ca.crt"; do
   [ -s "$f" ] || { echo "provision: $f missing: run 'make vagrant-prep' on the host, then 'vagrant provision'" >&2; exit 1; }
 done
 compgen -G "$A/wheels/pybernetes-*.whl" >/dev/null || { echo "provision: no pybernetes wheel in $A/wheels: run 'make vagrant-prep'" >&2; exit 1; }
@@ -53,7 +53,8 @@ if [ "$ROLE" = control-plane ]; then
     } >/etc/systemd/system/pb-pod-routes.service
     systemctl daemon-reload && systemctl enable --now pb-pod-routes.service || true
   fi
-  args=(control-plane "${common[@]}" --advertise-address "$IP")
+  # The cluster CA `make vagrant-prep` made on the host beside each node's certificates (pb_setup.py node-pki).
+  args=(control-plane "${common[@]}" --advertise-address "$IP" --ca-dir "$A/pki")
   [ -z "$NODES" ] || args+=(--nodes "$NODES")
   "$SRC/deploy/install.sh" "${args[@]}"
   # The admin kubeconfig for the vagrant user (root's ~/.kube/config links to it): kubectl and pbctl read it.
@@ -67,7 +68,11 @@ else
   # --server is the REST API (6443); the node's kubeconfigs name gRPC at $CP_IP:6442.
   # --registry: pb-registry on the node's 127.0.0.1:5000 serves the archive's images, which containerd's
   # docker.io / registry.k8s.io / k8s.gcr.io mirrors point at (`image: nginx:1.15.4` runs unmodified).
+  # The node's own certificates only (kubelet: system:node:$NAME; proxy: system:kube-proxy) and the CA.
+  N=$A/nodes/$NAME
   "$SRC/deploy/install.sh" node "${common[@]}" --name "$NAME" --node-ip "$IP" --server "$CP_IP:6443" \
+    --ca-file "$N/ca.crt" --client-cert "$N/kubelet.crt" --client-key "$N/kubelet.key" \
+    --proxy-client-cert "$N/proxy.crt" --proxy-client-key "$N/proxy.key" \
     --images "$A/images/lab-images.oci.tar" --registry
 fi
 echo "==> $NAME provisioned in $(( $(date +%s) - t0 )) s"

@@ -69,16 +69,16 @@ class Client:
     """One channel to the apiserver; safe to share between tasks of one event loop."""
 
     def __init__(self, server: str, *, token: str = "", timeout: float = 30.0,
-                 user_agent: str = "pybernetes") -> None:
+                 user_agent: str = "pybernetes", tls: rpc.ChannelTLS | None = None) -> None:
         self.server = server
-        self._channel = rpc.channel(server, extra_options=[("grpc.primary_user_agent", user_agent)])
+        self._channel = rpc.channel(server, extra_options=[("grpc.primary_user_agent", user_agent)], tls=tls)
         self._stub = pb_grpc.APIStub(self._channel)
         self._md = rpc.bearer(token)
         self.timeout = timeout
 
     @classmethod
     def from_config(cls, cfg: ClientConfig, **kw: Any) -> Client:
-        return cls(cfg.server, token=cfg.token, **kw)
+        return cls(cfg.server, token=cfg.token, tls=cfg.tls(), **kw)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -11,11 +11,16 @@ The cluster's `server` is the REST API (`https://host:6443`, what kubectl uses);
 speak gRPC at the address in the cluster's `pybernetes.io/grpc` extension. Without that extension the gRPC
 address is the server's host with ports.APISERVER_GRPC (a kubeconfig written by another tool for the same
 host); an older gRPC-only file whose server is a bare host:port is that address itself.
+
+Credentials, as kubectl reads them: the cluster's certificate-authority(-data), the user's
+client-certificate(-data)/client-key(-data) and token/tokenFile. `ClientConfig.tls()` is what the gRPC channel
+uses (the same CA and client certificate as REST); a file with neither CA nor certificate is plaintext gRPC.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
 
-from pybernetes import ports
+from pybernetes import ports, rpc
 from pybernetes.errors import ConfigError
 
 SEARCH_HELP = "kubeconfig (default: $KUBECONFIG, ~/.kube/config, then $PBCONFIG, ~/.pybernetes/config)"
@@ -41,6 +47,29 @@ class ClientConfig:
     path: str = ""
     https_server: str = ""  # the cluster's REST server URL, when the file names one
     ca_pem: bytes = b""  # the cluster's certificate-authority(-data)
+    cert_pem: bytes = b""  # the user's client-certificate(-data)
+    key_pem: bytes = b""  # the user's client-key(-data)
+
+    def tls(self) -> rpc.ChannelTLS | None:
+        """The gRPC channel's TLS (None: plaintext, for a file naming no CA and no certificate). An expired client
+        certificate is refused here with what expired: the server's handshake would only close the connection."""
+        if not self.ca_pem and not self.cert_pem:
+            return None
+        if self.cert_pem:
+            _check_not_expired(self.cert_pem, self.path)
+        return rpc.ChannelTLS(self.ca_pem, self.cert_pem, self.key_pem)
+
+
+def _check_not_expired(cert_pem: bytes, where: str) -> None:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as e:
+        raise ConfigError(f"{where}: client-certificate: not a PEM certificate: {e}") from None
+    now = dt.datetime.now(dt.UTC)
+    if cert.not_valid_after_utc <= now or cert.not_valid_before_utc > now:
+        raise ConfigError(f"{where}: the client certificate of {cert.subject.rfc4514_string()} is valid from "
+                          f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} "
+                          f"UTC, not now: the apiserver refuses it (renew it: pbctl certs renew NAME)")
 
 
 def kube_default() -> Path:
@@ -103,18 +132,35 @@ def merged(paths: list[Path]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class ClientCert:
+    """A user's client certificate for a kubeconfig: embedded (`*-data`, as kubeadm's admin.conf) or, with
+    `by_path`, referenced by file (as kubelet.conf), so a renewed certificate is picked up on restart."""
+    cert: Path
+    key: Path
+    by_path: bool = False
+
+    def user_entry(self) -> dict[str, str]:
+        if self.by_path:
+            return {"client-certificate": str(self.cert), "client-key": str(self.key)}
+        return {"client-certificate-data": base64.b64encode(self.cert.read_bytes()).decode(),
+                "client-key-data": base64.b64encode(self.key.read_bytes()).decode()}
+
+
 def render_kubeconfig(https_server: str, grpc_address: str, token: str, ca_pem: bytes, *,
-                      name: str = "default", namespace: str = "default") -> str:
-    """A standard kubeconfig (kubectl and the official clients use it as is) that also names the gRPC address."""
+                      name: str = "default", namespace: str = "default", cert: ClientCert | None = None) -> str:
+    """A standard kubeconfig (kubectl and the official clients use it as is) that also names the gRPC address;
+    the user is the client certificate and/or the token given."""
     cluster: dict[str, Any] = {"server": https_server}
     if ca_pem:
         cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     cluster["extensions"] = [{"name": GRPC_EXTENSION, "extension": {"address": grpc_address}}]
+    user: dict[str, str] = {**(cert.user_entry() if cert else {}), **({"token": token} if token else {})}
     doc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": cluster}],
-        "users": [{"name": name, "user": {"token": token}}],
+        "users": [{"name": name, "user": user}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
         "current-context": name,
         "preferences": {},
@@ -123,9 +169,9 @@ def render_kubeconfig(https_server: str, grpc_address: str, token: str, ca_pem: 
 
 
 def write_kubeconfig(path: Path, https_server: str, grpc_address: str, token: str, ca_pem: bytes, *,
-                     name: str = "default") -> None:
+                     name: str = "default", cert: ClientCert | None = None) -> None:
     """Write a standard kubeconfig (see render_kubeconfig) readable by its owner only (it holds a credential)."""
-    write_text(path, render_kubeconfig(https_server, grpc_address, token, ca_pem, name=name))
+    write_text(path, render_kubeconfig(https_server, grpc_address, token, ca_pem, name=name, cert=cert))
 
 
 def write_text(path: Path, text: str) -> None:
@@ -170,7 +216,8 @@ def load(explicit: str | None = None, *, context: str | None = None, server: str
     https = str(cluster.get("server") or "")
     return ClientConfig(server=str(srv), token=token or _token(user), namespace=str(ctx.get("namespace") or "default"),
                         context=ctx_name, path=where, https_server=https if "://" in https else "",
-                        ca_pem=_ca(cluster))
+                        ca_pem=_ca(cluster), cert_pem=_pem(user, "client-certificate"),
+                        key_pem=_pem(user, "client-key"))
 
 
 def _token(user: dict[str, Any]) -> str:
@@ -185,16 +232,21 @@ def _token(user: dict[str, Any]) -> str:
 
 
 def _ca(cluster: dict[str, Any]) -> bytes:
-    if cluster.get("certificate-authority-data"):
+    return _pem(cluster, "certificate-authority")
+
+
+def _pem(entry: dict[str, Any], field: str) -> bytes:
+    """`<field>-data` (base64 PEM) or the file `<field>` names, as kubectl reads them; b"" when neither is set."""
+    if entry.get(f"{field}-data"):
         try:
-            return base64.b64decode(str(cluster["certificate-authority-data"]))
+            return base64.b64decode(str(entry[f"{field}-data"]), validate=True)
         except ValueError as e:
-            raise ConfigError(f"bad certificate-authority-data: {e}") from None
-    if cluster.get("certificate-authority"):
+            raise ConfigError(f"{field}-data: not base64: {e}") from None
+    if entry.get(field):
         try:
-            return Path(str(cluster["certificate-authority"])).read_bytes()
+            return Path(str(entry[field])).read_bytes()
         except OSError as e:
-            raise ConfigError(f"cannot read certificate-authority: {e}") from None
+            raise ConfigError(f"{field}: cannot read {entry[field]}: {e.strerror}") from None
     return b""
 
 

@@ -2,6 +2,12 @@
 header, a verified client certificate), through a chain of authenticators (kube-apiserver's union: the first
 that recognises the credentials decides; none is 401, anonymous requests are refused).
 
+X509Authenticator as Kubernetes' x509 authenticator: a client certificate the TLS layer verified against the
+cluster CA names the user in its CN and the groups in its O attributes (kubernetes-admin in system:masters,
+system:node:<name> in system:nodes). REST asks for a certificate optionally and checks it first, as
+kube-apiserver's union does; gRPC requires one of every connection (see pybernetes.rpc), so there a bearer
+token sent with a call names the caller (`grpc_authenticator`), and the certificate otherwise.
+
 Bearer tokens as kube-apiserver's --token-auth-file: a CSV file `token,user,uid,"group1,group2"`. On first
 start the apiserver creates one for `system:admin` in group `system:masters` and writes admin.conf with it
 (mode 0600), as k3s does. Authorization lives in authz.py.
@@ -10,6 +16,7 @@ start the apiserver creates one for `system:admin` in group `system:masters` and
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import secrets
 from collections.abc import Sequence
@@ -19,7 +26,9 @@ from typing import Protocol
 
 from cryptography import x509
 
-from pybernetes import errors
+from pybernetes import errors, tls
+
+log = logging.getLogger("pybernetes.apiserver.auth")
 
 ADMIN_GROUP = "system:masters"  # Kubernetes' group of cluster admins (admin.conf's user)
 
@@ -58,11 +67,36 @@ class UnionAuthenticator:
         for a in self.authenticators:
             user = await a.authenticate(creds)
             if user is not None:
+                log.debug("authenticated user=%s groups=%s by=%s", user.name, ",".join(user.groups),
+                          type(a).__name__)
                 return user
         if creds.authorization is None and creds.client_cert is None:
             raise errors.Unauthorized("Unauthorized: credentials are required (a client certificate or a bearer "
                                       "token, see admin.conf)")
         raise errors.Unauthorized("Unauthorized: unknown credentials")
+
+
+class X509Authenticator:
+    """User = CN, groups = O of a client certificate already verified against the client CA by the handshake."""
+
+    async def authenticate(self, creds: Credentials) -> User | None:
+        if creds.client_cert is None:
+            return None
+        name, groups = tls.identity(creds.client_cert)
+        if not name:
+            raise errors.Unauthorized("Unauthorized: the client certificate has no common name (CN names the user)")
+        return User(name, "", groups)
+
+
+def rest_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
+    """REST's chain, Kubernetes' order: the client certificate, then the bearer token."""
+    return UnionAuthenticator([X509Authenticator(), tokens])
+
+
+def grpc_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
+    """gRPC's chain: every connection carries a certificate (required at the handshake), so a bearer token sent
+    with a call is the more specific credential and names the caller; without one, the certificate does."""
+    return UnionAuthenticator([tokens, X509Authenticator()])
 
 
 class TokenAuthenticator:

@@ -5,8 +5,11 @@ etcd compaction and the allocator's repair loop.
 way. Without --etcd-servers it starts etcd as a child under --data-dir and stops it on exit (k3s' embedded
 default; --restore-from restores it from a snapshot first). The API is served twice over the same request
 path: Kubernetes' REST API over HTTPS on --secure-port (kubectl, client libraries) and gRPC on --grpc-port
-(pbctl, the components); pybernetes.ports names their defaults. On first start it writes
-<data-dir>/admin.conf (0600), a kubeconfig naming both.
+(pbctl, the components); pybernetes.ports names their defaults. Both serve the same certificate from
+<cert-dir> (kubeadm's layout, pybernetes.tls) and verify client certificates against its CA: optional over
+REST, required over gRPC (see pybernetes.rpc). On start it writes <data-dir>/admin.conf (0600), a kubeconfig
+naming both, whose user is a client certificate for kubernetes-admin in system:masters (kubeadm's admin.conf);
+the tokens file keeps an admin token (system:admin) for scripts.
 
 The embedded etcd serves TLS to this apiserver's client certificate only (storage.embedded); client_tls reads
 the flags for an etcd and kubelets of your own.
@@ -35,7 +38,7 @@ from . import admission, metrics
 from .allocator import ServiceAllocator
 from .audit import frontends as audit_frontends
 from .audit.auditor import Auditor
-from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
+from .auth import TokenAuthenticator, ensure_admin_token, grpc_authenticator, rest_authenticator
 from .authz import Attributes, Authorizer, Decision, Result, UnionAuthorizer
 from .authz_node import GraphPopulator, new_node_authorizer, node_identity
 from .client_tls import etcd_client_tls, kubelet_client_tls
@@ -166,6 +169,15 @@ async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
         await rest.update("endpoints", "default", ep.SerializeToString())
 
 
+def write_admin_conf(path: Path, pki_dir: Path, https_server: str, grpc_address: str) -> None:
+    """kubeadm's admin.conf: the cluster CA and an embedded client certificate for kubernetes-admin in
+    system:masters (<pki-dir>/admin.crt, re-issued by `pbctl certs renew admin.conf`; rewritten at each start)."""
+    pair = tls.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    # A standard kubeconfig; gRPC in its cluster's pybernetes.io/grpc extension.
+    client_config.write_kubeconfig(path, https_server, grpc_address, "", (pki_dir / "ca.crt").read_bytes(),
+                                   cert=client_config.ClientCert(pair.cert, pair.key))
+
+
 def health_port(cfg: Config) -> int:
     """--health-port, or for 0: Kubernetes' health port beside the default API port (the two come as a pair; a
     second apiserver on this host fails on the API port first), else a free port."""
@@ -231,8 +243,9 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         raise errors.ConfigError("--restore-from restores the embedded etcd; for an etcd of your own use "
                                  "`pbctl etcd snapshot restore` (see docs/backup.md)")
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
-    admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
-    authn = UnionAuthenticator([TokenAuthenticator.from_file(tokens_path)])
+    if cfg.token_auth_file is None:
+        ensure_admin_token(tokens_path)
+    tokens = TokenAuthenticator.from_file(tokens_path)
     auditor = Auditor.from_flags(cfg.audit_log_path, cfg.audit_policy_file, cfg.audit_log_maxsize,
                                  cfg.audit_log_maxbackup, cfg.audit_log_maxage)
     transformers = encryption.load(cfg.encryption_provider_config) if cfg.encryption_provider_config else None
@@ -253,9 +266,11 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)
     authz, node_graph = node_authorization(store)
+    grpc_authn, rest_authn = grpc_authenticator(tokens), rest_authenticator(tokens)
     if auditor is not None:  # the user and decision of each request, as the front ends find them
-        authn, authz = auditor.authenticator(authn), auditor.authorizer(authz)
-    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, authz, kubelets=kubelets), server)
+        grpc_authn, rest_authn = auditor.authenticator(grpc_authn), auditor.authenticator(rest_authn)
+        authz = auditor.authorizer(authz)
+    pb_grpc.add_APIServicer_to_server(APIServicer(rest, grpc_authn, authz, kubelets=kubelets), server)
     health = HealthServer(cfg.bind_address, health_port(cfg))
 
     async def etcd_ok() -> None:
@@ -275,12 +290,16 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await asyncio.wait_for(store.cache(kinds.for_class(core.Namespace)).ready.wait(), 30)
         node_graph.start()
         await asyncio.wait_for(node_graph.synced.wait(), 30)  # the Node mode answers from a synced graph
-        port = rpc.bind(server, f"{cfg.bind_address}:{cfg.grpc_port}")
-        cfg.grpc_port = port
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
-        # The Kubernetes REST API over HTTPS, through the same Rest and authenticator as gRPC.
-        pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
-        https = HttpServer(rest, authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets)
+        pki_dir = cfg.cert_dir or cfg.data_dir / "pki"
+        pki = tls.ensure_apiserver_pki(pki_dir, [host, cfg.bind_address])
+        # gRPC: the same serving certificate; client certificates signed by the cluster CA, required.
+        port = rpc.bind(server, f"{cfg.bind_address}:{cfg.grpc_port}", tls=rpc.ServerTLS(
+            pki.cert.read_bytes(), pki.key.read_bytes(), pki.ca_pem()))
+        cfg.grpc_port = port
+        # The Kubernetes REST API over HTTPS, through the same Rest; client certificates optional.
+        https = HttpServer(rest, rest_authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets,
+                           client_ca=pki.ca_cert)
         if auditor is not None:
             audit_frontends.instrument(https.app, auditor)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
@@ -301,13 +320,10 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                     if isinstance(c.obj, core.Service)]
 
         tasks.append(asyncio.create_task(rest.allocator.repair_loop(services)))
-        if admin_token:
-            admin = cfg.admin_config or cfg.data_dir / "admin.conf"
-            # A standard kubeconfig; gRPC in its cluster's pybernetes.io/grpc extension.
-            client_config.write_kubeconfig(admin, f"https://{host}:{cfg.secure_port}", f"{host}:{port}",
-                                           admin_token, pki.ca_pem())
-            log.info("admin config written path=%s; use: export KUBECONFIG=%s; kubectl get nodes; pbctl get nodes",
-                     admin, admin)
+        admin = cfg.admin_config or cfg.data_dir / "admin.conf"
+        write_admin_conf(admin, pki_dir, f"https://{host}:{cfg.secure_port}", f"{host}:{port}")
+        log.info("admin config written path=%s; use: export KUBECONFIG=%s; kubectl get nodes; pbctl get nodes",
+                 admin, admin)
         log.info("apiserver serving address=%s secure_port=%d grpc_port=%d etcd=%s health_port=%d",
                  cfg.bind_address, cfg.secure_port, port, ",".join(endpoints), health.port)
         if ready is not None:

@@ -98,7 +98,8 @@ class APIServicer(pb_grpc.APIServicer):
         for key, value in context.invocation_metadata() or ():
             if key == AUTH_HEADER:
                 header = str(value)
-        return await self.authn.authenticate(Credentials(authorization=header))
+        return await self.authn.authenticate(Credentials(authorization=header,
+                                                         client_cert=rpc.peer_certificate(context)))
 
     async def _authorize(self, context: Any, verb: str, resource: str, namespace: str = "",
                          name: str = "", field_selector: str = "") -> User:

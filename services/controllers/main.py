@@ -205,7 +205,7 @@ class ControllerManager:
         cc = client_config.load(self.cfg.config, server=self.cfg.server, token=self.cfg.token)
         server = self.cfg.server or cc.server
         token = self.cfg.token if self.cfg.token is not None else cc.token
-        return Client(server, token=token, user_agent=COMPONENT)
+        return Client(server, token=token, user_agent=COMPONENT, tls=cc.tls())
 
     def build(self, client: Client, factory: InformerFactory, recorder: EventRecorder) -> dict[str, Any]:
         """Instantiate every enabled controller; one failing (e.g. its module missing) is skipped."""

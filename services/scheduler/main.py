@@ -59,7 +59,7 @@ def make_client(cfg: Config) -> Client:
     if cfg.server and (cfg.token or not cfg.kubeconfig):
         return Client(cfg.server, token=cfg.token, user_agent="pb-scheduler")
     cc = client_config.load(cfg.kubeconfig, server=cfg.server or None, token=cfg.token or None)
-    return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-scheduler")
+    return Client(cfg.server or cc.server, token=cfg.token or cc.token, user_agent="pb-scheduler", tls=cc.tls())
 
 
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
+from pybernetes.rpc import ChannelTLS
 from services.apiserver.storage.embedded import EmbeddedEtcd
 
 __all__ = ["ApiServer", "apiserver", "etcd", "free_port", "https_apiserver"]
@@ -67,13 +68,24 @@ class ApiServer:
         """The kubeconfig the apiserver wrote for its admin user (REST server, CA, gRPC extension)."""
         return self.cfg.data_dir / "admin.conf"
 
+    @property
+    def pki(self) -> Path:
+        return self.cfg.data_dir / "pki"
+
+    @property
+    def tls(self) -> ChannelTLS:
+        """The gRPC channel's TLS: the cluster CA and the admin's client certificate (gRPC requires one)."""
+        return ChannelTLS((self.pki / "ca.crt").read_bytes(), (self.pki / "admin.crt").read_bytes(),
+                          (self.pki / "admin.key").read_bytes())
+
     def write_kubeconfig(self, path: Path, token: str | None = None) -> Path:
-        """A kubeconfig for this apiserver at `path` (the admin token unless another is given)."""
+        """A kubeconfig for this apiserver at `path`: the admin's client certificate, plus `token` when given
+        (over gRPC a token names the caller, the certificate then only opens the connection)."""
         from pybernetes.client import config as client_config
 
-        ca = (self.cfg.data_dir / "pki" / "ca.crt").read_bytes()
-        client_config.write_kubeconfig(path, self.https_server, self.address,
-                                       self.token if token is None else token, ca)
+        ca = (self.pki / "ca.crt").read_bytes()
+        client_config.write_kubeconfig(path, self.https_server, self.address, token or "", ca,
+                                       cert=client_config.ClientCert(self.pki / "admin.crt", self.pki / "admin.key"))
         return path
 
     async def start(self) -> None:
@@ -88,10 +100,10 @@ class ApiServer:
         if self._task in done:
             self._task.result()  # raises the startup error
         assert ready.is_set(), "apiserver did not become ready"
-        self.client = Client(self.address, token=self.token, timeout=10)
+        self.client = Client(self.address, token=self.token, timeout=10, tls=self.tls)
 
     def new_client(self, **kw: Any) -> Client:
-        return Client(self.address, token=self.token, **kw)
+        return Client(self.address, **{"token": self.token, "tls": self.tls, **kw})
 
     async def stop(self) -> None:
         if self._task is None:

@@ -73,7 +73,7 @@ class KubeletEnv:
 
 def kubelet_config(apiserver: ApiServer, node: CRINode, root_dir: Path, **kw: Any) -> Config:
     # The kubelet runs in the root netns here: its API listens on loopback.
-    base: dict[str, Any] = dict(node_name=NODE_NAME, server=apiserver.address, token=apiserver.token,
+    base: dict[str, Any] = dict(node_name=NODE_NAME, config=str(apiserver.admin_conf),
                                 containerd_socket=node.containerd.socket, root_dir=root_dir, pod_cidr=POD_CIDR,
                                 node_ip=NODE_IP, health_port=free_port(), probe_netns=f"/run/netns/{NODE_NETNS}",
                                 node_status_update_frequency=2.0, port=free_port(), address="127.0.0.1",

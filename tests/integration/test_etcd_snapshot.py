@@ -13,6 +13,7 @@ import pytest
 from pbctl.main import run as pbctl
 from pybernetes import errors, etcdsnapshot
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.main import Config
@@ -50,9 +51,10 @@ class Standalone:
             await asyncio.wait_for(self._task, 30)
             self._task = None
 
-    def client(self) -> Client:
-        token = (self.cfg.data_dir / "tokens.csv").read_text().split(",")[0]
-        return Client(f"127.0.0.1:{self.cfg.grpc_port}", token=token, timeout=10)
+    def client(self, token: str | None = None) -> Client:
+        """The admin (admin.conf's client certificate), or the user of `token` over that connection."""
+        cfg = client_config.load(str(self.admin_conf))
+        return Client(cfg.server, token=token or "", tls=cfg.tls(), timeout=10)
 
 
 def configmap(name: str, value: str) -> core.ConfigMap:
@@ -161,7 +163,7 @@ async def test_snapshot_is_for_admins_only(tmp_path: Path) -> None:
             f.write("viewer-token,viewer,viewer,\n")
         await srv.stop()
         await srv.start()
-        async with Client(f"127.0.0.1:{srv.cfg.grpc_port}", token="viewer-token", timeout=10) as c:
+        async with srv.client("viewer-token") as c:
             with pytest.raises(errors.Forbidden):
                 async for _ in c.etcd_snapshot():
                     pass

@@ -79,8 +79,8 @@ class LeasedHollowNodes(HollowKubelet):
 async def control_plane(apiserver: ApiServer) -> AsyncIterator[tuple[ApiServer, LeasedHollowNodes]]:
     nodes = LeasedHollowNodes(apiserver.new_client())
     await nodes.start()
-    cm = ControllerManager(manager_config(["*"], server=apiserver.address, token=apiserver.token))
-    sched_cfg = scheduler_main.Config(server=apiserver.address, token=apiserver.token, leader_elect=False,
+    cm = ControllerManager(manager_config(["*"], config=str(apiserver.admin_conf)))
+    sched_cfg = scheduler_main.Config(kubeconfig=str(apiserver.admin_conf), leader_elect=False,
                                       health_port=0)
     stop = asyncio.Event()
     cm_ready, sched_ready = asyncio.Event(), asyncio.Event()

@@ -343,7 +343,7 @@ async def test_fuzz_rest_and_grpc(https_apiserver: ApiServer) -> None:
     started = time.monotonic()
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {srv.token}"},
                                      connector=aiohttp.TCPConnector(ssl=ctx)) as s:
-        chan = rpc.channel(srv.address)
+        chan = rpc.channel(srv.address, tls=srv.tls)
         await _replay_regressions(s, base, chan, srv.token)
         for _ in range(_COUNT):
             await _rest_request(s, base, rng, created, touched, accepted)

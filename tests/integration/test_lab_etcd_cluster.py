@@ -24,6 +24,7 @@ from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.auth import ensure_admin_token
+from tests.integration.test_lab_restore import admin_kubeconfig
 
 pytestmark = pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which("curl") is None,
                                 reason="etcdctl and curl are needed")
@@ -82,8 +83,10 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
         assert all("error" not in r for r in await etcd_members.members(after))
 
         # The apiserver on every endpoint; a snapshot; a change; restore all three members.
-        token = ensure_admin_token(tmp_path / "tokens.csv")
+        ensure_admin_token(tmp_path / "tokens.csv")  # the file --token-auth-file names
         servers = ",".join(m.client_url for m in members)
+        conf = tmp_path / "admin.conf"
+        admin_kubeconfig(conf, tmp_path / "apiserver" / "pki", api_port)  # before it starts: it reuses them
         spawn(after, "apiserver", "apiserver", [str(Path(sys.executable).parent / "pb-apiserver"),
                                                 f"--data-dir={tmp_path / 'apiserver'}", f"--grpc-port={api_port}",
                                                 "--secure-port=0",
@@ -93,9 +96,7 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
                                                 f"--etcd-keyfile={plan.pki_dir / 'apiserver-etcd-client.key'}",
                                                 f"--token-auth-file={tmp_path / 'tokens.csv'}"])
         await wait_for(lambda: tcp_ok("127.0.0.1", api_port), "apiserver", timeout=30)
-        conf = tmp_path / "admin.conf"
-        client_config.write_kubeconfig(conf, "https://127.0.0.1:1", f"127.0.0.1:{api_port}", token, b"")
-        async with Client(f"127.0.0.1:{api_port}", token=token, timeout=10) as c:
+        async with Client.from_config(client_config.load(str(conf)), timeout=10) as c:
             for _ in range(100):
                 if "default" in {n.metadata.name for n in (await c.list(core.Namespace)).items}:
                     break
@@ -110,7 +111,7 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
         assert await backup.restore(tmp_path, snap, out=lambda _: None) == 0
         for _ in range(100):
             try:
-                async with Client(f"127.0.0.1:{api_port}", token=token, timeout=5) as c:
+                async with Client.from_config(client_config.load(str(conf)), timeout=5) as c:
                     names = {m.metadata.name for m in (await c.list(core.ConfigMap, namespace="default")).items}
                 break
             except Exception:

@@ -17,7 +17,7 @@ from lab.health import tcp_ok, wait_for
 from lab.processes import spawn
 from lab.state import LabState, ProcessRecord
 from pbctl.main import run as pbctl
-from pybernetes import etcdsnapshot
+from pybernetes import etcdsnapshot, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -25,6 +25,15 @@ from pybernetes.ports import free_port
 from services.apiserver.auth import ensure_admin_token
 
 pytestmark = pytest.mark.skipif(shutil.which("etcdctl") is None, reason="etcdctl not installed")
+
+
+def admin_kubeconfig(path: Path, pki: Path, grpc_port: int) -> None:
+    """An admin kubeconfig for an apiserver on 127.0.0.1:`grpc_port` whose pki dir is `pki`: the CA and an admin
+    certificate made before it starts (it reuses them; its gRPC port requires a client certificate)."""
+    tls.ensure_apiserver_pki(pki, ["127.0.0.1"])
+    pair = tls.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    client_config.write_kubeconfig(path, "https://127.0.0.1:1", f"127.0.0.1:{grpc_port}", "",
+                                   (pki / "ca.crt").read_bytes(), cert=client_config.ClientCert(pair.cert, pair.key))
 
 
 async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,27 +55,27 @@ async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypa
     etcd_argv = ["etcd", "--name=control-plane", f"--data-dir={data}", f"--listen-client-urls={client}",
                  f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
                  f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=control-plane={peer}"]
-    token = ensure_admin_token(tmp_path / "tokens.csv")
+    ensure_admin_token(tmp_path / "tokens.csv")  # the file --token-auth-file names
     api_argv = [str(Path(sys.executable).parent / "pb-apiserver"), f"--data-dir={tmp_path / 'apiserver'}",
                 f"--grpc-port={api_port}", "--secure-port=0", f"--etcd-servers={client}",
                 f"--token-auth-file={tmp_path / 'tokens.csv'}",
                 "--etcd-compaction-interval=0"]
     try:
         await start(st, ProcessRecord("etcd", "etcd", etcd_argv, ""))
-        await start(st, ProcessRecord("apiserver", "apiserver", api_argv, ""))
         conf = tmp_path / "admin.conf"
-        client_config.write_kubeconfig(conf, "https://127.0.0.1:1", f"127.0.0.1:{api_port}", token, b"")
+        admin_kubeconfig(conf, tmp_path / "apiserver" / "pki", api_port)  # before it starts: it reuses them
+        await start(st, ProcessRecord("apiserver", "apiserver", api_argv, ""))
 
         async def configmaps() -> set[str]:
             for _ in range(100):
                 try:
-                    async with Client(f"127.0.0.1:{api_port}", token=token, timeout=5) as c:
+                    async with Client.from_config(client_config.load(str(conf)), timeout=5) as c:
                         return {m.metadata.name for m in (await c.list(core.ConfigMap, namespace="default")).items}
                 except Exception:
                     await asyncio.sleep(0.2)
             raise AssertionError("apiserver not answering")
 
-        async with Client(f"127.0.0.1:{api_port}", token=token, timeout=10) as c:
+        async with Client.from_config(client_config.load(str(conf)), timeout=10) as c:
             for _ in range(100):  # the apiserver's port opens before its bootstrap namespaces exist
                 if "default" in {n.metadata.name for n in (await c.list(core.Namespace)).items}:
                     break
@@ -84,7 +93,7 @@ async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypa
         assert await backup.restore(tmp_path, snap, lines.append) == 0
         assert "raised etcd's revision" in "\n".join(lines), lines
         assert await configmaps() == {"in-snapshot"}
-        async with Client(f"127.0.0.1:{api_port}", token=token, timeout=10) as c:
+        async with Client.from_config(client_config.load(str(conf)), timeout=10) as c:
             assert int((await c.list(core.ConfigMap, namespace="default")).resource_version) > seen
         assert [p.name for p in data.parent.iterdir() if p.name.startswith("etcd.before-restore-")]
         assert etcdsnapshot.verify(snap)

@@ -75,8 +75,7 @@ async def test_apiserver_readyz_follows_etcd(apiserver: ApiServer) -> None:
 
 
 async def test_controller_manager_state_and_workqueue_metrics(apiserver: ApiServer) -> None:
-    cm = ControllerManager(manager_config(["replicaset", "deployment"], server=apiserver.address,
-                                          token=apiserver.token))
+    cm = ControllerManager(manager_config(["replicaset", "deployment"], config=str(apiserver.admin_conf)))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(cm.run(ready, stop))
     try:

@@ -160,7 +160,7 @@ class Proxies:
         self.tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
 
     def config(self, node: str) -> Config:
-        return Config(server=self.api.address, token=self.api.token, hostname_override=node, backend=self.backend,
+        return Config(kubeconfig=str(self.api.admin_conf), hostname_override=node, backend=self.backend,
                       netns=NODES[node][0], min_sync_period=0.1, sync_period=30, health_port=0, metrics_port=0,
                       bind_address="127.0.0.1", endpoint_source=self.endpoint_source)
 

@@ -466,7 +466,7 @@ async def test_version_config_logs_exec(pbctl: Pbctl, apiserver: ApiServer) -> N
     assert f"Server Address: {apiserver.address}" in out
     assert (await pbctl.ok("config", "current-context")).strip() == "default"
     view = yaml.safe_load(await pbctl.ok("config", "view"))
-    assert view["users"][0]["user"]["token"] == "REDACTED"
+    assert view["users"][0]["user"]["client-key-data"] == "REDACTED"  # admin.conf's user: a client certificate
     cluster = view["clusters"][0]["cluster"]
     assert cluster["server"] == apiserver.https_server
     assert cluster["extensions"] == [{"name": "pybernetes.io/grpc", "extension": {"address": apiserver.address}}]

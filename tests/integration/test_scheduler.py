@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def scheduler_config(api: ApiServer, **kw: Any) -> Config:
-    base: dict[str, Any] = {"server": api.address, "token": api.token, "leader_elect": False, "health_port": 0,
+    base: dict[str, Any] = {"kubeconfig": str(api.admin_conf), "leader_elect": False, "health_port": 0,
                             "lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.3}
     base.update(kw)
     return Config(**base)

@@ -27,7 +27,7 @@ def lb(name: str, ip: str = "") -> core.Service:
 
 
 async def running_manager(api: ApiServer) -> tuple[asyncio.Task[None], asyncio.Event]:
-    cm = ControllerManager(manager_config(["servicelb"], server=api.address, token=api.token,
+    cm = ControllerManager(manager_config(["servicelb"], config=str(api.admin_conf),
                                           loadbalancer_ip_range=POOL))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(cm.run(ready, stop))

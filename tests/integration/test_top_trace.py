@@ -118,8 +118,8 @@ def _order(reasons: list[tuple[str, str]], *wanted: tuple[str, str]) -> list[int
 
 @pytest.fixture
 async def control_plane(node: ApiServer) -> AsyncIterator[ApiServer]:
-    cm = ControllerManager(manager_config(["*"], server=node.address, token=node.token))
-    sched_cfg = scheduler_main.Config(server=node.address, token=node.token, leader_elect=False, health_port=0)
+    cm = ControllerManager(manager_config(["*"], config=str(node.admin_conf)))
+    sched_cfg = scheduler_main.Config(kubeconfig=str(node.admin_conf), leader_elect=False, health_port=0)
     stop = asyncio.Event()
     cm_ready, sched_ready = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(cm.run(cm_ready, stop)),

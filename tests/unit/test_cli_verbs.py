@@ -18,7 +18,7 @@ from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "run", "set", "get", "describe", "delete", "edit", "label", "annotate", "scale",
               "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "attach", "port-forward", "top",
-              "trace", "dashboard", "version", "etcd", "config"]
+              "trace", "dashboard", "version", "etcd", "certs", "config"]
 
 GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
 
@@ -81,6 +81,9 @@ ARGUMENTS = {
     "etcd snapshot save": ["file"],
     "etcd snapshot status": ["file", "--output"],
     "etcd snapshot restore": ["file", "--lab", "--data-dir", "--dir", "--name", "--initial-advertise-peer-urls"],
+    "certs": [],
+    "certs check-expiration": ["--cert-dir"],
+    "certs renew": ["--cert-dir", "target"],
     "config": [],
     "config view": ["--raw", "--minify", "--output"],
     "config current-context": [],

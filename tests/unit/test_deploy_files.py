@@ -223,3 +223,39 @@ def test_setup_writes_kubeconfigs(tmp_path: Path) -> None:
     sched = client_config.load(str(tmp_path / "etc" / "scheduler.conf"))
     assert sched.server == "127.0.0.1:6442" and sched.https_server == "https://127.0.0.1:6443"
     assert sched.ca_pem == (tmp_path / "pki" / "ca.crt").read_bytes()
+
+
+def test_setup_issues_component_and_node_certificates(tmp_path: Path) -> None:
+    from pybernetes import tls
+    from pybernetes.client import config as client_config
+
+    setup = [sys.executable, str(DEPLOY / "pb_setup.py")]
+    token, pki = tmp_path / "token", tmp_path / "pki"
+    token.write_text("nodetoken\n")
+    subprocess.run([*setup, "control-plane-tokens", "--tokens-csv", str(tmp_path / "tokens.csv"),
+                    "--node-token-file", str(token), "--config-dir", str(tmp_path / "etc"),
+                    "--server", "127.0.0.1:6443", "--pki-dir", str(pki), "--advertise-address", "172.31.0.10"],
+                   check=True, capture_output=True)
+    for who, user in (("scheduler", "system:kube-scheduler"), ("controller-manager", "system:kube-controller-manager"),
+                      ("dns", "system:serviceaccount:kube-system:coredns")):
+        cfg = client_config.load(str(tmp_path / "etc" / f"{who}.conf"))
+        assert cfg.token == "" and cfg.cert_pem == (pki / f"{who}.crt").read_bytes()
+        assert tls.identity(tls.CertPair(pki / f"{who}.crt", pki / f"{who}.key").load()) == (user, ())
+    # A node's own directory: the CA, its kubelet's and proxy's certificates, nothing of another node.
+    node = tmp_path / "nodes" / "node-2"
+    subprocess.run([*setup, "node-pki", "--pki-dir", str(pki), "--name", "node-2", "--out", str(node)],
+                   check=True, capture_output=True)
+    assert sorted(p.name for p in node.iterdir()) == ["ca.crt", "kubelet.crt", "kubelet.key", "proxy.crt", "proxy.key"]
+    assert tls.identity(tls.CertPair(node / "kubelet.crt", node / "kubelet.key").load()) == (
+        "system:node:node-2", ("system:nodes",))
+    assert (node / "kubelet.key").stat().st_mode & 0o077 == 0
+    conf = tmp_path / "kubelet.conf"
+    subprocess.run([*setup, "client-config", "--out", str(conf), "--server", "172.31.0.10:6443", "--ca-file",
+                    str(node / "ca.crt"), "--client-cert", str(node / "kubelet.crt"), "--client-key",
+                    str(node / "kubelet.key")], check=True, capture_output=True)
+    tls_cfg = client_config.load(str(conf)).tls()
+    assert tls_cfg is not None and tls_cfg.cert_pem == (node / "kubelet.crt").read_bytes()
+    out = dry_run("node", "--name", "node-2", "--node-ip", "172.31.0.12", "--server", "172.31.0.10:6443",
+                  "--token-file", "/nonexistent/token", "--client-cert", str(node / "kubelet.crt"),
+                  "--client-key", str(node / "kubelet.key"))
+    assert "--client-cert /etc/pybernetes/pki/kubelet.crt --client-key /etc/pybernetes/pki/kubelet.key" in out

@@ -1,9 +1,10 @@
 """The HTTPS server: routes, authentication and authorization, errors as Status, request metrics.
 
 `HttpServer(rest, authn, pki).start(host, port)` serves beside the gRPC server (port 0: a free one; the
-bound port is returned) until `stop()`. Authentication is the same bearer tokens as gRPC
-(`Authorization: Bearer ...`); /healthz, /livez, /readyz and /version are open, as kube-apiserver allows
-them to everyone.
+bound port is returned) until `stop()`. Clients may present a certificate signed by the cluster CA (`client_ca`;
+one from another CA, self-signed or expired fails the handshake), read from the connection's TLS object into
+Credentials beside the `Authorization: Bearer ...` header; /healthz, /livez, /readyz and /version are open,
+as kube-apiserver allows them to everyone.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
@@ -38,11 +41,19 @@ RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": reso
                      "PATCH": resources.patch, "DELETE": resources.delete}
 
 
+def peer_certificate(request: web.Request) -> x509.Certificate | None:
+    """The client certificate the handshake verified (None when the client sent none)."""
+    sslobj = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
 class HttpServer:
     def __init__(self, rest: Rest, authn: UnionAuthenticator, pki: ServingPKI, *,
                  authz: Authorizer | None = None, ready_check: ReadyCheck | None = None,
-                 kubelets: KubeletProxy | None = None) -> None:
+                 kubelets: KubeletProxy | None = None, client_ca: Path | None = None) -> None:
         self.rest = rest
+        self.client_ca = client_ca
         self.kubelets = kubelets or KubeletProxy(rest)  # pods/log, exec: the gRPC API's proxy, with its token
         self.authn = authn
         self.authz = authz or AlwaysAllowAuthorizer()
@@ -77,7 +88,7 @@ class HttpServer:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=STOP_GRACE)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self.pki.server_context())
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.pki.server_context(self.client_ca))
         await site.start()
         addrs = self._runner.addresses
         self.port = int(addrs[0][1]) if addrs else port
@@ -119,7 +130,8 @@ class HttpServer:
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if request.path not in PUBLIC:
-                user = await self.authn.authenticate(Credentials(authorization=request.headers.get("Authorization")))
+                user = await self.authn.authenticate(Credentials(authorization=request.headers.get("Authorization"),
+                                                                 client_cert=peer_certificate(request)))
                 request[resources.USER_KEY] = user  # for Rest's writes (admission)
                 t = self._target(request)
                 watch = request.query.get("watch") in ("1", "true")
