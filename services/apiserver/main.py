@@ -30,8 +30,10 @@ from pybernetes.options import opt
 from . import metrics
 from .allocator import ServiceAllocator
 from .auth import TokenAuthenticator, UnionAuthenticator, ensure_admin_token
+from .authz import Authorizer
 from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
+from .rbac import modes
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
@@ -78,6 +80,8 @@ class Config:
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
     cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
                                 "(default <data-dir>/pki)")
+    authorization_mode: list[str] = opt(["Node", "RBAC"], help="comma-separated authorizers in order: Node, RBAC, "
+                                        "AlwaysAllow (system:masters is always allowed)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -175,7 +179,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     server = rpc.server()
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)
-    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, kubelets=kubelets), server)
+    authz: Authorizer = modes.build(cfg.authorization_mode, store, rest)
+    pb_grpc.add_APIServicer_to_server(APIServicer(rest, authn, authz, kubelets=kubelets), server)
     health = HealthServer(cfg.bind_address, health_port(cfg))
 
     async def etcd_ok() -> None:
@@ -192,9 +197,10 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         # The Kubernetes REST API over HTTPS, through the same Rest and authenticator as gRPC.
         pki = tls.ensure_apiserver_pki(cfg.cert_dir or cfg.data_dir / "pki", [host, cfg.bind_address])
-        https = HttpServer(rest, authn, pki, ready_check=etcd_ok, kubelets=kubelets)
+        https = HttpServer(rest, authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
         await bootstrap(rest, host, cfg.secure_port)
+        await modes.bootstrap_policy(cfg.authorization_mode, store, rest)
         await server.start()
         try:
             await health.start()

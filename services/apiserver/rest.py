@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,8 @@ class Rest:
         self.store = store
         self.allocator = allocator or ServiceAllocator(store)
         self.toleration_seconds = toleration_seconds  # (not-ready, unreachable)
+        # Checked after validation on every create and update: RBAC's escalation prevention (rbac/escalation.py).
+        self.write_guard: Callable[[Message, Message | None], Awaitable[None]] | None = None
 
     def _defaults(self, obj: Message) -> None:
         nr, ur = self.toleration_seconds
@@ -162,6 +164,8 @@ class Rest:
         self._defaults(obj)
         fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
+        if self.write_guard is not None:
+            await self.write_guard(obj, None)
         if info.namespaced:
             await self._namespace_open(namespace)
         if dry_run:
@@ -316,6 +320,8 @@ class Rest:
         try:
             if subresource != "status":
                 self._validate(obj, old)
+                if self.write_guard is not None:
+                    await self.write_guard(obj, old)
             md.resource_version = omd.resource_version
             if obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
                 return old  # no-op: no write, no event, same resourceVersion

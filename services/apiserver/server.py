@@ -13,15 +13,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from pybernetes import errors, rpc
 from pybernetes.api import kinds
+from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
-from .auth import ADMIN_GROUP, Credentials, UnionAuthenticator, User
+from . import impersonation, reviews
+from .auth import ADMIN_GROUP, REQUEST_USER, Credentials, UnionAuthenticator, User
 from .authz import AlwaysAllowAuthorizer, Authorizer, check, resource_attributes
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
@@ -52,6 +54,43 @@ def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
     return out
 
 
+def _varint(raw: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        b = raw[i]
+        n |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            return n, i
+        shift += 7
+
+
+def object_name(raw: bytes) -> str:
+    """metadata.name of a serialized object without decoding it whole (every kind's metadata is field 1), for
+    authorizing an update by name (resourceNames rules)."""
+    i = 0
+    try:
+        while i < len(raw):
+            tag, i = _varint(raw, i)
+            wire = tag & 7
+            if wire == 0:
+                _, i = _varint(raw, i)
+            elif wire == 1:
+                i += 8
+            elif wire == 5:
+                i += 4
+            elif wire == 2:
+                n, i = _varint(raw, i)
+                if tag >> 3 == 1:
+                    return meta.ObjectMeta.FromString(raw[i:i + n]).name
+                i += n
+            else:
+                return ""
+    except (IndexError, DecodeError):
+        return ""
+    return ""
+
+
 def _sub(resource: str, subresource: str) -> str:
     return f"{resource}/{subresource}" if subresource else resource
 
@@ -65,11 +104,19 @@ class APIServicer(pb_grpc.APIServicer):
         self.kubelets = kubelets or KubeletProxy(rest)
 
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
-        header = None
+        header = as_user = None
+        as_groups: list[str] = []
         for key, value in context.invocation_metadata() or ():
             if key == AUTH_HEADER:
                 header = str(value)
-        return await self.authn.authenticate(Credentials(authorization=header))
+            elif key == impersonation.USER_HEADER.lower():
+                as_user = str(value)
+            elif key == impersonation.GROUP_HEADER.lower():
+                as_groups.append(str(value))
+        user = await self.authn.authenticate(Credentials(authorization=header))
+        user = impersonation.impersonate(self.authz, user, as_user, as_groups)
+        REQUEST_USER.set(user)
+        return user
 
     async def _authorize(self, context: Any, verb: str, resource: str, namespace: str = "",
                          name: str = "") -> User:
@@ -109,10 +156,15 @@ class APIServicer(pb_grpc.APIServicer):
             if request.resource == "bindings":
                 name = self.rest.binding(request.object.raw).metadata.name
                 return _envelope(await self.rest.bind(request.namespace, name, request.object.raw))
+            if request.resource in kinds.REVIEWS:
+                user = REQUEST_USER.get()
+                assert user is not None  # set by _authorize
+                return _envelope(reviews.answer(self.authz, user, request.resource, request.object.raw))
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
                                                     o.kind, request.dry_run))
-        res: pb.Object = await self._serve("create", request.resource, request.namespace, context, do)
+        res: pb.Object = await self._serve("create", _sub(request.resource, request.subresource), request.namespace,
+                                           context, do, request.name if request.subresource else "")
         return res
 
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.Object:
@@ -144,7 +196,7 @@ class APIServicer(pb_grpc.APIServicer):
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
                                                     request.subresource, o.api_version, o.kind, request.dry_run))
         res: pb.Object = await self._serve("update", _sub(request.resource, request.subresource), request.namespace,
-                                           context, do)
+                                           context, do, object_name(request.object.raw))
         return res
 
     async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.Object:

@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from pybernetes import errors
+from pybernetes.api import codec, kinds
 from pybernetes.tls import ServingPKI
 
-from ..auth import Credentials, UnionAuthenticator
+from .. import impersonation, reviews
+from ..auth import REQUEST_USER, Credentials, UnionAuthenticator
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -119,6 +121,9 @@ class HttpServer:
         try:
             if request.path not in PUBLIC:
                 user = await self.authn.authenticate(Credentials(authorization=request.headers.get("Authorization")))
+                user = impersonation.impersonate(self.authz, user, request.headers.get(impersonation.USER_HEADER),
+                                                 request.headers.getall(impersonation.GROUP_HEADER, []))
+                REQUEST_USER.set(user)
                 t = self._target(request)
                 watch = request.query.get("watch") in ("1", "true")
                 attrs = (request_attributes(user, request.method, request.path, resource=t.info.plural,
@@ -168,10 +173,17 @@ class HttpServer:
         t = routing.parse(mi.get("group", ""), mi["version"], mi["tail"])
         if subresources.handles(t):
             return await subresources.handle(request, self.rest, self.kubelets, t)
+        if t.info.plural in kinds.REVIEWS and request.method == "POST" and not t.name:
+            return await self._review(request, t)
         handler = RESOURCE_HANDLERS.get(request.method)
         if handler is None:
             raise errors.MethodNotAllowed(f"the server does not allow method {request.method} here")
         return await handler(request, self.rest, t)
+
+    async def _review(self, request: web.Request, t: routing.Target) -> web.Response:
+        raw, _, _ = await resources.decode_body(request, self.rest, t.info)
+        out = reviews.answer(self.authz, request["user"], t.info.plural, raw)
+        return resources.respond(codec.to_dict(out), 201)
 
     async def _version(self, request: web.Request) -> web.Response:
         return resources.respond(discovery.version())

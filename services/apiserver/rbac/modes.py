@@ -1,0 +1,82 @@
+"""`--authorization-mode`: the union of authorizers in the order named, behind kube's system:masters
+short-circuit; with RBAC, the escalation guard on writes and the bootstrap policy at start.
+
+Modes: RBAC, AlwaysAllow, Node (the Node authorizer: used when services/apiserver/node_authz.py provides
+`NodeAuthorizer(store)`, else skipped with a log line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Sequence
+
+from pybernetes import errors
+from pybernetes.api import kinds
+from pybernetes.api.objects import meta_of
+from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
+
+from ..authz import AlwaysAllowAuthorizer, Authorizer, UnionAuthorizer
+from ..rest import Rest
+from ..storage.objects import object_key
+from ..storage.store import Store
+from . import policy
+from .authorizer import PrivilegedGroupAuthorizer, RBACAuthorizer
+from .bootstrap import ensure_policy
+from .escalation import EscalationGuard
+
+log = logging.getLogger("pybernetes.apiserver.rbac")
+
+MODES = ("Node", "RBAC", "AlwaysAllow")
+RBAC_KINDS = (rbac.ClusterRole, rbac.Role, rbac.ClusterRoleBinding, rbac.RoleBinding)
+
+
+def _node(store: Store) -> Authorizer | None:
+    try:
+        mod = importlib.import_module("services.apiserver.node_authz")
+    except ImportError:
+        return None
+    node: Authorizer = mod.NodeAuthorizer(store)
+    return node
+
+
+def build(modes: Sequence[str], store: Store, rest: Rest) -> Authorizer:
+    """The union of `modes`; installs RBAC's escalation guard on `rest` when RBAC is one of them."""
+    chain: list[Authorizer] = [PrivilegedGroupAuthorizer()]
+    rbac_authz: RBACAuthorizer | None = None
+    for m in modes:
+        if m not in MODES:
+            raise errors.ConfigError(f"--authorization-mode: unknown mode {m!r} (known: {', '.join(MODES)})")
+        if m == "AlwaysAllow":
+            chain.append(AlwaysAllowAuthorizer())
+        elif m == "RBAC":
+            rbac_authz = RBACAuthorizer(store)
+            chain.append(rbac_authz)
+        elif (node := _node(store)) is not None:
+            chain.append(node)
+        else:
+            log.info("authorization mode Node has no authorizer in this build: skipped")
+    union = UnionAuthorizer(chain)
+    if rbac_authz is not None:
+        rest.write_guard = EscalationGuard(union, rbac_authz)  # asks the whole chain (escalate, bind)
+    log.info("authorization modes=%s", ",".join(modes))
+    return union
+
+
+async def bootstrap_policy(modes: Sequence[str], store: Store, rest: Rest) -> None:
+    """With RBAC: write the bootstrap policy, then wait until the watch caches hold it, so the first request
+    after start is authorized against it."""
+    if "RBAC" not in modes:
+        return
+    infos = [kinds.for_class(c) for c in RBAC_KINDS]
+    await asyncio.gather(*(store.cache(i).wait_ready(30) for i in infos))
+    await ensure_policy(rest)
+    want = [(store.cache(kinds.for_message(o)), object_key(kinds.for_message(o), meta_of(o).namespace,
+                                                           meta_of(o).name)) for o in policy.everything()]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while any(cache.get(key) is None for cache, key in want):
+        if loop.time() > deadline:
+            raise errors.Unavailable("the watch caches did not catch up with the bootstrap RBAC policy in 30s")
+        await asyncio.sleep(0.01)
