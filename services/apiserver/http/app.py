@@ -20,12 +20,12 @@ from pybernetes.api import codec, kinds
 from pybernetes.tls import ServingPKI
 
 from .. import impersonation, reviews
-from ..auth import REQUEST_USER, Credentials, UnionAuthenticator
+from ..auth import REQUEST_USER, Credentials, UnionAuthenticator, User
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
 from ..rest import Rest
-from . import discovery, fieldvalidation, openapi, resources, routing, status, subresources
+from . import discovery, fieldvalidation, kubeproto, openapi, resources, routing, status, subresources
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
@@ -33,6 +33,7 @@ PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+USER_KEY = web.RequestKey("user", User)  # the authenticated (or impersonated) user of a request
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ReadyCheck = Callable[[], Awaitable[None]]
 RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": resources.update,
@@ -131,7 +132,7 @@ class HttpServer:
                                             subresource=t.subresource, watch=watch)
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
-                request["user"] = user
+                request[USER_KEY] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
@@ -181,8 +182,17 @@ class HttpServer:
         return await handler(request, self.rest, t)
 
     async def _review(self, request: web.Request, t: routing.Target) -> web.Response:
-        raw, _, _ = await resources.decode_body(request, self.rest, t.info)
-        out = reviews.answer(self.authz, request["user"], t.info.plural, raw)
+        """The review kinds: answered, not stored; in Kubernetes protobuf when asked so (kubectl auth can-i)."""
+        info = t.info
+        if request.content_type == kubeproto.CONTENT_TYPE:
+            av, kind, raw = kubeproto.unwrap(await request.read())
+            self.rest._decode(info, b"", av, kind)  # the one kind check
+        else:
+            raw, _, _ = await resources.decode_body(request, self.rest, info)
+        out = reviews.answer(self.authz, request[USER_KEY], info.plural, raw)
+        if request.headers.get("Accept", "").startswith(kubeproto.CONTENT_TYPE):
+            return web.Response(body=kubeproto.wrap(info.api_version, info.kind, out.SerializeToString()),
+                                status=201, content_type=kubeproto.CONTENT_TYPE)
         return resources.respond(codec.to_dict(out), 201)
 
     async def _version(self, request: web.Request) -> web.Response:
