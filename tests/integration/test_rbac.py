@@ -234,7 +234,7 @@ async def test_whoami_list_and_impersonation(rbac_apiserver: ApiServer, tmp_path
     assert code == 1 and 'configmaps "settings" not found' in err, err  # allowed as the account: absent
 
 
-async def test_escalation_prevented_through_the_api(rbac_apiserver: ApiServer) -> None:
+async def test_escalation_prevented_through_the_api(rbac_apiserver: ApiServer, tmp_path: Path) -> None:
     srv = rbac_apiserver
     role = codec.parse_object({"apiVersion": f"{G}/v1", "kind": "ClusterRoleBinding",
                                "metadata": {"name": "bob-admin"},
@@ -262,3 +262,45 @@ async def test_escalation_prevented_through_the_api(rbac_apiserver: ApiServer) -
             await bob.create(codec.parse_object({
                 "apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": "node-reader"},
                 "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}))
+    # kubectl sends RBAC objects as Kubernetes protobuf: the same check, the same words
+    code, out, err = await _kubectl(srv, tmp_path / "home", "bob", "create", "clusterrole", "node-reader",
+                                    "--verb=get", "--resource=nodes")
+    assert code == 1 and 'clusterroles.rbac.authorization.k8s.io "node-reader" is forbidden: user "bob" (groups=[]) ' \
+                         "is attempting to grant RBAC permissions not currently held" in err, err
+    code, out, err = await _kubectl(srv, tmp_path / "home", "bob", "create", "clusterrole", "pod-lister",
+                                    "--verb=list", "--resource=pods")
+    assert code == 0 and "clusterrole.rbac.authorization.k8s.io/pod-lister created" in out, err
+
+
+async def test_aggregation_controller_as_the_controller_manager(rbac_apiserver: ApiServer) -> None:
+    """A ClusterRole labelled aggregate-to-view adds its rules to view (and through edit to admin), written by
+    the controller manager under its own identity (its bootstrap role's `escalate` on clusterroles)."""
+    from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
+    from services.controllers.main import Config, ControllerManager
+
+    srv = rbac_apiserver
+    cm = ControllerManager(Config(controllers=["clusterrole-aggregation"], leader_elect=False, health_port=0),
+                           client=srv.new_client(CM))
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(cm.run(ready, stop))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        await srv.client.create(codec.parse_object({
+            "apiVersion": f"{G}/v1", "kind": "ClusterRole",
+            "metadata": {"name": "widgets-view", "labels": {f"{G}/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get", "list"]}]}))
+
+        def has_widgets(r: rbac.ClusterRole) -> bool:
+            return any("widgets" in rule.resources for rule in r.rules)
+
+        for _ in range(100):
+            roles = {n: await srv.client.get(rbac.ClusterRole, n) for n in ("view", "edit", "admin")}
+            if all(has_widgets(r) for r in roles.values()):
+                break
+            await asyncio.sleep(0.1)
+        assert all(has_widgets(r) for r in roles.values()), roles
+        code, out, _ = await _pbctl(srv, "alice", "auth", "can-i", "list", "widgets.example.com", "-n", "a")
+        assert (code, out.strip()) == (0, "yes")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -219,3 +219,20 @@ async def test_impersonation_and_reviews(api: tuple[Rest, modes.Authorizer]) -> 
     assert isinstance(rules, az.SelfSubjectRulesReview)
     assert any("users" in r.resources and "impersonate" in r.verbs for r in rules.status.resource_rules)
     assert any("/api/*" in r.non_resource_urls for r in rules.status.non_resource_rules)
+
+
+def test_kubernetes_protobuf_envelope() -> None:
+    from pybernetes.api.authorization.v1 import authorization_pb2 as az
+    from services.apiserver.http import kubeproto
+
+    ssar = az.SelfSubjectAccessReview()
+    ssar.spec.resource_attributes.verb, ssar.spec.resource_attributes.resource = "get", "pods"
+    body = kubeproto.wrap("authorization.k8s.io/v1", "SelfSubjectAccessReview", ssar.SerializeToString())
+    assert body.startswith(b"k8s\x00")
+    av, kind, raw = kubeproto.unwrap(body)
+    assert (av, kind, az.SelfSubjectAccessReview.FromString(raw)) == ("authorization.k8s.io/v1",
+                                                                      "SelfSubjectAccessReview", ssar)
+    with pytest.raises(errors.BadRequest, match="starts with"):
+        kubeproto.unwrap(b"{}")
+    with pytest.raises(errors.BadRequest, match="cannot decode"):
+        kubeproto.unwrap(b"k8s\x00\x0a\x7f")

@@ -184,11 +184,7 @@ class HttpServer:
     async def _review(self, request: web.Request, t: routing.Target) -> web.Response:
         """The review kinds: answered, not stored; in Kubernetes protobuf when asked so (kubectl auth can-i)."""
         info = t.info
-        if request.content_type == kubeproto.CONTENT_TYPE:
-            av, kind, raw = kubeproto.unwrap(await request.read())
-            self.rest._decode(info, b"", av, kind)  # the one kind check
-        else:
-            raw, _, _ = await resources.decode_body(request, self.rest, info)
+        raw, _, _ = await resources.decode_body(request, self.rest, info)
         out = reviews.answer(self.authz, request[USER_KEY], info.plural, raw)
         if request.headers.get("Accept", "").startswith(kubeproto.CONTENT_TYPE):
             return web.Response(body=kubeproto.wrap(info.api_version, info.kind, out.SerializeToString()),

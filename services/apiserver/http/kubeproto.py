@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from pybernetes import errors
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
+# The kinds whose protos keep Kubernetes' field numbers, so kubectl's protobuf bodies decode as they are (kubectl
+# creates RBAC objects and asks reviews in protobuf).
+KINDS = frozenset({"roles", "clusterroles", "rolebindings", "clusterrolebindings", "selfsubjectreviews",
+                   "selfsubjectaccessreviews", "selfsubjectrulesreviews", "subjectaccessreviews"})
 MAGIC = b"k8s\x00"
 
 
@@ -49,6 +53,8 @@ def _length_delimited(raw: bytes) -> Iterator[tuple[int, bytes]]:
             i += 4
         elif wire == 2:
             n, i = _varint(raw, i)
+            if i + n > len(raw):
+                raise ValueError("truncated field")
             yield tag >> 3, raw[i:i + n]
             i += n
         else:
