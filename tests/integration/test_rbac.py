@@ -304,3 +304,30 @@ async def test_aggregation_controller_as_the_controller_manager(rbac_apiserver: 
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_bootstrap_policy_reconciled_at_restart(rbac_apiserver: ApiServer) -> None:
+    """A deleted bootstrap role comes back at the next start, a bootstrap role that lost a rule gets it back (the
+    cluster's own additions kept), and a role annotated autoupdate=false is left as the cluster changed it."""
+    from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
+
+    srv = rbac_apiserver
+    c = srv.client
+    await c.delete(rbac.ClusterRole, "system:kube-scheduler")
+    proxier = await c.get(rbac.ClusterRole, "system:node-proxier")
+    lost = proxier.rules.pop(0)
+    proxier.rules.add(verbs=["get"], api_groups=["example.com"], resources=["widgets"])
+    await c.update(proxier)
+    dns = await c.get(rbac.ClusterRole, "system:kube-dns")
+    dns.metadata.annotations["rbac.authorization.kubernetes.io/autoupdate"] = "false"
+    del dns.rules[:]
+    dns.rules.add(verbs=["list"], api_groups=[""], resources=["services"])
+    await c.update(dns)
+    await srv.restart()
+    c = srv.client
+    sched = await c.get(rbac.ClusterRole, "system:kube-scheduler")
+    assert any("pods/binding" in r.resources for r in sched.rules)
+    proxier = await c.get(rbac.ClusterRole, "system:node-proxier")
+    assert lost in proxier.rules and any("widgets" in r.resources for r in proxier.rules)
+    dns = await c.get(rbac.ClusterRole, "system:kube-dns")
+    assert [r.resources for r in dns.rules] == [["services"]]

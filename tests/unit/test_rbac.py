@@ -236,3 +236,22 @@ def test_kubernetes_protobuf_envelope() -> None:
         kubeproto.unwrap(b"{}")
     with pytest.raises(errors.BadRequest, match="cannot decode"):
         kubeproto.unwrap(b"k8s\x00\x0a\x7f")
+
+
+def test_printing_columns_as_kubectl() -> None:
+    from pybernetes.api import printing
+
+    b = codec.parse_object({"apiVersion": f"{G}/v1", "kind": "RoleBinding",
+                            "metadata": {"name": "x", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                            "subjects": [{"kind": "User", "apiGroup": G, "name": "alice"},
+                                         {"kind": "Group", "apiGroup": G, "name": "dev"},
+                                         {"kind": "User", "apiGroup": G, "name": "bob"},
+                                         {"kind": "ServiceAccount", "name": "robot", "namespace": "a"}],
+                            "roleRef": {"apiGroup": G, "kind": "ClusterRole", "name": "view"}})
+    assert [c.name for c in printing.columns("rolebindings")] == ["Name", "Role", "Age", "Users", "Groups",
+                                                                   "ServiceAccounts"]
+    assert printing.cells("rolebindings", b, 1767225600 + 120) == ["x", "ClusterRole/view", "2m", "alice, bob", "dev",
+                                                                    "a/robot"]
+    r = codec.parse_object({"apiVersion": f"{G}/v1", "kind": "ClusterRole",
+                            "metadata": {"name": "view", "creationTimestamp": "2026-01-01T00:00:00Z"}})
+    assert printing.cells("clusterroles", r, 0) == ["view", "2026-01-01T00:00:00Z"]
