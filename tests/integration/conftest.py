@@ -16,7 +16,12 @@ from services.apiserver.storage.embedded import EmbeddedEtcd
 
 __all__ = ["COMPONENT_USERS", "ApiServer", "apiserver", "etcd", "free_port", "https_apiserver"]
 
-COMPONENT_USERS = ("system:kube-scheduler", "system:kube-controller-manager", "system:kube-proxy")
+# Each component's own identity (user -> groups), authorized by its bootstrap RBAC role; pb-dns runs as the
+# kube-system/kube-dns ServiceAccount, as CoreDNS does in kubeadm's clusters.
+COMPONENT_USERS: dict[str, tuple[str, ...]] = {
+    "system:kube-scheduler": (), "system:kube-controller-manager": (), "system:kube-proxy": (),
+    "system:serviceaccount:kube-system:kube-dns": ("system:serviceaccounts", "system:serviceaccounts:kube-system"),
+}
 
 
 @pytest.fixture
@@ -98,8 +103,8 @@ class ApiServer:
         from services.apiserver.main import run
 
         self.token = ensure_admin_token(self.cfg.data_dir / "tokens.csv")
-        for user in COMPONENT_USERS:  # each component's own identity, authorized by its bootstrap RBAC role
-            self.add_user(user)
+        for user, groups in COMPONENT_USERS.items():
+            self.add_user(user, groups)
         ready, self._stop = asyncio.Event(), asyncio.Event()
         self._task = asyncio.create_task(run(self.cfg, ready, self._stop))
         done, _ = await asyncio.wait([self._task, asyncio.create_task(ready.wait())],

@@ -126,11 +126,10 @@ NODE_PROXIER_RULES = [
     rule(EVENTS, "", "events"),
     rule(["create", "get", "update"], "coordination.k8s.io", "leases"),
 ]
-# What pb-dns reads (kube's system:kube-dns); it publishes its own Service and Endpoints in kube-system
-# through the kube-system Role below.
+# What pb-dns reads (kube's system:kube-dns). Its Service and Endpoints are published by whoever installs it
+# (the lab, with the admin's credentials), not by pb-dns.
 KUBE_DNS_RULES = [rule(["list", "watch"], "", "services", "endpoints"),
                   rule(["list", "watch"], "discovery.k8s.io", "endpointslices")]
-KUBE_DNS_PUBLISH_RULES = [rule(["create", "get", "update"], "", "services", "endpoints")]
 # What a kubelet (`pb-node`) calls; the Node authorizer narrows it to its own node's objects.
 NODE_RULES = [
     rule(["create", "get", "list", "watch", "update", "patch"], "", "nodes"),
@@ -186,26 +185,10 @@ CLUSTER_ROLE_BINDINGS: tuple[rbac.ClusterRoleBinding, ...] = (
 )
 
 
-def _role(name: str, namespace: str, rules: Sequence[rbac.PolicyRule]) -> rbac.Role:
-    r = rbac.Role(rules=list(rules))
-    r.metadata.name, r.metadata.namespace = name, namespace
-    r.metadata.labels.update(BOOTSTRAPPING)
-    r.metadata.annotations[AUTOUPDATE] = "true"
-    return r
-
-
-def _binding(name: str, namespace: str, role: str, *subjects: rbac.Subject) -> rbac.RoleBinding:
-    b = rbac.RoleBinding(subjects=list(subjects))
-    b.metadata.name, b.metadata.namespace = name, namespace
-    b.metadata.labels.update(BOOTSTRAPPING)
-    b.metadata.annotations[AUTOUPDATE] = "true"
-    b.role_ref.api_group, b.role_ref.kind, b.role_ref.name = RBAC_GROUP, "Role", role
-    return b
-
-
-ROLES: tuple[rbac.Role, ...] = (_role("system:pb-dns-publisher", "kube-system", KUBE_DNS_PUBLISH_RULES),)
-ROLE_BINDINGS: tuple[rbac.RoleBinding, ...] = (
-    _binding("system:pb-dns-publisher", "kube-system", "system:pb-dns-publisher", KUBE_DNS_SA),)
+# Namespaced bootstrap Roles and RoleBindings: no component needs one today (each ClusterRole above lists what
+# its component calls).
+ROLES: tuple[rbac.Role, ...] = ()
+ROLE_BINDINGS: tuple[rbac.RoleBinding, ...] = ()
 
 
 def everything() -> tuple[Message, ...]:
