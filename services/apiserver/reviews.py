@@ -19,7 +19,6 @@ from pybernetes.api import kinds
 from pybernetes.api.authentication.v1 import authentication_pb2 as authn_api
 from pybernetes.api.authorization.v1 import authorization_pb2 as authz_api
 from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
-from pybernetes.api.times import now
 
 from .auth import User
 from .authz import Attributes, Authorizer, Decision, UnionAuthorizer
@@ -62,7 +61,6 @@ def answer(authz: Authorizer, user: User, plural: str, raw: bytes) -> Message:
         obj = info.cls.FromString(raw)
     except Exception as e:  # protobuf's DecodeError
         raise errors.BadRequest(f"cannot decode {info.kind}: {e}") from None
-    obj.metadata.creation_timestamp.CopyFrom(now())  # type: ignore[attr-defined]  # every kind has ObjectMeta
     if isinstance(obj, authn_api.SelfSubjectReview):
         ui = obj.status.user_info
         ui.username, ui.uid = user.name, user.uid

@@ -17,10 +17,10 @@ from services.apiserver.storage.embedded import EmbeddedEtcd
 __all__ = ["COMPONENT_USERS", "ApiServer", "apiserver", "etcd", "free_port", "https_apiserver"]
 
 # Each component's own identity (user -> groups), authorized by its bootstrap RBAC role; pb-dns runs as the
-# kube-system/kube-dns ServiceAccount, as CoreDNS does in kubeadm's clusters.
+# kube-system/coredns ServiceAccount, as CoreDNS does in kubeadm's clusters (and pb-dns in the lab).
 COMPONENT_USERS: dict[str, tuple[str, ...]] = {
     "system:kube-scheduler": (), "system:kube-controller-manager": (), "system:kube-proxy": (),
-    "system:serviceaccount:kube-system:kube-dns": ("system:serviceaccounts", "system:serviceaccounts:kube-system"),
+    "system:serviceaccount:kube-system:coredns": ("system:serviceaccounts", "system:serviceaccounts:kube-system"),
 }
 
 

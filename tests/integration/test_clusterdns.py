@@ -52,8 +52,8 @@ async def cluster_dns(apiserver: ApiServer) -> AsyncIterator[DNS]:
 
 @contextlib.asynccontextmanager
 async def running_dns(apiserver: ApiServer, endpoint_source: str = "endpoints") -> AsyncIterator[DNS]:
-    # pb-dns's own identity (the kube-system/kube-dns ServiceAccount), under its bootstrap role system:kube-dns
-    token = apiserver.tokens["system:serviceaccount:kube-system:kube-dns"]
+    # pb-dns's own identity (the kube-system/coredns ServiceAccount), under its bootstrap role system:kube-dns
+    token = apiserver.tokens["system:serviceaccount:kube-system:coredns"]
     cfg = dns_main.Config(server=apiserver.address, token=token, bind_address="127.0.0.1",
                           port=free_port(), health_bind_address="127.0.0.1", health_port=free_port(),
                           endpoint_source=endpoint_source)

@@ -255,3 +255,37 @@ def test_printing_columns_as_kubectl() -> None:
     r = codec.parse_object({"apiVersion": f"{G}/v1", "kind": "ClusterRole",
                             "metadata": {"name": "view", "creationTimestamp": "2026-01-01T00:00:00Z"}})
     assert printing.cells("clusterroles", r, 0) == ["view", "2026-01-01T00:00:00Z"]
+
+
+async def test_subject_access_review(api: tuple[Rest, modes.Authorizer]) -> None:
+    from pybernetes.api.authorization.v1 import authorization_pb2 as az
+
+    rest, authz = api
+    await put(rest, binding("RoleBinding", "alice-view", "ClusterRole", "view", {"kind": "User", "name": "alice"}, "a"))
+    sar = az.SubjectAccessReview()
+    sar.spec.user = "alice"
+    ra = sar.spec.resource_attributes
+    ra.verb, ra.resource, ra.namespace = "list", "pods", "a"
+    out = answer(authz, User("root", groups=("system:masters",)), "subjectaccessreviews", sar.SerializeToString())
+    assert isinstance(out, az.SubjectAccessReview) and out.status.allowed and "alice-view" in out.status.reason
+    ra.namespace = "b"
+    out = answer(authz, User("root", groups=("system:masters",)), "subjectaccessreviews", sar.SerializeToString())
+    assert isinstance(out, az.SubjectAccessReview) and not out.status.allowed and not out.status.denied
+    sar.spec.user = ""
+    with pytest.raises(errors.Invalid, match="at least one of user or group must be specified"):
+        answer(authz, ALICE, "subjectaccessreviews", sar.SerializeToString())
+    ssar = az.SelfSubjectAccessReview()
+    with pytest.raises(errors.Invalid, match="exactly one of nonResourceAttributes or resourceAttributes"):
+        answer(authz, ALICE, "selfsubjectaccessreviews", ssar.SerializeToString())
+
+
+async def test_kubelets_get_the_node_role_until_the_node_authorizer_exists(api: tuple[Rest, modes.Authorizer]) -> None:
+    _, authz = api
+    kubelet = User("system:node:n1", groups=("system:nodes",))
+    assert allowed(authz, kubelet, "get", "secrets", "a", "s") and allowed(authz, kubelet, "update", "nodes",
+                                                                           name="n1", sub="status")
+    assert allowed(authz, kubelet, "watch", "pods") and allowed(authz, kubelet, "create", "leases", "kube-node-lease",
+                                                                 group="coordination.k8s.io")
+    assert not allowed(authz, kubelet, "list", "secrets", "a") and not allowed(authz, kubelet, "delete", "nodes",
+                                                                               name="n2")
+    assert not allowed(authz, User("system:node:n1"), "get", "secrets", "a", "s")  # the group, not the name

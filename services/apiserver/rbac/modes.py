@@ -2,7 +2,8 @@
 short-circuit; with RBAC, the escalation guard on writes and the bootstrap policy at start.
 
 Modes: RBAC, AlwaysAllow, Node (the Node authorizer: used when services/apiserver/node_authz.py provides
-`NodeAuthorizer(store)`, else skipped with a log line).
+`NodeAuthorizer(store)`; until it does, kubelets (group system:nodes) are authorized by the rules of the
+system:node ClusterRole, as Kubernetes did before the Node authorizer, with a log line saying so).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import logging
 from collections.abc import Sequence
 
 from pybernetes import errors
-from pybernetes.api import kinds
+from pybernetes.api import kinds, rbacrules
 from pybernetes.api.objects import meta_of
 from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 
-from ..authz import AlwaysAllowAuthorizer, Authorizer, UnionAuthorizer
+from ..authz import AlwaysAllowAuthorizer, Attributes, Authorizer, Decision, Result, UnionAuthorizer
 from ..rest import Rest
 from ..storage.objects import object_key
 from ..storage.store import Store
@@ -29,6 +30,7 @@ from .escalation import EscalationGuard
 log = logging.getLogger("pybernetes.apiserver.rbac")
 
 MODES = ("Node", "RBAC", "AlwaysAllow")
+NODES_GROUP = "system:nodes"
 RBAC_KINDS = (rbac.ClusterRole, rbac.Role, rbac.ClusterRoleBinding, rbac.RoleBinding)
 
 
@@ -39,6 +41,24 @@ def _node(store: Store) -> Authorizer | None:
         return None
     node: Authorizer = mod.NodeAuthorizer(store)
     return node
+
+
+class NodeRoleAuthorizer:
+    """Group system:nodes gets the rules of the system:node ClusterRole, cluster-wide (what binding the group
+    to the role did before Kubernetes 1.8); the stand-in for the Node authorizer."""
+
+    def __init__(self, rbac_authz: RBACAuthorizer) -> None:
+        self.rbac = rbac_authz
+
+    def authorize(self, attrs: Attributes) -> Result:
+        if NODES_GROUP not in attrs.user.groups:
+            return Result(Decision.NO_OPINION)
+        ref = rbac.RoleRef(api_group=kinds.RBAC_GROUP, kind="ClusterRole", name="system:node")
+        for rule in self.rbac.role_rules(ref, "") or []:
+            if attrs.is_resource_request and rbacrules.allows_resource(
+                    rule, attrs.verb, attrs.api_group, attrs.resource, attrs.subresource, attrs.name):
+                return Result(Decision.ALLOW, 'allowed: group system:nodes, rules of ClusterRole "system:node"')
+        return Result(Decision.NO_OPINION)
 
 
 def build(modes: Sequence[str], store: Store, rest: Rest) -> Authorizer:
@@ -56,7 +76,9 @@ def build(modes: Sequence[str], store: Store, rest: Rest) -> Authorizer:
         elif (node := _node(store)) is not None:
             chain.append(node)
         else:
-            log.info("authorization mode Node has no authorizer in this build: skipped")
+            log.warning("authorization mode Node has no authorizer in this build: kubelets (group system:nodes) get "
+                        "the system:node ClusterRole's rules on every node's objects")
+            chain.append(NodeRoleAuthorizer(RBACAuthorizer(store)))
     union = UnionAuthorizer(chain)
     if rbac_authz is not None:
         rest.write_guard = EscalationGuard(union, rbac_authz)  # asks the whole chain (escalate, bind)

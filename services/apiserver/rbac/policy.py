@@ -167,7 +167,10 @@ CLUSTER_ROLES: tuple[rbac.ClusterRole, ...] = (
     cluster_role("system:node", NODE_RULES),
 )
 
-KUBE_DNS_SA = subject("ServiceAccount", "kube-dns", "kube-system")
+# pb-dns runs as kube's kube-system/kube-dns or, as kubeadm names CoreDNS's account (the lab and deploy/ do),
+# kube-system/coredns.
+KUBE_DNS_SAS = (subject("ServiceAccount", "kube-dns", "kube-system"),
+                subject("ServiceAccount", "coredns", "kube-system"))
 CLUSTER_ROLE_BINDINGS: tuple[rbac.ClusterRoleBinding, ...] = (
     cluster_binding("cluster-admin", "cluster-admin", subject("Group", "system:masters")),
     cluster_binding("system:discovery", "system:discovery", subject("Group", "system:authenticated")),
@@ -179,7 +182,7 @@ CLUSTER_ROLE_BINDINGS: tuple[rbac.ClusterRoleBinding, ...] = (
     cluster_binding("system:kube-controller-manager", "system:kube-controller-manager",
                     subject("User", "system:kube-controller-manager")),
     cluster_binding("system:node-proxier", "system:node-proxier", subject("User", "system:kube-proxy")),
-    cluster_binding("system:kube-dns", "system:kube-dns", KUBE_DNS_SA),
+    cluster_binding("system:kube-dns", "system:kube-dns", *KUBE_DNS_SAS),
     # No subjects, as in Kubernetes since 1.8: kubelets are authorized by the Node authorizer.
     cluster_binding("system:node", "system:node"),
 )
