@@ -219,6 +219,7 @@ async def test_impersonation_and_reviews(api: tuple[Rest, modes.Authorizer]) -> 
     assert isinstance(rules, az.SelfSubjectRulesReview)
     assert any("users" in r.resources and "impersonate" in r.verbs for r in rules.status.resource_rules)
     assert any("/api/*" in r.non_resource_urls for r in rules.status.non_resource_rules)
+    assert not rules.status.incomplete  # every authorizer in Node,RBAC lists its rules
 
 
 def test_kubernetes_protobuf_envelope() -> None:

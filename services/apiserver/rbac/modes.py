@@ -18,6 +18,7 @@ from pybernetes.api import kinds, rbacrules
 from pybernetes.api.objects import meta_of
 from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 
+from ..auth import User
 from ..authz import AlwaysAllowAuthorizer, Attributes, Authorizer, Decision, Result, UnionAuthorizer
 from ..rest import Rest
 from ..storage.objects import object_key
@@ -59,6 +60,12 @@ class NodeRoleAuthorizer:
                     rule, attrs.verb, attrs.api_group, attrs.resource, attrs.subresource, attrs.name):
                 return Result(Decision.ALLOW, 'allowed: group system:nodes, rules of ClusterRole "system:node"')
         return Result(Decision.NO_OPINION)
+
+    def rules_for(self, user: User, namespace: str) -> list[rbac.PolicyRule]:
+        if NODES_GROUP not in user.groups:
+            return []
+        ref = rbac.RoleRef(api_group=kinds.RBAC_GROUP, kind="ClusterRole", name="system:node")
+        return self.rbac.role_rules(ref, "") or []
 
 
 def build(modes: Sequence[str], store: Store, rest: Rest) -> Authorizer:
