@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from pybernetes import errors, rpc
 from pybernetes.api import kinds
-from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
@@ -29,6 +28,7 @@ from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
 from .storage.etcd import Member, StorageError
+from .wire import object_name
 
 log = logging.getLogger("pybernetes.apiserver")
 
@@ -52,43 +52,6 @@ def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
             if st.errors and not e.error:
                 e.error = "; ".join(st.errors)  # etcd's own alarms (NOSPACE, CORRUPT)
     return out
-
-
-def _varint(raw: bytes, i: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        b = raw[i]
-        n |= (b & 0x7F) << shift
-        i += 1
-        if not b & 0x80:
-            return n, i
-        shift += 7
-
-
-def object_name(raw: bytes) -> str:
-    """metadata.name of a serialized object without decoding it whole (every kind's metadata is field 1), for
-    authorizing an update by name (resourceNames rules)."""
-    i = 0
-    try:
-        while i < len(raw):
-            tag, i = _varint(raw, i)
-            wire = tag & 7
-            if wire == 0:
-                _, i = _varint(raw, i)
-            elif wire == 1:
-                i += 8
-            elif wire == 5:
-                i += 4
-            elif wire == 2:
-                n, i = _varint(raw, i)
-                if tag >> 3 == 1:
-                    return meta.ObjectMeta.FromString(raw[i:i + n]).name
-                i += n
-            else:
-                return ""
-    except (IndexError, DecodeError):
-        return ""
-    return ""
 
 
 def _sub(resource: str, subresource: str) -> str:

@@ -6,9 +6,9 @@ raw is the object in its generated.proto encoding. kubectl sends the review kind
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from pybernetes import errors
+
+from ..wire import field, length_delimited
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 # The kinds whose protos keep Kubernetes' field numbers, so kubectl's protobuf bodies decode as they are (kubectl
@@ -18,49 +18,6 @@ KINDS = frozenset({"roles", "clusterroles", "rolebindings", "clusterrolebindings
 MAGIC = b"k8s\x00"
 
 
-def _varint(raw: bytes, i: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        b = raw[i]
-        n |= (b & 0x7F) << shift
-        i += 1
-        if not b & 0x80:
-            return n, i
-        shift += 7
-
-
-def _encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(out)
-
-
-def _length_delimited(raw: bytes) -> Iterator[tuple[int, bytes]]:
-    """(field number, bytes) of each length-delimited field; other wire types are skipped."""
-    i = 0
-    while i < len(raw):
-        tag, i = _varint(raw, i)
-        wire = tag & 7
-        if wire == 0:
-            _, i = _varint(raw, i)
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        elif wire == 2:
-            n, i = _varint(raw, i)
-            if i + n > len(raw):
-                raise ValueError("truncated field")
-            yield tag >> 3, raw[i:i + n]
-            i += n
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-
-
 def unwrap(body: bytes) -> tuple[str, str, bytes]:
     """(apiVersion, kind, raw object bytes) of a Kubernetes protobuf body."""
     if not body.startswith(MAGIC):
@@ -68,9 +25,9 @@ def unwrap(body: bytes) -> tuple[str, str, bytes]:
     api_version = kind = ""
     raw = b""
     try:
-        for num, value in _length_delimited(body[len(MAGIC):]):
+        for num, value in length_delimited(body[len(MAGIC):]):
             if num == 1:
-                for n, v in _length_delimited(value):
+                for n, v in length_delimited(value):
                     if n == 1:
                         api_version = v.decode()
                     elif n == 2:
@@ -82,10 +39,6 @@ def unwrap(body: bytes) -> tuple[str, str, bytes]:
     return api_version, kind, raw
 
 
-def _field(num: int, value: bytes) -> bytes:
-    return _encode_varint(num << 3 | 2) + _encode_varint(len(value)) + value
-
-
 def wrap(api_version: str, kind: str, raw: bytes) -> bytes:
-    type_meta = _field(1, api_version.encode()) + _field(2, kind.encode())
-    return MAGIC + _field(1, type_meta) + _field(2, raw)
+    type_meta = field(1, api_version.encode()) + field(2, kind.encode())
+    return MAGIC + field(1, type_meta) + field(2, raw)
