@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from pybernetes import errors, rpc
 from pybernetes.api import kinds
+from pybernetes.api.objects import meta_of
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
@@ -28,7 +29,6 @@ from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
 from .storage.etcd import Member, StorageError
-from .wire import object_name
 
 log = logging.getLogger("pybernetes.apiserver")
 
@@ -56,6 +56,18 @@ def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
 
 def _sub(resource: str, subresource: str) -> str:
     return f"{resource}/{subresource}" if subresource else resource
+
+
+def _object_name(resource: str, raw: bytes) -> str:
+    """The name in an update's object: REST carries it in the URL, and authorization by name (a node's own
+    Lease) needs it. Undecodable bytes give "" (rest.update refuses them)."""
+    info = kinds.for_plural(resource.partition("/")[0])
+    if info is None:
+        return ""
+    try:
+        return meta_of(info.cls.FromString(raw)).name
+    except DecodeError:
+        return ""
 
 
 class APIServicer(pb_grpc.APIServicer):
@@ -159,7 +171,7 @@ class APIServicer(pb_grpc.APIServicer):
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
                                                     request.subresource, o.api_version, o.kind, request.dry_run))
         res: pb.Object = await self._serve("update", _sub(request.resource, request.subresource), request.namespace,
-                                           context, do, object_name(request.object.raw))
+                                           context, do, _object_name(request.resource, request.object.raw))
         return res
 
     async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.Object:

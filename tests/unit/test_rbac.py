@@ -290,14 +290,3 @@ async def test_kubelets_get_the_node_role_until_the_node_authorizer_exists(api: 
     assert not allowed(authz, kubelet, "list", "secrets", "a") and not allowed(authz, kubelet, "delete", "nodes",
                                                                                name="n2")
     assert not allowed(authz, User("system:node:n1"), "get", "secrets", "a", "s")  # the group, not the name
-
-
-def test_object_name_from_the_wire() -> None:
-    """gRPC updates are authorized by the object's name (resourceNames rules), read without decoding it whole."""
-    from services.apiserver.wire import object_name
-
-    p = core.Pod()
-    p.metadata.name, p.metadata.namespace, p.spec.node_name = "web", "a", "n1"
-    assert object_name(p.SerializeToString()) == "web"
-    assert object_name(core.Pod().SerializeToString()) == ""
-    assert object_name(b"\x0a\x05") == "" and object_name(b"\xff") == ""

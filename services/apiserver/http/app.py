@@ -29,11 +29,11 @@ from . import discovery, fieldvalidation, kubeproto, openapi, resources, routing
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
+USER = web.RequestKey("user", User)  # the authenticated user (a str key warns since aiohttp 3.12)
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 STOP_GRACE = 1.0  # seconds in-flight requests get at stop, as the gRPC server's grace
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-USER_KEY = web.RequestKey("user", User)  # the authenticated (or impersonated) user of a request
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ReadyCheck = Callable[[], Awaitable[None]]
 RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": resources.update,
@@ -132,7 +132,7 @@ class HttpServer:
                                             subresource=t.subresource, watch=watch)
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
-                request[USER_KEY] = user
+                request[USER] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
@@ -185,7 +185,7 @@ class HttpServer:
         """The review kinds: answered, not stored; in Kubernetes protobuf when asked so (kubectl auth can-i)."""
         info = t.info
         raw, _, _ = await resources.decode_body(request, self.rest, info)
-        out = reviews.answer(self.authz, request[USER_KEY], info.plural, raw)
+        out = reviews.answer(self.authz, request[USER], info.plural, raw)
         if request.headers.get("Accept", "").startswith(kubeproto.CONTENT_TYPE):
             return web.Response(body=kubeproto.wrap(info.api_version, info.kind, out.SerializeToString()),
                                 status=201, content_type=kubeproto.CONTENT_TYPE)

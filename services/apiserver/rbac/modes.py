@@ -1,15 +1,14 @@
 """`--authorization-mode`: the union of authorizers in the order named, behind kube's system:masters
 short-circuit; with RBAC, the escalation guard on writes and the bootstrap policy at start.
 
-Modes: RBAC, AlwaysAllow, Node (the Node authorizer: used when services/apiserver/node_authz.py provides
-`NodeAuthorizer(store)`; until it does, kubelets (group system:nodes) are authorized by the rules of the
-system:node ClusterRole, as Kubernetes did before the Node authorizer, with a log line saying so).
+Modes: RBAC, AlwaysAllow, Node (the Node authorizer the caller passes as `node`; without one, kubelets (group
+system:nodes) are authorized by the rules of the system:node ClusterRole, as Kubernetes did before the Node
+authorizer, with a log line saying so).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Sequence
 
@@ -33,15 +32,6 @@ log = logging.getLogger("pybernetes.apiserver.rbac")
 MODES = ("Node", "RBAC", "AlwaysAllow")
 NODES_GROUP = "system:nodes"
 RBAC_KINDS = (rbac.ClusterRole, rbac.Role, rbac.ClusterRoleBinding, rbac.RoleBinding)
-
-
-def _node(store: Store) -> Authorizer | None:
-    try:
-        mod = importlib.import_module("services.apiserver.node_authz")
-    except ImportError:
-        return None
-    node: Authorizer = mod.NodeAuthorizer(store)
-    return node
 
 
 class NodeRoleAuthorizer:
@@ -68,8 +58,9 @@ class NodeRoleAuthorizer:
         return self.rbac.role_rules(ref, "") or []
 
 
-def build(modes: Sequence[str], store: Store, rest: Rest) -> Authorizer:
-    """The union of `modes`; installs RBAC's escalation guard on `rest` when RBAC is one of them."""
+def build(modes: Sequence[str], store: Store, rest: Rest, node: Authorizer | None = None) -> Authorizer:
+    """The union of `modes` (`node`: the Node mode's authorizer); installs RBAC's escalation guard on `rest`
+    when RBAC is one of them."""
     chain: list[Authorizer] = [PrivilegedGroupAuthorizer()]
     rbac_authz: RBACAuthorizer | None = None
     for m in modes:
@@ -80,7 +71,7 @@ def build(modes: Sequence[str], store: Store, rest: Rest) -> Authorizer:
         elif m == "RBAC":
             rbac_authz = RBACAuthorizer(store)
             chain.append(rbac_authz)
-        elif (node := _node(store)) is not None:
+        elif node is not None:
             chain.append(node)
         else:
             log.warning("authorization mode Node has no authorizer in this build: kubelets (group system:nodes) get "
