@@ -31,11 +31,16 @@ class RuleResolver(Protocol):
 
 
 def _resolvers(authz: Authorizer) -> Iterator[RuleResolver]:
+    """The authorizers in `authz` that can list a user's rules, through unions and wrappers (which keep the
+    wrapped authorizer as `inner`, as the audit's does)."""
+    inner = getattr(authz, "inner", None)
     if isinstance(authz, UnionAuthorizer):
         for a in authz.authorizers:
             yield from _resolvers(a)
     elif isinstance(authz, RuleResolver):
         yield authz
+    elif inner is not None and hasattr(inner, "authorize"):
+        yield from _resolvers(inner)
 
 
 def _attributes(user: User, res: authz_api.ResourceAttributes, has_res: bool,
@@ -95,6 +100,14 @@ def _require_one(res: bool, nonres: bool) -> None:
                              causes=[errors.FieldError(path, detail, "FieldValueInvalid")])
 
 
+def _count(authz: Authorizer) -> int:
+    """How many authorizers `authz` is made of (through unions and wrappers)."""
+    inner = getattr(authz, "inner", None)
+    if isinstance(authz, UnionAuthorizer):
+        return sum(_count(a) for a in authz.authorizers)
+    return _count(inner) if inner is not None and hasattr(inner, "authorize") else 1
+
+
 def _rules(authz: Authorizer, user: User, obj: authz_api.SelfSubjectRulesReview) -> None:
     ns = obj.spec.namespace
     if not ns:
@@ -109,5 +122,5 @@ def _rules(authz: Authorizer, user: User, obj: authz_api.SelfSubjectRulesReview)
                 st.resource_rules.add(verbs=r.verbs, api_groups=r.api_groups, resources=r.resources,
                                       resource_names=r.resource_names)
     # Authorizers that cannot list rules (AlwaysAllow, Node) make the answer incomplete, as in Kubernetes.
-    if not isinstance(authz, UnionAuthorizer) or len(resolvers) < len(authz.authorizers):
+    if len(resolvers) < _count(authz):
         st.incomplete = True

@@ -290,3 +290,23 @@ async def test_kubelets_get_the_node_role_until_the_node_authorizer_exists(api: 
     assert not allowed(authz, kubelet, "list", "secrets", "a") and not allowed(authz, kubelet, "delete", "nodes",
                                                                                name="n2")
     assert not allowed(authz, User("system:node:n1"), "get", "secrets", "a", "s")  # the group, not the name
+
+
+async def test_rules_review_through_a_wrapping_authorizer(api: tuple[Rest, modes.Authorizer]) -> None:
+    """A wrapper that keeps the wrapped authorizer as `inner` (the audit's) still lets the rules be listed."""
+    from pybernetes.api.authorization.v1 import authorization_pb2 as az
+    from services.apiserver.authz import Result
+
+    class Wrapper:
+        def __init__(self, inner: modes.Authorizer) -> None:
+            self.inner = inner
+
+        def authorize(self, attrs: Attributes) -> Result:
+            return self.inner.authorize(attrs)
+
+    _, authz = api
+    rr = az.SelfSubjectRulesReview()
+    rr.spec.namespace = "a"
+    out = answer(Wrapper(authz), ALICE, "selfsubjectrulesreviews", rr.SerializeToString())
+    assert isinstance(out, az.SelfSubjectRulesReview) and not out.status.incomplete
+    assert any("selfsubjectaccessreviews" in r.resources for r in out.status.resource_rules)
