@@ -37,6 +37,8 @@ class Ctx:
     all_namespaces: bool = False
     verbosity: int = 0
     config_error: str = ""
+    as_user: str = ""
+    as_groups: tuple[str, ...] = ()
     _client: Client | None = field(default=None, repr=False)
 
     @property
@@ -44,7 +46,8 @@ class Ctx:
         if self._client is None:
             if self.config is None:
                 raise CliError(self.config_error or "no server configured: pass --server or --config")
-            self._client = Client.from_config(self.config, user_agent="pbctl")
+            self._client = Client.from_config(self.config, user_agent="pbctl", impersonate_user=self.as_user,
+                                              impersonate_groups=self.as_groups)
         return self._client
 
     @property

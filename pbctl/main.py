@@ -2,7 +2,7 @@
 
 `async def run(argv) -> int` is the whole command (tests await it); `main()` is the console script.
 The verbs come from `pbctl.verbs` (one module each, declaring its name, help, arguments and handler);
-this module knows none of them. Global flags (--config, -n, -A, --context, --server, --token, -v) are
+this module knows none of them. Global flags (--config, -n, -A, --context, --server, --token, --as, --as-group, -v) are
 accepted before or after the verb. A first argument that is no verb runs its `pbctl-NAME` plugin (pbctl.plugins).
 """
 
@@ -77,7 +77,8 @@ def make_ctx(args: argparse.Namespace) -> Ctx:
         cfg, cfg_error = None, str(e)
     namespace = args.namespace or (cfg.namespace if cfg is not None else "default")
     return Ctx(cfg, namespace=namespace, explicit_namespace=bool(args.namespace),
-               all_namespaces=bool(args.all_namespaces), verbosity=int(args.verbosity or 0), config_error=cfg_error)
+               all_namespaces=bool(args.all_namespaces), verbosity=int(args.verbosity or 0), config_error=cfg_error,
+               as_user=args.as_user or "", as_groups=tuple(args.as_groups or ()))
 
 
 async def run(argv: Sequence[str]) -> int:

@@ -18,7 +18,7 @@ from pybernetes.client import config as client_config
 SUPPRESS = argparse.SUPPRESS
 # The global flags' values when given nowhere (they are SUPPRESSed so a verb's copy cannot reset them).
 GLOBAL_DEFAULTS = {"config": None, "namespace": None, "all_namespaces": False, "context": None, "server": None,
-                   "token": None, "verbosity": 0}
+                   "token": None, "verbosity": 0, "as_user": None, "as_groups": None}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ def global_flags() -> Parser:
     g.add_argument("--context", dest="context", help="config context to use")
     g.add_argument("-s", "--server", dest="server", help="address of the apiserver (host:port)")
     g.add_argument("--token", dest="token", help="bearer token")
+    g.add_argument("--as", dest="as_user", metavar="USER",
+                   help="username to impersonate for the operation (a user or system:serviceaccount:NS:NAME)")
+    g.add_argument("--as-group", dest="as_groups", action="append", metavar="GROUP",
+                   help="group to impersonate for the operation; repeat for several")
     g.add_argument("-v", "--v", dest="verbosity", type=int, metavar="LEVEL", help="log level verbosity")
     return g
 

@@ -12,11 +12,15 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.authentication.v1 import authentication_pb2 as authentication
+from pybernetes.api.authorization.v1 import authorization_pb2 as authorization
 from pybernetes.api.batch.v1 import batch_pb2 as batch
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
+from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
@@ -97,7 +101,23 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     _r("batch", "Job", "jobs", batch.Job, status=True, categories=("all",)),
     _r("coordination.k8s.io", "Lease", "leases", coordination.Lease),
     _r("discovery.k8s.io", "EndpointSlice", "endpointslices", discovery.EndpointSlice),
+    _r(RBAC_GROUP, "ClusterRole", "clusterroles", rbac.ClusterRole, False),
+    _r(RBAC_GROUP, "ClusterRoleBinding", "clusterrolebindings", rbac.ClusterRoleBinding, False),
+    _r(RBAC_GROUP, "Role", "roles", rbac.Role),
+    _r(RBAC_GROUP, "RoleBinding", "rolebindings", rbac.RoleBinding),
+    # Questions answered on create and never stored (REVIEWS).
+    _r("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", authentication.SelfSubjectReview,
+       False, verbs=("create",)),
+    _r("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+       authorization.SelfSubjectAccessReview, False, verbs=("create",)),
+    _r("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+       authorization.SelfSubjectRulesReview, False, verbs=("create",)),
+    _r("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", authorization.SubjectAccessReview,
+       False, verbs=("create",)),
 )
+# The kinds the apiserver answers without storing them (they ask the authenticator or the authorizer).
+REVIEWS = frozenset({"selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews",
+                     "subjectaccessreviews"})
 
 _BY_KIND: dict[tuple[str, str], ResourceInfo] = {(r.api_version, r.kind): r for r in RESOURCES}
 _BY_CLS: dict[type[Message], ResourceInfo] = {r.cls: r for r in RESOURCES}

@@ -36,10 +36,12 @@ from pybernetes.api.cells import (
     service_external_ip,
     service_ports,
 )
+from pybernetes.api.codec import time_to_str
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.api.objects import meta_of, replicas
+from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,29 @@ def _lease_row(o: Message, now: float) -> list[str]:
     return [o.metadata.name, o.spec.holder_identity if o.spec.HasField("holder_identity") else "", _age(o, now)]
 
 
+# -- rbac ------------------------------------------------------------------------------------------
+
+ROLE = [NAME, Column("Created At", "CreationTimestamp is a timestamp representing the server time when this object "
+                                   "was created.", format="date")]
+ROLE_BINDING = [NAME, Column("Role", "RoleRef is the reference to the role."), AGE,
+                Column("Users", "Users in the binding.", priority=1),
+                Column("Groups", "Groups in the binding.", priority=1),
+                Column("ServiceAccounts", "ServiceAccounts in the binding.", priority=1)]
+
+
+def _role_row(o: Message, now: float) -> list[str]:
+    md = meta_of(o)
+    return [md.name, time_to_str(md.creation_timestamp) if is_set(md.creation_timestamp) else NONE]
+
+
+def _binding_row(o: Message, now: float) -> list[str]:
+    assert isinstance(o, rbac.RoleBinding | rbac.ClusterRoleBinding)
+    subjects = {k: [s.name if k != "ServiceAccount" else f"{s.namespace}/{s.name}"
+                    for s in o.subjects if s.kind == k] for k in ("User", "Group", "ServiceAccount")}
+    return [o.metadata.name, f"{o.role_ref.kind}/{o.role_ref.name}", _age(o, now),
+            *(", ".join(subjects[k]) for k in ("User", "Group", "ServiceAccount"))]
+
+
 def _default_row(o: Message, now: float) -> list[str]:
     return [meta_of(o).name, _age(o, now)]
 
@@ -413,6 +438,10 @@ PRINTERS: dict[str, tuple[list[Column], RowFn]] = {
     "leases": (LEASE, _lease_row),
     "limitranges": (LIMITRANGE, _limitrange_row),
     "resourcequotas": (RESOURCEQUOTA, _quota_row),
+    "roles": (ROLE, _role_row),
+    "clusterroles": (ROLE, _role_row),
+    "rolebindings": (ROLE_BINDING, _binding_row),
+    "clusterrolebindings": (ROLE_BINDING, _binding_row),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -69,11 +69,14 @@ class Client:
     """One channel to the apiserver; safe to share between tasks of one event loop."""
 
     def __init__(self, server: str, *, token: str = "", timeout: float = 30.0,
-                 user_agent: str = "pybernetes", tls: rpc.ChannelTLS | None = None) -> None:
+                 user_agent: str = "pybernetes", tls: rpc.ChannelTLS | None = None, impersonate_user: str = "",
+                 impersonate_groups: Sequence[str] = ()) -> None:
         self.server = server
         self._channel = rpc.channel(server, extra_options=[("grpc.primary_user_agent", user_agent)], tls=tls)
         self._stub = pb_grpc.APIStub(self._channel)
-        self._md = rpc.bearer(token)
+        # --as / --as-group: the apiserver acts as that user once this one may impersonate it
+        self._md = (*rpc.bearer(token), *((("impersonate-user", impersonate_user),) if impersonate_user else ()),
+                    *(("impersonate-group", g) for g in impersonate_groups))
         self.timeout = timeout
 
     @classmethod

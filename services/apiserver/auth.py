@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -134,3 +135,8 @@ def ensure_admin_token(path: Path) -> str:
         f.write(f'{token},system:admin,admin,"system:masters"\n')
     os.chmod(path, 0o600)
     return token
+
+
+# The user of the request being served, set by both front ends once it is authenticated (and impersonation
+# applied), for the checks deep in the write path that depend on who asks (RBAC escalation prevention).
+REQUEST_USER: ContextVar[User | None] = ContextVar("request_user", default=None)

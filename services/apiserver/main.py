@@ -39,11 +39,12 @@ from .allocator import ServiceAllocator
 from .audit import frontends as audit_frontends
 from .audit.auditor import Auditor
 from .auth import TokenAuthenticator, ensure_admin_token, grpc_authenticator, rest_authenticator
-from .authz import Attributes, Authorizer, Decision, Result, UnionAuthorizer
-from .authz_node import GraphPopulator, new_node_authorizer, node_identity
+from .authz import Authorizer
+from .authz_node import new_node_authorizer
 from .client_tls import etcd_client_tls, kubelet_client_tls
 from .http.app import HttpServer
 from .kubelet_proxy import KubeletProxy
+from .rbac import modes
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
@@ -126,6 +127,8 @@ class Config:
     audit_log_maxage: int = opt(0, help="days to keep rotated audit logs (0: no limit)")
     encryption_provider_config: Path | None = opt(None, help="an EncryptionConfiguration "
                                                   "(apiserver.config.k8s.io/v1): resources encrypted at rest")
+    authorization_mode: list[str] = opt(["Node", "RBAC"], help="comma-separated authorizers in order: Node, RBAC, "
+                                        "AlwaysAllow (system:masters is always allowed)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -201,24 +204,6 @@ async def compactor(store: Store, interval: float) -> None:
             log.warning("compaction failed: %s", e)
 
 
-class _AllowNonNodes:
-    """TEMPORARY, until --authorization-mode (Node,RBAC) lands: everyone but the nodes keeps AlwaysAllow; nodes
-    keep the non-resource paths (discovery), which RBAC's system:discovery gives every authenticated user."""
-
-    def authorize(self, attrs: Attributes) -> Result:
-        if node_identity(attrs.user) is None or not attrs.is_resource_request:
-            return Result(Decision.ALLOW)
-        return Result(Decision.NO_OPINION)
-
-
-def node_authorization(store: Store) -> tuple[Authorizer, GraphPopulator]:
-    """The Node mode over the pods watch cache, and its graph populator (start it after the store, stop it
-    before). For the `Node` entry of --authorization-mode; until that lands, nodes get only the Node mode
-    and everyone else AlwaysAllow."""
-    node, populator = new_node_authorizer(store.cache(kinds.for_class(core.Pod)))
-    return UnionAuthorizer([node, _AllowNonNodes()]), populator
-
-
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     metrics.set_enabled(cfg.enable_metrics)
@@ -265,7 +250,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     server = rpc.server(interceptors=[audit_frontends.interceptor(auditor)] if auditor is not None else [])
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)
-    authz, node_graph = node_authorization(store)
+    node, node_graph = new_node_authorizer(store.cache(kinds.for_class(core.Pod)))
+    authz: Authorizer = modes.build(cfg.authorization_mode, store, rest, node=node)
     grpc_authn, rest_authn = grpc_authenticator(tokens), rest_authenticator(tokens)
     if auditor is not None:  # the user and decision of each request, as the front ends find them
         grpc_authn, rest_authn = auditor.authenticator(grpc_authn), auditor.authenticator(rest_authn)
@@ -304,6 +290,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
             audit_frontends.instrument(https.app, auditor)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
         await bootstrap(rest, host, cfg.secure_port)
+        await modes.bootstrap_policy(cfg.authorization_mode, store, rest)
         await server.start()
         try:
             await health.start()

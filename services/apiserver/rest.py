@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,8 @@ class Rest:
         self.allocator = allocator or ServiceAllocator(store)
         # Kubernetes' default plugins unless the caller (main.py's flags) built the chain.
         self.admission = admission or new_chain(store, toleration_seconds=toleration_seconds)
+        # Checked after validation on every create and update: RBAC's escalation prevention (rbac/escalation.py).
+        self.write_guard: Callable[[Message, Message | None], Awaitable[None]] | None = None
 
     @staticmethod
     def _defaults(obj: Message) -> None:
@@ -153,6 +155,8 @@ class Rest:
         await self.admission.admit(a)
         fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
+        if self.write_guard is not None:
+            await self.write_guard(obj, None)
         await self.admission.validate(a)
         if dry_run:
             return obj
@@ -314,6 +318,8 @@ class Rest:
         try:
             if subresource != "status":
                 self._validate(obj, old)
+                if self.write_guard is not None:
+                    await self.write_guard(obj, old)
                 await self.admission.validate(a)
             md.resource_version = omd.resource_version
             if not cur.stale and obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):

@@ -23,7 +23,8 @@ from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
-from .auth import ADMIN_GROUP, Credentials, UnionAuthenticator, User
+from . import impersonation, reviews
+from .auth import ADMIN_GROUP, REQUEST_USER, Credentials, UnionAuthenticator, User
 from .authz import AlwaysAllowAuthorizer, Authorizer, check, resource_attributes
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
@@ -94,12 +95,20 @@ class APIServicer(pb_grpc.APIServicer):
         self.kubelets = kubelets or KubeletProxy(rest)
 
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
-        header = None
+        header = as_user = None
+        as_groups: list[str] = []
         for key, value in context.invocation_metadata() or ():
             if key == AUTH_HEADER:
                 header = str(value)
-        return await self.authn.authenticate(Credentials(authorization=header,
+            elif key == impersonation.USER_HEADER.lower():
+                as_user = str(value)
+            elif key == impersonation.GROUP_HEADER.lower():
+                as_groups.append(str(value))
+        user = await self.authn.authenticate(Credentials(authorization=header,
                                                          client_cert=rpc.peer_certificate(context)))
+        user = impersonation.impersonate(self.authz, user, as_user, as_groups)
+        REQUEST_USER.set(user)
+        return user
 
     async def _authorize(self, context: Any, verb: str, resource: str, namespace: str = "",
                          name: str = "", field_selector: str = "") -> User:
@@ -140,10 +149,15 @@ class APIServicer(pb_grpc.APIServicer):
             if request.resource == "bindings":
                 name = self.rest.binding(request.object.raw).metadata.name
                 return _envelope(await self.rest.bind(request.namespace, name, request.object.raw, _USER.get()))
+            if request.resource in kinds.REVIEWS:
+                user = REQUEST_USER.get()
+                assert user is not None  # set by _authorize
+                return _envelope(reviews.answer(self.authz, user, request.resource, request.object.raw))
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
                                                     o.kind, request.dry_run, user=_USER.get()))
-        res: pb.Object = await self._serve("create", request.resource, request.namespace, context, do)
+        res: pb.Object = await self._serve("create", _sub(request.resource, request.subresource), request.namespace,
+                                           context, do, request.name if request.subresource else "")
         return res
 
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.Object:

@@ -91,6 +91,7 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "servicelb": ("servicelb", "ServiceLBController", 1, _servicelb_kw),
     "job": ("job", "JobController", 5, _none),
     "cronjob": ("cronjob", "CronJobController", 5, _none),
+    "clusterrole-aggregation": ("clusterroleaggregation", "ClusterRoleAggregationController", 1, _none),
 }
 # --concurrent-<flag>-syncs -> controller name (Kubernetes' flag names)
 CONCURRENCY_FLAGS = {

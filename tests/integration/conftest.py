@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from pybernetes.ports import free_port
 from pybernetes.rpc import ChannelTLS
 from services.apiserver.storage.embedded import EmbeddedEtcd
 
-__all__ = ["ApiServer", "apiserver", "etcd", "free_port", "https_apiserver"]
+__all__ = ["COMPONENT_USERS", "ApiServer", "apiserver", "etcd", "free_port", "https_apiserver"]
+
+# Each component's own identity (user -> groups), authorized by its bootstrap RBAC role; pb-dns runs as the
+# kube-system/coredns ServiceAccount, as CoreDNS does in kubeadm's clusters (and pb-dns in the lab).
+COMPONENT_USERS: dict[str, tuple[str, ...]] = {
+    "system:kube-scheduler": (), "system:kube-controller-manager": (), "system:kube-proxy": (),
+    "system:serviceaccount:kube-system:coredns": ("system:serviceaccounts", "system:serviceaccounts:kube-system"),
+}
 
 
 @pytest.fixture
@@ -52,6 +60,7 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self.token = ""
+        self.tokens: dict[str, str] = {}  # user -> bearer token (see add_user)
         self.client: Client
 
     @property
@@ -88,11 +97,31 @@ class ApiServer:
                                        cert=client_config.ClientCert(self.pki / "admin.crt", self.pki / "admin.key"))
         return path
 
+    def add_user(self, name: str, groups: tuple[str, ...] = ()) -> str:
+        """A bearer token for `name` in the apiserver's token file (read at start: add users before start or
+        restart), the same token again for a user already there."""
+        from services.apiserver.auth import TokenAuthenticator
+
+        path = self.cfg.data_dir / "tokens.csv"
+        if path.exists():
+            for tok, user in TokenAuthenticator.from_file(path).tokens.items():
+                if user.name == name:
+                    self.tokens[name] = tok
+                    return tok
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tok = secrets.token_hex(16)
+        with path.open("a") as f:
+            f.write(f'{tok},{name},{name},"{",".join(groups)}"\n')
+        self.tokens[name] = tok
+        return tok
+
     async def start(self) -> None:
         from services.apiserver.auth import ensure_admin_token
         from services.apiserver.main import run
 
         self.token = ensure_admin_token(self.cfg.data_dir / "tokens.csv")
+        for user, groups in COMPONENT_USERS.items():
+            self.add_user(user, groups)
         ready, self._stop = asyncio.Event(), asyncio.Event()
         self._task = asyncio.create_task(run(self.cfg, ready, self._stop))
         done, _ = await asyncio.wait([self._task, asyncio.create_task(ready.wait())],
@@ -102,8 +131,15 @@ class ApiServer:
         assert ready.is_set(), "apiserver did not become ready"
         self.client = Client(self.address, token=self.token, timeout=10, tls=self.tls)
 
-    def new_client(self, **kw: Any) -> Client:
-        return Client(self.address, **{"token": self.token, "tls": self.tls, **kw})
+    def new_client(self, user: str = "", **kw: Any) -> Client:
+        """A gRPC client as the admin, or as `user` (one of COMPONENT_USERS or added with add_user)."""
+        return Client(self.address, **{"token": self.tokens[user] if user else self.token, "tls": self.tls, **kw})
+
+    def kubeconfig_for(self, user: str) -> Path:
+        """A kubeconfig naming `user` (one of COMPONENT_USERS or added with add_user) by its token, for a
+        component run as itself."""
+        return self.write_kubeconfig(self.cfg.data_dir / "users" / f"{user.replace(':', '_')}.conf",
+                                     token=self.tokens[user])
 
     async def stop(self) -> None:
         if self._task is None:

@@ -43,7 +43,7 @@ async def cluster(api: ApiServer, nodes: list[str]) -> AsyncIterator[Client]:
     kubelet = HollowKubelet(api.new_client(timeout=10), nodes=0, bind=False)
     await kubelet.start()
     cm = ControllerManager(manager_config(["daemonset", "statefulset", "garbagecollector"]),
-                           client=api.new_client())
+                           client=api.new_client("system:kube-controller-manager"))
     try:
         async with scheduler_running(scheduler_config(api)), manager_running(cm):
             yield c

@@ -52,7 +52,9 @@ async def cluster_dns(apiserver: ApiServer) -> AsyncIterator[DNS]:
 
 @contextlib.asynccontextmanager
 async def running_dns(apiserver: ApiServer, endpoint_source: str = "endpoints") -> AsyncIterator[DNS]:
-    cfg = dns_main.Config(kubeconfig=str(apiserver.admin_conf), bind_address="127.0.0.1",
+    # pb-dns's own identity (the kube-system/coredns ServiceAccount), under its bootstrap role system:kube-dns
+    cfg = dns_main.Config(kubeconfig=str(apiserver.kubeconfig_for("system:serviceaccount:kube-system:coredns")),
+                          bind_address="127.0.0.1",
                           port=free_port(), health_bind_address="127.0.0.1", health_port=free_port(),
                           endpoint_source=endpoint_source)
     ready, stop = asyncio.Event(), asyncio.Event()

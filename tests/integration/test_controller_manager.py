@@ -24,6 +24,8 @@ from tests.integration.conftest import ApiServer
 
 pytestmark = pytest.mark.integration
 
+CM_USER = "system:kube-controller-manager"  # the controllers run as themselves, under their bootstrap RBAC role
+
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -171,7 +173,7 @@ async def test_node_lifecycle_unknown_taint_and_eviction(apiserver: ApiServer) -
     await c.create(pod("safe", node="node-b", tolerations=short))
     for name in ("short", "patient", "safe"):
         await set_pod_status(c, name, "10.244.0.9", True)
-    cm = ControllerManager(manager_config(["nodelifecycle"]), client=apiserver.new_client())
+    cm = ControllerManager(manager_config(["nodelifecycle"]), client=apiserver.new_client(CM_USER))
     try:
         async with running(cm):
             await asyncio.sleep(4)  # longer than the grace period: healthy nodes stay Ready
@@ -247,7 +249,7 @@ async def test_endpoints_follow_pod_readiness(apiserver: ApiServer) -> None:
     ep.metadata.name, ep.metadata.namespace = "manual", "default"
     ep.subsets.add().addresses.add(ip="192.0.2.1")
     await c.create(ep)
-    cm = ControllerManager(manager_config(["endpoint"]), client=apiserver.new_client())
+    cm = ControllerManager(manager_config(["endpoint"]), client=apiserver.new_client(CM_USER))
 
     def view(e: core.Endpoints) -> list[tuple[list[str], list[str], list[int]]]:
         return [([a.ip for a in s.addresses], [a.ip for a in s.not_ready_addresses], [p.port for p in s.ports])
@@ -294,7 +296,8 @@ async def test_endpoint_slices_follow_pod_readiness_and_go_with_the_service(apis
     await c.create(pod("w2", node="n1", labels={"app": "web"}))
     await set_pod_status(c, "w1", "10.244.1.1", True)
     await set_pod_status(c, "w2", "10.244.1.2", False)
-    cm = ControllerManager(manager_config(["endpointslice", "garbagecollector"]), client=apiserver.new_client())
+    cm = ControllerManager(manager_config(["endpointslice", "garbagecollector"]),
+                           client=apiserver.new_client(CM_USER))
 
     async def slices() -> list[discovery.EndpointSlice]:
         return list((await c.list(discovery.EndpointSlice, namespace="default",
@@ -351,7 +354,7 @@ async def test_ipam_assigns_distinct_cidrs_and_relearns(apiserver: ApiServer) ->
         n = core.Node()
         n.metadata.name = f"n{i}"
         await c.create(n)
-    cm = ControllerManager(manager_config(["nodeipam"]), client=apiserver.new_client())
+    cm = ControllerManager(manager_config(["nodeipam"]), client=apiserver.new_client(CM_USER))
 
     async def all_assigned() -> list[str] | None:
         nodes = (await c.list(core.Node)).items
@@ -368,7 +371,7 @@ async def test_ipam_assigns_distinct_cidrs_and_relearns(apiserver: ApiServer) ->
     n = core.Node()
     n.metadata.name = "late"
     await c.create(n)
-    cm2 = ControllerManager(manager_config(["nodeipam"]), client=apiserver.new_client())
+    cm2 = ControllerManager(manager_config(["nodeipam"]), client=apiserver.new_client(CM_USER))
     async with running(cm2):
         cidrs = await eventually(all_assigned, 10)
         assert cidrs is not None and len(set(cidrs)) == 5
@@ -376,7 +379,7 @@ async def test_ipam_assigns_distinct_cidrs_and_relearns(apiserver: ApiServer) ->
 
 async def test_default_serviceaccount_in_new_namespace(apiserver: ApiServer) -> None:
     c = apiserver.client
-    cm = ControllerManager(manager_config(["serviceaccount"]), client=apiserver.new_client())
+    cm = ControllerManager(manager_config(["serviceaccount"]), client=apiserver.new_client(CM_USER))
     async with running(cm):
         ns = core.Namespace()
         ns.metadata.name = "team-a"
@@ -411,7 +414,7 @@ def importable() -> list[str]:
 async def test_manager_runs_all_controllers(apiserver: ApiServer) -> None:
     available = importable()
     assert {"endpoint", "nodelifecycle", "nodeipam", "serviceaccount"} <= set(available)
-    cm = ControllerManager(manager_config(["*"], leader_elect=True), client=apiserver.new_client())
+    cm = ControllerManager(manager_config(["*"], leader_elect=True), client=apiserver.new_client(CM_USER))
     async with running(cm):
         async def started() -> bool:
             return set(cm.running) == set(available)
@@ -430,9 +433,9 @@ async def test_manager_runs_all_controllers(apiserver: ApiServer) -> None:
 async def test_two_managers_only_one_acts(apiserver: ApiServer) -> None:
     c = apiserver.client
     a = ControllerManager(manager_config(["serviceaccount"], leader_elect=True, identity="cm-a"),
-                          client=apiserver.new_client())
+                          client=apiserver.new_client(CM_USER))
     b = ControllerManager(manager_config(["serviceaccount"], leader_elect=True, identity="cm-b"),
-                          client=apiserver.new_client())
+                          client=apiserver.new_client(CM_USER))
     ready_a, stop_a = asyncio.Event(), asyncio.Event()
     task_a = asyncio.create_task(a.run(ready_a, stop_a))
     try:

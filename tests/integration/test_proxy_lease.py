@@ -30,7 +30,9 @@ async def test_renewed_while_healthy_released_on_stop(apiserver: ApiServer) -> N
         if not healthy:
             raise RuntimeError("rules not synced for 90s")
 
-    beat = ProxyLease(client, "node-1", healthz, duration=4)  # renewed every second
+    # pb-proxy's own identity, under its bootstrap role system:node-proxier
+    proxy = apiserver.new_client("system:kube-proxy")
+    beat = ProxyLease(proxy, "node-1", healthz, duration=4)  # renewed every second
     stop = asyncio.Event()
     task = asyncio.create_task(beat.run(stop))
     try:
@@ -56,5 +58,6 @@ async def test_renewed_while_healthy_released_on_stop(apiserver: ApiServer) -> N
         stop.set()
         await task
     await beat.release()
+    await proxy.close()
     released = await client.get(coordination.Lease, "kube-proxy-node-1", namespace=NAMESPACE)
     assert released.spec.holder_identity == ""

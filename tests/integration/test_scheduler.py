@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 def scheduler_config(api: ApiServer, **kw: Any) -> Config:
-    base: dict[str, Any] = {"kubeconfig": str(api.admin_conf), "leader_elect": False, "health_port": 0,
+    # the scheduler runs as itself, under its bootstrap RBAC role
+    base: dict[str, Any] = {"kubeconfig": str(api.kubeconfig_for("system:kube-scheduler")), "leader_elect": False,
+                            "health_port": 0,
                             "lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.3}
     base.update(kw)
     return Config(**base)

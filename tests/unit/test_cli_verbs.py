@@ -17,10 +17,11 @@ from pbctl import verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "run", "set", "get", "describe", "delete", "edit", "label", "annotate", "scale",
-              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "attach", "port-forward", "top",
-              "trace", "dashboard", "version", "etcd", "certs", "config"]
+              "patch", "wait", "rollout", "api-resources", "explain", "logs", "exec", "attach", "port-forward", "auth",
+              "top", "trace", "dashboard", "version", "etcd", "certs", "config"]
 
-GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "help"}
+GLOBAL = {"config", "namespace", "all_namespaces", "context", "server", "token", "verbosity", "as_user", "as_groups",
+          "help"}
 
 # Each (sub)command's own arguments, positionals by name and flags by their long form.
 ARGUMENTS = {
@@ -69,6 +70,9 @@ ARGUMENTS = {
     "logs": ["pod", "--follow", "--previous", "--container", "--tail", "--timestamps"],
     "exec": ["--stdin", "--tty", "--container", "pod", "cmd"],
     "attach": ["--stdin", "--tty", "--container", "pod"],
+    "auth": [],
+    "auth can-i": ["args", "--subresource", "--list", "--quiet"],
+    "auth whoami": ["--output"],
     "port-forward": ["target", "ports", "--address"],
     "top": [],
     "top nodes": ["name", "--selector", "--no-headers"],

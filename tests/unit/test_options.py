@@ -28,7 +28,7 @@ COMPONENTS: dict[str, ModuleType] = {"pb-apiserver": apiserver, "pb-scheduler": 
 # Every flag each component took before its options were declared once (deploy/, the lab, docs use them).
 FLAGS = {
     "pb-apiserver": {
-        "--admin-config", "--advertise-address", "--bind-address", "--bookmark-interval",
+        "--admin-config", "--authorization-mode", "--advertise-address", "--bind-address", "--bookmark-interval",
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",

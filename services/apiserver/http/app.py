@@ -19,15 +19,16 @@ from aiohttp import web
 from cryptography import x509
 
 from pybernetes import errors
+from pybernetes.api import codec, kinds
 from pybernetes.tls import ServingPKI
 
-from .. import admission
-from ..auth import Credentials, UnionAuthenticator
+from .. import admission, impersonation, reviews
+from ..auth import REQUEST_USER, Credentials, UnionAuthenticator
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
 from ..rest import Rest
-from . import discovery, fieldvalidation, openapi, resources, routing, status, subresources
+from . import discovery, fieldvalidation, kubeproto, openapi, resources, routing, status, subresources
 
 log = logging.getLogger("pybernetes.apiserver.http")
 
@@ -132,6 +133,9 @@ class HttpServer:
             if request.path not in PUBLIC:
                 user = await self.authn.authenticate(Credentials(authorization=request.headers.get("Authorization"),
                                                                  client_cert=peer_certificate(request)))
+                user = impersonation.impersonate(self.authz, user, request.headers.get(impersonation.USER_HEADER),
+                                                 request.headers.getall(impersonation.GROUP_HEADER, []))
+                REQUEST_USER.set(user)
                 request[resources.USER_KEY] = user  # for Rest's writes (admission)
                 t = self._target(request)
                 watch = request.query.get("watch") in ("1", "true")
@@ -180,6 +184,8 @@ class HttpServer:
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         mi = request.match_info
         t = routing.parse(mi.get("group", ""), mi["version"], mi["tail"])
+        if t.info.plural in kinds.REVIEWS and request.method == "POST" and not t.name:
+            return await self._review(request, t)
         with admission.warnings() as warned:  # admission's warnings become Warning headers
             if subresources.handles(t):
                 resp = await subresources.handle(request, self.rest, self.kubelets, t)
@@ -190,6 +196,16 @@ class HttpServer:
                 resp = await handler(request, self.rest, t)
         fieldvalidation.warn(request, warned)
         return resp
+
+    async def _review(self, request: web.Request, t: routing.Target) -> web.Response:
+        """The review kinds: answered, not stored; in Kubernetes protobuf when asked so (kubectl auth can-i)."""
+        info = t.info
+        raw, _, _ = await resources.decode_body(request, self.rest, info)
+        out = reviews.answer(self.authz, request[resources.USER_KEY], info.plural, raw)
+        if request.headers.get("Accept", "").startswith(kubeproto.CONTENT_TYPE):
+            return web.Response(body=kubeproto.wrap(info.api_version, info.kind, out.SerializeToString()),
+                                status=201, content_type=kubeproto.CONTENT_TYPE)
+        return resources.respond(codec.to_dict(out), 201)
 
     async def _version(self, request: web.Request) -> web.Response:
         return resources.respond(discovery.version())

@@ -24,7 +24,7 @@ from pybernetes.api.meta.v1 import meta_pb2 as meta
 from .. import apply, fieldmanager
 from ..auth import User
 from ..rest import Rest
-from . import fieldvalidation, status, tables, watch
+from . import fieldvalidation, kubeproto, status, tables, watch
 from .routing import Target
 
 PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
@@ -66,7 +66,11 @@ def _include(request: web.Request) -> str:
 
 async def _decode(request: web.Request, rest: Rest, info: ResourceInfo) -> tuple[bytes, str, str]:
     """(protobuf bytes, apiVersion, kind) of the object in the body, under the request's fieldValidation;
-    field errors name their paths."""
+    field errors name their paths. Kubernetes protobuf for the kinds that keep Kubernetes' field numbers."""
+    if request.content_type == kubeproto.CONTENT_TYPE and info.plural in kubeproto.KINDS:
+        av, kind, raw = kubeproto.unwrap(await request.read())
+        rest._decode(info, raw, av, kind)  # the kind check, and bytes that decode
+        return raw, av, kind
     duplicates: list[str] = []
     data = fieldvalidation.load(await request.read(), request.content_type, duplicates)
     if not isinstance(data, dict):
@@ -75,6 +79,9 @@ async def _decode(request: web.Request, rest: Rest, info: ResourceInfo) -> tuple
     rest._decode(info, b"", av, kind)  # the one kind check (Rest's), before field decoding
     msg, _ = fieldvalidation.decode(request, data, info, duplicates)
     return msg.SerializeToString(), av, kind
+
+
+decode_body = _decode  # for the kinds answered without storage (app.py's reviews)
 
 
 def _object(request: web.Request, info: ResourceInfo, msg: Message, code: int = 200) -> web.Response:

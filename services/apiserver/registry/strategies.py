@@ -29,6 +29,7 @@ from services.apiserver.registry.core import (
 )
 from services.apiserver.registry.discovery import endpointslice
 from services.apiserver.registry.kindstrategy import KindStrategy
+from services.apiserver.registry.rbac import clusterrole, clusterrolebinding, role, rolebinding
 
 _STRATEGIES: tuple[KindStrategy[Any], ...] = (
     pod.STRATEGY, pod.BINDING_STRATEGY, service.STRATEGY, endpoints.STRATEGY, replicationcontroller.STRATEGY,
@@ -37,6 +38,7 @@ _STRATEGIES: tuple[KindStrategy[Any], ...] = (
     lease.STRATEGY,
     job.STRATEGY, cronjob.STRATEGY,
     daemonset.STRATEGY, statefulset.STRATEGY, endpointslice.STRATEGY,
+    role.STRATEGY, clusterrole.STRATEGY, rolebinding.STRATEGY, clusterrolebinding.STRATEGY,
 )
 _BY_KIND: dict[type[Message], KindStrategy[Any]] = {s.kind: s for s in _STRATEGIES}
 
