@@ -94,10 +94,19 @@ def rest_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
     return UnionAuthenticator([X509Authenticator(), tokens])
 
 
-def grpc_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
+class BearerFirstAuthenticator(UnionAuthenticator):
     """gRPC's chain: every connection carries a certificate (required at the handshake), so a bearer token sent
-    with a call is the more specific credential and names the caller; without one, the certificate does."""
-    return UnionAuthenticator([tokens, X509Authenticator()])
+    with a call is the more specific credential and names the caller; without one, the certificate does. A
+    token nobody recognises is refused (401), never replaced by the connection's certificate."""
+
+    async def authenticate(self, creds: Credentials) -> User:
+        if creds.authorization is not None:
+            return await super().authenticate(Credentials(authorization=creds.authorization))
+        return await super().authenticate(creds)
+
+
+def grpc_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
+    return BearerFirstAuthenticator([tokens, X509Authenticator()])
 
 
 class TokenAuthenticator:

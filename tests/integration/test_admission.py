@@ -36,7 +36,7 @@ class Cluster:
     def __init__(self, srv: ApiServer) -> None:
         self.srv = srv
         self.admin = srv.client
-        self.node = Client(srv.address, token=NODE_TOKEN, timeout=10)
+        self.node = Client(srv.address, token=NODE_TOKEN, timeout=10, tls=srv.tls)
 
     async def http(self, method: str, path: str, body: Any = None, token: str | None = None,
                    content_type: str = "application/json") -> tuple[int, dict[str, Any], list[str]]:

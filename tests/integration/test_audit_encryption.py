@@ -22,11 +22,13 @@ import yaml
 
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 from pybernetes.client.client import Client
 from services.apiserver.audit.policy import LAB_POLICY
 from services.apiserver.auth import ensure_admin_token
 from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
+from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
 from tests.integration.test_pbctl import Pbctl
 
@@ -136,14 +138,20 @@ async def test_every_request_is_audited_and_secrets_are_ciphertext(server: ApiSe
         async with http.get(f"{base}/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1", headers=admin) as r:
             assert r.status == 200
             await r.read()
-    async with Client(server.address, token="bad", timeout=10) as anon:
+    async with Client(server.address, token="bad", timeout=10, tls=server.tls) as anon:
         with pytest.raises(errors.Unauthorized):
             await anon.get(core.ConfigMap, "settings", namespace="default")
-    async with Client(server.address, token="viewer-token", timeout=10) as viewer:
+    rb = rbac.RoleBinding()  # the viewer may read in default (Kubernetes' `view` role), not snapshot etcd
+    rb.metadata.name, rb.metadata.namespace = "viewer-view", "default"
+    rb.role_ref.api_group, rb.role_ref.kind, rb.role_ref.name = "rbac.authorization.k8s.io", "ClusterRole", "view"
+    rb.subjects.add(kind="User", name="viewer", api_group="rbac.authorization.k8s.io")
+    await c.create(rb)
+    async with Client(server.address, token="viewer-token", timeout=10, tls=server.tls) as viewer:
         with pytest.raises(errors.Forbidden):
             async for _ in viewer.etcd_snapshot():
                 pass
-        await viewer.get(core.ConfigMap, "settings", namespace="default")
+        await eventually(lambda: viewer.get(core.ConfigMap, "settings", namespace="default"), timeout=10,
+                         what="the viewer's binding in effect")
     await server.stop()  # flushes the log
     events = audit_events(Path(server.cfg.audit_log_path))
 

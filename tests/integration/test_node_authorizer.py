@@ -78,7 +78,7 @@ NO_RELATION = "no relationship found between node 'node-1' and this object"
 
 
 async def test_grpc_node_reads_only_its_pods_objects(cluster: ApiServer) -> None:
-    node1 = Client(cluster.address, token=TOKENS["node-1"], timeout=10)
+    node1 = Client(cluster.address, token=TOKENS["node-1"], timeout=10, tls=cluster.tls)
     try:
         async def can_read_s1() -> bool:
             try:
@@ -104,7 +104,7 @@ async def test_grpc_node_reads_only_its_pods_objects(cluster: ApiServer) -> None
         assert [p.metadata.name for p in mine.items] == ["web-1"]
         with pytest.raises(errors.Forbidden):
             await node1.list(core.Pod, field_selector="spec.nodeName=node-2")
-        node2 = Client(cluster.address, token=TOKENS["node-2"], timeout=10)
+        node2 = Client(cluster.address, token=TOKENS["node-2"], timeout=10, tls=cluster.tls)
         try:
             assert (await node2.get(core.Secret, "s2", namespace="default")).data["password"] == b"hunter2"
             with pytest.raises(errors.Forbidden):
@@ -159,7 +159,7 @@ async def test_grpc_node_writes_only_its_own_lease(cluster: ApiServer) -> None:
     other = coordination.Lease()
     other.metadata.name, other.metadata.namespace = "node-2", "kube-node-lease"
     await cluster.client.create(other)
-    node1 = Client(cluster.address, token=TOKENS["node-1"], timeout=10)
+    node1 = Client(cluster.address, token=TOKENS["node-1"], timeout=10, tls=cluster.tls)
     try:
         lease = coordination.Lease()
         lease.metadata.name, lease.metadata.namespace = "node-1", "kube-node-lease"

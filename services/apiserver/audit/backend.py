@@ -51,9 +51,11 @@ class LogBackend:
         self._task = asyncio.create_task(self._run(), name="audit-log")
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued (each event counts as done once it is on disk), then stop."""
         if self._task is None:
             return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), 10)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -61,6 +63,8 @@ class LogBackend:
         rest = self._drain()
         if rest:
             await asyncio.to_thread(self._write, rest)
+            for _ in rest:
+                self.queue.task_done()
 
     def process(self, event: dict[str, Any]) -> None:
         """Queue one event; never blocks. The event must not change afterwards."""
@@ -79,25 +83,27 @@ class LogBackend:
         await self.queue.join()
 
     def _drain(self) -> list[dict[str, Any]]:
+        """Up to a batch of queued events (the caller marks them done once written)."""
         out: list[dict[str, Any]] = []
         while len(out) < BATCH:
             try:
                 out.append(self.queue.get_nowait())
             except asyncio.QueueEmpty:
                 break
-            self.queue.task_done()
         return out
 
     async def _run(self) -> None:
         while True:
             first = await self.queue.get()
-            self.queue.task_done()
             batch = [first, *self._drain()]
             try:
                 await asyncio.to_thread(self._write, batch)
             except OSError as e:
                 ERRORS.labels("log").inc(len(batch))
                 log.error("audit log write failed path=%s events=%d: %s", self.path, len(batch), e)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
 
     # -- in the worker thread ---------------------------------------------------------------------------
 
