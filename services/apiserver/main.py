@@ -35,6 +35,8 @@ from .kubelet_proxy import KubeletProxy
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
+from .serviceaccount import tokens as sa_tokens
+from .serviceaccount.tokenrequest import TokenRequests
 from .storage.embedded import EmbeddedEtcd
 from .storage.etcd import EtcdClient
 from .storage.restore import restore_embedded
@@ -78,6 +80,14 @@ class Config:
     enable_metrics: bool = opt(True, help="record request and etcd metrics (false only to measure their overhead)")
     cert_dir: Path | None = opt(None, help="where the CA and serving certificate live, kubeadm's layout "
                                 "(default <data-dir>/pki)")
+    service_account_issuer: str = opt(sa_tokens.DEFAULT_ISSUER, help="the iss of ServiceAccount tokens issued here "
+                                      "(and accepted)")
+    api_audiences: list[str] = opt([], help="audiences the API accepts in ServiceAccount tokens, and the default "
+                                   "of TokenRequests (default: the issuer)")
+    service_account_key_file: list[str] = opt([], help="PEM files of keys verifying ServiceAccount tokens "
+                                              "(default: <cert-dir>/sa.pub)")
+    service_account_signing_key_file: Path | None = opt(None, help="the private key signing ServiceAccount "
+                                                        "tokens (default: <cert-dir>/sa.key, created if absent)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -165,13 +175,23 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                                  "`pbctl etcd snapshot restore` (see docs/backup.md)")
     tokens_path = cfg.token_auth_file or cfg.data_dir / "tokens.csv"
     admin_token = ensure_admin_token(tokens_path) if cfg.token_auth_file is None else ""
-    authn = UnionAuthenticator([TokenAuthenticator.from_file(tokens_path)])
     etcd = EtcdClient(endpoints)
     store = Store(etcd, {i.plural: strategy.fields_fn(i) for i in kinds.RESOURCES},
                   cache_capacity=cfg.watch_cache_size, bookmark_interval=cfg.bookmark_interval)
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
                 toleration_seconds=(cfg.default_not_ready_toleration_seconds,
                                     cfg.default_unreachable_toleration_seconds))
+    # ServiceAccount tokens: signed with the SA key, checked against the live ServiceAccount and pod.
+    sa_keys = sa_tokens.load_keys(cfg.cert_dir or cfg.data_dir / "pki", cfg.service_account_signing_key_file,
+                                  [Path(p) for p in cfg.service_account_key_file])
+    audiences = tuple(cfg.api_audiences) or (cfg.service_account_issuer,)
+    lookup = sa_tokens.store_lookup(store)
+    rest.token_requests = TokenRequests(sa_tokens.TokenIssuer(sa_keys.signing, cfg.service_account_issuer), lookup,
+                                        audiences)
+    authn = UnionAuthenticator([TokenAuthenticator.from_file(tokens_path),
+                                sa_tokens.ServiceAccountAuthenticator(sa_keys.verifying, lookup,
+                                                                      issuers=(cfg.service_account_issuer,),
+                                                                      audiences=audiences)])
     server = rpc.server()
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token)

@@ -29,6 +29,9 @@ from pybernetes.api.times import now
 from . import fieldmanager
 from .allocator import ServiceAllocator
 from .registry import defaults, strategy, validation
+from .serviceaccount import tokenrequest, volume
+from .serviceaccount.tokenrequest import TokenRequests
+from .serviceaccount.tokens import store_lookup
 from .storage.objects import Cached, with_rv
 from .storage.store import Store, Stored
 from .storage.watch_cache import Watcher
@@ -54,6 +57,8 @@ class Rest:
         self.store = store
         self.allocator = allocator or ServiceAllocator(store)
         self.toleration_seconds = toleration_seconds  # (not-ready, unreachable)
+        # serviceaccounts/token (serviceaccount.tokenrequest); set by main once the signing key is loaded.
+        self.token_requests: TokenRequests | None = None
 
     def _defaults(self, obj: Message) -> None:
         nr, ur = self.toleration_seconds
@@ -160,6 +165,8 @@ class Rest:
         md.self_link = ""
         strategy.prepare_for_create(info, obj)
         self._defaults(obj)
+        if isinstance(obj, core.Pod):
+            await self._token_volume(obj)
         fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
         if info.namespaced:
@@ -203,6 +210,20 @@ class Rest:
             pod.metadata.resource_version = str(rv)
             return pod
         raise errors.Conflict(f'pods "{name}": too many concurrent changes while binding')
+
+    async def _token_volume(self, pod: core.Pod) -> None:
+        """The ServiceAccount token volume (serviceaccount.volume), as the ServiceAccount admission plugin adds it."""
+        sa = await store_lookup(self.store)(kinds.for_class(core.ServiceAccount), meta_of(pod).namespace,
+                                            pod.spec.service_account_name or "default")
+        assert sa is None or isinstance(sa, core.ServiceAccount)  # the store decodes with the kind's class
+        volume.add_token_volume(pod, sa)
+
+    async def create_token(self, namespace: str, name: str, raw: bytes) -> Message:
+        """serviceaccounts/token: a TokenRequest (protobuf bytes) answered with its token; nothing is stored."""
+        if self.token_requests is None:
+            raise errors.NotFound("serviceaccounts/token is not served: the apiserver has no signing key")
+        return await self.token_requests.create(self._scope(self.resource("serviceaccounts"), namespace), name,
+                                                tokenrequest.decode(raw))
 
     # -- get/list/watch --------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from .authz import AlwaysAllowAuthorizer, Authorizer, check, resource_attributes
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
+from .serviceaccount import tokenrequest
 from .storage.etcd import Member, StorageError
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -104,6 +105,10 @@ class APIServicer(pb_grpc.APIServicer):
                 if request.resource != "pods":
                     raise errors.NotFound(f"{request.resource}/binding does not exist")
                 return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw))
+            if request.subresource == "token" and request.resource == "serviceaccounts":
+                tr = await self.rest.create_token(request.namespace, request.name, request.object.raw)
+                return pb.Object(api_version=tokenrequest.API_VERSION, kind=tokenrequest.KIND,
+                                 raw=tr.SerializeToString())
             if request.subresource:
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":
@@ -112,7 +117,8 @@ class APIServicer(pb_grpc.APIServicer):
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
                                                     o.kind, request.dry_run))
-        res: pb.Object = await self._serve("create", request.resource, request.namespace, context, do)
+        res: pb.Object = await self._serve("create", _sub(request.resource, request.subresource),
+                                           request.namespace, context, do, request.name)
         return res
 
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.Object:

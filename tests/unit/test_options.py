@@ -34,7 +34,8 @@ FLAGS = {
         "--etcd-metrics-port", "--etcd-peer-port", "--etcd-servers", "--health-port",
         "--kubelet-client-token-file", "--restore-from", "--secure-port", "--grpc-port", "--service-cluster-ip-range",
         "--service-node-port-range", "--token-auth-file", "-v", "--verbose", "--watch-cache-size",
-        "--cert-dir"},
+        "--cert-dir", "--service-account-issuer", "--api-audiences", "--service-account-key-file",
+        "--service-account-signing-key-file"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -55,7 +56,7 @@ FLAGS = {
         "--leader-elect-retry-period", "--loadbalancer-ip-range", "--node-cidr-mask-size",
         "--node-eviction-rate", "--node-monitor-grace-period", "--node-monitor-period",
         "--pod-eviction-timeout", "--secondary-node-eviction-rate", "--server", "--token",
-        "--unhealthy-zone-threshold", "-v", "--verbose"},
+        "--unhealthy-zone-threshold", "--root-ca-file", "-v", "--verbose"},
     "pb-kubelet": {
         "--address", "--authentication-token-file", "--cni-conf-dir", "--cni-data-dir", "--config", "--kubeconfig",
         "--containerd-socket", "--container-runtime-endpoint", "--cpu", "--eviction-hard",

@@ -18,7 +18,7 @@ from aiohttp import web
 from pybernetes import errors
 from pybernetes.tls import ServingPKI
 
-from ..auth import Credentials, UnionAuthenticator
+from ..auth import Credentials, UnionAuthenticator, User
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -33,6 +33,7 @@ MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ReadyCheck = Callable[[], Awaitable[None]]
+USER = web.RequestKey("user", User)  # who the request comes from, for handlers (aiohttp wants typed keys)
 RESOURCE_HANDLERS = {"GET": resources.get, "POST": resources.create, "PUT": resources.update,
                      "PATCH": resources.patch, "DELETE": resources.delete}
 
@@ -126,7 +127,7 @@ class HttpServer:
                                             subresource=t.subresource, watch=watch)
                          if t is not None else request_attributes(user, request.method, request.path))
                 check(self.authz, attrs)
-                request["user"] = user
+                request[USER] = user
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
