@@ -333,6 +333,11 @@ async def _projected_files(pod: core.Pod, proj: core.VolumeProjection, get: Obje
                       "FailedMount")
 
 
+def has_token_projection(pod: core.Pod) -> bool:
+    return any(src.HasField("service_account_token") for v in pod.spec.volumes if v.HasField("projected")
+               for src in v.projected.sources)
+
+
 async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter,
                           token: TokenGetter | None = None) -> dict[str, str]:
     """Create/refresh the pod's volumes on disk; name -> host path. `token` serves serviceAccountToken

@@ -285,7 +285,8 @@ class Syncer:
 
     async def _refresh_tokens(self, pod: core.Pod, view: PodView) -> None:
         """Rewrite the running pod's volumes when a projected token is due (80 % of its lifetime)."""
-        if self.tokens is None or not view.running() or not self.tokens.due(pod.metadata.uid):
+        if (self.tokens is None or not view.running() or not runtime.has_token_projection(pod)
+                or not self.tokens.due(pod.metadata.uid)):
             return
         try:
             await runtime.prepare_volumes(pod, self.root_dir, self.get_object, self.tokens.token)

@@ -58,8 +58,11 @@ class TokenManager:
         return self._tokens[key].token
 
     def due(self, uid: str) -> bool:
+        """Whether a token of the pod needs refreshing, or none is held (a restarted kubelet holds none for
+        the pods it adopts, whose mounted tokens must still be renewed)."""
         now = self.clock()
-        return any(k[0] == uid and t.due(now) for k, t in self._tokens.items())
+        held = [t for k, t in self._tokens.items() if k[0] == uid]
+        return not held or any(t.due(now) for t in held)
 
     def forget(self, uid: str) -> None:
         for k in [k for k in self._tokens if k[0] == uid]:
