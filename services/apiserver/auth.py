@@ -39,8 +39,10 @@ class Credentials:
 
     @property
     def bearer(self) -> str | None:
+        """The token of `Authorization: Bearer <token>`; the scheme is case-insensitive, as kube-apiserver reads
+        it (the official Python client's in-cluster config sends `bearer`)."""
         a = self.authorization
-        return a[7:].strip() if a and a.startswith("Bearer ") else None
+        return a[7:].strip() or None if a and a[:7].lower() == "bearer " else None
 
 
 class Authenticator(Protocol):

@@ -240,3 +240,11 @@ def test_token_request_for_a_missing_service_account_is_not_found(keys: tokens.K
     trs, _ = requests(keys)
     with pytest.raises(errors.NotFound, match='serviceaccounts "nobody" not found'):
         asyncio.run(trs.create("team", "nobody", authn.TokenRequest()))
+
+
+def test_bearer_scheme_is_case_insensitive() -> None:
+    # The official Python client's in-cluster config sends `authorization: bearer <token>`.
+    assert Credentials(authorization="bearer abc").bearer == "abc"
+    assert Credentials(authorization="Bearer abc").bearer == "abc"
+    assert Credentials(authorization="Basic abc").bearer is None
+    assert Credentials(authorization="Bearer ").bearer is None
