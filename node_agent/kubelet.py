@@ -30,6 +30,7 @@ from node_agent.podworkers import PodWorkers
 from node_agent.probes import ProbeManager
 from node_agent.status import StatusManager, Waiting
 from node_agent.sync import RUNNING_CONTAINERS, RUNNING_PODS, InstrumentedCRI, Syncer, port_conflict
+from node_agent.tokens import TokenManager
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
@@ -77,10 +78,12 @@ class Kubelet:
         self.syncer = Syncer(cri, self.images, self.probes, self.statuses, self.event, root_dir=cfg.root_dir,
                              host_ip=self.host_ip, get_object=self.get_object, crash_backoff=cfg.crash_backoff,
                              resync=cfg.sync_frequency,
-                             dns=PodDNS(cfg.cluster_dns, cfg.cluster_domain, cfg.resolv_conf))
+                             dns=PodDNS(cfg.cluster_dns, cfg.cluster_domain, cfg.resolv_conf),
+                             tokens=TokenManager(client), service_env=self.kubernetes_env)
         self.factory = InformerFactory(client)
         self.informer = self.factory.informer_for(core.Pod, field_selector=f"spec.nodeName={cfg.node_name}")
         self._object_cache: dict[tuple[str, str, str], dict[str, bytes]] = {}
+        self._kubernetes_env: dict[str, str] = {}
         self._admitted: set[str] = set()
         self.node_pressure: Callable[[], list[str]] = list  # the node's pressure conditions now (NodeStatus)
         self._pleg: dict[str, frozenset[tuple[str, int]]] = {}
@@ -106,6 +109,20 @@ class Kubelet:
             raise
         self._object_cache[key] = data
         return data
+
+    async def kubernetes_env(self) -> dict[str, str]:
+        """KUBERNETES_SERVICE_HOST/PORT (and the link variables) of Service default/kubernetes, which
+        Kubernetes gives every container (in-cluster clients find the API by them); the last copy while the
+        apiserver is away."""
+        try:
+            svc = await self.client.get(core.Service, "kubernetes", namespace="default")
+        except errors.NotFound:
+            self._kubernetes_env = {}
+        except errors.ApiError as e:
+            log.warning("kubernetes service env from cache error=%s", e)
+        else:
+            self._kubernetes_env = runtime.service_env(svc)
+        return dict(self._kubernetes_env)
 
     # -- pod source ------------------------------------------------------------------------------
 

@@ -47,6 +47,9 @@ class ConfigError(Exception):
 
 # (kind, namespace, name) -> data, or None when the object does not exist.
 ObjectGetter = Callable[[str, str, str], Awaitable[dict[str, bytes] | None]]
+# (pod, audience, expirationSeconds) -> a ServiceAccount token bound to the pod (node_agent.tokens).
+TokenGetter = Callable[[core.Pod, str, int], Awaitable[bytes]]
+DEFAULT_TOKEN_EXPIRATION = 3600
 
 
 def container_hash(c: core.Container) -> str:
@@ -154,10 +157,33 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def service_env(svc: core.Service) -> dict[str, str]:
+    """Docker-link style variables for one Service (Kubernetes' envvars.FromServices), e.g. the `kubernetes`
+    Service's KUBERNETES_SERVICE_HOST/PORT that in-cluster clients read; empty for headless Services."""
+    ip = svc.spec.cluster_ip
+    if not ip or ip == "None" or not svc.spec.ports:
+        return {}
+    prefix = svc.metadata.name.upper().replace("-", "_")
+    first = svc.spec.ports[0]
+    out = {f"{prefix}_SERVICE_HOST": ip, f"{prefix}_SERVICE_PORT": str(first.port)}
+    for p in svc.spec.ports:
+        if p.name:
+            out[f"{prefix}_SERVICE_PORT_{p.name.upper().replace('-', '_')}"] = str(p.port)
+    proto = (first.protocol or "TCP").lower()
+    out[f"{prefix}_PORT"] = f"{proto}://{ip}:{first.port}"
+    for p in svc.spec.ports:
+        pr = (p.protocol or "TCP")
+        base = f"{prefix}_PORT_{p.port}_{pr.upper()}"
+        out.update({base: f"{pr.lower()}://{ip}:{p.port}", f"{base}_PROTO": pr.lower(), f"{base}_PORT": str(p.port),
+                    f"{base}_ADDR": ip})
+    return out
+
+
 async def build_env(pod: core.Pod, c: core.Container, get: ObjectGetter, pod_ip: str,
-                    host_ip: str) -> list[pb.KeyValue]:
+                    host_ip: str, base: Mapping[str, str] | None = None) -> list[pb.KeyValue]:
+    """The container's environment: `base` (the service variables) first, then envFrom and env over it."""
     ns = pod.metadata.namespace
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(base or {})
     for src in c.env_from:
         if src.HasField("config_map_ref"):
             kind, name, opt = "configmaps", src.config_map_ref.name, src.config_map_ref.optional
@@ -210,21 +236,26 @@ Files = dict[str, tuple[bytes, int | None]]  # path in the volume -> (contents, 
 
 
 def _write_files(target: Path, files: Files, default_mode: int) -> None:
-    """Atomically replace `target`'s contents with `files`."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Make `target`'s contents `files`, replacing each file atomically in place: the directory itself stays,
+    so a bind mount of it sees updates (a refreshed token, an edited configMap); stale files go."""
+    target.mkdir(parents=True, exist_ok=True)
+    wanted: set[Path] = set()
     for path, (body, mode) in files.items():
-        dest = tmp / path
+        dest = target / path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(body)
-        os.chmod(dest, mode if mode is not None else default_mode)
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        tmp = dest.with_name(f"..{dest.name}.tmp")
+        tmp.write_bytes(body)
+        os.chmod(tmp, mode if mode is not None else default_mode)
+        os.replace(tmp, dest)
+        wanted.add(dest)
+    for p in sorted(target.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if p.is_dir() and not p.is_symlink():
+            if not any(p.iterdir()):
+                p.rmdir()
+        elif p not in wanted:
+            p.unlink()
 
 
 def _key_files(data: Mapping[str, bytes], items: Sequence[core.KeyToPath], what: str) -> Files:
@@ -279,7 +310,16 @@ def _downward_files(pod: core.Pod, items: Sequence[core.DownwardAPIVolumeFile]) 
 
 
 async def _projected_files(pod: core.Pod, proj: core.VolumeProjection, get: ObjectGetter,
-                           what: str) -> Files:
+                           what: str, token: TokenGetter | None) -> Files:
+    if proj.HasField("service_account_token"):
+        sat = proj.service_account_token
+        if token is None:
+            raise ConfigError(f"{what}: serviceAccountToken needs the kubelet's API client", "FailedMount")
+        exp = sat.expiration_seconds if sat.HasField("expiration_seconds") else DEFAULT_TOKEN_EXPIRATION
+        try:
+            return {sat.path: (await token(pod, sat.audience, exp), None)}
+        except Exception as e:  # the API's refusal or absence: the mount fails and is retried
+            raise ConfigError(f"{what}: failed to fetch token: {e}", "FailedMount") from None
     if proj.HasField("downward_api"):
         return _downward_files(pod, proj.downward_api.items)
     if proj.HasField("config_map") or proj.HasField("secret"):
@@ -288,12 +328,20 @@ async def _projected_files(pod: core.Pod, proj: core.VolumeProjection, get: Obje
         data = await _source_data(get, pod.metadata.namespace, src, is_cm)
         return _key_files(data, src.items, what) if data is not None else {}
     kind = next((f.json_name for f, _ in proj.ListFields()), "empty")
-    raise ConfigError(f"{what}: {kind} projections are not supported (configMap, secret and downwardAPI are)",
+    raise ConfigError(f"{what}: {kind} projections are not supported (configMap, secret, downwardAPI and "
+                      "serviceAccountToken are)",
                       "FailedMount")
 
 
-async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> dict[str, str]:
-    """Create/refresh the pod's volumes on disk; name -> host path."""
+def has_token_projection(pod: core.Pod) -> bool:
+    return any(src.HasField("service_account_token") for v in pod.spec.volumes if v.HasField("projected")
+               for src in v.projected.sources)
+
+
+async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter,
+                          token: TokenGetter | None = None) -> dict[str, str]:
+    """Create/refresh the pod's volumes on disk; name -> host path. `token` serves serviceAccountToken
+    projections."""
     base = pod_volume_dir(root_dir, pod.metadata.uid)
     ns = pod.metadata.namespace
     out: dict[str, str] = {}
@@ -333,7 +381,7 @@ async def prepare_volumes(pod: core.Pod, root_dir: Path, get: ObjectGetter) -> d
             else:
                 src_mode = v.projected.default_mode if v.projected.HasField("default_mode") else 0o644
                 for i, proj in enumerate(v.projected.sources):
-                    files.update(await _projected_files(pod, proj, get, f"volume {v.name!r} source {i}"))
+                    files.update(await _projected_files(pod, proj, get, f"volume {v.name!r} source {i}", token))
                 d = base / "projected" / v.name
             d.parent.mkdir(parents=True, exist_ok=True)
             _write_files(d, files, src_mode)
@@ -350,9 +398,9 @@ def remove_pod_dirs(root_dir: Path, uid: str) -> None:
 
 async def container_config(
     pod: core.Pod, c: core.Container, *, restart_count: int, image: str, pod_ip: str, host_ip: str,
-    volumes: dict[str, str], get: ObjectGetter, init: bool = False,
+    volumes: dict[str, str], get: ObjectGetter, init: bool = False, base_env: Mapping[str, str] | None = None,
 ) -> pb.ContainerConfig:
-    env = await build_env(pod, c, get, pod_ip, host_ip)
+    env = await build_env(pod, c, get, pod_ip, host_ip, base_env)
     envmap = {kv.key: kv.value for kv in env}
     mounts: list[pb.Mount] = []
     for vm in c.volume_mounts:

@@ -115,7 +115,7 @@ ReadyFn = Callable[[core.Container, str], bool]
 
 def container_status(c: core.Container, view: PodView, waiting: Waiting | None, ready: ReadyFn,
                      started: ReadyFn, default_waiting: str) -> core.ContainerStatus:
-    cs = core.ContainerStatus(name=c.name, image=c.image)
+    cs = core.ContainerStatus(name=c.name, image=c.image, image_id="", ready=False, restart_count=0)
     latest = view.latest(c.name)
     if latest is not None:
         cs.restart_count = latest.restart_count

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -35,6 +35,7 @@ from node_agent.dns import PodDNS
 from node_agent.images import ImageError, ImageManager
 from node_agent.probes import ProbeManager
 from node_agent.status import ContainerView, PodView, StatusManager, Waiting, build_status
+from node_agent.tokens import TokenManager
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.times import now
@@ -60,6 +61,7 @@ MAX_CRASH_BACKOFF = 300.0
 BACKOFF_RESET = 600.0  # a container that ran this long restarts without backoff
 
 EventFn = Callable[[core.Pod, str, str, str], None]
+ServiceEnv = Callable[[], Awaitable[dict[str, str]]]  # the service variables every container gets
 
 _OPS = {"RunPodSandbox": "run_podsandbox", "StopPodSandbox": "stop_podsandbox",
         "RemovePodSandbox": "remove_podsandbox", "PodSandboxStatus": "podsandbox_status",
@@ -105,7 +107,8 @@ class Syncer:
     def __init__(self, cri: CRIClient, images: ImageManager, probes: ProbeManager, statuses: StatusManager,
                  event: EventFn, *, root_dir: Path, host_ip: str, get_object: runtime.ObjectGetter,
                  crash_backoff: float = CRASH_BACKOFF, max_crash_backoff: float = MAX_CRASH_BACKOFF,
-                 resync: float = 10.0, clock: Clock | None = None, dns: PodDNS | None = None) -> None:
+                 resync: float = 10.0, clock: Clock | None = None, dns: PodDNS | None = None,
+                 tokens: TokenManager | None = None, service_env: ServiceEnv | None = None) -> None:
         self.cri = cri
         self.images = images
         self.probes = probes
@@ -120,6 +123,8 @@ class Syncer:
         self.clock: Clock = clock or RealClock()  # CrashLoopBackOff and preStop grace time (FakeClock in tests)
         self.states: dict[str, PodState] = {}
         self.dns = dns or PodDNS()  # the pod's resolv.conf (--cluster-dns, --cluster-domain, --resolv-conf)
+        self.tokens = tokens  # ServiceAccount tokens of serviceAccountToken projections, refreshed when due
+        self.service_env = service_env  # KUBERNETES_SERVICE_HOST/PORT and friends, for every container
 
     def state(self, uid: str) -> PodState:
         st = self.states.get(uid)
@@ -253,6 +258,7 @@ class Syncer:
             view = await self.view(uid, st)
             sb = view.ready_sandbox()
         if sb is not None and not terminal:
+            await self._refresh_tokens(pod, view)
             sbcfg = runtime.sandbox_config(pod, self.root_dir, sb.metadata.attempt)
             delay = await self._sync_containers(pod, st, view, sb, sbcfg)
             if delay is not None:
@@ -273,6 +279,20 @@ class Syncer:
             POD_START.observe(time.monotonic() - st.first_seen)
         await self._gc(view)
         return max(min(delays), 0.05)
+
+    def _token_getter(self) -> runtime.TokenGetter | None:
+        return self.tokens.token if self.tokens is not None else None
+
+    async def _refresh_tokens(self, pod: core.Pod, view: PodView) -> None:
+        """Rewrite the running pod's volumes when a projected token is due (80 % of its lifetime)."""
+        if (self.tokens is None or not view.running() or not runtime.has_token_projection(pod)
+                or not self.tokens.due(pod.metadata.uid)):
+            return
+        try:
+            await runtime.prepare_volumes(pod, self.root_dir, self.get_object, self.tokens.token)
+        except runtime.ConfigError as e:
+            log.warning("token refresh failed pod=%s/%s error=%s", pod.metadata.namespace, pod.metadata.name,
+                        e.message)
 
     def _set_status(self, pod: core.Pod, st: PodState, view: PodView) -> core.PodStatus:
         uid = pod.metadata.uid
@@ -299,7 +319,7 @@ class Syncer:
             rc = latest.restart_count + 1 if latest is not None else 0
             if volumes is None:
                 try:
-                    volumes = await runtime.prepare_volumes(pod, self.root_dir, self.get_object)
+                    volumes = await runtime.prepare_volumes(pod, self.root_dir, self.get_object, self._token_getter())
                 except runtime.ConfigError as e:
                     self._config_error(pod, st, c, e)
                     delays.append(5.0)
@@ -385,9 +405,10 @@ class Syncer:
             st.waiting[c.name] = Waiting(e.reason, e.message)
             return max(e.retry_at - time.monotonic(), 0.5) if e.retry_at else 10.0
         try:
+            base_env = await self.service_env() if self.service_env is not None else None
             cfg = await runtime.container_config(pod, c, restart_count=restart_count, image=image, pod_ip=pod_ip,
                                                  host_ip=self.host_ip, volumes=volumes, get=self.get_object,
-                                                 init=init)
+                                                 init=init, base_env=base_env)
         except runtime.ConfigError as e:
             self._config_error(pod, st, c, e)
             return 5.0
@@ -480,6 +501,8 @@ class Syncer:
         return running
 
     def forget(self, uid: str) -> None:
+        if self.tokens is not None:
+            self.tokens.forget(uid)
         self.states.pop(uid, None)
 
     async def _gc(self, view: PodView) -> None:

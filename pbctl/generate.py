@@ -52,6 +52,14 @@ def add_create_subcommands(p: argparse.ArgumentParser) -> None:
                           "Create a secret from a local file, directory, or literal value")
     gen.add_argument("--type", default="", help="the type of secret to create")
     sa = verb.subcommand(sub, "serviceaccount", "Create a service account with the specified name", aliases=["sa"])
+    tok = verb.subcommand(sub, "token", "Request a service account token (TokenRequest; the token is printed)")
+    tok.add_argument("name", help="the ServiceAccount")
+    tok.add_argument("--duration", default="", help="requested lifetime (e.g. 10m, 1h; the server's default 1h)")
+    tok.add_argument("--audience", action="append", default=[], help="audience of the token (repeatable; default "
+                     "the API server's)")
+    tok.add_argument("--bound-object-kind", default="", help="kind of the object to bind the token to (Pod)")
+    tok.add_argument("--bound-object-name", default="", help="name of the object to bind the token to")
+    tok.add_argument("--bound-object-uid", default="", help="uid of the object to bind the token to")
     for sp in (cm, gen):
         sp.add_argument("--from-literal", action="append", default=[], help="KEY=VALUE (repeatable)")
         sp.add_argument("--from-file", action="append", default=[], help="[KEY=]PATH (repeatable)")

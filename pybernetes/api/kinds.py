@@ -80,7 +80,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        extra=("binding", "eviction", "log", "exec", "attach", "portforward")),
     _r("", "Service", "services", core.Service, short=("svc",), status=True, categories=("all",)),
     _r("", "Endpoints", "endpoints", core.Endpoints, short=("ep",)),
-    _r("", "ServiceAccount", "serviceaccounts", core.ServiceAccount, short=("sa",)),
+    _r("", "ServiceAccount", "serviceaccounts", core.ServiceAccount, short=("sa",), extra=("token",)),
     _r("", "ConfigMap", "configmaps", core.ConfigMap, short=("cm",)),
     _r("", "Secret", "secrets", core.Secret),
     _r("", "LimitRange", "limitranges", core.LimitRange, short=("limits",)),

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from pybernetes import errors, rpc
 from pybernetes.api import codec, kinds
+from pybernetes.api.authentication.v1 import authentication_pb2 as authn
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.api.objects import meta_of
@@ -204,6 +205,25 @@ class Client:
         req = pb.CreateRequest(resource="pods", namespace=namespace, name=pod_name, subresource="binding",
                                object=codec.to_envelope(b))
         await self._call(self._stub.Create, req)
+
+    async def create_token(self, namespace: str, service_account: str, *, audiences: Sequence[str] = (),
+                           expiration_seconds: int | None = None, bound_pod: tuple[str, str] | None = None
+                           ) -> authn.TokenRequest:
+        """serviceaccounts/token: a token for `service_account` (TokenRequest), optionally bound to the pod
+        `bound_pod` = (name, uid); the answer's status has the token and its expirationTimestamp."""
+        tr = authn.TokenRequest()
+        tr.spec.audiences.extend(audiences)
+        if expiration_seconds is not None:
+            tr.spec.expiration_seconds = expiration_seconds
+        if bound_pod is not None:
+            ref = tr.spec.bound_object_ref
+            ref.kind, ref.api_version, (ref.name, ref.uid) = "Pod", "v1", bound_pod
+        req = pb.CreateRequest(resource="serviceaccounts", namespace=namespace, name=service_account,
+                               subresource="token", object=pb.Object(api_version="authentication.k8s.io/v1",
+                                                                     kind="TokenRequest",
+                                                                     raw=tr.SerializeToString()))
+        out: pb.Object = await self._call(self._stub.Create, req)
+        return authn.TokenRequest.FromString(out.raw)
 
     async def discovery(self) -> pb.DiscoveryResponse:
         out: pb.DiscoveryResponse = await self._call(self._stub.Discovery, pb.DiscoveryRequest())

@@ -49,8 +49,10 @@ class Credentials:
 
     @property
     def bearer(self) -> str | None:
+        """The token of `Authorization: Bearer <token>`; the scheme is case-insensitive, as kube-apiserver reads
+        it (the official Python client's in-cluster config sends `bearer`)."""
         a = self.authorization
-        return a[7:].strip() if a and a.startswith("Bearer ") else None
+        return a[7:].strip() or None if a and a[:7].lower() == "bearer " else None
 
 
 class Authenticator(Protocol):
@@ -89,9 +91,9 @@ class X509Authenticator:
         return User(name, "", groups)
 
 
-def rest_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
-    """REST's chain, Kubernetes' order: the client certificate, then the bearer token."""
-    return UnionAuthenticator([X509Authenticator(), tokens])
+def rest_authenticator(bearer: Sequence[Authenticator]) -> UnionAuthenticator:
+    """REST's chain, Kubernetes' order: the client certificate, then the bearer token authenticators."""
+    return UnionAuthenticator([X509Authenticator(), *bearer])
 
 
 class BearerFirstAuthenticator(UnionAuthenticator):
@@ -105,8 +107,8 @@ class BearerFirstAuthenticator(UnionAuthenticator):
         return await super().authenticate(creds)
 
 
-def grpc_authenticator(tokens: TokenAuthenticator) -> UnionAuthenticator:
-    return BearerFirstAuthenticator([tokens, X509Authenticator()])
+def grpc_authenticator(bearer: Sequence[Authenticator]) -> UnionAuthenticator:
+    return BearerFirstAuthenticator([*bearer, X509Authenticator()])
 
 
 class TokenAuthenticator:

@@ -48,6 +48,8 @@ from .rbac import modes
 from .registry import strategy
 from .rest import Rest
 from .server import APIServicer
+from .serviceaccount import tokens as sa_tokens
+from .serviceaccount.tokenrequest import TokenRequests
 from .storage import encryption
 from .storage.embedded import EmbeddedEtcd
 from .storage.etcd import EtcdClient
@@ -129,6 +131,14 @@ class Config:
                                                   "(apiserver.config.k8s.io/v1): resources encrypted at rest")
     authorization_mode: list[str] = opt(["Node", "RBAC"], help="comma-separated authorizers in order: Node, RBAC, "
                                         "AlwaysAllow (system:masters is always allowed)")
+    service_account_issuer: str = opt(sa_tokens.DEFAULT_ISSUER, help="the iss of ServiceAccount tokens issued here "
+                                      "(and accepted)")
+    api_audiences: list[str] = opt([], help="audiences the API accepts in ServiceAccount tokens, and the default "
+                                   "of TokenRequests (default: the issuer)")
+    service_account_key_file: list[str] = opt([], help="PEM files of keys verifying ServiceAccount tokens "
+                                              "(default: <cert-dir>/sa.pub)")
+    service_account_signing_key_file: Path | None = opt(None, help="the private key signing ServiceAccount "
+                                                        "tokens (default: <cert-dir>/sa.key, created if absent)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -247,12 +257,21 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     log.info("admission plugins enabled=%s", ",".join(chain.names))
     rest = Rest(store, ServiceAllocator(store, cfg.service_cluster_ip_range, cfg.service_node_port_range),
                 admission=chain)
+    # ServiceAccount tokens: signed with the SA key, checked against the live ServiceAccount and pod.
+    sa_keys = sa_tokens.load_keys(cfg.cert_dir or cfg.data_dir / "pki", cfg.service_account_signing_key_file,
+                                  [Path(p) for p in cfg.service_account_key_file])
+    audiences = tuple(cfg.api_audiences) or (cfg.service_account_issuer,)
+    lookup = sa_tokens.store_lookup(store)
+    rest.token_requests = TokenRequests(sa_tokens.TokenIssuer(sa_keys.signing, cfg.service_account_issuer), lookup,
+                                        audiences)
+    sa_authn = sa_tokens.ServiceAccountAuthenticator(sa_keys.verifying, lookup, issuers=(cfg.service_account_issuer,),
+                                                     audiences=audiences)
     server = rpc.server(interceptors=[audit_frontends.interceptor(auditor)] if auditor is not None else [])
     kubelet_token = cfg.kubelet_client_token_file.read_text().strip() if cfg.kubelet_client_token_file else ""
     kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)
     node, node_graph = new_node_authorizer(store.cache(kinds.for_class(core.Pod)))
     authz: Authorizer = modes.build(cfg.authorization_mode, store, rest, node=node)
-    grpc_authn, rest_authn = grpc_authenticator(tokens), rest_authenticator(tokens)
+    grpc_authn, rest_authn = grpc_authenticator([tokens, sa_authn]), rest_authenticator([tokens, sa_authn])
     if auditor is not None:  # the user and decision of each request, as the front ends find them
         grpc_authn, rest_authn = auditor.authenticator(grpc_authn), auditor.authenticator(rest_authn)
         authz = auditor.authorizer(authz)

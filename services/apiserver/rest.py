@@ -32,9 +32,13 @@ from pybernetes.api.times import now
 
 from . import fieldmanager
 from .admission import CREATE, DELETE, UPDATE, Attributes, Chain, new_chain
+from .admission.serviceaccount import MIRROR_POD_ANNOTATION
 from .allocator import ServiceAllocator
 from .auth import User
 from .registry import defaults, strategy, validation
+from .serviceaccount import tokenrequest, volume
+from .serviceaccount.tokenrequest import TokenRequests
+from .serviceaccount.tokens import store_lookup
 from .storage.objects import Cached, with_rv
 from .storage.store import Store, Stored
 from .storage.watch_cache import Watcher
@@ -63,6 +67,8 @@ class Rest:
         self.admission = admission or new_chain(store, toleration_seconds=toleration_seconds)
         # Checked after validation on every create and update: RBAC's escalation prevention (rbac/escalation.py).
         self.write_guard: Callable[[Message, Message | None], Awaitable[None]] | None = None
+        # serviceaccounts/token (serviceaccount.tokenrequest); set by main once the signing key is loaded.
+        self.token_requests: TokenRequests | None = None
 
     @staticmethod
     def _defaults(obj: Message) -> None:
@@ -153,6 +159,8 @@ class Rest:
         self._defaults(obj)
         a = Attributes(CREATE, info, namespace, md.name, obj=obj, user=user, dry_run=dry_run)
         await self.admission.admit(a)
+        if isinstance(obj, core.Pod):  # after ServiceAccount admission named the pod's account
+            await self._token_volume(obj)
         fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
         if self.write_guard is not None:
@@ -200,6 +208,23 @@ class Rest:
             pod.metadata.resource_version = str(rv)
             return pod
         raise errors.Conflict(f'pods "{name}": too many concurrent changes while binding')
+
+    async def _token_volume(self, pod: core.Pod) -> None:
+        """The ServiceAccount token volume (serviceaccount.volume), as the ServiceAccount admission plugin adds it
+        (mirror pods reference no ServiceAccount, and get none)."""
+        if MIRROR_POD_ANNOTATION in pod.metadata.annotations:
+            return
+        sa = await store_lookup(self.store)(kinds.for_class(core.ServiceAccount), meta_of(pod).namespace,
+                                            pod.spec.service_account_name or "default")
+        assert sa is None or isinstance(sa, core.ServiceAccount)  # the store decodes with the kind's class
+        volume.add_token_volume(pod, sa)
+
+    async def create_token(self, namespace: str, name: str, raw: bytes) -> Message:
+        """serviceaccounts/token: a TokenRequest (protobuf bytes) answered with its token; nothing is stored."""
+        if self.token_requests is None:
+            raise errors.NotFound("serviceaccounts/token is not served: the apiserver has no signing key")
+        return await self.token_requests.create(self._scope(self.resource("serviceaccounts"), namespace), name,
+                                                tokenrequest.decode(raw))
 
     # -- get/list/watch --------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from .authz import AlwaysAllowAuthorizer, Authorizer, check, resource_attributes
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
+from .serviceaccount import tokenrequest
 from .storage.etcd import Member, StorageError
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -144,6 +145,10 @@ class APIServicer(pb_grpc.APIServicer):
                     raise errors.NotFound(f"{request.resource}/binding does not exist")
                 return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw,
                                                       _USER.get()))
+            if request.subresource == "token" and request.resource == "serviceaccounts":
+                tr = await self.rest.create_token(request.namespace, request.name, request.object.raw)
+                return pb.Object(api_version=tokenrequest.API_VERSION, kind=tokenrequest.KIND,
+                                 raw=tr.SerializeToString())
             if request.subresource:
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":

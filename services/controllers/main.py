@@ -25,6 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pybernetes import component, flags, logs, options, ports
@@ -73,6 +74,14 @@ def _servicelb_kw(c: Config) -> dict[str, Any]:
     return {"pool": c.loadbalancer_ip_range}
 
 
+def _rootca_kw(c: Config) -> dict[str, Any]:
+    """The CA pods trust: --root-ca-file, else the --kubeconfig's (kube-controller-manager's fallback to its
+    client's CA; only an explicit --kubeconfig, never one found by search)."""
+    if c.root_ca_file is not None:
+        return {"root_ca": c.root_ca_file.read_bytes()}
+    return {"root_ca": client_config.load(c.config).ca_pem if c.config else b""}
+
+
 CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "endpoint": ("endpoints", "EndpointsController", 5, _none),
     "endpointslice": ("endpointslice", "EndpointSliceController", 5, _endpointslice_kw),
@@ -86,6 +95,7 @@ CONTROLLERS: dict[str, tuple[str, str, int, Kwargs]] = {
     "namespace": ("namespace", "NamespaceController", 10, _none),
     "serviceaccount": ("serviceaccount", "ServiceAccountController", 1, _none),
     "resourcequota": ("resourcequota", "ResourceQuotaController", 5, _none),
+    "root-ca-cert-publisher": ("rootcacertpublisher", "RootCACertPublisher", 1, _rootca_kw),
     "nodelifecycle": ("nodelifecycle", "NodeLifecycleController", 5, _lifecycle_kw),
     "nodeipam": ("nodeipam", "NodeIpamController", 1, _ipam_kw),
     "servicelb": ("servicelb", "ServiceLBController", 1, _servicelb_kw),
@@ -167,6 +177,8 @@ class Config:
                            help="HTTP port for /metrics, /healthz, /readyz")
     loadbalancer_ip_range: str = opt("", help="pool for type=LoadBalancer Services, e.g. 172.30.0.200-172.30.0.250 "
                                               "or a CIDR (empty: they stay pending, as without a cloud provider)")
+    root_ca_file: Path | None = opt(None, help="the CA published to every namespace as ConfigMap kube-root-ca.crt "
+                                   "(default: the kubeconfig's certificate authority)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 

@@ -37,6 +37,8 @@ ARGUMENTS = {
     "create secret": [],
     "create secret generic": ["--type", "--from-literal", "--from-file", "name", "--dry-run", "--output"],
     "create serviceaccount": ["name", "--dry-run", "--output"],
+    "create token": ["name", "--duration", "--audience", "--bound-object-kind", "--bound-object-name",
+                     "--bound-object-uid"],
     "run": ["name", "--image", "--port", "--env", "--labels", "--restart", "--command", "--dry-run", "--output",
             "args"],
     "set": [],

@@ -37,7 +37,8 @@ FLAGS = {
         "--cert-dir", "--audit-log-path", "--audit-policy-file", "--audit-log-maxsize", "--audit-log-maxbackup",
         "--audit-log-maxage", "--encryption-provider-config", "--etcd-cafile", "--etcd-certfile", "--etcd-keyfile",
         "--kubelet-client-certificate", "--kubelet-client-key", "--kubelet-certificate-authority",
-        "--enable-admission-plugins", "--disable-admission-plugins"},
+        "--enable-admission-plugins", "--disable-admission-plugins", "--service-account-issuer", "--api-audiences",
+        "--service-account-key-file", "--service-account-signing-key-file"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
@@ -59,7 +60,7 @@ FLAGS = {
         "--leader-elect-retry-period", "--loadbalancer-ip-range", "--node-cidr-mask-size",
         "--node-eviction-rate", "--node-monitor-grace-period", "--node-monitor-period",
         "--pod-eviction-timeout", "--secondary-node-eviction-rate", "--server", "--token",
-        "--unhealthy-zone-threshold", "-v", "--verbose"},
+        "--unhealthy-zone-threshold", "--root-ca-file", "-v", "--verbose"},
     "pb-kubelet": {
         "--address", "--authentication-token-file", "--cni-conf-dir", "--cni-data-dir", "--config", "--kubeconfig",
         "--containerd-socket", "--container-runtime-endpoint", "--cpu", "--eviction-hard",

@@ -101,7 +101,8 @@ def unknown_container(v: core.Volume) -> None:
 @pytest.mark.parametrize("build, message", [
     (missing_config_map, 'configmap "absent" not found'),
     (missing_key, "volume 'bad' source 0: key 'nope' not found"),
-    (token, "serviceAccountToken projections are not supported"),
+    # serviceAccountToken projections are served now, through the kubelet's token manager (none here).
+    (token, "volume 'bad' source 0: serviceAccountToken needs the kubelet's API client"),
     (status_field, "fieldRef 'status.podIP' is not supported in volumes"),
     (unknown_container, "no container 'nope'"),
 ])
@@ -112,3 +113,35 @@ async def test_volume_errors_name_the_cause(tmp_path: Path, build: Callable[[cor
     with pytest.raises(runtime.ConfigError) as e:
         await runtime.prepare_volumes(pod_with(v), tmp_path, get)
     assert message in e.value.message
+
+
+async def test_token_projection_is_written_and_refreshed_in_place(tmp_path: Path) -> None:
+    """The kube-api-access volume: token, ca.crt, namespace; a rewrite keeps the directory (bind mounts see the
+    new token) and drops files no longer projected."""
+    v = core.Volume(name="kube-api-access-abcde")
+    v.projected.default_mode = 0o644
+    v.projected.sources.add().service_account_token.CopyFrom(
+        core.ServiceAccountTokenProjection(path="token", expiration_seconds=3607))
+    v.projected.sources.add().config_map.CopyFrom(core.ConfigMapProjection(
+        name="kube-root-ca.crt", items=[core.KeyToPath(key="ca.crt", path="ca.crt")]))
+    ns = v.projected.sources.add().downward_api.items.add(path="namespace")
+    ns.field_ref.field_path = "metadata.namespace"
+    asked: list[tuple[str, str, int]] = []
+
+    async def get_ca(kind: str, namespace: str, name: str) -> dict[str, bytes] | None:
+        return {"ca.crt": b"CA"} if (kind, name) == ("configmaps", "kube-root-ca.crt") else None
+
+    async def token_of(pod: core.Pod, audience: str, seconds: int) -> bytes:
+        asked.append((pod.metadata.uid, audience, seconds))
+        return f"jwt-{len(asked)}".encode()
+
+    pod = pod_with(v)
+    out = await runtime.prepare_volumes(pod, tmp_path, get_ca, token_of)
+    root = Path(out["kube-api-access-abcde"])
+    assert read_all(root) == {"token": "jwt-1", "ca.crt": "CA", "namespace": "default"}
+    assert asked == [("uid-1", "", 3607)]
+    inode = root.stat().st_ino
+    (root / "stale").write_text("x")
+    await runtime.prepare_volumes(pod, tmp_path, get_ca, token_of)
+    assert read_all(root) == {"token": "jwt-2", "ca.crt": "CA", "namespace": "default"}
+    assert root.stat().st_ino == inode

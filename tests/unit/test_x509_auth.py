@@ -49,14 +49,14 @@ async def test_chains_order_certificate_and_token(pki_dir: Path) -> None:
     tokens = TokenAuthenticator({"t": User("viewer")})
     cert = tls.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP]).load()
     both = Credentials(authorization="Bearer t", client_cert=cert)
-    assert (await rest_authenticator(tokens).authenticate(both)).name == tls.ADMIN_USER  # Kubernetes' order
-    assert (await grpc_authenticator(tokens).authenticate(both)).name == "viewer"  # the call's token
+    assert (await rest_authenticator([tokens]).authenticate(both)).name == tls.ADMIN_USER  # Kubernetes' order
+    assert (await grpc_authenticator([tokens]).authenticate(both)).name == "viewer"  # the call's token
     only_cert = Credentials(client_cert=cert)
-    assert (await grpc_authenticator(tokens).authenticate(only_cert)).groups == (tls.MASTERS_GROUP,)
+    assert (await grpc_authenticator([tokens]).authenticate(only_cert)).groups == (tls.MASTERS_GROUP,)
     with pytest.raises(errors.Unauthorized, match="unknown credentials"):
-        await rest_authenticator(tokens).authenticate(Credentials(authorization="Bearer nope"))
+        await rest_authenticator([tokens]).authenticate(Credentials(authorization="Bearer nope"))
     with pytest.raises(errors.Unauthorized, match="credentials are required"):
-        await grpc_authenticator(tokens).authenticate(Credentials())
+        await grpc_authenticator([tokens]).authenticate(Credentials())
 
 
 def test_kubeconfig_client_certificate_data_and_files(pki_dir: Path, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ SUBRESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "binding": ("Binding", ("create",)),
     "scale": ("autoscaling/v1/Scale", ("get", "patch", "update")),
     "eviction": ("policy/v1/Eviction", ("create",)),
+    "token": ("authentication.k8s.io/v1/TokenRequest", ("create",)),
     "log": ("Pod", ("get",)),
     "exec": ("PodExecOptions", ("create", "get")),
     "attach": ("PodAttachOptions", ("create", "get")),

@@ -1,6 +1,7 @@
 """The REST subresources that are not the object itself: `scale` (autoscaling/v1 Scale of deployments,
-replicasets, replicationcontrollers, statefulsets), `eviction` (policy/v1 Eviction of a pod), and the kubelet
-streams (`log`, `exec`, `attach`: streams.py; `portforward`: portforward.py). app.py sends every request for them here.
+replicasets, replicationcontrollers, statefulsets), `eviction` (policy/v1 Eviction of a pod), `token`
+(authentication.k8s.io/v1 TokenRequest of a serviceaccount: Rest.create_token), and the kubelet streams
+(`log`, `exec`, `attach`: streams.py; `portforward`: portforward.py). app.py sends every request for them here.
 
 Scale is a view, not a stored kind: a hand-built JSON document (there is no Scale proto message, as no gRPC
 caller needs one) read from the parent object, and written back as a merge patch of the parent's
@@ -18,18 +19,20 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api import codec, kinds, objects, patch, selectors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
+from pybernetes.api.authentication.v1 import authentication_pb2 as authn
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
 
 from ..kubelet_proxy import KubeletProxy
 from ..rest import Rest
+from ..serviceaccount import tokenrequest
 from . import portforward, resources, status, streams
 from .routing import Target
 
 SCALE_API_VERSION, SCALE_KIND = "autoscaling/v1", "Scale"
 EVICTION_API_VERSION, EVICTION_KIND = "policy/v1", "Eviction"
 # Served here rather than by resources.py (status and binding stay there: they are the object itself).
-HANDLED = frozenset({"scale", "eviction", "log", "exec", "attach", "portforward"})
+HANDLED = frozenset({"scale", "eviction", "log", "exec", "attach", "portforward", "token"})
 
 
 def handles(t: Target) -> bool:
@@ -48,6 +51,9 @@ async def handle(request: web.Request, rest: Rest, kubelets: KubeletProxy, t: Ta
     elif sub == "eviction":
         if method == "POST":
             return await _evict(request, rest, t)
+    elif sub == "token":
+        if method == "POST":
+            return await _token(request, rest, t)
     elif sub == "log":
         if method == "GET":
             return await streams.pod_log(request, kubelets, t)
@@ -179,3 +185,19 @@ async def _evict(request: web.Request, rest: Rest, t: Target) -> web.Response:
     md_obj = objects.meta_of(obj)
     pods = kinds.for_class(core.Pod)
     return resources.respond(status.success(kind=pods.plural, name=md_obj.name, uid=md_obj.uid), 201)
+
+
+# -- token -----------------------------------------------------------------------------------------
+
+async def _token(request: web.Request, rest: Rest, t: Target) -> web.Response:
+    doc = await _json_body(request)
+    if not isinstance(doc, dict):
+        raise errors.BadRequest("the request body must be a TokenRequest object")
+    av, kind = doc.pop("apiVersion", None), doc.pop("kind", None)
+    if (av or kind) and (av, kind) != (tokenrequest.API_VERSION, tokenrequest.KIND):
+        raise errors.BadRequest(f"the body of a token request must be {tokenrequest.API_VERSION} "
+                                f"{tokenrequest.KIND}, not {av} {kind}")
+    req = codec.from_dict(doc, authn.TokenRequest)
+    out = await rest.create_token(t.namespace, t.name, req.SerializeToString())
+    return resources.respond({"kind": tokenrequest.KIND, "apiVersion": tokenrequest.API_VERSION,
+                              **codec.to_dict(out)}, 201)

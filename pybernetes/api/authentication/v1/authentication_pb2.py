@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pybernetes.api.meta.v1 import meta_pb2 as pybernetes_dot_api_dot_meta_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5pybernetes/api/authentication/v1/authentication.proto\x12 pybernetes.api.authentication.v1\x1a!pybernetes/api/meta/v1/meta.proto\"9\n\x08UserInfo\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\"X\n\x17SelfSubjectReviewStatus\x12=\n\tuser_info\x18\x01 \x01(\x0b\x32*.pybernetes.api.authentication.v1.UserInfo\"\x94\x01\n\x11SelfSubjectReview\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32\".pybernetes.api.meta.v1.ObjectMeta\x12I\n\x06status\x18\x02 \x01(\x0b\x32\x39.pybernetes.api.authentication.v1.SelfSubjectReviewStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n5pybernetes/api/authentication/v1/authentication.proto\x12 pybernetes.api.authentication.v1\x1a!pybernetes/api/meta/v1/meta.proto\"9\n\x08UserInfo\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\"X\n\x17SelfSubjectReviewStatus\x12=\n\tuser_info\x18\x01 \x01(\x0b\x32*.pybernetes.api.authentication.v1.UserInfo\"\x94\x01\n\x11SelfSubjectReview\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32\".pybernetes.api.meta.v1.ObjectMeta\x12I\n\x06status\x18\x02 \x01(\x0b\x32\x39.pybernetes.api.authentication.v1.SelfSubjectReviewStatus\"Y\n\x14\x42oundObjectReference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x03uid\x18\x04 \x01(\tR\x03uid\"\xaf\x01\n\x10TokenRequestSpec\x12\x11\n\taudiences\x18\x01 \x03(\t\x12\x1f\n\x12\x65xpiration_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12P\n\x10\x62ound_object_ref\x18\x03 \x01(\x0b\x32\x36.pybernetes.api.authentication.v1.BoundObjectReferenceB\x15\n\x13_expiration_seconds\"_\n\x12TokenRequestStatus\x12\r\n\x05token\x18\x01 \x01(\t\x12:\n\x14\x65xpiration_timestamp\x18\x02 \x01(\x0b\x32\x1c.pybernetes.api.meta.v1.Time\"\xcc\x01\n\x0cTokenRequest\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32\".pybernetes.api.meta.v1.ObjectMeta\x12@\n\x04spec\x18\x02 \x01(\x0b\x32\x32.pybernetes.api.authentication.v1.TokenRequestSpec\x12\x44\n\x06status\x18\x03 \x01(\x0b\x32\x34.pybernetes.api.authentication.v1.TokenRequestStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,4 +38,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SELFSUBJECTREVIEWSTATUS']._serialized_end=273
   _globals['_SELFSUBJECTREVIEW']._serialized_start=276
   _globals['_SELFSUBJECTREVIEW']._serialized_end=424
+  _globals['_BOUNDOBJECTREFERENCE']._serialized_start=426
+  _globals['_BOUNDOBJECTREFERENCE']._serialized_end=515
+  _globals['_TOKENREQUESTSPEC']._serialized_start=518
+  _globals['_TOKENREQUESTSPEC']._serialized_end=693
+  _globals['_TOKENREQUESTSTATUS']._serialized_start=695
+  _globals['_TOKENREQUESTSTATUS']._serialized_end=790
+  _globals['_TOKENREQUEST']._serialized_start=793
+  _globals['_TOKENREQUEST']._serialized_end=997
 # @@protoc_insertion_point(module_scope)

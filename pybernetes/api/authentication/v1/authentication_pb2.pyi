@@ -92,3 +92,118 @@ class SelfSubjectReview(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SelfSubjectReview: _TypeAlias = SelfSubjectReview  # noqa: Y015
+
+@_typing.final
+class BoundObjectReference(_message.Message):
+    """TokenRequest (serviceaccounts/token): a ServiceAccount token, optionally bound to a pod."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    api_version: _builtins.str
+    name: _builtins.str
+    uid: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        api_version: _builtins.str = ...,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_version", b"api_version", "kind", b"kind", "name", b"name", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BoundObjectReference: _TypeAlias = BoundObjectReference  # noqa: Y015
+
+@_typing.final
+class TokenRequestSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIENCES_FIELD_NUMBER: _builtins.int
+    EXPIRATION_SECONDS_FIELD_NUMBER: _builtins.int
+    BOUND_OBJECT_REF_FIELD_NUMBER: _builtins.int
+    expiration_seconds: _builtins.int
+    """Lifetime asked for (default 3600, at least 600)."""
+    @_builtins.property
+    def audiences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who the token is for (aud); empty: the apiserver's --api-audiences."""
+
+    @_builtins.property
+    def bound_object_ref(self) -> Global___BoundObjectReference: ...
+    def __init__(
+        self,
+        *,
+        audiences: _abc.Iterable[_builtins.str] | None = ...,
+        expiration_seconds: _builtins.int | None = ...,
+        bound_object_ref: Global___BoundObjectReference | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expiration_seconds", b"_expiration_seconds", "bound_object_ref", b"bound_object_ref", "expiration_seconds", b"expiration_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expiration_seconds", b"_expiration_seconds", "audiences", b"audiences", "bound_object_ref", b"bound_object_ref", "expiration_seconds", b"expiration_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expiration_seconds: _TypeAlias = _typing.Literal["expiration_seconds"]  # noqa: Y015
+    _WhichOneofArgType__expiration_seconds: _TypeAlias = _typing.Literal["_expiration_seconds", b"_expiration_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expiration_seconds) -> _WhichOneofReturnType__expiration_seconds | None: ...
+
+Global___TokenRequestSpec: _TypeAlias = TokenRequestSpec  # noqa: Y015
+
+@_typing.final
+class TokenRequestStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRATION_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    @_builtins.property
+    def expiration_timestamp(self) -> _meta_pb2.Time: ...
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        expiration_timestamp: _meta_pb2.Time | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expiration_timestamp", b"expiration_timestamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expiration_timestamp", b"expiration_timestamp", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenRequestStatus: _TypeAlias = TokenRequestStatus  # noqa: Y015
+
+@_typing.final
+class TokenRequest(_message.Message):
+    """A ServiceAccount token request (serviceaccounts/token)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metadata(self) -> _meta_pb2.ObjectMeta: ...
+    @_builtins.property
+    def spec(self) -> Global___TokenRequestSpec: ...
+    @_builtins.property
+    def status(self) -> Global___TokenRequestStatus: ...
+    def __init__(
+        self,
+        *,
+        metadata: _meta_pb2.ObjectMeta | None = ...,
+        spec: Global___TokenRequestSpec | None = ...,
+        status: Global___TokenRequestStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "spec", b"spec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenRequest: _TypeAlias = TokenRequest  # noqa: Y015

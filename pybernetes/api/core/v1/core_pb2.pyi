@@ -3503,6 +3503,9 @@ class ContainerStatus(_message.Message):
     STOP_SIGNAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     ready: _builtins.bool
+    """ready, restartCount, image and imageID are always in Kubernetes' JSON (no omitempty), zero or not: the
+    official clients refuse a ContainerStatus without them. Optional here so a written zero is kept and printed.
+    """
     restart_count: _builtins.int
     image: _builtins.str
     image_id: _builtins.str
@@ -3529,10 +3532,10 @@ class ContainerStatus(_message.Message):
         name: _builtins.str = ...,
         state: Global___ContainerState | None = ...,
         last_state: Global___ContainerState | None = ...,
-        ready: _builtins.bool = ...,
-        restart_count: _builtins.int = ...,
-        image: _builtins.str = ...,
-        image_id: _builtins.str = ...,
+        ready: _builtins.bool | None = ...,
+        restart_count: _builtins.int | None = ...,
+        image: _builtins.str | None = ...,
+        image_id: _builtins.str | None = ...,
         container_id: _builtins.str = ...,
         started: _builtins.bool | None = ...,
         allocated_resources: _abc.Mapping[_builtins.str, _meta_pb2.Quantity] | None = ...,
@@ -3542,14 +3545,30 @@ class ContainerStatus(_message.Message):
         allocated_resources_status: _abc.Iterable[Global___ResourceStatus] | None = ...,
         stop_signal: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_started", b"_started", "_stop_signal", b"_stop_signal", "last_state", b"last_state", "resources", b"resources", "started", b"started", "state", b"state", "stop_signal", b"stop_signal", "user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_image", b"_image", "_image_id", b"_image_id", "_ready", b"_ready", "_restart_count", b"_restart_count", "_started", b"_started", "_stop_signal", b"_stop_signal", "image", b"image", "image_id", b"image_id", "last_state", b"last_state", "ready", b"ready", "resources", b"resources", "restart_count", b"restart_count", "started", b"started", "state", b"state", "stop_signal", b"stop_signal", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_started", b"_started", "_stop_signal", b"_stop_signal", "allocated_resources", b"allocated_resources", "allocated_resources_status", b"allocated_resources_status", "container_id", b"container_id", "image", b"image", "image_id", b"image_id", "last_state", b"last_state", "name", b"name", "ready", b"ready", "resources", b"resources", "restart_count", b"restart_count", "started", b"started", "state", b"state", "stop_signal", b"stop_signal", "user", b"user", "volume_mounts", b"volume_mounts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_image", b"_image", "_image_id", b"_image_id", "_ready", b"_ready", "_restart_count", b"_restart_count", "_started", b"_started", "_stop_signal", b"_stop_signal", "allocated_resources", b"allocated_resources", "allocated_resources_status", b"allocated_resources_status", "container_id", b"container_id", "image", b"image", "image_id", b"image_id", "last_state", b"last_state", "name", b"name", "ready", b"ready", "resources", b"resources", "restart_count", b"restart_count", "started", b"started", "state", b"state", "stop_signal", b"stop_signal", "user", b"user", "volume_mounts", b"volume_mounts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__image: _TypeAlias = _typing.Literal["image"]  # noqa: Y015
+    _WhichOneofArgType__image: _TypeAlias = _typing.Literal["_image", b"_image"]  # noqa: Y015
+    _WhichOneofReturnType__image_id: _TypeAlias = _typing.Literal["image_id"]  # noqa: Y015
+    _WhichOneofArgType__image_id: _TypeAlias = _typing.Literal["_image_id", b"_image_id"]  # noqa: Y015
+    _WhichOneofReturnType__ready: _TypeAlias = _typing.Literal["ready"]  # noqa: Y015
+    _WhichOneofArgType__ready: _TypeAlias = _typing.Literal["_ready", b"_ready"]  # noqa: Y015
+    _WhichOneofReturnType__restart_count: _TypeAlias = _typing.Literal["restart_count"]  # noqa: Y015
+    _WhichOneofArgType__restart_count: _TypeAlias = _typing.Literal["_restart_count", b"_restart_count"]  # noqa: Y015
     _WhichOneofReturnType__started: _TypeAlias = _typing.Literal["started"]  # noqa: Y015
     _WhichOneofArgType__started: _TypeAlias = _typing.Literal["_started", b"_started"]  # noqa: Y015
     _WhichOneofReturnType__stop_signal: _TypeAlias = _typing.Literal["stop_signal"]  # noqa: Y015
     _WhichOneofArgType__stop_signal: _TypeAlias = _typing.Literal["_stop_signal", b"_stop_signal"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__image) -> _WhichOneofReturnType__image | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__image_id) -> _WhichOneofReturnType__image_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ready) -> _WhichOneofReturnType__ready | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__restart_count) -> _WhichOneofReturnType__restart_count | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__started) -> _WhichOneofReturnType__started | None: ...
     @_typing.overload

@@ -6,7 +6,7 @@ Types shared by every kind (k8s.io/apimachinery/pkg/apis/meta/v1 and friends).
 Conventions for every .proto under protos/pybernetes/api (the codec relies on them):
 - A top-level kind is a message named as the kind (Pod, Deployment, ...) with `metadata = 1`
   (ObjectMeta) and then its own fields (usually spec = 2, status = 3). apiVersion and kind are not
-  fields: the codec derives them from the registry (pybernetes/api/registry.py).
+  fields: the codec derives them from the kind table (pybernetes/api/kinds.py).
 - JSON names are Kubernetes' names. proto3 derives lowerCamelCase from snake_case; where Kubernetes
   differs (podIP, hostIP, clusterIP, podCIDR, containerID, ...) the field sets json_name explicitly.
 - Scalars whose zero value means something different from "unset" (replicas, pointers in Go) are

@@ -5,7 +5,7 @@ import warnings
 
 from services.apiserver.storage.etcdpb import rpc_pb2 as services_dot_apiserver_dot_storage_dot_etcdpb_dot_rpc__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
