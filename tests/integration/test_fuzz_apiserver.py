@@ -145,6 +145,8 @@ _REST_REGRESSIONS = [
     ("GET", f"/api/v1/namespaces/{NS}/pods?limit=99999999999999999999", b"", "application/json"),  # ValueError
     ("GET", f"/api/v1/namespaces/{NS}/pods?watch=true&timeoutSeconds=inf", b"", "application/json"),  # never ends
     ("POST", f"/api/v1/namespaces/{NS}/configmaps", b'{"metadata": {"name": "\\ud800"}}', "application/json"),
+    # deletecollection across all namespaces deleted every ConfigMap (kube-apiserver: list and watch only): 405
+    ("DELETE", "/api/v1/configmaps", b"", "application/json"),
 ]
 _GRPC_REGRESSIONS = [
     ("Get", b"\n"),  # a truncated GetRequest: UNKNOWN "Unexpected DecodeError", no Status

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
+from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 from services.apiserver.auth import Credentials
 from services.apiserver.serviceaccount import claims as cl
 from services.apiserver.serviceaccount import tokens
@@ -45,7 +46,11 @@ def https_get(srv: ApiServer, path: str, token: str) -> tuple[int, Any]:
 
 
 async def status_of(srv: ApiServer, token: str) -> int:
-    code, _ = await asyncio.to_thread(https_get, srv, f"/api/v1/namespaces/{NS}/pods", token)
+    for _ in range(50):  # a 403 only until RBAC's cache has the account's RoleBinding (setup)
+        code, _ = await asyncio.to_thread(https_get, srv, f"/api/v1/namespaces/{NS}/pods", token)
+        if code != 403:
+            break
+        await asyncio.sleep(0.1)
     return code
 
 
@@ -57,6 +62,11 @@ async def setup(srv: ApiServer) -> core.Pod:
     sa = core.ServiceAccount()
     sa.metadata.name = "robot"
     await c.create(sa, namespace=NS)
+    rb = rbac.RoleBinding()  # the account may read its namespace (Kubernetes' `view`)
+    rb.metadata.name = "robot-view"
+    rb.role_ref.api_group, rb.role_ref.kind, rb.role_ref.name = "rbac.authorization.k8s.io", "ClusterRole", "view"
+    rb.subjects.add(kind="ServiceAccount", name="robot", namespace=NS)
+    await c.create(rb, namespace=NS)
     pod = core.Pod()
     pod.metadata.name = "web"
     pod.spec.service_account_name = "robot"

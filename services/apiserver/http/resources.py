@@ -222,20 +222,29 @@ async def _apply(request: web.Request, rest: Rest, t: Target) -> web.Response:
 
 async def _delete_collection(request: web.Request, rest: Rest, t: Target, opts: meta.DeleteOptions) -> web.Response:
     """deletecollection: every object the selectors match, each through the one Rest.delete (finalizers,
-    grace, propagation); objects that went meanwhile are skipped, as kube-apiserver does."""
+    grace, propagation); objects that went meanwhile are skipped, as kube-apiserver does, which answers with the
+    list of what it deleted (or marked for deletion)."""
     info = t.info
     if "deletecollection" not in info.verbs:
         raise errors.MethodNotAllowed(f"deletecollection is not supported on {info.plural}")
     q = request.query
-    r = await rest.list(info.plural, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""), 0, "",
+    try:
+        limit = max(0, int(q.get("limit") or 0))  # with a limit, as kube-apiserver: that one page only
+    except ValueError:
+        raise errors.BadRequest(f"invalid limit {q.get('limit')!r}") from None
+    r = await rest.list(info.plural, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""), limit, "",
                         "")
+    items = []
     for raw in r.items:
-        md = objects.meta_of(info.cls.FromString(raw))
+        obj = info.cls.FromString(raw)
+        md = objects.meta_of(obj)
         try:
             await rest.delete(info.plural, md.namespace, md.name, opts, user_of(request))
         except errors.NotFound:
             continue
-    return respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+        items.append({"apiVersion": info.api_version, "kind": info.kind, **codec.to_dict(obj)})
+    # kube-apiserver answers with the list of what it deleted (as listed), not a Status.
+    return respond({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": {}, "items": items})
 
 
 def delete_options(body: bytes, query: Any) -> meta.DeleteOptions:
@@ -273,6 +282,10 @@ async def delete(request: web.Request, rest: Rest, t: Target) -> web.Response:
     info = t.info
     opts = delete_options(await request.read(), request.query)
     if not t.name:
+        if info.namespaced and not t.namespace:
+            # As kube-apiserver: across all namespaces a namespaced resource serves list and watch only.
+            raise errors.MethodNotAllowed(f"the server does not allow this method on the collection {info.plural} "
+                                          "across all namespaces: delete them per namespace")
         return await _delete_collection(request, rest, t, opts)
     obj, gone = await rest.delete(info.plural, t.namespace, t.name, opts, user_of(request))
     if gone and info.plural not in RETURNS_DELETED_OBJECT:
