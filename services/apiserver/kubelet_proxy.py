@@ -18,7 +18,7 @@ import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from cryptography import x509
@@ -76,6 +76,8 @@ def _name_in(pem: bytes) -> str:
         if dns:
             return str(dns[0])
     return tls.identity(cert)[0]
+
+In = TypeVar("In", pb.ExecInput, pb.PortForwardInput)
 
 
 class KubeletProxy:
@@ -186,21 +188,8 @@ class KubeletProxy:
             raise errors.BadRequest("you must specify at least one command for the container")
         stub, container = await self._resolve(start.namespace, start.name, start.container)
         start.container = container
-
-        async def relay() -> AsyncIterator[pb.ExecInput]:
-            yield first
-            async for msg in inputs:
-                yield msg
-
-        call = stub.Exec(relay(), metadata=self.md)
-        try:
-            async for out in call:
-                yield out
-        except grpc.aio.AioRpcError as e:
-            raise _from_kubelet(e) from None
-        finally:
-            with contextlib.suppress(Exception):
-                call.cancel()
+        async for out in self._relay(stub.Exec, first, inputs):
+            yield out
 
     async def portforward(self, inputs: AsyncIterator[pb.PortForwardInput]) -> AsyncIterator[pb.PortForwardOutput]:
         """One connection to a port of a pod, relayed to and from the pod's kubelet."""
@@ -211,13 +200,19 @@ class KubeletProxy:
         if not 0 < start.port < 65536:
             raise errors.BadRequest(f"invalid port {start.port}: must be 1-65535")
         stub = await self.stub_for_pod(start.namespace, start.name)
+        async for out in self._relay(stub.PortForward, first, inputs):
+            yield out
 
-        async def relay() -> AsyncIterator[pb.PortForwardInput]:
+    async def _relay(self, method: Any, first: In, inputs: AsyncIterator[In]) -> AsyncIterator[Any]:
+        """A bidirectional kubelet stream: `first` (already read and checked) and the rest of `inputs` to the
+        kubelet, its answers back; the call ends with the caller's iteration."""
+
+        async def requests() -> AsyncIterator[In]:
             yield first
             async for msg in inputs:
                 yield msg
 
-        call = stub.PortForward(relay(), metadata=self.md)
+        call = method(requests(), metadata=self.md)
         try:
             async for out in call:
                 yield out

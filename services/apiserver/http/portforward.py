@@ -114,16 +114,21 @@ async def serve(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.
     return ws
 
 
+async def _binary_messages(ws: web.WebSocketResponse) -> AsyncIterator[bytes]:
+    """The client's binary messages until it closes (text and control messages are no port's data)."""
+    async for msg in ws:
+        if msg.type == WSMsgType.BINARY:
+            yield msg.data
+        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return
+
+
 async def _read_client(ws: web.WebSocketResponse, queues: list[asyncio.Queue[pb.PortForwardInput | None]]) -> None:
     """Client frames on data channels -> that port's connection; the client's end half-closes them all."""
     try:
-        async for msg in ws:
-            if msg.type != WSMsgType.BINARY:
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                    break
-                continue
+        async for data in _binary_messages(ws):
             try:
-                channel, payload = channels.parse(msg.data)
+                channel, payload = channels.parse(data)
             except channels.FrameError:
                 continue
             if channel % 2 == 0 and channel // 2 < len(queues) and payload:
@@ -194,12 +199,8 @@ async def _serve_spdy(ws: web.WebSocketResponse, kubelets: KubeletProxy, t: Targ
             pair.task = asyncio.create_task(relay(pair))
 
     try:
-        async for msg in ws:
-            if msg.type != WSMsgType.BINARY:
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                    break
-                continue
-            for frame in decoder.feed(msg.data):
+        async for data in _binary_messages(ws):
+            for frame in decoder.feed(data):
                 pair = by_stream.get(frame.stream_id)
                 if frame.type == spdy.SYN_STREAM:
                     async with lock:  # header blocks share one zlib stream: compress and send in order
