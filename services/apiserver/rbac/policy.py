@@ -109,7 +109,7 @@ SCHEDULER_RULES = [
 # objects and their status; the ClusterRole aggregation controller updates aggregated roles (escalate).
 CONTROLLER_MANAGER_RULES = [
     rule((*READ, "delete", "deletecollection", "patch", "update"), "*", "*"),
-    rule(["create"], "", "pods", "endpoints", "serviceaccounts"),
+    rule(["create"], "", "pods", "endpoints", "serviceaccounts", "configmaps"),  # configmaps: kube-root-ca.crt
     rule(EVENTS, "", "events"),
     rule(["create"], "apps", "replicasets"),
     rule(["create"], "batch", "jobs"),
