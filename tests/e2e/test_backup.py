@@ -139,8 +139,9 @@ def test_save_delete_restore_brings_everything_back(lab: Lab, tmp_path: Path) ->
     poll(lambda: all(answers(lab, p) for p in ready(lab, "backup-e2e", 2)) or None, 60, "the pods answering")
     assert lab.pbctl("get", "configmap", "settings", "-n", "backup-e2e", "-o",
                      "jsonpath={.data.greeting}").strip() == "hello"
-    assert lab.pbctl("get", "deployment", "web", "-n", "backup-e2e", "-o",
-                     "jsonpath={.status.readyReplicas}").strip() == "2"
+    poll(lambda: lab.pbctl("get", "deployment", "web", "-n", "backup-e2e", "-o",
+                           "jsonpath={.status.readyReplicas}").strip() == "2" or None, 60,
+         "the Deployment's status counting both pods ready")  # its controller reports after the kubelets
     lab.pbctl("get", "service", "web", "-n", "backup-e2e")
     # What the snapshot does not hold is gone from the API and stopped on its node.
     gone = subprocess.run([*lab_pbctl_argv(lab), "get", "namespace", "backup-late"], capture_output=True, text=True)

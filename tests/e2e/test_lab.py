@@ -159,9 +159,12 @@ def test_secrets_are_ciphertext_in_etcd_and_requests_audited(lab: Lab) -> None:
     got = json.loads(lab.pbctl("get", "secret", "e2e-secret", "-o", "json"))
     assert base64.b64decode(got["data"]["password"]) == b"e2e-hunter2"
     # What `etcdctl get` shows on the control-plane host: Kubernetes' aescbc envelope, no plaintext.
-    endpoint = lab.state().info["etcd"][0]["client"]
-    res = lab.in_node("control-plane", "etcdctl", f"--endpoints={endpoint}", "-w", "json", "get",
-                      "/registry/secrets/default/e2e-secret")
+    from lab.topology import pki_dir
+
+    endpoint, pki = lab.state().info["etcd"][0]["client"], pki_dir(lab.dir)
+    res = lab.in_node("control-plane", "etcdctl", f"--endpoints={endpoint}", f"--cacert={pki / 'etcd' / 'ca.crt'}",
+                      f"--cert={pki / 'apiserver-etcd-client.crt'}", f"--key={pki / 'apiserver-etcd-client.key'}",
+                      "-w", "json", "get", "/registry/secrets/default/e2e-secret")
     assert res.returncode == 0, res.stderr
     raw = base64.b64decode(json.loads(res.stdout)["kvs"][0]["value"])
     assert raw.startswith(b"k8s:enc:aescbc:v1:key1:") and b"e2e-hunter2" not in raw

@@ -74,11 +74,11 @@ def manifest(libs: dict[str, Path]) -> str:
     docs = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": NS}},
-        # TODO(lead, RBAC): once RBAC is on, the pod's account needs to read pods: add here
-        # {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        #  "metadata": {"name": "reader-view", "namespace": NS},
-        #  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
-        #  "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": NS}]}
+        # RBAC: the pod's account may read its namespace (Kubernetes' `view`), nothing more.
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "reader-view", "namespace": NS},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": NS}]},
         pod,
     ]
     return "\n---\n".join(json.dumps(d) for d in docs)

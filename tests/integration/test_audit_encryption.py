@@ -152,6 +152,12 @@ async def test_every_request_is_audited_and_secrets_are_ciphertext(server: ApiSe
                 pass
         await eventually(lambda: viewer.get(core.ConfigMap, "settings", namespace="default"), timeout=10,
                          what="the viewer's binding in effect")
+    # The streams through the audit interceptor: a watch (server-streaming) and an exec (bidirectional).
+    async for _ in c.watch(core.ConfigMap, namespace="default", timeout_seconds=1):
+        break
+    with pytest.raises(errors.NotFound):
+        async for _ in c.pod_exec("default", "nope", ["true"]):
+            pass
     await server.stop()  # flushes the log
     events = audit_events(Path(server.cfg.audit_log_path))
 

@@ -264,16 +264,20 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc's 
         if handler.request_streaming and handler.response_streaming:
             inner_ss = handler.stream_stream
 
-            def bidi(requests: Any, context: Any) -> AsyncIterator[Any]:
-                return streamed(None, context, lambda: inner_ss(requests, context))
+            # Async generator functions both: grpc.aio tells a streaming behaviour by its function's kind and
+            # iterates a plain function's result synchronously ('async_generator' object is not iterable).
+            async def bidi(requests: Any, context: Any) -> AsyncIterator[Any]:
+                async for item in streamed(None, context, lambda: inner_ss(requests, context)):
+                    yield item
 
             return grpc.stream_stream_rpc_method_handler(bidi, request_deserializer=handler.request_deserializer,
                                                          response_serializer=handler.response_serializer)
         if handler.response_streaming:
             inner_us = handler.unary_stream
 
-            def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                return streamed(request, context, lambda: inner_us(request, context))
+            async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                async for item in streamed(request, context, lambda: inner_us(request, context)):
+                    yield item
 
             return grpc.unary_stream_rpc_method_handler(stream, request_deserializer=handler.request_deserializer,
                                                         response_serializer=handler.response_serializer)
