@@ -175,7 +175,7 @@ def test_secrets_are_ciphertext_in_etcd_and_requests_audited(lab: Lab) -> None:
         return [e for e in events if e["verb"] == "create" and e.get("objectRef", {}).get("name") == "e2e-secret"]
 
     create = poll(created, 10, "the Secret's create in the lab's audit log")
-    assert create[-1]["user"]["username"] == "system:admin", create
+    assert create[-1]["user"]["username"] == "kubernetes-admin", create  # admin.conf: kubeadm's admin certificate
     assert create[-1]["responseStatus"]["code"] == 201 and create[-1]["level"] == "Metadata"
     assert "e2e-hunter2" not in log.read_text() and "ZTJlLWh1bnRlcjI" not in log.read_text()
 
