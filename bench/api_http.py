@@ -72,8 +72,14 @@ async def run_cli(argv: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def sessions_for(cfg: ClientConfig, n: int) -> list[aiohttp.ClientSession]:
+def sessions_for(cfg: ClientConfig, n: int, tmp: Path) -> list[aiohttp.ClientSession]:
+    """HTTPS sessions with the kubeconfig's credentials: its client certificate (admin.conf's) or token."""
     ctx = ssl.create_default_context(cadata=cfg.ca_pem.decode())
+    if cfg.cert_pem:
+        (tmp / "client.crt").write_bytes(cfg.cert_pem)
+        (tmp / "client.key").write_bytes(cfg.key_pem)
+        (tmp / "client.key").chmod(0o600)
+        ctx.load_cert_chain(tmp / "client.crt", tmp / "client.key")
     headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
     return [aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=64), headers=headers)
             for _ in range(n)]
@@ -97,8 +103,8 @@ async def main() -> None:
         proc = start_apiserver(data, etcd.endpoint, open(log, "w"))
         try:
             cfg = await admin_config(data, proc, log)
-            clients = [Client(cfg.server, token=cfg.token) for _ in range(4)]
-            sessions = sessions_for(cfg, 4)
+            clients = [Client(cfg.server, token=cfg.token, tls=cfg.tls()) for _ in range(4)]
+            sessions = sessions_for(cfg, 4, Path(tmp))
             await clients[0].list(core.Pod, namespace="default")
 
             print("== pod creates, 64 concurrent: gRPC and HTTPS/JSON, interleaved", flush=True)
