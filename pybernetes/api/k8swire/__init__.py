@@ -5,8 +5,9 @@ client-go's typed clients (kubectl's `create deployment`, `run`, `expose`...) se
 and the object encoded with k8s.io/api's field numbers. pybernetes' own messages number their fields
 differently, so such a body is decoded here with k8s.io/api's schema (protos/k8s.io, vendored from
 kubernetes/api and kubernetes/apimachinery; compiled by scripts/genprotos.sh into the descriptor set
-k8s.binpb beside this file) and turned into the dict the JSON path reads. Only decoding: answers stay JSON,
-which client-go accepts from its Accept list.
+k8s.binpb beside this file) and turned into the dict the JSON path reads. Answers stay JSON, which client-go
+accepts from its Accept list, except for kinds whose pybernetes messages keep Kubernetes' field numbers: their
+bytes pass through the envelope (`unwrap`, `wrap`) as they are (services/apiserver/http/kubeproto.py).
 """
 
 from __future__ import annotations
@@ -60,24 +61,40 @@ def package_of(api_version: str, kind: str) -> str:
     return f"k8s.io.api.{group.split('.')[0] if group else 'core'}.{version}"
 
 
-def decode(body: bytes) -> dict[str, Any]:
-    """The object in a Kubernetes protobuf body, as the dict its JSON form would be."""
+def _unknown() -> Any:
+    return _message("k8s.io.apimachinery.pkg.runtime.Unknown")()  # dynamic: fields by name
+
+
+def unwrap(body: bytes) -> tuple[str, str, bytes, str]:
+    """(apiVersion, kind, raw object bytes, contentEncoding) of a Kubernetes protobuf body's envelope."""
     if not body.startswith(MAGIC):
         raise WireError("the body does not start with Kubernetes' protobuf magic k8s\\0")
-    unknown: Any = _message("k8s.io.apimachinery.pkg.runtime.Unknown")()  # dynamic: fields by name
+    unknown = _unknown()
     try:
         unknown.ParseFromString(body[len(MAGIC):])
     except DecodeError as e:
         raise WireError(f"the protobuf envelope cannot be read: {e}") from None
-    type_meta = unknown.typeMeta
-    api_version, kind = str(type_meta.apiVersion), str(type_meta.kind)
+    meta = unknown.typeMeta
+    return str(meta.apiVersion), str(meta.kind), bytes(unknown.raw), str(unknown.contentEncoding)
+
+
+def wrap(api_version: str, kind: str, raw: bytes) -> bytes:
+    """A Kubernetes protobuf body holding `raw` (an object already in k8s.io/api's encoding)."""
+    unknown = _unknown()
+    unknown.typeMeta.apiVersion, unknown.typeMeta.kind, unknown.raw = api_version, kind, raw
+    return MAGIC + bytes(unknown.SerializeToString())
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """The object in a Kubernetes protobuf body, as the dict its JSON form would be."""
+    api_version, kind, raw, encoding = unwrap(body)
     if not kind or not api_version:
         raise WireError("the protobuf envelope names no apiVersion and kind")
-    if unknown.contentEncoding:
-        raise WireError(f"unsupported content encoding {unknown.contentEncoding!r}")
+    if encoding:
+        raise WireError(f"unsupported content encoding {encoding!r}")
     msg = _message(f"{package_of(api_version, kind)}.{kind}")()
     try:
-        msg.ParseFromString(unknown.raw)
+        msg.ParseFromString(raw)
     except DecodeError as e:
         raise WireError(f"the {kind} in the body cannot be read: {e}") from None
     return {"apiVersion": api_version, "kind": kind, **to_dict(msg)}

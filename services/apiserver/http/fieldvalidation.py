@@ -42,7 +42,7 @@ def _pairs(duplicates: list[str]) -> Any:
     return hook
 
 
-PROTOBUF = "application/vnd.kubernetes.protobuf"
+PROTOBUF = k8swire.CONTENT_TYPE
 
 
 def load(raw: bytes, content_type: str, duplicates: list[str]) -> Any:
