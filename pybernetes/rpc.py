@@ -10,14 +10,14 @@ mTLS. grpc's Python API knows two client-certificate modes only: not asked for, 
 apiserver's gRPC port requires one: a certificate from another CA, self-signed or expired is refused at the
 handshake, and every gRPC client carries one (its kubeconfig's). `peer_certificate(context)` is the
 verified certificate of a call. Without `tls` a channel or port is plaintext (the kubelet's gRPC port, benches'
-relays).
+relays). `prepend` puts back the first message of a client stream read early (to see what it names).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from cryptography import x509
@@ -151,6 +151,17 @@ def peer_certificate(context: Any) -> x509.Certificate | None:
     """The client certificate of a call, as the TLS handshake verified it (None on a plaintext port)."""
     pems = context.auth_context().get("x509_pem_cert") or []
     return x509.load_pem_x509_certificate(pems[0]) if pems else None
+
+
+T = TypeVar("T")
+
+
+async def prepend(first: T | None, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """A client stream whose first message was already read (to authorize or route what it names)."""
+    if first is not None:
+        yield first
+    async for msg in rest:
+        yield msg
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

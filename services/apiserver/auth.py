@@ -149,5 +149,6 @@ def ensure_admin_token(path: Path) -> str:
 
 
 # The user of the request being served, set by both front ends once it is authenticated (and impersonation
-# applied), for the checks deep in the write path that depend on who asks (RBAC escalation prevention).
+# applied), for the checks deep in the request path that depend on who asks (the gRPC front end passes it to
+# Rest's writes for admission; RBAC's escalation prevention reads it).
 REQUEST_USER: ContextVar[User | None] = ContextVar("request_user", default=None)

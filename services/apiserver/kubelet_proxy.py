@@ -206,13 +206,7 @@ class KubeletProxy:
     async def _relay(self, method: Any, first: In, inputs: AsyncIterator[In]) -> AsyncIterator[Any]:
         """A bidirectional kubelet stream: `first` (already read and checked) and the rest of `inputs` to the
         kubelet, its answers back; the call ends with the caller's iteration."""
-
-        async def requests() -> AsyncIterator[In]:
-            yield first
-            async for msg in inputs:
-                yield msg
-
-        call = method(requests(), metadata=self.md)
+        call = method(rpc.prepend(first, inputs), metadata=self.md)
         try:
             async for out in call:
                 yield out

@@ -7,11 +7,10 @@ which pybernetes.client turns back into the same exception class.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -34,11 +33,6 @@ from .storage.etcd import Member, StorageError
 
 log = logging.getLogger("pybernetes.apiserver")
 
-# The authenticated user of the request being served (each gRPC call runs in a task of its own), for Rest's
-# write methods (admission plugins such as NodeRestriction look at who writes).
-_USER: contextvars.ContextVar[User | None] = contextvars.ContextVar("request_user", default=None)
-
-
 def _envelope(msg: Message) -> pb.Object:
     info = kinds.for_message(msg)
     return pb.Object(api_version=info.api_version, kind=info.kind, raw=msg.SerializeToString())
@@ -58,17 +52,6 @@ def etcd_status_response(members: list[Member]) -> pb.EtcdStatusResponse:
             if st.errors and not e.error:
                 e.error = "; ".join(st.errors)  # etcd's own alarms (NOSPACE, CORRUPT)
     return out
-
-
-T = TypeVar("T")
-
-
-async def _prepend(first: T | None, rest: AsyncIterator[T]) -> AsyncIterator[T]:
-    """A client stream whose first message was already read (to authorize what it names)."""
-    if first is not None:
-        yield first
-    async for msg in rest:
-        yield msg
 
 
 def _sub(resource: str, subresource: str) -> str:
@@ -122,7 +105,7 @@ class APIServicer(pb_grpc.APIServicer):
         start = time.perf_counter()
         code = 201 if verb == "create" else 200  # as kube-apiserver reports them
         try:
-            _USER.set(await self._authorize(context, verb, resource, namespace, name, field_selector))
+            await self._authorize(context, verb, resource, namespace, name, field_selector)  # sets REQUEST_USER
             return await fn()
         except errors.ApiError as e:
             code = e.code
@@ -144,7 +127,7 @@ class APIServicer(pb_grpc.APIServicer):
                 if request.resource != "pods":
                     raise errors.NotFound(f"{request.resource}/binding does not exist")
                 return _envelope(await self.rest.bind(request.namespace, request.name, request.object.raw,
-                                                      _USER.get()))
+                                                      REQUEST_USER.get()))
             if request.subresource == "token" and request.resource == "serviceaccounts":
                 tr = await self.rest.create_token(request.namespace, request.name, request.object.raw)
                 return pb.Object(api_version=tokenrequest.API_VERSION, kind=tokenrequest.KIND,
@@ -153,14 +136,15 @@ class APIServicer(pb_grpc.APIServicer):
                 raise errors.NotFound(f"{request.resource}/{request.subresource} does not support create")
             if request.resource == "bindings":
                 name = self.rest.binding(request.object.raw).metadata.name
-                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw, _USER.get()))
+                return _envelope(await self.rest.bind(request.namespace, name, request.object.raw,
+                                                      REQUEST_USER.get()))
             if request.resource in kinds.REVIEWS:
                 user = REQUEST_USER.get()
                 assert user is not None  # set by _authorize
                 return _envelope(reviews.answer(self.authz, user, request.resource, request.object.raw))
             o = request.object
             return _envelope(await self.rest.create(request.resource, request.namespace, o.raw, o.api_version,
-                                                    o.kind, request.dry_run, user=_USER.get()))
+                                                    o.kind, request.dry_run, user=REQUEST_USER.get()))
         res: pb.Object = await self._serve("create", _sub(request.resource, request.subresource), request.namespace,
                                            context, do, request.name if request.subresource else "")
         return res
@@ -194,7 +178,7 @@ class APIServicer(pb_grpc.APIServicer):
             o = request.object
             return _envelope(await self.rest.update(request.resource, request.namespace, o.raw,
                                                     request.subresource, o.api_version, o.kind, request.dry_run,
-                                                    user=_USER.get()))
+                                                    user=REQUEST_USER.get()))
         res: pb.Object = await self._serve("update", _sub(request.resource, request.subresource), request.namespace,
                                            context, do, _object_name(request.resource, request.object.raw))
         return res
@@ -203,7 +187,7 @@ class APIServicer(pb_grpc.APIServicer):
         async def do() -> pb.Object:
             return _envelope(await self.rest.patch(request.resource, request.namespace, request.name,
                                                    request.patch_type, request.patch, request.subresource,
-                                                   request.dry_run, user=_USER.get()))
+                                                   request.dry_run, user=REQUEST_USER.get()))
         res: pb.Object = await self._serve("patch", _sub(request.resource, request.subresource), request.namespace,
                                            context, do, request.name)
         return res
@@ -211,7 +195,7 @@ class APIServicer(pb_grpc.APIServicer):
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
         async def do() -> pb.DeleteResponse:
             obj, gone = await self.rest.delete(request.resource, request.namespace, request.name, request.options,
-                                               _USER.get())
+                                               REQUEST_USER.get())
             return pb.DeleteResponse(object=_envelope(obj), deleted=gone)
         res: pb.DeleteResponse = await self._serve("delete", request.resource, request.namespace, context, do,
                                                    request.name)
@@ -283,7 +267,7 @@ class APIServicer(pb_grpc.APIServicer):
             start = first.start if first is not None else pb.ExecStart()
             sub = "pods/attach" if start.attach else "pods/exec"
             await self._authorize(context, "create", sub, start.namespace, start.name)
-            async for out in self.kubelets.exec(_prepend(first, request_iterator)):
+            async for out in self.kubelets.exec(rpc.prepend(first, request_iterator)):
                 yield out
         except errors.ApiError as e:
             await self._stream_error(context, "create", "pods/exec", e)
@@ -296,7 +280,7 @@ class APIServicer(pb_grpc.APIServicer):
             first = await anext(request_iterator, None)
             start = first.start if first is not None else pb.PortForwardStart()
             await self._authorize(context, "create", "pods/portforward", start.namespace, start.name)
-            async for out in self.kubelets.portforward(_prepend(first, request_iterator)):
+            async for out in self.kubelets.portforward(rpc.prepend(first, request_iterator)):
                 yield out
         except errors.ApiError as e:
             await self._stream_error(context, "create", "pods/portforward", e)
