@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -83,20 +83,8 @@ async def serve(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.
     async def one(i: int, port: int) -> None:
         await send(_port_header(2 * i, port))
         await send(_port_header(2 * i + 1, port))
-        start = pb.PortForwardStart(namespace=t.namespace, name=t.name, port=port)
-
-        async def inputs() -> AsyncIterator[pb.PortForwardInput]:
-            yield pb.PortForwardInput(start=start)
-            while (msg := await queues[i].get()) is not None:
-                yield msg
-
-        try:
-            async for out in kubelets.portforward(inputs()):
-                await send(channels.frame(2 * i, out.data))
-        except errors.ApiError as e:
-            log.info("port-forward failed pod=%s/%s port=%d: %s", t.namespace, t.name, port, e.message)
-            with contextlib.suppress(ConnectionError):
-                await send(channels.frame(2 * i + 1, e.message.encode()))
+        await _relay(kubelets, t, port, queues[i], send, lambda d: channels.frame(2 * i, d),
+                     lambda d: channels.frame(2 * i + 1, d))
 
     relays = [asyncio.create_task(one(i, p)) for i, p in enumerate(ports)]
     reader = asyncio.create_task(_read_client(ws, queues))
@@ -112,6 +100,27 @@ async def serve(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.
         if request.transport is not None:
             request.transport.abort()  # no TLS close_notify wait (see streams.connect)
     return ws
+
+
+async def _relay(kubelets: KubeletProxy, t: Target, port: int, queue: asyncio.Queue[pb.PortForwardInput | None],
+                 send: Callable[[bytes], Awaitable[None]], data_frame: Callable[[bytes], bytes],
+                 error_frame: Callable[[bytes], bytes]) -> None:
+    """One connection to the pod's `port`: the queued client bytes to it (None ends them), its bytes back as
+    `data_frame`s; a failure as one `error_frame` (each protocol frames both its own way)."""
+    start = pb.PortForwardStart(namespace=t.namespace, name=t.name, port=port)
+
+    async def inputs() -> AsyncIterator[pb.PortForwardInput]:
+        yield pb.PortForwardInput(start=start)
+        while (msg := await queue.get()) is not None:
+            yield msg
+
+    try:
+        async for out in kubelets.portforward(inputs()):
+            await send(data_frame(out.data))
+    except errors.ApiError as e:
+        log.info("port-forward failed pod=%s/%s port=%d: %s", t.namespace, t.name, port, e.message)
+        with contextlib.suppress(ConnectionError):
+            await send(error_frame(e.message.encode()))
 
 
 async def _binary_messages(ws: web.WebSocketResponse) -> AsyncIterator[bytes]:
@@ -163,20 +172,9 @@ async def _serve_spdy(ws: web.WebSocketResponse, kubelets: KubeletProxy, t: Targ
             await ws.send_bytes(data)
 
     async def relay(pair: _Pair) -> None:
-        start = pb.PortForwardStart(namespace=t.namespace, name=t.name, port=pair.port)
-
-        async def inputs() -> AsyncIterator[pb.PortForwardInput]:
-            yield pb.PortForwardInput(start=start)
-            while (msg := await pair.inputs.get()) is not None:
-                yield msg
-
         try:
-            async for out in kubelets.portforward(inputs()):
-                await send(encoder.data(pair.data_id, out.data))
-        except errors.ApiError as e:
-            log.info("port-forward failed pod=%s/%s port=%d: %s", t.namespace, t.name, pair.port, e.message)
-            with contextlib.suppress(ConnectionError):
-                await send(encoder.data(pair.error_id, e.message.encode()))
+            await _relay(kubelets, t, pair.port, pair.inputs, send, lambda d: encoder.data(pair.data_id, d),
+                         lambda d: encoder.data(pair.error_id, d))
         finally:
             # Both streams end: kubectl waits for the data stream, then reads the error stream to its end.
             with contextlib.suppress(ConnectionError):
