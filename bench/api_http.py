@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
-from bench.apiserver import make_pod, pod_creator
+from bench.apiserver import fill, make_pod, pod_creator
 from bench.load import interleaved
 from bench.procs import admin_config, start_apiserver, stop_processes
 from bench.report import emit, row
@@ -118,9 +118,8 @@ async def main() -> None:
 
             # Only the list's pods in a namespace of their own: the creates above stay in default.
             await clients[0].create(codec.from_dict({"metadata": {"name": "listed"}}, core.Namespace))
-            existing = 0
             print(f"== filling namespace listed to {args.pods} pods", flush=True)
-            await fill_ns(clients, args.pods, existing)
+            await fill(clients, args.pods, 0, namespace="listed")
             conf = str(data / "admin.conf")
             kube = [str(kubectl), f"--kubeconfig={conf}", f"--cache-dir={tmp}/kcache", "get", "pods", "-n", "listed"]
             pb = [str(BIN / "pbctl"), "--kubeconfig", conf, "get", "pods", "-n", "listed"]
@@ -140,25 +139,6 @@ async def main() -> None:
             await etcd.stop()
     figures["rows"] = rows
     emit(figures)
-
-
-async def fill_ns(clients: list[Client], total: int, existing: int) -> None:
-    """`total` pods in namespace `listed` (bench.apiserver.fill writes to default)."""
-    template = make_pod("x")
-    template.metadata.namespace = "listed"
-    q: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(existing, total):
-        q.put_nowait(i)
-
-    async def worker(w: int) -> None:
-        while not q.empty():
-            i = q.get_nowait()
-            p = core.Pod()
-            p.CopyFrom(template)
-            p.metadata.name = f"listed-{i}"
-            await clients[w % len(clients)].create(p)
-
-    await asyncio.gather(*(worker(w) for w in range(32)))
 
 
 if __name__ == "__main__":

@@ -79,11 +79,13 @@ async def create_rate(clients: list[Client], tasks: int, seconds: float, prefix:
     return await closed_loop(pod_creator(clients, prefix), tasks, seconds)
 
 
-async def fill(clients: list[Client], total: int, existing: int) -> None:
+async def fill(clients: list[Client], total: int, existing: int, namespace: str = "default") -> None:
+    """Create pods fill-N in `namespace` until it holds `total` (it holds `existing`), 64 at a time."""
     need = total - existing
     if need <= 0:
         return
     template = make_pod("x")
+    template.metadata.namespace = namespace
     q: asyncio.Queue[int] = asyncio.Queue()
     for i in range(need):
         q.put_nowait(i)
