@@ -8,7 +8,10 @@ set -euo pipefail
 ROLE=$1 NAME=$2 IP=$3 CP_IP=$4 NODES=${5:-}
 SRC=/pybernetes
 A=$SRC/deploy/vagrant/artifacts
-for f in "$A/token" "$A/images/lab-images.oci.tar" "$A/pki/ca.crt"; do
+# Each VM has only its own keys (the Vagrantfile's rsync excludes): the control plane the CA under pki/, a
+# node its own certificates under nodes/<name>/.
+if [ "$ROLE" = control-plane ]; then OWN=$A/pki/ca.crt; else OWN=$A/nodes/$NAME/kubelet.key; fi
+for f in "$A/token" "$A/images/lab-images.oci.tar" "$OWN"; do
   [ -s "$f" ] || { echo "provision: $f missing: run 'make vagrant-prep' on the host, then 'vagrant provision'" >&2; exit 1; }
 done
 compgen -G "$A/wheels/pybernetes-*.whl" >/dev/null || { echo "provision: no pybernetes wheel in $A/wheels: run 'make vagrant-prep'" >&2; exit 1; }

@@ -190,3 +190,41 @@ def test_prometheus_on_vagrant_scrapes_every_component(vagrant_lab: dict[str, fl
         return jobs
 
     eventually(all_up, 300, "every Prometheus target up")
+
+
+def test_each_vm_holds_only_its_own_keys(vagrant_lab: dict[str, float]) -> None:
+    """As kubeadm hands keys out: the CA key only on the control plane; a node has its own kubelet and proxy
+    keys and no other node's (the Vagrantfile's per-VM rsync excludes)."""
+    workers = [f"node-{i}" for i in range(1, WORKERS + 1)]
+    synced = "/pybernetes/deploy/vagrant/artifacts"
+    cp = ssh("control-plane", f"sudo find {synced} /etc/pybernetes /var/lib/pybernetes -name '*.key' 2>/dev/null")
+    assert f"{synced}/pki/ca.key" in cp.split() and "/nodes/" not in cp, cp
+    for node in workers:
+        keys = set(ssh(node, "sudo find / -xdev -name '*.key' -path '*pybernetes*' 2>/dev/null", check=False).split())
+        assert keys, f"{node}: no key at all"
+        foreign = [k for k in keys if "ca.key" in k or "/pki/" in k.removeprefix("/etc/pybernetes")
+                   or any(f"/nodes/{other}/" in k for other in workers if other != node)]
+        assert not foreign, f"{node} holds keys that are not its own: {foreign}"
+        assert f"{synced}/nodes/{node}/kubelet.key" in keys and "/etc/pybernetes/pki/kubelet.key" in keys, keys
+
+
+def test_pods_find_services_by_name_on_vagrant(vagrant_lab: dict[str, float]) -> None:
+    """Cluster DNS on the VMs: from a pod on each worker, `hello` (the search path) and the full name resolve
+    to the Service's ClusterIP through pb-dns at kube-dns's address; an unknown name is NXDOMAIN."""
+    cluster_ip = eventually(lambda: json.loads(pbctl("get", "service", "hello", "-o", "json"))["spec"]["clusterIP"],
+                            600, "service hello")
+    workers = [f"node-{i}" for i in range(1, WORKERS + 1)]
+
+    def pods_by_node() -> dict[str, str]:
+        items = json.loads(pbctl("get", "pods", "-l", "app=hello", "-o", "json")).get("items", [])
+        got = {p["spec"].get("nodeName"): p["metadata"]["name"] for p in items
+               if p.get("status", {}).get("phase") == "Running"}
+        return got if len(got) >= 2 else {}
+
+    for node, pod in eventually(pods_by_node, 900, "running demo pods").items():
+        for name in ("hello", "hello.default.svc.cluster.local"):
+            eventually(lambda n=name, p=pod: cluster_ip in pbctl("exec", p, "--", "nslookup", n, check=False),
+                       120, f"{name} from {pod} on {node}")
+        missing = pbctl("exec", pod, "--", "nslookup", "nope.default.svc.cluster.local.", "2>&1", check=False)
+        assert cluster_ip not in missing and ("NXDOMAIN" in missing or "can't find" in missing), missing
+    assert workers
