@@ -202,7 +202,7 @@ def test_each_vm_holds_only_its_own_keys(vagrant_lab: dict[str, float]) -> None:
     for node in workers:
         keys = set(ssh(node, "sudo find / -xdev -name '*.key' -path '*pybernetes*' 2>/dev/null", check=False).split())
         assert keys, f"{node}: no key at all"
-        foreign = [k for k in keys if "ca.key" in k or "/pki/" in k.removeprefix("/etc/pybernetes")
+        foreign = [k for k in keys if k.endswith("ca.key") or f"{synced}/pki/" in k
                    or any(f"/nodes/{other}/" in k for other in workers if other != node)]
         assert not foreign, f"{node} holds keys that are not its own: {foreign}"
         assert f"{synced}/nodes/{node}/kubelet.key" in keys and "/etc/pybernetes/pki/kubelet.key" in keys, keys
