@@ -39,7 +39,7 @@ def emit(figures: dict[str, Any]) -> None:
     rows: dict[str, dict[str, Any]] = figures.get("rows", {})
     print("== figure vs ceiling (same run)")
     for name, r in rows.items():
-        print(f"   {name}: {r['figure']} {r['unit']} vs {r['ceiling']} -> ratio {r['ratio']}; "
-              f"goal {r['goal']}: {'met' if r['met'] else 'MISSED'}")
+        goal = f"goal {r['goal']}: {'met' if r['met'] else 'MISSED'}" if r["goal"] else "no goal"
+        print(f"   {name}: {r['figure']} {r['unit']} vs {r['ceiling']} -> ratio {r['ratio']}; {goal}")
     figures["goals_met"] = all(r["met"] for r in rows.values())
     print(json.dumps(figures), flush=True)

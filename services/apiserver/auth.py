@@ -1,6 +1,8 @@
 """Authentication: who a request comes from (`User`), from what it presents (`Credentials`: the Authorization
 header, a verified client certificate), through a chain of authenticators (kube-apiserver's union: the first
-that recognises the credentials decides; none is 401, anonymous requests are refused).
+that recognises the credentials decides; none is 401). A request with no credentials at all is refused, or with
+--anonymous-auth=true is system:anonymous in system:unauthenticated (Kubernetes' anonymous authenticator; a
+token or certificate nobody recognises stays 401).
 
 X509Authenticator as Kubernetes' x509 authenticator: a client certificate the TLS layer verified against the
 cluster CA names the user in its CN and the groups in its O attributes (kubernetes-admin in system:masters,
@@ -32,6 +34,8 @@ from pybernetes import errors, tls
 log = logging.getLogger("pybernetes.apiserver.auth")
 
 ADMIN_GROUP = "system:masters"  # Kubernetes' group of cluster admins (admin.conf's user)
+ANONYMOUS_USER = "system:anonymous"  # who a request without credentials is, with --anonymous-auth=true
+UNAUTHENTICATED_GROUP = "system:unauthenticated"
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,9 @@ class Authenticator(Protocol):
 
 
 class UnionAuthenticator:
-    def __init__(self, authenticators: Sequence[Authenticator]) -> None:
+    def __init__(self, authenticators: Sequence[Authenticator], *, anonymous: bool = False) -> None:
         self.authenticators = list(authenticators)
+        self.anonymous = anonymous
 
     async def authenticate(self, creds: Credentials) -> User:
         for a in self.authenticators:
@@ -74,6 +79,8 @@ class UnionAuthenticator:
                           type(a).__name__)
                 return user
         if creds.authorization is None and creds.client_cert is None:
+            if self.anonymous:
+                return User(ANONYMOUS_USER, "", (UNAUTHENTICATED_GROUP,))
             raise errors.Unauthorized("Unauthorized: credentials are required (a client certificate or a bearer "
                                       "token, see admin.conf)")
         raise errors.Unauthorized("Unauthorized: unknown credentials")
@@ -91,9 +98,9 @@ class X509Authenticator:
         return User(name, "", groups)
 
 
-def rest_authenticator(bearer: Sequence[Authenticator]) -> UnionAuthenticator:
+def rest_authenticator(bearer: Sequence[Authenticator], *, anonymous: bool = False) -> UnionAuthenticator:
     """REST's chain, Kubernetes' order: the client certificate, then the bearer token authenticators."""
-    return UnionAuthenticator([X509Authenticator(), *bearer])
+    return UnionAuthenticator([X509Authenticator(), *bearer], anonymous=anonymous)
 
 
 class BearerFirstAuthenticator(UnionAuthenticator):
@@ -107,8 +114,8 @@ class BearerFirstAuthenticator(UnionAuthenticator):
         return await super().authenticate(creds)
 
 
-def grpc_authenticator(bearer: Sequence[Authenticator]) -> UnionAuthenticator:
-    return BearerFirstAuthenticator([*bearer, X509Authenticator()])
+def grpc_authenticator(bearer: Sequence[Authenticator], *, anonymous: bool = False) -> UnionAuthenticator:
+    return BearerFirstAuthenticator([*bearer, X509Authenticator()], anonymous=anonymous)
 
 
 class TokenAuthenticator:

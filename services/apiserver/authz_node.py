@@ -5,8 +5,9 @@ PersistentVolumeClaim, and request a token for a ServiceAccount, only when a pod
 the object; it reads only its own Node and Lease by name, and lists pods only with `spec.nodeName=<its name>`.
 What the authorizer cannot check without the request's body (which node a created pod, a Node update or a pod
 status belongs to) it allows, as Kubernetes does, and NodeRestriction admission narrows. Other resources are
-judged against the static node rules (Kubernetes' bootstrap `system:node` rules). Everything else, and every
-request not from a node, is NoOpinion: the next mode (RBAC) decides.
+judged against the node rules, rbac/policy.py's NODE_RULES: the one list the `system:node` ClusterRole lists
+too, as Kubernetes' node authorizer and ClusterRole share bootstrappolicy.NodeRules(). Everything else, and
+every request not from a node, is NoOpinion: the next mode (RBAC) decides.
 
 The graph of references (secret/configmap/serviceaccount/pvc -> pod -> node, from the pod spec) follows the
 apiserver's own pods watch cache (`GraphPopulator`): no etcd read per request.
@@ -21,11 +22,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from pybernetes import errors, tls
+from pybernetes.api import rbacrules
 from pybernetes.api.core.v1 import core_pb2 as core
+from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 from pybernetes.api.selectors import EVERYTHING, FieldSelector, parse_field_selector
 
 from .auth import User
 from .authz import Attributes, Decision, Result
+from .rbac import policy
 from .storage.watch_cache import WatchCache, Watcher
 
 log = logging.getLogger("pybernetes.apiserver.authz.node")
@@ -210,47 +214,11 @@ class GraphPopulator:
 # -- static node rules ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Rule:
-    verbs: frozenset[str]
-    group: str
-    resources: frozenset[str]  # "pods", "pods/status"
-
-
-def _rule(verbs: str, group: str, resources: str) -> Rule:
-    return Rule(frozenset(verbs.split()), group, frozenset(resources.split()))
-
-
-# Kubernetes' bootstrappolicy.NodeRules() (the `system:node` ClusterRole): consulted only for what the
-# authorizer does not subdivide above (nodes, pods, secrets, configmaps, pvcs, serviceaccounts, leases are).
-NODE_RULES: tuple[Rule, ...] = (
-    _rule("create", "authentication.k8s.io", "tokenreviews"),
-    _rule("create", "authorization.k8s.io", "subjectaccessreviews localsubjectaccessreviews"),
-    _rule("get list watch", "", "services"),
-    _rule("create get list watch", "", "nodes"),
-    _rule("update patch", "", "nodes nodes/status"),
-    _rule("create update patch", "", "events"),
-    _rule("get list watch create delete", "", "pods"),
-    _rule("update patch", "", "pods/status"),
-    _rule("create", "", "pods/eviction"),
-    _rule("get list watch", "", "secrets configmaps"),
-    _rule("get", "", "persistentvolumeclaims persistentvolumes endpoints"),
-    _rule("create get list watch", "certificates.k8s.io", "certificatesigningrequests"),
-    _rule("get create update patch delete", "coordination.k8s.io", "leases"),
-    _rule("get", "storage.k8s.io", "volumeattachments"),
-    _rule("get update patch", "", "persistentvolumeclaims/status"),
-    _rule("create", "", "serviceaccounts/token"),
-    _rule("get list watch", "storage.k8s.io", "csidrivers"),
-    _rule("get create update patch delete", "storage.k8s.io", "csinodes"),
-    _rule("get list watch", "node.k8s.io", "runtimeclasses"),
-)
-
-
-def rules_allow(attrs: Attributes, rules: Iterable[Rule]) -> bool:
-    if not attrs.is_resource_request:
-        return False  # the node rules name no URLs
-    res = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-    return any(attrs.verb in r.verbs and attrs.api_group == r.group and res in r.resources for r in rules)
+def rules_allow(attrs: Attributes, rules: Iterable[rbac.PolicyRule]) -> bool:
+    """Kubernetes' rbac.RulesAllow for a resource request (the node rules name no URLs)."""
+    return attrs.is_resource_request and any(
+        rbacrules.allows_resource(r, attrs.verb, attrs.api_group, attrs.resource, attrs.subresource, attrs.name)
+        for r in rules)
 
 
 # -- the authorizer -------------------------------------------------------------------------------
@@ -272,7 +240,7 @@ class NodeAuthorizer:
 
     def __init__(self, graph: NodeGraph, rules: Callable[[Attributes], bool] | None = None) -> None:
         self.graph = graph
-        self.rules = rules or (lambda a: rules_allow(a, NODE_RULES))
+        self.rules = rules or (lambda a: rules_allow(a, policy.NODE_RULES))
 
     def authorize(self, attrs: Attributes) -> Result:
         node = node_identity(attrs.user)

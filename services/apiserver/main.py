@@ -34,7 +34,7 @@ from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
 from pybernetes.options import opt
 
-from . import admission, metrics
+from . import admission, insecure, metrics
 from .allocator import ServiceAllocator
 from .audit import frontends as audit_frontends
 from .audit.auditor import Auditor
@@ -139,6 +139,15 @@ class Config:
                                               "(default: <cert-dir>/sa.pub)")
     service_account_signing_key_file: Path | None = opt(None, help="the private key signing ServiceAccount "
                                                         "tokens (default: <cert-dir>/sa.key, created if absent)")
+    anonymous_auth: bool = opt(False, help="requests without credentials are system:anonymous in group "
+                               "system:unauthenticated, authorized as such (false: they are 401)")
+    # Bench/test only (services/apiserver/insecure.py): plaintext listeners on loopback, for measuring what TLS costs.
+    insecure_bind_address: str = opt("127.0.0.1", help="BENCH/TEST ONLY: loopback address of the plaintext "
+                                     "ports (anything else is refused)")
+    insecure_grpc_port: int = opt(0, help="BENCH/TEST ONLY: the gRPC API without TLS on --insecure-bind-address "
+                                  "(0: off; requests are still authenticated and authorized)")
+    insecure_port: int = opt(0, help="BENCH/TEST ONLY: the REST API over plain HTTP on --insecure-bind-address "
+                             "(0: off; requests are still authenticated and authorized)")
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
@@ -215,6 +224,7 @@ async def compactor(store: Store, interval: float) -> None:
 
 
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    insecure.check_bind_address(cfg.insecure_bind_address, cfg.insecure_grpc_port, cfg.insecure_port)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     metrics.set_enabled(cfg.enable_metrics)
     embedded: EmbeddedEtcd | None = None
@@ -271,7 +281,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     kubelets = KubeletProxy(rest, token=kubelet_token, tls=kubelet_tls)
     node, node_graph = new_node_authorizer(store.cache(kinds.for_class(core.Pod)))
     authz: Authorizer = modes.build(cfg.authorization_mode, store, rest, node=node)
-    grpc_authn, rest_authn = grpc_authenticator([tokens, sa_authn]), rest_authenticator([tokens, sa_authn])
+    grpc_authn = grpc_authenticator([tokens, sa_authn], anonymous=cfg.anonymous_auth)
+    rest_authn = rest_authenticator([tokens, sa_authn], anonymous=cfg.anonymous_auth)
     if auditor is not None:  # the user and decision of each request, as the front ends find them
         grpc_authn, rest_authn = auditor.authenticator(grpc_authn), auditor.authenticator(rest_authn)
         authz = auditor.authorizer(authz)
@@ -302,12 +313,16 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         port = rpc.bind(server, f"{cfg.bind_address}:{cfg.grpc_port}", tls=rpc.ServerTLS(
             pki.cert.read_bytes(), pki.key.read_bytes(), pki.ca_pem()))
         cfg.grpc_port = port
+        if cfg.insecure_grpc_port:
+            insecure.bind_grpc(server, cfg.insecure_bind_address, cfg.insecure_grpc_port)
         # The Kubernetes REST API over HTTPS, through the same Rest; client certificates optional.
         https = HttpServer(rest, rest_authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets,
                            client_ca=pki.ca_cert)
         if auditor is not None:
             audit_frontends.instrument(https.app, auditor)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)
+        if cfg.insecure_port:
+            await insecure.start_http(https, cfg.insecure_bind_address, cfg.insecure_port)
         await bootstrap(rest, host, cfg.secure_port)
         await modes.bootstrap_policy(cfg.authorization_mode, store, rest)
         await server.start()

@@ -4,6 +4,7 @@ watch cache fed by an in-memory etcd, and the decisions Kubernetes' node authori
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from services.apiserver.auth import User
 from services.apiserver.authz import (
+    Attributes,
     Decision,
     UnionAuthorizer,
     check,
@@ -30,6 +32,7 @@ from services.apiserver.authz_node import (
     node_identity,
     pod_references,
 )
+from services.apiserver.rbac import policy
 from services.apiserver.registry import strategy
 from services.apiserver.storage.etcd import StorageUnavailable
 from services.apiserver.storage.objects import object_key
@@ -293,3 +296,28 @@ def test_rest_list_with_a_name_selector_is_about_that_name() -> None:
     assert (a.verb, a.name, a.field_selector) == ("watch", "s1", "metadata.name=s1")
     bad = request_attributes(NODE1, "GET", "/api/v1/secrets", resource="secrets", field_selector="no-operator")
     assert (bad.verb, bad.name) == ("list", "")
+
+
+def test_one_node_rules_list_for_the_authorizer_and_the_cluster_role(authz: NodeAuthorizer) -> None:
+    """Kubernetes' NodeRules() is one list: the system:node ClusterRole lists exactly the rules the Node authorizer
+    judges the requests it does not narrow by; the role is bound to no one, and where the authorizer narrows, the
+    list grants only what a kubelet may do on any object (get a Secret it names, not list them all)."""
+    role = next(r for r in policy.CLUSTER_ROLES if r.metadata.name == "system:node")
+    assert list(role.rules) == policy.NODE_RULES
+    binding = next(b for b in policy.CLUSTER_ROLE_BINDINGS if b.metadata.name == "system:node")
+    assert not binding.subjects
+    granted = {(g, r, v) for rule in policy.NODE_RULES for g in rule.api_groups for r in rule.resources
+               for v in rule.verbs}
+    assert {("", "secrets", "get"), ("", "configmaps", "get")} <= granted
+    assert not {("", "secrets", "list"), ("", "secrets", "watch"), ("", "configmaps", "list"), ("", "pods", "create"),
+                ("", "serviceaccounts/token", "create"), ("coordination.k8s.io", "leases", "delete")} & granted
+    # Not narrowed: the list decides, both ways.
+    assert decide(authz, NODE1, "get", "endpoints", "default", "kubernetes") is ALLOW
+    assert decide(authz, NODE1, "list", "endpoints", "default") is NO
+    assert decide(authz, NODE1, "get", "services", "default", "kubernetes") is ALLOW
+    sar = Attributes(NODE1, "create", resource="subjectaccessreviews", api_group="authorization.k8s.io")
+    assert authz.authorize(sar).decision is ALLOW
+    assert authz.authorize(replace(sar, api_group="")).decision is NO  # the rule names its API group
+    # Narrowed: the authorizer decides, whatever the list says.
+    assert decide(authz, NODE1, "list", "secrets", "default", "", "metadata.name=s1") is ALLOW
+    assert decide(authz, NODE1, "create", "serviceaccounts/token", "default", "sa1") is ALLOW

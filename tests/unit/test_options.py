@@ -38,7 +38,8 @@ FLAGS = {
         "--audit-log-maxage", "--encryption-provider-config", "--etcd-cafile", "--etcd-certfile", "--etcd-keyfile",
         "--kubelet-client-certificate", "--kubelet-client-key", "--kubelet-certificate-authority",
         "--enable-admission-plugins", "--disable-admission-plugins", "--service-account-issuer", "--api-audiences",
-        "--service-account-key-file", "--service-account-signing-key-file"},
+        "--service-account-key-file", "--service-account-signing-key-file", "--anonymous-auth",
+        "--insecure-bind-address", "--insecure-grpc-port", "--insecure-port"},
     "pb-scheduler": {
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",

@@ -97,6 +97,12 @@ class HttpServer:
         log.info("serving the Kubernetes REST API address=https://%s", self.address)
         return self.port
 
+    async def start_plaintext(self, host: str, port: int) -> None:
+        """The same application over plain HTTP on `port` too, after start() (the bench/test-only
+        --insecure-port, see services/apiserver/insecure.py)."""
+        assert self._runner is not None, "start() first"
+        await web.TCPSite(self._runner, host, port).start()
+
     async def stop(self) -> None:
         if self._runner is None:
             return

@@ -20,14 +20,13 @@ from google.protobuf.message import Message
 from pybernetes.api import kinds, rbacrules
 from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 
-from ..auth import ADMIN_GROUP, User
+from ..auth import ADMIN_GROUP, ANONYMOUS_USER, User
 from ..authz import Attributes, Decision, Result
 from ..storage.store import Store
 
 log = logging.getLogger("pybernetes.apiserver.rbac")
 
 AUTHENTICATED = "system:authenticated"
-ANONYMOUS = "system:anonymous"
 SA_PREFIX = "system:serviceaccount:"
 
 Binding = rbac.RoleBinding | rbac.ClusterRoleBinding
@@ -37,7 +36,7 @@ SubjectKey = tuple[str, str]  # ("User" | "Group", name)
 def effective_groups(user: User) -> tuple[str, ...]:
     """The user's groups plus system:authenticated, as kube's authenticator adds it to every authenticated
     user (not to system:anonymous)."""
-    if user.name == ANONYMOUS or AUTHENTICATED in user.groups:
+    if user.name == ANONYMOUS_USER or AUTHENTICATED in user.groups:
         return user.groups
     return (*user.groups, AUTHENTICATED)
 

@@ -130,14 +130,28 @@ NODE_PROXIER_RULES = [
 # (the lab, with the admin's credentials), not by pb-dns.
 KUBE_DNS_RULES = [rule(["list", "watch"], "", "services", "endpoints"),
                   rule(["list", "watch"], "discovery.k8s.io", "endpointslices")]
-# What a kubelet (`pb-node`) calls; the Node authorizer narrows it to its own node's objects.
+# What a kubelet (`pb-node`, system:node:<name> in system:nodes) may do: the one list, as Kubernetes'
+# bootstrappolicy.NodeRules() is both the system:node ClusterRole's rules and the Node authorizer's static rules.
+# The Node authorizer (authz_node.py) consults it only for what it does not narrow itself; what it narrows
+# (nodes, pods and their subresources, secrets, configmaps, serviceaccounts/token, leases) it decides by the
+# kubelet's own node and its pods' references. For those the list keeps to what a kubelet may do on any object:
+# the role is bound to no one (as since Kubernetes 1.8), but it is what group system:nodes gets when the Node
+# mode has no authorizer (rbac/modes.py), and there it must not let a kubelet list every Secret (Kubernetes'
+# NodeRules() has get/list/watch on secrets and configmaps, create on pods and on serviceaccounts/token).
+# Kubernetes' rules on kinds pybernetes does not serve are left out (TokenReviews, LocalSubjectAccessReviews,
+# PersistentVolume(Claim)s, CSRs, and the storage.k8s.io and node.k8s.io kinds).
 NODE_RULES = [
+    # not narrowed by the Node authorizer: these rules decide
+    rule(["create"], "authorization.k8s.io", "subjectaccessreviews"),  # as Kubernetes' (non-mutating)
+    rule(READ, "", "services"),  # the kubernetes Service, service environment variables
+    rule(["get"], "", "endpoints"),
+    rule(EVENTS, "", "events"),
+    # narrowed by the Node authorizer (and NodeRestriction) to the kubelet's own node and pods
     rule(["create", "get", "list", "watch", "update", "patch"], "", "nodes"),
     rule(["patch", "update"], "", "nodes/status"),
     rule((*READ, "delete"), "", "pods"),
     rule(["patch", "update"], "", "pods/status"),
     rule(["get"], "", "configmaps", "secrets"),
-    rule(EVENTS, "", "events"),
     rule(["create", "get", "update"], "coordination.k8s.io", "leases"),
 ]
 DISCOVERY_URLS = ("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz",
