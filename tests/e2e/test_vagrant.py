@@ -62,7 +62,7 @@ def ssh(machine: str, command: str, *, timeout: float = 300, check: bool = True)
     return vagrant("ssh", machine, "-c", command, "--", "-q", timeout=timeout, check=check).stdout
 
 
-def pbctl(*args: str, timeout: float = 120, check: bool = True) -> str:
+def pbctl(*args: str, timeout: float = 300, check: bool = True) -> str:
     return ssh("control-plane", "sudo /opt/pybernetes/bin/pbctl " + " ".join(args), timeout=timeout, check=check)
 
 
@@ -74,7 +74,7 @@ def eventually(fn, timeout: float, what: str, interval: float = 5.0):  # type: i
             last = fn()
             if last:
                 return last
-        except AssertionError as e:
+        except (AssertionError, subprocess.TimeoutExpired) as e:  # a TCG VM on a loaded host can be slow to answer
             last = e
         time.sleep(interval)
     raise AssertionError(f"{what} not true after {timeout:.0f} s; last: {last}")
