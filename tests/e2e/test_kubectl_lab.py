@@ -372,7 +372,7 @@ def test_server_side_apply_and_delete_cascades(kc: Kubectl, nginx: str) -> None:
     poll(lambda: pods(kc, "app in (nginx, orphaned)") == [], 90, "every pod gone")
 
 
-def test_pbctl_writes_kubectl_reads_cluster_info_and_top(kc: Kubectl) -> None:
+def test_pbctl_writes_kubectl_reads_cluster_info_and_top(kc: Kubectl, lab: Lab) -> None:
     # Written with pbctl, read back identically with kubectl.
     kc_pbctl(kc, "create", "configmap", "from-pbctl", "-n", NS, "--from-literal=greeting=hello")
     assert kc.json("get", "configmap", "from-pbctl", "-n", NS, "--show-managed-fields") == json.loads(
@@ -380,6 +380,13 @@ def test_pbctl_writes_kubectl_reads_cluster_info_and_top(kc: Kubectl) -> None:
     assert kc.out("get", "cm", "from-pbctl", "-n", NS, "-o", "jsonpath={.data.greeting}") == "hello"
     out = kc.out("cluster-info")
     assert "Kubernetes control plane is running at https://127.0.0.1:" in out
+    if "metrics.k8s.io/v1beta1" in kc.out("api-versions").split():
+        # A Metrics API served: kubectl's tables, one row per node (and per pod of the namespace's).
+        header, *body = rows(kc.out("top", "nodes"))
+        assert header[:3] == ["NAME", "CPU(cores)", "CPU(%)"]
+        assert sorted(r[0] for r in body) == sorted(n["name"] for n in lab.state().info["nodes"])
+        assert rows(kc.out("top", "pods", "-A"))[0][:4] == ["NAMESPACE", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+        return
     # No metrics.k8s.io served (no metrics-server): kubectl says so, as against a cluster without one.
     for what in ("pods", "nodes"):
         res = kc.run("top", what, ok=False)
