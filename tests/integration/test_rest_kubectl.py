@@ -19,7 +19,11 @@ from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
+from services.controllers.main import ControllerManager
 from tests.integration.conftest import ApiServer
+from tests.integration.test_controller_manager import manager_config
+from tests.integration.test_controller_manager import running as manager_running
+from tests.integration.test_controllers import HollowKubelet
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +289,41 @@ async def test_typed_generators_send_protobuf_and_it_is_read(kubectl: Kubectl) -
     await kubectl.run("create", "job", "once", "--image=busybox", "--", "true")
     _, out, _ = await kubectl.run("get", "job", "once", "-o", "jsonpath={.spec.template.spec.containers[0].command}")
     assert json.loads(out) == ["true"]
+
+
+async def test_rollout_history_undo_and_restart(kubectl: Kubectl, https_apiserver: ApiServer) -> None:
+    # With the deployment and replicaset controllers and hollow kubelets (tests/e2e/test_kubectl_lab.py: real pods).
+    api = https_apiserver
+    kubelet = HollowKubelet(api.new_client(timeout=10), nodes=2)
+    await kubelet.create_nodes()
+    await kubelet.start()
+    cm = ControllerManager(manager_config(["deployment", "replicaset"]),
+                           client=api.new_client("system:kube-controller-manager"))
+    try:
+        async with manager_running(cm):
+            manifest = kubectl.file("deploy.yaml", DEPLOYMENT.replace("REPLICAS", "2"))
+            await kubectl.run("apply", "-f", manifest)
+            await kubectl.run("rollout", "status", "deployment/shop", "--timeout=60s")
+            await kubectl.run("set", "image", "deployment/shop", "web=nginx:1.16")
+            await kubectl.run("rollout", "status", "deployment/shop", "--timeout=60s")
+            _, out, _ = await kubectl.run("rollout", "history", "deployment/shop")
+            assert _rows(out)[1:] == [["REVISION", "CHANGE-CAUSE"], ["1", "<none>"], ["2", "<none>"]]
+            _, out, _ = await kubectl.run("rollout", "undo", "deployment/shop")
+            assert out.strip() == "deployment.apps/shop rolled back"
+            await kubectl.run("rollout", "status", "deployment/shop", "--timeout=60s")
+            # kubectl sends revision 1's template back (with `resources: {}`): the same ReplicaSet, now revision 3.
+            _, out, _ = await kubectl.run("rollout", "history", "deployment/shop")
+            assert [r[0] for r in _rows(out)[2:]] == ["2", "3"]
+            _, out, _ = await kubectl.run("get", "rs", "-l", "app=shop", "-o", "name")
+            assert len(out.split()) == 2
+            _, out, _ = await kubectl.run("rollout", "restart", "deployment/shop")
+            assert out.strip() == "deployment.apps/shop restarted"
+            await kubectl.run("rollout", "status", "deployment/shop", "--timeout=60s")
+            _, out, _ = await kubectl.run("get", "deployment", "shop", "-o", "json")
+            d = json.loads(out)
+            assert "kubectl.kubernetes.io/restartedAt" in d["spec"]["template"]["metadata"]["annotations"]
+            assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.15.4"
+            rc, _, err = await kubectl.run("rollout", "undo", "deployment/shop", "--to-revision=9", ok=False)
+            assert rc == 1 and err.strip() == "error: unable to find specified revision 9 in history"
+    finally:
+        await kubelet.stop()

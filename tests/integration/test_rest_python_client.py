@@ -1,20 +1,23 @@
 """The official Python client (`kubernetes`) against a real apiserver and etcd, configured from the admin.conf
-the apiserver writes: list, create, patch, delete, errors, watch.Watch().stream."""
+the apiserver writes: list, create, patch, delete, errors, watch.Watch().stream, utils.create_from_yaml."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from tests.integration.conftest import ApiServer
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
+from kubernetes import utils as k8s_utils  # noqa: E402
 from kubernetes import watch as k8s_watch  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -94,3 +97,53 @@ async def test_watch_stream_with_timeout(api: k8s.ApiClient) -> None:
 
     # No resourceVersion: the current pods come as ADDED, then the stream ends at its timeout.
     assert await call(stream) == [("ADDED", "watched")]
+
+
+MANIFESTS = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: site}
+data: {index.html: hello}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: site, labels: {app: site}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: site}}
+  template:
+    metadata: {labels: {app: site}}
+    spec:
+      containers: [{name: web, image: "nginx:1.15.4"}]
+"""
+
+
+async def test_create_from_yaml(api: k8s.ApiClient, https_apiserver: ApiServer, tmp_path: Path) -> None:
+    f = tmp_path / "site.yaml"
+    f.write_text(MANIFESTS)
+    # The client picks each document's API class from apiVersion/kind (CoreV1Api, AppsV1Api) and creates it.
+    created = await call(k8s_utils.create_from_yaml, api, str(f))
+    assert [[type(o).__name__ for o in doc] for doc in created] == [["V1ConfigMap"], ["V1Deployment"]]
+    d = await https_apiserver.client.get(apps.Deployment, "site", namespace="default")
+    assert d.spec.replicas == 2 and d.spec.template.spec.containers[0].image == "nginx:1.15.4"
+    cm = await https_apiserver.client.get(core.ConfigMap, "site", namespace="default")
+    assert dict(cm.data) == {"index.html": "hello"}
+    # Again: every document refused as the server says (AlreadyExists), collected into one error.
+    with pytest.raises(k8s_utils.FailToCreateError) as e:
+        await call(k8s_utils.create_from_yaml, api, str(f))
+    assert [(x.status, x.reason) for x in e.value.api_exceptions] == [(409, "Conflict")] * 2
+    assert all('"reason":"AlreadyExists"' in x.body for x in e.value.api_exceptions)
+    # apply=True: each document as server-side apply through the dynamic client (discovery, then the patch).
+    # As in Kubernetes: replicas belongs to the creator's manager (OpenAPI-Generator), so changing it conflicts.
+    f.write_text(MANIFESTS.replace("replicas: 2", "replicas: 3"))
+    with pytest.raises(k8s_utils.FailToCreateError) as e:
+        await call(k8s_utils.create_from_yaml, api, str(f), apply=True)
+    [conflict] = e.value.api_exceptions  # the ConfigMap, unchanged, applied cleanly
+    assert conflict.status == 409 and 'conflict with \\"OpenAPI-Generator\\"' in conflict.body
+    assert '"field":".spec.replicas"' in conflict.body
+    d = await https_apiserver.client.get(apps.Deployment, "site", namespace="default")
+    assert d.spec.replicas == 2  # nothing half-written
+    await call(k8s_utils.create_from_yaml, api, str(f), apply=True, force_conflicts=True)
+    d = await https_apiserver.client.get(apps.Deployment, "site", namespace="default")
+    assert d.spec.replicas == 3
+    assert ("python-client", "Apply") in [(m.manager, m.operation) for m in d.metadata.managed_fields]

@@ -189,6 +189,14 @@ def test_template_gets_no_pod_only_defaults() -> None:
     assert "requests" not in spec["containers"][0]["resources"]
 
 
+def test_empty_resources_are_no_resources() -> None:
+    """`resources: {}` is Kubernetes' zero ResourceRequirements (a value struct): stored as none, so a template
+    kubectl sends back with it (rollout undo) is the same template and hashes the same."""
+    assert defaulted(pod(containers=[container(resources={})])) == defaulted(pod())
+    kept = defaulted(pod(containers=[container(resources={"limits": {"cpu": "1"}})]))
+    assert kept["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "1"}
+
+
 def test_pods_get_no_tolerations_from_defaulting() -> None:
     """The not-ready/unreachable tolerations are DefaultTolerationSeconds admission's (test_admission.py), not
     SetDefaults_Pod's."""

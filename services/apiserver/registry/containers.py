@@ -316,6 +316,10 @@ def default_container(c: core.Container | core.EphemeralContainer) -> None:
         c.termination_message_path = "/dev/termination-log"
     if not c.termination_message_policy:
         c.termination_message_policy = "File"
+    # ResourceRequirements is a value struct in Kubernetes: `resources: {}` (kubectl sends it, e.g. in the template
+    # `rollout undo` copies back) is the same container as none, so it is stored as none (one pod-template-hash).
+    if c.HasField("resources") and not c.resources.ByteSize():
+        c.ClearField("resources")
     for port in c.ports:
         if not port.protocol:
             port.protocol = "TCP"
