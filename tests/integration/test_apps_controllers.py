@@ -4,7 +4,8 @@ bound pods Running and Ready (and finishing their deletion).
 
 A DaemonSet lands one pod on each of three nodes and follows a node added and one removed; a StatefulSet
 creates web-0 before web-1 (web-1 appears only after web-0 is Ready, as the watch stream orders them) and
-scales down from the highest ordinal.
+scales down from the highest ordinal; a change of its template rolls out in reverse ordinal order, one pod at a
+time, each replaced pod Ready before the next goes.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class PodLog:
         self.c = c
         self.entries: list[tuple[str, str]] = []
         self._seen: set[tuple[str, str]] = set()
+        self._order: list[tuple[str, str]] = []  # (what, uid), as entries
         self.task: asyncio.Task[None] | None = None
 
     def _note(self, what: str, pod: core.Pod) -> None:
@@ -103,6 +105,7 @@ class PodLog:
         if k not in self._seen:
             self._seen.add(k)
             self.entries.append((what, pod.metadata.name))
+            self._order.append(k)
 
     async def _run(self, resource_version: str) -> None:
         async for ev in self.c.watch(core.Pod, namespace="default", label_selector="app=web",
@@ -130,6 +133,10 @@ class PodLog:
 
     def index(self, what: str, name: str) -> int:
         return self.entries.index((what, name))
+
+    def index_of(self, what: str, uid: str) -> int:
+        """Where the pod `uid` (one incarnation of its name) did `what`."""
+        return self._order.index((what, uid))
 
 
 async def test_statefulset_ordered_creation_and_scale_down(apiserver: ApiServer) -> None:
@@ -200,3 +207,35 @@ async def test_apiserver_defaults_and_refusals(apiserver: ApiServer) -> None:
     with pytest.raises(errors.Invalid) as ei:
         await c.create(codec.from_dict(ds, apps.DaemonSet))
     assert [cause.path for cause in ei.value.causes] == ["spec.template.metadata.labels"]
+
+
+async def test_statefulset_rolling_update_in_reverse_order(apiserver: ApiServer) -> None:
+    async with cluster(apiserver, ["n-0", "n-1"]) as c:
+        ss = apps.StatefulSet()
+        ss.metadata.name, ss.metadata.namespace = "web", "default"
+        ss.spec.replicas = 3
+        ss.spec.service_name = "web"
+        ss.spec.selector.match_labels["app"] = "web"
+        ss.spec.template.CopyFrom(template("web"))
+        await c.create(ss)
+
+        async def rolled(image: str) -> bool:
+            got = await c.get(apps.StatefulSet, "web", namespace="default")
+            st = got.status
+            pods = await pods_of(c, "web")
+            return (st.ready_replicas == st.updated_replicas == 3 and st.current_revision == st.update_revision
+                    and st.observed_generation == got.metadata.generation and len(pods) == 3
+                    and all(p.spec.containers[0].image == image and is_pod_ready(p) for p in pods))
+
+        await eventually(lambda: rolled("registry.local/nginx:1.25"), 40, what="3 ready replicas")
+        before = {p.metadata.name: p.metadata.uid for p in await pods_of(c, "web")}
+        async with PodLog(c) as log:
+            await c.patch(apps.StatefulSet, "web", {"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "registry.local/nginx:1.26"}]}}}}, namespace="default", patch_type="merge")
+            await eventually(lambda: rolled("registry.local/nginx:1.26"), 60, what="all three pods updated")
+        after = {p.metadata.name: p.metadata.uid for p in await pods_of(c, "web")}
+        assert not set(before.values()) & set(after.values()), (before, after)
+        # web-2 goes first, then web-1, then web-0, each only once its higher neighbour's replacement is Ready
+        order = [log.index_of(what, uids[name]) for name in ("web-2", "web-1", "web-0")
+                 for what, uids in (("terminating", before), ("ready", after))]
+        assert order == sorted(order), log.entries
