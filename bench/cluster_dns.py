@@ -4,7 +4,7 @@
   ready endpoint each, through the apiserver; `--endpoint-source endpoints`: Endpoints objects instead) under
   a closed loop of `--concurrency` outstanding queries (pre-rendered with dnspython, one UDP socket), vs the
   same server code answering the same names from a static zone filled once with the same objects and no
-  informers (the ceiling of the query path itself), the two loaded in alternating slices (4 each);
+  informers (the ceiling of the query path itself), the two loaded in alternating one-second slices;
 - time from a Service's creation to its name resolving through pb-dns (p50/p99), polled every 2 ms, vs the
   time from the same creation to a bare watch on Services in this process seeing it (the apiserver's write
   and watch delivery, which pb-dns cannot avoid).
@@ -149,15 +149,17 @@ async def load(port: int, names: list[str], seconds: float, concurrency: int) ->
 
 
 async def interleaved_load(ports: dict[str, int], names: list[str], seconds: float, concurrency: int,
-                           slices: int = 4) -> dict[str, dict[str, float]]:
-    """Each server loaded in `slices` alternating slices (A B A B ...) of seconds/slices, so that the load other
-    processes put on the machine falls on each alike; per server: queries/s, p50/p99 and errors over its slices."""
+                           slice_s: float = 1.0) -> dict[str, dict[str, float]]:
+    """Each server loaded for `seconds` in alternating slices (A B B A A B ...) of `slice_s`, so that the load other
+    processes put on the machine (bursty on a shared one) falls on each alike; per server: queries/s, p50/p99 and
+    errors over its slices."""
+    slices = max(1, round(seconds / slice_s))
     lat: dict[str, list[float]] = {k: [] for k in ports}
     elapsed = dict.fromkeys(ports, 0.0)
     errs = dict.fromkeys(ports, 0)
-    for _ in range(slices):
-        for key, port in ports.items():
-            got, took, bad = await load(port, names, seconds / slices, concurrency)
+    for i in range(slices):
+        for key, port in (ports.items() if i % 2 == 0 else reversed(ports.items())):
+            got, took, bad = await load(port, names, slice_s, concurrency)
             lat[key] += got
             elapsed[key] += took
             errs[key] += bad
@@ -165,7 +167,7 @@ async def interleaved_load(ports: dict[str, int], names: list[str], seconds: flo
                 "errors": errs[k]} for k in ports}
 
 
-async def wait_ready(port: int, name: str, timeout: float = 30) -> None:
+async def wait_ready(port: int, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
