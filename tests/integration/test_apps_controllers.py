@@ -2,7 +2,8 @@
 garbagecollector), the real scheduler binding the pods, and test_controllers' hollow kubelet reporting
 bound pods Running and Ready (and finishing their deletion).
 
-A DaemonSet lands one pod on each of three nodes and follows a node added and one removed; a StatefulSet
+A DaemonSet lands one pod on each of three nodes and follows a node added and one removed, and rolls a new
+template out with never more than maxUnavailable nodes lacking an available pod in its pods' watch; a StatefulSet
 creates web-0 before web-1 (web-1 appears only after web-0 is Ready, as the watch stream orders them) and
 scales down from the highest ordinal; a change of its template rolls out in reverse ordinal order, one pod at a
 time, each replaced pod Ready before the next goes.
@@ -88,6 +89,61 @@ async def test_daemonset_one_pod_per_node_follows_nodes(apiserver: ApiServer) ->
         async def no_pods() -> bool:
             return not (await c.list(core.Pod, namespace="default", label_selector="app=agent")).items
         await eventually(no_pods, 30, what="pods collected")
+
+
+async def test_daemonset_rolling_update_honours_max_unavailable(apiserver: ApiServer) -> None:
+    nodes = ["n-0", "n-1", "n-2", "n-3"]
+    async with cluster(apiserver, nodes) as c:
+        ds = apps.DaemonSet()
+        ds.metadata.name, ds.metadata.namespace = "agent", "default"
+        ds.spec.selector.match_labels["app"] = "agent"
+        ds.spec.template.CopyFrom(template("agent"))
+        ds.spec.update_strategy.type = "RollingUpdate"
+        ds.spec.update_strategy.rolling_update.max_unavailable.int_val = 2
+        await c.create(ds)
+
+        def unavailable(pods: dict[str, core.Pod]) -> set[str]:
+            """Nodes without a Ready pod that is not being deleted (minReadySeconds 0)."""
+            return set(nodes) - {p.spec.node_name for p in pods.values()
+                                 if not p.metadata.HasField("deletion_timestamp") and is_pod_ready(p)}
+
+        async def rolled(image: str) -> bool:
+            pods = await pods_of(c, "agent")
+            return (sorted(p.spec.node_name for p in pods) == nodes and all(is_pod_ready(p) for p in pods)
+                    and all(p.spec.containers[0].image == image for p in pods))
+
+        await eventually(lambda: rolled("registry.local/nginx:1.25"), 30, what="one ready pod on each node")
+        listed = await c.list(core.Pod, namespace="default", label_selector="app=agent")
+        state = {p.metadata.uid: p for p in listed.items}
+        assert not unavailable(state)
+        seen: list[set[str]] = []
+
+        async def follow() -> None:
+            async for ev in c.watch(core.Pod, namespace="default", label_selector="app=agent",
+                                    resource_version=listed.resource_version):
+                if ev.type == "DELETED":
+                    state.pop(ev.object.metadata.uid, None)
+                elif ev.type in ("ADDED", "MODIFIED"):
+                    state[ev.object.metadata.uid] = ev.object
+                seen.append(unavailable(state))
+
+        watch = asyncio.create_task(follow())
+        try:
+            await c.patch(apps.DaemonSet, "agent", {"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "registry.local/nginx:1.26"}]}}}}, namespace="default", patch_type="merge")
+            await eventually(lambda: rolled("registry.local/nginx:1.26"), 60, what="every node's pod replaced")
+            await eventually(lambda: asyncio.sleep(0, result=not unavailable(state)), 10, what="the watch caught up")
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        assert max(len(s) for s in seen) <= 2, seen
+        assert set().union(*seen) == set(nodes), seen  # each node had its turn
+
+        async def status_rolled() -> bool:
+            st = (await c.get(apps.DaemonSet, "agent", namespace="default")).status
+            return (st.updated_number_scheduled, st.number_available, st.number_unavailable) == (4, 4, 0)
+        await eventually(status_rolled, 20, what="status: 4 updated, 4 available")
 
 
 class PodLog:
