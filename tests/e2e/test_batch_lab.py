@@ -1,7 +1,8 @@
 """Jobs and CronJobs in the lab (issue 15): real pods on real nodes run to an end.
 
 A Job of 3 completions with parallelism 2 ends Complete; a failing Job ends Failed after its backoffLimit;
-a CronJob `*/1 * * * *` creates a Job each minute and keeps its history limit. Runs against the session
+a CronJob `*/1 * * * *` creates a Job each minute and keeps its history limit; `pbctl apply` of a CronJob with
+a bad schedule fails naming `spec.schedule` and creates nothing. Runs against the session
 lab (tests/e2e/conftest.py); the CronJob part waits for real minutes (about three).
 """
 
@@ -94,3 +95,25 @@ def test_cronjob_runs_each_minute_and_keeps_history(lab: Lab) -> None:
     poll(lambda: len(tick_jobs(lab)) <= 2 and not set(first) & set(tick_jobs(lab)), 150, "the oldest job deleted")
     lab.pbctl("delete", "cronjob", "e2e-tick")
     lab.pbctl("delete", "job", "e2e-pi", "e2e-fails")
+
+
+def test_bad_schedule_refused_naming_its_field(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "bad-cron.yaml"
+    path.write_text(f"""
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: e2e-bad-cron}}
+spec:
+  schedule: "61 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{{name: main, image: "{IMAGE}", command: ["date"]}}]
+""")
+    with pytest.raises(AssertionError) as refused:
+        lab.pbctl("apply", "-f", str(path))
+    message = str(refused.value)
+    assert "failed (1)" in message and 'The CronJob "e2e-bad-cron" is invalid: spec.schedule:' in message, message
+    assert "e2e-bad-cron" not in lab.pbctl("get", "cronjobs", "-o", "name")

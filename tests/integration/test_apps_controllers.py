@@ -2,9 +2,11 @@
 garbagecollector), the real scheduler binding the pods, and test_controllers' hollow kubelet reporting
 bound pods Running and Ready (and finishing their deletion).
 
-A DaemonSet lands one pod on each of three nodes and follows a node added and one removed; a StatefulSet
+A DaemonSet lands one pod on each of three nodes and follows a node added and one removed, and rolls a new
+template out with never more than maxUnavailable nodes lacking an available pod in its pods' watch; a StatefulSet
 creates web-0 before web-1 (web-1 appears only after web-0 is Ready, as the watch stream orders them) and
-scales down from the highest ordinal.
+scales down from the highest ordinal; a change of its template rolls out in reverse ordinal order, one pod at a
+time, each replaced pod Ready before the next goes.
 """
 
 from __future__ import annotations
@@ -89,6 +91,61 @@ async def test_daemonset_one_pod_per_node_follows_nodes(apiserver: ApiServer) ->
         await eventually(no_pods, 30, what="pods collected")
 
 
+async def test_daemonset_rolling_update_honours_max_unavailable(apiserver: ApiServer) -> None:
+    nodes = ["n-0", "n-1", "n-2", "n-3"]
+    async with cluster(apiserver, nodes) as c:
+        ds = apps.DaemonSet()
+        ds.metadata.name, ds.metadata.namespace = "agent", "default"
+        ds.spec.selector.match_labels["app"] = "agent"
+        ds.spec.template.CopyFrom(template("agent"))
+        ds.spec.update_strategy.type = "RollingUpdate"
+        ds.spec.update_strategy.rolling_update.max_unavailable.int_val = 2
+        await c.create(ds)
+
+        def unavailable(pods: dict[str, core.Pod]) -> set[str]:
+            """Nodes without a Ready pod that is not being deleted (minReadySeconds 0)."""
+            return set(nodes) - {p.spec.node_name for p in pods.values()
+                                 if not p.metadata.HasField("deletion_timestamp") and is_pod_ready(p)}
+
+        async def rolled(image: str) -> bool:
+            pods = await pods_of(c, "agent")
+            return (sorted(p.spec.node_name for p in pods) == nodes and all(is_pod_ready(p) for p in pods)
+                    and all(p.spec.containers[0].image == image for p in pods))
+
+        await eventually(lambda: rolled("registry.local/nginx:1.25"), 30, what="one ready pod on each node")
+        listed = await c.list(core.Pod, namespace="default", label_selector="app=agent")
+        state = {p.metadata.uid: p for p in listed.items}
+        assert not unavailable(state)
+        seen: list[set[str]] = []
+
+        async def follow() -> None:
+            async for ev in c.watch(core.Pod, namespace="default", label_selector="app=agent",
+                                    resource_version=listed.resource_version):
+                if ev.type == "DELETED":
+                    state.pop(ev.object.metadata.uid, None)
+                elif ev.type in ("ADDED", "MODIFIED"):
+                    state[ev.object.metadata.uid] = ev.object
+                seen.append(unavailable(state))
+
+        watch = asyncio.create_task(follow())
+        try:
+            await c.patch(apps.DaemonSet, "agent", {"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "registry.local/nginx:1.26"}]}}}}, namespace="default", patch_type="merge")
+            await eventually(lambda: rolled("registry.local/nginx:1.26"), 60, what="every node's pod replaced")
+            await eventually(lambda: asyncio.sleep(0, result=not unavailable(state)), 10, what="the watch caught up")
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        assert max(len(s) for s in seen) <= 2, seen
+        assert set().union(*seen) == set(nodes), seen  # each node had its turn
+
+        async def status_rolled() -> bool:
+            st = (await c.get(apps.DaemonSet, "agent", namespace="default")).status
+            return (st.updated_number_scheduled, st.number_available, st.number_unavailable) == (4, 4, 0)
+        await eventually(status_rolled, 20, what="status: 4 updated, 4 available")
+
+
 class PodLog:
     """Pod changes in watch order: ("added"|"ready"|"terminating", name), each once per pod incarnation."""
 
@@ -96,6 +153,7 @@ class PodLog:
         self.c = c
         self.entries: list[tuple[str, str]] = []
         self._seen: set[tuple[str, str]] = set()
+        self._order: list[tuple[str, str]] = []  # (what, uid), as entries
         self.task: asyncio.Task[None] | None = None
 
     def _note(self, what: str, pod: core.Pod) -> None:
@@ -103,6 +161,7 @@ class PodLog:
         if k not in self._seen:
             self._seen.add(k)
             self.entries.append((what, pod.metadata.name))
+            self._order.append(k)
 
     async def _run(self, resource_version: str) -> None:
         async for ev in self.c.watch(core.Pod, namespace="default", label_selector="app=web",
@@ -130,6 +189,10 @@ class PodLog:
 
     def index(self, what: str, name: str) -> int:
         return self.entries.index((what, name))
+
+    def index_of(self, what: str, uid: str) -> int:
+        """Where the pod `uid` (one incarnation of its name) did `what`."""
+        return self._order.index((what, uid))
 
 
 async def test_statefulset_ordered_creation_and_scale_down(apiserver: ApiServer) -> None:
@@ -200,3 +263,35 @@ async def test_apiserver_defaults_and_refusals(apiserver: ApiServer) -> None:
     with pytest.raises(errors.Invalid) as ei:
         await c.create(codec.from_dict(ds, apps.DaemonSet))
     assert [cause.path for cause in ei.value.causes] == ["spec.template.metadata.labels"]
+
+
+async def test_statefulset_rolling_update_in_reverse_order(apiserver: ApiServer) -> None:
+    async with cluster(apiserver, ["n-0", "n-1"]) as c:
+        ss = apps.StatefulSet()
+        ss.metadata.name, ss.metadata.namespace = "web", "default"
+        ss.spec.replicas = 3
+        ss.spec.service_name = "web"
+        ss.spec.selector.match_labels["app"] = "web"
+        ss.spec.template.CopyFrom(template("web"))
+        await c.create(ss)
+
+        async def rolled(image: str) -> bool:
+            got = await c.get(apps.StatefulSet, "web", namespace="default")
+            st = got.status
+            pods = await pods_of(c, "web")
+            return (st.ready_replicas == st.updated_replicas == 3 and st.current_revision == st.update_revision
+                    and st.observed_generation == got.metadata.generation and len(pods) == 3
+                    and all(p.spec.containers[0].image == image and is_pod_ready(p) for p in pods))
+
+        await eventually(lambda: rolled("registry.local/nginx:1.25"), 40, what="3 ready replicas")
+        before = {p.metadata.name: p.metadata.uid for p in await pods_of(c, "web")}
+        async with PodLog(c) as log:
+            await c.patch(apps.StatefulSet, "web", {"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "registry.local/nginx:1.26"}]}}}}, namespace="default", patch_type="merge")
+            await eventually(lambda: rolled("registry.local/nginx:1.26"), 60, what="all three pods updated")
+        after = {p.metadata.name: p.metadata.uid for p in await pods_of(c, "web")}
+        assert not set(before.values()) & set(after.values()), (before, after)
+        # web-2 goes first, then web-1, then web-0, each only once its higher neighbour's replacement is Ready
+        order = [log.index_of(what, uids[name]) for name in ("web-2", "web-1", "web-0")
+                 for what, uids in (("terminating", before), ("ready", after))]
+        assert order == sorted(order), log.entries
