@@ -15,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from lab import commands
+from lab import commands, prometheus
 from lab.errors import LabError
 from lab.health import tcp_ok, wait_for, wait_healthy
 from lab.processes import spawn, start_relay
@@ -86,10 +86,16 @@ def admin_client(plan: Plan) -> Client:
 
 def write_certificates(plan: Plan) -> None:
     """etcd's PKI (its CA, server, peer and the apiserver's client certificate), the apiserver's kubelet client
-    certificate, and each node's kubelet serving certificate (cluster CA; SANs its name and IP), kept under
-    that node's own directory."""
+    certificate, each node's kubelet and proxy serving certificates (cluster CA; SANs its name and IP), kept
+    under that node's own directory, the control plane's components' serving certificates for /metrics, and
+    Prometheus' scrape identity (a client certificate in group system:monitoring; never one of etcd's CA)."""
     tls.ensure_etcd_pki(plan.pki_dir, [CP_IP], name=CP_NAME)
     tls.ensure_kubelet_client_cert(plan.pki_dir)
+    cp_dns, cp_ips = tls.serving_names([CP_NAME, CP_IP], cluster_names=False)
+    for who, cn in commands.SERVING_CERTS.items():
+        tls.ensure_cert(plan.pki_dir, f"{who}-serving", common_name=cn, server=True, dns=cp_dns, ips=cp_ips)
+    tls.ensure_client_cert(plan.pki_dir, prometheus.PROMETHEUS_USER, prometheus.PROMETHEUS_USER,
+                           [prometheus.MONITORING_GROUP])
     for n in plan.nodes:
         dns, ips = tls.serving_names([n.name, n.ip], cluster_names=False)
         node_pki = commands.kubelet_pki(plan, n.name)
@@ -98,6 +104,8 @@ def write_certificates(plan: Plan) -> None:
         tls.ensure_cert(node_pki, "kubelet", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
                         common_name=f"system:node:{n.name}", organizations=(tls.NODES_GROUP,), server=True,
                         dns=dns, ips=ips)
+        tls.ensure_cert(node_pki, "proxy-serving", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
+                        common_name="kube-proxy", server=True, dns=dns, ips=ips)
 
 
 async def start_etcd(plan: Plan, st: LabState) -> str:
