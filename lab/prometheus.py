@@ -78,9 +78,16 @@ class ScrapeTLS:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    # False: the nodes' serving certificates are self-signed (deploy/: each kubelet makes its own), so the
+    # kubelet and proxy jobs skip verifying them; Prometheus still presents its certificate.
+    verify_nodes: bool = True
 
-    def tls_config(self) -> dict[str, str]:
-        return {"ca_file": str(self.ca_file), "cert_file": str(self.cert_file), "key_file": str(self.key_file)}
+    def tls_config(self, job: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {"ca_file": str(self.ca_file), "cert_file": str(self.cert_file),
+                               "key_file": str(self.key_file)}
+        if not self.verify_nodes and job in FILE_SD_JOBS:
+            out["insecure_skip_verify"] = True
+        return out
 
 
 class PrometheusError(Exception):
@@ -126,7 +133,7 @@ def render_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str 
     if tls is not None:
         for job in jobs:
             if job["job_name"] in SECURE_JOBS:
-                job["scheme"], job["tls_config"] = "https", tls.tls_config()
+                job["scheme"], job["tls_config"] = "https", tls.tls_config(job["job_name"])
     cfg["scrape_configs"] = jobs
     return cfg
 
