@@ -35,6 +35,12 @@ ASYNCIO_TASKS.set_function(_asyncio_tasks)
 Check = Callable[[], Awaitable[None]]
 
 
+def _peer_der(writer: asyncio.StreamWriter) -> bytes | None:
+    """The client certificate the TLS handshake verified (DER), if the client sent one."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
+
 class HealthServer:
     def __init__(self, host: str, port: int, serving: SecureServing | None = None, *, metrics: bool = True,
                  name: str = "health") -> None:
@@ -93,7 +99,7 @@ class HealthServer:
             path = target.decode().split("?", 1)[0]
             status, ctype, body = 200, "text/plain; charset=utf-8", b""
             refused = None if self.serving is None else await self.serving.check(
-                writer.get_extra_info("ssl_object"), method.decode(), path)
+                _peer_der(writer), method.decode(), path)
             if refused is not None:
                 (status, body), ctype = refused, "application/json"
             elif path == "/metrics" and self.metrics:

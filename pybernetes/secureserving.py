@@ -103,19 +103,19 @@ class SecureServing:
     always_allow_paths: frozenset[str] = field(default=ALWAYS_ALLOW_PATHS)
 
     @staticmethod
-    def authenticate(ssl_object: ssl.SSLObject | None) -> Caller | None:
-        """The caller a verified client certificate names, or None (no certificate: anonymous is off)."""
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if not der:
+    def authenticate(peer_der: bytes | None) -> Caller | None:
+        """The caller a client certificate (DER, already verified by the handshake) names, or None: without
+        one the request is anonymous, which is off (kube's --anonymous-auth=false)."""
+        if not peer_der:
             return None
-        user, groups = tls.identity(x509.load_der_x509_certificate(der))
+        user, groups = tls.identity(x509.load_der_x509_certificate(peer_der))
         return Caller(user, groups)
 
-    async def check(self, ssl_object: ssl.SSLObject | None, method: str, path: str) -> tuple[int, bytes] | None:
+    async def check(self, peer_der: bytes | None, method: str, path: str) -> tuple[int, bytes] | None:
         """None when the request may go on; else (status, body) of the refusal, as k8s.io/apiserver writes it."""
         if path in self.always_allow_paths:
             return None
-        caller = self.authenticate(ssl_object)
+        caller = self.authenticate(peer_der)
         if caller is None:
             return 401, status_body(401, "Unauthorized", "Unauthorized")
         verb = method.lower()
