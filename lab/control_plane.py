@@ -25,6 +25,7 @@ from pybernetes import errors, ports, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from services.apiserver.audit import policy as audit_policy
+from services.apiserver.rbac.policy import DASHBOARD_USER
 from services.apiserver.storage import encryption
 
 # The cluster, user and context `lab up` adds to the user's kubeconfig (kind's are `kind-<name>`).
@@ -145,10 +146,21 @@ async def start_apiserver_relay(plan: Plan, st: LabState) -> str:
                                    "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
                                    cert=client_config.ClientCert(admin.cert, admin.key))
     st.info["admin_conf"] = str(plan.admin_conf)
+    # `pbctl dashboard` reads the cluster as its own read-only user (ClusterRole pybernetes:dashboard), not as admin
+    dash = tls.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
+    client_config.write_kubeconfig(dashboard_conf(plan), f"https://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}",
+                                   "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
+                                   cert=client_config.ClientCert(dash.cert, dash.key))
+    st.info["dashboard_conf"] = str(dashboard_conf(plan))
     st.save()
     where = publish_kubeconfig(st)
     return (f"https://127.0.0.1:{port} and gRPC 127.0.0.1:{grpc_port} -> {CP_IP}, {plan.admin_conf}; "
             f"context {CONTEXT} in {where}")
+
+
+def dashboard_conf(plan: Plan) -> Path:
+    """The kubeconfig `pbctl dashboard` runs with in the lab (user pybernetes:dashboard, read-only)."""
+    return plan.dir / "dashboard.conf"
 
 
 def publish_kubeconfig(st: LabState) -> str:

@@ -147,6 +147,14 @@ NODE_RULES = [
     rule(EVENTS, "", "events"),
     rule(["create", "get", "update"], "coordination.k8s.io", "leases"),
 ]
+# What `pbctl dashboard` draws (pbctl/dashboard/model.py's informers, the health probe's namespace get): read
+# only. The lab runs it as user pybernetes:dashboard (config/dashboard.conf) rather than as the admin.
+DASHBOARD_USER = "pybernetes:dashboard"
+DASHBOARD_RULES = [
+    rule(READ, "", "nodes", "pods", "services", "endpoints", "events", "namespaces"),
+    rule(READ, "coordination.k8s.io", "leases"),
+    rule(READ, "apps", "deployments", "replicasets"),
+]
 DISCOVERY_URLS = ("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz",
                   "/version", "/version/", "/discovery", "/etcd/status")
 PUBLIC_URLS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
@@ -173,6 +181,7 @@ CLUSTER_ROLES: tuple[rbac.ClusterRole, ...] = (
     cluster_role("system:node-proxier", NODE_PROXIER_RULES),
     cluster_role("system:kube-dns", KUBE_DNS_RULES),
     cluster_role("system:node", NODE_RULES),
+    cluster_role(DASHBOARD_USER, DASHBOARD_RULES),
 )
 
 # pb-dns runs as kube's kube-system/kube-dns or, as kubeadm names CoreDNS's account (the lab and deploy/ do),
@@ -198,6 +207,7 @@ CLUSTER_ROLE_BINDINGS: tuple[rbac.ClusterRoleBinding, ...] = (
                     subject("User", "system:kube-proxy"), *KUBE_DNS_SAS),
     # No subjects, as in Kubernetes since 1.8: kubelets are authorized by the Node authorizer.
     cluster_binding("system:node", "system:node"),
+    cluster_binding(DASHBOARD_USER, DASHBOARD_USER, subject("User", DASHBOARD_USER)),
 )
 
 
