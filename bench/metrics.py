@@ -4,7 +4,8 @@
   time (target <= 50 ms). The scrapes come from a separate process so the load generator's event loop does
   not delay them. As in the lab, the health port is HTTPS (`--client-ca-file`) and each scrape is a new TLS
   connection with a client certificate in system:monitoring, authorized by the apiserver's RBAC: the figure
-  includes the handshake and the authorization.
+  includes the handshake and the authorization. The same over plain HTTP (a standalone apiserver without
+  --client-ca-file) follows, so the difference is what securing /metrics costs a scrape.
 - pod creates/s (64 concurrent clients) with metrics on vs `--enable-metrics=false`, back to back, in the
   order on, off, off, on (each twice; the ABBA order cancels a linear drift), each phase with a fresh etcd
   so no phase inherits a bigger database: overhead = (off - on) / off (target <= 5 %). On a small shared
@@ -112,16 +113,17 @@ def series_value(body: str, name: str) -> float | None:
     return None
 
 
-async def scrape_under_load(tmp: Path, etcd: str, seconds: float) -> dict[str, Any]:
-    api = Apiserver(tmp, "scrape", etcd, metrics=True, secure=True)
+async def scrape_under_load(tmp: Path, etcd: str, seconds: float, secure: bool = True) -> dict[str, Any]:
+    api = Apiserver(tmp, "scrape-https" if secure else "scrape-http", etcd, metrics=True, secure=secure)
     await api.start()
     try:
         pki = api.data / "pki"
         prom = tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
+        as_prometheus = [str(pki / "ca.crt"), str(prom.cert), str(prom.key)] if secure else []
         interval = max((seconds - 1.5) / SCRAPES - 0.01, 0.02)
         scraper = await asyncio.create_subprocess_exec(
             sys.executable, "-c", SCRAPER, "127.0.0.1", str(api.hport), str(SCRAPES), str(interval), "1.0",
-            str(pki / "ca.crt"), str(prom.cert), str(prom.key), stdout=subprocess.PIPE)
+            *as_prometheus, stdout=subprocess.PIPE)
         load = await create_rate(api.clients, TASKS, seconds, "scrape")
         out, _ = await scraper.communicate()
         res = json.loads(out)
@@ -202,6 +204,11 @@ async def main() -> None:
             print(f"   apiserver_storage_objects{{resource=\"pods\"}} {sc['storage_objects_pods']}, "
                   f"etcd_request_duration_seconds_count{{operation=\"create\",type=\"pods\"}} "
                   f"{sc['etcd_create_pods_count']}", flush=True)
+            plain = await scrape_under_load(tmp, etcd.endpoint, seconds + 1.5, secure=False)
+            figures.update({f"scrape_http_{k}": plain[k] for k in ("p50_ms", "p99_ms", "max_ms", "errors")})
+            print(f"   the same over plain HTTP: p50 {plain['p50_ms']} ms p99 {plain['p99_ms']} ms max "
+                  f"{plain['max_ms']} ms, errors {plain['errors']} (load: {plain['creates_per_s']} creates/s)",
+                  flush=True)
 
         finally:
             await etcd.stop()
