@@ -62,7 +62,7 @@ class HealthServer:
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
         if self.serving is not None:
-            log.info("%s serving scheme=https address=%s:%d authn=x509 authz=delegated", self.name, self.host,
+            log.info("%s serving scheme=https address=%s:%d authn=x509 authz=required", self.name, self.host,
                      self.port)
         elif self.metrics and not is_loopback(self.host):
             log.warning("%s serving scheme=http address=%s:%d: /metrics unauthenticated on a non-loopback address "
