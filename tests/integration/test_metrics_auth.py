@@ -151,3 +151,28 @@ async def test_no_client_ca_is_plain_http(tmp_path: Path) -> None:
         assert await asyncio.to_thread(get) == 200 and srv.scheme == "http"
     finally:
         await srv.stop()
+
+
+async def test_every_component_identity_may_ask_the_reviews(apiserver: ApiServer) -> None:
+    """The scheduler, the controller manager (their roles), pb-proxy and pb-dns (bound to system:auth-delegator)
+    can authorize a scrape; a user without that binding cannot ask (the review itself is forbidden)."""
+    from pybernetes import errors
+
+    prometheus, nobody = Caller("prometheus", (MONITORING,)), Caller("nobody")
+    for user in ("system:kube-scheduler", "system:kube-controller-manager", "system:kube-proxy",
+                 "system:serviceaccount:kube-system:coredns"):
+        client = apiserver.new_client(user)
+        try:
+            reviewer = SubjectAccessReviewer(client)
+            assert (await reviewer(prometheus, "get", "/metrics")).allowed, user
+            assert not (await reviewer(nobody, "get", "/metrics")).allowed, user
+        finally:
+            await client.close()
+    apiserver.add_user("someone")
+    await apiserver.restart()  # the token file is read at start
+    client = apiserver.new_client("someone")
+    try:
+        with pytest.raises(errors.Forbidden):
+            await SubjectAccessReviewer(client)(prometheus, "get", "/metrics")
+    finally:
+        await client.close()
