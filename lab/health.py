@@ -29,13 +29,13 @@ HTTPS_COMPONENTS = frozenset({"apiserver", "scheduler", "controller-manager", "k
 
 def ca_args(lab_dir: Path) -> list[str]:
     """curl's arguments trusting the lab's cluster CA."""
-    return [f"--cacert={pki_dir(lab_dir) / 'ca.crt'}"]
+    return ["--cacert", str(pki_dir(lab_dir) / "ca.crt")]  # curl takes no --flag=value
 
 
 def scrape_args(lab_dir: Path) -> list[str]:
     """curl's arguments to GET a secure /metrics as Prometheus does (lab.control_plane makes the certificate)."""
     pki = pki_dir(lab_dir)
-    return [*ca_args(lab_dir), f"--cert={pki / 'prometheus.crt'}", f"--key={pki / 'prometheus.key'}"]
+    return [*ca_args(lab_dir), "--cert", str(pki / "prometheus.crt"), "--key", str(pki / "prometheus.key")]
 
 
 async def http_get(netns_name: str | None, url: str, *, timeout: float = 1.0,

@@ -114,16 +114,16 @@ def test_metrics_need_an_authorized_client_certificate(lab: Lab) -> None:
     assert all(schemes[j] == "https" for j in SECURE_JOBS if j in schemes), schemes
     assert schemes["etcd"] == "http", schemes
     pki = pki_dir(lab.dir)
-    ca = f"--cacert={pki / 'ca.crt'}"
+    ca = ("--cacert", str(pki / "ca.crt"))  # curl takes no --flag=value
     nobody = tls.ensure_client_cert(pki, "e2e-nobody", "e2e-nobody")
-    as_nobody = (f"--cert={nobody.cert}", f"--key={nobody.key}")
-    as_prometheus = (f"--cert={pki / 'prometheus.crt'}", f"--key={pki / 'prometheus.key'}")
+    as_nobody = ("--cert", str(nobody.cert), "--key", str(nobody.key))
+    as_prometheus = ("--cert", str(pki / "prometheus.crt"), "--key", str(pki / "prometheus.key"))
     rows = []
     for where, port in (("control-plane", ports.SCHEDULER), ("control-plane", ports.CONTROLLER_MANAGER),
                         ("control-plane", ports.APISERVER_HEALTH), ("node-1", ports.KUBELET_HEALTH),
                         ("node-1", ports.PROXY_METRICS)):
         url = f"https://127.0.0.1:{port}"
-        got = tuple(curl_status(lab, where, url + path, ca, *who) for path, who in (
+        got = tuple(curl_status(lab, where, url + path, *ca, *who) for path, who in (
             ("/metrics", ()), ("/metrics", as_nobody), ("/metrics", as_prometheus), ("/healthz", ())))
         rows.append(f"{where}:{port} none={got[0]} nobody={got[1]} prometheus={got[2]} healthz={got[3]}")
         assert got == ("401", "403", "200", "200"), rows[-1]
