@@ -2,7 +2,10 @@
 
 - `/metrics` of pb-apiserver scraped 20 times while 64 concurrent clients create pods: p50/p99/max response
   time (target <= 50 ms). The scrapes come from a separate process so the load generator's event loop does
-  not delay them.
+  not delay them. As in the lab, the health port is HTTPS (`--client-ca-file`) and each scrape is a new TLS
+  connection with a client certificate in system:monitoring, authorized by the apiserver's RBAC: the figure
+  includes the handshake and the authorization. The same over plain HTTP (a standalone apiserver without
+  --client-ca-file) follows, so the difference is what securing /metrics costs a scrape.
 - pod creates/s (64 concurrent clients) with metrics on vs `--enable-metrics=false`, back to back, in the
   order on, off, off, on (each twice; the ABBA order cancels a linear drift), each phase with a fresh etcd
   so no phase inherits a bigger database: overhead = (off - on) / off (target <= 5 %). On a small shared
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apiserver import create_rate, pct
 from bench.procs import admin_config, start_apiserver, stop_processes
+from pybernetes import tls
 from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
@@ -40,17 +44,23 @@ from services.apiserver.storage.embedded import EmbeddedEtcd
 TASKS = 64
 SCRAPES = 20
 
-# Runs in its own process: scrape URL n times, `interval` s apart, after `delay` s; print one JSON object with
-# each scrape's seconds and the last body (for the series checks).
+# Runs in its own process: scrape URL n times, `interval` s apart, after `delay` s, over HTTPS as the
+# certificate given (CA, cert, key) or plain HTTP without; print one JSON object with each scrape's seconds and
+# the last body (for the series checks).
 SCRAPER = r"""
-import http.client, json, sys, time
+import http.client, json, ssl, sys, time
 host, port, n, interval, delay = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+ctx = None
+if len(sys.argv) > 6:
+    ctx = ssl.create_default_context(cafile=sys.argv[6])
+    ctx.load_cert_chain(sys.argv[7], sys.argv[8])
 time.sleep(delay)
 times, body, errors = [], b"", 0
 for _ in range(n):
     t = time.perf_counter()
     try:
-        c = http.client.HTTPConnection(host, port, timeout=10)
+        c = (http.client.HTTPSConnection(host, port, timeout=10, context=ctx) if ctx
+             else http.client.HTTPConnection(host, port, timeout=10))
         c.request("GET", "/metrics")
         r = c.getresponse()
         body = r.read()
@@ -68,12 +78,14 @@ print(json.dumps({"times": times, "errors": errors, "bytes": len(body), "body": 
 class Apiserver:
     """One pb-apiserver process against an external etcd, in its own data dir."""
 
-    def __init__(self, tmp: Path, name: str, etcd: str, metrics: bool) -> None:
+    def __init__(self, tmp: Path, name: str, etcd: str, metrics: bool, secure: bool = False) -> None:
         self.data = tmp / name
         self.hport = free_port()  # /metrics, scraped by the bench
         self.log = tmp / f"{name}.log"
         self.etcd = etcd
         self.extra = [f"--enable-metrics={'true' if metrics else 'false'}"]
+        if secure:  # the CA it makes under its pki dir at start, as the lab passes its own
+            self.extra.append(f"--client-ca-file={self.data / 'pki' / 'ca.crt'}")
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[Client] = []
 
@@ -101,14 +113,17 @@ def series_value(body: str, name: str) -> float | None:
     return None
 
 
-async def scrape_under_load(tmp: Path, etcd: str, seconds: float) -> dict[str, Any]:
-    api = Apiserver(tmp, "scrape", etcd, metrics=True)
+async def scrape_under_load(tmp: Path, etcd: str, seconds: float, secure: bool = True) -> dict[str, Any]:
+    api = Apiserver(tmp, "scrape-https" if secure else "scrape-http", etcd, metrics=True, secure=secure)
     await api.start()
     try:
+        pki = api.data / "pki"
+        prom = tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
+        as_prometheus = [str(pki / "ca.crt"), str(prom.cert), str(prom.key)] if secure else []
         interval = max((seconds - 1.5) / SCRAPES - 0.01, 0.02)
         scraper = await asyncio.create_subprocess_exec(
             sys.executable, "-c", SCRAPER, "127.0.0.1", str(api.hport), str(SCRAPES), str(interval), "1.0",
-            stdout=subprocess.PIPE)
+            *as_prometheus, stdout=subprocess.PIPE)
         load = await create_rate(api.clients, TASKS, seconds, "scrape")
         out, _ = await scraper.communicate()
         res = json.loads(out)
@@ -174,7 +189,8 @@ async def main() -> None:
         etcd = EmbeddedEtcd(tmp / "etcd", client_port=free_port(), peer_port=free_port())
         await etcd.start()
         try:
-            print(f"== /metrics scraped {SCRAPES} times under {TASKS} concurrent pod creates", flush=True)
+            print(f"== /metrics scraped {SCRAPES} times under {TASKS} concurrent pod creates (HTTPS, a new "
+                  "connection with a system:monitoring certificate each)", flush=True)
             sc = await scrape_under_load(tmp, etcd.endpoint, seconds + 1.5)
             figures.update({f"scrape_{k}": sc[k] for k in ("p50_ms", "p99_ms", "max_ms", "errors", "bytes",
                                                              "series")})
@@ -188,6 +204,11 @@ async def main() -> None:
             print(f"   apiserver_storage_objects{{resource=\"pods\"}} {sc['storage_objects_pods']}, "
                   f"etcd_request_duration_seconds_count{{operation=\"create\",type=\"pods\"}} "
                   f"{sc['etcd_create_pods_count']}", flush=True)
+            plain = await scrape_under_load(tmp, etcd.endpoint, seconds + 1.5, secure=False)
+            figures.update({f"scrape_http_{k}": plain[k] for k in ("p50_ms", "p99_ms", "max_ms", "errors")})
+            print(f"   the same over plain HTTP: p50 {plain['p50_ms']} ms p99 {plain['p99_ms']} ms max "
+                  f"{plain['max_ms']} ms, errors {plain['errors']} (load: {plain['creates_per_s']} creates/s)",
+                  flush=True)
 
         finally:
             await etcd.stop()

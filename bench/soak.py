@@ -37,7 +37,7 @@ from pybernetes.client.client import Client
 
 NAMESPACE = "soak"
 NAMES = 50  # writes cycle over this many ConfigMaps: the stored set stays bounded
-# Each Python component's /metrics (lab: inside its namespace).
+# Each Python component's /metrics (lab: inside its namespace, over HTTPS as the lab's Prometheus identity).
 METRICS_PORTS = {"apiserver": ports.APISERVER_HEALTH, "scheduler": ports.SCHEDULER,
                  "controller-manager": ports.CONTROLLER_MANAGER, "proxy": ports.PROXY_METRICS}
 
@@ -49,6 +49,7 @@ class Target:
     pid: int
     metrics: str = ""
     netns: str = ""
+    curl_args: tuple[str, ...] = ()  # the CA and client certificate of a secure /metrics
 
 
 @dataclass
@@ -78,7 +79,7 @@ async def scrape(t: Target) -> str:
         return ""
     from lab.health import http_get
 
-    ok, body = await http_get(t.netns or None, t.metrics, timeout=2.0)
+    ok, body = await http_get(t.netns or None, t.metrics, timeout=2.0, curl_args=t.curl_args)
     return body if ok else ""
 
 
@@ -94,6 +95,7 @@ async def sample(t: Target) -> Sample | None:
 
 
 def lab_targets(lab_dir: Path) -> list[Target]:
+    from lab.health import scrape_args
     from lab.state import LabState
 
     st = LabState.load(lab_dir)
@@ -103,7 +105,8 @@ def lab_targets(lab_dir: Path) -> list[Target]:
     for rec in st.processes.values():
         if rec.alive():
             port = METRICS_PORTS.get(rec.component)
-            out.append(Target(rec.name, rec.pid, f"http://127.0.0.1:{port}/metrics" if port else "", rec.netns))
+            out.append(Target(rec.name, rec.pid, f"https://127.0.0.1:{port}/metrics" if port else "", rec.netns,
+                              tuple(scrape_args(lab_dir))))
     return out
 
 

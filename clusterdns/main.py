@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from clusterdns.server import DNSServer, Handler
 from clusterdns.zone import Zone
-from pybernetes import component, logs, options, ports
+from pybernetes import component, logs, options, ports, secureserving
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.api.endpointslices import ENDPOINTSLICES, SOURCES
@@ -46,6 +47,9 @@ class Config:
                                    help="address of /metrics, /healthz, /readyz")
     health_port: int = opt(ports.DNS_METRICS, "--health-port", "--metrics-port",
                            help="/metrics, /healthz, /readyz (CoreDNS' metrics port)")
+    client_ca_file: Path | None = opt(None, help=secureserving.CLIENT_CA_HELP)
+    tls_cert_file: Path | None = opt(None, help=secureserving.TLS_CERT_HELP)
+    tls_private_key_file: Path | None = opt(None)
     endpoint_source: str = opt(ENDPOINTSLICES, choices=SOURCES,
                                help="read endpoints from EndpointSlices (the default, as CoreDNS does: selectorless "
                                     "Services' Endpoints reach them through the endpointslicemirroring controller) "
@@ -97,7 +101,9 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     register(factory, zone, cfg.endpoint_source)
     handler = Handler(zone, cfg.upstream, server=f"dns://:{cfg.port}")
     dns_server = DNSServer(handler, cfg.bind_address, cfg.port)
-    health = HealthServer(cfg.health_bind_address, cfg.health_port)
+    health = HealthServer(cfg.health_bind_address, cfg.health_port, secureserving.delegated(
+        client, client_ca=cfg.client_ca_file, cert_file=cfg.tls_cert_file, key_file=cfg.tls_private_key_file,
+        common_name="coredns", address=cfg.health_bind_address))
     synced = asyncio.Event()
 
     async def caches_synced() -> None:

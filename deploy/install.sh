@@ -269,17 +269,24 @@ if [ "$ROLE" = control-plane ]; then
   run "${SETUP[@]}" control-plane-tokens --tokens-csv "$STATE/apiserver/tokens.csv" \
       --node-token-file "$TOKEN_FILE" --config-dir "$ETC" --server "127.0.0.1:6443" \
       --pki-dir "$STATE/apiserver/pki" --advertise-address "$ADVERTISE"
+  # /metrics behind client certificates (docs/security.md "Who may read /metrics"): each health port is HTTPS
+  # with a serving certificate from the cluster CA; Prometheus scrapes as user prometheus (system:monitoring).
+  PKI=$STATE/apiserver/pki
+  run "${SETUP[@]}" metrics-pki --pki-dir "$PKI" --advertise-address "$ADVERTISE"
+  secure() { echo "--client-ca-file=$PKI/ca.crt --tls-cert-file=$PKI/$1-serving.crt --tls-private-key-file=$PKI/$1-serving.key"; }
   env_file apiserver PB_APISERVER_ARGS --data-dir="$STATE/apiserver" --bind-address=0.0.0.0 --secure-port=6443 \
     --grpc-port=6442 \
     --advertise-address="$ADVERTISE" --health-port=6444 --admin-config="$ETC/admin.conf" \
     --service-cluster-ip-range="$SERVICE_CIDR" --kubelet-client-token-file="$TOKEN_FILE" \
-    --etcd-client-port=2379 --etcd-peer-port=2380 --etcd-metrics-port=2381
-  env_file scheduler PB_SCHEDULER_ARGS --kubeconfig="$ETC/scheduler.conf" --health-port=10259
+    --etcd-client-port=2379 --etcd-peer-port=2380 --etcd-metrics-port=2381 --client-ca-file="$PKI/ca.crt"
+  # shellcheck disable=SC2046  # secure's flags are words without spaces
+  env_file scheduler PB_SCHEDULER_ARGS --kubeconfig="$ETC/scheduler.conf" --health-port=10259 $(secure scheduler)
+  # shellcheck disable=SC2046
   env_file controller-manager PB_CONTROLLER_MANAGER_ARGS --config="$ETC/controller-manager.conf" \
-    --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size="$MASK" --health-port=10257
+    --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size="$MASK" --health-port=10257 $(secure controller-manager)
   if [ "$DNS_UPSTREAM" = - ]; then DNS_UPSTREAM=$("$VENV/bin/python" "$SHARE/pb_setup.py" dns-upstreams 2>/dev/null || true); fi
   dargs=(--kubeconfig="$ETC/dns.conf" --bind-address="$ADVERTISE" --port=53 --cluster-domain="$CLUSTER_DOMAIN"
-         --health-port=9153)
+         --health-port=9153 $(secure dns))
   [ -z "$DNS_UPSTREAM" ] || dargs+=(--upstream="$DNS_UPSTREAM")
   env_file dns PB_DNS_ARGS "${dargs[@]}"
 else
@@ -331,9 +338,13 @@ else
   add "$SERVICE_CIDR" --service-cidr --service-cluster-ip-range
   add 10256 --health-port --healthz-port
   add 10249 --metrics-port
+  # Metrics: on loopback without the cluster CA (kube-proxy's default); with it on the node's address for the
+  # control plane's Prometheus, over HTTPS (a self-signed serving certificate) for authorized certificates only.
+  mflags=(); [ -z "$CA_FILE" ] || mflags=(--metrics-bind-address="$NODE_IP" --client-ca-file="$ETC/ca.crt")
+  for f in "${mflags[@]}"; do add "${f#*=}" "${f%%=*}"; done
   [ -n "$pflags" ] || { pargs=(--kubeconfig="$ETC/proxy.conf" --hostname-override="$NAME" --bind-address="$NODE_IP"
                                --cluster-cidr="$CLUSTER_CIDR" --service-cidr="$SERVICE_CIDR" --health-port=10256
-                               --metrics-port=10249)
+                               --metrics-port=10249 "${mflags[@]}")
                         say "pb-proxy --help did not answer: writing the default flags, check $DEFAULTS/pb-proxy"; }
   env_file proxy PB_PROXY_ARGS "${pargs[@]}"
   # Pods are routed between nodes (host-gw, no overlay): forwarding on, bridged traffic through netfilter.
@@ -458,6 +469,10 @@ if [ "$ROLE" = control-plane ] && [ "$PROMETHEUS" = 1 ]; then
   done
   PROM_TARGETS=(apiserver=127.0.0.1:6444 scheduler=127.0.0.1:10259 controller-manager=127.0.0.1:10257 dns=127.0.0.1:9153
                 etcd=127.0.0.1:2381 "prometheus=127.0.0.1:$PROM_PORT")
+  # Prometheus' own identity (user prometheus, group system:monitoring) and the CA, readable by its user only.
+  run install -d -m 0750 "$PROM_ETC/pki"
+  run "${SETUP[@]}" metrics-pki --pki-dir "$STATE/apiserver/pki" --advertise-address "$ADVERTISE" --out "$PROM_ETC/pki"
+  if getent passwd prometheus >/dev/null; then run chown -R prometheus: "$PROM_ETC/pki"; fi
   # The wheel has no deploy/ directory: render from the template installed above.
   run "$VENV/bin/python" -c '
 import sys
@@ -473,7 +488,11 @@ targets: dict[str, list[str]] = {}
 for item in sys.argv[3:]:
     job, addr = item.split("=", 1)
     targets.setdefault(job, []).append(addr)
-cfg = prom.render_config(targets)
+pki = out.parent / "pki"
+# the nodes serve /metrics with self-signed certificates (the kubelet makes its own): not verified, as
+# Prometheus scrapes kubelets in most clusters; Prometheus still authenticates with its certificate
+scrape = prom.ScrapeTLS(pki / "ca.crt", pki / "prometheus.crt", pki / "prometheus.key", verify_nodes=False)
+cfg = prom.render_config(targets, tls=scrape)
 out.write_text(f"# Rendered by deploy/install.sh from {template}; rerun install.sh to change it.\n"
                + yaml.safe_dump(cfg, sort_keys=False))
 ' "$PROM_SHARE/prometheus.yml" "$PROM_ETC/prometheus.yml" "${PROM_TARGETS[@]}"

@@ -147,6 +147,33 @@ def node_pki(a: argparse.Namespace) -> None:
     print(f"node {a.name}: {out}/kubelet.crt (system:node:{a.name}), {out}/proxy.crt (system:kube-proxy), ca.crt")
 
 
+# The control plane's components serving /metrics over HTTPS: <who>-serving in the pki dir -> common name.
+SERVING = {"scheduler": "kube-scheduler", "controller-manager": "kube-controller-manager", "dns": "coredns"}
+
+
+def metrics_pki(a: argparse.Namespace) -> None:
+    """The certificates behind the control plane's /metrics (pybernetes.secureserving), from the cluster CA in
+    --pki-dir: <who>-serving.{crt,key} for the scheduler, the controller manager and pb-dns (SANs localhost,
+    127.0.0.1, --advertise-address), and Prometheus' own client certificate (user prometheus, group
+    system:monitoring), copied with ca.crt into --out for the prometheus user. Never an etcd-CA certificate:
+    etcd's metrics stay plain HTTP on loopback."""
+    from pybernetes import tls
+
+    pki = Path(a.pki_dir)
+    tls.ensure_ca(pki)
+    dns, ips = tls.serving_names([a.advertise_address], cluster_names=False)
+    for who, cn in SERVING.items():
+        tls.ensure_cert(pki, f"{who}-serving", common_name=cn, server=True, dns=dns, ips=ips)
+    pair = tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
+    if a.out:
+        out = Path(a.out)
+        tls.write_file(out / "ca.crt", (pki / "ca.crt").read_bytes(), 0o644)
+        tls.write_file(out / "prometheus.crt", pair.cert.read_bytes(), 0o644)
+        tls.write_file(out / "prometheus.key", pair.key.read_bytes(), 0o600)
+    print(f"metrics: {', '.join(f'{w}-serving.crt' for w in SERVING)} in {pki}; prometheus.crt (system:monitoring)"
+          + (f" in {a.out}" if a.out else ""))
+
+
 def _csv_tokens(path: Path) -> dict[str, str]:
     """uid -> token of the lines already in the apiserver's tokens file."""
     out: dict[str, str] = {}
@@ -280,6 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     cp.add_argument("--pki-dir", default="", help="the apiserver's --cert-dir: its CA is made here if missing")
     cp.add_argument("--advertise-address", default="", help="an address the serving certificate covers")
     cp.set_defaults(fn=control_plane_tokens)
+    mp = sub.add_parser("metrics-pki", help="serving certificates for the control plane's /metrics and "
+                                            "Prometheus' client certificate (system:monitoring)")
+    mp.add_argument("--pki-dir", required=True, help="where the cluster CA is (made there when missing)")
+    mp.add_argument("--advertise-address", default="", help="an address the serving certificates cover")
+    mp.add_argument("--out", default="", help="copy ca.crt and prometheus.{crt,key} here (Prometheus' pki)")
+    mp.set_defaults(fn=metrics_pki)
     n = sub.add_parser("nodes", help="create Node objects with a fixed podCIDR (name=cidr ...)")
     n.add_argument("--config", default=None)
     n.add_argument("nodes", nargs="+")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from clusterdns import main as dns_main
 from lab.topology import (
@@ -84,6 +84,26 @@ def etcd_argv(member: EtcdMember, members: list[EtcdMember], pki_dir: Path) -> l
             *etcd_tls_argv(pki_dir), "--log-level=warn"]
 
 
+# The control plane's components serving /metrics over HTTPS with a certificate from the cluster CA (SANs the
+# control plane's name, IP and loopback): stem <who>-serving under the pki dir -> common name. Each asks the
+# apiserver whether a caller may get /metrics (SubjectAccessReview); the apiserver decides in process.
+SERVING_CERTS = {"scheduler": "kube-scheduler", "controller-manager": "kube-controller-manager", "dns": "coredns"}
+
+
+class _SecureServingConfig(Protocol):
+    client_ca_file: Path | None
+    tls_cert_file: Path | None
+    tls_private_key_file: Path | None
+
+
+def secure_metrics(cfg: _SecureServingConfig, plan: Plan, who: str, pki: Path | None = None) -> None:
+    """Put a component's /metrics behind client certificates (pybernetes.secureserving): the cluster CA and its
+    serving certificate (<pki>/<who>-serving, the control plane's pki by default)."""
+    where = pki or plan.pki_dir
+    cfg.client_ca_file = plan.pki_dir / "ca.crt"
+    cfg.tls_cert_file, cfg.tls_private_key_file = where / f"{who}-serving.crt", where / f"{who}-serving.key"
+
+
 def encryption_config(plan: Plan) -> Path:
     """The lab's EncryptionConfiguration (Secrets under aescbc, a random key), beside the apiserver's keys."""
     return plan.path("control-plane", "apiserver", "pki", "encryption-config.yaml")
@@ -105,7 +125,8 @@ def apiserver_argv(plan: Plan) -> list[str]:
         health_port=ports.APISERVER_HEALTH, token_auth_file=plan.path("control-plane", "tokens.csv"),
         service_cluster_ip_range=SERVICE_CIDR, encryption_provider_config=encryption_config(plan),
         audit_log_path=str(audit_log(plan)), audit_policy_file=audit_policy(plan), audit_log_maxbackup=3,
-        enable_admission_plugins=["NodeRestriction"])  # as kubeadm: kubelets write only their own node's objects
+        enable_admission_plugins=["NodeRestriction"],  # as kubeadm: kubelets write only their own node's objects
+        client_ca_file=plan.pki_dir / "ca.crt")  # the health port over HTTPS, /metrics for system:monitoring
     # its client certificates towards etcd and kubelets, the CA of the kubelets' serving certificates
     # (lab.control_plane.write_credentials makes them all)
     pki = plan.pki_dir
@@ -123,6 +144,7 @@ def kubelet_pki(plan: Plan, node: str) -> Path:
 
 def scheduler_argv(plan: Plan) -> list[str]:
     cfg = scheduler_main.Config(kubeconfig=str(plan.config_file("scheduler")), health_port=ports.SCHEDULER)
+    secure_metrics(cfg, plan, "scheduler")
     return _argv("scheduler", cfg, plan.profile.scheduler)
 
 
@@ -130,6 +152,7 @@ def controller_manager_argv(plan: Plan) -> list[str]:
     cfg = controller_manager_main.Config(
         config=str(plan.config_file("controller-manager")), cluster_cidr=CLUSTER_CIDR, node_cidr_mask_size=24,
         health_port=ports.CONTROLLER_MANAGER, loadbalancer_ip_range=LB_POOL)
+    secure_metrics(cfg, plan, "controller-manager")
     return _argv("controller-manager", cfg, plan.profile.controller_manager)
 
 
@@ -155,11 +178,13 @@ def kubelet_argv(plan: Plan, n: NodeSpec) -> list[str]:
 
 
 def proxy_argv(plan: Plan, n: NodeSpec) -> list[str]:
-    # health and metrics on every address: the lab checks 127.0.0.1, Prometheus scrapes the node IP
+    # health and metrics on every address: the lab checks 127.0.0.1, Prometheus scrapes the node IP (so /metrics
+    # is HTTPS for client certificates RBAC lets read it, rather than kube-proxy's loopback-only default)
     cfg = proxy_main.Config(
         kubeconfig=str(plan.config_file("proxy")), hostname_override=n.name, bind_address="0.0.0.0",
         cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR, health_port=ports.PROXY_HEALTH,
-        metrics_port=ports.PROXY_METRICS)
+        metrics_bind_address="0.0.0.0", metrics_port=ports.PROXY_METRICS)
+    secure_metrics(cfg, plan, "proxy", kubelet_pki(plan, n.name))
     return _argv("proxy", cfg, {})
 
 
@@ -167,4 +192,5 @@ def dns_argv(plan: Plan) -> list[str]:
     # no --upstream: the lab has no uplink, so names outside the cluster domain get SERVFAIL at once
     cfg = dns_main.Config(kubeconfig=str(plan.config_file("dns")), cluster_domain=CLUSTER_DOMAIN,
                           bind_address="0.0.0.0", port=ports.DNS, health_port=ports.DNS_METRICS)
+    secure_metrics(cfg, plan, "dns")
     return _argv("dns", cfg, {})

@@ -15,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from lab import commands
+from lab import commands, prometheus
 from lab.errors import LabError
 from lab.health import tcp_ok, wait_for, wait_healthy
 from lab.processes import spawn, start_relay
@@ -25,6 +25,7 @@ from pybernetes import errors, ports, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from services.apiserver.audit import policy as audit_policy
+from services.apiserver.rbac.policy import DASHBOARD_USER
 from services.apiserver.storage import encryption
 
 # The cluster, user and context `lab up` adds to the user's kubeconfig (kind's are `kind-<name>`).
@@ -86,10 +87,16 @@ def admin_client(plan: Plan) -> Client:
 
 def write_certificates(plan: Plan) -> None:
     """etcd's PKI (its CA, server, peer and the apiserver's client certificate), the apiserver's kubelet client
-    certificate, and each node's kubelet serving certificate (cluster CA; SANs its name and IP), kept under
-    that node's own directory."""
+    certificate, each node's kubelet and proxy serving certificates (cluster CA; SANs its name and IP), kept
+    under that node's own directory, the control plane's components' serving certificates for /metrics, and
+    Prometheus' scrape identity (a client certificate in group system:monitoring; never one of etcd's CA)."""
     tls.ensure_etcd_pki(plan.pki_dir, [CP_IP], name=CP_NAME)
     tls.ensure_kubelet_client_cert(plan.pki_dir)
+    cp_dns, cp_ips = tls.serving_names([CP_NAME, CP_IP], cluster_names=False)
+    for who, cn in commands.SERVING_CERTS.items():
+        tls.ensure_cert(plan.pki_dir, f"{who}-serving", common_name=cn, server=True, dns=cp_dns, ips=cp_ips)
+    tls.ensure_client_cert(plan.pki_dir, prometheus.PROMETHEUS_USER, prometheus.PROMETHEUS_USER,
+                           [prometheus.MONITORING_GROUP])
     for n in plan.nodes:
         dns, ips = tls.serving_names([n.name, n.ip], cluster_names=False)
         node_pki = commands.kubelet_pki(plan, n.name)
@@ -98,6 +105,8 @@ def write_certificates(plan: Plan) -> None:
         tls.ensure_cert(node_pki, "kubelet", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
                         common_name=f"system:node:{n.name}", organizations=(tls.NODES_GROUP,), server=True,
                         dns=dns, ips=ips)
+        tls.ensure_cert(node_pki, "proxy-serving", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
+                        common_name="kube-proxy", server=True, dns=dns, ips=ips)
 
 
 async def start_etcd(plan: Plan, st: LabState) -> str:
@@ -137,10 +146,21 @@ async def start_apiserver_relay(plan: Plan, st: LabState) -> str:
                                    "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
                                    cert=client_config.ClientCert(admin.cert, admin.key))
     st.info["admin_conf"] = str(plan.admin_conf)
+    # `pbctl dashboard` reads the cluster as its own read-only user (ClusterRole pybernetes:dashboard), not as admin
+    dash = tls.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
+    client_config.write_kubeconfig(dashboard_conf(plan), f"https://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}",
+                                   "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
+                                   cert=client_config.ClientCert(dash.cert, dash.key))
+    st.info["dashboard_conf"] = str(dashboard_conf(plan))
     st.save()
     where = publish_kubeconfig(st)
     return (f"https://127.0.0.1:{port} and gRPC 127.0.0.1:{grpc_port} -> {CP_IP}, {plan.admin_conf}; "
             f"context {CONTEXT} in {where}")
+
+
+def dashboard_conf(plan: Plan) -> Path:
+    """The kubeconfig `pbctl dashboard` runs with in the lab (user pybernetes:dashboard, read-only)."""
+    return plan.dir / "dashboard.conf"
 
 
 def publish_kubeconfig(st: LabState) -> str:

@@ -1,8 +1,11 @@
 """Health checks and readiness waits for the lab's processes (used by `lab up`, `lab status` and `lab start`).
 
 `health_check(st, rec)` says how to tell that a recorded process serves: an HTTP GET from inside its
-namespace (each component's health port from pybernetes.ports), a CRI Version call for containerd, a TCP
-connect for a relay. `wait_for` polls a check until it passes, the process exits, or time runs out.
+namespace (each component's health port from pybernetes.ports; HTTPS verified against the cluster CA where
+the component serves /metrics behind client certificates: health paths need none), a CRI Version call for
+containerd, a TCP connect for a relay. `scrape_args` are curl's arguments to read a /metrics as the lab's
+Prometheus identity (group system:monitoring). `wait_for` polls a check until it passes, the process exits,
+or time runs out.
 """
 
 from __future__ import annotations
@@ -10,20 +13,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from lab import netns
 from lab.errors import LabError
 from lab.processes import log_tail, run_cmd
 from lab.state import LabState, ProcessRecord
-from lab.topology import CP_IP, CP_NETNS
+from lab.topology import CP_IP, CP_NETNS, pki_dir
 from pybernetes import ports
 
+# Components whose health port is HTTPS in the lab (lab.commands gives them --client-ca-file).
+HTTPS_COMPONENTS = frozenset({"apiserver", "scheduler", "controller-manager", "kubelet", "dns"})
 
-async def http_get(netns_name: str | None, url: str, *, timeout: float = 1.0) -> tuple[bool, str]:
-    """GET `url` from inside a network namespace (curl through nsenter); (2xx?, body)."""
-    cmd = ["curl", "-sS", "--max-time", str(timeout), "-w", "\n%{http_code}", url]
+
+def ca_args(lab_dir: Path) -> list[str]:
+    """curl's arguments trusting the lab's cluster CA."""
+    return ["--cacert", str(pki_dir(lab_dir) / "ca.crt")]  # curl takes no --flag=value
+
+
+def scrape_args(lab_dir: Path) -> list[str]:
+    """curl's arguments to GET a secure /metrics as Prometheus does (lab.control_plane makes the certificate)."""
+    pki = pki_dir(lab_dir)
+    return [*ca_args(lab_dir), "--cert", str(pki / "prometheus.crt"), "--key", str(pki / "prometheus.key")]
+
+
+async def http_get(netns_name: str | None, url: str, *, timeout: float = 1.0,
+                   curl_args: Sequence[str] = ()) -> tuple[bool, str]:
+    """GET `url` from inside a network namespace (curl through nsenter, with `curl_args`); (2xx?, body)."""
+    cmd = ["curl", "-sS", "--max-time", str(timeout), *curl_args, "-w", "\n%{http_code}", url]
     code, out = await run_cmd(netns.nsenter(netns_name, cmd) if netns_name else cmd, check=False,
                               timeout=timeout + 5)
     if code != 0:
@@ -75,10 +93,12 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
         urls["etcd"] = next((a.split("=", 1)[1].split(",")[0] + "/health" for a in rec.argv
                              if a.startswith("--listen-metrics-urls=")), urls["etcd"])
     if c in urls:
-        url = urls[c]
+        url, args = urls[c], []
+        if c in HTTPS_COMPONENTS:
+            url, args = url.replace("http://", "https://", 1), ca_args(Path(st.dir))
 
         async def http() -> bool:
-            ok, _ = await http_get(ns, url)
+            ok, _ = await http_get(ns, url, curl_args=args)
             return ok
         return http
     if c == "containerd":

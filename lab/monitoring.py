@@ -1,6 +1,8 @@
 """The lab's Prometheus (`lab up`'s last step before the Ready wait): `python -m lab.prometheus run` in
 pb-control-plane, scraping every control-plane component on its pybernetes.ports port and the nodes
-through file_sd kept in step with the Node objects, plus a host relay on 127.0.0.1 for the browser.
+through file_sd kept in step with the Node objects, plus a host relay on 127.0.0.1 for the browser. It scrapes
+as its own identity: user `prometheus` in group system:monitoring (lab.control_plane makes the certificate
+from the cluster CA), over HTTPS; etcd's metrics listener is plain HTTP on the control plane's loopback.
 
 Skipped, with a note, when the prometheus binary is not installed.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 from lab.health import tcp_ok, wait_for, wait_healthy
 from lab.processes import spawn, start_relay
 from lab.state import LabState
-from lab.topology import CP_NETNS
+from lab.topology import CP_NETNS, pki_dir
 from pybernetes import ports
 
 
@@ -31,6 +33,9 @@ async def maybe_prometheus(st: LabState) -> str:
     argv = [sys.executable, "-m", "lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
             f"--listen=127.0.0.1:{ports.PROMETHEUS}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
             "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]
+    pki = pki_dir(Path(st.dir))
+    argv += [f"--ca-file={pki / 'ca.crt'}", f"--cert-file={pki / 'prometheus.crt'}",
+             f"--key-file={pki / 'prometheus.key'}"]
     for job, addrs in targets.items():
         argv += [f"--target={job}={a}" for a in addrs]
     rec = spawn(st, "prometheus", "prometheus", argv)

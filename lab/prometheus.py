@@ -4,9 +4,15 @@
 given static targets per job), the alert rules, file_sd JSON and a console library directory into
 `workdir`, then runs `prometheus` as a child process (inside a network namespace with `netns=`).
 `sync_file_sd(client, directory)` keeps the kubelet/proxy file_sd JSON equal to the Node objects.
+Given a `ScrapeTLS` (the cluster has a PKI: the lab, deploy/), the jobs in SECURE_JOBS are scraped over HTTPS
+as Prometheus' own identity, a client certificate in group system:monitoring (pybernetes.secureserving);
+without one they stay plain HTTP (standalone components serve /metrics so). etcd is always plain HTTP on the
+control plane's loopback: its metrics listener, as kubeadm sets it up (an etcd-CA client certificate would
+open etcd's data port too).
 
     python -m lab.prometheus check                 # promtool check config/rules + test rules
-    python -m lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:PORT ...
+    python -m lab.prometheus run --workdir DIR --target apiserver=127.0.0.1:PORT ... [--ca-file CA
+        --cert-file CRT --key-file KEY]
     python -m lab.prometheus sync-file-sd --dir DIR/file_sd [--config KUBECONFIG]
 """
 
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +63,31 @@ DEFAULT_PORTS = {"apiserver": ports.APISERVER_HEALTH, "scheduler": ports.SCHEDUL
                  "controller-manager": ports.CONTROLLER_MANAGER, "etcd": ports.ETCD_METRICS,
                  "kubelet": ports.KUBELET_HEALTH, "proxy": ports.PROXY_METRICS}
 
+# Jobs whose /metrics want an authorized client certificate when the cluster has a PKI.
+SECURE_JOBS = ("apiserver", "scheduler", "controller-manager", "dns", "kubelet", "proxy")
+MONITORING_GROUP = "system:monitoring"  # bound to ClusterRole system:monitoring (get /metrics) by bootstrap RBAC
+PROMETHEUS_USER = "prometheus"
+
 FileSDGroup = dict[str, Any]  # {"targets": ["ip:port"], "labels": {"node": name}}
+
+
+@dataclass(frozen=True)
+class ScrapeTLS:
+    """How Prometheus scrapes the secure jobs: the cluster CA (verifying each target's serving certificate)
+    and its own client certificate (user `prometheus`, group system:monitoring)."""
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    # False: the nodes' serving certificates are self-signed (deploy/: each kubelet makes its own), so the
+    # kubelet and proxy jobs skip verifying them; Prometheus still presents its certificate.
+    verify_nodes: bool = True
+
+    def tls_config(self, job: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {"ca_file": str(self.ca_file), "cert_file": str(self.cert_file),
+                               "key_file": str(self.key_file)}
+        if not self.verify_nodes and job in FILE_SD_JOBS:
+            out["insecure_skip_verify"] = True
+        return out
 
 
 class PrometheusError(Exception):
@@ -73,11 +104,12 @@ def system_console_libraries() -> Path:
 
 
 def render_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str | None = None,
-                  rule_files: Sequence[str] = ("rules/alerts.yml",)) -> dict[str, Any]:
+                  rule_files: Sequence[str] = ("rules/alerts.yml",), tls: ScrapeTLS | None = None) -> dict[str, Any]:
     """The shipped config with `targets` as each static job's targets.
 
     Static jobs absent from `targets` are dropped (a lab without a scheduler has no scheduler job);
-    file_sd jobs stay and read file_sd/<job>.json next to the written config."""
+    file_sd jobs stay and read file_sd/<job>.json next to the written config. With `tls`, SECURE_JOBS
+    are scraped with scheme https and that tls_config."""
     cfg: dict[str, Any] = yaml.safe_load(CONFIG_TEMPLATE.read_text())
     if scrape_interval:
         cfg["global"]["scrape_interval"] = scrape_interval
@@ -98,6 +130,10 @@ def render_config(targets: Mapping[str, Sequence[str]], *, scrape_interval: str 
     for name in targets:
         if name not in known:
             jobs.append({"job_name": name, "static_configs": [{"targets": list(targets[name])}]})
+    if tls is not None:
+        for job in jobs:
+            if job["job_name"] in SECURE_JOBS:
+                job["scheme"], job["tls_config"] = "https", tls.tls_config(job["job_name"])
     cfg["scrape_configs"] = jobs
     return cfg
 
@@ -212,8 +248,9 @@ class Prometheus:
     def __init__(self, workdir: Path, targets: Mapping[str, Sequence[str]], *,
                  listen: str = f"127.0.0.1:{ports.PROMETHEUS}", netns: str | None = None,
                  scrape_interval: str | None = None,
-                 binary: str = "prometheus") -> None:
+                 binary: str = "prometheus", tls: ScrapeTLS | None = None) -> None:
         self.workdir = workdir
+        self.tls = tls
         self.targets = {k: list(v) for k, v in targets.items()}
         self.listen = listen
         self.netns = netns
@@ -254,7 +291,7 @@ class Prometheus:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "rules").mkdir(exist_ok=True)
         shutil.copyfile(RULES, self.workdir / "rules" / "alerts.yml")
-        cfg = render_config(self.targets, scrape_interval=self.scrape_interval)
+        cfg = render_config(self.targets, scrape_interval=self.scrape_interval, tls=self.tls)
         if "prometheus" in {j["job_name"] for j in cfg["scrape_configs"]}:
             for job in cfg["scrape_configs"]:
                 if job["job_name"] == "prometheus":
@@ -375,7 +412,12 @@ def _parse_targets(items: Sequence[str]) -> dict[str, list[str]]:
 async def _run_async(a: argparse.Namespace) -> int:
     targets = _parse_targets(a.target) if a.target else {
         job: [f"127.0.0.1:{port}"] for job, port in DEFAULT_PORTS.items() if job not in FILE_SD_JOBS}
-    prom = Prometheus(Path(a.workdir), targets, listen=a.listen, netns=a.netns, scrape_interval=a.scrape_interval)
+    files = (a.ca_file, a.cert_file, a.key_file)
+    if any(files) and not all(files):
+        raise SystemExit("--ca-file, --cert-file and --key-file go together (Prometheus' scrape identity)")
+    tls = ScrapeTLS(Path(a.ca_file), Path(a.cert_file), Path(a.key_file)) if all(files) else None
+    prom = Prometheus(Path(a.workdir), targets, listen=a.listen, netns=a.netns, scrape_interval=a.scrape_interval,
+                      tls=tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -425,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--scrape-interval", default=None)
     r.add_argument("--sync-nodes", action="store_true", help="also keep file_sd in step with Node objects")
     r.add_argument("--config", "--kubeconfig", dest="config", default=None)
+    r.add_argument("--ca-file", default=None, help="scrape SECURE_JOBS over HTTPS trusting this CA")
+    r.add_argument("--cert-file", default=None, help="as this client certificate (group system:monitoring)")
+    r.add_argument("--key-file", default=None, help="its key")
     s = sub.add_parser("sync-file-sd", help="keep kubelet/proxy file_sd JSON in step with Node objects")
     s.add_argument("--dir", required=True, help="the file_sd directory (next to prometheus.yml)")
     s.add_argument("--config", "--kubeconfig", dest="config", default=None)

@@ -138,7 +138,8 @@ async def dashboard_line(st: LabState) -> str:
     url = f"http://127.0.0.1:{ports.DASHBOARD}/"
     if await tcp_ok("127.0.0.1", ports.DASHBOARD):
         return f"Dashboard: {url}"
-    return f"Dashboard: {url}  (start it: pbctl dashboard)"
+    conf = st.info.get("dashboard_conf")  # its own read-only identity (lab.control_plane)
+    return f"Dashboard: {url}  (start it: pbctl {f'--config {conf} ' if conf else ''}dashboard)"
 
 
 async def open_dashboards(lab_dir: Path, out: Callable[[str], None] = print) -> int:

@@ -28,7 +28,7 @@ from netproxy.iptables import IptablesBackend
 from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
 from netproxy.routes import Conntrack, Routes, ensure_forwarding
-from pybernetes import component, flags, logs, options, ports
+from pybernetes import component, flags, logs, options, ports, secureserving
 from pybernetes.api.endpointslices import ENDPOINTS, SOURCES
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
@@ -63,7 +63,10 @@ def _from_file(path: Path) -> dict[str, Any]:
     if "healthzBindAddress" in doc:
         out["health_port"] = int(str(doc["healthzBindAddress"]).rsplit(":", 1)[-1])
     if "metricsBindAddress" in doc:
-        out["metrics_port"] = int(str(doc["metricsBindAddress"]).rsplit(":", 1)[-1])
+        host, _, port = str(doc["metricsBindAddress"]).rpartition(":")
+        out["metrics_port"] = int(port)
+        if host:
+            out["metrics_bind_address"] = host
     kc = (doc.get("clientConnection") or {}).get("kubeconfig")
     if kc:
         out["kubeconfig"] = kc
@@ -88,9 +91,14 @@ class Config:
                                  "traffic dies locally")
     min_sync_period: float = opt(1.0, parse=flags.duration)
     sync_period: float = opt(30.0, parse=flags.duration)
-    bind_address: str = opt("0.0.0.0", help="address of the health and metrics servers")
+    bind_address: str = opt("0.0.0.0", help="address of the health server (/healthz, /livez, /readyz)")
     health_port: int = opt(ports.PROXY_HEALTH, "--health-port", "--healthz-port")
+    metrics_bind_address: str = opt("127.0.0.1", help="address of the metrics server (kube-proxy's default: "
+                                                      "loopback; another address wants --client-ca-file)")
     metrics_port: int = opt(ports.PROXY_METRICS)
+    client_ca_file: Path | None = opt(None, help=secureserving.CLIENT_CA_HELP)
+    tls_cert_file: Path | None = opt(None, help=secureserving.TLS_CERT_HELP)
+    tls_private_key_file: Path | None = opt(None)
     cleanup: bool = opt(False, switch=True, help="remove every rule, chain, table and route we made; exit")
     masquerade_all: bool = opt(False)
     nodeport_addresses: list[str] = opt([], help="comma-separated CIDRs; NodePorts answer only on local "
@@ -170,8 +178,10 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     client = make_client(cfg)
     factory = InformerFactory(client)
     proxier.register(factory)
-    health = HealthServer(cfg.bind_address, cfg.health_port)
-    metrics_srv = HealthServer(cfg.bind_address, cfg.metrics_port)
+    health = HealthServer(cfg.bind_address, cfg.health_port, metrics=False)  # kube-proxy's healthz server
+    metrics_srv = HealthServer(cfg.metrics_bind_address, cfg.metrics_port, secureserving.delegated(
+        client, client_ca=cfg.client_ca_file, cert_file=cfg.tls_cert_file, key_file=cfg.tls_private_key_file,
+        common_name="kube-proxy", address=cfg.metrics_bind_address), name="metrics")
     for srv in (health, metrics_srv):
         srv.live_checks["proxier"] = proxier.healthz
         srv.add_ready_check("synced", proxier.readyz)

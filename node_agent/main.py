@@ -25,7 +25,7 @@ from node_agent.kubelet import Kubelet
 from node_agent.nodestatus import NodeSpecCfg, NodeStatus
 from node_agent.server import KubeletAPI, serve, server_credentials
 from node_agent.sync import InstrumentedCRI
-from pybernetes import component, errors, flags, logs, options, ports, tls
+from pybernetes import component, errors, flags, logs, options, ports, secureserving, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.metrics import HealthServer
@@ -71,7 +71,8 @@ class Config:
     tls_cert_file: Path | None = opt(None, help="the kubelet API's serving certificate (default: self-signed)")
     tls_private_key_file: Path | None = opt(None, help="its key")
     client_ca_file: Path | None = opt(None, help="CA the kubelet API's clients' certificates must be signed by "
-                                                 "(the cluster CA: the apiserver's kubelet client certificate)")
+                                                 "(the cluster CA: the apiserver's kubelet client certificate); "
+                                                 "with it the health port is HTTPS and its /metrics is authorized")
     register_node: bool = opt(True)
     node_labels: dict[str, str] = opt({})
     probe_netns: str = opt("", help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes and the "
@@ -132,7 +133,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         client = Client.from_config(ccfg, timeout=10, user_agent="pb-kubelet")
     cri = make_cri(cfg.containerd_socket)
     kl = Kubelet(cfg, client, cri)
-    health = HealthServer(cfg.health_host, cfg.health_port)
+    pair = serving_pair(cfg, kl.host_ip)
+    # /metrics as on kubelet's API port: its serving certificate, client certificates from --client-ca-file
+    # authorized with SubjectAccessReviews (system:node may create them); plain HTTP without a client CA.
+    health = HealthServer(cfg.health_host, cfg.health_port, secureserving.delegated(
+        client, client_ca=cfg.client_ca_file, cert_file=pair.cert, key_file=pair.key, common_name=cfg.node_name,
+        address=cfg.health_host))
 
     async def containerd_ok() -> None:
         await cri.version(deadline=2)
@@ -157,7 +163,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         api = KubeletAPI(cri, cfg.containerd_socket, tokens=tokens, client_certs=cfg.client_ca_file is not None,
                          runtime_netns=cfg.probe_netns)
         api_server = await serve(api, f"{cfg.address or '0.0.0.0'}:{cfg.port}",
-                                 server_credentials(serving_pair(cfg, kl.host_ip), cfg.client_ca_file))
+                                 server_credentials(pair, cfg.client_ca_file))
         kl.recorder.start()
         kl.statuses.start()
         if cfg.register_node:

@@ -2,6 +2,9 @@
 
 One small asyncio HTTP server; components register readiness checks (apiserver: etcd reachable,
 kubelet: containerd answers) and their metrics live in prometheus-client's default registry.
+Given a `SecureServing` (pybernetes.secureserving: the component has a --client-ca-file) it serves HTTPS and
+every path but the health ones needs an authenticated, authorized caller; without one, plain HTTP to anyone.
+`metrics=False` serves the health paths only (kube-proxy's healthz port).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+from pybernetes.secureserving import SecureServing, is_loopback
 
 log = logging.getLogger("pybernetes.metrics")
 
@@ -30,10 +35,20 @@ ASYNCIO_TASKS.set_function(_asyncio_tasks)
 Check = Callable[[], Awaitable[None]]
 
 
+def _peer_der(writer: asyncio.StreamWriter) -> bytes | None:
+    """The client certificate the TLS handshake verified (DER), if the client sent one."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
+
 class HealthServer:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, serving: SecureServing | None = None, *, metrics: bool = True,
+                 name: str = "health") -> None:
         self.host = host
         self.port = port
+        self.serving = serving
+        self.metrics = metrics
+        self.name = name
         self.ready_checks: dict[str, Check] = {}
         self.live_checks: dict[str, Check] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -42,10 +57,22 @@ class HealthServer:
         self.ready_checks[name] = check
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        ctx = self.serving.context if self.serving is not None else None
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, ssl=ctx)
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])
+        if self.serving is not None:
+            log.info("%s serving scheme=https address=%s:%d authn=x509 authz=required", self.name, self.host,
+                     self.port)
+        elif self.metrics and not is_loopback(self.host):
+            log.warning("%s serving scheme=http address=%s:%d: /metrics unauthenticated on a non-loopback address "
+                        "(give --client-ca-file to require an authorized client certificate)", self.name,
+                        self.host, self.port)
         return self.port
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.serving is not None else "http"
 
     async def stop(self) -> None:
         if self._server:
@@ -68,9 +95,14 @@ class HealthServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            path = head.split(b" ", 2)[1].decode().split("?", 1)[0]
+            method, target = head.split(b" ", 2)[:2]
+            path = target.decode().split("?", 1)[0]
             status, ctype, body = 200, "text/plain; charset=utf-8", b""
-            if path == "/metrics":
+            refused = None if self.serving is None else await self.serving.check(
+                _peer_der(writer), method.decode(), path)
+            if refused is not None:
+                (status, body), ctype = refused, "application/json"
+            elif path == "/metrics" and self.metrics:
                 ctype, body = CONTENT_TYPE_LATEST, generate_latest()
             elif path in ("/healthz", "/livez"):
                 ok, text = await self._run_checks(self.live_checks)
@@ -80,11 +112,12 @@ class HealthServer:
                 status, body = (200 if ok else 500), (b"ok" if ok else text.encode())
             else:
                 status, body = 404, b"not found\n"
-            reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
+            reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                      500: "Internal Server Error"}[status]
             writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                          "Connection: close\r\n\r\n".encode() + body)
             await writer.drain()
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, IndexError):
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, IndexError, ValueError):
             pass
         finally:
             writer.close()

@@ -33,13 +33,15 @@ from pybernetes.api.selectors import EVERYTHING, FieldSelector
 from pybernetes.client import config as client_config
 from pybernetes.metrics import HealthServer
 from pybernetes.options import opt
+from pybernetes.secureserving import Authorize, Caller, secure_serving
+from pybernetes.secureserving import Decision as ServingDecision
 
 from . import admission, insecure, metrics
 from .allocator import ServiceAllocator
 from .audit import frontends as audit_frontends
 from .audit.auditor import Auditor
-from .auth import TokenAuthenticator, ensure_admin_token, grpc_authenticator, rest_authenticator
-from .authz import Authorizer
+from .auth import TokenAuthenticator, User, ensure_admin_token, grpc_authenticator, rest_authenticator
+from .authz import Attributes, Authorizer, Decision
 from .authz_node import new_node_authorizer
 from .client_tls import etcd_client_tls, kubelet_client_tls
 from .http.app import HttpServer
@@ -98,6 +100,9 @@ class Config:
     bookmark_interval: float = opt(5.0)
     health_port: int = opt(0, help="HTTP port for /metrics, /healthz, /readyz (0: Kubernetes' beside the default"
                                    " API port, else a free one)")
+    client_ca_file: Path | None = opt(None, help="serve the health port over HTTPS (the serving certificate) and "
+                                      "/metrics only to client certificates from this CA that RBAC lets get it "
+                                      "(system:monitoring); unset: plain HTTP to anyone")
     admin_config: Path | None = opt(None, help="where to write admin.conf")
     service_cluster_ip_range: str = opt("10.96.0.0/16")
     service_node_port_range: str = opt(f"{ports.NODE_PORT_RANGE[0]}-{ports.NODE_PORT_RANGE[1]}")
@@ -157,6 +162,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
                                                          "backed by etcd).")
     logs.setup("apiserver", verbose=cfg.verbose)
     return cfg
+
+
+def local_authorizer(authz: Authorizer) -> Authorize:
+    """The health port's /metrics authorized in process by the apiserver's own authorizer (no review needed)."""
+    async def authorize(caller: Caller, verb: str, path: str) -> ServingDecision:
+        r = authz.authorize(Attributes(user=User(caller.user, "", caller.groups), verb=verb, path=path))
+        return ServingDecision(r.decision is Decision.ALLOW, r.reason)
+    return authorize
 
 
 async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
@@ -283,6 +296,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     authz: Authorizer = modes.build(cfg.authorization_mode, store, rest, node=node)
     grpc_authn = grpc_authenticator([tokens, sa_authn], anonymous=cfg.anonymous_auth)
     rest_authn = rest_authenticator([tokens, sa_authn], anonymous=cfg.anonymous_auth)
+    metrics_authz = local_authorizer(authz)  # before the audit's wrapper: scrapes are not audited
     if auditor is not None:  # the user and decision of each request, as the front ends find them
         grpc_authn, rest_authn = auditor.authenticator(grpc_authn), auditor.authenticator(rest_authn)
         authz = auditor.authorizer(authz)
@@ -315,6 +329,8 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         cfg.grpc_port = port
         if cfg.insecure_grpc_port:
             insecure.bind_grpc(server, cfg.insecure_bind_address, cfg.insecure_grpc_port)
+        health.serving = secure_serving(client_ca=cfg.client_ca_file, authorize=metrics_authz, cert_file=pki.cert,
+                                        key_file=pki.key, common_name=tls.APISERVER_NAME)
         # The Kubernetes REST API over HTTPS, through the same Rest; client certificates optional.
         https = HttpServer(rest, rest_authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets,
                            client_ca=pki.ca_cert)

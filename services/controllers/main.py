@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pybernetes import component, flags, logs, options, ports
+from pybernetes import component, flags, logs, options, ports, secureserving
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -174,7 +174,10 @@ class Config:
                                                               "into an EndpointSlice (selector-less Services)")
     bind_address: str = opt("127.0.0.1")
     health_port: int = opt(ports.CONTROLLER_MANAGER, "--health-port", "--secure-port",
-                           help="HTTP port for /metrics, /healthz, /readyz")
+                           help="HTTP(S) port for /metrics, /healthz, /readyz")
+    client_ca_file: Path | None = opt(None, help=secureserving.CLIENT_CA_HELP)
+    tls_cert_file: Path | None = opt(None, help=secureserving.TLS_CERT_HELP)
+    tls_private_key_file: Path | None = opt(None)
     loadbalancer_ip_range: str = opt("", help="pool for type=LoadBalancer Services, e.g. 172.30.0.200-172.30.0.250 "
                                               "or a CIDR (empty: they stay pending, as without a cloud provider)")
     root_ca_file: Path | None = opt(None, help="the CA published to every namespace as ConfigMap kube-root-ca.crt "
@@ -292,7 +295,9 @@ class ControllerManager:
         cfg = self.cfg
         client = self._make_client()
         own_client = self._client is None
-        health = self.health = HealthServer(cfg.bind_address, cfg.health_port)
+        health = self.health = HealthServer(cfg.bind_address, cfg.health_port, secureserving.delegated(
+            client, client_ca=cfg.client_ca_file, cert_file=cfg.tls_cert_file, key_file=cfg.tls_private_key_file,
+            common_name="kube-controller-manager", address=cfg.bind_address))
 
         async def leader_ok() -> None:  # readiness: always ready (standby included) once serving
             return None

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybernetes import component, flags, logs, options, ports
+from pybernetes import component, flags, logs, options, ports, secureserving
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -44,7 +44,10 @@ class Config:
     identity: str = opt("", help="leader election identity (default hostname_uuid)")
     bind_address: str = opt("127.0.0.1", help="address of the health/metrics server")
     health_port: int = opt(ports.SCHEDULER, "--health-port", "--secure-port",
-                           help="HTTP port for /metrics, /healthz, /readyz (0: any free port)")
+                           help="HTTP(S) port for /metrics, /healthz, /readyz (0: any free port)")
+    client_ca_file: Path | None = opt(None, help=secureserving.CLIENT_CA_HELP)
+    tls_cert_file: Path | None = opt(None, help=secureserving.TLS_CERT_HELP)
+    tls_private_key_file: Path | None = opt(None)
     bind_concurrency: int = opt(64)
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
@@ -76,7 +79,9 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                       profile=profile.scheduler_name)
     factory = InformerFactory(client)
     sched.register(factory)
-    health = HealthServer(cfg.bind_address, cfg.health_port)
+    health = HealthServer(cfg.bind_address, cfg.health_port, secureserving.delegated(
+        client, client_ca=cfg.client_ca_file, cert_file=cfg.tls_cert_file, key_file=cfg.tls_private_key_file,
+        common_name="kube-scheduler", address=cfg.bind_address))
     leading = asyncio.Event()
     if not cfg.leader_elect:
         leading.set()

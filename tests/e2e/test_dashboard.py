@@ -2,7 +2,8 @@
 and the demo's pods on them; a deleted pod's replacement appears within 3 s and the deleted one leaves; scaling
 to 6 shows 6; etcd's members appear with their leader; stopping node-2's proxy greys its kube-proxy; stopping
 node-2's kubelet marks node-2 NotReady on the page. Screenshots in the test's tmp dir (printed); the page's
-JavaScript logs no errors. The lab is left as it was found (proxy and kubelet started, 3 replicas).
+JavaScript logs no errors. The lab is left as it was found (proxy and kubelet started, 3 replicas). The
+dashboard runs as the lab runs it: its own read-only user pybernetes:dashboard (dashboard.conf), not the admin.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def proxy(name: str) -> str:
 async def page(lab: Lab, tmp_path: Path) -> AsyncIterator[Browser]:
     if chromium() is None:
         pytest.skip("chromium not installed (deploy/install-deps.sh installs it)")
-    dash = subprocess.Popen([sys.executable, "-m", "pbctl.main", "--config", str(lab.admin), "dashboard",
+    conf = lab.dir / "dashboard.conf"
+    assert conf.exists(), "lab up writes the dashboard's own kubeconfig"
+    dash = subprocess.Popen([sys.executable, "-m", "pbctl.main", "--config", str(conf), "dashboard",
                              "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=REPO)
     try:

@@ -95,6 +95,44 @@ def test_prometheus_scrapes_itself(lab: Lab) -> None:
     active_targets_up(lab, EXPECTED_JOBS, timeout=20)  # the components are up by now (the test above)
 
 
+def curl_status(lab: Lab, where: str, url: str, *args: str) -> str:
+    """The HTTP status of GET `url` from inside `where`'s namespace ("000" when the handshake is refused)."""
+    res = lab.in_node(where, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", *args, url)
+    return res.stdout.strip()
+
+
+def test_metrics_need_an_authorized_client_certificate(lab: Lab) -> None:
+    """Prometheus scrapes every component but etcd over HTTPS as its own identity (user prometheus, group
+    system:monitoring); inside the cluster's namespaces /metrics without a certificate is 401, with one RBAC
+    does not let get /metrics 403, health paths stay open; etcd's metrics listen on the loopback only."""
+    from lab.prometheus import SECURE_JOBS
+    from lab.topology import CP_IP, pki_dir
+    from pybernetes import ports, tls
+
+    active = active_targets_up(lab, COMPONENT_JOBS)
+    schemes = {t["labels"]["job"]: t["scrapeUrl"].split(":", 1)[0] for t in active}
+    assert all(schemes[j] == "https" for j in SECURE_JOBS if j in schemes), schemes
+    assert schemes["etcd"] == "http", schemes
+    pki = pki_dir(lab.dir)
+    ca = ("--cacert", str(pki / "ca.crt"))  # curl takes no --flag=value
+    nobody = tls.ensure_client_cert(pki, "e2e-nobody", "e2e-nobody")
+    as_nobody = ("--cert", str(nobody.cert), "--key", str(nobody.key))
+    as_prometheus = ("--cert", str(pki / "prometheus.crt"), "--key", str(pki / "prometheus.key"))
+    rows = []
+    for where, port in (("control-plane", ports.SCHEDULER), ("control-plane", ports.CONTROLLER_MANAGER),
+                        ("control-plane", ports.APISERVER_HEALTH), ("node-1", ports.KUBELET_HEALTH),
+                        ("node-1", ports.PROXY_METRICS)):
+        url = f"https://127.0.0.1:{port}"
+        got = tuple(curl_status(lab, where, url + path, *ca, *who) for path, who in (
+            ("/metrics", ()), ("/metrics", as_nobody), ("/metrics", as_prometheus), ("/healthz", ())))
+        rows.append(f"{where}:{port} none={got[0]} nobody={got[1]} prometheus={got[2]} healthz={got[3]}")
+        assert got == ("401", "403", "200", "200"), rows[-1]
+    print("\n" + "\n".join(rows))
+    # etcd's metrics listener is plain HTTP on the control plane's loopback, not on its address
+    assert curl_status(lab, "control-plane", f"http://127.0.0.1:{ports.ETCD_METRICS}/metrics") == "200"
+    assert curl_status(lab, "control-plane", f"http://{CP_IP}:{ports.ETCD_METRICS}/metrics") == "000"
+
+
 def test_nodes_ready_in_metrics(lab: Lab) -> None:
     expr = 'sum(kube_node_status_condition{condition="Ready",status="true"})'
 

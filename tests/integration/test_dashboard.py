@@ -228,6 +228,33 @@ async def test_state_endpoint_and_port_taken(apiserver: ApiServer) -> None:
         await first.stop()
 
 
+async def test_dashboard_identity_reads_what_the_page_draws_and_nothing_more(apiserver: ApiServer) -> None:
+    """The lab runs `pbctl dashboard` as user pybernetes:dashboard (ClusterRole of the same name): it fills the
+    model from its informers and the etcd status, and may not write anything or read Secrets."""
+    from pybernetes import tls
+    from pybernetes.rpc import ChannelTLS
+    from services.apiserver.rbac.policy import DASHBOARD_USER
+
+    await cluster(apiserver.client, nodes=2, per_node=2, pending=1)
+    pki = apiserver.pki
+    pair = tls.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
+    client = Client(apiserver.address, timeout=10, tls=ChannelTLS((pki / "ca.crt").read_bytes(),
+                                                                  pair.cert.read_bytes(), pair.key.read_bytes()))
+    dash = Dashboard(client, port=free_port())
+    try:
+        await dash.start(sync_timeout=10)
+        assert all(i.has_synced() for i in dash.factory.informers()), "every list allowed"
+        snap = dash.model.snapshot()
+        assert sorted(snap["nodes"]) == ["node-1", "node-2"], snap["nodes"]
+        assert (await client.etcd_status()).members
+        with pytest.raises(errors.Forbidden):
+            await make_pod(client, "not-allowed")
+        with pytest.raises(errors.Forbidden):
+            await client.list(core.Secret, namespace="kube-system")
+    finally:
+        await dash.stop()
+        await client.close()
+
 
 async def test_many_nodes_collapse_to_a_compact_grid(apiserver: ApiServer, tmp_path: Path) -> None:
     """20 nodes: the node boxes become a compact grid, pods still labelled."""

@@ -4,6 +4,7 @@ asserted through the API."""
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from lab.images import INDEX_PAGE
 from node_agent import runtime
 from node_agent.cri import api_pb2 as pb
-from pybernetes import errors
+from pybernetes import errors, tls
 from pybernetes.api import codec
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -294,9 +295,16 @@ async def test_apiserver_down_crash_still_restarted(kubelet_env: KubeletEnv) -> 
                    what="status caught up")
 
 
-async def http_get(port: int, path: str) -> tuple[int, str]:
+def health_tls(env: KubeletEnv) -> ssl.SSLContext:
+    """The kubelet's health port is HTTPS (it has --client-ca-file): trust its self-signed serving certificate
+    and present the admin's (system:masters may get /metrics; health paths need no certificate)."""
+    pki = env.apiserver.pki
+    return tls.client_context(env.root_dir / "pki" / "kubelet.crt", tls.CertPair(pki / "admin.crt", pki / "admin.key"))
+
+
+async def http_get(port: int, path: str, ctx: ssl.SSLContext) -> tuple[int, str]:
     import asyncio
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await writer.drain()
     data = await reader.read()
@@ -345,31 +353,31 @@ async def test_checkpoint_keeps_pods_without_apiserver_and_orphans_are_removed(k
 
 async def test_containerd_restart_readyz_and_metrics(kubelet_env: KubeletEnv) -> None:
     env = kubelet_env
-    port = env.kubelet.cfg.health_port
-    assert (await http_get(port, "/readyz"))[0] == 200
+    port, ctx = env.kubelet.cfg.health_port, health_tls(env)
+    assert (await http_get(port, "/readyz", ctx))[0] == 200
     await env.client.create(make_pod("before", ["sleep", "1000"], grace=1))
     before = await wait_pod(env, "before", lambda p: p.status.phase == "Running", what="Running")
     await env.node.containerd.stop()
     try:
-        code, body = await http_get(port, "/readyz")
+        code, body = await http_get(port, "/readyz", ctx)
         assert code == 500 and "containerd" in body
     finally:
         await env.node.containerd.start()
-    await eventually(lambda: _ready(port), timeout=20, what="readyz ok again")
+    await eventually(lambda: _ready(port, ctx), timeout=20, what="readyz ok again")
     await env.client.create(make_pod("after", ["sleep", "1000"], grace=1))
     await wait_pod(env, "after", lambda p: p.status.phase == "Running", timeout=60, what="Running after restart")
     got = await get_pod(env, "before")
     assert got.status.container_statuses[0].container_id == before.status.container_statuses[0].container_id
-    _, text = await http_get(port, "/metrics")
+    _, text = await http_get(port, "/metrics", ctx)
     for m in ("kubelet_running_pods", "kubelet_running_containers", "kubelet_pod_start_duration_seconds_count",
               'kubelet_runtime_operations_duration_seconds_count{operation_type="run_podsandbox"}',
               "kubelet_runtime_operations_errors_total"):
         assert m in text, m
 
 
-async def _ready(port: int) -> bool:
+async def _ready(port: int, ctx: ssl.SSLContext) -> bool:
     try:
-        return (await http_get(port, "/readyz"))[0] == 200
+        return (await http_get(port, "/readyz", ctx))[0] == 200
     except OSError:
         return False
 

@@ -28,6 +28,7 @@ COMPONENTS: dict[str, ModuleType] = {"pb-apiserver": apiserver, "pb-scheduler": 
 # Every flag each component took before its options were declared once (deploy/, the lab, docs use them).
 FLAGS = {
     "pb-apiserver": {
+        "--client-ca-file",
         "--admin-config", "--authorization-mode", "--advertise-address", "--bind-address", "--bookmark-interval",
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",
@@ -41,11 +42,13 @@ FLAGS = {
         "--service-account-key-file", "--service-account-signing-key-file", "--anonymous-auth",
         "--insecure-bind-address", "--insecure-grpc-port", "--insecure-port"},
     "pb-scheduler": {
+        "--client-ca-file", "--tls-cert-file", "--tls-private-key-file",
         "--bind-address", "--bind-concurrency", "--config", "--health-port", "--secure-port", "--identity",
         "--kubeconfig", "--client-config", "--leader-elect", "--leader-elect-lease-duration",
         "--leader-elect-resource-name", "--leader-elect-resource-namespace", "--leader-elect-renew-deadline",
         "--leader-elect-retry-period", "--scheduler-name", "--server", "--master", "--token", "-v", "--verbose"},
     "pb-controller-manager": {
+        "--client-ca-file", "--tls-cert-file", "--tls-private-key-file",
         "--allocate-node-cidrs", "--bind-address", "--cluster-cidr", "--concurrent-deployment-syncs",
         "--concurrent-daemonset-syncs", "--concurrent-statefulset-syncs",
         "--concurrent-endpoint-syncs", "--concurrent-gc-syncs", "--concurrent-namespace-syncs",
@@ -72,12 +75,14 @@ FLAGS = {
         "--cluster-dns", "--cluster-domain", "--resolv-conf", "--tls-cert-file", "--tls-private-key-file",
         "--client-ca-file"},
     "pb-proxy": {
+        "--client-ca-file", "--tls-cert-file", "--tls-private-key-file", "--metrics-bind-address",
         "--backend", "--proxy-mode", "--bind-address", "--cleanup", "--cluster-cidr", "--config", "--conntrack",
         "--health-port", "--healthz-port", "--hostname-override", "--kubeconfig", "--client-config",
         "--manage-routes", "--masquerade-all", "--metrics-port", "--min-sync-period", "--netns",
         "--nodeport-addresses", "--server", "--master", "--service-cidr", "--service-cluster-ip-range",
         "--sync-period", "--token", "-v", "--verbose", "--endpoint-source"},
     "pb-dns": {
+        "--client-ca-file", "--tls-cert-file", "--tls-private-key-file",
         "--kubeconfig", "--client-config", "--server", "--master", "--token", "--cluster-domain", "--bind-address",
         "--port", "--dns-port", "--health-bind-address", "--metrics-bind-address", "--health-port", "--metrics-port",
         "--upstream", "-v", "--verbose", "--endpoint-source"},

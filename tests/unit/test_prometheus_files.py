@@ -86,6 +86,29 @@ def test_rendered_config_is_valid(tmp_path: Path) -> None:
     assert_ok(promtool("check", "config", str(prom.config_path), cwd=tmp_path))
 
 
+@needs_promtool
+def test_rendered_config_scrapes_secure_jobs_with_its_identity(tmp_path: Path) -> None:
+    """With the cluster's PKI every component but etcd (and Prometheus itself) is scraped over HTTPS with the
+    Prometheus client certificate; promtool accepts it (it checks that the files exist)."""
+    from pybernetes import tls as pki
+
+    ca_dir = tmp_path / "pki"
+    pair = pki.ensure_client_cert(ca_dir, "prometheus", lab.PROMETHEUS_USER, [lab.MONITORING_GROUP])
+    scrape = lab.ScrapeTLS(ca_dir / "ca.crt", pair.cert, pair.key)
+    prom = lab.Prometheus(tmp_path / "prom", {"apiserver": ["127.0.0.1:6444"], "scheduler": ["127.0.0.1:10259"],
+                                              "etcd": ["127.0.0.1:2381"], "prometheus": []}, tls=scrape)
+    prom.write_config()
+    cfg = yaml.safe_load(prom.config_path.read_text())
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    for name in ("apiserver", "scheduler", "kubelet", "proxy"):
+        assert jobs[name]["scheme"] == "https", name
+        assert jobs[name]["tls_config"] == {"ca_file": str(ca_dir / "ca.crt"), "cert_file": str(pair.cert),
+                                            "key_file": str(pair.key)}
+    for name in ("etcd", "prometheus"):  # etcd: plain HTTP on loopback, never an etcd-CA certificate
+        assert "scheme" not in jobs[name] and "tls_config" not in jobs[name], name
+    assert_ok(promtool("check", "config", str(prom.config_path), cwd=tmp_path))
+
+
 class _Addr:
     def __init__(self, type: str, address: str) -> None:
         self.type, self.address = type, address

@@ -94,9 +94,14 @@ ADMIN_RULES = [
     rule((*READ, *WRITE), RBAC_GROUP, "rolebindings", "roles"),
 ]
 
+# Delegated authentication and authorization of a component's /metrics (pybernetes.secureserving), as
+# Kubernetes' system:auth-delegator ClusterRole grants them.
+AUTH_DELEGATOR_RULES = [rule(["create"], "authentication.k8s.io", "tokenreviews"),
+                        rule(["create"], "authorization.k8s.io", "subjectaccessreviews")]
 # What `pb-scheduler` calls: Node and Pod informers, binding, the status patch of unschedulable pods, events,
-# and its leader-election Lease.
+# its leader-election Lease, and the reviews authorizing scrapes of its /metrics (as kube's role has them).
 SCHEDULER_RULES = [
+    *AUTH_DELEGATOR_RULES,
     rule(READ, "", "nodes", "pods"),
     rule(["create"], "", "pods/binding", "bindings"),
     rule(["patch", "update"], "", "pods/status"),
@@ -106,8 +111,10 @@ SCHEDULER_RULES = [
 ]
 # What `pb-controller-manager` calls: the garbage collector and the namespace controller read and delete
 # every kind (kube's generic-garbage-collector and namespace-controller roles), each controller writes its
-# objects and their status; the ClusterRole aggregation controller updates aggregated roles (escalate).
+# objects and their status; the ClusterRole aggregation controller updates aggregated roles (escalate); the
+# reviews authorizing scrapes of its /metrics.
 CONTROLLER_MANAGER_RULES = [
+    *AUTH_DELEGATOR_RULES,
     rule((*READ, "delete", "deletecollection", "patch", "update"), "*", "*"),
     rule(["create"], "", "pods", "endpoints", "serviceaccounts", "configmaps"),  # configmaps: kube-root-ca.crt
     rule(EVENTS, "", "events"),
@@ -154,6 +161,14 @@ NODE_RULES = [
     rule(["get"], "", "configmaps", "secrets"),
     rule(["create", "get", "update"], "coordination.k8s.io", "leases"),
 ]
+# What `pbctl dashboard` draws (pbctl/dashboard/model.py's informers, the health probe's namespace get): read
+# only. The lab runs it as user pybernetes:dashboard (config/dashboard.conf) rather than as the admin.
+DASHBOARD_USER = "pybernetes:dashboard"
+DASHBOARD_RULES = [
+    rule(READ, "", "nodes", "pods", "services", "endpoints", "events", "namespaces"),
+    rule(READ, "coordination.k8s.io", "leases"),
+    rule(READ, "apps", "deployments", "replicasets"),
+]
 DISCOVERY_URLS = ("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz",
                   "/version", "/version/", "/discovery", "/etcd/status")
 PUBLIC_URLS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
@@ -174,11 +189,13 @@ CLUSTER_ROLES: tuple[rbac.ClusterRole, ...] = (
         rule(["create"], "authentication.k8s.io", "selfsubjectreviews")]),
     cluster_role("system:public-info-viewer", [urls(["get"], *PUBLIC_URLS)]),
     cluster_role("system:monitoring", [urls(["get"], *MONITORING_URLS)]),
+    cluster_role("system:auth-delegator", AUTH_DELEGATOR_RULES),
     cluster_role("system:kube-scheduler", SCHEDULER_RULES),
     cluster_role("system:kube-controller-manager", CONTROLLER_MANAGER_RULES),
     cluster_role("system:node-proxier", NODE_PROXIER_RULES),
     cluster_role("system:kube-dns", KUBE_DNS_RULES),
     cluster_role("system:node", NODE_RULES),
+    cluster_role(DASHBOARD_USER, DASHBOARD_RULES),
 )
 
 # pb-dns runs as kube's kube-system/kube-dns or, as kubeadm names CoreDNS's account (the lab and deploy/ do),
@@ -197,8 +214,14 @@ CLUSTER_ROLE_BINDINGS: tuple[rbac.ClusterRoleBinding, ...] = (
                     subject("User", "system:kube-controller-manager")),
     cluster_binding("system:node-proxier", "system:node-proxier", subject("User", "system:kube-proxy")),
     cluster_binding("system:kube-dns", "system:kube-dns", *KUBE_DNS_SAS),
+    # kube-proxy and CoreDNS serve /metrics unauthenticated (kube-proxy on 127.0.0.1); pb-proxy and pb-dns
+    # authorize their scrapes as the scheduler does when given --client-ca-file (the lab's Prometheus scrapes
+    # every node's proxy), so they may ask the reviews. Not a Kubernetes bootstrap binding.
+    cluster_binding("pybernetes:metrics-auth-delegator", "system:auth-delegator",
+                    subject("User", "system:kube-proxy"), *KUBE_DNS_SAS),
     # No subjects, as in Kubernetes since 1.8: kubelets are authorized by the Node authorizer.
     cluster_binding("system:node", "system:node"),
+    cluster_binding(DASHBOARD_USER, DASHBOARD_USER, subject("User", DASHBOARD_USER)),
 )
 
 
