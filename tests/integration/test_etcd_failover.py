@@ -1,7 +1,8 @@
 """The apiserver across etcd failures: a real three-member etcd with TLS on free loopback ports (the lab's own
 member records, no namespaces) and a pb-apiserver process given every endpoint. While a writer creates
 ConfigMaps and two watchers watch them, the member the apiserver is connected to is SIGKILLed, brought back,
-then the leader is SIGKILLed. Afterwards: every create the apiserver accepted is stored exactly once and nothing
+then the leader is SIGKILLed; and the same with SIGSTOP / SIGCONT instead (a hung member: its sockets stay open,
+nothing answers). Afterwards: every create the apiserver accepted is stored exactly once and nothing
 else is; each watcher saw every created object through its events or through a re-list that a 410 (Expired)
 forced, never a silent gap; writes are accepted again after each kill. The recovery times are printed (`-s`):
 the time from the kill to the first accepted write sent after it.
@@ -89,13 +90,16 @@ class Cluster:
         assert len(leaders) == 1, rows
         return str(leaders[0])
 
-    def kill(self, name: str) -> float:
+    def kill(self, name: str, sig: signal.Signals) -> float:
         rec = self.member(name)
-        assert rec.signal(signal.SIGKILL), f"{name} was not running"
+        assert rec.signal(sig), f"{name} was not running"
         return time.monotonic()
 
-    async def restart(self, name: str) -> None:
-        await lifecycle.start_component(self.dir, name, out=lambda _: None)
+    async def restart(self, name: str, sig: signal.Signals) -> None:
+        if sig == signal.SIGSTOP:
+            self.member(name).signal(signal.SIGCONT)
+        else:
+            await lifecycle.start_component(self.dir, name, out=lambda _: None)
 
 
 @pytest.fixture
@@ -130,6 +134,7 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     finally:
         loaded = LabState.load(tmp_path)
         for r in (loaded.processes.values() if loaded else []):
+            r.signal(signal.SIGCONT)  # a member a failed test left stopped
             r.stop(10)
 
 
@@ -255,7 +260,9 @@ async def _writes(writer: Writer, n: int) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_writes_and_watches_survive_killing_the_connected_member_and_the_leader(cluster: Cluster) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+async def test_writes_and_watches_survive_losing_the_connected_member_and_the_leader(
+        cluster: Cluster, sig: signal.Signals) -> None:
     cfg = client_config.load(str(cluster.conf))
     async with Client.from_config(cfg, timeout=10) as wc, Client.from_config(cfg, timeout=10) as rc:
         writer = Writer(wc)
@@ -264,17 +271,17 @@ async def test_writes_and_watches_survive_killing_the_connected_member_and_the_l
         try:
             await _writes(writer, 20)
             connected = cluster.connected_member()
-            lost_connected = cluster.kill(connected)
-            after_connected = await _recovered(writer, lost_connected, f"killing {connected}")
+            lost_connected = cluster.kill(connected, sig)
+            after_connected = await _recovered(writer, lost_connected, f"{sig.name} to {connected}")
             await _writes(writer, 20)
-            await cluster.restart(connected)
+            await cluster.restart(connected, sig)
             await _writes(writer, 20)
 
             leader = await cluster.leader()
-            lost_leader = cluster.kill(leader)
-            after_leader = await _recovered(writer, lost_leader, f"killing the leader {leader}")
+            lost_leader = cluster.kill(leader, sig)
+            after_leader = await _recovered(writer, lost_leader, f"{sig.name} to the leader {leader}")
             await _writes(writer, 20)
-            await cluster.restart(leader)
+            await cluster.restart(leader, sig)
             await _writes(writer, 20)
             writer.stop.set()
             await asyncio.wait_for(tasks[0], 60)
@@ -292,8 +299,8 @@ async def test_writes_and_watches_survive_killing_the_connected_member_and_the_l
             await asyncio.gather(*tasks, return_exceptions=True)
         stored = (await rc.list(core.ConfigMap, namespace=NAMESPACE)).items
 
-    print(f"\netcd failover: killed the connected member {connected}, then the leader {leader}; "
-          f"first write sent after the kill accepted {after_connected:.2f} s / {after_leader:.2f} s later; "
+    print(f"\netcd failover ({sig.name}): the connected member {connected}, then the leader {leader}; "
+          f"first write sent after each accepted {after_connected:.2f} s / {after_leader:.2f} s later; "
           f"{len(writer.accepted)} creates accepted ({writer.landed_earlier} found landed after an ambiguous "
           f"failure), {writer.failed_attempts} failed attempts, {len(stored)} stored")
     for i, w in enumerate(watchers):
@@ -308,5 +315,5 @@ async def test_writes_and_watches_survive_killing_the_connected_member_and_the_l
         assert w.out_of_order == []
         accepted = set(writer.accepted)
         assert w.seen == accepted, (sorted(accepted - w.seen), sorted(w.seen - accepted))
-        # Losing the connected member broke the apiserver's etcd watch: each watcher was told (never a silent stop).
+        # Losing the connected member ended the apiserver's etcd watch: each watcher was told (never a silent stop).
         assert w.interruptions + w.expired >= 1
