@@ -4,7 +4,9 @@ It exposes exactly what the apiserver's storage layer needs (get, paginated rang
 create/update/delete transactions, compaction, watch with prev_kv and progress notifications, the
 snapshot stream for backups, the members' status)
 and translates gRPC failures into the project's own StorageError tree. It never retries writes and
-never silently re-establishes a watch: callers must re-list and re-watch so no event is lost.
+never silently re-establishes a watch: callers must re-list and re-watch so no event is lost. Given several
+members it is pinned to one and moves to the next when a call to it times out or finds it unavailable (a
+killed, hung or leaderless member); the watches of the old one end, and their callers re-list.
 """
 
 from __future__ import annotations
