@@ -2,13 +2,17 @@
 
 Messages in, messages out: `await client.get(core.Pod, "web-1", namespace="default")`. gRPC errors are
 translated into `pybernetes.errors` at this boundary (using the Status the apiserver puts in trailing
-metadata), so callers never see grpc types.
+metadata), so callers never see grpc types. Reads (get, list, discovery) are retried when the apiserver or its
+storage is unavailable (a restarting apiserver, an etcd failover), a few times with backoff and jitter, as
+client-go retries GETs; writes never are here (a create may have landed: the caller decides, knowing the name).
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
+import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -71,8 +75,9 @@ class Client:
 
     def __init__(self, server: str, *, token: str = "", timeout: float = 30.0,
                  user_agent: str = "pybernetes", tls: rpc.ChannelTLS | None = None, impersonate_user: str = "",
-                 impersonate_groups: Sequence[str] = ()) -> None:
+                 impersonate_groups: Sequence[str] = (), read_retries: int = 3) -> None:
         self.server = server
+        self.read_retries = read_retries  # further attempts of a read answered Unavailable
         self._channel = rpc.channel(server, extra_options=[("grpc.primary_user_agent", user_agent)], tls=tls)
         self._stub = pb_grpc.APIStub(self._channel)
         # --as / --as-group: the apiserver acts as that user once this one may impersonate it
@@ -105,6 +110,18 @@ class Client:
         except grpc.aio.AioRpcError as e:
             raise error_from_rpc(e) from None
 
+    async def _read(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        """`_call` for an idempotent read: Unavailable is retried `read_retries` times, 0.1 s doubling with up
+        to +50 % jitter (a fleet of clients does not come back in step)."""
+        delay = 0.1
+        for _ in range(self.read_retries):
+            try:
+                return await self._call(method, request, timeout)
+            except errors.Unavailable:
+                await asyncio.sleep(delay * (1 + random.random() / 2))
+                delay *= 2
+        return await self._call(method, request, timeout)
+
     # -- verbs -----------------------------------------------------------------------------------
 
     async def create(self, obj: M, *, namespace: str | None = None, dry_run: bool = False,
@@ -118,7 +135,7 @@ class Client:
 
     async def get(self, cls: type[M], name: str, *, namespace: str = "") -> M:
         info = kinds.for_class(cls)
-        out = await self._call(self._stub.Get, pb.GetRequest(resource=info.plural, namespace=self._ns(info, namespace),
+        out = await self._read(self._stub.Get, pb.GetRequest(resource=info.plural, namespace=self._ns(info, namespace),
                                                               name=name))
         return codec.from_envelope(out, cls)
 
@@ -129,7 +146,7 @@ class Client:
         req = pb.ListRequest(resource=info.plural, namespace=self._ns(info, namespace),
                              label_selector=label_selector, field_selector=field_selector, limit=limit,
                              resource_version=resource_version, **{"continue": continue_})
-        out: pb.ListResponse = await self._call(self._stub.List, req, timeout=max(self.timeout, 120))
+        out: pb.ListResponse = await self._read(self._stub.List, req, timeout=max(self.timeout, 120))
         items = []
         for o in out.items:
             m = cls()
@@ -226,7 +243,7 @@ class Client:
         return authn.TokenRequest.FromString(out.raw)
 
     async def discovery(self) -> pb.DiscoveryResponse:
-        out: pb.DiscoveryResponse = await self._call(self._stub.Discovery, pb.DiscoveryRequest())
+        out: pb.DiscoveryResponse = await self._read(self._stub.Discovery, pb.DiscoveryRequest())
         return out
 
     async def watch(self, cls: type[M], *, namespace: str = "", label_selector: str = "",

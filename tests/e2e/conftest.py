@@ -144,7 +144,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(dir=plan.dir, rules_before=root_rules(), home=plan.dir.parent / "home", namespaces=plan.namespaces)
     seed_kubeconfig(lab.kubeconfig)
     try:
-        res = lab.cli("up", "--profile", "fast", check=False)
+        # PB_LAB_ETCD_MEMBERS=3: a three-member etcd (the chaos run then measures losing its leader).
+        members = os.environ.get("PB_LAB_ETCD_MEMBERS", "1")
+        res = lab.cli("up", "--profile", "fast", "--etcd-members", members, check=False)
         lab.up_output = res.stdout + res.stderr
         if res.returncode != 0:
             raise AssertionError(f"lab up failed:\n{lab.up_output}")

@@ -35,6 +35,8 @@ def chaos(lab: Lab, *args: str, timeout: float) -> dict[str, object]:
     return figures
 
 
+# pytest-timeout's 300 s default covers the lab's start too (the session's fixture): give each run its own bound.
+@pytest.mark.timeout(600 + 600)
 def test_chaos_quick(lab: Lab) -> None:
     figures = chaos(lab, "--quick", "--seed", "14", timeout=600)
     recovered = figures["recovery_s"]
@@ -43,5 +45,6 @@ def test_chaos_quick(lab: Lab) -> None:
 
 
 @pytest.mark.skipif(os.environ.get("PB_CHAOS_LONG") != "1", reason="the 600 s chaos run: set PB_CHAOS_LONG=1")
+@pytest.mark.timeout(1500 + 600)
 def test_chaos_long(lab: Lab) -> None:
     chaos(lab, "--duration", "600", timeout=1500)

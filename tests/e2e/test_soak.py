@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.integration.test_soak import run_soak
+from tests.integration.test_soak import TEST_TIMEOUT, run_soak
 
 from .conftest import Lab
 
@@ -17,5 +17,6 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(os.environ.get("PB_SOAK") != "1", reason="the soak: set PB_SOAK=1")]
 
 
+@pytest.mark.timeout(TEST_TIMEOUT)
 def test_soak_lab(lab: Lab) -> None:
     run_soak("--dir", str(lab.dir))

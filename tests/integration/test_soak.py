@@ -18,11 +18,16 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.environ.get("PB_SOAK") != "1", reason="the soak: set PB_SOAK=1")
 
 
+DURATION = os.environ.get("PB_SOAK_DURATION", "")
+# bench.soak's own bound; the test's (pytest-timeout, 300 s by default) adds room for a lab's start.
+RUN_TIMEOUT = float(DURATION or 90) * 2 + 120
+TEST_TIMEOUT = int(RUN_TIMEOUT) + 600
+
+
 def run_soak(*args: str) -> dict[str, object]:
-    duration = os.environ.get("PB_SOAK_DURATION", "")
-    length = ["--duration", duration] if duration else ["--quick"]
+    length = ["--duration", DURATION] if DURATION else ["--quick"]
     res = subprocess.run([sys.executable, "-m", "bench.soak", *length, *args], capture_output=True, text=True,
-                         timeout=float(duration or 90) * 2 + 120, cwd=REPO)
+                         timeout=RUN_TIMEOUT, cwd=REPO)
     lines = res.stdout.strip().splitlines()
     assert lines, f"bench.soak printed nothing ({res.returncode}):\n{res.stderr[-3000:]}"
     figures: dict[str, object] = json.loads(lines[-1])
@@ -37,5 +42,6 @@ def run_soak(*args: str) -> dict[str, object]:
     return figures
 
 
+@pytest.mark.timeout(TEST_TIMEOUT)
 def test_soak_standalone() -> None:
     run_soak("--standalone")

@@ -46,12 +46,18 @@ def test_etcd_client_endpoints() -> None:
         secure(["http://127.0.0.1:2379", "https://127.0.0.1:12379"])
     with pytest.raises(ValueError, match="--etcd-cafile"):
         EtcdClient(["https://127.0.0.1:2379"])
-    # One host: one pick_first channel, its certificate checked for that host; several hosts over TLS: a
-    # channel each (a certificate names its own host).
+    # A target per member the client can be pinned to (it moves on when a call fails: one pick_first channel
+    # stayed on a hung member for a minute). One host: each lists every address from its member on (pick_first
+    # skips a refusing one), its certificate checked for that host; several hosts over TLS: a channel each (a
+    # certificate names its own host).
     one = _target(["https://127.0.0.1:2379", "https://127.0.0.1:12379"])
-    assert one == ["ipv4:127.0.0.1:2379,127.0.0.1:12379"] and _tls_name(one[0]) == "127.0.0.1"
+    assert one == ["ipv4:127.0.0.1:2379,127.0.0.1:12379", "ipv4:127.0.0.1:12379,127.0.0.1:2379"]
+    assert _tls_name(one[0]) == "127.0.0.1"
     assert _target(["https://10.0.0.1:2379", "https://10.0.0.2:2379"]) == ["10.0.0.1:2379", "10.0.0.2:2379"]
-    assert _target(["http://10.0.0.1:2379", "http://10.0.0.2:2379"]) == ["ipv4:10.0.0.1:2379,10.0.0.2:2379"]
+    assert _target(["http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2379"]) == [
+        "ipv4:10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379", "ipv4:10.0.0.2:2379,10.0.0.3:2379,10.0.0.1:2379",
+        "ipv4:10.0.0.3:2379,10.0.0.1:2379,10.0.0.2:2379"]
+    assert _target(["http://127.0.0.1:2379"]) == ["127.0.0.1:2379"]
     assert _tls_name("etcd.example:2379") == "etcd.example"
     assert EtcdTLS(Path("ca.crt")).client is None
 

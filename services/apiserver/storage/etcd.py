@@ -4,7 +4,9 @@ It exposes exactly what the apiserver's storage layer needs (get, paginated rang
 create/update/delete transactions, compaction, watch with prev_kv and progress notifications, the
 snapshot stream for backups, the members' status)
 and translates gRPC failures into the project's own StorageError tree. It never retries writes and
-never silently re-establishes a watch: callers must re-list and re-watch so no event is lost.
+never silently re-establishes a watch: callers must re-list and re-watch so no event is lost. Given several
+members it is pinned to one and moves to the next when a call to it times out or finds it unavailable (a
+killed, hung or leaderless member); the watches of the old one end, and their callers re-list.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.enable_retries", 0),
 ]
 
+_REQUIRE_LEADER = (("hasleader", "true"),)
 _EQUAL = rpc_pb2.Compare.EQUAL
 _MOD = rpc_pb2.Compare.MOD
 _EV_PUT = kv_pb2.Event.PUT
@@ -156,6 +159,12 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\x00"  # empty or all-0xff prefix: range to the end of the keyspace
 
 
+def _task_cancelled() -> bool:
+    """Whether a CancelledError is this task being cancelled (else: grpc.aio closed the call's channel)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 def _kv(m: kv_pb2.KeyValue) -> KV:
     return KV(m.key, m.value, m.create_revision, m.mod_revision, m.version)
 
@@ -184,8 +193,12 @@ def secure(endpoints: list[str]) -> bool:
 
 
 def _target(endpoints: list[str]) -> list[str]:
-    """gRPC targets to try in order; IP literals collapse into one pick_first multi-address target, except over
-    TLS when the hosts differ (the certificate is checked against one name per channel: _tls_name)."""
+    """gRPC targets, one per member the client may be pinned to, in the order it moves through them when a call
+    fails as unavailable or times out (EtcdClient._fail). IP literals go into one pick_first target listing every
+    address from the pinned member on, so that gRPC itself skips a member that refuses connections; except over
+    TLS when the hosts differ (the certificate is checked against one name per channel: _tls_name). Only moving
+    on takes the client off a hung member (its socket open, its answers gone): pick_first alone stays on it until
+    keepalive gives up and its connect attempts time out, about a minute without writes."""
     hosts = [ep.removeprefix("http://").removeprefix("https://").rstrip("/") for ep in endpoints]
     if not hosts:
         raise ValueError("at least one etcd endpoint is required")
@@ -194,13 +207,13 @@ def _target(endpoints: list[str]) -> list[str]:
             ipaddress.IPv4Address(h.rsplit(":", 1)[0])
     except ValueError:
         return hosts
-    if secure(endpoints) and len({h.rsplit(":", 1)[0] for h in hosts}) > 1:
+    if len(hosts) == 1 or (secure(endpoints) and len({h.rsplit(":", 1)[0] for h in hosts}) > 1):
         return hosts
-    return ["ipv4:" + ",".join(hosts)]
+    return ["ipv4:" + ",".join(hosts[i:] + hosts[:i]) for i in range(len(hosts))]
 
 
 def _tls_name(target: str) -> str:
-    """The name a channel checks the member's certificate against: its host (one, for a collapsed target)."""
+    """The name a channel checks the member's certificate against: its host (one, for a multi-address target)."""
     return target.removeprefix("ipv4:").split(",")[0].rsplit(":", 1)[0]
 
 
@@ -231,6 +244,7 @@ class EtcdClient:
         self.tls = tls if secure(endpoints) else None
         self._targets = _target(endpoints)
         self._target_idx = 0
+        self._generation = 0  # bumped by each move to another member: a failure seen on an older one is stale
         self.timeout = timeout
         self._connect()
 
@@ -288,14 +302,20 @@ class EtcdClient:
         name = ("grpc.ssl_target_name_override", _tls_name(target))
         return grpc.aio.secure_channel(target, self.tls.credentials(), options=[*_CHANNEL_OPTIONS, name])
 
-    def _fail(self, err: grpc.aio.AioRpcError) -> NoReturn:
+    def _fail(self, err: grpc.aio.AioRpcError, generation: int) -> NoReturn:
+        """Raise `err` as a StorageError; an unavailable member or a timeout moves later calls to the next
+        member, once per member (the other calls that fail on it at the same time do not move again)."""
         exc = _translate(err)
-        if isinstance(exc, StorageUnavailable) and len(self._targets) > 1:
-            # Hostname endpoints can't share one channel: move on to the next for later calls.
+        if isinstance(exc, StorageUnavailable) and len(self._targets) > 1 and generation == self._generation:
             old = self._channel
             self._target_idx = (self._target_idx + 1) % len(self._targets)
+            self._generation += 1
+            log.warning("etcd member unavailable, moving on endpoint=%s next=%s error=%s",
+                        self._targets[self._target_idx - 1], self._targets[self._target_idx], exc)
             self._connect()
-            asyncio.get_running_loop().create_task(old.close())
+            # Unary calls still running on the old member end by their own deadline within the grace; its watch
+            # streams are then closed, and their watchers re-list and watch again through the new one.
+            asyncio.get_running_loop().create_task(old.close(grace=self.timeout + 1))
         raise exc from None
 
     async def close(self) -> None:
@@ -304,10 +324,11 @@ class EtcdClient:
     # ---- reads -------------------------------------------------------------------------------
 
     async def get(self, key: bytes) -> KV | None:
+        gen = self._generation
         try:
             resp = await self._range(rpc_pb2.RangeRequest(key=key), timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         return _kv(resp.kvs[0]) if resp.kvs else None
 
     async def range(
@@ -329,40 +350,44 @@ class EtcdClient:
         if keys_from is not None and not prefix:
             raise ValueError("keys_from only makes sense with prefix=True")
         req = rpc_pb2.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)
+        gen = self._generation
         try:
             resp = await self._range(req, timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
             exc = _translate(e)
             if isinstance(exc, Compacted):
                 raise Compacted(await self._probe_compact_revision(), str(exc)) from None
-            self._fail(e)
+            self._fail(e, gen)
         return RangeResult(
             [_kv(m) for m in resp.kvs], resp.more, resp.count, revision or resp.header.revision
         )
 
     async def current_revision(self) -> int:
         # A miss on a reserved key is the cheapest linearizable read that returns the header.
+        gen = self._generation
         try:
             resp = await self._range(rpc_pb2.RangeRequest(key=b"\x00", count_only=True), timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         return int(resp.header.revision)
 
     async def status(self) -> EtcdStatus:
+        gen = self._generation
         try:
             r = await self._status(rpc_pb2.StatusRequest(), timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         return _status(r)
 
     async def members(self) -> list[Member]:
         """Every member (Cluster.MemberList) with the Maintenance.Status its first client URL answers, asked
         of all members at once on short-lived channels (a member's Status is about itself, so each must be
         asked); as `etcdctl endpoint status --cluster` does."""
+        gen = self._generation
         try:
             resp = await self._member_list(rpc_pb2.MemberListRequest(), timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         return list(await asyncio.gather(*(self._member(m) for m in resp.members)))
 
     async def _member(self, m: rpc_pb2.Member) -> Member:
@@ -387,11 +412,16 @@ class EtcdClient:
     async def snapshot(self) -> AsyncIterator[tuple[bytes, int, int]]:
         """etcd's backend as (blob, remaining_bytes, header revision) chunks; the last blob is the sha256 of the
         bytes before it. No deadline: a large database takes as long as it takes."""
+        gen = self._generation
         try:
             async for r in self._snapshot(rpc_pb2.SnapshotRequest()):
                 yield r.blob, r.remaining_bytes, r.header.revision
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
+        except asyncio.CancelledError:
+            if _task_cancelled():
+                raise
+            raise StorageUnavailable("etcd snapshot stream closed: moved to another member") from None
 
     # ---- guarded writes ----------------------------------------------------------------------
 
@@ -401,10 +431,11 @@ class EtcdClient:
             compare=[rpc_pb2.Compare(result=_EQUAL, target=_MOD, key=key, mod_revision=0)],
             success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))],
         )
+        gen = self._generation
         try:
             resp = await self._txn(req, timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         if not resp.succeeded:
             raise KeyExists(key.decode(errors="replace"))
         return int(resp.header.revision)
@@ -419,10 +450,11 @@ class EtcdClient:
             # Fetch the live value in the same round trip so the caller can report/retry.
             failure=[rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key))],
         )
+        gen = self._generation
         try:
             resp = await self._txn(req, timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         if not resp.succeeded:
             kvs = resp.responses[0].response_range.kvs
             raise RevisionMismatch(_kv(kvs[0]) if kvs else None)
@@ -431,10 +463,11 @@ class EtcdClient:
     async def delete(self, key: bytes, expected_mod_revision: int | None = None) -> int:
         """Delete key (only at expected_mod_revision if given); returns the deletion revision."""
         if expected_mod_revision is None:
+            gen = self._generation
             try:
                 dr = await self._delete_range(rpc_pb2.DeleteRangeRequest(key=key), timeout=self.timeout)
             except grpc.aio.AioRpcError as e:
-                self._fail(e)
+                self._fail(e, gen)
             if dr.deleted == 0:
                 raise KeyNotFound(key.decode(errors="replace"))
             return int(dr.header.revision)
@@ -445,10 +478,11 @@ class EtcdClient:
             success=[rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=key))],
             failure=[rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key))],
         )
+        gen = self._generation
         try:
             resp = await self._txn(req, timeout=self.timeout)
         except grpc.aio.AioRpcError as e:
-            self._fail(e)
+            self._fail(e, gen)
         if not resp.succeeded:
             kvs = resp.responses[0].response_range.kvs
             if not kvs:
@@ -461,6 +495,7 @@ class EtcdClient:
 
     async def compact(self, revision: int, *, physical: bool = False) -> None:
         """Discard history before revision; raises Compacted if it already was."""
+        gen = self._generation
         try:
             await self._compact(
                 rpc_pb2.CompactionRequest(revision=revision, physical=physical), timeout=self.timeout
@@ -469,7 +504,7 @@ class EtcdClient:
             exc = _translate(e)
             if isinstance(exc, Compacted):
                 raise Compacted(await self._probe_compact_revision(), str(exc)) from None
-            self._fail(e)
+            self._fail(e, gen)
 
     # ---- watch -------------------------------------------------------------------------------
 
@@ -493,7 +528,9 @@ class EtcdClient:
             progress_notify=progress_notify,
             prev_kv=True,
         )
-        call = self._watch()
+        # etcd's "require leader" (clientv3.WithRequireLeader, as kube-apiserver's watches): a member cut off
+        # from its cluster ends the stream instead of keeping it open with nothing on it.
+        call = self._watch(metadata=_REQUIRE_LEADER)
         try:
             try:
                 await asyncio.wait_for(call.write(rpc_pb2.WatchRequest(create_request=create)), self.timeout)
@@ -517,6 +554,12 @@ class EtcdClient:
                 )
         except grpc.aio.AioRpcError as e:
             raise StorageUnavailable(f"etcd watch stream broke: {e.code().name}: {e.details()}") from None
+        except asyncio.CancelledError:
+            if _task_cancelled():
+                raise
+            # grpc.aio ends a call whose channel was closed (the client moved to another member) with a
+            # CancelledError: to the watcher that is a broken stream, not a request to stop.
+            raise StorageUnavailable("etcd watch stream closed: moved to another member") from None
         finally:
             call.cancel()
 
