@@ -134,6 +134,19 @@ async def test_each_plugin_refuses_with_its_reason(cluster: Cluster) -> None:
     assert defaulted.spec.containers[0].resources.limits["cpu"].string == "1"
 
 
+async def test_pod_with_admitted_service_account_takes_label_patches(cluster: Cluster) -> None:
+    """ServiceAccount admission names the account on create; a later patch of metadata only (what `kubectl label`
+    and the Python client send) must not read as a change of the spec (the deprecated serviceAccount alias)."""
+    await namespace(cluster, "sa-patch")
+    created = await cluster.admin.create(pod("web"), namespace="sa-patch")
+    assert created.spec.service_account_name == created.spec.service_account == "default"
+    for ctype, body in (("application/strategic-merge-patch+json", {"metadata": {"labels": {"tier": "web"}}}),
+                        ("application/merge-patch+json", {"metadata": {"labels": {"team": "a"}}})):
+        code, out, _ = await cluster.http("PATCH", "/api/v1/namespaces/sa-patch/pods/web", body, content_type=ctype)
+        assert code == 200, (ctype, out)
+    assert out["metadata"]["labels"] == {"tier": "web", "team": "a"} and out["spec"]["serviceAccount"] == "default"
+
+
 async def test_pod_security_levels_and_warnings(cluster: Cluster) -> None:
     c = cluster
     await namespace(c, "base", **{"pod-security.kubernetes.io/enforce": "baseline",

@@ -71,7 +71,8 @@ class ServiceAccount(Plugin):
             return
         if not pod.spec.service_account_name:
             pod.spec.service_account_name = DEFAULT
-        name = pod.spec.service_account_name
+        # The deprecated alias follows, as defaulting keeps it on every later write (Kubernetes' v1 shows both).
+        pod.spec.service_account = name = pod.spec.service_account_name
         sa = await self._account(a.namespace, name)
         if sa is None:
             raise forbidden(a, f'error looking up service account {a.namespace}/{name}: serviceaccount "{name}" '

@@ -73,6 +73,8 @@ def validate_update(new: core.Pod, old: core.Pod, errs: Errs) -> None:
         c.image = os_.containers[i].image
     for i, c in enumerate(munged.init_containers):
         c.image = os_.init_containers[i].image
+    # serviceAccount is derived from serviceAccountName (defaulting): Kubernetes' internal spec has no such field.
+    munged.service_account = os_.service_account
     if os_.HasField("active_deadline_seconds"):
         munged.active_deadline_seconds = os_.active_deadline_seconds
     else:
