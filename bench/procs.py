@@ -74,3 +74,11 @@ async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 3
         except OSError:
             await asyncio.sleep(0.1)
     raise TimeoutError(f"nothing listens on {port} after {timeout} s")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident set of process `pid`, in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
