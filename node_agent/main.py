@@ -59,6 +59,10 @@ class Config:
     memory: str = opt("")
     max_pods: int = opt(110)
     node_status_update_frequency: float = opt(10.0, parse=flags.duration)
+    node_status_report_frequency: float = opt(
+        300.0, parse=flags.duration,
+        help="how often an unchanged node status is written anyway (the Lease is the heartbeat; a change is "
+             "written within --node-status-update-frequency)")
     node_lease_duration: int = opt(40)
     health_host: str = opt("127.0.0.1")
     health_port: int = opt(ports.KUBELET_HEALTH, "--health-port", "--healthz-port")
@@ -127,7 +131,8 @@ def node_status(cfg: Config, client: Client, kl: Kubelet) -> NodeStatus:
     node = NodeStatus(client, NodeSpecCfg(
         name=cfg.node_name, ip=kl.host_ip, root_dir=cfg.root_dir, labels=cfg.node_labels, cpu=cfg.cpu,
         memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port, api_port=cfg.port,
-        status_frequency=cfg.node_status_update_frequency, lease_duration=cfg.node_lease_duration,
+        status_frequency=cfg.node_status_update_frequency, status_report_frequency=cfg.node_status_report_frequency,
+        lease_duration=cfg.node_lease_duration,
         eviction_hard=pressure.parse_thresholds(cfg.eviction_hard),
         pressure_transition_period=cfg.eviction_pressure_transition_period),
         kl.runtime_version, kl.runtime_ready, kl.image_fs)
