@@ -31,6 +31,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.hollow import CLUSTER_CIDR
 from bench.procs import admin_config, rss_mb, start_apiserver, stop_processes
 from bench.report import emit, row
 from bench.scheduler import wait_ready
@@ -130,9 +131,11 @@ def deployment(name: str, replicas: int) -> apps.Deployment:
     return d
 
 
-def start_hollow(kubeconfig: str, root: Path, first: int, n: int, log: IO[Any]) -> subprocess.Popen[bytes]:
+def start_hollow(kubeconfig: str, root: Path, first: int, n: int, log: IO[Any],
+                 proxy: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "bench.hollow", "--kubeconfig", kubeconfig, "--root", str(root),
-                             "--first", str(first), "--nodes", str(n), "--log-level", HOLLOW_LOG_LEVEL],
+                             "--first", str(first), "--nodes", str(n), "--log-level", HOLLOW_LOG_LEVEL,
+                             *(["--proxy"] if proxy else [])],
                             stdout=subprocess.PIPE, stderr=log, cwd=Path(__file__).resolve().parent.parent)
 
 
@@ -143,9 +146,9 @@ async def wait_line(proc: subprocess.Popen[bytes], what: str) -> None:
         raise RuntimeError(f"{what} exited ({proc.poll()}) before it was ready")
 
 
-async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float) -> dict[str, Any]:
+async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float, proxy: bool) -> dict[str, Any]:
     total = n_nodes * per_node
-    fig: dict[str, Any] = {"nodes": n_nodes, "pods_per_node": per_node, "pods": total}
+    fig: dict[str, Any] = {"nodes": n_nodes, "pods_per_node": per_node, "pods": total, "hollow_proxy": proxy}
     case = tmp / f"case-{n_nodes}x{per_node}"
     etcd = EmbeddedEtcd(case / "etcd", client_port=free_port(), peer_port=free_port())
     await etcd.start()
@@ -158,7 +161,7 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float) -> di
         watch_client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=120)
         t = time.perf_counter()
         hollow = [start_hollow(cfg.path, case / "nodes", first, min(NODES_PER_PROCESS, n_nodes - first),
-                               open(case / f"hollow-{first}.log", "w"))
+                               open(case / f"hollow-{first}.log", "w"), proxy)
                   for first in range(0, n_nodes, NODES_PER_PROCESS)]
         procs += hollow
         await asyncio.gather(*(wait_line(p, "hollow nodes") for p in hollow))
@@ -169,7 +172,7 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float) -> di
              "--health-port", str(sport)], stdout=subprocess.DEVNULL, stderr=open(case / "scheduler.log", "w")))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "services.controllers.main", "--kubeconfig", cfg.path, "--leader-elect=false",
-             "--health-port", str(cport), "--cluster-cidr", "10.128.0.0/9"],
+             "--health-port", str(cport), "--cluster-cidr", CLUSTER_CIDR],
             stdout=subprocess.DEVNULL, stderr=open(case / "controller-manager.log", "w")))
         await asyncio.gather(asyncio.to_thread(wait_ready, sport, 120), asyncio.to_thread(wait_ready, cport, 120))
         print(f"   {n_nodes} hollow nodes up in {fig['nodes_up_s']} s; scheduler and controller manager ready",
@@ -235,6 +238,7 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float) -> di
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"sizes {QUICK} (nodes, pods per node), about 90 s")
+    ap.add_argument("--proxy", action="store_true", help="a hollow proxy beside each hollow kubelet")
     ap.add_argument("--keep", type=Path, help="keep the logs and data under this directory")
     ap.add_argument("--size", action="append", default=[], metavar="NODESxPODS",
                     help="a size to run instead (repeatable), e.g. 100x10")
@@ -251,7 +255,7 @@ async def main() -> None:
         tmp = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pb-bench-density-")))
         for n, m in sizes:
             print(f"== {n} hollow nodes x {m} pods = {n * m} pods", flush=True)
-            figures["cases"].append(await run_case(tmp, n, m, timeout=120 + n * m / 10))
+            figures["cases"].append(await run_case(tmp, n, m, timeout=120 + n * m / 10, proxy=args.proxy))
     cases = figures["cases"]
     slope = slopes([c["per_pod_ms"] for c in cases])
     figures["rows"] = {}
