@@ -312,7 +312,14 @@ class WatchCache:
         elif rv < self.window_start:
             raise Expired(f"too old resource version: {rv} ({self.window_start})")
         else:
-            for ch in self.window:
+            # Only the changes after rv, found from the newest end: a watch resumed at a recent version (every
+            # informer re-watches when its watch times out) costs what it missed, not the whole window.
+            newer: list[_Change] = []
+            for ch in reversed(self.window):
+                if ch.rv <= rv:
+                    break
+                newer.append(ch)
+            for ch in reversed(newer):
                 dispatch(w, ch)
         self.watchers.add(w)
         w.trigger_value = fields.value_of(self.trigger) if self.trigger is not None else None
