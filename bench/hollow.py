@@ -5,7 +5,8 @@ starts it: the pod source (informer on spec.nodeName), admission, one pod worker
 node_agent.sync, the status manager writing pod statuses, the relister (PLEG), eviction, events, and
 node_agent.nodestatus registering the Node and keeping its status and Lease. What is faked, as kubemark
 fakes it: the container runtime (node_agent.cri.fake.FakeCRI: containers "run" as soon as they are
-started, every image is present) and the node's resources (cpu/memory given, not read from the host).
+started, every image is present), the node's resources (cpu/memory given, not read from the host) and its
+eviction signals (the host's as first read, for every node: machine_at_start, where kubemark fakes cAdvisor).
 Not run: the kubelet API server (logs, exec, port-forward) and the health server, as neither is on
 the pod start path.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import subprocess
@@ -37,6 +39,7 @@ from netproxy.execs import Runner
 from netproxy.heartbeat import ProxyLease
 from netproxy.nftables import NftBackend
 from netproxy.proxier import Proxier
+from node_agent import pressure
 from node_agent.cri.fake import FakeCRI
 from node_agent.kubelet import Kubelet
 from node_agent.main import Config, node_status, start_kubelet, stop_kubelet
@@ -62,6 +65,17 @@ def node_name(prefix: str, i: int) -> str:
 def node_ip(i: int) -> str:
     """A distinct private address per node (its InternalIP and pod IP; nothing answers behind it)."""
     return f"10.{64 + i // 65536}.{i // 256 % 256}.{i % 256}"
+
+
+@functools.cache
+def _machine_at_start(nodefs: str) -> pressure.Observations:
+    return pressure.observe(nodefs, None)
+
+
+def machine_at_start(nodefs: str, imagefs: str | None) -> pressure.Observations:
+    """The eviction signals as this host showed them at the first reading, for every hollow node of the process:
+    each would otherwise re-read the same host's /proc and filesystems every 10 s (kubemark fakes cAdvisor)."""
+    return _machine_at_start(str(Path(nodefs).parent))
 
 
 class FakeRunner(Runner):
@@ -119,7 +133,7 @@ class HollowNode:
         self.cri = FakeCRI(record=False, pod_ip=ip)
         # FakeCRI has the CRIClient methods the kubelet calls (not a subclass: no gRPC channel behind it).
         self.kubelet = Kubelet(self.cfg, client, cast(InstrumentedCRI, self.cri))
-        self.node: NodeStatus = node_status(self.cfg, client, self.kubelet)
+        self.node: NodeStatus = node_status(self.cfg, client, self.kubelet, observer=machine_at_start)
         self.proxy = HollowProxy(client, name) if proxy else None
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,8 +127,10 @@ def serving_pair(cfg: Config, host_ip: str) -> tls.CertPair:
     return tls.ensure_self_signed(cfg.root_dir / "pki", "kubelet", cfg.node_name, dns, ips)
 
 
-def node_status(cfg: Config, client: Client, kl: Kubelet) -> NodeStatus:
-    """The Node's registration, status and Lease for `kl`, as --node-* and --eviction-* say."""
+def node_status(cfg: Config, client: Client, kl: Kubelet,
+                observer: Callable[[str, str | None], pressure.Observations] = pressure.observe) -> NodeStatus:
+    """The Node's registration, status and Lease for `kl`, as --node-* and --eviction-* say; `observer` reads the
+    eviction signals (the machine's, unless a hollow node fakes them)."""
     node = NodeStatus(client, NodeSpecCfg(
         name=cfg.node_name, ip=kl.host_ip, root_dir=cfg.root_dir, labels=cfg.node_labels, cpu=cfg.cpu,
         memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port, api_port=cfg.port,
@@ -135,7 +138,7 @@ def node_status(cfg: Config, client: Client, kl: Kubelet) -> NodeStatus:
         lease_duration=cfg.node_lease_duration,
         eviction_hard=pressure.parse_thresholds(cfg.eviction_hard),
         pressure_transition_period=cfg.eviction_pressure_transition_period),
-        kl.runtime_version, kl.runtime_ready, kl.image_fs)
+        kl.runtime_version, kl.runtime_ready, kl.image_fs, observer)
     kl.node_pressure = node.pressure_conditions
     return node
 

@@ -86,12 +86,14 @@ _PRESSURE_WORDS = (
 class NodeStatus:
     def __init__(self, client: Client, cfg: NodeSpecCfg, runtime_version: Callable[[], Awaitable[str]],
                  runtime_ready: Callable[[], Awaitable[tuple[bool, str]]],
-                 image_fs: Callable[[], Awaitable[str]] | None = None) -> None:
+                 image_fs: Callable[[], Awaitable[str]] | None = None,
+                 observer: Callable[[str, str | None], pressure.Observations] = pressure.observe) -> None:
         self.client = client
         self.cfg = cfg
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready
         self.image_fs = image_fs
+        self.observer = observer  # reads the eviction signals of (nodefs, imagefs); the bench's hollow nodes fake it
         self.pressure = pressure.PressureTracker(cfg.eviction_hard, cfg.pressure_transition_period)
         self.node: core.Node | None = None
         self._pressure_was: dict[str, bool] = {}
@@ -182,7 +184,7 @@ class NodeStatus:
                 imagefs = await self.image_fs() or None
             except Exception as e:  # the runtime being down is the Ready condition's business
                 log.debug("image filesystem unknown node=%s error=%s", self.cfg.name, e)
-        return pressure.observe(str(self.cfg.root_dir), imagefs)
+        return self.observer(str(self.cfg.root_dir), imagefs)
 
     async def crossed_now(self) -> list[tuple[pressure.Threshold, int, int]]:
         """The thresholds crossed now, with (available, capacity) of their signals, memory first."""
