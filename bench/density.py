@@ -313,4 +313,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:  # SIGTERM: the finally blocks stopped the cluster
+        sys.exit(143)
