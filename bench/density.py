@@ -38,6 +38,7 @@ from bench.hollow import CLUSTER_CIDR
 from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, stop_processes
 from bench.report import emit, row
 from bench.scheduler import wait_ready
+from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
@@ -83,6 +84,7 @@ class Observer:
     running: dict[str, float] = field(default_factory=dict)
     probe_sent: dict[str, float] = field(default_factory=dict)
     probe_lat: list[float] = field(default_factory=list)
+    probe_failures: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def seen(self, p: core.Pod) -> None:
@@ -117,6 +119,10 @@ async def progress(obs: Observer, t0: float, every: float = PROGRESS_EVERY) -> N
               f"{len(obs.running)} Running", flush=True)
 
 
+def log_failure(e: Exception) -> None:
+    print(f"   probe write failed: {e}", flush=True)
+
+
 async def probe(client: Client, obs: Observer, stop: asyncio.Event) -> None:
     """Rewrite the probe pod every PROBE_EVERY s until `stop`; obs times each write to its watch event."""
     pod = core.Pod()
@@ -129,7 +135,14 @@ async def probe(client: Client, obs: Observer, stop: asyncio.Event) -> None:
         seq += 1
         pod.metadata.annotations["density/seq"] = str(seq)
         obs.probe_sent[str(seq)] = time.perf_counter()
-        pod = await client.update(pod)
+        try:
+            pod = await client.update(pod)
+        except errors.ApiError as e:  # an overloaded apiserver times writes out: count it, go on
+            obs.probe_failures += 1
+            obs.probe_sent.pop(str(seq), None)
+            with contextlib.suppress(errors.ApiError):
+                pod = await client.get(core.Pod, "probe", namespace=NAMESPACE)
+            log_failure(e)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PROBE_EVERY)
 
@@ -233,6 +246,7 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float, proxy
         fig["watch_p99_ms"] = round(p99(obs.probe_lat) * 1000, 1)
         fig["watch_p50_ms"] = round(statistics.median(obs.probe_lat) * 1000, 1) if obs.probe_lat else -1.0
         fig["probes"] = len(obs.probe_lat)
+        fig["probe_failures"] = obs.probe_failures
         fig["apiserver_rss_mb"] = rss_mb(api.pid)
         fig["etcd_rss_mb"] = rss_mb(etcd.pid) if etcd.pid else 0.0
         fig["hollow_rss_mb"] = round(sum(rss_mb(p.pid) for p in hollow), 1)
