@@ -54,7 +54,7 @@ vagrant-up: vagrant-prep
 	vagrant up
 
 # The benchmark scripts (bench/ also holds their shared modules); bench/lab.py needs the lab and runs apart.
-BENCHES = etcd_raw apiserver api_http security metrics scheduler deployment kubelet netproxy cluster_dns
+BENCHES = etcd_raw apiserver api_http security metrics scheduler deployment density kubelet netproxy cluster_dns
 
 bench: deps
 	for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py --quick || exit 1; done

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import closed_loop, interleaved, pct
-from bench.procs import admin_config, start_apiserver, start_relay, stop_processes, wait_port
+from bench.procs import admin_config, rss_mb, start_apiserver, start_relay, stop_processes, wait_port
 from bench.report import emit, row
 from lab.images import BUSYBOX_IMAGE
 from pybernetes.api import codec
@@ -52,13 +52,6 @@ def make_pod(name: str) -> core.Pod:
                                  "ports": [{"containerPort": 8080, "name": "http"}],
                                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
     }, core.Pod)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def pod_creator(clients: list[Client], prefix: str) -> Callable[[int], Awaitable[core.Pod]]:

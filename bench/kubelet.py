@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, stop_processes
 from bench.report import emit, row
 from lab import netns
 from lab.images import BUSYBOX_IMAGE, build_lab_images
@@ -94,18 +94,6 @@ async def raw_cri(cd: Containerd, serial_n: int, burst_n: int) -> dict[str, Any]
         burst_s = time.monotonic() - t
         await cd.remove_all_pods()
     return {"startup_p50_s": pct(lat, 0.5), "startup_p99_s": pct(lat, 0.99), "burst_all_running_s": round(burst_s, 2)}
-
-
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 class RunningWatch:

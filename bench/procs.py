@@ -8,6 +8,7 @@ same way: a fresh data dir, free ports, no compaction during the run, stderr to 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -74,3 +75,17 @@ async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 3
         except OSError:
             await asyncio.sleep(0.1)
     raise TimeoutError(f"nothing listens on {port} after {timeout} s")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident set of process `pid`, in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class Config:
     memory: str = opt("")
     max_pods: int = opt(110)
     node_status_update_frequency: float = opt(10.0, parse=flags.duration)
+    node_status_report_frequency: float = opt(
+        300.0, parse=flags.duration,
+        help="how often an unchanged node status is written anyway (the Lease is the heartbeat; a change is "
+             "written within --node-status-update-frequency)")
     node_lease_duration: int = opt(40)
     health_host: str = opt("127.0.0.1")
     health_port: int = opt(ports.KUBELET_HEALTH, "--health-port", "--healthz-port")
@@ -123,6 +128,65 @@ def serving_pair(cfg: Config, host_ip: str) -> tls.CertPair:
     return tls.ensure_self_signed(cfg.root_dir / "pki", "kubelet", cfg.node_name, dns, ips)
 
 
+def node_status(cfg: Config, client: Client, kl: Kubelet,
+                observer: Callable[[str, str | None], pressure.Observations] = pressure.observe) -> NodeStatus:
+    """The Node's registration, status and Lease for `kl`, as --node-* and --eviction-* say; `observer` reads the
+    eviction signals (the machine's, unless a hollow node fakes them)."""
+    node = NodeStatus(client, NodeSpecCfg(
+        name=cfg.node_name, ip=kl.host_ip, root_dir=cfg.root_dir, labels=cfg.node_labels, cpu=cfg.cpu,
+        memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port, api_port=cfg.port,
+        status_frequency=cfg.node_status_update_frequency, status_report_frequency=cfg.node_status_report_frequency,
+        lease_duration=cfg.node_lease_duration,
+        eviction_hard=pressure.parse_thresholds(cfg.eviction_hard),
+        pressure_transition_period=cfg.eviction_pressure_transition_period),
+        kl.runtime_version, kl.runtime_ready, kl.image_fs, observer)
+    kl.node_pressure = node.pressure_conditions
+    return node
+
+
+async def start_kubelet(kl: Kubelet, node: NodeStatus, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Start one node's kubelet (its API servers aside): events, pod statuses, the Node and its Lease, the
+    CNI config, pods from checkpoints, the pod source, relister (PLEG) and eviction; each task it starts is
+    appended to `tasks` at once (for stop_kubelet, even if a later step fails). The bench's hollow nodes
+    (bench/hollow.py) start theirs through here too."""
+    cfg = kl.cfg
+    kl.recorder.start()
+    kl.statuses.start()
+    if cfg.register_node:
+        try:
+            await node.register()
+        except errors.ApiError as e:
+            log.warning("node not registered yet (will retry) node=%s error=%s", cfg.node_name, e)
+        tasks.append(asyncio.create_task(node.run(stop), name="node-status"))
+    await kl.ensure_pod_cidr(stop)
+    for pod in kl.checkpoints.load():
+        if pod.spec.node_name == cfg.node_name:
+            kl.pods[pod.metadata.uid] = pod
+    if kl.pods:
+        log.info("pods restored from checkpoints count=%d", len(kl.pods))
+    kl.informer.add_event_handler(kl._on_add, kl._on_update, kl._on_delete)
+    kl.factory.start()
+    tasks.append(asyncio.create_task(kl.relist_loop(stop), name="pleg"))
+    tasks.append(asyncio.create_task(kl.eviction_loop(node, stop), name="eviction"))
+    tasks.append(asyncio.create_task(kl._await_source(), name="pod-source"))
+    for uid in list(kl.pods):
+        kl.workers.update(uid)
+
+
+async def stop_kubelet(kl: Kubelet, tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel start_kubelet's tasks, then close the pod workers, probes, informers, status and event writers."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    await kl.workers.close()
+    await kl.probes.close()
+    await kl.factory.shutdown()
+    await kl.statuses.stop()
+    await kl.recorder.stop()
+
+
 async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     cfg.root_dir.mkdir(parents=True, exist_ok=True)
@@ -144,14 +208,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await cri.version(deadline=2)
 
     health.add_ready_check("containerd", containerd_ok)
-    node = NodeStatus(client, NodeSpecCfg(
-        name=cfg.node_name, ip=kl.host_ip, root_dir=cfg.root_dir, labels=cfg.node_labels, cpu=cfg.cpu,
-        memory=cfg.memory, max_pods=cfg.max_pods, health_port=cfg.health_port, api_port=cfg.port,
-        status_frequency=cfg.node_status_update_frequency, lease_duration=cfg.node_lease_duration,
-        eviction_hard=pressure.parse_thresholds(cfg.eviction_hard),
-        pressure_transition_period=cfg.eviction_pressure_transition_period),
-        kl.runtime_version, kl.runtime_ready, kl.image_fs)
-    kl.node_pressure = node.pressure_conditions
+    node = node_status(cfg, client, kl)
     tasks: list[asyncio.Task[None]] = []
     tokens: frozenset[str] = frozenset()
     if cfg.authentication_token_file is not None:
@@ -164,45 +221,16 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                          runtime_netns=cfg.probe_netns)
         api_server = await serve(api, f"{cfg.address or '0.0.0.0'}:{cfg.port}",
                                  server_credentials(pair, cfg.client_ca_file))
-        kl.recorder.start()
-        kl.statuses.start()
-        if cfg.register_node:
-            try:
-                await node.register()
-            except errors.ApiError as e:
-                log.warning("node not registered yet (will retry) node=%s error=%s", cfg.node_name, e)
-            tasks.append(asyncio.create_task(node.run(stop), name="node-status"))
-        await kl.ensure_pod_cidr(stop)
-        for pod in kl.checkpoints.load():
-            if pod.spec.node_name == cfg.node_name:
-                kl.pods[pod.metadata.uid] = pod
-        if kl.pods:
-            log.info("pods restored from checkpoints count=%d", len(kl.pods))
-        kl.informer.add_event_handler(kl._on_add, kl._on_update, kl._on_delete)
-        kl.factory.start()
-        tasks.append(asyncio.create_task(kl.relist_loop(stop), name="pleg"))
-        tasks.append(asyncio.create_task(kl.eviction_loop(node, stop), name="eviction"))
-        tasks.append(asyncio.create_task(kl._await_source(), name="pod-source"))
-        for uid in list(kl.pods):
-            kl.workers.update(uid)
+        await start_kubelet(kl, node, stop, tasks)
         log.info("kubelet running node=%s root_dir=%s containerd=%s health_port=%d", cfg.node_name,
                  cfg.root_dir, cfg.containerd_socket, health.port)
         if ready is not None:
             ready.set()
         await stop.wait()
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
         if api_server is not None:
             await api_server.stop(grace=1)
-        await kl.workers.close()
-        await kl.probes.close()
-        await kl.factory.shutdown()
-        await kl.statuses.stop()
-        await kl.recorder.stop()
+        await stop_kubelet(kl, tasks)
         await health.stop()
         await cri.close()
         await client.close()

@@ -1,4 +1,5 @@
-"""Node registration, node status (every --node-status-update-frequency) and the node Lease heartbeat.
+"""Node registration, node status (checked every --node-status-update-frequency, written when it changed or
+every --node-status-report-frequency) and the node Lease heartbeat.
 
 The Node gets capacity/allocatable (cpu, memory, pods, ephemeral-storage), addresses (InternalIP,
 Hostname), the kubernetes.io/hostname and kubernetes.io/os labels plus --node-labels, nodeInfo, and the
@@ -45,6 +46,7 @@ class NodeSpecCfg:
     health_port: int = 0
     api_port: int = ports.KUBELET
     status_frequency: float = 10.0
+    status_report_frequency: float = 300.0
     lease_duration: int = 40
     eviction_hard: list[pressure.Threshold] = field(
         default_factory=lambda: pressure.parse_thresholds(pressure.DEFAULT_EVICTION_HARD))
@@ -84,15 +86,19 @@ _PRESSURE_WORDS = (
 class NodeStatus:
     def __init__(self, client: Client, cfg: NodeSpecCfg, runtime_version: Callable[[], Awaitable[str]],
                  runtime_ready: Callable[[], Awaitable[tuple[bool, str]]],
-                 image_fs: Callable[[], Awaitable[str]] | None = None) -> None:
+                 image_fs: Callable[[], Awaitable[str]] | None = None,
+                 observer: Callable[[str, str | None], pressure.Observations] = pressure.observe) -> None:
         self.client = client
         self.cfg = cfg
         self.runtime_version = runtime_version
         self.runtime_ready = runtime_ready
         self.image_fs = image_fs
+        self.observer = observer  # reads the eviction signals of (nodefs, imagefs); the bench's hollow nodes fake it
         self.pressure = pressure.PressureTracker(cfg.eviction_hard, cfg.pressure_transition_period)
         self.node: core.Node | None = None
         self._pressure_was: dict[str, bool] = {}
+        self._reported: float | None = None  # time.monotonic() of the last status written
+        self._lease: coordination.Lease | None = None  # as the last renewal returned it
 
     def capacity(self) -> dict[str, str]:
         cpu = self.cfg.cpu or str(os.cpu_count() or 1)
@@ -178,7 +184,7 @@ class NodeStatus:
                 imagefs = await self.image_fs() or None
             except Exception as e:  # the runtime being down is the Ready condition's business
                 log.debug("image filesystem unknown node=%s error=%s", self.cfg.name, e)
-        return pressure.observe(str(self.cfg.root_dir), imagefs)
+        return self.observer(str(self.cfg.root_dir), imagefs)
 
     async def crossed_now(self) -> list[tuple[pressure.Threshold, int, int]]:
         """The thresholds crossed now, with (available, capacity) of their signals, memory first."""
@@ -207,6 +213,16 @@ class NodeStatus:
         return [t for t, *_ in _PRESSURE_WORDS if self._pressure_was.get(t)]
 
     async def update_status(self) -> None:
+        """Write the Node's status if it changed (heartbeat times aside) or status_report_frequency has passed since
+        the last write. The Lease is the heartbeat: as Kubernetes' kubelet (nodeStatusReportFrequency, 5 min), an
+        unchanged status is not rewritten every status_frequency; each check reads no more than the last write."""
+        if self.node is not None and self._reported is not None and \
+                time.monotonic() - self._reported < self.cfg.status_report_frequency:
+            now = core.Node()
+            now.CopyFrom(self.node)
+            await self._fill_status(now)
+            if not status_changed(self.node.status, now.status):
+                return
         for attempt in range(3):
             try:
                 node = await self.client.get(core.Node, self.cfg.name)
@@ -216,31 +232,40 @@ class NodeStatus:
             await self._fill_status(node)
             try:
                 self.node = await self.client.update_status(node)
+                self._reported = time.monotonic()
                 return
             except errors.Conflict:
                 if attempt == 2:
                     raise
 
     async def renew_lease(self) -> None:
+        """Renew the Lease from the copy the last renewal returned, as Kubernetes' lease controller (latestLease):
+        one write per renewal; it is read again only when that copy is missing or stale (a Conflict)."""
         name, ns = self.cfg.name, LEASE_NAMESPACE
-        try:
-            lease = await self.client.get(coordination.Lease, name, namespace=ns)
-        except errors.NotFound:
-            lease = coordination.Lease()
-            lease.metadata.name, lease.metadata.namespace = name, ns
-            if self.node is not None and self.node.metadata.uid:
-                ref = lease.metadata.owner_references.add()
-                ref.api_version, ref.kind = "v1", "Node"
-                ref.name, ref.uid = name, self.node.metadata.uid
-            lease.spec.holder_identity = name
-            lease.spec.lease_duration_seconds = self.cfg.lease_duration
-            lease.spec.renew_time.CopyFrom(micro_now())
-            await self.client.create(lease)
-            return
+        lease = self._lease
+        if lease is None:
+            try:
+                lease = await self.client.get(coordination.Lease, name, namespace=ns)
+            except errors.NotFound:
+                lease = coordination.Lease()
+                lease.metadata.name, lease.metadata.namespace = name, ns
+                if self.node is not None and self.node.metadata.uid:
+                    ref = lease.metadata.owner_references.add()
+                    ref.api_version, ref.kind = "v1", "Node"
+                    ref.name, ref.uid = name, self.node.metadata.uid
+                lease.spec.holder_identity = name
+                lease.spec.lease_duration_seconds = self.cfg.lease_duration
+                lease.spec.renew_time.CopyFrom(micro_now())
+                self._lease = await self.client.create(lease)
+                return
         lease.spec.holder_identity = name
         lease.spec.lease_duration_seconds = self.cfg.lease_duration
         lease.spec.renew_time.CopyFrom(micro_now())
-        await self.client.update(lease)
+        try:
+            self._lease = await self.client.update(lease)
+        except (errors.Conflict, errors.NotFound):
+            self._lease = None  # someone else wrote or removed it: read (or create) it on the next try, soon
+            raise
 
     async def run(self, stop: asyncio.Event) -> None:
         """Status every status_frequency, lease every lease_duration/4 (10 s for 40 s); errors logged."""
@@ -268,3 +293,16 @@ class NodeStatus:
             wait = max(min(next_lease, next_status) - time.monotonic(), 0.05)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
+
+
+def status_changed(old: core.NodeStatus, new: core.NodeStatus) -> bool:
+    """Whether `new` says something `old` does not, the conditions' heartbeat times aside (Kubernetes'
+    nodeStatusHasChanged)."""
+    def key(st: core.NodeStatus) -> bytes:
+        c = core.NodeStatus()
+        c.CopyFrom(st)
+        for cond in c.conditions:
+            cond.ClearField("last_heartbeat_time")
+        return c.SerializeToString(deterministic=True)
+
+    return key(old) != key(new)

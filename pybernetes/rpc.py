@@ -15,6 +15,7 @@ relays). `prepend` puts back the first message of a client stream read early (to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -150,7 +151,11 @@ def bind(srv: grpc.aio.Server, address: str, *, tls: ServerTLS | None = None) ->
 def peer_certificate(context: Any) -> x509.Certificate | None:
     """The client certificate of a call, as the TLS handshake verified it (None on a plaintext port)."""
     pems = context.auth_context().get("x509_pem_cert") or []
-    return x509.load_pem_x509_certificate(pems[0]) if pems else None
+    return _load_pem(pems[0]) if pems else None
+
+
+# A connection presents the same certificate on every call: parse it once per certificate, not per call.
+_load_pem = functools.lru_cache(maxsize=1024)(x509.load_pem_x509_certificate)
 
 
 T = TypeVar("T")

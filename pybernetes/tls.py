@@ -18,6 +18,7 @@ lists a pki dir's certificates with their CAs and `renew` re-issues one with the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import os
 import ssl
@@ -175,8 +176,10 @@ def _subject(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
     return (cn[0] if cn else ""), orgs
 
 
+@functools.lru_cache(maxsize=1024)
 def identity(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
-    """(user, groups) a client certificate names, as Kubernetes reads it: CN is the user, each O a group."""
+    """(user, groups) a client certificate names, as Kubernetes reads it: CN is the user, each O a group.
+    Cached per certificate (equal when their DER is): a client presents the same one on every call."""
     return _subject(cert)
 
 

@@ -60,6 +60,9 @@ class SharedInformer(Generic[M]):
     def add_indexer(self, name: str, fn: IndexFunc[M]) -> None:
         self.store.add_indexer(name, fn)
 
+    def has_indexer(self, name: str) -> bool:
+        return self.store.has_indexer(name)
+
     def add_event_handler(
         self,
         on_add: Callable[[M], None] | None = None,

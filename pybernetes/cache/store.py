@@ -76,6 +76,9 @@ class Store(Generic[M]):
             for value in fn(obj):
                 index.setdefault(value, set()).add(key)
 
+    def has_indexer(self, name: str) -> bool:
+        return name in self._indexers
+
     def by_index(self, index_name: str, value: str) -> list[M]:
         keys = self._index(index_name).get(value, set())
         return [self._items[k] for k in sorted(keys)]

@@ -33,9 +33,11 @@ from .controller_utils import (
     FreshObjects,
     RefManager,
     SlowStartError,
+    add_controller_uid_indexer,
     filter_active_pods,
     is_pod_available,
     is_pod_ready,
+    owned_or_orphaned,
     pod_from_template,
     rank_pods_for_deletion,
     slow_start_batch,
@@ -67,6 +69,7 @@ class _ReplicaSetBase:
         self.informer = factory.informer_for(self.cls)
         self.pod_informer = factory.informer_for(core.Pod)
         self.lister = self.informer.lister()
+        add_controller_uid_indexer(self.pod_informer)
         self.pod_lister = self.pod_informer.lister()
         self.controller = Controller(self.name, informers=[self.informer, self.pod_informer])
         self.queue = self.controller.add_queue(self.name, self.sync, workers=workers)
@@ -170,7 +173,7 @@ class _ReplicaSetBase:
             return
         sel = self.selector(rs)
         needs_sync = self.expectations.satisfied(key)
-        all_pods = [self.fresh_pods.resolve(p) for p in self.pod_lister.list(rs.metadata.namespace)]
+        all_pods = [self.fresh_pods.resolve(p) for p in owned_or_orphaned(self.pod_lister, rs)]
         active = filter_active_pods(all_pods)
         manager = RefManager(self.client, rs, lambda p: sel.matches(objects.labels(p)),
                              field_manager=self.name, fresh=self.fresh_pods)

@@ -9,7 +9,6 @@ are used; probes are faked (no network).
 from __future__ import annotations
 
 import asyncio
-import itertools
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,172 +16,13 @@ import pytest
 
 from node_agent import runtime
 from node_agent.cri import api_pb2 as pb
-from node_agent.cri.errors import NotFound
+from node_agent.cri.fake import FakeCRI
 from node_agent.images import ImageManager
 from node_agent.podworkers import PodWorkers
 from node_agent.status import StatusManager
 from node_agent.sync import CRASH_BACKOFF, Syncer
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.clock import FakeClock
-
-NS = 1_000_000_000
-
-
-class FakeCRI:
-    """An in-memory container runtime: sandboxes, containers and their states; records every call.
-
-    `gates[method]` (an asyncio.Event) holds that call until the test sets it, and `entered[method]` is
-    set when a call reached the gate, so a test can act "between" two runtime operations.
-    """
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sandboxes: dict[str, pb.PodSandbox] = {}
-        self.containers: dict[str, pb.Container] = {}
-        self.statuses: dict[str, pb.ContainerStatus] = {}
-        self.calls: list[tuple[str, str]] = []  # (method, sandbox/container name or id)
-        self.stop_grace: dict[str, int] = {}  # container id -> grace of its last StopContainer
-        self.gates: dict[str, asyncio.Event] = {}
-        self.entered: dict[str, asyncio.Event] = {}
-        self._ids = itertools.count(1)
-        self._created = itertools.count(1)
-
-    async def _enter(self, method: str, what: str) -> None:
-        self.calls.append((method, what))
-        gate = self.gates.get(method)
-        if gate is not None:
-            self.entered.setdefault(method, asyncio.Event()).set()
-            await gate.wait()
-
-    def _ns(self) -> int:
-        return int(self.clock.wall() * NS)
-
-    def names(self, method: str) -> list[str]:
-        return [w for m, w in self.calls if m == method]
-
-    # -- sandboxes ------------------------------------------------------------------------------
-
-    async def run_pod_sandbox(self, config: pb.PodSandboxConfig) -> str:
-        await self._enter("RunPodSandbox", config.metadata.name)
-        sid = f"sb{next(self._ids)}"
-        self.sandboxes[sid] = pb.PodSandbox(id=sid, metadata=config.metadata, state=pb.SANDBOX_READY,
-                                            created_at=next(self._created), labels=config.labels,
-                                            annotations=config.annotations)
-        return sid
-
-    async def stop_pod_sandbox(self, sid: str) -> None:
-        await self._enter("StopPodSandbox", sid)
-        sb = self.sandboxes.get(sid)
-        if sb is None:
-            raise NotFound(f"sandbox {sid}")
-        sb.state = pb.SANDBOX_NOTREADY
-        for cid, c in self.containers.items():  # as containerd: stopping the sandbox kills its containers
-            if c.pod_sandbox_id == sid and self.statuses[cid].state == pb.CONTAINER_RUNNING:
-                self.exit(cid, 137)
-
-    async def remove_pod_sandbox(self, sid: str) -> None:
-        await self._enter("RemovePodSandbox", sid)
-        if self.sandboxes.pop(sid, None) is None:
-            raise NotFound(f"sandbox {sid}")
-        for cid in [cid for cid, c in self.containers.items() if c.pod_sandbox_id == sid]:
-            del self.containers[cid], self.statuses[cid]
-
-    async def pod_sandbox_status(self, sid: str) -> pb.PodSandboxStatusResponse:
-        if sid not in self.sandboxes:
-            raise NotFound(f"sandbox {sid}")
-        resp = pb.PodSandboxStatusResponse()
-        resp.status.id = sid
-        resp.status.network.ip = "10.244.0.7"
-        return resp
-
-    async def list_pod_sandbox(self, *, label_selector: dict[str, str]) -> list[pb.PodSandbox]:
-        return [_copy(s) for s in self.sandboxes.values() if _selected(s.labels, label_selector)]
-
-    # -- containers -----------------------------------------------------------------------------
-
-    async def create_container(self, sid: str, config: pb.ContainerConfig, sbcfg: pb.PodSandboxConfig) -> str:
-        await self._enter("CreateContainer", config.metadata.name)
-        if sid not in self.sandboxes:
-            raise NotFound(f"sandbox {sid}")
-        cid = f"c{next(self._ids)}"
-        created = next(self._created)
-        self.containers[cid] = pb.Container(id=cid, pod_sandbox_id=sid, metadata=config.metadata,
-                                            image=config.image, image_ref="sha256:img", state=pb.CONTAINER_CREATED,
-                                            created_at=created, labels=config.labels,
-                                            annotations=config.annotations)
-        self.statuses[cid] = pb.ContainerStatus(id=cid, metadata=config.metadata, state=pb.CONTAINER_CREATED,
-                                                created_at=created, image=config.image, image_ref="sha256:img",
-                                                labels=config.labels, annotations=config.annotations)
-        return cid
-
-    async def start_container(self, cid: str) -> None:
-        await self._enter("StartContainer", cid)
-        if cid not in self.containers:
-            raise NotFound(f"container {cid}")
-        st = self.statuses[cid]
-        st.state = pb.CONTAINER_RUNNING
-        st.started_at = self._ns()
-
-    async def stop_container(self, cid: str, *, grace_seconds: int = 0) -> None:
-        await self._enter("StopContainer", cid)
-        if cid not in self.containers:
-            raise NotFound(f"container {cid}")
-        self.stop_grace[cid] = grace_seconds
-        if self.statuses[cid].state == pb.CONTAINER_RUNNING:
-            self.exit(cid, 143 if grace_seconds else 137)
-
-    async def remove_container(self, cid: str) -> None:
-        await self._enter("RemoveContainer", cid)
-        if self.containers.pop(cid, None) is None:
-            raise NotFound(f"container {cid}")
-        del self.statuses[cid]
-
-    async def list_containers(self, *, label_selector: dict[str, str]) -> list[pb.Container]:
-        out = []
-        for cid, c in self.containers.items():
-            if _selected(c.labels, label_selector):
-                c = _copy(c)
-                c.state = self.statuses[cid].state
-                out.append(c)
-        return out
-
-    async def container_status(self, cid: str) -> pb.ContainerStatus:
-        if cid not in self.statuses:
-            raise NotFound(f"container {cid}")
-        return _copy(self.statuses[cid])
-
-    # -- images ---------------------------------------------------------------------------------
-
-    async def image_status(self, image: str) -> pb.Image:
-        return pb.Image(id=f"sha256:{image}")
-
-    async def pull_image(self, image: str) -> str:
-        return f"sha256:{image}"
-
-    # -- what happens inside containers ---------------------------------------------------------
-
-    def exit(self, cid: str, code: int) -> None:
-        st = self.statuses[cid]
-        st.state = pb.CONTAINER_EXITED
-        st.exit_code = code
-        st.finished_at = self._ns()
-
-    def running(self, name: str) -> str:
-        """The id of the running container `name` (exactly one)."""
-        ids = [cid for cid, c in self.containers.items()
-               if c.metadata.name == name and self.statuses[cid].state == pb.CONTAINER_RUNNING]
-        assert len(ids) == 1, (name, ids)
-        return ids[0]
-
-
-def _selected(labels: Any, selector: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def _copy(m: Any) -> Any:
-    out = type(m)()
-    out.CopyFrom(m)
-    return out
 
 
 class FakeProbes:

@@ -232,3 +232,70 @@ async def test_stop_closes_every_watcher(etcd: FakeEtcd) -> None:
     w = watch(c, None)
     await c.stop()
     assert [e.type for e in drain(w)] == ["ERROR"] and etcd.streams == []
+
+
+PODS = kinds.for_class(core.Pod)
+
+
+def pod(name: str, node: str) -> core.Pod:
+    p = core.Pod()
+    p.metadata.name, p.metadata.namespace = name, "default"
+    p.spec.node_name = node
+    return p
+
+
+async def put_pod(etcd: FakeEtcd, p: core.Pod) -> None:
+    key = object_key(PODS, p.metadata.namespace, p.metadata.name)
+    cur = await etcd.get(key)
+    if cur is None:
+        await etcd.create(key, encode(p))
+    else:
+        await etcd.update(key, encode(p), cur.mod_revision)
+
+
+async def remove_pod(etcd: FakeEtcd, name: str) -> None:
+    await etcd.delete(object_key(PODS, "default", name))
+
+
+def pod_events(w: Watcher) -> list[tuple[str, str, str]]:
+    """(type, name, node) per event."""
+    out = []
+    for e in drain(w):
+        p = core.Pod.FromString(e.raw)
+        out.append((e.type, p.metadata.name, p.spec.node_name))
+    return out
+
+
+async def test_pod_watchers_pinned_to_a_node_get_that_nodes_pods_only(etcd: FakeEtcd) -> None:
+    """The spec.nodeName trigger index: a pod change reaches the watchers of its old and new node and the unindexed
+    ones (no field selector, a != selector, another field), as the same watches without the index would."""
+    c = WatchCache(etcd, PODS, strategy.fields_fn(PODS), bookmark_interval=3600)
+    c.start()
+    await until(c.ready.is_set)
+    allowed = strategy.selectable_fields(PODS)
+
+    def watch(fs: str) -> Watcher:
+        return c.watch(c.rv, "", EVERYTHING, selectors.parse_field_selector(fs, allowed), False)
+
+    try:
+        a, b, unbound = watch("spec.nodeName=a"), watch("spec.nodeName=b"), watch("spec.nodeName=")
+        everyone, not_a, by_ns = watch(""), watch("spec.nodeName!=a"), watch("metadata.namespace=default")
+        await put_pod(etcd, pod("p", ""))  # created unscheduled
+        await put_pod(etcd, pod("p", "a"))  # bound to a
+        await put_pod(etcd, pod("q", "b"))
+        await remove_pod(etcd, "p")
+        await until(lambda: c.rv >= etcd.rev)
+        assert pod_events(a) == [("ADDED", "p", "a"), ("DELETED", "p", "a")]
+        assert pod_events(b) == [("ADDED", "q", "b")]
+        assert pod_events(unbound) == [("ADDED", "p", ""), ("DELETED", "p", "a")]  # it left the view when bound
+        full = [("ADDED", "p", ""), ("MODIFIED", "p", "a"), ("ADDED", "q", "b"), ("DELETED", "p", "a")]
+        assert pod_events(everyone) == full
+        assert pod_events(by_ns) == full
+        assert pod_events(not_a) == [("ADDED", "p", ""), ("DELETED", "p", "a"), ("ADDED", "q", "b")]
+        c.unwatch(a)
+        await put_pod(etcd, pod("r", "a"))
+        await until(lambda: c.rv >= etcd.rev)
+        assert pod_events(a) == []
+        assert c._by_trigger.keys() == {"b", ""}  # a's entry went with its last watcher
+    finally:
+        await c.stop()

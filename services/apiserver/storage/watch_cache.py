@@ -32,6 +32,12 @@ log = logging.getLogger("pybernetes.apiserver.watchcache")
 
 FieldsFn = Callable[[Message], dict[str, str]]
 
+# Kubernetes' cacher triggers (registry/core/pod: NodeNameTriggerFunc): per resource, the field whose '='
+# selectors index the watchers, so a change goes to the watchers of its object's value (new and old) and to the
+# unindexed ones instead of to every watcher. Each kubelet watches spec.nodeName=<its node>: without the index
+# every pod change was matched against every node's watcher, a cost per change growing with the cluster.
+TRIGGER_FIELDS: dict[str, str] = {"pods": "spec.nodeName"}
+
 
 @dataclass(slots=True)
 class Event:
@@ -64,6 +70,7 @@ class Watcher:
         self.bookmarks = bookmarks
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.closed = False
+        self.trigger_value: str | None = None  # where WatchCache indexed it (None: with the unindexed)
 
     def matches(self, c: Cached | None) -> bool:
         if c is None:
@@ -119,7 +126,10 @@ class WatchCache:
         self.window: deque[_Change] = deque()
         self.rv = 0  # every change up to here is reflected
         self.window_start = 0  # the window holds every change after this version
-        self.watchers: set[Watcher] = set()
+        self.watchers: set[Watcher] = set()  # all of them; indexed by TRIGGER_FIELDS below
+        self.trigger = TRIGGER_FIELDS.get(info.plural)
+        self._by_trigger: dict[str, set[Watcher]] = {}  # the trigger field's value -> watchers pinning it
+        self._unindexed: set[Watcher] = set()
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -164,6 +174,8 @@ class WatchCache:
         for w in list(self.watchers):
             w.close(err)
         self.watchers.clear()
+        self._by_trigger.clear()
+        self._unindexed.clear()
 
     async def _list(self) -> None:
         t = perf_counter()
@@ -214,10 +226,19 @@ class WatchCache:
         if len(self.window) > self.capacity:
             self.window_start = self.window.popleft().rv
         self.rv = max(self.rv, rv)
-        for w in list(self.watchers):
+        for w in self._targets(ch):
             dispatch(w, ch)
             if w.closed:
-                self.watchers.discard(w)
+                self.unwatch(w)
+
+    def _targets(self, ch: _Change) -> list[Watcher]:
+        """The watchers `ch` may concern: the unindexed ones and those of its object's trigger value, old and new."""
+        if self.trigger is None:
+            return list(self.watchers)
+        out = list(self._unindexed)
+        for v in {c.fields.get(self.trigger, "") for c in (ch.cur, ch.prev) if c is not None}:
+            out.extend(self._by_trigger.get(v, ()))
+        return out
 
     def _plain(self, key: bytes, value: bytes) -> bytes:
         """The stored value decrypted; a DecryptError (a StorageError) re-lists after a delay, logged, as
@@ -291,11 +312,29 @@ class WatchCache:
         elif rv < self.window_start:
             raise Expired(f"too old resource version: {rv} ({self.window_start})")
         else:
-            for ch in self.window:
+            # Only the changes after rv, found from the newest end: a watch resumed at a recent version (every
+            # informer re-watches when its watch times out) costs what it missed, not the whole window.
+            newer: list[_Change] = []
+            for ch in reversed(self.window):
+                if ch.rv <= rv:
+                    break
+                newer.append(ch)
+            for ch in reversed(newer):
                 dispatch(w, ch)
         self.watchers.add(w)
+        w.trigger_value = fields.value_of(self.trigger) if self.trigger is not None else None
+        if w.trigger_value is None:
+            self._unindexed.add(w)
+        else:
+            self._by_trigger.setdefault(w.trigger_value, set()).add(w)
         return w
 
     def unwatch(self, w: Watcher) -> None:
         self.watchers.discard(w)
+        if w.trigger_value is None:
+            self._unindexed.discard(w)
+        elif (same := self._by_trigger.get(w.trigger_value)) is not None:
+            same.discard(w)
+            if not same:
+                del self._by_trigger[w.trigger_value]
         w.closed = True
