@@ -561,6 +561,19 @@ class SchedulerCache:
         self._place(p)
         self.assumed[p.key] = None
 
+    def confirm_binding(self, old: core.Pod, new: core.Pod) -> bool:
+        """The watch event of this scheduler's binding of an assumed pod: when `old` is the very object the assumed
+        info was built from and `new` only adds spec.nodeName (all a binding writes that PodInfo reads), the
+        assumed info is kept with `new` instead of being rebuilt. False: the caller updates the pod as usual."""
+        key = objects.key_for(new.metadata.namespace, new.metadata.name)
+        p = self.pods.get(key)
+        if (key not in self.assumed or p is None or p.pod is not old or old.spec.node_name
+                or new.spec.node_name != p.node_name):
+            return False
+        del self.assumed[key]
+        p.pod = new
+        return True
+
     def finish_binding(self, key: str, now: float) -> None:
         if key in self.assumed:
             self.assumed[key] = now + self.assumed_ttl

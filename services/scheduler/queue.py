@@ -70,14 +70,15 @@ class SchedulingQueue:
         self._wakeup = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._export_metrics()
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
-    def _metrics(self) -> None:
-        PENDING_PODS.labels("active").set(len(self._active_items))
-        PENDING_PODS.labels("backoff").set(len(self._backoff_items))
-        PENDING_PODS.labels("unschedulable").set(len(self.unschedulable))
-        PENDING_PODS.labels("gated").set(len(self.gated))
+    def _export_metrics(self) -> None:
+        """The pending gauges read this queue's sizes when scraped (not set on every add and pop)."""
+        for name, items in (("active", self._active_items), ("backoff", self._backoff_items),
+                            ("unschedulable", self.unschedulable), ("gated", self.gated)):
+            PENDING_PODS.labels(name).set_function(items.__len__)
 
     def _push_active(self, q: QueuedPodInfo) -> None:
         q.seq = next(self._seq)
@@ -138,7 +139,6 @@ class SchedulingQueue:
         q = old or QueuedPodInfo(p, self.clock.now())
         q.pod_info = p
         self._admit(q)
-        self._metrics()
 
     def _admit(self, q: QueuedPodInfo) -> None:
         if q.pod_info.pod.spec.scheduling_gates:
@@ -175,14 +175,12 @@ class SchedulingQueue:
                     self._push_backoff(q)
                 else:
                     self._push_active(q)
-                self._metrics()
             return
         self.add(p)
 
     def delete(self, key: str) -> None:
         self._remove(key)
         self.in_flight.pop(key, None)
-        self._metrics()
 
     def move_all(self, event: str) -> int:
         """A cluster event: unschedulable pods rejected by a plugin that cares move to active/backoff."""
@@ -200,7 +198,6 @@ class SchedulingQueue:
             moved += 1
         if moved:
             log.debug("moved unschedulable pods event=%s count=%d", event, moved)
-            self._metrics()
         return moved
 
     # -- scheduler side --------------------------------------------------------------------------
@@ -232,7 +229,6 @@ class SchedulingQueue:
             if q.initial_attempt is None:
                 q.initial_attempt = self.clock.now()
             self.in_flight[key] = q
-            self._metrics()
             return q
         return None
 
@@ -252,7 +248,6 @@ class SchedulingQueue:
             self._push_backoff(q)
         else:
             self.unschedulable[q.key] = q
-        self._metrics()
 
     def add_backoff(self, q: QueuedPodInfo) -> None:
         """After an error (binding failed, apiserver unavailable): retry after backoff."""
@@ -262,7 +257,6 @@ class SchedulingQueue:
         if self.contains(q.key):
             return
         self._push_backoff(q)
-        self._metrics()
 
     # -- periodic flushes ------------------------------------------------------------------------
 
@@ -281,8 +275,6 @@ class SchedulingQueue:
             del self._backoff_items[key]
             self._push_active(q)
             moved += 1
-        if moved:
-            self._metrics()
         return moved
 
     def flush_unschedulable_left_over(self) -> int:
@@ -294,8 +286,6 @@ class SchedulingQueue:
                 self._push_backoff(q)
             else:
                 self._push_active(q)
-        if stale:
-            self._metrics()
         return len(stale)
 
     async def _flush_loop(self) -> None:

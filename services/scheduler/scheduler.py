@@ -110,7 +110,8 @@ class Scheduler:
                 return
             self.queue.delete(key)  # bound (by us or another scheduler)
             newly = not old.spec.node_name
-            self.cache.update_pod(new)
+            if not (newly and self.cache.confirm_binding(old, new)):
+                self.cache.update_pod(new)
             if newly:
                 self.queue.move_all(fw.POD_ADD)
             elif old.metadata.labels != new.metadata.labels:

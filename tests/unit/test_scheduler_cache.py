@@ -84,3 +84,22 @@ def test_normalize_image() -> None:
     assert normalize_image("nginx") == "nginx:latest"
     assert normalize_image("docker.io/library/nginx:1.27") == "nginx:1.27"
     assert normalize_image("registry:5000/app") == "registry:5000/app:latest"
+
+
+def test_binding_event_confirms_the_assumed_info_without_rebuilding_it() -> None:
+    c = SchedulerCache()
+    c.set_node(make_node("a"))
+    c.set_node(make_node("b"))
+    pending = make_pod("q", cpu="2")
+    assumed = PodInfo(pending).with_node("a")
+    c.assume_pod(assumed)
+    bound = make_pod("q", cpu="2", node_name="a")
+    elsewhere = make_pod("q", cpu="2", node_name="b")
+    assert not c.confirm_binding(make_pod("q", cpu="2"), bound)  # not the object the info was built from
+    assert not c.confirm_binding(pending, elsewhere)  # bound to another node than assumed
+    assert c.is_assumed("default/q")
+    assert c.confirm_binding(pending, bound)
+    assert not c.is_assumed("default/q")
+    assert c.pods["default/q"] is assumed and assumed.pod is bound
+    assert c.nodes["a"].req.cpu == 2000 and "default/q" in c.nodes["a"].pods
+    assert not c.confirm_binding(pending, bound)  # confirmed once: a later event updates as usual

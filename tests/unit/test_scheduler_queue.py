@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pybernetes.clock import FakeClock
 from services.scheduler import framework as fw
@@ -146,3 +147,18 @@ def test_error_goes_to_backoff_and_gated_pods_wait() -> None:
     q.update(pi("g"), relevant=True)
     assert q.where("default/g") == "active"
     assert q.pending() == {"active": 2, "backoff": 0, "unschedulable": 0, "gated": 0}
+
+
+async def test_pending_gauges_follow_the_queue() -> None:
+    def pending(name: str) -> float | None:
+        return REGISTRY.get_sample_value("scheduler_pending_pods", {"queue": name})
+
+    q, _ = new_queue()
+    q.add(pi("a"))
+    q.add(pi("b"))
+    assert (pending("active"), pending("unschedulable")) == (2, 0)
+    p = await q.pop()
+    q.add_unschedulable(p, {"NodeResourcesFit"})
+    assert (pending("active"), pending("unschedulable")) == (1, 1)
+    q.delete("default/b")
+    assert pending("active") == 0
