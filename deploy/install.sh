@@ -388,7 +388,9 @@ if [ "$START" = 1 ] && systemd_running; then
     # minutes and a /readyz answer (its etcd check) seconds; PB_READY_TIMEOUT (s) to change it.
     say "waiting for the apiserver (admin config $ETC/admin.conf; up to ${PB_READY_TIMEOUT:-900} s)"
     deadline=$(( $(date +%s) + ${PB_READY_TIMEOUT:-900} ))
-    until curl -fs -o /dev/null --max-time 10 http://127.0.0.1:6444/readyz && [ -s "$ETC/admin.conf" ]; do
+    # The health port serves HTTPS (--client-ca-file); /readyz needs no client certificate.
+    until curl -fs -o /dev/null --max-time 10 --cacert "$PKI/ca.crt" https://127.0.0.1:6444/readyz \
+        && [ -s "$ETC/admin.conf" ]; do
       if [ "$(date +%s)" -ge "$deadline" ]; then
         echo "install.sh: apiserver not ready after ${PB_READY_TIMEOUT:-900} s; journalctl -u pb-apiserver:" >&2
         journalctl -u pb-apiserver --no-pager -n 30 >&2 || true
