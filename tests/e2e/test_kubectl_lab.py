@@ -31,37 +31,13 @@ import yaml
 from pybernetes.ports import free_port
 
 from .conftest import REPO, Lab, poll
+from .test_upstream_manifests import NGINX_DEPLOYMENT  # the docs' unmodified nginx-deployment.yaml
 
 pytestmark = pytest.mark.e2e
 
 KUBECTL = Path(sys.prefix) / "bin" / "kubectl"
 NS = "kc-lab"
 ROLLOUT_TIMEOUT = "150s"
-
-# https://kubernetes.io/docs/concepts/workloads/controllers/deployment/ (controllers/nginx-deployment.yaml)
-NGINX_DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:1.14.2
-        ports:
-        - containerPort: 80
-"""
 
 
 def sleeper(name: str) -> str:
