@@ -213,23 +213,26 @@ class NodeStatus:
         return [t for t, *_ in _PRESSURE_WORDS if self._pressure_was.get(t)]
 
     async def update_status(self) -> None:
-        """Write the Node's status if it changed (heartbeat times aside) or status_report_frequency has passed since
-        the last write. The Lease is the heartbeat: as Kubernetes' kubelet (nodeStatusReportFrequency, 5 min), an
-        unchanged status is not rewritten every status_frequency; each check reads no more than the last write."""
-        if self.node is not None and self._reported is not None and \
-                time.monotonic() - self._reported < self.cfg.status_report_frequency:
-            now = core.Node()
-            now.CopyFrom(self.node)
-            await self._fill_status(now)
-            if not status_changed(self.node.status, now.status):
-                return
+        """Write the Node's status if it differs from the apiserver's copy (heartbeat times aside) or
+        status_report_frequency has passed since the last write. The Lease is the heartbeat: as Kubernetes' kubelet
+        (tryUpdateNodeStatus with nodeStatusReportFrequency, 5 min), an unchanged status is not rewritten every
+        status_frequency; it is compared with the Node as the apiserver has it, so what another writer changed
+        (the node lifecycle controller's Ready=Unknown while the kubelet could not reach the API) is put right at
+        the next check, not 5 minutes later."""
         for attempt in range(3):
             try:
                 node = await self.client.get(core.Node, self.cfg.name)
             except errors.NotFound:
                 await self.register()
                 return
+            stored = core.NodeStatus()
+            stored.CopyFrom(node.status)
             await self._fill_status(node)
+            recent = self._reported is not None and \
+                time.monotonic() - self._reported < self.cfg.status_report_frequency
+            if recent and not status_changed(stored, node.status):
+                self.node = node
+                return
             try:
                 self.node = await self.client.update_status(node)
                 self._reported = time.monotonic()

@@ -1,6 +1,6 @@
 """The kubelet's node heartbeats (node_agent.nodestatus): the status is checked every status_frequency and written only
 when it changed (heartbeat times aside) or status_report_frequency passed since the last write, as Kubernetes'
-kubelet with nodeStatusReportFrequency; the Lease is renewed from the copy the last renewal returned (one write,
+kubelet with nodeStatusReportFrequency (compared with the apiserver's copy); the Lease is renewed from the copy the last renewal returned (one write,
 no read), read again only after a conflict."""
 
 from __future__ import annotations
@@ -92,6 +92,21 @@ async def test_an_unchanged_status_is_not_rewritten_within_the_report_period(tmp
     await ns.update_status()
     assert client.status_writes == 2  # Ready went False: written at once
     assert [c.status for c in client.node.status.conditions if c.type == "Ready"] == ["False"]
+
+
+async def test_a_status_another_writer_changed_is_put_right_at_the_next_check(tmp_path: Path) -> None:
+    """The node lifecycle controller marks Ready Unknown while the kubelet cannot reach the API; the kubelet's
+    own view did not change, but the apiserver's copy did: it is rewritten at once, as Kubernetes compares with
+    the Node it reads."""
+    client = FakeClient()
+    ns = _node_status(tmp_path, client, [True], report_every=300.0)
+    await ns.register()
+    for c in client.node.status.conditions:
+        if c.type == "Ready":
+            c.status, c.reason = "Unknown", "NodeStatusUnknown"
+    await ns.update_status()
+    assert client.status_writes == 2
+    assert [c.status for c in client.node.status.conditions if c.type == "Ready"] == ["True"]
 
 
 async def test_an_unchanged_status_is_rewritten_once_the_report_period_passed(tmp_path: Path) -> None:
