@@ -1,7 +1,7 @@
 """The kubelet's node heartbeats (node_agent.nodestatus): the status is checked every status_frequency and written only
-when it changed (heartbeat times aside) or status_report_frequency passed since the last write, as Kubernetes'
-kubelet with nodeStatusReportFrequency (compared with the apiserver's copy); the Lease is renewed from the copy the last renewal returned (one write,
-no read), read again only after a conflict."""
+when it differs from the apiserver's copy (heartbeat times aside) or status_report_frequency passed since the last
+write, as Kubernetes' kubelet with nodeStatusReportFrequency; the Lease is renewed from the copy the last renewal
+returned (one write, no read), read again only after a conflict."""
 
 from __future__ import annotations
 
