@@ -27,14 +27,13 @@ import pytest
 from lab import control_plane, etcd_members, lifecycle
 from lab.processes import spawn
 from lab.state import LabState, ProcessRecord
-from lab.topology import Plan
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.auth import ensure_admin_token
-from tests.integration.test_lab_etcd_cluster import loopback_members
+from tests.integration.test_lab_etcd_cluster import loopback_etcd_plan
 from tests.integration.test_lab_restore import admin_kubeconfig
 
 pytestmark = [pytest.mark.integration,
@@ -104,12 +103,7 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    members = loopback_members(tmp_path)
-    plan = Plan(dir=tmp_path, etcd_count=3)
-    monkeypatch.setattr(Plan, "etcd", property(lambda self: members))
-    monkeypatch.setattr(control_plane, "CP_NETNS", "")  # no namespaces: spawn in this one
-    st = LabState(dir=str(tmp_path))
-    st.save()
+    plan, members, st = loopback_etcd_plan(tmp_path, monkeypatch)
     try:
         await control_plane.start_etcd(plan, st)
         ensure_admin_token(tmp_path / "tokens.csv")

@@ -30,19 +30,21 @@ pytestmark = pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which(
                                 reason="etcdctl and curl are needed")
 
 
-def loopback_members(lab_dir: Path) -> list[EtcdMember]:
-    return [EtcdMember(f"etcd-{i}", f"etcd-{i}", lab_dir / "control-plane" / f"etcd-{i}", free_port(), free_port(),
-                       free_port()) for i in (1, 2, 3)]
+def loopback_etcd_plan(lab_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Plan, list[EtcdMember], LabState]:
+    """A lab plan of three etcd members on free loopback ports, spawned in this network namespace, and its saved
+    (empty) state: `control_plane.start_etcd(plan, state)` starts them as `lab up --etcd-members 3` would."""
+    members = [EtcdMember(f"etcd-{i}", f"etcd-{i}", lab_dir / "control-plane" / f"etcd-{i}", free_port(), free_port(),
+                          free_port()) for i in (1, 2, 3)]
+    monkeypatch.setattr(Plan, "etcd", property(lambda self: members))
+    monkeypatch.setattr(control_plane, "CP_NETNS", "")  # no namespaces: spawn in this one
+    st = LabState(dir=str(lab_dir))
+    st.save()
+    return Plan(dir=lab_dir, etcd_count=3), members, st
 
 
 async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    members = loopback_members(tmp_path)
-    plan = Plan(dir=tmp_path, etcd_count=3)
-    monkeypatch.setattr(Plan, "etcd", property(lambda self: members))
-    monkeypatch.setattr(control_plane, "CP_NETNS", "")  # no namespaces: spawn in this one
-    st = LabState(dir=str(tmp_path))
-    st.save()
+    plan, members, st = loopback_etcd_plan(tmp_path, monkeypatch)
     api_port = free_port()
     real_start = lifecycle.start_recorded
 
