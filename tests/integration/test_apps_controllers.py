@@ -58,30 +58,48 @@ async def pods_of(c: Client, app: str) -> list[core.Pod]:
     return [p for p in res.items if not p.metadata.HasField("deletion_timestamp")]
 
 
+def agent_daemonset() -> apps.DaemonSet:
+    """The DaemonSet `agent` in default: template("agent") on every node."""
+    ds = apps.DaemonSet()
+    ds.metadata.name, ds.metadata.namespace = "agent", "default"
+    ds.spec.selector.match_labels["app"] = "agent"
+    ds.spec.template.CopyFrom(template("agent"))
+    return ds
+
+
+async def agent_on(c: Client, nodes: list[str], image: str = "") -> bool:
+    """Exactly one Ready `agent` pod on each of `nodes` (and none elsewhere), each running `image` if given."""
+    pods = await pods_of(c, "agent")
+    return (sorted(p.spec.node_name for p in pods) == sorted(nodes) and all(is_pod_ready(p) for p in pods)
+            and all(p.spec.containers[0].image == image for p in pods if image))
+
+
+def web_statefulset() -> apps.StatefulSet:
+    """The StatefulSet `web` in default: three replicas of template("web"), governing Service `web`."""
+    ss = apps.StatefulSet()
+    ss.metadata.name, ss.metadata.namespace = "web", "default"
+    ss.spec.replicas = 3
+    ss.spec.service_name = "web"
+    ss.spec.selector.match_labels["app"] = "web"
+    ss.spec.template.CopyFrom(template("web"))
+    return ss
+
+
 async def test_daemonset_one_pod_per_node_follows_nodes(apiserver: ApiServer) -> None:
     async with cluster(apiserver, ["n-0", "n-1", "n-2"]) as c:
-        ds = apps.DaemonSet()
-        ds.metadata.name, ds.metadata.namespace = "agent", "default"
-        ds.spec.selector.match_labels["app"] = "agent"
-        ds.spec.template.CopyFrom(template("agent"))
-        await c.create(ds)
-
-        async def on_nodes(want: set[str]) -> bool:
-            pods = await pods_of(c, "agent")
-            nodes = [p.spec.node_name for p in pods]
-            return sorted(nodes) == sorted(want) and all(is_pod_ready(p) for p in pods)
+        await c.create(agent_daemonset())
 
         async def status_is(desired: int) -> bool:
             st = (await c.get(apps.DaemonSet, "agent", namespace="default")).status
             return (st.desired_number_scheduled, st.current_number_scheduled, st.number_ready,
                     st.number_available, st.updated_number_scheduled) == (desired,) * 5
 
-        await eventually(lambda: on_nodes({"n-0", "n-1", "n-2"}), 30, what="one ready pod on each node")
+        await eventually(lambda: agent_on(c, ["n-0", "n-1", "n-2"]), 30, what="one ready pod on each node")
         await eventually(lambda: status_is(3), 20, what="status 3/3")
         await c.create(make_node("n-3"))
-        await eventually(lambda: on_nodes({"n-0", "n-1", "n-2", "n-3"}), 30, what="a pod on the new node")
+        await eventually(lambda: agent_on(c, ["n-0", "n-1", "n-2", "n-3"]), 30, what="a pod on the new node")
         await c.delete(core.Node, "n-1")
-        await eventually(lambda: on_nodes({"n-0", "n-2", "n-3"}), 30, what="the removed node's pod gone")
+        await eventually(lambda: agent_on(c, ["n-0", "n-2", "n-3"]), 30, what="the removed node's pod gone")
         await eventually(lambda: status_is(3), 20, what="status 3/3 again")
         # the garbage collector removes the pods with their DaemonSet
         await c.delete(apps.DaemonSet, "agent", namespace="default")
@@ -94,10 +112,7 @@ async def test_daemonset_one_pod_per_node_follows_nodes(apiserver: ApiServer) ->
 async def test_daemonset_rolling_update_honours_max_unavailable(apiserver: ApiServer) -> None:
     nodes = ["n-0", "n-1", "n-2", "n-3"]
     async with cluster(apiserver, nodes) as c:
-        ds = apps.DaemonSet()
-        ds.metadata.name, ds.metadata.namespace = "agent", "default"
-        ds.spec.selector.match_labels["app"] = "agent"
-        ds.spec.template.CopyFrom(template("agent"))
+        ds = agent_daemonset()
         ds.spec.update_strategy.type = "RollingUpdate"
         ds.spec.update_strategy.rolling_update.max_unavailable.int_val = 2
         await c.create(ds)
@@ -107,12 +122,7 @@ async def test_daemonset_rolling_update_honours_max_unavailable(apiserver: ApiSe
             return set(nodes) - {p.spec.node_name for p in pods.values()
                                  if not p.metadata.HasField("deletion_timestamp") and is_pod_ready(p)}
 
-        async def rolled(image: str) -> bool:
-            pods = await pods_of(c, "agent")
-            return (sorted(p.spec.node_name for p in pods) == nodes and all(is_pod_ready(p) for p in pods)
-                    and all(p.spec.containers[0].image == image for p in pods))
-
-        await eventually(lambda: rolled("registry.local/nginx:1.25"), 30, what="one ready pod on each node")
+        await eventually(lambda: agent_on(c, nodes, "registry.local/nginx:1.25"), 30, what="one ready pod on each node")
         listed = await c.list(core.Pod, namespace="default", label_selector="app=agent")
         state = {p.metadata.uid: p for p in listed.items}
         assert not unavailable(state)
@@ -131,7 +141,8 @@ async def test_daemonset_rolling_update_honours_max_unavailable(apiserver: ApiSe
         try:
             await c.patch(apps.DaemonSet, "agent", {"spec": {"template": {"spec": {"containers": [
                 {"name": "main", "image": "registry.local/nginx:1.26"}]}}}}, namespace="default", patch_type="merge")
-            await eventually(lambda: rolled("registry.local/nginx:1.26"), 60, what="every node's pod replaced")
+            await eventually(lambda: agent_on(c, nodes, "registry.local/nginx:1.26"), 60,
+                             what="every node's pod replaced")
             await eventually(lambda: asyncio.sleep(0, result=not unavailable(state)), 10, what="the watch caught up")
         finally:
             watch.cancel()
@@ -197,13 +208,7 @@ class PodLog:
 
 async def test_statefulset_ordered_creation_and_scale_down(apiserver: ApiServer) -> None:
     async with cluster(apiserver, ["n-0", "n-1"]) as c, PodLog(c) as log:
-        ss = apps.StatefulSet()
-        ss.metadata.name, ss.metadata.namespace = "web", "default"
-        ss.spec.replicas = 3
-        ss.spec.service_name = "web"
-        ss.spec.selector.match_labels["app"] = "web"
-        ss.spec.template.CopyFrom(template("web"))
-        await c.create(ss)
+        await c.create(web_statefulset())
 
         async def ready(n: int) -> bool:
             st = (await c.get(apps.StatefulSet, "web", namespace="default")).status
@@ -267,13 +272,7 @@ async def test_apiserver_defaults_and_refusals(apiserver: ApiServer) -> None:
 
 async def test_statefulset_rolling_update_in_reverse_order(apiserver: ApiServer) -> None:
     async with cluster(apiserver, ["n-0", "n-1"]) as c:
-        ss = apps.StatefulSet()
-        ss.metadata.name, ss.metadata.namespace = "web", "default"
-        ss.spec.replicas = 3
-        ss.spec.service_name = "web"
-        ss.spec.selector.match_labels["app"] = "web"
-        ss.spec.template.CopyFrom(template("web"))
-        await c.create(ss)
+        await c.create(web_statefulset())
 
         async def rolled(image: str) -> bool:
             got = await c.get(apps.StatefulSet, "web", namespace="default")
