@@ -17,6 +17,14 @@ from .conftest import Lab, poll
 pytestmark = pytest.mark.e2e
 
 IMAGE = "localhost:5000/busybox:stable"
+# A CronJob's jobTemplate (its last field) for the manifests below: one pod printing the date.
+CRON_JOB_TEMPLATE = f"""  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{{name: main, image: "{IMAGE}", command: ["date"]}}]
+"""
 
 MANIFESTS = f"""
 apiVersion: batch/v1
@@ -46,13 +54,7 @@ metadata: {{name: e2e-tick}}
 spec:
   schedule: "*/1 * * * *"
   successfulJobsHistoryLimit: 1
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          restartPolicy: OnFailure
-          containers: [{{name: main, image: "{IMAGE}", command: ["date"]}}]
-"""
+{CRON_JOB_TEMPLATE}"""
 
 
 def job_row(lab: Lab, name: str) -> dict[str, str]:
@@ -105,13 +107,7 @@ kind: CronJob
 metadata: {{name: e2e-bad-cron}}
 spec:
   schedule: "61 * * * *"
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          restartPolicy: OnFailure
-          containers: [{{name: main, image: "{IMAGE}", command: ["date"]}}]
-""")
+{CRON_JOB_TEMPLATE}""")
     with pytest.raises(AssertionError) as refused:
         lab.pbctl("apply", "-f", str(path))
     message = str(refused.value)
