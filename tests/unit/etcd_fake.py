@@ -1,7 +1,8 @@
 """An in-memory etcd with the EtcdClient surface the apiserver's storage uses (unit tests only).
 
 Keeps every revision (so reads at a revision and watches from one work), compaction, guarded
-create/update/delete, and watch streams the test can feed progress notifications or break.
+create/update/delete, and watch streams the test can feed progress notifications or break; `put` stores an
+API object at its key as the apiserver's store would.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from google.protobuf.message import Message
+
+from pybernetes.api import kinds
+from pybernetes.api.objects import meta_of
 from services.apiserver.storage.etcd import (
     KV,
     Compacted,
@@ -21,6 +26,8 @@ from services.apiserver.storage.etcd import (
     WatchEvent,
     prefix_end,
 )
+from services.apiserver.storage.objects import object_key
+from services.apiserver.storage.store import encode
 
 
 @dataclass
@@ -160,3 +167,13 @@ async def until(pred: Callable[[], bool], rounds: int = 1100) -> None:
             return
         await asyncio.sleep(0 if i < 100 else 0.005)
     raise AssertionError("condition never became true")
+
+
+async def put(etcd: FakeEtcd, obj: Message) -> int:
+    """Store `obj` at its kind's key: created, or updated over the current revision; the new revision."""
+    md = meta_of(obj)
+    key = object_key(kinds.for_class(type(obj)), md.namespace, md.name)
+    cur = await etcd.get(key)
+    if cur is None:
+        return await etcd.create(key, encode(obj))
+    return await etcd.update(key, encode(obj), cur.mod_revision)

@@ -36,9 +36,8 @@ from services.apiserver.rbac import policy
 from services.apiserver.registry import strategy
 from services.apiserver.storage.etcd import StorageUnavailable
 from services.apiserver.storage.objects import object_key
-from services.apiserver.storage.store import encode
 from services.apiserver.storage.watch_cache import WatchCache
-from tests.unit.etcd_fake import FakeEtcd, until
+from tests.unit.etcd_fake import FakeEtcd, put, until
 
 NODE1 = User("system:node:node-1", groups=("system:nodes", "system:authenticated"))
 NODE2 = User("system:node:node-2", groups=("system:nodes",))
@@ -154,15 +153,6 @@ def test_graph_same_pod_updated_keeps_its_edges_and_replace_starts_over() -> Non
 # -- the populator over a watch cache ---------------------------------------------------------------
 
 PODS = kinds.for_class(core.Pod)
-
-
-async def put(etcd: FakeEtcd, p: core.Pod) -> None:
-    key = object_key(PODS, p.metadata.namespace, p.metadata.name)
-    cur = await etcd.get(key)
-    if cur is None:
-        await etcd.create(key, encode(p))
-    else:
-        await etcd.update(key, encode(p), cur.mod_revision)
 
 
 @pytest.fixture

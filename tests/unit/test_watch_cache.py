@@ -17,9 +17,8 @@ from pybernetes.errors import Expired, Unavailable
 from services.apiserver.registry import strategy
 from services.apiserver.storage.etcd import Compacted, StorageUnavailable
 from services.apiserver.storage.objects import object_key
-from services.apiserver.storage.store import encode
 from services.apiserver.storage.watch_cache import Event, WatchCache, Watcher
-from tests.unit.etcd_fake import FakeEtcd, until
+from tests.unit.etcd_fake import FakeEtcd, put, until
 
 INFO = kinds.for_class(core.ConfigMap)
 EVERYTHING = selectors.parse_label_selector("")
@@ -32,14 +31,6 @@ def cm(name: str, ns: str = "default", value: str = "v", labels: dict[str, str] 
     c.metadata.labels.update(labels or {})
     c.data["k"] = value
     return c
-
-
-async def put(etcd: FakeEtcd, obj: core.ConfigMap) -> int:
-    key = object_key(INFO, obj.metadata.namespace, obj.metadata.name)
-    cur = await etcd.get(key)
-    if cur is None:
-        return await etcd.create(key, encode(obj))
-    return await etcd.update(key, encode(obj), cur.mod_revision)
 
 
 async def remove(etcd: FakeEtcd, name: str, ns: str = "default") -> int:
@@ -244,15 +235,6 @@ def pod(name: str, node: str) -> core.Pod:
     return p
 
 
-async def put_pod(etcd: FakeEtcd, p: core.Pod) -> None:
-    key = object_key(PODS, p.metadata.namespace, p.metadata.name)
-    cur = await etcd.get(key)
-    if cur is None:
-        await etcd.create(key, encode(p))
-    else:
-        await etcd.update(key, encode(p), cur.mod_revision)
-
-
 async def remove_pod(etcd: FakeEtcd, name: str) -> None:
     await etcd.delete(object_key(PODS, "default", name))
 
@@ -280,9 +262,9 @@ async def test_pod_watchers_pinned_to_a_node_get_that_nodes_pods_only(etcd: Fake
     try:
         a, b, unbound = watch("spec.nodeName=a"), watch("spec.nodeName=b"), watch("spec.nodeName=")
         everyone, not_a, by_ns = watch(""), watch("spec.nodeName!=a"), watch("metadata.namespace=default")
-        await put_pod(etcd, pod("p", ""))  # created unscheduled
-        await put_pod(etcd, pod("p", "a"))  # bound to a
-        await put_pod(etcd, pod("q", "b"))
+        await put(etcd, pod("p", ""))  # created unscheduled
+        await put(etcd, pod("p", "a"))  # bound to a
+        await put(etcd, pod("q", "b"))
         await remove_pod(etcd, "p")
         await until(lambda: c.rv >= etcd.rev)
         assert pod_events(a) == [("ADDED", "p", "a"), ("DELETED", "p", "a")]
@@ -293,7 +275,7 @@ async def test_pod_watchers_pinned_to_a_node_get_that_nodes_pods_only(etcd: Fake
         assert pod_events(by_ns) == full
         assert pod_events(not_a) == [("ADDED", "p", ""), ("DELETED", "p", "a"), ("ADDED", "q", "b")]
         c.unwatch(a)
-        await put_pod(etcd, pod("r", "a"))
+        await put(etcd, pod("r", "a"))
         await until(lambda: c.rv >= etcd.rev)
         assert pod_events(a) == []
         assert c._by_trigger.keys() == {"b", ""}  # a's entry went with its last watcher
