@@ -1,14 +1,17 @@
-"""The channel WebSocket framing of pods/exec (v4/v5.channel.k8s.io) and the REST queries of pods/log and exec."""
+"""The channel WebSocket framing of pods/exec (v4/v5.channel.k8s.io), the REST queries of pods/log and exec, and the
+WebSocket upgrade checks the streaming subresources share."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from multidict import MultiDict
 
 from pybernetes import errors
-from services.apiserver.http import channels, streams
+from services.apiserver.http import channels, streams, websocket
 
 
 def test_frames_carry_their_channel_in_the_first_byte() -> None:
@@ -61,3 +64,31 @@ def test_exec_query_becomes_the_kubelet_start() -> None:
         streams.exec_start(MultiDict({"stdout": "1"}), "ns", "p")
     with pytest.raises(errors.BadRequest, match="at least 1 of stdin, stdout, stderr"):
         streams.exec_start(MultiDict({"command": "true"}), "ns", "p")
+
+
+def _upgrade_request(upgrade: str, protocols: str = "") -> web.Request:
+    headers = {"Connection": "Upgrade", "Upgrade": upgrade, "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    if protocols:
+        headers["Sec-WebSocket-Protocol"] = protocols
+    return make_mocked_request("GET", "/api/v1/namespaces/default/pods/p/exec", headers=headers)
+
+
+def test_streaming_subresources_refuse_what_is_not_a_websocket_upgrade_with_their_protocol() -> None:
+    hint = "use kubectl 1.30 or newer"
+
+    def refusal(req: web.Request) -> str:
+        with pytest.raises(errors.BadRequest) as ei:
+            websocket.refuse_unless_websocket(req, "attach", channels.PROTOCOLS, hint)
+        return ei.value.message
+
+    assert refusal(_upgrade_request("SPDY/3.1")) == ("SPDY is not supported for pods/attach: this server speaks "
+                                                     "WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); " + hint)
+    assert refusal(_upgrade_request("")).startswith("Upgrade request required: pods/attach is a WebSocket stream")
+    assert "offered: v1.channel.k8s.io" in refusal(_upgrade_request("websocket", "v1.channel.k8s.io"))
+    assert "offered: none" in refusal(_upgrade_request("websocket"))
+    req = _upgrade_request("WebSocket", "base64.channel.k8s.io, v4.channel.k8s.io, v5.channel.k8s.io")
+    websocket.refuse_unless_websocket(req, "attach", channels.PROTOCOLS, hint)
+    assert websocket.offered_protocols(req) == ["base64.channel.k8s.io", "v4.channel.k8s.io", "v5.channel.k8s.io"]
+    ready = web.WebSocketResponse(protocols=channels.PROTOCOLS).can_prepare(req)
+    assert ready.protocol == "v4.channel.k8s.io"  # the client's order picks, as upgrade() documents

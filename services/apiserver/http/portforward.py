@@ -24,7 +24,7 @@ from pybernetes import errors
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 
 from ..kubelet_proxy import KubeletProxy
-from . import channels, spdy
+from . import channels, spdy, websocket
 from .routing import Target
 
 log = logging.getLogger("pybernetes.apiserver.http")
@@ -55,23 +55,16 @@ def _port_header(channel: int, port: int) -> bytes:
 
 async def serve(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.StreamResponse:
     await kubelets.stub_for_pod(t.namespace, t.name)  # no such pod, not running: a Status, before upgrading
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    if request.headers.get("Upgrade", "").lower() != "websocket" or not set(offered) & set(PROTOCOLS):
-        raise errors.BadRequest(
-            f"pods/portforward is a WebSocket stream ({', '.join(PROTOCOLS)}; offered: "
-            f"{', '.join(offered) or 'none'}): SPDY without WebSocket is not supported, use kubectl 1.30 or "
-            "newer, the Python client's kubernetes.stream.portforward, or `pbctl port-forward`")
-    tunnel = TUNNEL in offered
+    websocket.refuse_unless_websocket(request, "portforward", PROTOCOLS, "use kubectl 1.30 or newer, the Python "
+                                      "client's kubernetes.stream.portforward, or `pbctl port-forward`")
+    tunnel = TUNNEL in websocket.offered_protocols(request)
     ports = [] if tunnel else parse_ports(request.query)
-    ws = web.WebSocketResponse(protocols=(TUNNEL,) if tunnel else PROTOCOLS, autoping=True)
-    await ws.prepare(request)
+    ws, _ = await websocket.upgrade(request, (TUNNEL,) if tunnel else PROTOCOLS)
     if tunnel:
         try:
             await _serve_spdy(ws, kubelets, t)
         finally:
-            await ws.close()
-            if request.transport is not None:
-                request.transport.abort()
+            await websocket.hang_up(request, ws)
         return ws
     queues: list[asyncio.Queue[pb.PortForwardInput | None]] = [asyncio.Queue() for _ in ports]
     send_lock = asyncio.Lock()
@@ -96,9 +89,7 @@ async def serve(request: web.Request, kubelets: KubeletProxy, t: Target) -> web.
             r.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        await ws.close()
-        if request.transport is not None:
-            request.transport.abort()  # no TLS close_notify wait (see streams.connect)
+        await websocket.hang_up(request, ws)
     return ws
 
 

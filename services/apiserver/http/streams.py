@@ -23,7 +23,7 @@ from pybernetes.api import codec
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 
 from ..kubelet_proxy import KubeletProxy
-from . import channels
+from . import channels, websocket
 from .routing import Target
 
 log = logging.getLogger("pybernetes.apiserver.http")
@@ -103,17 +103,6 @@ async def pod_log(request: web.Request, kubelets: KubeletProxy, t: Target) -> we
 
 # -- pods/exec, pods/attach ------------------------------------------------------------------
 
-def _require_websocket(request: web.Request, t: Target) -> None:
-    upgrade = request.headers.get("Upgrade", "").lower()
-    if "spdy" in upgrade:
-        raise errors.BadRequest(f"SPDY is not supported for pods/{t.subresource}: this server speaks WebSocket "
-                                f"({', '.join(channels.PROTOCOLS)}); use kubectl 1.30 or newer, or a client "
-                                "that streams over WebSocket")
-    if upgrade != "websocket":
-        raise errors.BadRequest("Upgrade request required: pods/exec is a WebSocket stream "
-                                f"({', '.join(channels.PROTOCOLS)})")
-
-
 def exec_start(query: Any, namespace: str, name: str, attach: bool = False) -> tuple[pb.ExecStart, bool, bool]:
     """The kubelet's ExecStart for a REST pods/exec (or pods/attach) query, and whether stdout and stderr are
     wanted."""
@@ -136,15 +125,11 @@ async def connect(request: web.Request, kubelets: KubeletProxy, t: Target) -> we
     start.container = await kubelets.container_for(t.namespace, t.name, start.container)
     # The protocol last: kubectl retries a failed WebSocket upgrade over SPDY, and the error it then prints
     # must be the real one (no such pod or container), as kube-apiserver's is on either protocol.
-    _require_websocket(request, t)
-    ws = web.WebSocketResponse(protocols=channels.PROTOCOLS, autoping=True)
-    ready = ws.can_prepare(request)
-    if not ready.ok or ready.protocol is None:
-        raise errors.BadRequest(f"pods/{t.subresource} needs one of the WebSocket subprotocols "
-                                f"{', '.join(channels.PROTOCOLS)} (Sec-WebSocket-Protocol)")
-    await ws.prepare(request)
+    websocket.refuse_unless_websocket(request, t.subresource, channels.PROTOCOLS,
+                                      "use kubectl 1.30 or newer, or a client that streams over WebSocket")
+    ws, protocol = await websocket.upgrade(request, channels.PROTOCOLS)
     inputs: asyncio.Queue[pb.ExecInput | None] = asyncio.Queue()
-    reader = asyncio.create_task(_read_client(ws, inputs, ready.protocol == channels.V5))
+    reader = asyncio.create_task(_read_client(ws, inputs, protocol == channels.V5))
 
     async def relay() -> AsyncIterator[pb.ExecInput]:
         yield pb.ExecInput(start=start)
@@ -170,11 +155,7 @@ async def connect(request: web.Request, kubelets: KubeletProxy, t: Target) -> we
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        await ws.close()
-        # The WebSocket close handshake is done: drop the connection now rather than wait for a TLS
-        # close_notify that WebSocket clients (the Python client's websocket-client) never send.
-        if request.transport is not None:
-            request.transport.abort()
+        await websocket.hang_up(request, ws)
     return ws
 
 
