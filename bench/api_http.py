@@ -13,10 +13,8 @@ The last line printed is one JSON object of figures (bench/report.py).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import os
 import ssl
 import sys
 import tempfile
@@ -29,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
+from bench import cli
 from bench.apiserver import fill, make_pod, pod_creator
 from bench.load import interleaved
 from bench.procs import admin_config, start_apiserver, stop_processes
@@ -86,15 +85,14 @@ def sessions_for(cfg: ClientConfig, n: int, tmp: Path) -> list[aiohttp.ClientSes
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     ap.add_argument("--pods", type=int, default=1000, help="pods listed by kubectl and pbctl (default 1000)")
     args = ap.parse_args()
     seconds = 4.0 if args.quick else 15.0
     kubectl = BIN / "kubectl"
     if not kubectl.exists():
         raise SystemExit(f"{kubectl} missing: run deploy/get-kubectl.sh")
-    figures: dict[str, Any] = {"bench": "api_http", "quick": args.quick, "cores": os.cpu_count()}
+    figures: dict[str, Any] = cli.figures("api_http", args)
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())

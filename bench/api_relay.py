@@ -10,12 +10,12 @@ It runs as its own process, as pb-apiserver does: `python -m bench.api_relay --e
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bench import cli
 from pybernetes import rpc
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -63,7 +63,7 @@ async def serve(etcd_url: str, port: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.arguments(__doc__, None)
     ap.add_argument("--etcd", required=True, help="etcd client URL")
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args()

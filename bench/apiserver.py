@@ -14,7 +14,6 @@ etcd, pb-apiserver and the relay run as separate processes (as in the lab); this
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.load import closed_loop, interleaved, pct
 from bench.procs import admin_config, rss_mb, start_apiserver, start_relay, stop_processes, wait_port
 from bench.report import emit, row
@@ -163,14 +163,13 @@ async def watch_fanout(server: str, token: str, watchers: int, channels: int,
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     ap.add_argument("--pods", type=int, default=0, help="pods stored for the list/RSS figures (default 10000)")
     args = ap.parse_args()
     seconds = 4.0 if args.quick else 15.0
     n_pods = args.pods or 10_000
     steady_s = 4.0 if args.quick else 20.0
-    figures: dict[str, Any] = {"bench": "apiserver", "quick": args.quick, "cores": os.cpu_count()}
+    figures: dict[str, Any] = cli.figures("apiserver", args)
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())

@@ -32,6 +32,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
+from bench import cli
 from bench.procs import admin_config, start_apiserver, stop_processes
 from bench.report import emit, row
 from pybernetes.api import codec
@@ -278,8 +279,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer services and shorter runs; within 60 s")
+    ap = cli.arguments(__doc__, "fewer services and shorter runs; within 60 s")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--endpoint-source", default=ENDPOINTSLICES, choices=SOURCES,
                     help="what pb-dns reads endpoints from (as its own flag)")

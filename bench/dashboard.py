@@ -11,7 +11,6 @@ idle seconds with the page open. `--quick` finishes within 60 s. The last line i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
@@ -62,13 +62,11 @@ async def changes(client: Client, page: Browser, n: int) -> list[float]:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     ap.add_argument("--changes", type=int, default=0, help="changes to time (default 50, or 200 without --quick)")
     args = ap.parse_args()
     n = args.changes or (50 if args.quick else 200)
-    figures: dict[str, Any] = {"bench": "dashboard", "quick": args.quick, "nodes": 3, "pods": 30, "changes": n,
-                               "cores": os.cpu_count()}
+    figures: dict[str, Any] = cli.figures("dashboard", args, nodes=3, pods=30, changes=n)
     if chromium() is None:
         figures["error"] = "chromium not installed"
         print(json.dumps(figures))

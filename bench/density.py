@@ -18,7 +18,6 @@ Full: 100 x 10, 500 x 20, 1,000 x 30 (30,000 pods).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -34,6 +33,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.hollow import CLUSTER_CIDR
 from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, stop_processes
 from bench.report import emit, row
@@ -281,8 +281,7 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float, proxy
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help=f"sizes {QUICK} (nodes, pods per node), about 90 s")
+    ap = cli.arguments(__doc__, f"sizes {QUICK} (nodes, pods per node), about 90 s")
     ap.add_argument("--proxy", action="store_true", help="a hollow proxy beside each hollow kubelet")
     ap.add_argument("--timeout", type=float, default=0.0,
                     help="seconds to wait for all pods Running at each size (default 120 + pods/10); on expiry the "
@@ -298,7 +297,7 @@ async def main() -> None:
         sizes = [(int(a), int(b)) for a, b in (s.split("x", 1) for s in args.size)] or (QUICK if args.quick else FULL)
     except ValueError:
         ap.error(f"--size: want NODESxPODS (e.g. 100x10), got {args.size}")
-    figures: dict[str, Any] = {"bench": "density", "quick": args.quick, "cores": os.cpu_count(), "cases": []}
+    figures: dict[str, Any] = cli.figures("density", args, cases=[])
     with contextlib.ExitStack() as stack:
         tmp = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pb-bench-density-")))
         for n, m in sizes:

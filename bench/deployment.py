@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
@@ -83,8 +83,7 @@ def _phase(d: dict[str, float], n: int, t0: float) -> float:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     ap.add_argument("--replicas", type=int, default=1000)
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--binder", choices=("scheduler", "roundrobin"), default="scheduler")
@@ -96,8 +95,7 @@ async def main() -> None:
         await kubelet_role(args.kubeconfig, args.nodes, bool(args.bind))
         return
     timeout = 50.0 if args.quick else 600.0
-    figures: dict[str, Any] = {"bench": "deployment", "quick": args.quick, "replicas": args.replicas,
-                               "nodes": args.nodes, "cores": os.cpu_count()}
+    figures: dict[str, Any] = cli.figures("deployment", args, replicas=args.replicas, nodes=args.nodes)
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())

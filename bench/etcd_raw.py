@@ -20,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.load import closed_loop
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
@@ -62,12 +63,11 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = cli.arguments(__doc__, "short run (well under 60 s total)")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--tasks", type=int, default=64)
     p.add_argument("--value-size", type=int, default=1024)
     p.add_argument("--endpoint", help="use this etcd instead of starting one")
-    p.add_argument("--quick", action="store_true", help="short run (well under 60 s total)")
     args = p.parse_args()
     if args.quick:
         args.seconds = min(args.seconds, 8.0)

@@ -22,7 +22,6 @@ registered, and runs until SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import logging
@@ -34,6 +33,7 @@ from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from netproxy.backend import Options
 from netproxy.execs import Runner
 from netproxy.heartbeat import ProxyLease
@@ -166,7 +166,7 @@ async def run_nodes(client: Client, names: list[str], ips: list[str], root: Path
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.arguments(__doc__, None)
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--root", required=True, type=Path, help="the nodes' root dirs go under it")
     ap.add_argument("--first", type=int, default=0, help="index of the first node")

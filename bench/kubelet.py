@@ -14,7 +14,6 @@ The last line is one JSON object (bench/report.py).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, stop_processes
 from bench.report import emit, row
 from lab import netns
@@ -151,13 +151,12 @@ async def bind_and_wait(client: Client, watch: RunningWatch, names: list[str], t
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     args = ap.parse_args()
     serial_n = 10 if args.quick else 30
     burst_n = 20 if args.quick else 50
     idle_s = 5.0 if args.quick else 15.0
-    figures: dict[str, Any] = {"bench": "kubelet", "quick": args.quick, "cores": os.cpu_count()}
+    figures: dict[str, Any] = cli.figures("kubelet", args)
     rows: dict[str, Any] = {}
     images = build_lab_images(IMAGE_CACHE)
     net = netns.Network(NETWORK)

@@ -14,7 +14,6 @@ The last line printed is one JSON object (bench/report.py).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.report import emit, row
 from lab.state import LabState
 from lab.topology import DEFAULT_DIR
@@ -115,8 +115,7 @@ def footprint(st: LabState, window: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="settle 20 s and sample 10 s")
+    ap = cli.arguments(__doc__, "settle 20 s and sample 10 s")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or DEFAULT_DIR),
                     help="lab directory (default $PB_LAB_DIR or %(default)s)")
     ap.add_argument("--workers", type=int, default=3, help="worker nodes for `lab up` (default 3)")
@@ -127,7 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     settle = args.settle or (20.0 if args.quick else 300.0)
     window = args.window or (10.0 if args.quick else 60.0)
-    figures: dict[str, Any] = {"bench": "lab", "quick": args.quick, "cores": os.cpu_count(), "workers": args.workers}
+    figures: dict[str, Any] = cli.figures("lab", args, workers=args.workers)
     rows: dict[str, Any] = {}
     lab_dir = ["--dir", str(args.dir)]
     if not args.no_up:

@@ -19,7 +19,6 @@ is the client. `--quick` finishes within 60 s. The last line printed is one JSON
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.apiserver import create_rate, pct
 from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes import tls
@@ -177,12 +177,11 @@ def recording_cost_us(n: int = 200_000) -> float:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     args = ap.parse_args()
     seconds = 5.0 if args.quick else 15.0
     warmup = 1.0 if args.quick else 3.0
-    figures: dict[str, Any] = {"bench": "metrics", "quick": args.quick, "cores": os.cpu_count()}
+    figures: dict[str, Any] = cli.figures("metrics", args)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pb-bench-metrics-") as tmp_s:
         tmp = Path(tmp_s)

@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.report import emit, row
 from lab import netns
 from netproxy.backend import Backend, Plan
@@ -128,7 +129,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         netns.run(["ip", "netns", "add", ns])
         netns.run(netns.nsenter(ns, ["ip", "link", "set", "lo", "up"]))
     raw = RawNft(tmp) if args.backend == "nftables" else None
-    out: dict[str, Any] = {"bench": "netproxy", "backend": args.backend, "quick": args.quick}
+    out: dict[str, Any] = cli.figures("netproxy", args, backend=args.backend)
     rows: dict[str, Any] = {}
     try:
         sizes = [1000, 5000] if args.backend == "nftables" or not args.quick else [1000]
@@ -187,8 +188,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions; finishes within 60 s")
+    ap = cli.arguments(__doc__, "fewer repetitions; finishes within 60 s")
     ap.add_argument("--backend", choices=("nftables", "iptables"), default="nftables")
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -15,7 +15,6 @@ Last line: one JSON object of figures (bench/report.py).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import subprocess
@@ -28,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli
 from bench.procs import admin_config, start_apiserver, stop_processes
 from bench.report import emit, row
 from lab.images import BUSYBOX_IMAGE
@@ -221,8 +221,7 @@ async def run_case(tmp: Path, n_nodes: int, n_pods: int) -> dict[str, Any]:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1000 nodes / 2000 pods, within 60 s")
+    ap = cli.arguments(__doc__, "1000 nodes / 2000 pods, within 60 s")
     ap.add_argument("--nodes", type=int, default=0, help="one custom case: nodes")
     ap.add_argument("--pods", type=int, default=0, help="one custom case: pods")
     args = ap.parse_args()
@@ -232,7 +231,7 @@ async def main() -> None:
         cases = [(1000, 2000)]
     else:
         cases = [(1000, 5000), (5000, 5000)]
-    figures: dict[str, Any] = {"bench": "scheduler", "quick": args.quick, "cores": os.cpu_count(), "cases": []}
+    figures: dict[str, Any] = cli.figures("scheduler", args, cases=[])
     with tempfile.TemporaryDirectory(prefix="pb-bench-sched-") as tmp:
         for n, m in cases:
             print(f"== {n} nodes, {m} pods", flush=True)

@@ -21,7 +21,6 @@ the other is measured. `--quick` finishes within 60 s. The last line printed is 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
+from bench import cli
 from bench.api_http import http_creator
 from bench.apiserver import make_pod, pod_creator
 from bench.load import interleaved, pct
@@ -86,14 +86,13 @@ def summary(times: list[float]) -> dict[str, Any]:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="finish within 60 s")
+    ap = cli.arguments(__doc__)
     ap.add_argument("--connections", type=int, default=0, help="new connections per kind (default 500; 100 quick)")
     args = ap.parse_args()
     seconds = 4.0 if args.quick else 15.0
     n_conn = args.connections or (100 if args.quick else 500)
-    figures: dict[str, Any] = {"bench": "security", "quick": args.quick, "cores": os.cpu_count(),
-                               "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    figures: dict[str, Any] = cli.figures("security", args,
+                                                loadavg_start=[round(x, 2) for x in os.getloadavg()])
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp_dir:
         tmp = Path(tmp_dir)

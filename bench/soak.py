@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import cli
 from bench.procs import admin_config, start_apiserver, stop_processes
 from pybernetes import errors, ports
 from pybernetes.api import codec
@@ -268,11 +269,9 @@ async def in_lab(args: argparse.Namespace, say: Callable[[str], None]) -> dict[s
 def main() -> None:
     from lab.topology import DEFAULT_DIR
 
-    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.arguments(__doc__, "90 s, a sample every 5 s", whole_doc=True, prog="python -m bench.soak")
     p.add_argument("--dir", type=Path, default=Path(os.environ.get("PB_LAB_DIR") or DEFAULT_DIR))
     p.add_argument("--standalone", action="store_true", help="an etcd and apiserver of its own instead of the lab")
-    p.add_argument("--quick", action="store_true", help="90 s, a sample every 5 s")
     p.add_argument("--duration", type=float, default=600.0)
     p.add_argument("--interval", type=float, default=0.0, help="seconds between samples (default 15; 5 quick)")
     p.add_argument("--rate", type=float, default=20.0, help="requests per second")
