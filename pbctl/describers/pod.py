@@ -143,6 +143,23 @@ def describe_containers(w: Writer, title: str, containers: Sequence[core.Contain
                 w.w(level + 3, f"{m.mount_path} from {m.name} ({flags}{sub})\n")
 
 
+def describe_projected(w: Writer, projected: core.ProjectedVolumeSource, level: int) -> None:
+    """A projected volume as kubectl's printProjectedVolumeSource shows it: a line or two per source (the
+    ServiceAccount token volume: TokenExpirationSeconds, ConfigMapName kube-root-ca.crt, DownwardAPI)."""
+    w.w(level, "Type:\tProjected (a volume that contains injected data from multiple sources)\n")
+    for src in projected.sources:
+        if src.HasField("secret"):
+            w.w(level, f"SecretName:\t{src.secret.name}\n")
+            w.w(level, f"Optional:\t{str(src.secret.optional).lower()}\n")
+        elif src.HasField("downward_api"):
+            w.w(level, "DownwardAPI:\ttrue\n")
+        elif src.HasField("config_map"):
+            w.w(level, f"ConfigMapName:\t{src.config_map.name}\n")
+            w.w(level, f"Optional:\t{str(src.config_map.optional).lower()}\n")
+        elif src.HasField("service_account_token"):
+            w.w(level, f"TokenExpirationSeconds:\t{src.service_account_token.expiration_seconds}\n")
+
+
 def describe_volumes(w: Writer, volumes: Sequence[core.Volume], level: int = 0) -> None:
     if not volumes:
         w.w(level, "Volumes:\t<none>\n")
@@ -170,7 +187,7 @@ def describe_volumes(w: Writer, volumes: Sequence[core.Volume], level: int = 0) 
             w.w(level + 2, f"Path:\t{v.host_path.path}\n")
             w.w(level + 2, f"HostPathType:\t{v.host_path.type}\n")
         elif kind == "projected":
-            w.w(level + 2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n")
+            describe_projected(w, v.projected, level + 2)
         else:
             w.w(level + 2, f"Type:\t{kind or '<unknown>'}\n")
 

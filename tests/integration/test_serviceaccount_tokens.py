@@ -1,6 +1,6 @@
 """ServiceAccount tokens against a real apiserver and etcd: a TokenRequest (REST through the official Python
 client, and gRPC) bound to a pod; the token authenticates over HTTPS; deleting the pod or the ServiceAccount,
-or the token expiring, makes it 401."""
+or the token expiring, makes it 401. The pod's kube-api-access volume as kubectl and pbctl describe it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 
+from pbctl.main import run as pbctl
 from pybernetes import errors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
@@ -25,6 +26,7 @@ from services.apiserver.serviceaccount import claims as cl
 from services.apiserver.serviceaccount import tokens
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
+from tests.integration.test_rest_kubectl import Kubectl
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client as k8s  # noqa: E402
@@ -150,3 +152,28 @@ async def test_expired_token_is_401(https_apiserver: ApiServer) -> None:
                                                       [tokens.DEFAULT_ISSUER], 3600)
     assert await status_of(srv, fresh) == 200
 
+
+
+async def test_pbctl_and_kubectl_describe_the_token_volume_alike(https_apiserver: ApiServer, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The kube-api-access volume the pod got at create, as real kubectl's describe shows it and pbctl's the same."""
+    srv = https_apiserver
+    pod = await setup(srv)
+    name = pod.spec.volumes[0].name
+    cfg = tmp_path / "pbconfig"
+    srv.write_kubeconfig(cfg)
+    capsys.readouterr()
+    assert await pbctl(["--config", str(cfg), "describe", "pod", "web", "-n", NS]) == 0
+    ours = capsys.readouterr().out
+    _, theirs, _ = await Kubectl(srv, tmp_path / "home").run("describe", "pod", "web", "-n", NS)
+
+    def volumes(text: str) -> list[list[str]]:
+        section = text[text.index("\nVolumes:"):text.index("\nQoS Class:")]
+        return [line.split() for line in section.strip().splitlines()]
+
+    assert volumes(theirs) == [["Volumes:"], [f"{name}:"],
+                               ["Type:", "Projected", "(a", "volume", "that", "contains", "injected", "data", "from",
+                                "multiple", "sources)"],
+                               ["TokenExpirationSeconds:", "3607"], ["ConfigMapName:", "kube-root-ca.crt"],
+                               ["Optional:", "false"], ["DownwardAPI:", "true"]], theirs
+    assert volumes(ours) == volumes(theirs), ours
