@@ -1,5 +1,6 @@
-"""The control plane's health for the dashboard: the apiserver's /readyz when reachable, else whether the
-API answers; etcd's members from the apiserver's EtcdStatus; and, on the same beat, `Model.tick` so expired
+"""The control plane's health for the dashboard: the apiserver's /readyz when reachable (HTTPS checked against
+the TLS context the caller gives: pbctl's is the kubeconfig's cluster CA), else whether the API answers;
+etcd's members from the apiserver's EtcdStatus; and, on the same beat, `Model.tick` so expired
 Leases grey their node or component out.
 
 Callers: `pbctl.dashboard.server` runs `probe_forever`. One small request every few seconds, never a list:
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import aiohttp
 
@@ -72,8 +74,14 @@ async def etcd_members(model: Model, client: Client) -> None:
     model.set_etcd_members([views.etcd_member_view(m) for m in st.members])
 
 
-async def probe_forever(model: Model, client: Client, url: str, interval: float = INTERVAL) -> None:
-    async with aiohttp.ClientSession() as session:
+def new_session(tls: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
+    """The probe's HTTP session; `tls`: the context an https:// /readyz is checked with (None: the system's)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls if tls is not None else True))
+
+
+async def probe_forever(model: Model, client: Client, url: str, interval: float = INTERVAL,
+                        tls: ssl.SSLContext | None = None) -> None:
+    async with new_session(tls) as session:
         while True:
             try:
                 await check_once(model, client, session, url)

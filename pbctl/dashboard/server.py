@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,13 @@ def _frame(msg: dict[str, Any]) -> bytes:
 
 class Dashboard:
     def __init__(self, client: Client, *, host: str = "127.0.0.1", port: int = ports.DASHBOARD,
-                 readyz_url: str = "", probe_interval: float = health.INTERVAL) -> None:
+                 readyz_url: str = "", readyz_tls: ssl.SSLContext | None = None,
+                 probe_interval: float = health.INTERVAL) -> None:
         self.client = client
         self.host = host
         self.port = port
         self.readyz_url = readyz_url
+        self.readyz_tls = readyz_tls
         self.probe_interval = probe_interval
         self.model = Model()
         self.factory = InformerFactory(client)
@@ -64,7 +67,8 @@ class Dashboard:
         self.factory.start()
         self._live = asyncio.create_task(self._go_live(), name="dashboard-sync")
         self._probe = asyncio.create_task(health.probe_forever(self.model, self.client, self.readyz_url,
-                                                               self.probe_interval), name="dashboard-health")
+                                                               self.probe_interval, self.readyz_tls),
+                                          name="dashboard-health")
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
         await self._runner.setup()
         try:

@@ -2,7 +2,8 @@
 
 No kubelet or scheduler runs: the test writes Nodes, node and leader Leases, Pods (binding them and setting their
 status itself), a Service and its Endpoints, then checks that the page shows them and follows each change
-within 3 s, and that its JavaScript logs no errors. Screenshots land in the test's tmp dir.
+within 3 s, and that its JavaScript logs no errors. Screenshots land in the test's tmp dir. The health probe asks
+/readyz over HTTPS with the kubeconfig's CA when the health port is HTTPS.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from pbctl.dashboard import health
+from pbctl.dashboard.model import Model
 from pbctl.dashboard.server import Dashboard
+from pbctl.verbs.dashboard import readyz_tls
 from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.times import micro_now
+from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from tests.browser import Browser, chromium
@@ -274,3 +279,21 @@ async def test_many_nodes_collapse_to_a_compact_grid(apiserver: ApiServer, tmp_p
     finally:
         await b.close()
         await dash.stop()
+
+
+async def test_readyz_over_https_with_the_kubeconfigs_ca(apiserver: ApiServer, tmp_path: Path) -> None:
+    """With a client CA the apiserver's health port is HTTPS: pbctl dashboard's probe trusts the kubeconfig's
+    cluster CA there (plain HTTP gets no /readyz answer, and the page falls back to the API answering)."""
+    apiserver.cfg.client_ca_file = apiserver.pki / "ca.crt"
+    await apiserver.restart()
+    cfg = client_config.load(str(apiserver.write_kubeconfig(tmp_path / "pbconfig")))
+    port = apiserver.cfg.health_port
+    host = cfg.server.rsplit(":", 1)[0]  # the name the kubeconfig reaches the apiserver by, as the verb uses it
+    async with health.new_session(readyz_tls(cfg)) as session:
+        assert await health.readyz(session, f"https://{host}:{port}/readyz") == (200, "ok")
+        assert await health.readyz(session, f"http://{host}:{port}/readyz") is None
+        m = Model()
+        await health.check_once(m, apiserver.client, session, f"https://{host}:{port}/readyz")
+        assert m.state["control"]["apiserver"]["detail"] == "/readyz ok"
+    async with health.new_session() as session:  # the system's roots do not know the cluster CA
+        assert await health.readyz(session, f"https://{host}:{port}/readyz") is None
