@@ -155,7 +155,7 @@ def ensure_admin_token(path: Path) -> str:
     return token
 
 
-# The user of the request being served, set by both front ends once it is authenticated (and impersonation
-# applied), for the checks deep in the request path that depend on who asks (the gRPC front end passes it to
-# Rest's writes for admission; RBAC's escalation prevention reads it).
+# The user of the gRPC request being served, set by the gRPC front end (server.py) once it is authenticated (and
+# impersonation applied), for its servicer methods to pass to Rest. The REST front end keeps its user on the
+# aiohttp request instead (http/resources.user_of).
 REQUEST_USER: ContextVar[User | None] = ContextVar("request_user", default=None)

@@ -65,8 +65,9 @@ class Rest:
         self.allocator = allocator or ServiceAllocator(store)
         # Kubernetes' default plugins unless the caller (main.py's flags) built the chain.
         self.admission = admission or new_chain(store, toleration_seconds=toleration_seconds)
-        # Checked after validation on every create and update: RBAC's escalation prevention (rbac/escalation.py).
-        self.write_guard: Callable[[Message, Message | None], Awaitable[None]] | None = None
+        # Checked after validation on every create and update, with the requesting user: RBAC's escalation
+        # prevention (rbac/escalation.py).
+        self.write_guard: Callable[[Message, Message | None, User | None], Awaitable[None]] | None = None
         # serviceaccounts/token (serviceaccount.tokenrequest); set by main once the signing key is loaded.
         self.token_requests: TokenRequests | None = None
 
@@ -164,7 +165,7 @@ class Rest:
         fieldmanager.track(info, None, obj, manager)
         self._validate(obj)
         if self.write_guard is not None:
-            await self.write_guard(obj, None)
+            await self.write_guard(obj, None, user)
         await self.admission.validate(a)
         if dry_run:
             return obj
@@ -344,7 +345,7 @@ class Rest:
             if subresource != "status":
                 self._validate(obj, old)
                 if self.write_guard is not None:
-                    await self.write_guard(obj, old)
+                    await self.write_guard(obj, old, user)
                 await self.admission.validate(a)
             md.resource_version = omd.resource_version
             if not cur.stale and obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):

@@ -13,7 +13,7 @@ from pybernetes import errors
 from pybernetes.api import codec, kinds, rbacrules
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
-from services.apiserver.auth import REQUEST_USER, User
+from services.apiserver.auth import User
 from services.apiserver.authz import Attributes, Decision, check
 from services.apiserver.impersonation import impersonate
 from services.apiserver.rbac import modes
@@ -104,10 +104,11 @@ async def api() -> AsyncIterator[tuple[Rest, modes.Authorizer]]:
     await store.stop()
 
 
-async def put(rest: Rest, doc: dict[str, object]) -> None:
+async def put(rest: Rest, doc: dict[str, object], user: User | None = None) -> None:
+    """Create `doc` as `user` asks it (None: the apiserver itself)."""
     obj = codec.parse_object({"apiVersion": f"{G}/v1", **doc})
     md = obj.metadata  # type: ignore[attr-defined]  # every kind has ObjectMeta
-    await rest.create(kinds.for_message(obj).plural, md.namespace, obj.SerializeToString())
+    await rest.create(kinds.for_message(obj).plural, md.namespace, obj.SerializeToString(), user=user)
     await asyncio.sleep(0.05)  # the watch cache catches up
 
 
@@ -166,32 +167,27 @@ async def test_escalation_prevention(api: tuple[Rest, modes.Authorizer]) -> None
     rest, _ = api
     # bob may manage roles and bindings in namespace b (admin there), but holds only edit elsewhere
     await put(rest, binding("RoleBinding", "bob-admin", "ClusterRole", "admin", {"kind": "User", "name": "bob"}, "b"))
-    token = REQUEST_USER.set(BOB)
-    try:
-        ok = {"kind": "Role", "metadata": {"name": "ok", "namespace": "b"},
-              "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
-        await put(rest, ok)
-        bad = {"kind": "Role", "metadata": {"name": "bad", "namespace": "b"},
-               "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}
-        with pytest.raises(errors.Forbidden, match=r'user "bob" \(groups=\[\]\) is attempting to grant RBAC '
-                                                   r'permissions not currently held:\n'
-                                                   r'\{APIGroups:\[""\], Resources:\["nodes"\]'):
-            await put(rest, bad)
-        # binding a role whose rules bob holds is fine; cluster-admin is not, unless bob may `bind` it
-        await put(rest, binding("RoleBinding", "x", "Role", "ok", {"kind": "User", "name": "carol"}, "b"))
-        with pytest.raises(errors.Forbidden, match="attempting to grant RBAC permissions not currently held"):
-            await put(rest, binding("RoleBinding", "y", "ClusterRole", "cluster-admin", {"kind": "User", "name": "c"},
-                                    "b"))
-        REQUEST_USER.set(None)
-        await put(rest, {"kind": "ClusterRole", "metadata": {"name": "binder"},
-                         "rules": [{"apiGroups": [G], "resources": ["clusterroles"], "verbs": ["bind"],
-                                    "resourceNames": ["cluster-admin"]}]})
-        await put(rest, binding("ClusterRoleBinding", "bob-binder", "ClusterRole", "binder",
-                                {"kind": "User", "name": "bob"}))
-        REQUEST_USER.set(BOB)
-        await put(rest, binding("RoleBinding", "y", "ClusterRole", "cluster-admin", {"kind": "User", "name": "c"}, "b"))
-    finally:
-        REQUEST_USER.reset(token)
+    ok = {"kind": "Role", "metadata": {"name": "ok", "namespace": "b"},
+          "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
+    await put(rest, ok, BOB)
+    bad = {"kind": "Role", "metadata": {"name": "bad", "namespace": "b"},
+           "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}
+    with pytest.raises(errors.Forbidden, match=r'user "bob" \(groups=\[\]\) is attempting to grant RBAC '
+                                               r'permissions not currently held:\n'
+                                               r'\{APIGroups:\[""\], Resources:\["nodes"\]'):
+        await put(rest, bad, BOB)
+    # binding a role whose rules bob holds is fine; cluster-admin is not, unless bob may `bind` it
+    await put(rest, binding("RoleBinding", "x", "Role", "ok", {"kind": "User", "name": "carol"}, "b"), BOB)
+    with pytest.raises(errors.Forbidden, match="attempting to grant RBAC permissions not currently held"):
+        await put(rest, binding("RoleBinding", "y", "ClusterRole", "cluster-admin", {"kind": "User", "name": "c"},
+                                "b"), BOB)
+    await put(rest, {"kind": "ClusterRole", "metadata": {"name": "binder"},
+                     "rules": [{"apiGroups": [G], "resources": ["clusterroles"], "verbs": ["bind"],
+                                "resourceNames": ["cluster-admin"]}]})
+    await put(rest, binding("ClusterRoleBinding", "bob-binder", "ClusterRole", "binder",
+                            {"kind": "User", "name": "bob"}))
+    await put(rest, binding("RoleBinding", "y", "ClusterRole", "cluster-admin", {"kind": "User", "name": "c"}, "b"),
+              BOB)
 
 
 async def test_impersonation_and_reviews(api: tuple[Rest, modes.Authorizer]) -> None:

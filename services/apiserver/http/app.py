@@ -23,7 +23,7 @@ from pybernetes.api import codec, kinds
 from pybernetes.tls import ServingPKI
 
 from .. import admission, impersonation, reviews
-from ..auth import REQUEST_USER, Credentials, UnionAuthenticator
+from ..auth import Credentials, UnionAuthenticator
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
@@ -141,8 +141,7 @@ class HttpServer:
                                                                  client_cert=peer_certificate(request)))
                 user = impersonation.impersonate(self.authz, user, request.headers.get(impersonation.USER_HEADER),
                                                  request.headers.getall(impersonation.GROUP_HEADER, []))
-                REQUEST_USER.set(user)
-                request[resources.USER_KEY] = user  # for Rest's writes (admission)
+                request[resources.USER_KEY] = user  # the request's one record of its user (resources.user_of)
                 t = self._target(request)
                 watch = request.query.get("watch") in ("1", "true")
                 attrs = (request_attributes(user, request.method, request.path, resource=t.info.plural,

@@ -36,6 +36,8 @@ USER_KEY = web.RequestKey("pybernetes.user", User)  # the authenticated user (ap
 
 
 def user_of(request: web.Request) -> User | None:
+    """Who sent `request`, authenticated (impersonation applied) by app.py: what every REST handler passes to
+    Rest's writes (admission, RBAC's escalation prevention) and to the reviews; None on the public paths."""
     return request[USER_KEY] if USER_KEY in request else None
 
 
