@@ -263,6 +263,22 @@ class SliceWrites:
         self._by_service.pop(service_key, None)
         self._since.pop(service_key, None)
 
+    async def apply(self, client: Client, service_key: str, plan: SlicePlan) -> None:
+        """Write `plan` for the Service (or mirrored Endpoints) `service_key`, recording each write."""
+        namespace = objects.split_key(service_key)[0]
+        for s in plan.update:
+            out = await client.update(s)
+            self.wrote(service_key, out.metadata.name, objects.resource_version(out))
+        for s in plan.create:
+            out = await client.create(s)
+            self.wrote(service_key, out.metadata.name, objects.resource_version(out))
+        for name in plan.delete:
+            try:
+                await client.delete(discovery.EndpointSlice, name, namespace=namespace)
+            except errors.NotFound:
+                pass
+            self.wrote(service_key, name, 0)
+
 
 class EndpointSliceController:
     def __init__(self, client: Client, factory: InformerFactory, recorder: EventRecorder, *,
@@ -352,7 +368,7 @@ class EndpointSliceController:
         if not plan:
             return
         try:
-            await self._apply(key, plan)
+            await self.written.apply(self.client, key, plan)
         except errors.ApiError as e:
             if not isinstance(e, errors.Conflict | errors.AlreadyExists | errors.NotFound):
                 self.recorder.event(svc, "Warning", "FailedToUpdateEndpointSlices",
@@ -360,21 +376,6 @@ class EndpointSliceController:
             raise
         log.info("endpoint slices synced service=%s created=%d updated=%d deleted=%d endpoints=%d", key,
                  len(plan.create), len(plan.update), len(plan.delete), sum(len(v) for v in desired.values()))
-
-    async def _apply(self, key: str, plan: SlicePlan) -> None:
-        namespace = objects.split_key(key)[0]
-        for s in plan.update:
-            out = await self.client.update(s)
-            self.written.wrote(key, out.metadata.name, objects.resource_version(out))
-        for s in plan.create:
-            out = await self.client.create(s)
-            self.written.wrote(key, out.metadata.name, objects.resource_version(out))
-        for name in plan.delete:
-            try:
-                await self.client.delete(discovery.EndpointSlice, name, namespace=namespace)
-            except errors.NotFound:
-                pass
-            self.written.wrote(key, name, 0)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.controller.run(stop)

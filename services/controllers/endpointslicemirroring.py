@@ -28,7 +28,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pybernetes import errors
 from pybernetes.api import objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
@@ -267,7 +266,7 @@ class EndpointSliceMirroringController:
             self.written.forget(key)
             if existing:
                 log.info("mirrored endpoint slices removed endpoints=%s slices=%d", key, len(existing))
-                await self._apply(key, SlicePlan(delete=[s.metadata.name for s in existing]))
+                await self.written.apply(self.client, key, SlicePlan(delete=[s.metadata.name for s in existing]))
             return
         if self.written.stale(key, {s.metadata.name: s for s in existing}):
             raise StaleCache(f"mirrored endpoint slices of {key} not yet in the cache")
@@ -284,21 +283,6 @@ class EndpointSliceMirroringController:
             plan.create.clear()  # no new slices for an Endpoints on its way out
         if not plan:
             return
-        await self._apply(key, plan)
+        await self.written.apply(self.client, key, plan)
         log.info("endpoint slices mirrored endpoints=%s created=%d updated=%d deleted=%d endpoints=%d", key,
                  len(plan.create), len(plan.update), len(plan.delete), sum(len(v) for v in desired.groups.values()))
-
-    async def _apply(self, key: str, plan: SlicePlan) -> None:
-        namespace = objects.split_key(key)[0]
-        for s in plan.update:
-            out = await self.client.update(s)
-            self.written.wrote(key, out.metadata.name, objects.resource_version(out))
-        for s in plan.create:
-            out = await self.client.create(s)
-            self.written.wrote(key, out.metadata.name, objects.resource_version(out))
-        for name in plan.delete:
-            try:
-                await self.client.delete(discovery.EndpointSlice, name, namespace=namespace)
-            except errors.NotFound:
-                pass
-            self.written.wrote(key, name, 0)
