@@ -24,6 +24,7 @@ from services.apiserver.registry.formats import (
     validate_port_num_or_name,
 )
 from services.apiserver.registry.protofields import has_field
+from services.apiserver.registry.quantities import amount
 from services.apiserver.registry.volumes import validate_volume_mounts
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -116,16 +117,11 @@ def _validate_resources(r: core.ResourceRequirements, path: str, errs: Errs) -> 
                     errs.invalid(p, name, "must be a standard resource for containers")
             elif not name.startswith("kubernetes.io/") and not name.startswith("requests."):
                 pass  # an extended resource (example.com/gpu)
-            text = bag[name].string
-            try:
-                amount = quantity.parse(text)
-            except quantity.QuantityError as e:
-                errs.invalid(p, text, str(e))
+            value = amount(bag[name].string, p, errs)
+            if value is None:
                 continue
-            if amount < 0:
-                errs.invalid(p, text, "must be greater than or equal to 0")
-            if not _overcommit_allowed(name) and not name.startswith("hugepages-") and amount % 1 != 0:
-                errs.invalid(p, text, "must be an integer")
+            if not _overcommit_allowed(name) and not name.startswith("hugepages-") and value % 1 != 0:
+                errs.invalid(p, bag[name].string, "must be an integer")
     for name in sorted(r.requests):
         req_text = r.requests[name].string
         if name in r.limits:

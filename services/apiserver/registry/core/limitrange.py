@@ -7,34 +7,12 @@ maxLimitRequestRatio is at least 1. The LimitRanger admission plugin (services/a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal
-
-from pybernetes.api import quantity
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.meta.v1 import meta_pb2 as meta
 from services.apiserver.registry.field import Errs, child, index, key
-from services.apiserver.registry.formats import is_qualified_name
 from services.apiserver.registry.kindstrategy import KindStrategy
+from services.apiserver.registry.quantities import resource_list
 
 LIMIT_TYPES = ("Container", "PersistentVolumeClaim", "Pod")
-
-
-def _quantities(bag: Mapping[str, meta.Quantity], path: str, errs: Errs) -> dict[str, Decimal]:
-    out: dict[str, Decimal] = {}
-    for name in sorted(bag):
-        p = key(path, name)
-        errs.invalid_each(p, name, is_qualified_name(name))
-        text = bag[name].string
-        try:
-            amount = quantity.parse(text)
-        except quantity.QuantityError as e:
-            errs.invalid(p, text, str(e))
-            continue
-        if amount < 0:
-            errs.invalid(p, text, "must be greater than or equal to 0")
-        out[name] = amount
-    return out
 
 
 def _validate_item(item: core.LimitRangeItem, path: str, errs: Errs) -> None:
@@ -42,11 +20,11 @@ def _validate_item(item: core.LimitRangeItem, path: str, errs: Errs) -> None:
         errs.required(child(path, "type"))
     elif item.type not in LIMIT_TYPES:
         errs.not_supported(child(path, "type"), item.type, LIMIT_TYPES)
-    mx = _quantities(item.max, child(path, "max"), errs)
-    mn = _quantities(item.min, child(path, "min"), errs)
-    default = _quantities(item.default, child(path, "default"), errs)
-    default_request = _quantities(item.default_request, child(path, "defaultRequest"), errs)
-    ratio = _quantities(item.max_limit_request_ratio, child(path, "maxLimitRequestRatio"), errs)
+    mx = resource_list(item.max, child(path, "max"), errs)
+    mn = resource_list(item.min, child(path, "min"), errs)
+    default = resource_list(item.default, child(path, "default"), errs)
+    default_request = resource_list(item.default_request, child(path, "defaultRequest"), errs)
+    ratio = resource_list(item.max_limit_request_ratio, child(path, "maxLimitRequestRatio"), errs)
     if item.type == "Pod":
         if default:
             errs.forbidden(child(path, "default"), "may not be specified when `type` is 'Pod'")
