@@ -18,13 +18,12 @@ from lab.health import tcp_ok, wait_for
 from lab.processes import spawn
 from lab.state import LabState, ProcessRecord
 from lab.topology import EtcdMember, Plan
-from pbctl.main import run as pbctl
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from services.apiserver.auth import ensure_admin_token
-from tests.integration.test_lab_restore import admin_kubeconfig
+from tests.integration.test_lab_restore import admin_kubeconfig, snapshot_between
 
 pytestmark = pytest.mark.skipif(shutil.which("etcdctl") is None or shutil.which("curl") is None,
                                 reason="etcdctl and curl are needed")
@@ -98,18 +97,9 @@ async def test_three_members_status_stop_start_restore(tmp_path: Path, monkeypat
                                                 f"--etcd-keyfile={plan.pki_dir / 'apiserver-etcd-client.key'}",
                                                 f"--token-auth-file={tmp_path / 'tokens.csv'}"])
         await wait_for(lambda: tcp_ok("127.0.0.1", api_port), "apiserver", timeout=30)
+        snap = tmp_path / "etcd.db"
         async with Client.from_config(client_config.load(str(conf)), timeout=10) as c:
-            for _ in range(100):
-                if "default" in {n.metadata.name for n in (await c.list(core.Namespace)).items}:
-                    break
-                await asyncio.sleep(0.1)
-            cm = core.ConfigMap()
-            cm.metadata.name, cm.metadata.namespace = "in-snapshot", "default"
-            await c.create(cm)
-            snap = tmp_path / "etcd.db"
-            assert await pbctl(["--config", str(conf), "etcd", "snapshot", "save", str(snap)]) == 0
-            cm.metadata.name = "after-snapshot"
-            await c.create(cm)
+            await snapshot_between(c, conf, snap)
         assert await backup.restore(tmp_path, snap, out=lambda _: None) == 0
         for _ in range(100):
             try:

@@ -36,6 +36,21 @@ def admin_kubeconfig(path: Path, pki: Path, grpc_port: int) -> None:
                                    (pki / "ca.crt").read_bytes(), cert=client_config.ClientCert(pair.cert, pair.key))
 
 
+async def snapshot_between(c: Client, conf: Path, snap: Path) -> None:
+    """ConfigMap `in-snapshot`, then `pbctl etcd snapshot save snap`, then ConfigMap `after-snapshot` (in default,
+    waited for: the apiserver's port opens before its bootstrap namespaces exist)."""
+    for _ in range(100):
+        if "default" in {n.metadata.name for n in (await c.list(core.Namespace)).items}:
+            break
+        await asyncio.sleep(0.1)
+    cm = core.ConfigMap()
+    cm.metadata.name, cm.metadata.namespace = "in-snapshot", "default"
+    await c.create(cm)
+    assert await pbctl(["--config", str(conf), "etcd", "snapshot", "save", str(snap)]) == 0
+    cm.metadata.name = "after-snapshot"
+    await c.create(cm)
+
+
 async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     client_port, peer_port, api_port = free_port(), free_port(), free_port()
     client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
@@ -75,18 +90,9 @@ async def test_lab_restore_swaps_etcd_data_and_restarts(tmp_path: Path, monkeypa
                     await asyncio.sleep(0.2)
             raise AssertionError("apiserver not answering")
 
+        snap = tmp_path / "etcd.db"
         async with Client.from_config(client_config.load(str(conf)), timeout=10) as c:
-            for _ in range(100):  # the apiserver's port opens before its bootstrap namespaces exist
-                if "default" in {n.metadata.name for n in (await c.list(core.Namespace)).items}:
-                    break
-                await asyncio.sleep(0.1)
-            cm = core.ConfigMap()
-            cm.metadata.name, cm.metadata.namespace = "in-snapshot", "default"
-            await c.create(cm)
-            snap = tmp_path / "etcd.db"
-            assert await pbctl(["--config", str(conf), "etcd", "snapshot", "save", str(snap)]) == 0
-            cm.metadata.name = "after-snapshot"
-            await c.create(cm)
+            await snapshot_between(c, conf, snap)
             seen = int((await c.list(core.ConfigMap, namespace="default")).resource_version)
 
         lines: list[str] = []
