@@ -166,11 +166,7 @@ async def apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServ
 
 
 @pytest.fixture
-async def https_apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServer]:
-    """The apiserver, named for the tests of its Kubernetes REST API (HTTPS is always on: cfg.secure_port)."""
-    srv = ApiServer(etcd, tmp_path / "apiserver")
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
+async def https_apiserver(apiserver: ApiServer) -> ApiServer:
+    """The `apiserver` fixture, named for the tests of its Kubernetes REST API (HTTPS is always on:
+    cfg.secure_port)."""
+    return apiserver
