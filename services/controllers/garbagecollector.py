@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -322,20 +323,13 @@ class GarbageCollector:
 
     # -- writes (read-modify-write with resourceVersion; conflicts retried) ----------------------
 
-    async def _remove_owner_refs(self, ident: Identity, owner_uids: set[str]) -> None:
-        info = api_kinds.for_kind(ident.api_version, ident.kind)
-        if info is None:
-            return
+    async def _edit_live(self, ident: Identity, edit: Callable[[meta.ObjectMeta], bool], what: str) -> None:
+        """Read `ident` live, `edit` its metadata (False: nothing to change) and write it back; a conflict reads
+        again, an object gone is done."""
         for _ in range(5):
             obj = await self._get_live(ident)
-            if obj is None:
+            if obj is None or not edit(meta_of(obj)):
                 return
-            md = meta_of(obj)
-            keep = [objects.copy(r) for r in md.owner_references if r.uid not in owner_uids]
-            if len(keep) == len(md.owner_references):
-                return
-            del md.owner_references[:]
-            md.owner_references.extend(keep)
             try:
                 await self.client.update(obj, field_manager=NAME)
                 return
@@ -343,24 +337,27 @@ class GarbageCollector:
                 continue
             except errors.NotFound:
                 return
-        raise errors.Conflict(f"too many conflicts removing owner references from {ident}")
+        raise errors.Conflict(f"too many conflicts {what} {ident}")
+
+    async def _remove_owner_refs(self, ident: Identity, owner_uids: set[str]) -> None:
+        if api_kinds.for_kind(ident.api_version, ident.kind) is None:
+            return
+
+        def edit(md: meta.ObjectMeta) -> bool:
+            keep = [objects.copy(r) for r in md.owner_references if r.uid not in owner_uids]
+            if len(keep) == len(md.owner_references):
+                return False
+            del md.owner_references[:]
+            md.owner_references.extend(keep)
+            return True
+        await self._edit_live(ident, edit, "removing owner references from")
 
     async def _remove_finalizer(self, ident: Identity, finalizer: str) -> None:
-        for _ in range(5):
-            obj = await self._get_live(ident)
-            if obj is None:
-                return
-            md = meta_of(obj)
+        def edit(md: meta.ObjectMeta) -> bool:
             if finalizer not in md.finalizers:
-                return
+                return False
             keep = [f for f in md.finalizers if f != finalizer]
             del md.finalizers[:]
             md.finalizers.extend(keep)
-            try:
-                await self.client.update(obj, field_manager=NAME)
-                return
-            except errors.Conflict:
-                continue
-            except errors.NotFound:
-                return
-        raise errors.Conflict(f"too many conflicts removing finalizer {finalizer} from {ident}")
+            return True
+        await self._edit_live(ident, edit, f"removing finalizer {finalizer} from")
