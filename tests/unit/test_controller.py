@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -18,14 +17,7 @@ from pybernetes.clock import FakeClock, settle
 from pybernetes.controller import Controller, key_of, owner_of, unwrap
 from pybernetes.workqueue import ItemExponentialFailureRateLimiter, NoopMetrics, PermanentError
 
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    yield
-    await settle(5)
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    assert not leaked, f"leaked tasks: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
 
 class FakeInformer:

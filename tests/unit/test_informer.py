@@ -29,14 +29,7 @@ from pybernetes.cache import (
 from pybernetes.clock import FakeClock, settle
 from pybernetes.errors import Expired
 
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    yield
-    await settle(5)
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    assert not leaked, f"leaked tasks: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
 
 @dataclass

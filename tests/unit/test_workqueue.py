@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -23,14 +22,7 @@ from pybernetes.workqueue import (
     run_workers,
 )
 
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    yield
-    await settle(5)
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    assert not leaked, f"leaked tasks: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
 
 class RecordingMetrics:
