@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from pbctl.main import run as pbctl
 from pybernetes import errors
 from pybernetes.ports import free_port
-from tests.integration import fixtures_kubelet, test_logs_exec
+from tests.integration import fixtures_kubelet, test_logs_exec, test_rest_logs_exec
 from tests.integration.conftest import ApiServer
 from tests.integration.fixtures_kubelet import make_pod
 from tests.integration.test_logs_exec import running
@@ -25,28 +25,20 @@ from tests.integration.test_rest_kubectl import Kubectl
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client as k8s  # noqa: E402
-from kubernetes import config as k8s_config  # noqa: E402
 from kubernetes import stream as k8s_stream  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
+# The real node and the official Python client of the REST logs/exec tests.
 lab_images = fixtures_kubelet.lab_images
 lab_network = fixtures_kubelet.lab_network
 cri_node = fixtures_kubelet.cri_node
 node = test_logs_exec.node
+v1 = test_rest_logs_exec.v1
 
 # busybox httpd bound to the POD's loopback only: reachable solely from inside the pod's network namespace.
 SERVER = ["sh", "-c", "mkdir -p /www && echo hello-from-pod > /www/index.html && "
           "exec httpd -f -p 127.0.0.1:8080 -h /www"]
-
-
-@pytest.fixture
-def v1(node: ApiServer) -> Iterator[k8s.CoreV1Api]:
-    c = k8s_config.new_client_from_config(config_file=str(node.admin_conf))
-    try:
-        yield k8s.CoreV1Api(c)
-    finally:
-        c.close()
 
 
 async def _fetch(port: int) -> str:
