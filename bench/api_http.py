@@ -30,14 +30,12 @@ import aiohttp
 from bench import cli
 from bench.apiserver import fill, make_pod, pod_creator
 from bench.load import interleaved
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from bench.report import emit, row
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.client.config import ClientConfig
-from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 
 SLICES = 4
 BIN = Path(sys.prefix) / "bin"
@@ -95,8 +93,7 @@ async def main() -> None:
     figures: dict[str, Any] = cli.figures("api_http", args)
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
-        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
-        await etcd.start()
+        etcd = await start_etcd(Path(tmp) / "etcd")
         data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
         proc = start_apiserver(data, etcd.endpoint, open(log, "w"))
         try:

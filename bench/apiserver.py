@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
 from bench.load import closed_loop, interleaved, pct
-from bench.procs import admin_config, rss_mb, start_apiserver, start_relay, stop_processes, wait_port
+from bench.procs import admin_config, rss_mb, start_apiserver, start_etcd, start_relay, stop_processes, wait_port
 from bench.report import emit, row
 from lab.images import BUSYBOX_IMAGE
 from pybernetes.api import codec
@@ -37,7 +37,6 @@ from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
 from pybernetes.rpc import ChannelTLS
-from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
 
 __all__ = ["create_rate", "pct"]  # bench/metrics.py drives its load with these
@@ -172,8 +171,7 @@ async def main() -> None:
     figures: dict[str, Any] = cli.figures("apiserver", args)
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
-        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
-        await etcd.start()
+        etcd = await start_etcd(Path(tmp) / "etcd")
         data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
         proc = start_apiserver(data, etcd.endpoint, open(log, "w"))
         relay_port = free_port()

@@ -33,7 +33,7 @@ import dns.message
 import dns.rcode
 
 from bench import cli
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from bench.report import emit, row
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -41,7 +41,6 @@ from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.api.endpointslices import ENDPOINTSLICES, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SOURCES
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 
 REPO = Path(__file__).resolve().parent.parent
 # The static ceiling: the same Handler and DNSServer over a Zone filled once with the same objects, no API.
@@ -231,8 +230,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"services": n, "concurrency": args.concurrency, "endpoint_source": args.endpoint_source}
     names = [f"svc-{i}.default.svc.cluster.local." for i in range(n)]
     with tempfile.TemporaryDirectory(prefix="pb-bench-dns-") as tmp:
-        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
-        await etcd.start()
+        etcd = await start_etcd(Path(tmp) / "etcd")
         data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
         api = start_apiserver(data, etcd.endpoint, open(log, "w"))
         procs: list[subprocess.Popen[bytes] | None] = [api]

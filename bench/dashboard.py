@@ -24,11 +24,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 from tests.browser import Browser, chromium
 from tests.integration.test_dashboard import cluster, make_pod
 
@@ -73,8 +72,7 @@ async def main() -> None:
         return
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="pb-bench-dash-") as tmp:
-        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
-        await etcd.start()
+        etcd = await start_etcd(Path(tmp) / "etcd")
         try:
             data, health = Path(tmp) / "apiserver", free_port()
             log = Path(tmp) / "apiserver.log"

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
 from bench.hollow import CLUSTER_CIDR
-from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, stop_processes
+from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, start_etcd, stop_processes
 from bench.report import emit, row
 from bench.scheduler import wait_ready
 from pybernetes import errors
@@ -43,7 +43,6 @@ from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 
 FULL = [(100, 10), (500, 20), (1000, 30)]
 QUICK = [(20, 5), (50, 10)]
@@ -180,8 +179,7 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float, proxy
     total = n_nodes * per_node
     fig: dict[str, Any] = {"nodes": n_nodes, "pods_per_node": per_node, "pods": total, "hollow_proxy": proxy}
     case = tmp / f"case-{n_nodes}x{per_node}"
-    etcd = EmbeddedEtcd(case / "etcd", client_port=free_port(), peer_port=free_port())
-    await etcd.start()
+    etcd = await start_etcd(case / "etcd")
     data = case / "apiserver"
     procs: list[subprocess.Popen[bytes]] = [start_apiserver(data, etcd.endpoint, open(case / "apiserver.log", "w"))]
     api = procs[0]

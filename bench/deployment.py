@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -31,8 +31,6 @@ from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
-from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 
 
 def _is_ready(p: core.Pod) -> bool:
@@ -98,8 +96,7 @@ async def main() -> None:
     figures: dict[str, Any] = cli.figures("deployment", args, replicas=args.replicas, nodes=args.nodes)
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="pb-bench-") as tmp:
-        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=free_port(), peer_port=free_port())
-        await etcd.start()
+        etcd = await start_etcd(Path(tmp) / "etcd")
         data = Path(tmp) / "apiserver"
         try:
             log = Path(tmp) / "apiserver.log"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
 from bench.load import closed_loop
-from pybernetes.ports import free_port
+from bench.procs import start_etcd
 from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.apiserver.storage.etcd import EtcdClient
 
@@ -45,8 +45,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     endpoint = args.endpoint
     if endpoint is None:
         tmp = tempfile.TemporaryDirectory(prefix="pb-etcd-bench-")
-        server = EmbeddedEtcd(tmp.name, client_port=free_port(), peer_port=free_port())
-        await server.start()
+        server = await start_etcd(Path(tmp.name))
         endpoint = server.endpoint
     client = EtcdClient([endpoint])
     try:

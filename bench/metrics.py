@@ -33,13 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
 from bench.apiserver import create_rate, pct
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from pybernetes import tls
 from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 
 TASKS = 64
 SCRAPES = 20
@@ -146,8 +145,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def phase(tmp: Path, i: int, metrics: bool, warmup: float, seconds: float) -> dict[str, Any]:
-    etcd = EmbeddedEtcd(tmp / f"etcd{i}", client_port=free_port(), peer_port=free_port())
-    await etcd.start()
+    etcd = await start_etcd(tmp / f"etcd{i}")
     api = Apiserver(tmp, f"phase{i}", etcd.endpoint, metrics=metrics)
     try:
         await api.start()
@@ -185,8 +183,7 @@ async def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pb-bench-metrics-") as tmp_s:
         tmp = Path(tmp_s)
-        etcd = EmbeddedEtcd(tmp / "etcd", client_port=free_port(), peer_port=free_port())
-        await etcd.start()
+        etcd = await start_etcd(tmp / "etcd")
         try:
             print(f"== /metrics scraped {SCRAPES} times under {TASKS} concurrent pod creates (HTTPS, a new "
                   "connection with a system:monitoring certificate each)", flush=True)

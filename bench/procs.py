@@ -1,4 +1,4 @@
-"""Component processes for the bench scripts: pb-apiserver (or its ceiling, bench/api_relay.py) on an etcd,
+"""Component processes for the bench scripts: an etcd, pb-apiserver (or its ceiling, bench/api_relay.py) on it,
 and stopping what was started.
 
 Every script measures the apiserver as its own process (as it runs in the lab), so each starts one the
@@ -19,6 +19,14 @@ from typing import IO, Any
 from pybernetes.client.config import ClientConfig
 from pybernetes.client.config import load as load_config
 from pybernetes.ports import free_port
+from services.apiserver.storage.embedded import EmbeddedEtcd
+
+
+async def start_etcd(data: Path) -> EmbeddedEtcd:
+    """An etcd of the bench's own in `data`, on free loopback ports (plain http, as in every bench), started."""
+    etcd = EmbeddedEtcd(data, client_port=free_port(), peer_port=free_port())
+    await etcd.start()
+    return etcd
 
 
 def start_apiserver(data: Path, etcd: str, log: IO[Any], *, health_port: int = 0,

@@ -28,13 +28,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from bench.report import emit, row
 from lab.images import BUSYBOX_IMAGE
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
 from pybernetes.ports import free_port
-from services.apiserver.storage.embedded import EmbeddedEtcd
 from services.scheduler.cache import PodInfo, SchedulerCache
 from services.scheduler.config import Profile
 from services.scheduler.testing import make_node, make_pod
@@ -136,8 +135,7 @@ async def run_case(tmp: Path, n_nodes: int, n_pods: int) -> dict[str, Any]:
     fig["algorithm_pods_per_s"], fig["algorithm_cpu_ms_per_pod"] = round(rate, 1), round(cpu_ms, 2)
     print(f"   ceiling, the algorithm alone (in memory): {fig['algorithm_pods_per_s']} pods/s", flush=True)
     case = tmp / f"case-{n_nodes}-{n_pods}"
-    etcd = EmbeddedEtcd(case / "etcd", client_port=free_port(), peer_port=free_port())
-    await etcd.start()
+    etcd = await start_etcd(case / "etcd")
     sport = free_port()
     data = case / "apiserver"
     api = start_apiserver(data, etcd.endpoint, open(case / "apiserver.log", "w"))

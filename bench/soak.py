@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cli
-from bench.procs import admin_config, start_apiserver, stop_processes
+from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
 from pybernetes import errors, ports
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
@@ -238,11 +238,9 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
 
 
 async def standalone(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
-    from services.apiserver.storage.embedded import EmbeddedEtcd
 
     with tempfile.TemporaryDirectory() as tmp:
-        etcd = EmbeddedEtcd(Path(tmp) / "etcd", client_port=ports.free_port(), peer_port=ports.free_port())
-        await etcd.start()
+        etcd = await start_etcd(Path(tmp) / "etcd")
         data, log = Path(tmp) / "apiserver", Path(tmp) / "apiserver.log"
         health = ports.free_port()
         proc = start_apiserver(data, etcd.endpoint, open(log, "w"), health_port=health)
