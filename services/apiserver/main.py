@@ -11,6 +11,9 @@ REST, required over gRPC (see pybernetes.rpc). On start it writes <data-dir>/adm
 naming both, whose user is a client certificate for kubernetes-admin in system:masters (kubeadm's admin.conf);
 the tokens file keeps an admin token (system:admin) for scripts.
 
+Both front ends share one in-flight limiter (inflight.py: --max-requests-inflight, --max-mutating-requests-inflight;
+over budget a request gets 429 TooManyRequests).
+
 The embedded etcd serves TLS to this apiserver's client certificate only (storage.embedded); client_tls reads
 the flags for an etcd and kubelets of your own.
 """
