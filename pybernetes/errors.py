@@ -37,13 +37,15 @@ class ApiError(PybernetesError):
     causes: list[FieldError] = field(default_factory=list)
     kind: str = ""
     name: str = ""
+    retry_after_seconds: int = 0  # Status.details.retryAfterSeconds: when to try again (TooManyRequests)
 
     grpc_code = grpc.StatusCode.INTERNAL
     default_reason = "InternalError"
     default_code = 500
 
     def __init__(self, message: str = "", *, causes: list[FieldError] | None = None, kind: str = "",
-                 name: str = "", reason: str | None = None, code: int | None = None) -> None:
+                 name: str = "", reason: str | None = None, code: int | None = None,
+                 retry_after_seconds: int = 0) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
@@ -51,6 +53,7 @@ class ApiError(PybernetesError):
         self.causes = list(causes or [])
         self.kind = kind
         self.name = name
+        self.retry_after_seconds = retry_after_seconds
 
     def __str__(self) -> str:
         return self.message
@@ -119,6 +122,16 @@ class TooLarge(ApiError):
     default_reason, default_code = "RequestEntityTooLarge", 413
 
 
+class TooManyRequests(ApiError):
+    """The apiserver is over its in-flight budget and refused before doing anything: retry after
+    `retry_after_seconds`, whatever the verb. Over gRPC it shares RESOURCE_EXHAUSTED with TooLarge; the Status in
+    the trailing metadata (reason TooManyRequests) tells them apart, and a bare RESOURCE_EXHAUSTED (grpc's own
+    message-size refusal) stays TooLarge."""
+
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason, default_code = "TooManyRequests", 429
+
+
 class InternalError(ApiError):
     grpc_code = grpc.StatusCode.INTERNAL
     default_reason, default_code = "InternalError", 500
@@ -139,7 +152,8 @@ class Timeout(ApiError):
 BY_REASON: dict[str, type[ApiError]] = {
     c.default_reason: c
     for c in (BadRequest, Invalid, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists,
-              Conflict, Expired, TooLarge, UnsupportedMediaType, InternalError, Unavailable, Timeout)
+              Conflict, Expired, TooLarge, TooManyRequests, UnsupportedMediaType, InternalError, Unavailable,
+              Timeout)
 }
 BY_REASON["Gone"] = Expired
 
@@ -152,7 +166,7 @@ BY_GRPC_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.ABORTED: Conflict,
     grpc.StatusCode.OUT_OF_RANGE: Expired,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: TooLarge,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooLarge,  # TooManyRequests only by its Status' reason
     grpc.StatusCode.INTERNAL: InternalError,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,

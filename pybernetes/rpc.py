@@ -177,6 +177,7 @@ def status_of(e: ApiError) -> meta.Status:
     """The meta.v1.Status an API error travels as (pybernetes.client turns it back into the same class)."""
     st = meta.Status(status="Failure", message=e.message, reason=e.reason, code=e.code)
     st.details.kind, st.details.name = e.kind, e.name
+    st.details.retry_after_seconds = e.retry_after_seconds
     for c in e.causes:
         st.details.causes.add(field=c.path, message=c.message, reason=c.reason)
     return st

@@ -4,7 +4,9 @@ Messages in, messages out: `await client.get(core.Pod, "web-1", namespace="defau
 translated into `pybernetes.errors` at this boundary (using the Status the apiserver puts in trailing
 metadata), so callers never see grpc types. Reads (get, list, discovery) are retried when the apiserver or its
 storage is unavailable (a restarting apiserver, an etcd failover), a few times with backoff and jitter, as
-client-go retries GETs; writes never are here (a create may have landed: the caller decides, knowing the name).
+client-go retries GETs; writes are not (a create may have landed: the caller decides, knowing the name). Every
+call is retried after TooManyRequests (the apiserver's in-flight limit: nothing was done), after its Retry-After
+with jitter, up to `throttle_retries` times, as client-go retries 429s.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def error_from_rpc(e: grpc.aio.AioRpcError) -> errors.ApiError:
             causes = [errors.FieldError(c.field, c.message, c.reason) for c in st.details.causes]
             cls = errors.BY_REASON.get(st.reason, errors.BY_GRPC_CODE.get(e.code(), errors.InternalError))
             return cls(st.message, reason=st.reason, code=st.code or None, causes=causes,
-                       kind=st.details.kind, name=st.details.name)
+                       kind=st.details.kind, name=st.details.name,
+                       retry_after_seconds=st.details.retry_after_seconds)
     cls = errors.BY_GRPC_CODE.get(e.code(), errors.InternalError)
     detail = e.details() or str(e.code())
     if e.code() == grpc.StatusCode.UNAVAILABLE:
@@ -75,9 +78,10 @@ class Client:
 
     def __init__(self, server: str, *, token: str = "", timeout: float = 30.0,
                  user_agent: str = "pybernetes", tls: rpc.ChannelTLS | None = None, impersonate_user: str = "",
-                 impersonate_groups: Sequence[str] = (), read_retries: int = 3) -> None:
+                 impersonate_groups: Sequence[str] = (), read_retries: int = 3, throttle_retries: int = 10) -> None:
         self.server = server
         self.read_retries = read_retries  # further attempts of a read answered Unavailable
+        self.throttle_retries = throttle_retries  # further attempts of a call answered TooManyRequests (client-go 10)
         self._channel = rpc.channel(server, extra_options=[("grpc.primary_user_agent", user_agent)], tls=tls)
         self._stub = pb_grpc.APIStub(self._channel)
         # --as / --as-group: the apiserver acts as that user once this one may impersonate it
@@ -104,23 +108,32 @@ class Client:
     def _ns(info: kinds.ResourceInfo, namespace: str) -> str:
         return namespace if info.namespaced else ""
 
-    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
-        try:
-            return await method(request, metadata=self._md, timeout=timeout or self.timeout)
-        except grpc.aio.AioRpcError as e:
-            raise error_from_rpc(e) from None
-
-    async def _read(self, method: Any, request: Any, timeout: float | None = None) -> Any:
-        """`_call` for an idempotent read: Unavailable is retried `read_retries` times, 0.1 s doubling with up
-        to +50 % jitter (a fleet of clients does not come back in step)."""
-        delay = 0.1
-        for _ in range(self.read_retries):
+    async def _call(self, method: Any, request: Any, timeout: float | None = None, *, read: bool = False) -> Any:
+        """One unary call, errors translated; the one place calls are retried, bounded, with up to +50 % jitter (a
+        fleet of clients does not come back in step):
+        - TooManyRequests, every verb (the apiserver refused before doing anything, so a create is safe to send
+          again, as client-go retries 429s): after its Retry-After, `throttle_retries` times;
+        - Unavailable, reads only (`read`: get, list, discovery; a write may have landed): 0.1 s doubling,
+          `read_retries` times."""
+        delay, unavailable, throttled = 0.1, 0, 0
+        while True:
             try:
-                return await self._call(method, request, timeout)
-            except errors.Unavailable:
+                return await method(request, metadata=self._md, timeout=timeout or self.timeout)
+            except grpc.aio.AioRpcError as e:
+                err = error_from_rpc(e)
+            if isinstance(err, errors.TooManyRequests) and throttled < self.throttle_retries:
+                throttled += 1
+                await asyncio.sleep((err.retry_after_seconds or 1) * (1 + random.random() / 2))
+            elif isinstance(err, errors.Unavailable) and read and unavailable < self.read_retries:
+                unavailable += 1
                 await asyncio.sleep(delay * (1 + random.random() / 2))
                 delay *= 2
-        return await self._call(method, request, timeout)
+            else:
+                raise err from None
+
+    async def _read(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        """`_call` for an idempotent read (Unavailable is retried too)."""
+        return await self._call(method, request, timeout, read=True)
 
     # -- verbs -----------------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ REST, required over gRPC (see pybernetes.rpc). On start it writes <data-dir>/adm
 naming both, whose user is a client certificate for kubernetes-admin in system:masters (kubeadm's admin.conf);
 the tokens file keeps an admin token (system:admin) for scripts.
 
+Both front ends share one in-flight limiter (inflight.py: --max-requests-inflight, --max-mutating-requests-inflight;
+over budget a request gets 429 TooManyRequests).
+
 The embedded etcd serves TLS to this apiserver's client certificate only (storage.embedded); client_tls reads
 the flags for an etcd and kubelets of your own.
 """
@@ -36,7 +39,7 @@ from pybernetes.options import opt
 from pybernetes.secureserving import Authorize, Caller, secure_serving
 from pybernetes.secureserving import Decision as ServingDecision
 
-from . import admission, insecure, metrics
+from . import admission, inflight, insecure, metrics
 from .allocator import ServiceAllocator
 from .audit import frontends as audit_frontends
 from .audit.auditor import Auditor
@@ -97,6 +100,11 @@ class Config:
     compaction_interval: float = opt(300.0, "--etcd-compaction-interval",
                                      help="seconds between compactions (0 disables)")
     watch_cache_size: int = opt(10_000)
+    max_requests_inflight: int = opt(inflight.DEFAULT_MAX_READ_ONLY, help="read-only requests (get, list) served at "
+                                     "once; more are refused with 429 TooManyRequests (0: no limit; watches and other "
+                                     "long-running requests are not counted)")
+    max_mutating_requests_inflight: int = opt(inflight.DEFAULT_MAX_MUTATING, help="mutating requests served at once; "
+                                              "more are refused with 429 TooManyRequests (0: no limit)")
     bookmark_interval: float = opt(5.0)
     health_port: int = opt(0, help="HTTP port for /metrics, /healthz, /readyz (0: Kubernetes' beside the default"
                                    " API port, else a free one)")
@@ -156,10 +164,17 @@ class Config:
     verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
+def _check(cfg: Config) -> None:
+    for flag, value in (("--max-requests-inflight", cfg.max_requests_inflight),
+                        ("--max-mutating-requests-inflight", cfg.max_mutating_requests_inflight)):
+        if value < 0:
+            raise ValueError(f"{flag}: must be >= 0 (0: no limit), not {value}")
+
+
 def parse_args(argv: list[str] | None = None) -> Config:
     cfg = options.parse_args(Config, argv, prog="pb-apiserver",
                              description="The pybernetes API server (Kubernetes REST over HTTPS and gRPC, "
-                                                         "backed by etcd).")
+                                                         "backed by etcd).", check=_check)
     logs.setup("apiserver", verbose=cfg.verbose)
     return cfg
 
@@ -300,7 +315,9 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     if auditor is not None:  # the user and decision of each request, as the front ends find them
         grpc_authn, rest_authn = auditor.authenticator(grpc_authn), auditor.authenticator(rest_authn)
         authz = auditor.authorizer(authz)
-    pb_grpc.add_APIServicer_to_server(APIServicer(rest, grpc_authn, authz, kubelets=kubelets), server)
+    limiter = inflight.InflightLimiter(cfg.max_requests_inflight, cfg.max_mutating_requests_inflight)  # both front ends
+    pb_grpc.add_APIServicer_to_server(APIServicer(rest, grpc_authn, authz, kubelets=kubelets, inflight=limiter),
+                                      server)
     health = HealthServer(cfg.bind_address, health_port(cfg))
 
     async def etcd_ok() -> None:
@@ -333,7 +350,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
                                         key_file=pki.key, common_name=tls.APISERVER_NAME)
         # The Kubernetes REST API over HTTPS, through the same Rest; client certificates optional.
         https = HttpServer(rest, rest_authn, pki, authz=authz, ready_check=etcd_ok, kubelets=kubelets,
-                           client_ca=pki.ca_cert)
+                           client_ca=pki.ca_cert, inflight=limiter)
         if auditor is not None:
             audit_frontends.instrument(https.app, auditor)
         cfg.secure_port = await https.start(cfg.bind_address, cfg.secure_port)

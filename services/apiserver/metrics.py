@@ -20,6 +20,11 @@ REQUEST_DURATION = Histogram("apiserver_request_duration_seconds", "Request late
 STORAGE_OBJECTS = Gauge("apiserver_storage_objects", "Objects stored, by resource.", ["resource"])
 REGISTERED_WATCHERS = Gauge("apiserver_registered_watchers", "Open watches on the watch cache, by resource.",
                             ["resource"])
+INFLIGHT_REQUESTS = Gauge("apiserver_current_inflight_requests", "Requests being served now, by kind (readOnly, "
+                          "mutating): what --max-requests-inflight and --max-mutating-requests-inflight cap.",
+                          ["request_kind"])
+DROPPED_REQUESTS = Counter("apiserver_dropped_requests_total", "Requests refused with TooManyRequests (429) by the "
+                           "in-flight limits, by kind.", ["request_kind"])
 ETCD_REQUEST_DURATION = Histogram("etcd_request_duration_seconds", "etcd request latency by operation.",
                                   ["operation", "type"],
                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,

@@ -1,4 +1,5 @@
-"""The gRPC face of the apiserver: authenticate, authorize, call rest.Rest, translate errors.
+"""The gRPC face of the apiserver: authenticate, take an in-flight slot (inflight.py; unary calls only: the
+streams are long-running), authorize, call rest.Rest, translate errors.
 
 Errors leave as a gRPC status code plus the full meta.v1.Status in trailing metadata (`pb-status-bin`),
 which pybernetes.client turns back into the same exception class.
@@ -25,6 +26,7 @@ from pybernetes.rpc import AUTH_HEADER
 from . import impersonation, reviews
 from .auth import ADMIN_GROUP, REQUEST_USER, Credentials, UnionAuthenticator, User
 from .authz import AlwaysAllowAuthorizer, Authorizer, check, resource_attributes
+from .inflight import InflightLimiter
 from .kubelet_proxy import KubeletProxy
 from .metrics import count_request, record_request
 from .rest import Rest
@@ -72,11 +74,12 @@ def _object_name(resource: str, raw: bytes) -> str:
 
 class APIServicer(pb_grpc.APIServicer):
     def __init__(self, rest: Rest, authn: UnionAuthenticator, authz: Authorizer | None = None,
-                 kubelets: KubeletProxy | None = None) -> None:
+                 kubelets: KubeletProxy | None = None, inflight: InflightLimiter | None = None) -> None:
         self.rest = rest
         self.authn = authn
         self.authz = authz or AlwaysAllowAuthorizer()
         self.kubelets = kubelets or KubeletProxy(rest)
+        self.inflight = inflight or InflightLimiter(0, 0)  # shared with the REST front end; none: no limits
 
     async def _user(self, context: grpc.aio.ServicerContext[Any, Any]) -> User:
         header = as_user = None
@@ -105,8 +108,11 @@ class APIServicer(pb_grpc.APIServicer):
         start = time.perf_counter()
         code = 201 if verb == "create" else 200  # as kube-apiserver reports them
         try:
-            await self._authorize(context, verb, resource, namespace, name, field_selector)  # sets REQUEST_USER
-            return await fn()
+            user = await self._user(context)  # sets REQUEST_USER
+            with self.inflight.hold(user, verb, resource):  # between authentication and authorization, as Kubernetes
+                check(self.authz, resource_attributes(user, verb, resource, namespace, name,
+                                                      field_selector=field_selector))
+                return await fn()
         except errors.ApiError as e:
             code = e.code
             await rpc.abort(context, e)

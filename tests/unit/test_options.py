@@ -28,7 +28,7 @@ COMPONENTS: dict[str, ModuleType] = {"pb-apiserver": apiserver, "pb-scheduler": 
 # Every flag each component took before its options were declared once (deploy/, the lab, docs use them).
 FLAGS = {
     "pb-apiserver": {
-        "--client-ca-file",
+        "--client-ca-file", "--max-requests-inflight", "--max-mutating-requests-inflight",
         "--admin-config", "--authorization-mode", "--advertise-address", "--bind-address", "--bookmark-interval",
         "--etcd-compaction-interval", "--data-dir", "--default-not-ready-toleration-seconds",
         "--default-unreachable-toleration-seconds", "--enable-metrics", "--etcd-client-port",

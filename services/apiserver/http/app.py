@@ -1,4 +1,5 @@
-"""The HTTPS server: routes, authentication and authorization, errors as Status, request metrics.
+"""The HTTPS server: routes, authentication, the in-flight limit (inflight.py) and authorization, errors as Status
+(a 429 with Retry-After), request metrics.
 
 `HttpServer(rest, authn, pki).start(host, port)` serves beside the gRPC server (port 0: a free one; the
 bound port is returned) until `stop()`. Clients may present a certificate signed by the cluster CA (`client_ca`;
@@ -25,6 +26,7 @@ from pybernetes.tls import ServingPKI
 from .. import admission, impersonation, reviews
 from ..auth import Credentials, UnionAuthenticator
 from ..authz import AlwaysAllowAuthorizer, Authorizer, check, request_attributes
+from ..inflight import InflightLimiter
 from ..kubelet_proxy import KubeletProxy
 from ..metrics import record_request
 from ..rest import Rest
@@ -52,8 +54,10 @@ def peer_certificate(request: web.Request) -> x509.Certificate | None:
 class HttpServer:
     def __init__(self, rest: Rest, authn: UnionAuthenticator, pki: ServingPKI, *,
                  authz: Authorizer | None = None, ready_check: ReadyCheck | None = None,
-                 kubelets: KubeletProxy | None = None, client_ca: Path | None = None) -> None:
+                 kubelets: KubeletProxy | None = None, client_ca: Path | None = None,
+                 inflight: InflightLimiter | None = None) -> None:
         self.rest = rest
+        self.inflight = inflight or InflightLimiter(0, 0)  # shared with the gRPC front end; none: no limits
         self.client_ca = client_ca
         self.kubelets = kubelets or KubeletProxy(rest)  # pods/log, exec: the gRPC API's proxy, with its token
         self.authn = authn
@@ -149,7 +153,9 @@ class HttpServer:
                                             subresource=t.subresource, watch=watch,
                                             field_selector=request.query.get("fieldSelector", ""))
                          if t is not None else request_attributes(user, request.method, request.path))
-                check(self.authz, attrs)
+                with self.inflight.hold(user, attrs.verb, attrs.resource, attrs.subresource):
+                    check(self.authz, attrs)
+                    return await handler(request)
             return await handler(request)
         except errors.ApiError as e:
             return self._error(request, e)
@@ -172,7 +178,10 @@ class HttpServer:
         t = self._target(request)
         body = status.failure(e, kind=t.info.plural if t else "", name=t.name if t else "",
                               group=t.info.group if t else "")
-        return resources.respond(body, e.code)
+        resp = resources.respond(body, e.code)
+        if e.retry_after_seconds:
+            resp.headers["Retry-After"] = str(e.retry_after_seconds)
+        return resp
 
     @staticmethod
     def _target(request: web.Request) -> routing.Target | None:

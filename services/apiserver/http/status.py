@@ -19,6 +19,8 @@ def failure(e: errors.ApiError, *, kind: str = "", name: str = "", group: str = 
         details["group"] = group
     if e.kind or kind:
         details["kind"] = e.kind or kind
+    if e.retry_after_seconds:
+        details["retryAfterSeconds"] = e.retry_after_seconds
     if e.causes:
         details["causes"] = [{"reason": c.reason, "message": c.message, "field": c.path} for c in e.causes]
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
