@@ -262,6 +262,15 @@ class Rest:
                 out.append(c.raw)
         return ListResult(out, str(rev), token, remaining if token else None)
 
+    async def catch_up(self, plural: str) -> None:
+        """Wait until the watch cache of `plural` holds this apiserver's last write of it, so a watch promising a
+        consistent initial state (sendInitialEvents with no resourceVersion) does not miss a write its client has
+        already seen acknowledged. Kubernetes' consistent reads from the cache wait for etcd's current revision;
+        here every write goes through this apiserver, so its last one is that bound."""
+        cache = self.store.cache(self.resource(plural, "watch"))
+        await cache.wait_ready()
+        await cache.wait_for_rv(self.store.written_rv(cache.info))
+
     def watch(self, plural: str, namespace: str, label_selector: str, field_selector: str,
               resource_version: str, bookmarks: bool) -> tuple[ResourceInfo, Watcher]:
         info = self.resource(plural, "watch")

@@ -282,3 +282,17 @@ async def test_terminating_namespace_refuses_new_content_and_waits_for_its_final
     await api.rest.update("namespaces", "", cur.SerializeToString())
     with pytest.raises(errors.NotFound):
         await api.rest.get("namespaces", "", "team")
+
+
+async def test_a_consistent_watch_starts_from_the_last_acknowledged_write(api: Api) -> None:
+    """sendInitialEvents with no resourceVersion promises a state at least as new as every acknowledged write:
+    the watch cache, fed asynchronously from etcd's watch, is caught up before the initial events are taken."""
+    await api.rest.create("configmaps", "default", cm("fresh").SerializeToString())
+    behind = api.store.cache(kinds.for_class(core.ConfigMap)).rv < api.store.written_rv(kinds.for_class(core.ConfigMap))
+    await api.rest.catch_up("configmaps")
+    _, w = api.rest.watch("configmaps", "default", "", "", "", bookmarks=True)
+    names = []
+    while not w.queue.empty():
+        names.append(core.ConfigMap.FromString(w.queue.get_nowait().raw).metadata.name)
+    api.rest.unwatch(kinds.for_class(core.ConfigMap), w)
+    assert behind and names == ["fresh"]

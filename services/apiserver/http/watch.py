@@ -63,6 +63,8 @@ async def serve(request: web.Request, rest: Rest, t: Target, table: bool) -> web
     except ValueError:
         raise errors.BadRequest(f"invalid timeoutSeconds {q['timeoutSeconds']!r}") from None
     pending_error: errors.ApiError | None = None
+    if initial and not q.get("resourceVersion"):
+        await rest.catch_up(info.plural)
     try:
         info, w = rest.watch(info.plural, t.namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""), rv,
                              bookmarks)
