@@ -227,6 +227,8 @@ def report_object_error(e: Exception) -> None:
 
 
 def is_connection_error(e: Exception) -> bool:
-    text = str(e).lower()
-    return any(s in text for s in ("unreachable", "connection refused", "failed to connect", "connect failed",
-                                   "dns resolution failed", "socket closed", "no route"))
+    """The apiserver itself could not be reached. Not the server's own 503s: "the pod's kubelet is unreachable"
+    from exec or logs is the server's answer, and kubectl prints it as `Error from server`."""
+    from pybernetes import errors
+
+    return isinstance(e, errors.Unreachable)

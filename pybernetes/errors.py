@@ -144,6 +144,12 @@ class Unavailable(ApiError):
     default_reason, default_code = "ServiceUnavailable", 503
 
 
+class Unreachable(Unavailable):
+    """The client could not reach the apiserver at all (no connection, refused, lost): raised by the client for a
+    call that failed without an answer, never by the server, so a client can tell "cannot reach the server" from
+    the server's own 503 (say, for a kubelet it cannot reach), as kubectl does."""
+
+
 class Timeout(ApiError):
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
     default_reason, default_code = "Timeout", 504

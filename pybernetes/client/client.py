@@ -66,11 +66,10 @@ def error_from_rpc(e: grpc.aio.AioRpcError) -> errors.ApiError:
             return cls(st.message, reason=st.reason, code=st.code or None, causes=causes,
                        kind=st.details.kind, name=st.details.name,
                        retry_after_seconds=st.details.retry_after_seconds)
-    cls = errors.BY_GRPC_CODE.get(e.code(), errors.InternalError)
     detail = e.details() or str(e.code())
-    if e.code() == grpc.StatusCode.UNAVAILABLE:
-        detail = f"the apiserver is unreachable: {detail}"
-    return cls(detail)
+    if e.code() == grpc.StatusCode.UNAVAILABLE:  # no Status: the channel failed, not the server
+        return errors.Unreachable(f"the apiserver is unreachable: {detail}")
+    return errors.BY_GRPC_CODE.get(e.code(), errors.InternalError)(detail)
 
 
 class Client:

@@ -17,7 +17,7 @@ from pybernetes.api import codec
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.objects import meta_of
-from pybernetes.errors import FieldError, Invalid, NotFound, Unavailable
+from pybernetes.errors import FieldError, Invalid, NotFound, Unavailable, Unreachable
 
 
 def test_global_flags_before_and_after_verb() -> None:
@@ -73,9 +73,13 @@ def test_error_wording() -> None:
     inv = Invalid('Deployment "web" is invalid: spec.replicas: must be >= 0', kind="Deployment", name="web",
                   causes=[FieldError("spec.replicas", "Invalid value: -1: must be >= 0")])
     assert format_api_error(inv) == 'The Deployment "web" is invalid: spec.replicas: Invalid value: -1: must be >= 0'
-    down = Unavailable("the apiserver is unreachable: failed to connect to all addresses")
+    down = Unreachable("the apiserver is unreachable: failed to connect to all addresses")
     assert format_api_error(down, "127.0.0.1:6443") == (
         "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?")
+    # The server's own 503 about a kubelet it cannot reach is not the server being unreachable.
+    backend = Unavailable("the pod's kubelet is unreachable: failed to connect to all addresses")
+    assert format_api_error(backend, "127.0.0.1:6443") == (
+        "Error from server (ServiceUnavailable): the pod's kubelet is unreachable: failed to connect to all addresses")
 
 
 def test_label_changes_and_overwrite() -> None:
