@@ -34,7 +34,8 @@ from .rest import Rest
 # rpc's message limits and short reconnect backoff, on a TLS channel (rpc.channel builds plaintext ones).
 _OPTIONS: list[tuple[str, Any]] = [("grpc.max_receive_message_length", rpc.MAX_MESSAGE_BYTES),
                                    ("grpc.max_send_message_length", rpc.MAX_MESSAGE_BYTES),
-                                   ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.min_reconnect_backoff_ms", 500),
+                                   ("grpc.initial_reconnect_backoff_ms", 500),
+                                   ("grpc.min_reconnect_backoff_ms", rpc.CONNECT_TIMEOUT_MS),
                                    ("grpc.max_reconnect_backoff_ms", 3000)]
 
 

@@ -39,8 +39,10 @@ _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.http2.max_pings_without_data", 0),
     # Default reconnect backoff grows to 120 s; keep it short so a restarted etcd is usable quickly.
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
+    # The least time one connection attempt (TCP and TLS handshake) gets, not a backoff: 0.1 s failed handshakes
+    # on a busy host; a hung member is still left after each call's own timeout (EtcdClient.timeout).
+    ("grpc.min_reconnect_backoff_ms", 2_000),
     ("grpc.enable_retries", 0),
 ]
 
