@@ -7,8 +7,16 @@ tasks checked back at their baseline once the clients stop.
 Against the lab (the default; `pbctl lab up` first) every recorded process is sampled; `--standalone` starts
 an etcd and a pb-apiserver of its own on free ports. RSS and fds come from /proc/PID; tasks from the
 `pybernetes_asyncio_tasks` gauge and open watches from `apiserver_registered_watchers` on each component's
-/metrics where it serves one (others: skipped). Growth is first settled sample (after a warm-up of a sixth of
-the run) to last; more than 10 % of RSS is flagged. Last line: one JSON object of figures.
+/metrics where it serves one (others: skipped).
+
+Memory: each component's RSS (split into anonymous memory and file-backed pages: code, mmapped files) is
+reported twice, plainly labelled: from the cold start (the sample before any load) to the end, and from the
+first sample after a warm-up (the first sixth of the run: 100 s of 600) to the end. The pass bound, growth at
+most 10 %, is on the second: a steady-state comparison, as a leak check wants (a leak keeps growing after the
+warm-up; caches, code pages and a Go runtime filling its heap up to the load's working set settle during it).
+Leaks: once the clients stop (and up to 30 s for the servers to notice closed streams), every component's fds
+and asyncio tasks and the apiserver's registered watchers must be back at or below their cold-start values.
+Then PASS, or FAIL with every reason; exit status 1 on FAIL. Last line: one JSON object of figures.
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ from pybernetes.client.client import Client
 
 NAMESPACE = "soak"
 NAMES = 50  # writes cycle over this many ConfigMaps: the stored set stays bounded
+GROWTH_BOUND_PCT = 10.0  # issue 14: memory growth at most 10 % per component
+WARM_UP_FRACTION = 1 / 6  # the first sixth of the run is warm-up (see the docstring)
+SETTLE_S = 30.0  # how long the leak check waits for fds, tasks and watchers to come back after the load
 # Each Python component's /metrics (lab: inside its namespace, over HTTPS as the lab's Prometheus identity).
 METRICS_PORTS = {"apiserver": ports.APISERVER_HEALTH, "scheduler": ports.SCHEDULER,
                  "controller-manager": ports.CONTROLLER_MANAGER, "proxy": ports.PROXY_METRICS}
@@ -59,14 +70,19 @@ class Sample:
     fds: int
     tasks: int | None = None
     watchers: int | None = None
+    anon_kib: int = 0  # RssAnon: heap, stacks
+    file_kib: int = 0  # RssFile: the binary's and libraries' pages, mmapped files (etcd's bbolt db)
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile of /proc/PID/status, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in f)
+                if k in ("VmRSS", "RssAnon", "RssFile")}
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return memory_kib(pid).get("VmRSS", 0)
 
 
 def metric_sum(text: str, name: str) -> int | None:
@@ -85,7 +101,9 @@ async def scrape(t: Target) -> str:
 
 async def sample(t: Target) -> Sample | None:
     try:
-        s = Sample(time.monotonic(), rss_kib(t.pid), len(os.listdir(f"/proc/{t.pid}/fd")))
+        mem = memory_kib(t.pid)
+        s = Sample(time.monotonic(), mem.get("VmRSS", 0), len(os.listdir(f"/proc/{t.pid}/fd")),
+                   anon_kib=mem.get("RssAnon", 0), file_kib=mem.get("RssFile", 0))
     except OSError:
         return None
     text = await scrape(t)
@@ -174,6 +192,96 @@ class Load:
         await asyncio.gather(*self.watches, return_exceptions=True)
 
 
+def growth_pct(first_kib: int, last_kib: int) -> float:
+    return round(100.0 * (last_kib - first_kib) / max(first_kib, 1), 1)
+
+
+def _mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+def component_row(start: Sample | None, pts: list[Sample], end: Sample | None, settled_from: float) -> dict[str, Any]:
+    """One component's figures: `start` its cold-start sample (before the load), `pts` the samples taken while the
+    load ran, `end` the last sample once it stopped; samples at or after `settled_from` (monotonic seconds) are
+    past the warm-up. The bound is on rss_growth_pct (warm-up to end); rss_growth_from_start_pct is shown too."""
+    row: dict[str, Any] = {}
+    settled = [s for s in pts if s.t >= settled_from] or pts
+    if settled:
+        first, last = settled[0], settled[-1]
+        growth = growth_pct(first.rss_kib, last.rss_kib)
+        row |= {"rss_mib_first": _mib(first.rss_kib), "rss_mib_last": _mib(last.rss_kib), "rss_growth_pct": growth,
+                "flagged": growth > GROWTH_BOUND_PCT, "anon_mib_first": _mib(first.anon_kib),
+                "anon_mib_last": _mib(last.anon_kib), "file_mib_first": _mib(first.file_kib),
+                "file_mib_last": _mib(last.file_kib), "fds_first": first.fds, "fds_last": last.fds}
+        if start is not None:
+            row |= {"rss_mib_start": _mib(start.rss_kib), "anon_mib_start": _mib(start.anon_kib),
+                    "file_mib_start": _mib(start.file_kib),
+                    "rss_growth_from_start_pct": growth_pct(start.rss_kib, last.rss_kib)}
+    if start is not None and end is not None:
+        row |= {"fds_baseline": start.fds, "fds_after": end.fds}
+        if start.tasks is not None and end.tasks is not None:
+            row |= {"tasks_baseline": start.tasks, "tasks_peak": max((s.tasks or 0) for s in [start, *pts]),
+                    "tasks_after": end.tasks}
+        if start.watchers is not None and end.watchers is not None:
+            row |= {"watchers_baseline": start.watchers,
+                    "watchers_peak": max((s.watchers or 0) for s in [start, *pts]), "watchers_after": end.watchers}
+    return row
+
+
+def leaks(start: Sample, end: Sample) -> list[str]:
+    """What `end` holds beyond `start`: fds or asyncio tasks above it, or registered watchers not back at it."""
+    out = []
+    if end.fds > start.fds:
+        out.append(f"fds {start.fds} -> {end.fds}")
+    if start.tasks is not None and end.tasks is not None and end.tasks > start.tasks:
+        out.append(f"asyncio tasks {start.tasks} -> {end.tasks}")
+    if start.watchers is not None and end.watchers is not None and end.watchers != start.watchers:
+        out.append(f"registered watchers {start.watchers} -> {end.watchers}")
+    return out
+
+
+def failures(components: dict[str, dict[str, Any]], requests_failed: int, expected: list[str]) -> list[str]:
+    """Every reason the soak fails (empty: it passes): a component's RSS grown more than the bound after the
+    warm-up, fds or tasks above their cold start or watchers not back at it once the load stopped, a component
+    gone before the end (`expected`: every one sampled at the start), a failed request."""
+    out = []
+    for name in expected:
+        row = components.get(name, {})
+        if "fds_after" not in row:
+            out.append(f"{name}: not running at the end")
+            continue
+        if row.get("flagged"):
+            out.append(f"{name}: RSS {row['rss_mib_first']} -> {row['rss_mib_last']} MiB after the warm-up "
+                       f"({row['rss_growth_pct']:+} %, bound {GROWTH_BOUND_PCT:g} %)")
+        if row["fds_after"] > row["fds_baseline"]:
+            out.append(f"{name}: fds {row['fds_baseline']} -> {row['fds_after']} after the load")
+        if "tasks_after" in row and row["tasks_after"] > row["tasks_baseline"]:
+            out.append(f"{name}: asyncio tasks {row['tasks_baseline']} -> {row['tasks_after']} after the load")
+        if "watchers_after" in row and row["watchers_after"] != row["watchers_baseline"]:
+            out.append(f"{name}: registered watchers {row['watchers_baseline']} -> {row['watchers_after']} "
+                       "after the load")
+    if requests_failed:
+        out.append(f"{requests_failed} requests failed")
+    return out
+
+
+def report_line(name: str, row: dict[str, Any]) -> str:
+    """One component's figures as a line of the human report."""
+    if "rss_mib_last" not in row:
+        return f"  {name:<28} no samples"
+    start = (f"{row['rss_mib_start']} MiB at the start, " if "rss_mib_start" in row else "")
+    cold = (f"; from the start {row['rss_growth_from_start_pct']:+} % (anon {row['anon_mib_start']} -> "
+            f"{row['anon_mib_last']}, file {row['file_mib_start']} -> {row['file_mib_last']} MiB)"
+            if "rss_mib_start" in row else "")
+    return (f"  {name:<28} RSS {start}{row['rss_mib_first']} after the warm-up -> {row['rss_mib_last']} MiB: "
+            f"{row['rss_growth_pct']:+} % after the warm-up{'  FLAGGED' if row['flagged'] else ''}{cold}; "
+            f"fds {row.get('fds_baseline', '?')} -> {row.get('fds_after', '?')}"
+            + (f"; tasks {row['tasks_baseline']} -> peak {row['tasks_peak']} -> {row['tasks_after']}"
+               if "tasks_after" in row else "")
+            + (f"; watchers {row['watchers_baseline']} -> peak {row['watchers_peak']} -> {row['watchers_after']}"
+               if "watchers_after" in row else ""))
+
+
 async def soak(client: Client, targets: list[Target], *, duration: float, interval: float, rate: float,
                watches: int, say: Callable[[str], None]) -> dict[str, Any]:
     ns = codec.parse_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
@@ -200,40 +308,33 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
             + (f", apiserver watchers {api.watchers}, tasks {api.tasks}" if api is not None else ""))
     stop.set()
     await task
-    await asyncio.sleep(max(5.0, interval))  # the server notices closed streams
-    after = await take()
-    settled_from = duration / 6
-    per: dict[str, dict[str, Any]] = {}
-    for t in targets:
-        pts = [s[t.name] for s in series if t.name in s]
-        settled = [s for s in pts if s.t - t0 >= settled_from] or pts
-        if not settled:
-            continue
-        first, last = settled[0], settled[-1]
-        growth = round(100.0 * (last.rss_kib - first.rss_kib) / max(first.rss_kib, 1), 1)
-        row: dict[str, Any] = {"rss_mib_first": round(first.rss_kib / 1024, 1),
-                               "rss_mib_last": round(last.rss_kib / 1024, 1), "rss_growth_pct": growth,
-                               "flagged": growth > 10.0, "fds_first": first.fds, "fds_last": last.fds}
-        base, end = baseline.get(t.name), after.get(t.name)
-        if base is not None and end is not None:
-            row |= {"fds_baseline": base.fds, "fds_after": end.fds}
-            if base.tasks is not None and end.tasks is not None:
-                row |= {"tasks_baseline": base.tasks, "tasks_peak": max((s.tasks or 0) for s in pts),
-                        "tasks_after": end.tasks}
-            if base.watchers is not None and end.watchers is not None:
-                row |= {"watchers_baseline": base.watchers, "watchers_peak": max((s.watchers or 0) for s in pts),
-                        "watchers_after": end.watchers}
-        per[t.name] = row
+    # The servers notice closed streams: wait for every fd, task and watcher to come back, SETTLE_S at most.
+    settle_end = time.monotonic() + SETTLE_S
+    while True:
+        await asyncio.sleep(5.0)
+        after = await take()
+        if time.monotonic() >= settle_end or not any(
+                leaks(b, after[n]) for n, b in baseline.items() if n in after):
+            break
+    settled_from = t0 + duration * WARM_UP_FRACTION
+    per = {t.name: component_row(baseline.get(t.name), [s[t.name] for s in series if t.name in s],
+                                 after.get(t.name), settled_from) for t in targets}
     with contextlib.suppress(errors.ApiError):
         await client.delete(core.Namespace, NAMESPACE)
     api_row = per.get("apiserver", {})
-    return {"bench": "soak", "duration_s": duration, "rate": rate, "ops": sum(load.ops.values()),
-            "ops_by_kind": load.ops, "errors": load.errors, "watch_events": load.events, "components": per,
-            "max_rss_growth_pct": max((r["rss_growth_pct"] for r in per.values()), default=0.0),
-            "flagged": sorted(n for n, r in per.items() if r["flagged"]),
+    fails = failures(per, load.errors, sorted(baseline))
+    return {"bench": "soak", "duration_s": duration, "warm_up_s": round(duration * WARM_UP_FRACTION),
+            "rate": rate, "ops": sum(load.ops.values()), "ops_by_kind": load.ops, "errors": load.errors,
+            "watch_events": load.events, "components": per,
+            "max_rss_growth_pct": max((r["rss_growth_pct"] for r in per.values() if "rss_growth_pct" in r),
+                                      default=0.0),
+            "max_rss_growth_from_start_pct": max((r["rss_growth_from_start_pct"] for r in per.values()
+                                                  if "rss_growth_from_start_pct" in r), default=0.0),
+            "flagged": sorted(n for n, r in per.items() if r.get("flagged")),
             "watchers_back_to_baseline": api_row.get("watchers_after") == api_row.get("watchers_baseline"),
             "apiserver_fds_leaked": api_row.get("fds_after", 0) - api_row.get("fds_baseline", 0),
-            "apiserver_tasks_leaked": api_row.get("tasks_after", 0) - api_row.get("tasks_baseline", 0)}
+            "apiserver_tasks_leaked": api_row.get("tasks_after", 0) - api_row.get("tasks_baseline", 0),
+            "failures": fails, "passed": not fails}
 
 
 async def standalone(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
@@ -284,16 +385,14 @@ def main() -> None:
     print(f"soak: {args.duration:.0f} s at {args.rate} requests/s, up to {args.watches} watches, "
           f"{'standalone apiserver' if args.standalone else 'lab ' + str(args.dir)}", flush=True)
     figures = asyncio.run((standalone if args.standalone else in_lab)(args, lambda m: print(m, flush=True)))
+    print(f"{figures['ops']} requests ({figures['errors']} failed), {figures['watch_events']} watch events; memory "
+          f"growth bound {GROWTH_BOUND_PCT:g} % per component from the end of the {figures['warm_up_s']} s warm-up; "
+          "growth from the cold start shown beside it")
     for name, row in sorted(figures["components"].items()):
-        print(f"  {name:<28} RSS {row['rss_mib_first']} -> {row['rss_mib_last']} MiB ({row['rss_growth_pct']:+} %)"
-              f"{'  FLAGGED' if row['flagged'] else ''}; fds {row.get('fds_baseline', '?')} -> "
-              f"{row.get('fds_after', '?')}"
-              + (f"; tasks {row['tasks_baseline']} -> peak {row['tasks_peak']} -> {row['tasks_after']}"
-                 if "tasks_after" in row else "")
-              + (f"; watchers {row['watchers_baseline']} -> peak {row['watchers_peak']} -> {row['watchers_after']}"
-                 if "watchers_after" in row else ""))
+        print(report_line(name, row))
+    print("PASS" if figures["passed"] else "FAIL: " + "; ".join(figures["failures"]), flush=True)
     print(json.dumps(figures))
-    sys.exit(1 if figures["flagged"] or not figures["watchers_back_to_baseline"] else 0)
+    sys.exit(0 if figures["passed"] else 1)
 
 
 if __name__ == "__main__":
