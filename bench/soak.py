@@ -48,6 +48,11 @@ NAMES = 50  # writes cycle over this many ConfigMaps: the stored set stays bound
 GROWTH_BOUND_PCT = 10.0  # issue 14: memory growth at most 10 % per component
 WARM_UP_FRACTION = 1 / 6  # the first sixth of the run is warm-up (see the docstring)
 SETTLE_S = 30.0  # how long the leak check waits for fds, tasks and watchers to come back after the load
+# etcd's warm-up: it holds its raft log in memory up to --snapshot-count entries past its last snapshot plus the
+# 5,000 it keeps after one (etcd 3.4's fixed snapshot catch-up), so its memory grows with every write until that
+# log is full: 15,000 entries with kubeadm's --snapshot-count (EmbeddedEtcd.SNAPSHOT_COUNT); at the soak's rate,
+# some 17 minutes. Before the clock starts, this many writes fill it, as fast as the apiserver takes them.
+FILL_WRITES = 15000
 # Each Python component's /metrics (lab: inside its namespace, over HTTPS as the lab's Prometheus identity).
 METRICS_PORTS = {"apiserver": ports.APISERVER_HEALTH, "scheduler": ports.SCHEDULER,
                  "controller-manager": ports.CONTROLLER_MANAGER, "proxy": ports.PROXY_METRICS}
@@ -282,8 +287,37 @@ def report_line(name: str, row: dict[str, Any]) -> str:
                if "watchers_after" in row else ""))
 
 
+async def fill(client: Client, writes: int, say: Callable[[str], None], concurrency: int = 16) -> dict[str, Any]:
+    """The warm-up's writes (FILL_WRITES): merge patches over the soak's ConfigMaps (created first), `concurrency`
+    at a time, as fast as the apiserver takes them."""
+    say(f"  warm-up: {writes} writes as fast as they go, so that etcd's in-memory raft log reaches its bound "
+        "(--snapshot-count + 5,000 entries) before the clock starts")
+    t = time.monotonic()
+    failed = 0
+    for i in range(NAMES):
+        cm = codec.parse_object({"apiVersion": "v1", "kind": "ConfigMap",
+                                 "metadata": {"name": f"cm-{i}", "namespace": NAMESPACE}, "data": {"v": "0"}})
+        with contextlib.suppress(errors.AlreadyExists):
+            await client.create(cm)
+    left = iter(range(NAMES, writes))
+
+    async def worker() -> None:
+        nonlocal failed
+        for i in left:
+            try:
+                await client.patch(core.ConfigMap, f"cm-{i % NAMES}", {"data": {"v": str(i)}}, namespace=NAMESPACE,
+                                   patch_type="merge")
+            except errors.ApiError:
+                failed += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    took = round(time.monotonic() - t, 1)
+    say(f"  warm-up writes done in {took} s ({failed} failed)")
+    return {"writes": writes, "errors": failed, "seconds": took}
+
+
 async def soak(client: Client, targets: list[Target], *, duration: float, interval: float, rate: float,
-               watches: int, say: Callable[[str], None]) -> dict[str, Any]:
+               watches: int, say: Callable[[str], None], fill_writes: int = FILL_WRITES) -> dict[str, Any]:
     ns = codec.parse_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     with contextlib.suppress(errors.AlreadyExists):
         await client.create(ns)
@@ -293,6 +327,8 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
         return {t.name: s for t, s in zip(targets, got, strict=True) if s is not None}
 
     baseline = await take()
+    filled: dict[str, Any] = (await fill(client, fill_writes, say) if fill_writes
+                              else {"writes": 0, "errors": 0, "seconds": 0.0})
     load = Load(client, rate, watches)
     stop = asyncio.Event()
     t0 = time.monotonic()
@@ -322,9 +358,10 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
     with contextlib.suppress(errors.ApiError):
         await client.delete(core.Namespace, NAMESPACE)
     api_row = per.get("apiserver", {})
-    fails = failures(per, load.errors, sorted(baseline))
+    fails = failures(per, load.errors + int(filled["errors"]), sorted(baseline))
     return {"bench": "soak", "duration_s": duration, "warm_up_s": round(duration * WARM_UP_FRACTION),
-            "rate": rate, "ops": sum(load.ops.values()), "ops_by_kind": load.ops, "errors": load.errors,
+            "warm_up_writes": filled, "rate": rate, "ops": sum(load.ops.values()), "ops_by_kind": load.ops,
+            "errors": load.errors,
             "watch_events": load.events, "components": per,
             "max_rss_growth_pct": max((r["rss_growth_pct"] for r in per.values() if "rss_growth_pct" in r),
                                       default=0.0),
@@ -352,7 +389,7 @@ async def standalone(args: argparse.Namespace, say: Callable[[str], None]) -> di
                        Target("etcd", etcd.pid or 0)]
             async with Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=10) as client:
                 return await soak(client, targets, duration=args.duration, interval=args.interval, rate=args.rate,
-                                  watches=args.watches, say=say)
+                                  watches=args.watches, say=say, fill_writes=args.fill)
         finally:
             stop_processes([proc])
             await etcd.stop()
@@ -363,7 +400,7 @@ async def in_lab(args: argparse.Namespace, say: Callable[[str], None]) -> dict[s
     targets = lab_targets(lab_dir)
     async with Client.from_config(client_config.load(str(lab_dir / "admin.conf")), timeout=10) as client:
         return await soak(client, targets, duration=args.duration, interval=args.interval, rate=args.rate,
-                          watches=args.watches, say=say)
+                          watches=args.watches, say=say, fill_writes=args.fill)
 
 
 def main() -> None:
@@ -378,6 +415,8 @@ def main() -> None:
     p.add_argument("--interval", type=float, default=0.0, help="seconds between samples (default 15; 5 quick)")
     p.add_argument("--rate", type=float, default=20.0, help="requests per second")
     p.add_argument("--watches", type=int, default=10, help="watches open at most at once")
+    p.add_argument("--fill", type=int, default=FILL_WRITES,
+                   help=f"warm-up writes before the clock starts (default {FILL_WRITES}: etcd's raft log full; 0 none)")
     args = p.parse_args()
     if args.quick:
         args.duration = 90.0
