@@ -31,7 +31,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
+from pybernetes.tls import CertPair
+from services.apiserver.storage.etcd import EtcdClient, EtcdTLS, StorageError
 
 NAMESPACE = "soak"
 NAMES = 50  # writes cycle over this many ConfigMaps: the stored set stays bounded
@@ -51,8 +53,10 @@ SETTLE_S = 30.0  # how long the leak check waits for fds, tasks and watchers to 
 # etcd's warm-up: it holds its raft log in memory up to --snapshot-count entries past its last snapshot plus the
 # 5,000 it keeps after one (etcd 3.4's fixed snapshot catch-up), so its memory grows with every write until that
 # log is full: 15,000 entries with kubeadm's --snapshot-count (EmbeddedEtcd.SNAPSHOT_COUNT); at the soak's rate,
-# some 17 minutes. Before the clock starts, this many writes fill it, as fast as the apiserver takes them.
+# some 17 minutes. Before the clock starts, this many puts fill it, straight to etcd under a prefix of their own
+# (the apiserver never sees them, so its memory is not raised by a burst it would then hide growth under).
 FILL_WRITES = 15000
+FILL_PREFIX = b"/pb-soak-fill/"
 # Each Python component's /metrics (lab: inside its namespace, over HTTPS as the lab's Prometheus identity).
 METRICS_PORTS = {"apiserver": ports.APISERVER_HEALTH, "scheduler": ports.SCHEDULER,
                  "controller-manager": ports.CONTROLLER_MANAGER, "proxy": ports.PROXY_METRICS}
@@ -287,37 +291,61 @@ def report_line(name: str, row: dict[str, Any]) -> str:
                if "watchers_after" in row else ""))
 
 
-async def fill(client: Client, writes: int, say: Callable[[str], None], concurrency: int = 16) -> dict[str, Any]:
-    """The warm-up's writes (FILL_WRITES): merge patches over the soak's ConfigMaps (created first), `concurrency`
-    at a time, as fast as the apiserver takes them."""
-    say(f"  warm-up: {writes} writes as fast as they go, so that etcd's in-memory raft log reaches its bound "
-        "(--snapshot-count + 5,000 entries) before the clock starts")
-    t = time.monotonic()
+async def fill_etcd(endpoint: str, writes: int, tls: EtcdTLS | None = None, concurrency: int = 16) -> int:
+    """etcd's warm-up (FILL_WRITES): `writes` puts of ConfigMap-sized values under FILL_PREFIX, `concurrency` keys
+    at a time, straight to etcd; the keys are deleted after. Returns the puts that failed."""
+    client = EtcdClient([endpoint], timeout=10.0, tls=tls)
+    value = b"v" * 300
     failed = 0
-    for i in range(NAMES):
-        cm = codec.parse_object({"apiVersion": "v1", "kind": "ConfigMap",
-                                 "metadata": {"name": f"cm-{i}", "namespace": NAMESPACE}, "data": {"v": "0"}})
-        with contextlib.suppress(errors.AlreadyExists):
-            await client.create(cm)
-    left = iter(range(NAMES, writes))
 
-    async def worker() -> None:
+    async def worker(w: int) -> None:
         nonlocal failed
-        for i in left:
+        key = FILL_PREFIX + str(w).encode()
+        rev = 0
+        for _ in range(writes // concurrency):
             try:
-                await client.patch(core.ConfigMap, f"cm-{i % NAMES}", {"data": {"v": str(i)}}, namespace=NAMESPACE,
-                                   patch_type="merge")
-            except errors.ApiError:
+                if not rev:
+                    kv = await client.get(key)
+                    rev = kv.mod_revision if kv is not None else 0
+                rev = await (client.update(key, value, rev) if rev else client.create(key, value))
+            except StorageError:
                 failed += 1
+                rev = 0
+        with contextlib.suppress(StorageError):
+            await client.delete(key)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    took = round(time.monotonic() - t, 1)
-    say(f"  warm-up writes done in {took} s ({failed} failed)")
-    return {"writes": writes, "errors": failed, "seconds": took}
+    try:
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    finally:
+        await client.close()
+    return failed
+
+
+async def lab_fill(lab_dir: Path, writes: int) -> int:
+    """fill_etcd against the lab's etcd, from inside the control plane's network namespace (where it listens), with
+    the apiserver's etcd client certificate (this script run again there: --fill-etcd)."""
+    from lab.netns import nsenter
+    from lab.state import LabState
+
+    st = LabState.load(lab_dir)
+    rec = st.processes["apiserver"] if st is not None else None
+    if rec is None:
+        raise SystemExit(f"no apiserver recorded in {lab_dir}")
+    flag = {k: v for k, _, v in (a[2:].partition("=") for a in rec.argv if a.startswith("--etcd-"))}
+    cmd = [sys.executable, "-m", "bench.soak", "--fill-etcd", flag["etcd-servers"].split(",")[0], "--fill", str(writes),
+           "--etcd-cafile", flag["etcd-cafile"], "--etcd-certfile", flag["etcd-certfile"],
+           "--etcd-keyfile", flag["etcd-keyfile"]]
+    proc = await asyncio.create_subprocess_exec(*nsenter(rec.netns, cmd), stdout=asyncio.subprocess.PIPE,
+                                                cwd=Path(__file__).resolve().parents[1])
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"filling the lab's etcd failed ({proc.returncode}): {out.decode()[-2000:]}")
+    return int(json.loads(out.decode().strip().splitlines()[-1])["failed"])
 
 
 async def soak(client: Client, targets: list[Target], *, duration: float, interval: float, rate: float,
-               watches: int, say: Callable[[str], None], fill_writes: int = FILL_WRITES) -> dict[str, Any]:
+               watches: int, say: Callable[[str], None], fill: Callable[[int], Awaitable[int]] | None = None,
+               fill_writes: int = FILL_WRITES) -> dict[str, Any]:
     ns = codec.parse_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     with contextlib.suppress(errors.AlreadyExists):
         await client.create(ns)
@@ -327,8 +355,13 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
         return {t.name: s for t, s in zip(targets, got, strict=True) if s is not None}
 
     baseline = await take()
-    filled: dict[str, Any] = (await fill(client, fill_writes, say) if fill_writes
-                              else {"writes": 0, "errors": 0, "seconds": 0.0})
+    filled: dict[str, Any] = {"writes": 0, "errors": 0, "seconds": 0.0}
+    if fill is not None and fill_writes:
+        say(f"  etcd's warm-up: {fill_writes} puts straight to etcd as fast as they go, so that its in-memory raft "
+            "log reaches its bound (--snapshot-count + 5,000 entries) before the clock starts")
+        t = time.monotonic()
+        filled = {"writes": fill_writes, "errors": await fill(fill_writes), "seconds": round(time.monotonic() - t, 1)}
+        say(f"  etcd's warm-up done in {filled['seconds']} s ({filled['errors']} puts failed)")
     load = Load(client, rate, watches)
     stop = asyncio.Event()
     t0 = time.monotonic()
@@ -389,7 +422,8 @@ async def standalone(args: argparse.Namespace, say: Callable[[str], None]) -> di
                        Target("etcd", etcd.pid or 0)]
             async with Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=10) as client:
                 return await soak(client, targets, duration=args.duration, interval=args.interval, rate=args.rate,
-                                  watches=args.watches, say=say, fill_writes=args.fill)
+                                  watches=args.watches, say=say, fill_writes=args.fill,
+                                  fill=lambda n: fill_etcd(etcd.endpoint, n))
         finally:
             stop_processes([proc])
             await etcd.stop()
@@ -400,7 +434,7 @@ async def in_lab(args: argparse.Namespace, say: Callable[[str], None]) -> dict[s
     targets = lab_targets(lab_dir)
     async with Client.from_config(client_config.load(str(lab_dir / "admin.conf")), timeout=10) as client:
         return await soak(client, targets, duration=args.duration, interval=args.interval, rate=args.rate,
-                          watches=args.watches, say=say, fill_writes=args.fill)
+                          watches=args.watches, say=say, fill_writes=args.fill, fill=lambda n: lab_fill(lab_dir, n))
 
 
 def main() -> None:
@@ -416,8 +450,15 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=20.0, help="requests per second")
     p.add_argument("--watches", type=int, default=10, help="watches open at most at once")
     p.add_argument("--fill", type=int, default=FILL_WRITES,
-                   help=f"warm-up writes before the clock starts (default {FILL_WRITES}: etcd's raft log full; 0 none)")
+                   help=f"etcd's warm-up puts before the clock (default {FILL_WRITES}: its raft log full; 0 none)")
+    p.add_argument("--fill-etcd", metavar="URL", help=argparse.SUPPRESS)  # lab_fill's own run, in the lab's netns
+    for f in ("--etcd-cafile", "--etcd-certfile", "--etcd-keyfile"):
+        p.add_argument(f, type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.fill_etcd:
+        tls = EtcdTLS(args.etcd_cafile, CertPair(args.etcd_certfile, args.etcd_keyfile)) if args.etcd_cafile else None
+        print(json.dumps({"failed": asyncio.run(fill_etcd(args.fill_etcd, args.fill, tls))}))
+        return
     if args.quick:
         args.duration = 90.0
     args.interval = args.interval or (5.0 if args.quick else 15.0)
