@@ -358,7 +358,9 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
     filled: dict[str, Any] = {"writes": 0, "errors": 0, "seconds": 0.0}
     if fill is not None and fill_writes:
         say(f"  etcd's warm-up: {fill_writes} puts straight to etcd as fast as they go, so that its in-memory raft "
-            "log reaches its bound (--snapshot-count + 5,000 entries) before the clock starts")
+            "log reaches its bound (--snapshot-count + 5,000 entries) before the clock starts; from then on etcd's "
+            "memory follows that log's cycle (up to --snapshot-count entries more, released at each snapshot: "
+            "~11 minutes at 20 requests/s), so a 10-minute figure for etcd depends on where in it the run starts")
         t = time.monotonic()
         filled = {"writes": fill_writes, "errors": await fill(fill_writes), "seconds": round(time.monotonic() - t, 1)}
         say(f"  etcd's warm-up done in {filled['seconds']} s ({filled['errors']} puts failed)")
