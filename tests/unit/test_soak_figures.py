@@ -4,7 +4,7 @@ failed request each fail the soak with its reason."""
 
 from __future__ import annotations
 
-from bench.soak import Sample, component_row, failures, growth_pct, leaks, report_line
+from bench.soak import Sample, component_row, failures, growth_pct, leaks, report_line, settle
 
 
 def s(t: float, rss_mib: float, fds: int = 10, tasks: int | None = None, watchers: int | None = None) -> Sample:
@@ -57,3 +57,14 @@ def test_failures_name_every_reason() -> None:
                    "apiserver: registered watchers 3 -> 5 after the load",
                    "etcd: RSS 30.0 -> 34.0 MiB after the warm-up (+13.3 %, bound 10 %)",
                    "kubelet/node-1: not running at the end", "2 requests failed"]
+
+
+def test_settle_keeps_each_components_first_sample_back_at_its_start() -> None:
+    start = {"etcd": s(0, 30, fds=17), "proxy": s(0, 70, fds=15, tasks=16), "kubelet": s(0, 70, fds=16)}
+    first = settle(start, {}, {"etcd": s(5, 30, fds=18), "proxy": s(5, 70, fds=15, tasks=16),
+                               "kubelet": s(5, 70, fds=16)})
+    # a scrape in flight in the proxy at the second instant: its first, clean sample stays
+    second = settle(start, first, {"etcd": s(10, 30, fds=18), "proxy": s(10, 70, fds=15, tasks=17)})
+    assert second["proxy"].tasks == 16 and second["proxy"].t == 5
+    assert leaks(start["etcd"], second["etcd"]) == ["fds 17 -> 18"] and second["etcd"].t == 10  # still leaking
+    assert "kubelet" not in second  # gone: failures() reports it
