@@ -30,6 +30,7 @@ from netproxy import main as proxy_main
 from node_agent import main as kubelet_main
 from pybernetes import options, ports
 from services.apiserver import main as apiserver_main
+from services.apiserver.storage import embedded
 from services.controllers import main as controller_manager_main
 from services.scheduler import main as scheduler_main
 
@@ -79,7 +80,8 @@ def etcd_argv(member: EtcdMember, members: list[EtcdMember], pki_dir: Path) -> l
             f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}", f"--initial-cluster={initial_cluster(members)}",
             *(["--initial-cluster-state=new", "--initial-cluster-token=pb-lab"] if len(members) > 1 else []),
-            "--experimental-watch-progress-notify-interval=5s", "--logger=zap", "--log-outputs=stderr",
+            "--experimental-watch-progress-notify-interval=5s", f"--snapshot-count={embedded.SNAPSHOT_COUNT}",
+            "--logger=zap", "--log-outputs=stderr",
             f"--listen-metrics-urls=http://127.0.0.1:{member.metrics_port}",
             *etcd_tls_argv(pki_dir), "--log-level=warn"]
 

@@ -31,8 +31,9 @@ def run_soak(*args: str) -> dict[str, object]:
     lines = res.stdout.strip().splitlines()
     assert lines, f"bench.soak printed nothing ({res.returncode}):\n{res.stderr[-3000:]}"
     figures: dict[str, object] = json.loads(lines[-1])
-    print("\n".join(lines[-12:]))  # the report, shown with -s
-    report = "\n".join(lines[-30:]) + "\n" + res.stderr[-2000:]
+    print("\n".join(lines[-40:]))  # the report, shown with -s
+    report = "\n".join(lines[-40:]) + "\n" + res.stderr[-2000:]
+    assert figures["failures"] == [], report  # every reason, each component's (bench.soak.failures)
     assert figures["flagged"] == [], report
     assert figures["watchers_back_to_baseline"] is True, report
     assert figures["apiserver_fds_leaked"] == 0, report

@@ -29,6 +29,7 @@ def test_one_member_is_the_lab_as_it_was(tmp_path: Path) -> None:
     assert f["cert-file"] == str(plan.pki_dir / "etcd" / "server.crt")
     assert f["peer-cert-file"] == str(plan.pki_dir / "etcd" / "peer.crt")
     assert "initial-cluster-state" not in f
+    assert f["snapshot-count"] == "10000"  # kubeadm's, as the standalone apiserver's etcd
     api = flags(commands.apiserver_argv(plan))
     assert api["etcd-servers"] == f"https://127.0.0.1:{ports.ETCD_CLIENT}"
     assert (api["etcd-cafile"], api["etcd-certfile"], api["etcd-keyfile"]) == tuple(
@@ -54,3 +55,13 @@ def test_three_members(tmp_path: Path) -> None:
         assert f["initial-cluster"] == cluster and f["initial-cluster-state"] == "new"
         assert f["listen-client-urls"] == f["advertise-client-urls"] == m.client_url
     assert flags(commands.apiserver_argv(plan))["etcd-servers"] == ",".join(m.client_url for m in ms)
+
+
+def test_every_etcd_takes_kubeadms_snapshot_count(tmp_path: Path) -> None:
+    # the raft log etcd holds in memory is bounded by it: the lab's members and a standalone apiserver's own etcd
+    # (deploy/, Vagrant) alike
+    from services.apiserver.storage.embedded import EmbeddedEtcd
+
+    assert flags(EmbeddedEtcd(tmp_path)._args())["snapshot-count"] == "10000"
+    plan = Plan(dir=tmp_path, etcd_count=3)
+    assert {flags(commands.etcd_argv(m, plan.etcd, plan.pki_dir))["snapshot-count"] for m in plan.etcd} == {"10000"}
