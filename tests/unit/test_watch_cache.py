@@ -15,6 +15,7 @@ from pybernetes.api import kinds, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.errors import Expired, Unavailable
 from services.apiserver.registry import strategy
+from services.apiserver.storage import watch_cache
 from services.apiserver.storage.etcd import Compacted, StorageUnavailable
 from services.apiserver.storage.objects import object_key
 from services.apiserver.storage.watch_cache import Event, WatchCache, Watcher
@@ -140,6 +141,34 @@ async def test_watch_from_before_the_window_is_expired(cache: WatchCache, etcd: 
         watch(cache, first)
     w = watch(cache, cache.window_start)  # the oldest version still covered
     assert len(drain(w)) == 4
+
+
+async def test_the_window_keeps_the_last_75_seconds_not_a_fixed_count(etcd: FakeEtcd) -> None:
+    """As kube-apiserver's eventFreshDuration: changes older than 75 s leave the window once more than
+    MIN_WINDOW newer ones exist, so its memory follows the write rate; a watch resumed within 75 s is served."""
+    now = [1000.0]
+    c = WatchCache(etcd, INFO, strategy.fields_fn(INFO), capacity=10_000, bookmark_interval=3600,
+                   clock=lambda: now[0])
+    c.start()
+    try:
+        await until(c.ready.is_set)
+        old = await put(etcd, cm("old"))
+        for i in range(watch_cache.MIN_WINDOW):
+            await put(etcd, cm(f"busy{i}"))
+        await caught_up(c, etcd)
+        assert c.window_start < old  # younger than 75 s: every change kept
+        now[0] += watch_cache.EVENT_FRESH_SECONDS - 1
+        recent = await put(etcd, cm("recent"))
+        now[0] += 2  # the first 101 changes are now 76 s old
+        for i in range(3):
+            await put(etcd, cm(f"late{i}"))
+        await caught_up(c, etcd)
+        assert len(c.window) == watch_cache.MIN_WINDOW  # the newest 100: 'recent' and the late ones, 96 busy
+        with pytest.raises(Expired):
+            watch(c, old)
+        assert summary(drain(watch(c, recent)))[0][1] == "late0"
+    finally:
+        await c.stop()
 
 
 async def test_watch_filters_by_namespace_and_labels(cache: WatchCache, etcd: FakeEtcd) -> None:

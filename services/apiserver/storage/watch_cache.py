@@ -1,8 +1,11 @@
 """One resource's watch cache: a single etcd watch fanned out to every client watcher.
 
 Holds the current objects (served to `resourceVersion=0` lists and to the initial ADDED events of a
-watch) and a window of recent events, so a client can resume from a version it saw. A version older
-than the window answers Expired (HTTP 410 in Kubernetes): the client re-lists. When the etcd watch
+watch) and a window of recent events, so a client can resume from a version it saw. The window keeps the
+changes of the last EVENT_FRESH_SECONDS (at least MIN_WINDOW of them, at most `capacity`), as kube-apiserver's
+watch cache keeps at least its eventFreshDuration: memory follows the write rate, not a fixed count that a
+quiet resource would take hours to fill. A version older than the window answers Expired (HTTP 410 in
+Kubernetes): the client re-lists. When the etcd watch
 breaks, every client watcher gets an error (never a silent stop), the cache re-lists and resumes.
 """
 
@@ -15,7 +18,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from time import perf_counter
+from time import monotonic, perf_counter
 
 from google.protobuf.message import Message
 
@@ -47,11 +50,18 @@ class Event:
     error: Exception | None = None
 
 
+# kube-apiserver's DefaultEventFreshDuration (bookmark frequency + 15 s) and its smallest window
+# (defaultLowerBoundCapacity): a watch resumed within 75 s of its last event never needs a re-list.
+EVENT_FRESH_SECONDS = 75.0
+MIN_WINDOW = 100
+
+
 @dataclass(slots=True)
 class _Change:
     rv: int
     cur: Cached | None
     prev: Cached | None
+    at: float = 0.0  # when the cache recorded it (the cache's clock)
 
 
 class Watcher:
@@ -114,8 +124,10 @@ def dispatch(w: Watcher, ch: _Change) -> None:
 
 class WatchCache:
     def __init__(self, etcd: EtcdClient, info: ResourceInfo, fields: FieldsFn, *, capacity: int = 10_000,
-                 bookmark_interval: float = 5.0, transformer: Transformer | None = None) -> None:
+                 bookmark_interval: float = 5.0, transformer: Transformer | None = None,
+                 clock: Callable[[], float] = monotonic) -> None:
         self.etcd = etcd
+        self.clock = clock
         self.info = info
         self.transformer = transformer  # encryption at rest: the cache holds decrypted objects
         self.fields = fields
@@ -221,9 +233,11 @@ class WatchCache:
             rv = mod_rev  # etcd sets the delete event's kv.mod_revision to the deletion revision
         if prev is None or cur is None:  # the count changed (modifications leave it as it was)
             self._objects.set(len(self.state))
-        ch = _Change(rv, cur, prev)
+        now = self.clock()
+        ch = _Change(rv, cur, prev, now)
         self.window.append(ch)
-        if len(self.window) > self.capacity:
+        stale = now - EVENT_FRESH_SECONDS
+        while len(self.window) > self.capacity or (len(self.window) > MIN_WINDOW and self.window[0].at < stale):
             self.window_start = self.window.popleft().rv
         self.rv = max(self.rv, rv)
         for w in self._targets(ch):
