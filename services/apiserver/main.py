@@ -99,7 +99,8 @@ class Config:
                                     " etcd from before starting (once: the same file again is skipped)")
     compaction_interval: float = opt(300.0, "--etcd-compaction-interval",
                                      help="seconds between compactions (0 disables)")
-    watch_cache_size: int = opt(10_000)
+    watch_cache_size: int = opt(10_000, help="the most changes per resource the watch cache keeps for resuming "
+                                "watches (it keeps those of the last 75 s, at least 100)")
     max_requests_inflight: int = opt(inflight.DEFAULT_MAX_READ_ONLY, help="read-only requests (get, list) served at "
                                      "once; more are refused with 429 TooManyRequests (0: no limit; watches and other "
                                      "long-running requests are not counted)")
