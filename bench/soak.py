@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
 import random
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -109,6 +111,34 @@ async def scrape(t: Target) -> str:
 
     ok, body = await http_get(t.netns or None, t.metrics, timeout=2.0, curl_args=t.curl_args)
     return body if ok else ""
+
+
+def open_files(pid: int) -> collections.Counter[str]:
+    """What `pid`'s descriptors point at; a TCP socket as its local -> remote address (from /proc/PID/net/tcp*,
+    the process's own network namespace), so an fd left over after the load says what it is."""
+    tcp: dict[str, str] = {}
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                f = line.split()
+                tcp[f[9]] = f"tcp {_addr(f[1])} -> {_addr(f[2])}"
+    out: collections.Counter[str] = collections.Counter()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                inode = target.removeprefix("socket:[").removesuffix("]")
+                out[tcp.get(inode, "socket" if target.startswith("socket:") else target)] += 1
+    return out
+
+
+def _addr(hex_addr: str) -> str:
+    ip, port = hex_addr.split(":")
+    raw = bytes.fromhex(ip)
+    if len(raw) == 4:
+        return f"{socket.inet_ntop(socket.AF_INET, raw[::-1])}:{int(port, 16)}"
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return f"[{socket.inet_ntop(socket.AF_INET6, words)}]:{int(port, 16)}"
 
 
 async def sample(t: Target) -> Sample | None:
@@ -365,6 +395,7 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
         return {t.name: s for t, s in zip(targets, got, strict=True) if s is not None}
 
     baseline = await take()
+    files_at_start = {t.name: open_files(t.pid) for t in targets}
     filled: dict[str, Any] = {"writes": 0, "errors": 0, "seconds": 0.0}
     if fill is not None and fill_writes:
         say(f"  etcd's warm-up: {fill_writes} puts straight to etcd as fast as they go, so that its in-memory raft "
@@ -398,6 +429,11 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
         if time.monotonic() >= settle_end or not any(
                 leaks(b, after[n]) for n, b in baseline.items() if n in after):
             break
+    for t in targets:
+        if t.name in baseline and t.name in after and after[t.name].fds > baseline[t.name].fds:
+            extra = open_files(t.pid) - files_at_start[t.name]
+            say(f"  {t.name}: descriptors beyond its start: " + (", ".join(f"{k} x{n}" for k, n in extra.items())
+                                                               or "none by target (the same kinds, more of them)"))
     settled_from = t0 + duration * WARM_UP_FRACTION
     per = {t.name: component_row(baseline.get(t.name), [s[t.name] for s in series if t.name in s],
                                  after.get(t.name), settled_from) for t in targets}

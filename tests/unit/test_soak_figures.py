@@ -4,6 +4,10 @@ failed request each fail the soak with its reason."""
 
 from __future__ import annotations
 
+import os
+import socket
+
+from bench import soak
 from bench.soak import Sample, component_row, failures, growth_pct, leaks, report_line, settle
 
 
@@ -68,3 +72,14 @@ def test_settle_keeps_each_components_first_sample_back_at_its_start() -> None:
     assert second["proxy"].tasks == 16 and second["proxy"].t == 5
     assert leaks(start["etcd"], second["etcd"]) == ["fds 17 -> 18"] and second["etcd"].t == 10  # still leaking
     assert "kubelet" not in second  # gone: failures() reports it
+
+
+def test_open_files_names_a_tcp_socket_by_its_addresses() -> None:
+    """The leak report says what an extra descriptor is: a listening socket shows as its local address."""
+    before = soak.open_files(os.getpid())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        extra = soak.open_files(os.getpid()) - before
+    assert extra == {f"tcp 127.0.0.1:{port} -> 0.0.0.0:0": 1}
