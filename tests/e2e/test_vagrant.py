@@ -222,9 +222,13 @@ def test_pods_find_services_by_name_on_vagrant(vagrant_lab: dict[str, float]) ->
         return got if len(got) >= 2 else {}
 
     for node, pod in eventually(pods_by_node, 900, "running demo pods").items():
+        def resolves(n: str, p: str = pod) -> str:  # the answer itself in the failure message
+            out = pbctl("exec", p, "--", "nslookup", n, "2>&1", check=False)
+            assert cluster_ip in out, out
+            return out
+
         for name in ("hello", "hello.default.svc.cluster.local"):
-            eventually(lambda n=name, p=pod: cluster_ip in pbctl("exec", p, "--", "nslookup", n, check=False),
-                       120, f"{name} from {pod} on {node}")
+            eventually(lambda n=name: resolves(n), 120, f"{name} from {pod} on {node}")
 
         def nxdomain(p: str = pod) -> str:  # an exec through a TCG VM can fail on its own: retried as the above
             out = pbctl("exec", p, "--", "nslookup", "nope.default.svc.cluster.local.", "2>&1", check=False)
