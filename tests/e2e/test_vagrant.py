@@ -94,7 +94,8 @@ def vagrant_lab() -> Iterator[dict[str, float]]:
         yield times
     finally:
         t = time.monotonic()
-        vagrant("destroy", "-f", timeout=1800, check=False)
+        if os.environ.get("PB_VAGRANT_KEEP") != "1":  # =1 leaves the VMs up to look at; `vagrant destroy -f` after
+            vagrant("destroy", "-f", timeout=1800, check=False)
         times["destroy"] = time.monotonic() - t
         print(f"vagrant timings (s): { {k: round(v) for k, v in times.items()} }")
 
