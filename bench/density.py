@@ -2,7 +2,11 @@
 
 At each size a fresh etcd, pb-apiserver, pb-scheduler and pb-controller-manager run as their own processes
 (as in the lab), and N hollow nodes (bench/hollow.py: the real kubelet over an in-memory container runtime)
-run in processes of up to 250 nodes each. The bench creates Deployments of 500 replicas (fewer for the last)
+run in processes of up to 250 nodes each. Each component runs as itself, as in the lab: every hollow kubelet
+as system:node:<name> (its own certificate and client), the scheduler as system:kube-scheduler, the controller
+manager as system:kube-controller-manager, the hollow proxies as system:kube-proxy; the apiserver authorizes
+with Node,RBAC and admits with NodeRestriction on, so its in-flight limits apply to all but the bench's own
+client (the admin, system:masters). The bench creates Deployments of 500 replicas (fewer for the last)
 in one namespace and watches every pod; meanwhile it rewrites one probe pod (bound to a node that does not
 exist, so it never runs) every 0.2 s and times each write until its event reaches the watch.
 
@@ -34,14 +38,24 @@ from typing import IO, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
-from bench.hollow import CLUSTER_CIDR
-from bench.procs import admin_config, proc_cpu_s, rss_mb, start_apiserver, start_etcd, stop_processes
+from bench.hollow import CLUSTER_CIDR, node_name
+from bench.procs import (
+    admin_config,
+    component_kubeconfig,
+    proc_cpu_s,
+    rss_mb,
+    start_apiserver,
+    start_etcd,
+    stop_processes,
+)
 from bench.report import emit, row
 from bench.scheduler import wait_ready
+from lab.control_plane import COMPONENT_USERS, kubelet_user
 from pybernetes import errors
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
+from pybernetes.client.config import ClientConfig
 from pybernetes.ports import free_port
 
 FULL = [(100, 10), (500, 20), (1000, 30)]
@@ -53,6 +67,7 @@ LABEL = "density"
 PROBE_EVERY = 0.2
 HOLLOW_LOG_LEVEL = os.environ.get("DENSITY_HOLLOW_LOG", "WARNING")  # INFO: every kubelet event, timestamped
 PROGRESS_EVERY = 60.0
+HOLLOW_PREFIX = "hollow"  # the hollow nodes' names: hollow-00000, ...
 PROBE_NODE = "density-probe-node"  # no such node: the probe pod stays Pending and is never scheduled
 
 
@@ -146,6 +161,20 @@ async def probe(client: Client, obs: Observer, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), PROBE_EVERY)
 
 
+async def wait_default_service_account(client: Client, timeout: float = 60) -> None:
+    """Until the controller manager has made NAMESPACE's `default` ServiceAccount: ServiceAccount admission refuses
+    pods naming it before (Kubernetes' e2e framework waits for it the same way)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await client.get(core.ServiceAccount, "default", namespace=NAMESPACE)
+            return
+        except errors.NotFound:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no ServiceAccount {NAMESPACE}/default after {timeout} s") from None
+            await asyncio.sleep(0.1)
+
+
 def deployment(name: str, replicas: int) -> apps.Deployment:
     d = apps.Deployment()
     d.metadata.name, d.metadata.namespace = name, NAMESPACE
@@ -160,11 +189,37 @@ def cpu_seconds(components: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(proc_cpu_s(pid) for pid in pids) for name, pids in components.items()}
 
 
-def start_hollow(kubeconfig: str, root: Path, first: int, n: int, log: IO[Any],
-                 proxy: bool) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bench.hollow", "--kubeconfig", kubeconfig, "--root", str(root),
-                             "--first", str(first), "--nodes", str(n), "--log-level", HOLLOW_LOG_LEVEL,
-                             *(["--proxy"] if proxy else [])],
+@dataclass
+class Credentials:
+    """The kubeconfigs each component runs with (written by `credentials`)."""
+
+    scheduler: Path
+    controller_manager: Path
+    kubelets: str  # a template: `{node}` is each node's name (bench.hollow.node_kubeconfig)
+    proxy: Path | None
+
+
+def credentials(data: Path, admin: ClientConfig, n_nodes: int, proxy: bool) -> Credentials:
+    """A client certificate and kubeconfig per component, as the lab issues them (lab.control_plane's identities),
+    signed by the CA of the apiserver in `data`: one per hollow node (system:node:<name>), the scheduler's, the
+    controller manager's and, with `proxy`, the proxies' (one, as every pb-proxy has the same identity)."""
+    users = {who: (user, groups) for who, user, groups in COMPONENT_USERS}
+
+    def issue(who: str) -> Path:
+        return component_kubeconfig(data, admin, who, *users[who])
+
+    for i in range(n_nodes):
+        who, user, groups = kubelet_user(node_name(HOLLOW_PREFIX, i))
+        component_kubeconfig(data, admin, who, user, groups)
+    return Credentials(issue("scheduler"), issue("controller-manager"),
+                       str(data / kubelet_user("{node}")[0]) + ".conf", issue("proxy") if proxy else None)
+
+
+def start_hollow(creds: Credentials, root: Path, first: int, n: int, log: IO[Any]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bench.hollow", "--kubeconfig", creds.kubelets, "--root", str(root),
+                             "--prefix", HOLLOW_PREFIX, "--first", str(first), "--nodes", str(n),
+                             "--log-level", HOLLOW_LOG_LEVEL,
+                             *(["--proxy", "--proxy-kubeconfig", str(creds.proxy)] if creds.proxy else [])],
                             stdout=subprocess.PIPE, stderr=log, cwd=Path(__file__).resolve().parent.parent)
 
 
@@ -181,34 +236,45 @@ async def run_case(tmp: Path, n_nodes: int, per_node: int, timeout: float, proxy
     case = tmp / f"case-{n_nodes}x{per_node}"
     etcd = await start_etcd(case / "etcd")
     data = case / "apiserver"
-    procs: list[subprocess.Popen[bytes]] = [start_apiserver(data, etcd.endpoint, open(case / "apiserver.log", "w"))]
+    # Node,RBAC is the apiserver's default authorization mode; NodeRestriction is turned on, as the lab does, and
+    # ServiceAccount admission stays on (the controller manager makes `default`; pods then name it, and the Node
+    # authorizer gives a kubelet their tokens through that reference)
+    procs: list[subprocess.Popen[bytes]] = [start_apiserver(data, etcd.endpoint, open(case / "apiserver.log", "w"),
+                                                            extra=["--enable-admission-plugins=NodeRestriction"],
+                                                            service_accounts=True)]
     api = procs[0]
     try:
         cfg = await admin_config(data, api, case / "apiserver.log")
         client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=120)
         watch_client = Client(cfg.server, token=cfg.token, tls=cfg.tls(), timeout=120)
         t = time.perf_counter()
-        hollow = [start_hollow(cfg.path, case / "nodes", first, min(NODES_PER_PROCESS, n_nodes - first),
-                               open(case / f"hollow-{first}.log", "w"), proxy)
+        creds = await asyncio.to_thread(credentials, data, cfg, n_nodes, proxy)
+        fig["credentials_s"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        hollow = [start_hollow(creds, case / "nodes", first, min(NODES_PER_PROCESS, n_nodes - first),
+                               open(case / f"hollow-{first}.log", "w"))
                   for first in range(0, n_nodes, NODES_PER_PROCESS)]
         procs += hollow
         await asyncio.gather(*(wait_line(p, "hollow nodes") for p in hollow))
         fig["nodes_up_s"] = round(time.perf_counter() - t, 2)
         sport, cport = free_port(), free_port()
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "services.scheduler.main", "--kubeconfig", cfg.path, "--leader-elect=false",
+            [sys.executable, "-m", "services.scheduler.main", "--kubeconfig", str(creds.scheduler),
+             "--leader-elect=false",
              "--health-port", str(sport)], stdout=subprocess.DEVNULL, stderr=open(case / "scheduler.log", "w")))
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "services.controllers.main", "--kubeconfig", cfg.path, "--leader-elect=false",
+            [sys.executable, "-m", "services.controllers.main", "--kubeconfig", str(creds.controller_manager),
+             "--leader-elect=false",
              "--health-port", str(cport), "--cluster-cidr", CLUSTER_CIDR],
             stdout=subprocess.DEVNULL, stderr=open(case / "controller-manager.log", "w")))
         await asyncio.gather(asyncio.to_thread(wait_ready, sport, 120), asyncio.to_thread(wait_ready, cport, 120))
-        print(f"   {n_nodes} hollow nodes up in {fig['nodes_up_s']} s; scheduler and controller manager ready",
-              flush=True)
+        print(f"   {n_nodes} hollow nodes up in {fig['nodes_up_s']} s (their credentials issued in "
+              f"{fig['credentials_s']} s); scheduler and controller manager ready", flush=True)
 
         ns = core.Namespace()
         ns.metadata.name = NAMESPACE
         await client.create(ns)
+        await wait_default_service_account(client)
         obs = Observer(total)
         rv = (await client.list(core.Pod, namespace=NAMESPACE)).resource_version
         watcher = asyncio.create_task(observe(watch_client, obs, rv))

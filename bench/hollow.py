@@ -16,8 +16,13 @@ FakeRunner, which takes every `nft` script and answers success without a kernel 
 
 It lives in bench/ because only the benches use it and it sits above the components: it joins the
 kubelet and the proxy, and node_agent and netproxy never import each other. `python -m bench.hollow` runs
-`--nodes` of them in one process sharing one client connection, prints "ready" once every Node is
-registered, and runs until SIGTERM.
+`--nodes` of them in one process, prints "ready" once every Node is registered, and runs until SIGTERM.
+
+Credentials: with `{node}` in `--kubeconfig` each node's kubelet has a client (gRPC channel, so TLS connection)
+of its own, from its own kubeconfig: as a real kubelet, it is system:node:<name> in system:nodes, which the
+Node authorizer, NodeRestriction and the apiserver's in-flight exemptions read (bench/density.py writes them).
+Without it every node shares one client of the kubeconfig's user. The hollow proxies of a process share one
+client (`--proxy-kubeconfig`, system:kube-proxy in density.py; each pb-proxy has the same identity).
 """
 
 from __future__ import annotations
@@ -124,17 +129,17 @@ class HollowProxy:
 
 
 class HollowNode:
-    """One node: the real kubelet and node status over FakeCRI (see the module)."""
+    """One node: the real kubelet and node status over FakeCRI (see the module); with `proxy_client`, its proxy."""
 
     def __init__(self, client: Client, name: str, ip: str, root_dir: Path, *, cpu: str = "32",
-                 memory: str = "128Gi", max_pods: int = 110, proxy: bool = False) -> None:
+                 memory: str = "128Gi", max_pods: int = 110, proxy_client: Client | None = None) -> None:
         self.cfg = Config(node_name=name, root_dir=root_dir, node_ip=ip, cpu=cpu, memory=memory, max_pods=max_pods,
                           sync_frequency=SYNC_FREQUENCY, cluster_dns=[CLUSTER_DNS], cluster_domain="cluster.local")
         self.cri = FakeCRI(record=False, pod_ip=ip)
         # FakeCRI has the CRIClient methods the kubelet calls (not a subclass: no gRPC channel behind it).
         self.kubelet = Kubelet(self.cfg, client, cast(InstrumentedCRI, self.cri))
         self.node: NodeStatus = node_status(self.cfg, client, self.kubelet, observer=machine_at_start)
-        self.proxy = HollowProxy(client, name) if proxy else None
+        self.proxy = HollowProxy(proxy_client, name) if proxy_client is not None else None
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -151,10 +156,17 @@ class HollowNode:
         await stop_kubelet(self.kubelet, self.tasks)
 
 
-async def run_nodes(client: Client, names: list[str], ips: list[str], root: Path, *, proxy: bool = False,
+def node_kubeconfig(template: str, node: str) -> str:
+    """The kubeconfig of `node`'s kubelet: `{node}` in `template` replaced by its name (see the module)."""
+    return template.replace("{node}", node)
+
+
+async def run_nodes(clients: dict[str, Client], ips: list[str], root: Path, *, proxy_client: Client | None = None,
                     parallel: int = 16) -> list[HollowNode]:
-    """Start one HollowNode per name (`parallel` registering at a time); they run until stopped."""
-    nodes = [HollowNode(client, n, ip, root / n, proxy=proxy) for n, ip in zip(names, ips, strict=True)]
+    """Start one HollowNode per name in `clients` (its kubelet's client; `parallel` registering at a time), each
+    with a proxy on `proxy_client` if given; they run until stopped."""
+    nodes = [HollowNode(client, n, ip, root / n, proxy_client=proxy_client)
+             for (n, client), ip in zip(clients.items(), ips, strict=True)]
     sem = asyncio.Semaphore(parallel)
 
     async def start(n: HollowNode) -> None:
@@ -167,7 +179,9 @@ async def run_nodes(client: Client, names: list[str], ips: list[str], root: Path
 
 async def main() -> None:
     ap = cli.arguments(__doc__, None)
-    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--kubeconfig", required=True,
+                    help="the kubelets' kubeconfig; `{node}` in it: one per node, named by the node")
+    ap.add_argument("--proxy-kubeconfig", help="the hollow proxies' (default: --kubeconfig, without `{node}`)")
     ap.add_argument("--root", required=True, type=Path, help="the nodes' root dirs go under it")
     ap.add_argument("--first", type=int, default=0, help="index of the first node")
     ap.add_argument("--nodes", type=int, default=10)
@@ -177,16 +191,25 @@ async def main() -> None:
     args = ap.parse_args()
     logs.setup("hollow-kubelet")
     logging.getLogger().setLevel(args.log_level)
-    client = Client.from_config(client_config.load(args.kubeconfig), timeout=30, user_agent="pb-kubelet")
+    if args.proxy and "{node}" in (args.proxy_kubeconfig or args.kubeconfig):
+        ap.error("--proxy: the proxies share one client: give --proxy-kubeconfig without `{node}`")
+
+    def client(path: str, user_agent: str) -> Client:
+        return Client.from_config(client_config.load(path), timeout=30, user_agent=user_agent)
+
     idx = range(args.first, args.first + args.nodes)
-    nodes = await run_nodes(client, [node_name(args.prefix, i) for i in idx], [node_ip(i) for i in idx], args.root,
-                            proxy=args.proxy)
+    shared = None if "{node}" in args.kubeconfig else client(args.kubeconfig, "pb-kubelet")
+    clients = {name: shared or client(node_kubeconfig(args.kubeconfig, name), "pb-kubelet")
+               for name in (node_name(args.prefix, i) for i in idx)}
+    proxy_client = client(args.proxy_kubeconfig or args.kubeconfig, "pb-proxy") if args.proxy else None
+    nodes = await run_nodes(clients, [node_ip(i) for i in idx], args.root, proxy_client=proxy_client)
     print("ready", flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await asyncio.gather(*(n.stop() for n in nodes), return_exceptions=True)
-    await client.close()
+    await asyncio.gather(*(c.close() for c in {id(c): c for c in [*clients.values(), proxy_client] if c}.values()),
+                         return_exceptions=True)
 
 
 if __name__ == "__main__":

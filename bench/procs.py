@@ -2,7 +2,8 @@
 and stopping what was started.
 
 Every script measures the apiserver as its own process (as it runs in the lab), so each starts one the
-same way: a fresh data dir, free ports, no compaction during the run, stderr to a log file.
+same way: a fresh data dir, free ports, no compaction during the run, stderr to a log file. Components that
+run as themselves get a kubeconfig of their own (component_kubeconfig), as the lab issues them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pybernetes.client.config import ClientConfig
+from pybernetes import tls
+from pybernetes.client.config import ClientCert, ClientConfig, write_kubeconfig
 from pybernetes.client.config import load as load_config
 from pybernetes.ports import free_port
 from services.apiserver.storage.embedded import EmbeddedEtcd
@@ -29,15 +31,16 @@ async def start_etcd(data: Path) -> EmbeddedEtcd:
     return etcd
 
 
-def start_apiserver(data: Path, etcd: str, log: IO[Any], *, health_port: int = 0,
-                    extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-    """pb-apiserver against `etcd`; it writes `data`/admin.conf once it serves (see admin_config). No
-    controller-manager creates `default` ServiceAccounts beside it, so ServiceAccount admission is off (as in the
-    integration tests); the other default admission plugins run."""
+def start_apiserver(data: Path, etcd: str, log: IO[Any], *, health_port: int = 0, extra: Sequence[str] = (),
+                    service_accounts: bool = False) -> subprocess.Popen[bytes]:
+    """pb-apiserver against `etcd`; it writes `data`/admin.conf once it serves (see admin_config). Unless a
+    controller manager runs beside it to create each namespace's `default` ServiceAccount (`service_accounts`),
+    ServiceAccount admission is off (as in the integration tests); the other default admission plugins run."""
+    admission = [] if service_accounts else ["--disable-admission-plugins=ServiceAccount"]
     return subprocess.Popen(
         [sys.executable, "-m", "services.apiserver.main", "--data-dir", str(data), "--grpc-port", str(free_port()),
          "--secure-port", str(free_port()), "--etcd-servers", etcd, "--health-port", str(health_port or free_port()),
-         "--etcd-compaction-interval", "0", "--disable-admission-plugins=ServiceAccount", *extra],
+         "--etcd-compaction-interval", "0", *admission, *extra],
         stdout=subprocess.DEVNULL, stderr=log)
 
 
@@ -51,6 +54,18 @@ async def admin_config(data: Path, proc: subprocess.Popen[bytes], log: Path | No
             raise RuntimeError(f"pb-apiserver exited ({proc.returncode}): {tail}")
         await asyncio.sleep(0.1)
     return load_config(str(data / "admin.conf"))
+
+
+def component_kubeconfig(data: Path, admin: ClientConfig, who: str, user: str,
+                         groups: Sequence[str] = ()) -> Path:
+    """<data>/<who>.conf: the servers and CA of `admin` (the admin.conf of the apiserver in `data`), its user
+    `user` in `groups` by a client certificate <data>/pki/<who>.{crt,key} signed by that apiserver's cluster CA,
+    as lab.control_plane.write_credentials issues each component's (tls.ensure_client_cert; named by path)."""
+    pair = tls.ensure_client_cert(data / "pki", who, user, groups)
+    path = data / f"{who}.conf"
+    write_kubeconfig(path, admin.https_server, admin.server, "", admin.ca_pem,
+                     cert=ClientCert(pair.cert, pair.key, by_path=True))
+    return path
 
 
 def stop_processes(procs: Iterable[subprocess.Popen[bytes] | None], grace: float = 10) -> None:

@@ -43,10 +43,16 @@ def pki_dir(plan: Plan) -> Path:
     return plan.path("control-plane", "apiserver", "pki")
 
 
+def kubelet_user(node: str) -> tuple[str, str, tuple[str, ...]]:
+    """A node's kubelet's kubeconfig name and identity: system:node:<node> in system:nodes (what the Node
+    authorizer and NodeRestriction read; bench/density.py gives each hollow node the same)."""
+    return f"kubelet-{node}", f"system:node:{node}", (tls.NODES_GROUP,)
+
+
 def component_users(plan: Plan) -> list[tuple[str, str, tuple[str, ...]]]:
     """Every component's kubeconfig name and identity: the control plane's, then one kubelet per node."""
     users: list[tuple[str, str, tuple[str, ...]]] = list(COMPONENT_USERS)
-    users += [(f"kubelet-{n.name}", f"system:node:{n.name}", (tls.NODES_GROUP,)) for n in plan.nodes]
+    users += [kubelet_user(n.name) for n in plan.nodes]
     return users
 
 
