@@ -47,10 +47,9 @@ async def start_containerd(plan: Plan, st: LabState, n: NodeSpec) -> str:
     from node_agent.containerd import Containerd
 
     base = plan.node_dir(n.name) / "containerd"
-    st.containerd[n.name] = {"dir": str(base), "netns": n.netns, "pod_cidr": n.pod_cidr,
-                             "socket": str(base / "containerd.sock")}
-    st.add_mount_root(base)
     ctd = Containerd(base, netns=n.netns, pod_cidr=n.pod_cidr)
+    st.containerd[n.name] = {"dir": str(base), "netns": n.netns, "pod_cidr": n.pod_cidr, "socket": ctd.socket}
+    st.add_mount_root(base)
     ctd.write_config()
     ctd.paths.socket.unlink(missing_ok=True)
     rec = spawn(st, f"containerd/{n.name}", "containerd", commands.containerd_argv(ctd.paths.config),

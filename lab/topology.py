@@ -7,7 +7,7 @@ All namespaces are named `pb-...` and joined by a bridge in `pb-lab-br` that has
                                    pb-controller-manager,
                                    pb-dns (:53, the kube-dns Service 10.96.0.10 points here),
                                    docker-registry (the lab's image registry)
-    pb-node-i        172.30.0.1i   containerd (own root/state/socket under the lab dir), pb-kubelet, pb-proxy,
+    pb-node-i        172.30.0.1i   containerd (own root/state under the lab dir, socket in /run), pb-kubelet, pb-proxy,
                                    an image-registry forwarder on 127.0.0.1 (lab.image_supply)
     root namespace                 only relays on 127.0.0.1 -> the apiserver (and Prometheus), so `pbctl`
                                    works from the host with <lab-dir>/admin.conf (lab.processes.start_relay)

@@ -1,8 +1,8 @@
 """Per-node containerd: config and CNI rendering, process lifecycle inside the node's netns, cleanup.
 
-Each node gets one directory holding everything containerd touches (root, state, sockets, CNI conf,
-host-local IPAM data, log), so several nodes share one machine and teardown is "stop, kill leftover
-shims, unmount everything under the dir, delete the dir".
+Each node gets one directory holding everything containerd touches (root, state, CNI conf, host-local
+IPAM data, log) and a short socket directory of its own under /run/pybernetes, so several nodes share
+one machine and teardown is "stop, kill leftover shims, unmount everything under the dir, delete both".
 
 Images reach a node in one of two ways:
   * direct import (`Containerd.import_image`): `ctr images import` of an OCI archive whose manifests
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,10 @@ DEFAULT_REGISTRY = f"localhost:{ports.REGISTRY}"
 # Vagrant) have it without any registry, and a sandbox never waits on a pull.
 DEFAULT_SANDBOX_IMAGE = f"{DEFAULT_REGISTRY}/pause:3.9"
 MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io", "k8s.gcr.io")
+# Sockets live apart from the node dir: a unix socket path is limited to 108 bytes (containerd refuses
+# more than 104 for its `.ttrpc` sibling), and a node dir under pytest's or a user's deep --dir passes
+# that. As /run/containerd is for the system's containerd, each node's is /run/pybernetes/containerd/<id>.
+SOCKET_ROOT = Path("/run/pybernetes/containerd")
 CNI_NETWORK = "pbnet"
 BRIDGE = "cni0"
 
@@ -63,8 +68,13 @@ class NodePaths:
         return self.base / "state"
 
     @property
+    def run_dir(self) -> Path:
+        """A short directory of this node's own (named by a hash of `base`) for its sockets."""
+        return SOCKET_ROOT / hashlib.sha256(str(self.base).encode()).hexdigest()[:16]
+
+    @property
     def socket(self) -> Path:
-        return self.base / "containerd.sock"
+        return self.run_dir / "containerd.sock"
 
     @property
     def config(self) -> Path:
@@ -250,7 +260,7 @@ class Containerd:
 
     def write_config(self) -> None:
         p = self.paths
-        for d in (p.root, p.state, p.cni_conf_dir, p.cni_data_dir, p.pod_logs):
+        for d in (p.root, p.state, p.cni_conf_dir, p.cni_data_dir, p.pod_logs, p.run_dir):
             d.mkdir(parents=True, exist_ok=True)
         cfg = render_config(
             p, sandbox_image=self.sandbox_image, log_level=self.log_level
@@ -350,6 +360,7 @@ class Containerd:
         for pid in _pids_with_arg(self.socket):
             _kill_tree(pid)
         leftover = await self.unmount_all()
+        shutil.rmtree(self.paths.run_dir, ignore_errors=True)
         if remove_dir and not leftover:
             shutil.rmtree(self.paths.base, ignore_errors=True)
         return leftover

@@ -68,3 +68,16 @@ def test_catalog_names_are_mirrored_and_explicit() -> None:
     refs = {r for s in images.CATALOG for r in s.registry_refs()}
     assert {registry_path(n) for n in names} == refs
     assert by_name["nginx"].cmd == ("nginx", "-g", "daemon off;")
+
+
+def test_sockets_stay_short_whatever_the_node_dir() -> None:
+    # containerd refuses a ttrpc socket path over 104 bytes; a deep --dir (pytest's, a user's) must not
+    # reach it, and two node dirs must never share a socket.
+    deep = NodePaths(Path("/tmp/pytest-of-root/pytest-10432/test_three_member_etcd0/lab/nodes/node-1/containerd"))
+    other = NodePaths(Path("/tmp/pytest-of-root/pytest-10432/test_three_member_etcd0/lab/nodes/node-2/containerd"))
+    assert len(str(deep.socket) + ".ttrpc") <= 104
+    assert deep.socket != other.socket
+    assert deep.socket == NodePaths(deep.base).socket  # stable: lab down finds what lab up started
+    cfg = tomllib.loads(render_config(deep))
+    assert cfg["grpc"]["address"] == str(deep.socket)
+    assert cfg["ttrpc"]["address"] == str(deep.socket) + ".ttrpc"
