@@ -33,6 +33,7 @@ from pybernetes.api.times import now
 from . import fieldmanager
 from .admission import CREATE, DELETE, UPDATE, Attributes, Chain, new_chain
 from .admission.serviceaccount import MIRROR_POD_ANNOTATION
+from .admission.serviceaccount import NAME as SERVICE_ACCOUNT_PLUGIN
 from .allocator import ServiceAllocator
 from .auth import User
 from .registry import defaults, strategy, validation
@@ -212,8 +213,9 @@ class Rest:
 
     async def _token_volume(self, pod: core.Pod) -> None:
         """The ServiceAccount token volume (serviceaccount.volume), as the ServiceAccount admission plugin adds it
-        (mirror pods reference no ServiceAccount, and get none)."""
-        if MIRROR_POD_ANNOTATION in pod.metadata.annotations:
+        (mirror pods reference no ServiceAccount, and get none). With that plugin off, as in Kubernetes, none:
+        the pod names no account the kubelet could ask a token for."""
+        if MIRROR_POD_ANNOTATION in pod.metadata.annotations or SERVICE_ACCOUNT_PLUGIN not in self.admission.names:
             return
         sa = await store_lookup(self.store)(kinds.for_class(core.ServiceAccount), meta_of(pod).namespace,
                                             pod.spec.service_account_name or "default")

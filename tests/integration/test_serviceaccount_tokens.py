@@ -10,6 +10,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
 from services.apiserver.auth import Credentials
 from services.apiserver.serviceaccount import claims as cl
 from services.apiserver.serviceaccount import tokens
+from services.apiserver.storage.embedded import EmbeddedEtcd
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
 from tests.integration.test_rest_kubectl import Kubectl
@@ -34,6 +36,18 @@ from kubernetes import config as k8s_config  # noqa: E402
 
 pytestmark = pytest.mark.integration
 NS = "team"
+
+
+@pytest.fixture
+async def https_apiserver(etcd: EmbeddedEtcd, tmp_path: Path) -> AsyncIterator[ApiServer]:
+    """An apiserver with Kubernetes' default admission plugins: the ServiceAccount plugin, which the shared
+    fixture turns off, is what gives a pod its token volume."""
+    srv = ApiServer(etcd, tmp_path / "apiserver", disable_admission=())
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
 
 
 def https_get(srv: ApiServer, path: str, token: str) -> tuple[int, Any]:

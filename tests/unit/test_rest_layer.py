@@ -17,6 +17,7 @@ from pybernetes.api import kinds
 from pybernetes.api.apps.v1 import apps_pb2 as apps
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
+from services.apiserver.admission import new_chain
 from services.apiserver.registry import strategy
 from services.apiserver.rest import Rest
 from services.apiserver.storage.store import Store
@@ -296,3 +297,15 @@ async def test_a_consistent_watch_starts_from_the_last_acknowledged_write(api: A
         names.append(core.ConfigMap.FromString(w.queue.get_nowait().raw).metadata.name)
     api.rest.unwatch(kinds.for_class(core.ConfigMap), w)
     assert behind and names == ["fresh"]
+
+
+async def test_the_token_volume_comes_with_the_serviceaccount_plugin_only(api: Api) -> None:
+    """As in Kubernetes the ServiceAccount admission plugin adds the kube-api-access volume: with it off the pod
+    names no account (no serviceAccountName), so it gets no token volume the kubelet could not fill."""
+    with_plugin = await api.rest.create("pods", "default", pod("with").SerializeToString())
+    assert with_plugin.spec.service_account_name == "default"
+    assert [v.name[:16] for v in with_plugin.spec.volumes] == ["kube-api-access-"]
+    off = Rest(api.store, admission=new_chain(api.store, disable=["ServiceAccount"]))
+    without = await off.create("pods", "default", pod("without").SerializeToString())
+    assert not without.spec.service_account_name and not without.spec.volumes
+    assert not any(c.volume_mounts for c in without.spec.containers)
