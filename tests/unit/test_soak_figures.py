@@ -83,3 +83,15 @@ def test_open_files_names_a_tcp_socket_by_its_addresses() -> None:
         port = s.getsockname()[1]
         extra = soak.open_files(os.getpid()) - before
     assert extra == {f"tcp 127.0.0.1:{port} -> 0.0.0.0:0": 1}
+
+
+def test_targets_prometheus_has_not_scraped_yet() -> None:
+    # /api/v1/targets?state=active as Prometheus 2.42 answers it: a target never scraped has the zero time.
+    answer = {"status": "success", "data": {"activeTargets": [
+        {"labels": {"job": "etcd", "instance": "127.0.0.1:2381"}, "lastScrape": "0001-01-01T00:00:00Z"},
+        {"labels": {"job": "apiserver", "instance": "127.0.0.1:6443"},
+         "lastScrape": "2026-12-07T12:10:01.123Z", "health": "up"},
+        {"labels": {"job": "scheduler", "instance": "127.0.0.1:10259"}, "lastScrape": "2026-12-07T12:10:02Z",
+         "health": "down"}]}}
+    assert soak.unscraped_targets(answer) == ["etcd/127.0.0.1:2381"]
+    assert soak.unscraped_targets({"data": {"activeTargets": []}}) == ["(no targets loaded yet)"]
