@@ -93,13 +93,29 @@ _SWEEP_PROGRAMS = ("containerd", "containerd-shim", "containerd-shim-runc-v2", "
                    "pb-kubelet", "pb-proxy", "prometheus")
 
 
+def _ancestry(pid: int) -> set[int]:
+    """`pid` and every process above it, up to init."""
+    chain = {pid}
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        chain.add(pid)
+    return chain
+
+
 def stray_pids(lab_dir: Path) -> list[int]:
-    """Lab programs not in the record (a crash between spawn and save): their argv names the lab dir."""
+    """Lab programs not in the record (a crash between spawn and save): their argv names the lab dir.
+
+    Never this process nor its ancestors: `pbctl lab down --dir DIR` runs the pbctl-lab plugin as a child, and
+    the parent pbctl (python3, DIR in its argv) is not a stray."""
     prefix = str(lab_dir)
-    me = os.getpid()
+    spared = _ancestry(os.getpid())
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit() or int(entry) in spared:
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
