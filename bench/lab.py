@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cli
 from bench.report import emit, row
-from lab.state import LabState
+from lab.state import LabState, proc_ppid
 from lab.topology import DEFAULT_DIR
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -44,10 +44,12 @@ def proc_table() -> dict[int, tuple[int, str]]:
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
+        ppid = proc_ppid(int(d.name))
         try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
+        except OSError:
+            continue
+        if ppid is None:
             continue
         out[int(d.name)] = (ppid, cmd)
     return out

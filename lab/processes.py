@@ -23,7 +23,7 @@ from pathlib import Path
 from lab import netns
 from lab.errors import LabError
 from lab.image_registry import relay as registry_relay
-from lab.state import LabState, ProcessRecord, proc_start_time
+from lab.state import LabState, ProcessRecord, proc_ppid, proc_start_time
 from lab.topology import CP_NETNS
 from pybernetes import ports
 
@@ -97,11 +97,10 @@ def _ancestry(pid: int) -> set[int]:
     """`pid` and every process above it, up to init."""
     chain = {pid}
     while pid > 1:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+        parent = proc_ppid(pid)
+        if parent is None:
             break
+        pid = parent
         chain.add(pid)
     return chain
 

@@ -21,24 +21,32 @@ STATE_FILE = "state.json"
 VERSION = 1
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks after boot); None if there is no such process."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (field 3 on); None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name is parenthesised and may contain spaces: split after the last ')'.
-    rest = stat.rsplit(")", 1)[1].split()
-    return int(rest[19])
+    return stat.rsplit(")", 1)[1].split()
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks after boot); None if there is no such process."""
+    rest = _stat_fields(pid)
+    return None if rest is None else int(rest[19])
 
 
 def proc_state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return ""
+    rest = _stat_fields(pid)
+    return "" if rest is None else rest[0]
+
+
+def proc_ppid(pid: int) -> int | None:
+    """Field 4 of /proc/PID/stat (the parent's pid); None if there is no such process."""
+    rest = _stat_fields(pid)
+    return None if rest is None else int(rest[1])
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 from lab import etcd_members, netns
 from lab.errors import LabError
 from lab.health import health_check, tcp_ok
-from lab.state import LabState, ProcessRecord
+from lab.state import LabState, ProcessRecord, proc_ppid
 from lab.topology import CP_NAME, CP_NETNS
 from pybernetes import ports
 
@@ -167,9 +167,12 @@ def idle_usage(lab_dir: Path, seconds: float = 5.0) -> tuple[float, float]:
         if entry.isdigit():
             try:
                 argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-                parent[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
+            except OSError:
                 continue
+            ppid = proc_ppid(int(entry))
+            if ppid is None:
+                continue
+            parent[int(entry)] = ppid
             if any(s.encode() in argv for s in socks):
                 pids.add(int(entry))
     grew = True

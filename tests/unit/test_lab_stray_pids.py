@@ -3,6 +3,7 @@ its ancestors (`pbctl lab down --dir DIR` is a python3 parent of the pbctl-lab p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,6 @@ sys.exit(subprocess.run([sys.executable, "-c", sys.argv[1], sys.argv[2]]).return
 
 
 def test_the_caller_and_its_parent_are_spared_a_stray_is_not(tmp_path: Path) -> None:
-    import json
-
     lab_dir = tmp_path / "lab"
     stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--dir", str(lab_dir)])
     try:
