@@ -41,7 +41,7 @@ from .serviceaccount import tokenrequest, volume
 from .serviceaccount.tokenrequest import TokenRequests
 from .serviceaccount.tokens import store_lookup
 from .storage.objects import Cached, with_rv
-from .storage.store import Store, Stored
+from .storage.store import Store, Stored, encode_continue
 from .storage.watch_cache import Watcher
 
 log = logging.getLogger("pybernetes.apiserver")
@@ -243,15 +243,10 @@ class Rest:
         namespace = namespace if info.namespaced else ""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, strategy.selectable_fields(info))
-        if resource_version == "0" and not continue_ and not exact:
-            # "Any version" is served from the watch cache, as Kubernetes does; the default (most recent)
-            # is a quorum read from etcd, paginated when the client asks for a limit.
-            cache = self.store.cache(info)
-            await cache.wait_ready()
-            items = cache.list(namespace, labels, fields)
-            if limit and len(items) > limit:
-                items = items[:limit]  # rv=0 ignores pagination continuation, like Kubernetes' cache
-            return ListResult([c.raw for c in items], str(cache.rv))
+        if resource_version in ("", "0") and not continue_ and not exact:
+            cached = await self._list_cached(info, namespace, labels, fields, limit, resource_version == "")
+            if cached is not None:
+                return cached
         kvs, rev, token, remaining = await self.store.list_from_etcd(info, namespace, limit, continue_, exact)
         out: list[bytes] = []
         fields_of = strategy.fields_fn(info)
@@ -263,6 +258,31 @@ class Rest:
             if labels.matches(c.labels) and fields.matches(c.fields):
                 out.append(c.raw)
         return ListResult(out, str(rev), token, remaining if token else None)
+
+    async def _list_cached(self, info: ResourceInfo, namespace: str, labels: selectors.LabelSelector,
+                           fields: selectors.FieldSelector, limit: int, consistent: bool) -> ListResult | None:
+        """A list served from the watch cache, as Kubernetes does: "any version" (resourceVersion=0) always, and
+        since 1.31 (ConsistentListFromCache) the default consistent read too, once the cache holds this
+        apiserver's last write of the kind (see catch_up); a cache that cannot catch up within its wait answers
+        None and etcd's quorum read serves. A consistent page ends with a continue token at the cache's revision,
+        so the next pages are read from etcd at that same revision; "any version" ignores the limit's token."""
+        cache = self.store.cache(info)
+        try:
+            await cache.wait_ready()
+            if consistent:
+                await cache.wait_for_rv(self.store.written_rv(info))
+        except errors.Unavailable:
+            if not consistent:
+                raise
+            return None
+        items = cache.list(namespace, labels, fields)
+        if not limit or len(items) <= limit:
+            return ListResult([c.raw for c in items], str(cache.rv))
+        page = items[:limit]
+        if not consistent:
+            return ListResult([c.raw for c in page], str(cache.rv))
+        token = encode_continue(cache.rv, page[-1].key + b"\x00")
+        return ListResult([c.raw for c in page], str(cache.rv), token, len(items) - limit)
 
     async def catch_up(self, plural: str) -> None:
         """Wait until the watch cache of `plural` holds this apiserver's last write of it, so a watch promising a

@@ -173,7 +173,9 @@ class APIServicer(pb_grpc.APIServicer):
             if r.remaining is not None:
                 out.metadata.remaining_item_count = r.remaining
             av, kind = info.api_version, info.kind
-            out.items.extend(pb.Object(api_version=av, kind=kind, raw=raw) for raw in r.items)
+            add = out.items.add  # in place: a tenth of the cost of building each Object and copying it in
+            for raw in r.items:
+                add(api_version=av, kind=kind, raw=raw)
             return out
         res: pb.ListResponse = await self._serve("list", request.resource, request.namespace, context, do,
                                                  field_selector=request.field_selector)
