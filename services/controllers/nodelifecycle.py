@@ -8,9 +8,11 @@ If neither was renewed for `node_monitor_grace_period`, every node condition (Re
 DiskPressure, PIDPressure) becomes Unknown with reason NodeStatusUnknown, "Kubelet stopped posting node
 status." (NodeStatusNeverUpdated when the kubelet never posted a Ready condition).
 
-Taints. NoSchedule taints follow the conditions at once: Ready=False -> node.kubernetes.io/not-ready,
-Ready=Unknown -> node.kubernetes.io/unreachable, plus memory-/disk-/pid-pressure and unschedulable.
-NoExecute taints (not-ready / unreachable) are added through per-zone rate limiters, as Kubernetes does:
+Taints. NoSchedule taints follow the conditions at once, on each node event and at every health pass:
+Ready=False -> node.kubernetes.io/not-ready, Ready=Unknown -> node.kubernetes.io/unreachable, plus
+memory-/disk-/pid-pressure and unschedulable. NoExecute taints (not-ready / unreachable) are added through
+per-zone rate limiters, as Kubernetes does, once the node has a Ready condition (a node whose kubelet never
+posted one gets it, Unknown, when the grace period ends):
   - a zone (topology.kubernetes.io/region + zone labels) is Normal, PartialDisruption when at least 3
     nodes and more than `unhealthy_zone_threshold` of them are not Ready, or FullDisruption when none is
     Ready;
@@ -202,6 +204,9 @@ class NodeLifecycleController:
         # taint manager: pods to (re)consider, and when each was first seen under a tolerated taint
         self.pod_queue = self.controller.add_queue("noexec_taint_pod", self.sync_pod, workers=workers)
         self.taint_seen: dict[str, float] = {}
+        # Kubernetes' nodeUpdateQueue (doNoScheduleTaintingPass): each node event brings its NoSchedule taints in
+        # line with its conditions then, not at the next health pass (a node is schedulable once it says Ready)
+        self.node_queue = self.controller.add_queue("node_noschedule_taint", self.sync_no_schedule, workers=1)
         self.pods.add_event_handler(self._on_pod, self._on_pod_update, self._on_pod_delete)
         self.nodes.add_event_handler(self._on_node, self._on_node_update, self._on_node_delete)
 
@@ -229,10 +234,12 @@ class NodeLifecycleController:
             self.pod_queue.add(objects.key(pod))
 
     def _on_node(self, node: core.Node) -> None:
+        self.node_queue.add(node.metadata.name)
         if any(t.effect == "NoExecute" for t in node.spec.taints):
             self._enqueue_pods_of(node.metadata.name)
 
     def _on_node_update(self, old: core.Node, new: core.Node) -> None:
+        self.node_queue.add(new.metadata.name)
         old_t = [t for t in old.spec.taints if t.effect == "NoExecute"]
         new_t = [t for t in new.spec.taints if t.effect == "NoExecute"]
         if old_t != new_t:
@@ -343,6 +350,15 @@ class NodeLifecycleController:
                  ",".join(f"{t.key}:{t.effect}" for t in keep) or "-")
         return True
 
+    async def sync_no_schedule(self, name: str) -> None:
+        """The node's NoSchedule taints from its conditions as last seen; an API call only when they differ."""
+        node = self.node_lister.get("", name)
+        if node is None:
+            return
+        want = self._desired_no_schedule(node, ready_status(node))
+        if self._taint_keys(node, "NoSchedule", NO_SCHEDULE_KEYS) != want:
+            await self._set_taints(name, want, None)
+
     @staticmethod
     def _taint_keys(node: core.Node, effect: str, keys: set[str]) -> set[str]:
         return {t.key for t in node.spec.taints if t.effect == effect and t.key in keys}
@@ -422,7 +438,9 @@ class NodeLifecycleController:
             try:
                 no_exec = self._taint_keys(node, "NoExecute", NO_EXECUTE_KEYS)
                 want_exec: set[str] | None = None
-                if ready == "True" or self.master_disruption:
+                if not any(c.type == "Ready" for c in node.status.conditions):
+                    pass  # never posted (yet): Kubernetes' processTaintBaseEviction needs a Ready condition
+                elif ready == "True" or self.master_disruption:
                     want_exec = set()
                     if name in z.nodes:
                         z.nodes.remove(name)

@@ -338,3 +338,45 @@ def test_manager_flags() -> None:
     assert d.leader_elect and d.node_eviction_rate == 0.1 and d.secondary_node_eviction_rate == 0.01
     assert d.unhealthy_zone_threshold == 0.55 and d.large_cluster_size_threshold == 50
     assert d.node_cidr_mask_size == 24 and d.node_monitor_period == 5
+
+
+async def test_a_node_event_brings_its_noschedule_taints_in_line_without_a_health_pass() -> None:
+    """Kubernetes' doNoScheduleTaintingPass on the node update queue: a node that posts Ready is schedulable then,
+    not up to a node-monitor-period later (lab up waited for that pass)."""
+    ctl, client, _rec, _clock = setup()
+    old = make_node("a", "False")
+    ctl.nodes.store.add(old)
+    ctl._on_node(old)
+    assert len(ctl.node_queue) == 1
+    await ctl.sync_no_schedule(await ctl.node_queue.get())
+    assert taints(ctl, "a") == {f"{TAINT_NOT_READY}:NoSchedule"}  # NoExecute stays the health pass's business
+    new = make_node("a", "True", hb=2)
+    cur = ctl.node_lister.get("", "a")
+    assert cur is not None
+    new.spec.taints.extend(cur.spec.taints)  # as the kubelet's status write leaves them
+    ctl.nodes.store.add(new)
+    ctl._on_node_update(old, new)
+    await ctl.sync_no_schedule("a")
+    assert taints(ctl, "a") == set()
+    writes = len(client.writes)
+    await ctl.sync_no_schedule("a")  # already in line: no API call
+    await ctl.sync_no_schedule("gone")  # deleted since: nothing
+    assert len(client.writes) == writes
+
+
+async def test_a_node_that_never_posted_ready_gets_noexecute_only_after_the_grace() -> None:
+    ctl, _client, _rec, clock = setup()
+    n = core.Node()
+    n.metadata.name = "fresh"  # registered, its kubelet not started yet; two healthy nodes keep the zone Normal
+    ctl.nodes.store.add(n)
+    for name in ("b", "c"):
+        ctl.nodes.store.add(make_node(name))
+    for i in range(11):  # 50 s: past the 40 s grace it is marked NodeStatusNeverUpdated, then tainted
+        for name in ("b", "c"):
+            ctl.leases.store.add(make_lease(name, 100 + i))
+        await ctl.monitor_node_health()
+        if i == 5:
+            assert taints(ctl, "fresh") == {f"{TAINT_UNREACHABLE}:NoSchedule"}
+        clock.advance(5)
+    assert ready(ctl, "fresh").reason == "NodeStatusNeverUpdated"
+    assert taints(ctl, "fresh") == {f"{TAINT_UNREACHABLE}:NoSchedule", f"{TAINT_UNREACHABLE}:NoExecute"}
