@@ -49,11 +49,16 @@ class ResourceQuota(Plugin):
     async def validate(self, a: Attributes) -> None:
         if a.operation != CREATE or a.subresource or not a.namespace or a.obj is None:
             return
-        usage = quota.usage(a.resource, a.obj)
+        usage: quota.Usage | None = None
         for attempt in range(RETRIES):
             # The watch cache first (it has this apiserver's own charges); after a conflict, etcd itself.
             read = lookup.list_fresh if attempt == 0 else lookup.list_live
-            charges = self._check(a, usage, await read(self.store, core.ResourceQuota, a.namespace))
+            quotas = await read(self.store, core.ResourceQuota, a.namespace)
+            if not quotas:
+                return  # most namespaces have none: no usage to compute
+            if usage is None:
+                usage = quota.usage(a.resource, a.obj)
+            charges = self._check(a, usage, quotas)
             if a.dry_run or not charges:
                 return
             try:

@@ -37,8 +37,8 @@ def _target(fd: FieldDescriptor) -> Descriptor | None:
 
 
 @cache
-def _plan(desc: Descriptor) -> tuple[tuple[FieldDescriptor, bool, Descriptor | None], ...]:
-    """(field, required?, message type worth descending into) for fields that matter to the walk."""
+def _plan(desc: Descriptor) -> tuple[tuple[FieldDescriptor, bool, Descriptor | None, bool], ...]:
+    """(field, required?, message type worth descending into, map?) for fields that matter to the walk."""
     out = []
     for fd in desc.fields:
         required = bool(fd.GetOptions().Extensions[_REQUIRED])
@@ -48,7 +48,7 @@ def _plan(desc: Descriptor) -> tuple[tuple[FieldDescriptor, bool, Descriptor | N
             if target is not None and target.full_name not in _SPECIAL and _has_required(target):
                 sub = target
         if required or sub is not None:
-            out.append((fd, required, sub))
+            out.append((fd, required, sub, _is_map(fd)))
     return tuple(out)
 
 
@@ -77,20 +77,20 @@ def _is_set(msg: Message, fd: FieldDescriptor) -> bool:
 
 
 def walk_required(msg: Message, path: str, errs: Errs, skip: frozenset[str] = frozenset()) -> None:
-    for fd, required, sub in _plan(msg.DESCRIPTOR):
+    # Runs on every write over every set message: paths are built only for an error or a descent.
+    for fd, required, sub, is_map in _plan(msg.DESCRIPTOR):
         if fd.json_name in skip:
             continue
-        p = child(path, fd.json_name)
         if required and not _is_set(msg, fd):
-            errs.required(p)
+            errs.required(child(path, fd.json_name))
         if sub is None:
             continue
         value = getattr(msg, fd.name)
-        if _is_map(fd):
+        if is_map:
             for k in sorted(value):
-                walk_required(value[k], key(p, k), errs)
+                walk_required(value[k], key(child(path, fd.json_name), k), errs)
         elif fd.is_repeated:
             for i, item in enumerate(value):
-                walk_required(item, index(p, i), errs)
+                walk_required(item, index(child(path, fd.json_name), i), errs)
         elif msg.HasField(fd.name):
-            walk_required(value, p, errs)
+            walk_required(value, child(path, fd.json_name), errs)
