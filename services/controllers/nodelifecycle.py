@@ -82,6 +82,12 @@ def ready_status(node: core.Node) -> str:
     return "Unknown"
 
 
+def _taint_inputs(node: core.Node) -> tuple[object, ...]:
+    """What the NoSchedule taints follow: the conditions' statuses, unschedulable, and the taints themselves."""
+    return ({c.type: c.status for c in node.status.conditions}, node.spec.unschedulable,
+            [(t.key, t.effect) for t in node.spec.taints])
+
+
 def zone_of(node: core.Node) -> str:
     labels = node.metadata.labels
     return "\x00:".join(labels.get(k, "") for k in ZONE_LABELS)
@@ -239,7 +245,8 @@ class NodeLifecycleController:
             self._enqueue_pods_of(node.metadata.name)
 
     def _on_node_update(self, old: core.Node, new: core.Node) -> None:
-        self.node_queue.add(new.metadata.name)
+        if _taint_inputs(old) != _taint_inputs(new):  # not for heartbeats, images, allocatable...
+            self.node_queue.add(new.metadata.name)
         old_t = [t for t in old.spec.taints if t.effect == "NoExecute"]
         new_t = [t for t in new.spec.taints if t.effect == "NoExecute"]
         if old_t != new_t:

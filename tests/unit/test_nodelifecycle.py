@@ -348,7 +348,9 @@ async def test_a_node_event_brings_its_noschedule_taints_in_line_without_a_healt
     ctl.nodes.store.add(old)
     ctl._on_node(old)
     assert len(ctl.node_queue) == 1
-    await ctl.sync_no_schedule(await ctl.node_queue.get())
+    key = await ctl.node_queue.get()
+    await ctl.sync_no_schedule(key)
+    ctl.node_queue.done(key)
     assert taints(ctl, "a") == {f"{TAINT_NOT_READY}:NoSchedule"}  # NoExecute stays the health pass's business
     new = make_node("a", "True", hb=2)
     cur = ctl.node_lister.get("", "a")
@@ -356,8 +358,17 @@ async def test_a_node_event_brings_its_noschedule_taints_in_line_without_a_healt
     new.spec.taints.extend(cur.spec.taints)  # as the kubelet's status write leaves them
     ctl.nodes.store.add(new)
     ctl._on_node_update(old, new)
-    await ctl.sync_no_schedule("a")
+    key = await ctl.node_queue.get()
+    await ctl.sync_no_schedule(key)
+    ctl.node_queue.done(key)
     assert taints(ctl, "a") == set()
+    now = ctl.node_lister.get("", "a")
+    assert now is not None
+    beat = core.Node()
+    beat.CopyFrom(now)
+    beat.status.conditions[0].last_heartbeat_time.seconds = 3  # nothing the taints follow: not queued
+    ctl._on_node_update(now, beat)
+    assert len(ctl.node_queue) == 0
     writes = len(client.writes)
     await ctl.sync_no_schedule("a")  # already in line: no API call
     await ctl.sync_no_schedule("gone")  # deleted since: nothing
