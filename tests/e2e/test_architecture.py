@@ -72,6 +72,9 @@ def healthy(lab: Lab, *, avoid: str = "") -> list[dict[str, Any]]:
     return out if len(out) == 3 else []
 
 
+_LAST_REFUSAL: list[str] = []  # serve_all's last failed request, for a failure's message
+
+
 def serve_all(lab: Lab, vip: str) -> set[str]:
     """Who answers the Service from each node (6 requests per node); empty if any request fails."""
     seen: set[str] = set()
@@ -79,9 +82,16 @@ def serve_all(lab: Lab, vip: str) -> set[str]:
         for _ in range(6):
             res = lab.in_node(node, "curl", "-sS", "--max-time", "3", f"http://{vip}/i")
             if res.returncode != 0:
+                _LAST_REFUSAL[:] = [f"from {node}: {res.stderr.strip()}"]
                 return set()
             seen.add(res.stdout.strip())
     return seen
+
+
+def serving_state(lab: Lab) -> str:
+    """What a Service failure's message shows: the failed request, the pods, the Service's EndpointSlices."""
+    return "\n".join([f"last failed request {' '.join(_LAST_REFUSAL)}", lab.pbctl("get", "pods", "-o", "wide"),
+                      lab.pbctl("get", "endpointslices", "-o", "yaml", check=False)])
 
 
 def ctr(lab: Lab, node: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -208,7 +218,10 @@ def test_rollout_survives_component_restarts(lab: Lab, web: str) -> None:
         raise AssertionError(lab.pbctl("get", "pods", "-o", "wide") + "\n" + lab.pbctl("get", "events")) from None
     # Endpoints and proxy rules follow the finished pods within a sync or two (as in Kubernetes, a pod can be
     # gone a moment before the rules are): the Service answers every request again shortly after.
-    poll(lambda: serve_all(lab, web), 30, "every request answered after the rollout")
+    try:
+        poll(lambda: serve_all(lab, web), 30, "every request answered after the rollout")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{serving_state(lab)}") from None
 
 
 def test_load_balancer_service_gets_an_address_and_answers(lab: Lab, web: str,
