@@ -276,13 +276,12 @@ class Rest:
                 raise
             return None
         items = cache.list(namespace, labels, fields)
-        if not limit or len(items) <= limit:
-            return ListResult([c.raw for c in items], str(cache.rv))
-        page = items[:limit]
-        if not consistent:
-            return ListResult([c.raw for c in page], str(cache.rv))
-        token = encode_continue(cache.rv, page[-1].key + b"\x00")
-        return ListResult([c.raw for c in page], str(cache.rv), token, len(items) - limit)
+        token, remaining = "", None
+        if limit and len(items) > limit:
+            if consistent:
+                token, remaining = encode_continue(cache.rv, items[limit - 1].key + b"\x00"), len(items) - limit
+            items = items[:limit]
+        return ListResult([c.raw for c in items], str(cache.rv), token, remaining)
 
     async def catch_up(self, plural: str) -> None:
         """Wait until the watch cache of `plural` holds this apiserver's last write of it, so a watch promising a

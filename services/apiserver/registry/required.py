@@ -77,7 +77,7 @@ def _is_set(msg: Message, fd: FieldDescriptor) -> bool:
 
 
 def walk_required(msg: Message, path: str, errs: Errs, skip: frozenset[str] = frozenset()) -> None:
-    # Runs on every write over every set message: paths are built only for an error or a descent.
+    # Runs on every write over every set message: a path is built only for an error or a field to descend into.
     for fd, required, sub, is_map in _plan(msg.DESCRIPTOR):
         if fd.json_name in skip:
             continue
@@ -85,12 +85,13 @@ def walk_required(msg: Message, path: str, errs: Errs, skip: frozenset[str] = fr
             errs.required(child(path, fd.json_name))
         if sub is None:
             continue
+        p = child(path, fd.json_name)
         value = getattr(msg, fd.name)
         if is_map:
             for k in sorted(value):
-                walk_required(value[k], key(child(path, fd.json_name), k), errs)
+                walk_required(value[k], key(p, k), errs)
         elif fd.is_repeated:
             for i, item in enumerate(value):
-                walk_required(item, index(child(path, fd.json_name), i), errs)
+                walk_required(item, index(p, i), errs)
         elif msg.HasField(fd.name):
-            walk_required(value, child(path, fd.json_name), errs)
+            walk_required(value, p, errs)
