@@ -363,12 +363,20 @@ class NodeLifecycleController:
         if node is None:
             return
         want = self._desired_no_schedule(node, ready_status(node))
-        if self._taint_keys(node, "NoSchedule", NO_SCHEDULE_KEYS) != want:
+        if self._taints_differ(node, want, None):
             await self._set_taints(name, want, None)
 
     @staticmethod
     def _taint_keys(node: core.Node, effect: str, keys: set[str]) -> set[str]:
         return {t.key for t in node.spec.taints if t.effect == effect and t.key in keys}
+
+    @classmethod
+    def _taints_differ(cls, node: core.Node, no_schedule: set[str] | None, no_execute: set[str] | None) -> bool:
+        """Whether the node, as the informer has it, lacks a wanted controller-managed taint or has one too many
+        (None: that effect is left as it is); _set_taints reads the node again before it writes."""
+        return any(want is not None and cls._taint_keys(node, effect, keys) != want
+                   for effect, keys, want in (("NoSchedule", NO_SCHEDULE_KEYS, no_schedule),
+                                              ("NoExecute", NO_EXECUTE_KEYS, no_execute)))
 
     def _zone(self, zone: str) -> ZoneQueue:
         z = self.zones.get(zone)
@@ -457,8 +465,9 @@ class NodeLifecycleController:
                         want_exec = {key}  # swap not-ready <-> unreachable at once
                     elif not no_exec and name not in z.nodes:
                         z.nodes.append(name)
-                await self._set_taints(name, self._desired_no_schedule(node, ready),
-                                       want_exec if want_exec is not None else None)
+                want_schedule = self._desired_no_schedule(node, ready)
+                if self._taints_differ(node, want_schedule, want_exec):  # the API only for a change
+                    await self._set_taints(name, want_schedule, want_exec)
             except errors.ApiError as e:
                 log.warning("node taint update failed node=%s error=%s", name, e)
         await self.process_taint_queues()

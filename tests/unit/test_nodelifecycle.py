@@ -43,6 +43,7 @@ class FakeClient:
         self.rv = 0
         self.deleted: list[str] = []
         self.writes: list[str] = []
+        self.gets = 0
 
     def _store(self, obj: Any) -> Any:
         self.rv += 1
@@ -53,6 +54,7 @@ class FakeClient:
         return new
 
     async def get(self, cls: type[Any], name: str, *, namespace: str = "") -> Any:
+        self.gets += 1
         obj = self.stores[cls].get_by_key(f"{namespace}/{name}" if namespace else name)
         if obj is None:
             raise errors.NotFound(name)
@@ -157,12 +159,13 @@ async def test_grace_expiry_marks_unknown_and_taints() -> None:
     assert ("a", "NodeNotReady", "Node a status is now: NodeNotReady") in rec.events
     pod = ctl.pod_lister.get("default", "p1")
     assert pod is not None and pod.status.conditions[0].status == "False"  # MarkPodsNotReady
-    # idempotent: another pass writes nothing
-    n_writes = len(client.writes)
+    # idempotent: another pass writes nothing, and reads no node from the API (the informer's say they are in line)
+    n_writes, n_gets = len(client.writes), client.gets
     clock.advance(5)
     ctl.leases.store.add(make_lease("b", renew + 5))
     await ctl.monitor_node_health()
     assert len(client.writes) == n_writes
+    assert client.gets == n_gets
     # kubelet is back: Ready posted with a new heartbeat -> taints removed at once
     ctl.nodes.store.add(make_node("a", "True", hb=999))
     await ctl.monitor_node_health()
