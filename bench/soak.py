@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import cli
 from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
@@ -49,6 +49,9 @@ from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.tls import CertPair
 from services.apiserver.storage.etcd import EtcdClient, EtcdTLS, StorageError
+
+if TYPE_CHECKING:  # the lab is imported only when a lab is measured
+    from lab.health import ClientTLS
 
 NAMESPACE = "soak"
 NAMES = 50  # writes cycle over this many ConfigMaps: the stored set stays bounded
@@ -74,7 +77,7 @@ class Target:
     pid: int
     metrics: str = ""
     netns: str = ""
-    curl_args: tuple[str, ...] = ()  # the CA and client certificate of a secure /metrics
+    tls: ClientTLS | None = None  # the CA and client certificate of a secure /metrics
 
 
 @dataclass
@@ -109,7 +112,7 @@ async def scrape(t: Target) -> str:
         return ""
     from lab.health import http_get
 
-    ok, body = await http_get(t.netns or None, t.metrics, timeout=2.0, curl_args=t.curl_args)
+    ok, body = await http_get(t.netns or None, t.metrics, timeout=2.0, tls=t.tls)
     return body if ok else ""
 
 
@@ -155,18 +158,18 @@ async def sample(t: Target) -> Sample | None:
 
 
 def lab_targets(lab_dir: Path) -> list[Target]:
-    from lab.health import scrape_args
+    from lab.health import scraper_tls
     from lab.state import LabState
 
     st = LabState.load(lab_dir)
     if st is None or not st.complete:
         raise SystemExit(f"no running lab in {lab_dir}; run `pbctl lab up` first (or use --standalone)")
-    out = []
+    out, tls = [], scraper_tls(lab_dir)
     for rec in st.processes.values():
         if rec.alive():
             port = METRICS_PORTS.get(rec.component)
             out.append(Target(rec.name, rec.pid, f"https://127.0.0.1:{port}/metrics" if port else "", rec.netns,
-                              tuple(scrape_args(lab_dir))))
+                              tls))
     return out
 
 
@@ -402,8 +405,9 @@ async def soak(client: Client, targets: list[Target], *, duration: float, interv
             "log reaches its bound (--snapshot-count + 5,000 entries) before the clock starts; from then on etcd's "
             "memory follows that log's cycle (up to --snapshot-count entries more, released at each snapshot: "
             "~11 minutes at 20 requests/s), so a 10-minute figure for etcd depends on where in it the run starts")
-        t = time.monotonic()
-        filled = {"writes": fill_writes, "errors": await fill(fill_writes), "seconds": round(time.monotonic() - t, 1)}
+        fill_start = time.monotonic()
+        filled = {"writes": fill_writes, "errors": await fill(fill_writes),
+                  "seconds": round(time.monotonic() - fill_start, 1)}
         say(f"  etcd's warm-up done in {filled['seconds']} s ({filled['errors']} puts failed)")
     load = Load(client, rate, watches)
     stop = asyncio.Event()

@@ -1,5 +1,5 @@
-"""pb-dns: the cluster DNS (CoreDNS' kubernetes plugin, kube-dns): flags, informers feeding the zone, the
-DNS listeners and the health/metrics server.
+"""pb-dns: the cluster DNS (CoreDNS' kubernetes plugin, kube-dns): its flags parsed (options.py), informers
+feeding the zone, the DNS listeners and the health/metrics server.
 
 Start order: informers for Services and EndpointSlices (or Endpoints: --endpoint-source) -> handlers that
 update the zone (clusterdns.zone) -> start -> wait for cache sync -> the DNS listeners (UDP and TCP,
@@ -15,48 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
+from clusterdns.options import Config as Config
 from clusterdns.server import DNSServer, Handler
 from clusterdns.zone import Zone
-from pybernetes import component, logs, options, ports, secureserving
+from pybernetes import component, logs, options, secureserving
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
-from pybernetes.api.endpointslices import ENDPOINTSLICES, SOURCES
+from pybernetes.api.endpointslices import ENDPOINTSLICES
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.controller import key_of, unwrap
 from pybernetes.metrics import HealthServer
-from pybernetes.options import opt
 
 log = logging.getLogger("pybernetes.clusterdns")
-
-
-@dataclass
-class Config:
-    kubeconfig: str | None = opt(None, "--kubeconfig", "--client-config",
-                                 help="client config (default $PBCONFIG, ~/.pybernetes/config)")
-    server: str = opt("", "--server", "--master", help="apiserver address")
-    token: str = opt("", help="bearer token")
-    cluster_domain: str = opt("cluster.local", help="the zone this server is authoritative for")
-    bind_address: str = opt("0.0.0.0", help="address of the DNS listeners (UDP and TCP)")
-    port: int = opt(ports.DNS, "--port", "--dns-port", help="DNS port (UDP and TCP)")
-    health_bind_address: str = opt("0.0.0.0", "--health-bind-address", "--metrics-bind-address",
-                                   help="address of /metrics, /healthz, /readyz")
-    health_port: int = opt(ports.DNS_METRICS, "--health-port", "--metrics-port",
-                           help="/metrics, /healthz, /readyz (CoreDNS' metrics port)")
-    client_ca_file: Path | None = opt(None, help=secureserving.CLIENT_CA_HELP)
-    tls_cert_file: Path | None = opt(None, help=secureserving.TLS_CERT_HELP)
-    tls_private_key_file: Path | None = opt(None)
-    endpoint_source: str = opt(ENDPOINTSLICES, choices=SOURCES,
-                               help="read endpoints from EndpointSlices (the default, as CoreDNS does: selectorless "
-                                    "Services' Endpoints reach them through the endpointslicemirroring controller) "
-                                    "or Endpoints")
-    upstream: list[str] = opt([], help="nameservers (IP[:PORT],...) for names outside the cluster domain; "
-                                       "none: those get SERVFAIL at once")
-    verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:

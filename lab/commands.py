@@ -1,9 +1,9 @@
 """The command line of every process the lab runs as a cluster component: etcd, containerd and the six
 pybernetes components (apiserver, scheduler, controller-manager, kubelet, proxy, dns).
 
-Each pybernetes component's argv is its own `Config` (declared once in the component's main module) filled
-with the lab's values and the timing profile's (lab.profiles), turned back into flags by
-`pybernetes.options.to_argv`. lab.control_plane and lab.nodes spawn these; lab.processes records them, so
+Each pybernetes component's argv is its own `Config` (declared once in the component's options module, which
+imports none of the component) filled with the lab's values and the timing profile's (lab.profiles), turned back
+into flags by `pybernetes.options.to_argv`. lab.control_plane and lab.nodes spawn these; lab.processes records them, so
 `lab start` reruns exactly the recorded line.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from clusterdns import main as dns_main
+from clusterdns import options as dns_options
 from lab.topology import (
     CLUSTER_CIDR,
     CLUSTER_DOMAIN,
@@ -26,13 +26,13 @@ from lab.topology import (
     NodeSpec,
     Plan,
 )
-from netproxy import main as proxy_main
-from node_agent import main as kubelet_main
+from netproxy import options as proxy_options
+from node_agent import options as kubelet_options
 from pybernetes import options, ports
-from services.apiserver import main as apiserver_main
+from services.apiserver import options as apiserver_options
 from services.apiserver.storage import embedded
-from services.controllers import main as controller_manager_main
-from services.scheduler import main as scheduler_main
+from services.controllers import options as controller_manager_options
+from services.scheduler import options as scheduler_options
 
 # component -> (console script, module for `python -m`)
 _PROGRAMS = {
@@ -79,7 +79,8 @@ def etcd_argv(member: EtcdMember, members: list[EtcdMember], pki_dir: Path) -> l
     return ["etcd", f"--name={member.name}", f"--data-dir={member.data}", f"--listen-client-urls={client}",
             f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}", f"--initial-cluster={initial_cluster(members)}",
-            *(["--initial-cluster-state=new", "--initial-cluster-token=pb-lab"] if len(members) > 1 else []),
+            *(["--initial-cluster-state=new", "--initial-cluster-token=pb-lab"] if len(members) > 1 else
+              [f"--election-timeout={embedded.SINGLE_MEMBER_ELECTION_TIMEOUT_MS}"]),
             "--experimental-watch-progress-notify-interval=5s", f"--snapshot-count={embedded.SNAPSHOT_COUNT}",
             "--logger=zap", "--log-outputs=stderr",
             f"--listen-metrics-urls=http://127.0.0.1:{member.metrics_port}",
@@ -120,7 +121,7 @@ def audit_log(plan: Plan) -> Path:
 
 
 def apiserver_argv(plan: Plan) -> list[str]:
-    cfg = apiserver_main.Config(
+    cfg = apiserver_options.Config(
         data_dir=plan.path("control-plane", "apiserver"), bind_address="0.0.0.0",
         secure_port=ports.APISERVER, grpc_port=ports.APISERVER_GRPC,
         advertise_address=CP_IP, etcd_servers=[m.client_url for m in plan.etcd],
@@ -145,13 +146,13 @@ def kubelet_pki(plan: Plan, node: str) -> Path:
 
 
 def scheduler_argv(plan: Plan) -> list[str]:
-    cfg = scheduler_main.Config(kubeconfig=str(plan.config_file("scheduler")), health_port=ports.SCHEDULER)
+    cfg = scheduler_options.Config(kubeconfig=str(plan.config_file("scheduler")), health_port=ports.SCHEDULER)
     secure_metrics(cfg, plan, "scheduler")
     return _argv("scheduler", cfg, plan.profile.scheduler)
 
 
 def controller_manager_argv(plan: Plan) -> list[str]:
-    cfg = controller_manager_main.Config(
+    cfg = controller_manager_options.Config(
         config=str(plan.config_file("controller-manager")), cluster_cidr=CLUSTER_CIDR, node_cidr_mask_size=24,
         health_port=ports.CONTROLLER_MANAGER, loadbalancer_ip_range=LB_POOL)
     secure_metrics(cfg, plan, "controller-manager")
@@ -167,7 +168,7 @@ def kubelet_argv(plan: Plan, n: NodeSpec) -> list[str]:
     from node_agent.pressure import LAB_EVICTION_HARD
 
     paths = NodePaths((plan.node_dir(n.name) / "containerd").resolve())
-    cfg = kubelet_main.Config(
+    cfg = kubelet_options.Config(
         config=str(plan.config_file(f"kubelet-{n.name}")), node_name=n.name, node_ip=n.ip,
         containerd_socket=str(paths.socket), root_dir=plan.node_dir(n.name) / "kubelet", pod_cidr=n.pod_cidr,
         cni_conf_dir=str(paths.cni_conf_dir), cni_data_dir=str(paths.cni_data_dir),
@@ -182,7 +183,7 @@ def kubelet_argv(plan: Plan, n: NodeSpec) -> list[str]:
 def proxy_argv(plan: Plan, n: NodeSpec) -> list[str]:
     # health and metrics on every address: the lab checks 127.0.0.1, Prometheus scrapes the node IP (so /metrics
     # is HTTPS for client certificates RBAC lets read it, rather than kube-proxy's loopback-only default)
-    cfg = proxy_main.Config(
+    cfg = proxy_options.Config(
         kubeconfig=str(plan.config_file("proxy")), hostname_override=n.name, bind_address="0.0.0.0",
         cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR, health_port=ports.PROXY_HEALTH,
         metrics_bind_address="0.0.0.0", metrics_port=ports.PROXY_METRICS)
@@ -192,7 +193,7 @@ def proxy_argv(plan: Plan, n: NodeSpec) -> list[str]:
 
 def dns_argv(plan: Plan) -> list[str]:
     # no --upstream: the lab has no uplink, so names outside the cluster domain get SERVFAIL at once
-    cfg = dns_main.Config(kubeconfig=str(plan.config_file("dns")), cluster_domain=CLUSTER_DOMAIN,
+    cfg = dns_options.Config(kubeconfig=str(plan.config_file("dns")), cluster_domain=CLUSTER_DOMAIN,
                           bind_address="0.0.0.0", port=ports.DNS, health_port=ports.DNS_METRICS)
     secure_metrics(cfg, plan, "dns")
     return _argv("dns", cfg, {})

@@ -1,7 +1,8 @@
 """How lab nodes get images with no internet: `lab up`'s image steps.
 
 The busybox, nginx, python and pause images are built once into the image cache (lab.images), served by
-a docker-registry in pb-control-plane (lab.image_registry.Registry) under every name of lab.images.CATALOG
+a docker-registry in pb-control-plane (lab.image_registry.Registry; its storage in the image cache too, so they
+are pushed once per build, not per `lab up`) under every name of lab.images.CATALOG
 (`library/nginx:1.15.4`, `pause:3.9`, ..., and the lab's own `busybox:stable`); each node gets a forwarder
 on its own 127.0.0.1 registry port to that registry, since containerd pulls `localhost:<port>/...` inside
 the node's private namespace, and mirrors docker.io, registry.k8s.io and k8s.gcr.io to it
@@ -11,16 +12,16 @@ the node's private namespace, and mirrors docker.io, registry.k8s.io and k8s.gcr
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lab import netns
-from lab.health import wait_for
+from lab.health import tcp_ok, wait_for
 from lab.image_registry import REGISTRY_BIN, Registry
 from lab.images import CATALOG, ImageSpec, LabImages, build_lab_images
-from lab.processes import run_cmd, spawn
+from lab.processes import spawn
 from lab.state import LabState, ProcessRecord, proc_start_time
 from lab.topology import CP_IP, CP_NETNS, NodeSpec, Plan
 from pybernetes import ports
@@ -39,9 +40,26 @@ async def build_images(image_cache: Path, progress: Callable[[str], None] | None
     return images, f"built in {image_cache}" if built else "cached"
 
 
-async def start_registry(plan: Plan, st: LabState) -> Registry:
-    """docker-registry on the control plane's lab address, recorded as the `registry` process."""
-    storage = plan.path("control-plane", "registry")
+def _pushed(storage: Path) -> Path:
+    """The copy of the images' build stamp a registry's storage holds once every name is pushed."""
+    return storage / "pushed.json"
+
+
+def _holds(storage: Path, images: LabImages) -> bool:
+    marker = _pushed(storage)
+    return marker.is_file() and images.stamp.is_file() and marker.read_bytes() == images.stamp.read_bytes()
+
+
+async def start_registry(plan: Plan, st: LabState, images: LabImages) -> Registry:
+    """docker-registry on the control plane's lab address, recorded as the `registry` process.
+
+    Its storage lives in the image cache, beside the images it serves, and outlives the lab as they do: a lab
+    brought up again finds every name already pushed (`push_images` then pushes nothing: about a CPU-second of
+    skopeo, manifest copies and the registry's own work saved on two cores). Storage holding an older build is
+    emptied first."""
+    storage = plan.image_cache / "registry"
+    if not _holds(storage, images):
+        shutil.rmtree(storage, ignore_errors=True)
     reg = Registry(storage, address=f"{CP_IP}:{ports.REGISTRY}", netns=CP_NETNS)
     await asyncio.to_thread(reg.start)
     proc = reg._proc
@@ -66,7 +84,11 @@ def _push(reg: Registry, images: LabImages, spec: ImageSpec) -> int:
 
 
 async def push_images(reg: Registry, images: LabImages) -> str:
+    """Every name of CATALOG into the registry, unless its storage holds this build's already."""
+    if _holds(reg.storage, images):
+        return f"already in {reg.storage}: {', '.join(s.name for s in CATALOG)} ({images.stamp.name} unchanged)"
     counts = await asyncio.gather(*(asyncio.to_thread(_push, reg, images, s) for s in CATALOG))
+    _pushed(reg.storage).write_bytes(images.stamp.read_bytes())  # only after every push succeeded
     return ", ".join(f"{s.name} ({n} tags)" for s, n in zip(CATALOG, counts, strict=True))
 
 
@@ -75,11 +97,6 @@ async def start_forwarder(st: LabState, n: NodeSpec) -> str:
     argv = [sys.executable, "-m", "lab.image_registry", "forward", f"127.0.0.1:{ports.REGISTRY}",
             f"{CP_IP}:{ports.REGISTRY}"]
     rec = spawn(st, f"registry-forwarder/{n.name}", "registry-forwarder", argv, netns_name=n.netns, node=n.name)
-    probe = netns.nsenter(n.netns, [sys.executable, "-c",
-                                    f"import socket; socket.create_connection(('127.0.0.1', {ports.REGISTRY}), 1)"])
-
-    async def listening() -> bool:
-        code, _ = await run_cmd(probe, check=False)
-        return code == 0
-    await wait_for(listening, f"registry forwarder on {n.name}", rec=rec, timeout=15, interval=0.2)
+    await wait_for(lambda: tcp_ok("127.0.0.1", ports.REGISTRY, n.netns), f"registry forwarder on {n.name}", rec=rec,
+                   timeout=15)
     return ""

@@ -101,11 +101,13 @@ CREATED = "2000-01-01T00:00:00Z"
 
 @dataclass(frozen=True)
 class LabImages:
-    """Where the built images are: an OCI layout directory and two archives of it (see the module doc)."""
+    """Where the built images are: an OCI layout directory and two archives of it (see the module doc), and the
+    stamp of their build (what it depended on: a rebuild changes it)."""
 
     layout: Path
     archive: Path
     full_archive: Path
+    stamp: Path
 
     def skopeo_ref(self, tag: str) -> str:
         """A skopeo source reference for one image of CATALOG (`busybox`, `nginx`, `python`, `pause`)."""
@@ -206,8 +208,8 @@ def build_lab_images(cache_dir: str | os.PathLike[str],
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     images = LabImages(layout=cache / "oci-layout", archive=cache / "lab-images.oci.tar",
-                       full_archive=cache / "all-images.oci.tar")
-    stamp_path = cache / "build.json"
+                       full_archive=cache / "all-images.oci.tar", stamp=cache / "build.json")
+    stamp_path = images.stamp
     stamp = _stamp()
     if (images.archive.exists() and images.full_archive.exists() and stamp_path.exists()
             and json.loads(stamp_path.read_text()) == stamp):

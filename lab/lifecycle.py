@@ -101,7 +101,8 @@ class Lab:
         return note
 
     async def start_registry(self) -> str:
-        self.registry = await image_supply.start_registry(self.plan, self.st)
+        assert self.images is not None
+        self.registry = await image_supply.start_registry(self.plan, self.st, self.images)
         return f"{CP_IP}:{ports.REGISTRY}"
 
     async def push_images(self) -> str:

@@ -1,8 +1,9 @@
 """The lab's Prometheus (`lab up`'s last step before the Ready wait): `python -m lab.prometheus run` in
-pb-control-plane, scraping every control-plane component on its pybernetes.ports port and the nodes
-through file_sd kept in step with the Node objects, plus a host relay on 127.0.0.1 for the browser. It scrapes
-as its own identity: user `prometheus` in group system:monitoring (lab.control_plane makes the certificate
-from the cluster CA), over HTTPS; etcd's metrics listener is plain HTTP on the control plane's loopback.
+pb-control-plane, scraping every control-plane component on its pybernetes.ports port and the nodes through file_sd
+kept in step with the Node objects, every 15 s (deploy/prometheus/prometheus.yml's interval), plus a host relay on
+127.0.0.1 for the browser. It scrapes as its own identity: user `prometheus` in group system:monitoring
+(lab.control_plane makes the certificate from the cluster CA), over HTTPS; etcd's metrics listener is plain HTTP
+on the control plane's loopback.
 
 Skipped, with a note, when the prometheus binary is not installed.
 """
@@ -31,8 +32,8 @@ async def maybe_prometheus(st: LabState) -> str:
                "prometheus": [f"127.0.0.1:{ports.PROMETHEUS}"],
                "dns": [f"127.0.0.1:{ports.DNS_METRICS}"]}
     argv = [sys.executable, "-m", "lab.prometheus", "run", f"--workdir={Path(st.dir) / 'prometheus'}",
-            f"--listen=127.0.0.1:{ports.PROMETHEUS}", f"--netns={CP_NETNS}", "--scrape-interval=5s",
-            "--sync-nodes", f"--config={Path(st.dir) / 'admin.conf'}"]
+            f"--listen=127.0.0.1:{ports.PROMETHEUS}", f"--netns={CP_NETNS}", "--sync-nodes",
+            f"--config={Path(st.dir) / 'admin.conf'}"]
     pki = pki_dir(Path(st.dir))
     argv += [f"--ca-file={pki / 'ca.crt'}", f"--cert-file={pki / 'prometheus.crt'}",
              f"--key-file={pki / 'prometheus.key'}"]

@@ -15,15 +15,13 @@ Services without endpoints are rejected by the backends' filter rules.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import ipaddress
 import logging
-import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from netproxy.execs import Runner
+from pybernetes import netns
 from pybernetes.api.core.v1 import core_pb2 as core
 
 log = logging.getLogger("pybernetes.netproxy.routes")
@@ -83,7 +81,7 @@ class Routes:
             return IPRoute()
         # pyroute2's own netns support forks a helper, which is unsafe next to gRPC's threads: enter the
         # namespace in this thread only, open the socket (it stays bound to that namespace), come back.
-        with in_netns(self.netns):
+        with netns.entered(self.netns):
             return IPRoute()
 
     def _ours(self, ipr: Any) -> dict[str, tuple[int, str]]:
@@ -146,30 +144,6 @@ class Routes:
     def list_ours(self) -> dict[str, tuple[int, str]]:
         with self._ipr() as ipr:
             return self._ours(ipr)
-
-
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def in_netns(name: str) -> Iterator[None]:
-    """Run the calling thread inside network namespace /run/netns/NAME for the block."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {name}: {os.strerror(err)}")
-        try:
-            yield
-        finally:
-            if libc.setns(own, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns back: {os.strerror(err)}")
-    finally:
-        os.close(own)
-        os.close(target)
 
 
 def ensure_forwarding(runner: Runner) -> None:

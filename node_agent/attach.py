@@ -19,10 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from pybernetes import errors
+from pybernetes import errors, netns
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 
-from . import portforward
 from .cri.client import CRIClient
 
 log = logging.getLogger("pybernetes.kubelet.attach")
@@ -39,7 +38,7 @@ def _session(runtime_netns: str) -> aiohttp.ClientSession:
 
     def factory(addr: tuple[int, int, int, str, tuple[Any, ...]]) -> socket.socket:
         family, type_, proto = addr[0], addr[1], addr[2]
-        return portforward.socket_in_netns(runtime_netns, family, type_, proto)
+        return netns.socket_in(runtime_netns, family, type_, proto)
 
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(socket_factory=factory))
 

@@ -16,7 +16,6 @@ import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from node_agent import eviction, pressure, runtime
 from node_agent.checkpoint import Checkpoints
@@ -26,6 +25,7 @@ from node_agent.cri.errors import CRIError
 from node_agent.dns import PodDNS
 from node_agent.images import ImageManager
 from node_agent.nodestatus import NodeStatus
+from node_agent.options import Config
 from node_agent.podworkers import PodWorkers
 from node_agent.probes import ProbeManager
 from node_agent.status import StatusManager, Waiting
@@ -36,9 +36,6 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.cache import DeletedFinalStateUnknown, InformerFactory
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
-
-if TYPE_CHECKING:  # main imports this module to run it
-    from node_agent.main import Config
 
 log = logging.getLogger("pybernetes.kubelet")
 

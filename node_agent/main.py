@@ -1,4 +1,5 @@
-"""pb-kubelet: options, and `run(cfg, ready, stop)` wiring one node's kubelet (node_agent.kubelet.Kubelet).
+"""pb-kubelet: its options parsed (declared in options.py), and `run(cfg, ready, stop)` wiring one node's
+kubelet (node_agent.kubelet.Kubelet).
 
 run connects to the apiserver and containerd (CRI), registers the Node and keeps its status and Lease
 (node_agent.nodestatus), serves the kubelet API for the apiserver (logs, exec, stats: node_agent.server)
@@ -9,14 +10,10 @@ containerd; never to etcd.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 
@@ -24,81 +21,15 @@ from node_agent import pressure
 from node_agent.cri.client import DEFAULT_TIMEOUT
 from node_agent.kubelet import Kubelet
 from node_agent.nodestatus import NodeSpecCfg, NodeStatus
+from node_agent.options import Config as Config
 from node_agent.server import KubeletAPI, serve, server_credentials
 from node_agent.sync import InstrumentedCRI
-from pybernetes import component, errors, flags, logs, options, ports, secureserving, tls
+from pybernetes import component, errors, logs, options, secureserving, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.metrics import HealthServer
-from pybernetes.options import opt
 
 log = logging.getLogger("pybernetes.kubelet")
-
-
-def _eviction_hard(text: str) -> str:
-    try:
-        pressure.parse_thresholds(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
-@dataclass
-class Config:
-    node_name: str = opt(socket.gethostname, help="default: the hostname")
-    config: str | None = opt(None, "--config", "--kubeconfig", help=client_config.SEARCH_HELP)
-    server: str | None = opt(None)
-    token: str | None = opt(None)
-    containerd_socket: str = opt("/run/containerd/containerd.sock", "--containerd-socket",
-                                 "--container-runtime-endpoint")
-    root_dir: Path = opt(Path("/var/lib/pybernetes/kubelet"))
-    pod_cidr: str = opt("", help="else Node.spec.podCIDR (set by the controller manager)")
-    cni_conf_dir: str = opt("", help="where to (re)write the CNI conflist for the pod CIDR")
-    cni_data_dir: str = opt("", help="host-local IPAM data dir (default <cni-conf-dir>/../ipam)")
-    node_ip: str = opt("")
-    cpu: str = opt("")
-    memory: str = opt("")
-    max_pods: int = opt(110)
-    node_status_update_frequency: float = opt(10.0, parse=flags.duration)
-    node_status_report_frequency: float = opt(
-        300.0, parse=flags.duration,
-        help="how often an unchanged node status is written anyway (the Lease is the heartbeat; a change is "
-             "written within --node-status-update-frequency)")
-    node_lease_duration: int = opt(40)
-    health_host: str = opt("127.0.0.1")
-    health_port: int = opt(ports.KUBELET_HEALTH, "--health-port", "--healthz-port")
-    port: int = opt(ports.KUBELET, help="the kubelet API (logs, exec) for the apiserver")
-    address: str = opt("", help="bind address of the kubelet API (default 0.0.0.0, as Kubernetes)")
-    authentication_token_file: Path | None = opt(
-        None, help="tokens (one per line) accepted on the kubelet API when it has no --client-ca-file")
-    # The kubelet API's TLS (Kubernetes' flags): without a certificate the kubelet makes itself a self-signed one
-    # under <root-dir>/pki; with --client-ca-file every client must present a certificate that CA signed.
-    tls_cert_file: Path | None = opt(None, help="the kubelet API's serving certificate (default: self-signed)")
-    tls_private_key_file: Path | None = opt(None, help="its key")
-    client_ca_file: Path | None = opt(None, help="CA the kubelet API's clients' certificates must be signed by "
-                                                 "(the cluster CA: the apiserver's kubelet client certificate); "
-                                                 "with it the health port is HTTPS and its /metrics is authorized")
-    register_node: bool = opt(True)
-    node_labels: dict[str, str] = opt({})
-    probe_netns: str = opt("", help="netns path (e.g. /run/netns/pb-node1) for httpGet/tcpSocket probes and the "
-                                    "runtime's streaming server (attach) when the kubelet itself is not in the "
-                                    "node's network namespace")
-    sync_frequency: float = opt(10.0, parse=flags.duration)
-    cluster_dns: list[str] = opt([], help="nameserver IPs (comma-separated) for pods with dnsPolicy ClusterFirst")
-    cluster_domain: str = opt("", help="the cluster's DNS domain (e.g. cluster.local): pods search "
-                                       "<ns>.svc.<domain> svc.<domain> <domain>")
-    resolv_conf: str = opt("/etc/resolv.conf", help="the resolver config pods with dnsPolicy Default get (and "
-                                                    "whose search domains ClusterFirst pods append)")
-    eviction_hard: str = opt(pressure.DEFAULT_EVICTION_HARD, parse=_eviction_hard,
-                             help="pressure thresholds SIGNAL<QUANTITY|PERCENT%%,..., Kubernetes' by default")
-    eviction_pressure_transition_period: float = opt(
-        300.0, parse=flags.duration, help="how long a pressure condition stays True after its signals recover")
-    verbose: bool = opt(False, "-v", "--verbose", switch=True)
-    # not flags: fixed as in Kubernetes, shortened by tests
-    pleg_period: float = 1.0
-    crash_backoff: float = 10.0
-    image_backoff: float = 10.0
-    eviction_monitoring_period: float = 10.0  # Kubernetes' fixed evictionMonitoringPeriod
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -199,10 +130,12 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
     kl = Kubelet(cfg, client, cri)
     pair = serving_pair(cfg, kl.host_ip)
     # /metrics as on kubelet's API port: its serving certificate, client certificates from --client-ca-file
-    # authorized with SubjectAccessReviews (system:node may create them); plain HTTP without a client CA.
+    # authorized with SubjectAccessReviews (system:node may create them), answers cached as the kubelet's
+    # webhook authorizer caches them (cacheAuthorizedTTL 5 min, cacheUnauthorizedTTL 30 s); plain HTTP without
+    # a client CA.
     health = HealthServer(cfg.health_host, cfg.health_port, secureserving.delegated(
         client, client_ca=cfg.client_ca_file, cert_file=pair.cert, key_file=pair.key, common_name=cfg.node_name,
-        address=cfg.health_host))
+        address=cfg.health_host, allow_ttl=300.0, deny_ttl=30.0))
 
     async def containerd_ok() -> None:
         await cri.version(deadline=2)

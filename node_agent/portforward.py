@@ -2,24 +2,20 @@
 namespace, as Kubernetes' CRI runtimes do (so a server bound to the pod's localhost is reachable too).
 
 The pod's namespace is its sandbox's: the sandbox process's /proc/<pid>/ns/net (containerd's verbose
-PodSandboxStatus names the pid). The socket is created by a worker thread that enters that namespace with
-setns(2) and leaves it again before the thread is reused: a socket belongs to the namespace it was created in,
-so the event loop then uses it from the kubelet's own namespace. Bytes are relayed until either side closes.
+PodSandboxStatus names the pid). The socket is created there (pybernetes.netns.socket_in) by a worker thread,
+then used by the event loop from the kubelet's own namespace. Bytes are relayed until either side closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator
 
-from pybernetes import errors
+from pybernetes import errors, netns
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 
 from .cri import api_pb2 as cri
@@ -28,39 +24,13 @@ from .runtime import POD_NAME, POD_NAMESPACE
 
 log = logging.getLogger("pybernetes.kubelet.portforward")
 
-CLONE_NEWNET = 0x40000000
 CHUNK = 32 * 1024
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-def socket_in_netns(netns_path: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
-                    proto: int = 0) -> socket.socket:
-    """A new socket in the network namespace at `netns_path`: a socket belongs to the namespace it was
-    created in, whichever thread uses it later. The calling thread enters the namespace only for the
-    socket(2) call and is back in its own before this returns."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(netns_path, os.O_RDONLY)
-    try:
-        _setns(target)
-        try:
-            return socket.socket(family, type, proto)
-        finally:
-            _setns(home)
-    finally:
-        os.close(target)
-        os.close(home)
 
 
 def connect_in_netns(netns_path: str, port: int, timeout: float = 5.0) -> socket.socket:
     """A TCP connection to localhost:`port` inside the network namespace at `netns_path` (blocking: run it in
     a thread)."""
-    sock = socket_in_netns(netns_path)
+    sock = netns.socket_in(netns_path)
     try:
         sock.settimeout(timeout)
         sock.connect(("127.0.0.1", port))

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import http.client
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -28,25 +26,14 @@ from dataclasses import dataclass
 from node_agent import grpc_probe
 from node_agent.cri.client import CRIClient
 from node_agent.cri.errors import CRIError
+from pybernetes import netns
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 
 log = logging.getLogger(__name__)
 
-CLONE_NEWNET = 0x40000000
 LIVENESS, READINESS, STARTUP = "Liveness", "Readiness", "Startup"
 EventFn = Callable[[core.Pod, str, str, str], None]
-
-
-def _enter_netns(path: str) -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def resolve_port(ios: meta.IntOrString, c: core.Container) -> int:
@@ -114,7 +101,7 @@ class ProbeManager:
 
         def init() -> None:
             if netns_path:
-                _enter_netns(netns_path)
+                netns.enter(netns_path)
 
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe", initializer=init)
         self._targets: dict[tuple[str, str], _Target] = {}

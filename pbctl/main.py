@@ -84,7 +84,7 @@ def make_ctx(args: argparse.Namespace) -> Ctx:
 async def run(argv: Sequence[str]) -> int:
     """Run one pbctl command; returns the exit code (errors are printed to stderr, kubectl-style)."""
     ctx: Ctx | None = None
-    plugin = plugins.find(list(argv), set(verbs.by_name()))
+    plugin = plugins.find(list(argv))
     if plugin is not None:
         proc = await asyncio.create_subprocess_exec(plugin, *argv[1:])
         return await proc.wait()

@@ -14,11 +14,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, disable_created_metrics, generate_latest
 
 from pybernetes.secureserving import SecureServing, is_loopback
 
 log = logging.getLogger("pybernetes.metrics")
+
+# No `_created` series: Kubernetes' components (Go's client) expose none, and prometheus_client adds one per
+# counter and histogram child, which every scrape renders and stores.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 
 def _asyncio_tasks() -> float:
@@ -33,6 +37,12 @@ ASYNCIO_TASKS = Gauge("pybernetes_asyncio_tasks", "asyncio tasks in the componen
 ASYNCIO_TASKS.set_function(_asyncio_tasks)
 
 Check = Callable[[], Awaitable[None]]
+
+# Connections stay open between requests, as Go's servers keep them (Prometheus reuses one per target, and
+# a scrape then pays no TLS handshake): the first request must come within FIRST_REQUEST_TIMEOUT, the next
+# within IDLE_TIMEOUT (longer than any scrape interval; Go's transports drop idle connections after 90 s).
+FIRST_REQUEST_TIMEOUT = 10.0
+IDLE_TIMEOUT = 120.0
 
 
 def _peer_der(writer: asyncio.StreamWriter) -> bytes | None:
@@ -52,6 +62,7 @@ class HealthServer:
         self.ready_checks: dict[str, Check] = {}
         self.live_checks: dict[str, Check] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
 
     def add_ready_check(self, name: str, check: Check) -> None:
         self.ready_checks[name] = check
@@ -77,6 +88,8 @@ class HealthServer:
     async def stop(self) -> None:
         if self._server:
             self._server.close()
+            for writer in list(self._conns):  # kept-alive connections end with the server
+                writer.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
@@ -93,31 +106,46 @@ class HealthServer:
         return ok, "\n".join(lines) + "\n"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: requests until the client closes it, asks to, or idles past IDLE_TIMEOUT."""
+        self._conns.add(writer)
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            method, target = head.split(b" ", 2)[:2]
-            path = target.decode().split("?", 1)[0]
-            status, ctype, body = 200, "text/plain; charset=utf-8", b""
-            refused = None if self.serving is None else await self.serving.check(
-                _peer_der(writer), method.decode(), path)
-            if refused is not None:
-                (status, body), ctype = refused, "application/json"
-            elif path == "/metrics" and self.metrics:
-                ctype, body = CONTENT_TYPE_LATEST, generate_latest()
-            elif path in ("/healthz", "/livez"):
-                ok, text = await self._run_checks(self.live_checks)
-                status, body = (200 if ok else 500), (b"ok" if ok else text.encode())
-            elif path == "/readyz":
-                ok, text = await self._run_checks({**self.live_checks, **self.ready_checks})
-                status, body = (200 if ok else 500), (b"ok" if ok else text.encode())
-            else:
-                status, body = 404, b"not found\n"
-            reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                      500: "Internal Server Error"}[status]
-            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                         "Connection: close\r\n\r\n".encode() + body)
-            await writer.drain()
+            timeout = FIRST_REQUEST_TIMEOUT
+            while await self._serve_one(reader, writer, timeout):
+                timeout = IDLE_TIMEOUT
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, IndexError, ValueError):
             pass
         finally:
+            self._conns.discard(writer)
             writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> bool:
+        """Answer one request; whether the connection stays open for another."""
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        method, target, version = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        headers = head.lower()
+        # HTTP/1.1 keeps a connection unless asked not to; a request with a body (none here takes one) ends it
+        keep = (version.strip() == b"HTTP/1.1" and b"\r\nconnection: close" not in headers
+                and b"\r\ncontent-length:" not in headers and b"\r\ntransfer-encoding:" not in headers)
+        path = target.decode().split("?", 1)[0]
+        status, ctype, body = 200, "text/plain; charset=utf-8", b""
+        refused = None if self.serving is None else await self.serving.check(
+            _peer_der(writer), method.decode(), path)
+        if refused is not None:
+            (status, body), ctype = refused, "application/json"
+        elif path == "/metrics" and self.metrics:
+            ctype, body = CONTENT_TYPE_LATEST, generate_latest()
+        elif path in ("/healthz", "/livez"):
+            ok, text = await self._run_checks(self.live_checks)
+            status, body = (200 if ok else 500), (b"ok" if ok else text.encode())
+        elif path == "/readyz":
+            ok, text = await self._run_checks({**self.live_checks, **self.ready_checks})
+            status, body = (200 if ok else 500), (b"ok" if ok else text.encode())
+        else:
+            status, body = 404, b"not found\n"
+        reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  500: "Internal Server Error"}[status]
+        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                     f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n".encode() + body)
+        await writer.drain()
+        return keep
+

@@ -9,7 +9,8 @@ DelegatingAuthorizer), composed by every component's HealthServer (pybernetes.me
   certificate from another CA fails the handshake; no certificate at all is 401 "Unauthorized" for every path
   but the always-allowed ones. Bearer tokens are not accepted: the apiserver serves no TokenReview.
 - Authorization with a SubjectAccessReview (nonResourceAttributes path and verb) through the component's own
-  API client, answers cached for ALLOW_TTL / DENY_TTL seconds (kube's delegated defaults: 10 s each);
+  API client, answers cached for ALLOW_TTL / DENY_TTL seconds (kube's delegated defaults: 10 s each; the
+  kubelet's own are 5 min and 30 s);
   refused is 403 `forbidden: User "X" cannot get path "/metrics"`, as k8s.io/apiserver words it. The
   apiserver authorizes in process instead (`Authorize` is any coroutine). ALWAYS_ALLOW_PATHS
   (/healthz, /readyz, /livez: kube's --authorization-always-allow-paths) need neither.
@@ -180,7 +181,9 @@ TLS_CERT_HELP = "the serving certificate of that HTTPS (default: a self-signed o
 
 
 def delegated(client: Any, *, client_ca: Path | None, cert_file: Path | None, key_file: Path | None,
-              common_name: str, address: str) -> SecureServing | None:
+              common_name: str, address: str, allow_ttl: float = ALLOW_TTL,
+              deny_ttl: float = DENY_TTL) -> SecureServing | None:
     """`secure_serving` authorizing through `client` with SubjectAccessReviews (the components' way)."""
-    return secure_serving(client_ca=client_ca, authorize=SubjectAccessReviewer(client), cert_file=cert_file,
-                          key_file=key_file, common_name=common_name, addresses=[address])
+    return secure_serving(client_ca=client_ca, authorize=SubjectAccessReviewer(client, allow_ttl=allow_ttl,
+                                                                               deny_ttl=deny_ttl),
+                          cert_file=cert_file, key_file=key_file, common_name=common_name, addresses=[address])

@@ -1,4 +1,5 @@
-"""The pbctl verbs, one module each: a module here that declares `VERB = Verb(...)` is a pbctl subcommand.
+"""The pbctl verbs, one module each: a module here that declares `VERB = Verb(...)` is a pbctl subcommand, named
+as its module with dashes for underscores (pbctl.plugins reads the names from the modules without importing them).
 
 Adding a verb is adding a module; `all_verbs()` walks this package, so nothing else lists them.
 """

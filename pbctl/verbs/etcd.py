@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from pbctl import plugins, verb, verbs
+from pbctl import plugins, verb
 from pbctl.common import CliError, Ctx, err, out
 from pybernetes import etcdsnapshot, ports
 
@@ -75,7 +75,7 @@ async def run_etcd(ctx: Ctx, args: argparse.Namespace) -> int:
             out(json.dumps(s.as_json()) if args.output == "json" else etcdsnapshot.table(s))
             return 0
         if args.lab:
-            plugin = plugins.find(["lab"], set(verbs.by_name()))
+            plugin = plugins.find(["lab"])
             if plugin is None:
                 raise CliError("the lab plugin (pbctl-lab) is not installed")
             argv = [plugin, "restore", str(path.resolve()), *(["--dir", str(args.dir)] if args.dir else [])]

@@ -39,11 +39,10 @@ from pybernetes import errors
 
 from .auth import ADMIN_GROUP, User
 from .metrics import DROPPED_REQUESTS, INFLIGHT_REQUESTS
+from .options import DEFAULT_MAX_MUTATING, DEFAULT_MAX_READ_ONLY
 
 log = logging.getLogger("pybernetes.apiserver.inflight")
 
-DEFAULT_MAX_READ_ONLY = 400  # kube-apiserver's --max-requests-inflight
-DEFAULT_MAX_MUTATING = 200  # kube-apiserver's --max-mutating-requests-inflight
 RETRY_AFTER_SECONDS = 1  # kube-apiserver's fixed Retry-After
 READ_ONLY, MUTATING = "readOnly", "mutating"  # request_kind, as Kubernetes labels it
 

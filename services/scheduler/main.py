@@ -1,4 +1,5 @@
-"""pb-scheduler: flags, informers, leader election, health/metrics server, the scheduling loop.
+"""pb-scheduler: its flags parsed (declared in options.py), informers, leader election, health/metrics server,
+the scheduling loop.
 
 Several replicas may run; with --leader-elect (default) only the holder of Lease kube-system/kube-scheduler
 schedules, the others keep warm caches. `run(cfg, ready, stop)` as every component.
@@ -11,45 +12,18 @@ import contextlib
 import logging
 import socket
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
-from pybernetes import component, flags, logs, options, ports, secureserving
+from pybernetes import component, logs, options, secureserving
 from pybernetes.cache import InformerFactory
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from pybernetes.events import EventRecorder
 from pybernetes.metrics import HealthServer
-from pybernetes.options import opt
 from services.scheduler import config as sched_config
+from services.scheduler.options import Config as Config
 from services.scheduler.scheduler import Scheduler
 
 log = logging.getLogger("pybernetes.scheduler")
-
-
-@dataclass
-class Config:
-    kubeconfig: str | None = opt(None, "--kubeconfig", "--client-config",
-                                 help=client_config.SEARCH_HELP)
-    server: str = opt("", "--server", "--master", help="apiserver address (overrides the config)")
-    token: str = opt("", help="bearer token (overrides the config)")
-    config_file: Path | None = opt(None, "--config", help="SchedulerConfiguration / KubeSchedulerConfiguration YAML")
-    scheduler_name: str = opt("", help="schedule pods with this spec.schedulerName (overrides the config file's)")
-    leader_elect: bool = opt(True, help="run leader election; only the leader schedules")
-    lease_name: str = opt("kube-scheduler", "--leader-elect-resource-name")
-    lease_namespace: str = opt("kube-system", "--leader-elect-resource-namespace")
-    lease_duration: float = opt(15.0, "--leader-elect-lease-duration", parse=flags.duration)
-    renew_deadline: float = opt(10.0, "--leader-elect-renew-deadline", parse=flags.duration)
-    retry_period: float = opt(2.0, "--leader-elect-retry-period", parse=flags.duration)
-    identity: str = opt("", help="leader election identity (default hostname_uuid)")
-    bind_address: str = opt("127.0.0.1", help="address of the health/metrics server")
-    health_port: int = opt(ports.SCHEDULER, "--health-port", "--secure-port",
-                           help="HTTP(S) port for /metrics, /healthz, /readyz (0: any free port)")
-    client_ca_file: Path | None = opt(None, help=secureserving.CLIENT_CA_HELP)
-    tls_cert_file: Path | None = opt(None, help=secureserving.TLS_CERT_HELP)
-    tls_private_key_file: Path | None = opt(None)
-    bind_concurrency: int = opt(64)
-    verbose: bool = opt(False, "-v", "--verbose", switch=True)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:

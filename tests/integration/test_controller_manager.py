@@ -17,8 +17,9 @@ from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.discovery.v1 import discovery_pb2 as discovery
 from pybernetes.client.client import Client
 from pybernetes.leaderelection import run_leader_elected
-from services.controllers.main import CONTROLLERS, Config, ControllerManager, load_controller_class
+from services.controllers.main import Config, ControllerManager, load_controller_class
 from services.controllers.nodelifecycle import TAINT_UNREACHABLE
+from services.controllers.options import CONTROLLERS
 from tests.helpers import eventually
 from tests.integration.conftest import ApiServer
 
@@ -424,7 +425,7 @@ async def test_manager_runs_all_controllers(apiserver: ApiServer) -> None:
         assert lease.spec.holder_identity == cm.identity
         # the health server answers
         reader, writer = await asyncio.open_connection("127.0.0.1", cm.cfg.health_port)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")  # then read to EOF
         body = await reader.read()
         writer.close()
         assert b"leader_election_master_status" in body

@@ -305,7 +305,7 @@ def health_tls(env: KubeletEnv) -> ssl.SSLContext:
 async def http_get(port: int, path: str, ctx: ssl.SSLContext) -> tuple[int, str]:
     import asyncio
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())  # then read to EOF
     await writer.drain()
     data = await reader.read()
     writer.close()

@@ -28,6 +28,7 @@ from services.apiserver.admission.podsecurity import PodSecurity
 from services.apiserver.admission.resourcequota import ResourceQuota
 from services.apiserver.admission.serviceaccount import ServiceAccount
 from services.apiserver.auth import User
+from services.apiserver.options import enabled_admission_plugins
 from services.apiserver.registry import strategy
 from services.apiserver.rest import Rest
 from services.apiserver.storage.store import Store
@@ -102,17 +103,17 @@ async def refused(coro: Any, cls: type[errors.ApiError] = errors.Forbidden) -> s
 # -- the chain -------------------------------------------------------------------------------------
 
 def test_default_plugins_in_kubernetes_order() -> None:
-    assert admission.enabled_plugins() == ["NamespaceLifecycle", "LimitRanger", "ServiceAccount", "PodSecurity",
+    assert enabled_admission_plugins() == ["NamespaceLifecycle", "LimitRanger", "ServiceAccount", "PodSecurity",
                                            "DefaultTolerationSeconds", "ResourceQuota"]
-    assert admission.enabled_plugins(["NodeRestriction"], ["ServiceAccount,PodSecurity"]) == [
+    assert enabled_admission_plugins(["NodeRestriction"], ["ServiceAccount,PodSecurity"]) == [
         "NamespaceLifecycle", "LimitRanger", "NodeRestriction", "DefaultTolerationSeconds", "ResourceQuota"]
 
 
 def test_unknown_or_contradictory_plugin_flags_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown admission plugins: AlwaysDeny"):
-        admission.enabled_plugins(["AlwaysDeny"])
+        enabled_admission_plugins(["AlwaysDeny"])
     with pytest.raises(ValueError, match="LimitRanger in both"):
-        admission.enabled_plugins(["LimitRanger"], ["LimitRanger"])
+        enabled_admission_plugins(["LimitRanger"], ["LimitRanger"])
 
 
 def test_the_apiserver_flag_names_the_bad_plugin() -> None:

@@ -9,11 +9,12 @@ import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import pbctl.verbs
-from pbctl import verb, verbs
+from pbctl import plugins, verb, verbs
 from pbctl.main import build_parser, parse_args, run
 
 HELP_ORDER = ["apply", "create", "run", "set", "get", "describe", "delete", "edit", "label", "annotate", "scale",
@@ -162,3 +163,25 @@ def test_closed_stdout_exits_quietly() -> None:
         os.close(w)
     assert res.stderr == ""
     assert res.returncode == 141
+
+
+def test_plugins_know_every_verb_from_its_module_name_alone() -> None:
+    # pbctl.entry decides "plugin or verb" from module names, before any verb is imported
+    assert plugins.builtin_names() == set(verbs.by_name())
+
+
+def test_a_plugin_replaces_pbctl_and_a_verb_name_never_runs_one(tmp_path: Path) -> None:
+    # a pbctl-NAME on PATH prints its argv and its parent: execv'd, its parent is the one that started pbctl
+    for name in ("hello", "get"):
+        script = tmp_path / f"pbctl-{name}"
+        script.write_text('#!/bin/sh\necho "$0 $* ppid=$PPID"\n')
+        script.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    starter = "import os, subprocess, sys; print(os.getpid()); sys.stdout.flush(); subprocess.run(sys.argv[1:])"
+    entry = "from pbctl.entry import main; main()"
+    out = subprocess.run([sys.executable, "-c", starter, sys.executable, "-c", entry, "hello", "a", "b"],
+                         capture_output=True, text=True, env=env, timeout=60, check=True).stdout.split("\n")
+    assert out[1] == f"{tmp_path}/pbctl-hello a b ppid={out[0]}"
+    res = subprocess.run([sys.executable, "-c", entry, "get", "--help"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert res.returncode == 0 and "pbctl-get" not in res.stdout and "usage: pbctl get" in res.stdout

@@ -30,6 +30,7 @@ def test_one_member_is_the_lab_as_it_was(tmp_path: Path) -> None:
     assert f["peer-cert-file"] == str(plan.pki_dir / "etcd" / "peer.crt")
     assert "initial-cluster-state" not in f
     assert f["snapshot-count"] == "10000"  # kubeadm's, as the standalone apiserver's etcd
+    assert f["election-timeout"] == "500"  # a lone member elects itself sooner
     api = flags(commands.apiserver_argv(plan))
     assert api["etcd-servers"] == f"https://127.0.0.1:{ports.ETCD_CLIENT}"
     assert (api["etcd-cafile"], api["etcd-certfile"], api["etcd-keyfile"]) == tuple(
@@ -53,6 +54,7 @@ def test_three_members(tmp_path: Path) -> None:
         f = flags(commands.etcd_argv(m, ms, plan.pki_dir))
         assert f["name"] == m.name and f["data-dir"] == str(m.data)
         assert f["initial-cluster"] == cluster and f["initial-cluster-state"] == "new"
+        assert "election-timeout" not in f  # etcd's default among members that can contest it
         assert f["listen-client-urls"] == f["advertise-client-urls"] == m.client_url
     assert flags(commands.apiserver_argv(plan))["etcd-servers"] == ",".join(m.client_url for m in ms)
 
@@ -63,5 +65,6 @@ def test_every_etcd_takes_kubeadms_snapshot_count(tmp_path: Path) -> None:
     from services.apiserver.storage.embedded import EmbeddedEtcd
 
     assert flags(EmbeddedEtcd(tmp_path)._args())["snapshot-count"] == "10000"
+    assert flags(EmbeddedEtcd(tmp_path)._args())["election-timeout"] == "500"
     plan = Plan(dir=tmp_path, etcd_count=3)
     assert {flags(commands.etcd_argv(m, plan.etcd, plan.pki_dir))["snapshot-count"] for m in plan.etcd} == {"10000"}

@@ -20,6 +20,7 @@ class FakeLeases:
         self.rv = 0
         self.down = False
         self.writes = 0
+        self.gets = 0
 
     def _check(self) -> None:
         if self.down:
@@ -28,6 +29,7 @@ class FakeLeases:
     async def get(self, cls: type[coordination.Lease], name: str, *,
                   namespace: str = "") -> coordination.Lease:
         self._check()
+        self.gets += 1
         obj = self.items.get((namespace, name))
         if obj is None:
             raise errors.NotFound(f"leases {name} not found")
@@ -201,3 +203,27 @@ def test_invalid_timings() -> None:
         LeaderElector(FakeLeases(), name="l", identity="a", lease_duration=5, renew_deadline=10)
     with pytest.raises(ValueError):
         LeaderElector(FakeLeases(), name="l", identity="a", renew_deadline=2, retry_period=2)
+
+
+async def test_the_leader_renews_without_reading_the_lease_and_rereads_on_conflict() -> None:
+    clock, c = FakeClock(), FakeLeases()
+    a = elector(c, "a", clock)
+    assert await a.try_acquire_or_renew()
+    gets = c.gets
+    for _ in range(3):
+        clock.advance(2)
+        assert await a.try_acquire_or_renew()
+    assert c.gets == gets and c.holder() == "a"  # one update per renewal, as client-go's fast path
+    # someone took the lease meanwhile (a's record is stale): the renewal conflicts, a reads it, and stands down
+    taken = c.items[("kube-system", "lock")]
+    taken.spec.holder_identity = "b"
+    c.rv += 1
+    taken.metadata.resource_version = str(c.rv)
+    clock.advance(2)
+    assert not await a.try_acquire_or_renew()
+    assert c.gets == gets + 1 and c.holder() == "b" and not a.is_leader()
+    # a leader whose last renewal is older than the lease's duration by its own clock reads before writing
+    b = elector(c, "b", clock)
+    assert await b.try_acquire_or_renew() and c.gets == gets + 2  # nothing observed yet: read, then renew
+    clock.advance(16)
+    assert await b.try_acquire_or_renew() and c.gets == gets + 3

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from ..options import ADMISSION_PLUGINS, enabled_admission_plugins
 from ..storage.store import Store
 from .attributes import Attributes, Plugin
 from .defaulttolerationseconds import DefaultTolerationSeconds
@@ -37,8 +38,8 @@ class Options:
         self.toleration_seconds = toleration_seconds
 
 
-# Kubernetes' plugin order (kube-apiserver's AllOrderedPlugins, the ones modelled here).
-ORDERED: dict[str, Factory] = {
+# Each plugin by name, in Kubernetes' order (options.ADMISSION_PLUGINS, which the flags check against).
+_FACTORIES: dict[str, Factory] = {
     "NamespaceLifecycle": lambda o: NamespaceLifecycle(o.store),
     "LimitRanger": lambda o: LimitRanger(o.store),
     "ServiceAccount": lambda o: ServiceAccount(o.store),
@@ -47,23 +48,8 @@ ORDERED: dict[str, Factory] = {
     "DefaultTolerationSeconds": lambda o: DefaultTolerationSeconds(*o.toleration_seconds),
     "ResourceQuota": lambda o: ResourceQuota(o.store),
 }
-# kube-apiserver's default set; NodeRestriction is turned on by the deployment (kubeadm, the lab).
-DEFAULT_ON = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "PodSecurity", "DefaultTolerationSeconds",
-              "ResourceQuota")
-
-
-def enabled_plugins(enable: Sequence[str] = (), disable: Sequence[str] = ()) -> list[str]:
-    """The plugin names on, in ORDERED's order; unknown names or one named on both lists are a ValueError."""
-    enable = [n.strip() for part in enable for n in part.split(",") if n.strip()]
-    disable = [n.strip() for part in disable for n in part.split(",") if n.strip()]
-    unknown = sorted({n for n in [*enable, *disable] if n not in ORDERED})
-    if unknown:
-        raise ValueError(f"unknown admission plugins: {', '.join(unknown)} (known: {', '.join(ORDERED)})")
-    both = sorted(set(enable) & set(disable))
-    if both:
-        raise ValueError(f"{', '.join(both)} in both --enable-admission-plugins and --disable-admission-plugins")
-    on = (set(DEFAULT_ON) | set(enable)) - set(disable)
-    return [n for n in ORDERED if n in on]
+ORDERED: dict[str, Factory] = {name: _FACTORIES[name] for name in ADMISSION_PLUGINS}
+assert ORDERED.keys() == _FACTORIES.keys(), "options.ADMISSION_PLUGINS and the plugins here differ"
 
 
 class Chain:
@@ -90,7 +76,7 @@ class Chain:
 def new_chain(store: Store, enable: Sequence[str] = (), disable: Sequence[str] = (), *,
               toleration_seconds: tuple[int, int] = (300, 300)) -> Chain:
     opts = Options(store, toleration_seconds)
-    names = enabled_plugins(enable, disable)
+    names = enabled_admission_plugins(enable, disable)
     return Chain([ORDERED[n](opts) for n in names])
 
 

@@ -29,6 +29,7 @@ from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.objects import meta_of
 
 from ..auth import Credentials, User
+from ..options import DEFAULT_SERVICE_ACCOUNT_ISSUER
 from ..storage.objects import object_key
 from ..storage.store import Store
 from . import claims as cl
@@ -36,7 +37,7 @@ from . import jwt
 
 log = logging.getLogger("pybernetes.apiserver.serviceaccount")
 
-DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+DEFAULT_ISSUER = DEFAULT_SERVICE_ACCOUNT_ISSUER  # --service-account-issuer's default
 AUTHENTICATED = "system:authenticated"
 DELETED_LEEWAY = 60  # seconds an object's deletionTimestamp may lie in the past before its tokens stop working
 

@@ -24,6 +24,7 @@ from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.objects import meta_of
 
 from .. import metrics
+from ..options import DEFAULT_BOOKMARK_INTERVAL
 from .encryption import DecryptError, Transformer
 from .etcd import (
     Compacted,
@@ -119,7 +120,8 @@ def decode_continue(token: str) -> tuple[int, bytes]:
 
 class Store:
     def __init__(self, etcd: EtcdClient, fields: dict[str, FieldsFn], *, cache_capacity: int = 10_000,
-                 bookmark_interval: float = 5.0, transformers: dict[str, Transformer] | None = None) -> None:
+                 bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
+                 transformers: dict[str, Transformer] | None = None) -> None:
         self.etcd = etcd
         # plural -> its encryption at rest (--encryption-provider-config); resources not named are stored plain.
         self.transformers = transformers or {}

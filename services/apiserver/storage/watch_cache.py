@@ -27,6 +27,7 @@ from pybernetes.api.selectors import FieldSelector, LabelSelector
 from pybernetes.errors import Expired, Unavailable
 
 from .. import metrics
+from ..options import DEFAULT_BOOKMARK_INTERVAL
 from .encryption import Transformer
 from .etcd import Compacted, EtcdClient, StorageError, StorageUnavailable
 from .objects import Cached, resource_prefix, rv_suffix, with_rv
@@ -51,8 +52,8 @@ class Event:
 
 
 # kube-apiserver's DefaultEventFreshDuration (bookmark frequency + 15 s) and its smallest window
-# (defaultLowerBoundCapacity): a watch resumed within 75 s of its last event never needs a re-list.
-EVENT_FRESH_SECONDS = 75.0
+# (defaultLowerBoundCapacity): a watch resumed within 75 s of its last event or bookmark never needs a re-list.
+EVENT_FRESH_SECONDS = DEFAULT_BOOKMARK_INTERVAL + 15.0
 MIN_WINDOW = 100
 
 
@@ -124,7 +125,7 @@ def dispatch(w: Watcher, ch: _Change) -> None:
 
 class WatchCache:
     def __init__(self, etcd: EtcdClient, info: ResourceInfo, fields: FieldsFn, *, capacity: int = 10_000,
-                 bookmark_interval: float = 5.0, transformer: Transformer | None = None,
+                 bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL, transformer: Transformer | None = None,
                  clock: Callable[[], float] = monotonic) -> None:
         self.etcd = etcd
         self.clock = clock
