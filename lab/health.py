@@ -70,32 +70,42 @@ async def _connect(netns_name: str | None, host: str, port: int) -> socket.socke
     return sock
 
 
-async def http_get(netns_name: str | None, url: str, *, timeout: float = 1.0,
-                   tls: ClientTLS | None = None) -> tuple[bool, str]:
-    """GET `url` from inside a network namespace; (2xx?, body, or why it failed).
+async def get(netns_name: str | None, url: str, *, timeout: float = 1.0,
+              tls: ClientTLS | None = None) -> tuple[int, bytes]:
+    """GET `url` from inside a network namespace (None: this process's own): (status, body). OSError (ssl.SSLError
+    among them) or TimeoutError when nothing answered in `timeout`, ValueError when what answered is not HTTP.
 
-    In process: the connection's socket is made inside the namespace (pybernetes.netns), so a health poll costs
-    no nsenter and curl processes (11 ms of CPU each, while `lab up` starts ten components on two cores).
-    HTTP/1.0, so every server answers with a plain body and closes."""
+    In process: the connection's socket is made inside the namespace (pybernetes.netns), so a request costs no
+    nsenter and curl or python processes (11 ms of CPU each, while `lab up` starts ten components on two cores).
+    HTTP/1.0, so every server answers with a plain body (never chunked) and closes."""
     u = urllib.parse.urlsplit(url)
     https = u.scheme == "https"
     host, port = u.hostname or "", u.port or (443 if https else 80)
     target = (u.path or "/") + (f"?{u.query}" if u.query else "")
-    try:
-        async with asyncio.timeout(timeout):
-            sock = await _connect(netns_name, host, port)
-            ctx = (tls.context() if tls is not None else ssl.create_default_context()) if https else None
-            reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx, server_hostname=host if ctx else None)
-            try:
-                writer.write(f"GET {target} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode())
-                answer = await reader.read()
-            finally:
-                writer.close()
-    except (OSError, TimeoutError, ssl.SSLError) as e:
-        return False, f"{url}: {e or type(e).__name__}"
+    async with asyncio.timeout(timeout):
+        sock = await _connect(netns_name, host, port)
+        ctx = (tls.context() if tls is not None else ssl.create_default_context()) if https else None
+        reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx, server_hostname=host if ctx else None)
+        try:
+            writer.write(f"GET {target} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode())
+            answer = await reader.read()
+        finally:
+            writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
-    status = head.split(b" ", 2)[1] if head.count(b" ") >= 1 else b""
-    return status.startswith(b"2"), body.decode(errors="replace")
+    fields = head.split(b" ", 2)
+    if len(fields) < 2 or not fields[1].isdigit():
+        raise ValueError(f"{url}: not an HTTP answer: {head[:80]!r}")
+    return int(fields[1]), body
+
+
+async def http_get(netns_name: str | None, url: str, *, timeout: float = 1.0,
+                   tls: ClientTLS | None = None) -> tuple[bool, str]:
+    """`get`, for a check: (2xx?, body, or why it failed)."""
+    try:
+        status, body = await get(netns_name, url, timeout=timeout, tls=tls)
+    except (OSError, TimeoutError, ValueError) as e:
+        return False, f"{url}: {e or type(e).__name__}"
+    return 200 <= status < 300, body.decode(errors="replace")
 
 
 async def tcp_ok(host: str, port: int, netns_name: str | None = None) -> bool:

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from lab import health
 from lab.netns import nsenter
 from pybernetes import ports
 
@@ -201,45 +202,8 @@ async def sync_file_sd(client: Any, directory: Path, *, kubelet_port: int = DEFA
 
 async def http_get(host: str, port: int, path: str, *, netns: str | None = None,
                    timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET http://host:port/path (inside `netns` via a child python when given): (status, body)."""
-    if netns:
-        script = ("import sys,urllib.request,urllib.error\n"
-                  "try:\n r=urllib.request.urlopen(sys.argv[1],timeout=float(sys.argv[2]));s,b=r.status,r.read()\n"
-                  "except urllib.error.HTTPError as e:\n s,b=e.code,e.read()\n"
-                  "sys.stdout.write(str(s)+'\\n');sys.stdout.flush();sys.stdout.buffer.write(b)\n")
-        proc = await asyncio.create_subprocess_exec(
-            *nsenter(netns, [sys.executable, "-c", script, f"http://{host}:{port}{path}", str(timeout)]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout + 5)
-        if proc.returncode != 0:
-            raise ConnectionError(err.decode(errors="replace").strip().splitlines()[-1:] or "http_get failed")
-        status, _, body = out.partition(b"\n")
-        return int(status), body
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
-        await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), timeout)
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    if b"transfer-encoding: chunked" in head.lower():
-        body = _dechunk(body)
-    return int(head.split(b" ", 2)[1]), body
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = bytearray()
-    while data:
-        size_line, _, rest = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += rest[:size]
-        data = rest[size + 2:]
-    return bytes(out)
+    """GET http://host:port/path (inside `netns` when given): (status, body); lab.health.get."""
+    return await health.get(netns, f"http://{host}:{port}{path}", timeout=timeout)
 
 
 class Prometheus:

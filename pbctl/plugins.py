@@ -22,9 +22,9 @@ def builtin_names() -> set[str]:
     return {m.name.replace("_", "-") for m in pkgutil.iter_modules([str(Path(__file__).parent / "verbs")])}
 
 
-def find(argv: Sequence[str], builtins: set[str] | None = None) -> str | None:
+def find(argv: Sequence[str]) -> str | None:
     """The plugin executable for argv[0], if argv names one that is no verb and it exists."""
-    if not argv or argv[0].startswith("-") or argv[0] in (builtin_names() if builtins is None else builtins):
+    if not argv or argv[0].startswith("-") or argv[0] in builtin_names():
         return None
     name = f"pbctl-{argv[0]}"
     # Beside pbctl itself first (a venv's bin), then PATH.

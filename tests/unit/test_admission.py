@@ -28,7 +28,7 @@ from services.apiserver.admission.podsecurity import PodSecurity
 from services.apiserver.admission.resourcequota import ResourceQuota
 from services.apiserver.admission.serviceaccount import ServiceAccount
 from services.apiserver.auth import User
-from services.apiserver.options import enabled_admission_plugins
+from services.apiserver.options import ADMISSION_PLUGINS, enabled_admission_plugins
 from services.apiserver.registry import strategy
 from services.apiserver.rest import Rest
 from services.apiserver.storage.store import Store
@@ -103,6 +103,7 @@ async def refused(coro: Any, cls: type[errors.ApiError] = errors.Forbidden) -> s
 # -- the chain -------------------------------------------------------------------------------------
 
 def test_default_plugins_in_kubernetes_order() -> None:
+    assert tuple(admission.ORDERED) == ADMISSION_PLUGINS  # every flag name has its plugin, in the same order
     assert enabled_admission_plugins() == ["NamespaceLifecycle", "LimitRanger", "ServiceAccount", "PodSecurity",
                                            "DefaultTolerationSeconds", "ResourceQuota"]
     assert enabled_admission_plugins(["NodeRestriction"], ["ServiceAccount,PodSecurity"]) == [
