@@ -84,6 +84,7 @@ class Kubelet:
         self._admitted: set[str] = set()
         self.node_pressure: Callable[[], list[str]] = list  # the node's pressure conditions now (NodeStatus)
         self._pleg: dict[str, frozenset[tuple[str, int]]] = {}
+        self._relisted: tuple[frozenset[tuple[str, int]], ...] = ()  # every (id, state) the last relist saw
         self.runtime_ok = False
 
     def event(self, pod: core.Pod, type_: str, reason: str, message: str) -> None:
@@ -214,6 +215,12 @@ class Kubelet:
 
     async def relist(self) -> None:
         sandboxes, containers = await asyncio.gather(self.cri.list_pod_sandbox(), self.cri.list_containers())
+        # Most relists find what the last one found: then no pod changed, and comparing every (id, state) at once
+        # is a fraction of grouping them by pod (ids never move between pods).
+        seen = (frozenset((sb.id, sb.state) for sb in sandboxes), frozenset((c.id, c.state) for c in containers))
+        if seen == self._relisted:
+            return
+        self._relisted = seen
         fp: dict[str, set[tuple[str, int]]] = {}
         running_pods = 0
         for sb in sandboxes:

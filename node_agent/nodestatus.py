@@ -221,8 +221,12 @@ class NodeStatus:
         the next check, not 5 minutes later."""
         for attempt in range(3):
             try:
-                node = await self.client.get(core.Node, self.cfg.name)
+                # The first read from the apiserver's cache, as Kubernetes' kubelet (FromApiserverCache): a
+                # copy behind etcd shows as a Conflict (or NotFound) and the next tries read etcd.
+                node = await self.client.get(core.Node, self.cfg.name, resource_version="0" if attempt == 0 else "")
             except errors.NotFound:
+                if attempt == 0:
+                    continue  # perhaps not in the cache yet: etcd decides
                 await self.register()
                 return
             stored = core.NodeStatus()

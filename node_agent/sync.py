@@ -122,6 +122,7 @@ class Syncer:
         self.resync = resync
         self.clock: Clock = clock or RealClock()  # CrashLoopBackOff and preStop grace time (FakeClock in tests)
         self.states: dict[str, PodState] = {}
+        self.runtime_writes = 0  # containers started or killed, by any pod's sync: a view taken before may be old
         self.dns = dns or PodDNS()  # the pod's resolv.conf (--cluster-dns, --cluster-domain, --resolv-conf)
         self.tokens = tokens  # ServiceAccount tokens of serviceAccountToken projections, refreshed when due
         self.service_env = service_env  # KUBERNETES_SERVICE_HOST/PORT and friends, for every container
@@ -260,10 +261,12 @@ class Syncer:
         if sb is not None and not terminal:
             await self._refresh_tokens(pod, view)
             sbcfg = runtime.sandbox_config(pod, self.root_dir, sb.metadata.attempt)
+            writes = self.runtime_writes
             delay = await self._sync_containers(pod, st, view, sb, sbcfg)
             if delay is not None:
                 delays.append(delay)
-            view = await self.view(uid, st)
+            if self.runtime_writes != writes:  # else (a steady pod's periodic sync) the view is still the runtime's
+                view = await self.view(uid, st)
         status = self._set_status(pod, st, view)
         if status.phase in ("Succeeded", "Failed"):
             await self._finish(pod, view)
@@ -399,6 +402,7 @@ class Syncer:
                               sbcfg: pb.PodSandboxConfig, restart_count: int, pod_ip: str,
                               volumes: dict[str, str], init: bool) -> float | None:
         """Pull, create and start one container; None on success, else seconds until a retry makes sense."""
+        self.runtime_writes += 1
         try:
             image = await self.images.ensure(pod, c)
         except ImageError as e:
@@ -447,6 +451,7 @@ class Syncer:
 
     async def kill_container(self, pod: core.Pod | None, c: core.Container | None, cid: str, grace: int,
                              pod_ip: str) -> None:
+        self.runtime_writes += 1
         t0 = self.clock.now()
         if pod is not None and c is not None and c.lifecycle.HasField("pre_stop") and grace > 0:
             try:

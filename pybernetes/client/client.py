@@ -145,10 +145,11 @@ class Client:
         out = await self._call(self._stub.Create, req)
         return codec.from_envelope(out, type(obj))
 
-    async def get(self, cls: type[M], name: str, *, namespace: str = "") -> M:
+    async def get(self, cls: type[M], name: str, *, namespace: str = "", resource_version: str = "") -> M:
+        """The object; `resource_version` as Kubernetes' GetOptions ("0": the apiserver's cache may answer)."""
         info = kinds.for_class(cls)
         out = await self._read(self._stub.Get, pb.GetRequest(resource=info.plural, namespace=self._ns(info, namespace),
-                                                              name=name))
+                                                              name=name, resource_version=resource_version))
         return codec.from_envelope(out, cls)
 
     async def list(self, cls: type[M], *, namespace: str = "", label_selector: str = "",

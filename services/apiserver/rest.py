@@ -18,7 +18,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -40,7 +40,7 @@ from .registry import defaults, strategy, validation
 from .serviceaccount import tokenrequest, volume
 from .serviceaccount.tokenrequest import TokenRequests
 from .serviceaccount.tokens import store_lookup
-from .storage.objects import Cached, with_rv
+from .storage.objects import Cached, object_key, with_rv
 from .storage.store import Store, Stored, encode_continue
 from .storage.watch_cache import Watcher
 
@@ -49,6 +49,17 @@ log = logging.getLogger("pybernetes.apiserver")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 PATCH_RETRIES = 5
+M = TypeVar("M", bound=Message)
+
+
+class NotCurrent(Exception):
+    """An update found nothing to write against the watch cache's copy; only etcd's current object can say."""
+
+
+def _copy(obj: M) -> M:
+    out = type(obj)()
+    out.CopyFrom(obj)
+    return out
 
 
 @dataclass
@@ -191,8 +202,8 @@ class Rest:
         a = Attributes(CREATE, info, namespace, name, obj=b, subresource="binding", user=user)
         await self.admission.admit(a)
         await self.admission.validate(a)
-        for _ in range(PATCH_RETRIES):
-            cur = await self.store.get(info, namespace, name)
+
+        async def attempt(cur: Stored) -> Message | None:
             pod = cur.obj
             assert isinstance(pod, core.Pod)  # the store decodes with info.cls
             if b.metadata.uid and b.metadata.uid != pod.metadata.uid:
@@ -206,9 +217,14 @@ class Rest:
             try:
                 rv = await self.store.update(info, pod, cur.rv)
             except errors.Conflict:
-                continue
+                return None  # written meanwhile (a status, a label): bind what is there now
             pod.metadata.resource_version = str(rv)
             return pod
+
+        for i in range(PATCH_RETRIES):
+            out = await self._guaranteed_update(info, namespace, name, attempt, suggest=i == 0)
+            if out is not None:
+                return out
         raise errors.Conflict(f'pods "{name}": too many concurrent changes while binding')
 
     async def _token_volume(self, pod: core.Pod) -> None:
@@ -231,10 +247,25 @@ class Rest:
 
     # -- get/list/watch --------------------------------------------------------------------------
 
-    async def get(self, plural: str, namespace: str, name: str) -> Message:
+    async def get(self, plural: str, namespace: str, name: str, resource_version: str = "") -> Message:
+        """The object from etcd; with a `resource_version` ("0": any, "N": not older than N) from the watch cache,
+        as kube's cacher serves such a GET: the kubelet reads its Node so every 10 s, etcd untouched."""
         info = self.resource(plural, "get")
         namespace = self._scope(info, namespace)
-        return (await self.store.get(info, namespace, name)).obj
+        if not resource_version or info.plural not in self.store.caches:
+            return (await self.store.get(info, namespace, name)).obj
+        try:
+            rv = int(resource_version)
+        except ValueError:
+            raise errors.BadRequest(f"invalid resourceVersion {resource_version!r}") from None
+        cache = self.store.cache(info)
+        await cache.wait_ready()
+        if rv > 0:
+            await cache.wait_for_rv(rv)
+        c = cache.get(object_key(info, namespace, name))
+        if c is None:
+            raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name)
+        return info.cls.FromString(c.raw)  # a copy: the cache's own message is shared
 
     async def list(self, plural: str, namespace: str, label_selector: str, field_selector: str, limit: int,
                    continue_: str, resource_version: str, resource_version_match: str = "") -> ListResult:
@@ -328,12 +359,38 @@ class Rest:
                 want_rv = int(md.resource_version)
             except ValueError:
                 raise errors.BadRequest(f"invalid resourceVersion {md.resource_version!r}") from None
-        cur = await self.store.get(info, namespace, md.name)
-        if want_rv and want_rv != cur.rv:
-            raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{md.name}": the '
-                                  "object has been modified; please apply your changes to the latest version "
-                                  "and try again", kind=info.kind, name=md.name)
-        return await self._write_update(info, obj, cur, subresource, dry_run, manager, user)
+
+        async def attempt(cur: Stored) -> Message:
+            if want_rv and want_rv != cur.rv:
+                raise errors.Conflict(f'Operation cannot be fulfilled on {info.group_resource} "{md.name}": the '
+                                      "object has been modified; please apply your changes to the latest version "
+                                      "and try again", kind=info.kind, name=md.name)
+            # A try on the cache's copy writes a copy of the request: the try on etcd's starts from it unchanged.
+            return await self._write_update(info, obj if cur.current else _copy(obj), cur, subresource, dry_run,
+                                            manager, user)
+
+        out = await self._guaranteed_update(info, namespace, md.name, attempt, suggest=not dry_run)
+        assert out is not None  # attempt never answers None
+        return out
+
+    async def _guaranteed_update(self, info: ResourceInfo, namespace: str, name: str,
+                                 attempt: Callable[[Stored], Awaitable[M | None]], suggest: bool = True) -> M | None:
+        """`attempt` on the watch cache's copy of the object, then, if that did not write, on etcd's: kube's
+        GuaranteedUpdate as its cacher drives it, so an update costs one etcd round trip, not a read and a write.
+
+        The cache may be behind etcd. Its copy's mod_revision guards the write, so a stale copy fails it rather than
+        overwrite, and any error or None (a conflict to retry) from the try on it is decided again on etcd's
+        current object, as kube retries tryUpdate with live data. A change that would leave the cache's copy as
+        it is proves nothing either (_write_update raises NotCurrent): etcd may hold something else."""
+        cached = self.store.suggested(info, namespace, name) if suggest else None
+        if cached is not None:
+            try:
+                out = await attempt(cached)
+            except (errors.ApiError, NotCurrent):
+                out = None
+            if out is not None:
+                return out
+        return await attempt(await self.store.get(info, namespace, name))
 
     async def _write_update(self, info: ResourceInfo, obj: Message, cur: Stored, subresource: str,
                             dry_run: bool, manager: str | None = None, user: User | None = None) -> Message:
@@ -379,6 +436,8 @@ class Rest:
                 await self.admission.validate(a)
             md.resource_version = omd.resource_version
             if not cur.stale and obj.SerializeToString(deterministic=True) == old.SerializeToString(deterministic=True):
+                if not cur.current:
+                    raise NotCurrent  # no-op against the cache's copy: etcd's may differ (_guaranteed_update)
                 return old  # no-op: no write, no event, same resourceVersion (unless stored under an old key)
             if md.HasField("deletion_timestamp") and not md.finalizers and _ready_to_go(obj):
                 # The last finalizer is gone: the object goes now.
@@ -416,8 +475,8 @@ class Rest:
             doc = json.loads(body or b"{}")
         except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser's stack
             raise errors.BadRequest(f"the patch is not valid JSON: {e}") from None
-        for _ in range(PATCH_RETRIES):
-            cur = await self.store.get(info, namespace, name)
+
+        async def attempt(cur: Stored) -> Message | None:
             current = codec.to_dict(cur.obj)
             patched = self._apply_patch(info, current, patch_type, doc)
             if not isinstance(patched, dict):
@@ -443,7 +502,12 @@ class Rest:
             except errors.Conflict as e:
                 if "UID" in e.message:
                     raise
-                continue
+                return None  # written meanwhile: patch what is there now
+
+        for i in range(PATCH_RETRIES):
+            out = await self._guaranteed_update(info, namespace, name, attempt, suggest=i == 0 and not dry_run)
+            if out is not None:
+                return out
         raise errors.Conflict(f'{info.group_resource} "{name}": too many concurrent changes while patching')
 
     @staticmethod

@@ -157,7 +157,8 @@ class APIServicer(pb_grpc.APIServicer):
 
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.Object:
         async def do() -> pb.Object:
-            return _envelope(await self.rest.get(request.resource, request.namespace, request.name))
+            return _envelope(await self.rest.get(request.resource, request.namespace, request.name,
+                                                 request.resource_version))
         res: pb.Object = await self._serve("get", request.resource, request.namespace, context, do, request.name)
         return res
 

@@ -166,6 +166,50 @@ async def test_sync_twice_is_idempotent(h: Harness) -> None:
     assert h.status(pod) == status
 
 
+async def test_a_steady_pods_sync_reads_the_runtime_once(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The view is taken again after a sync only when it started or killed something (the periodic sync of a
+    running pod changes nothing: the second look cost as much again)."""
+    pod = make_pod(containers=("a", "b"))
+    await h.syncer.sync_pod(pod)
+    lists: list[str] = []
+    real = h.cri.list_containers
+
+    async def counted(**kw: Any) -> list[pb.Container]:
+        lists.append(kw.get("label_selector", {}).get(runtime.POD_UID, ""))
+        return await real(**kw)
+    monkeypatch.setattr(h.cri, "list_containers", counted)
+    await h.syncer.sync_pod(pod)
+    assert lists == ["uid-1"]
+    h.cri.exit(h.cri.running("b"), 1)
+    lists.clear()
+    await h.syncer.sync_pod(pod)  # restarts b: the status is built from a view taken after the start
+    assert lists == ["uid-1", "uid-1"]
+    assert [cs.restart_count for cs in h.status(pod).container_statuses] == [0, 1]
+    assert all(cs.state.HasField("running") for cs in h.status(pod).container_statuses)
+
+
+async def test_runtime_lists_are_snapshots_and_select_by_pod(h: Harness) -> None:
+    """What a list returned does not change when the runtime does (as a decoded reply would not)."""
+    one, two = make_pod(uid="uid-1"), make_pod(uid="uid-2")
+    await h.syncer.sync_pod(one)
+    await h.syncer.sync_pod(two)
+    before = await h.cri.list_containers()
+    sandboxes = await h.cri.list_pod_sandbox()
+    h.cri.exit(h.cri.containers[before[0].id].id, 2)
+    await h.cri.stop_pod_sandbox(sandboxes[1].id)
+    assert [c.state for c in before] == [pb.CONTAINER_RUNNING] * 2
+    assert [s.state for s in sandboxes] == [pb.SANDBOX_READY] * 2
+    after = await h.cri.list_containers()
+    assert [c.state for c in after] == [pb.CONTAINER_EXITED] * 2  # the first exited, the second's sandbox stopped
+    assert [s.state for s in await h.cri.list_pod_sandbox()] == [pb.SANDBOX_READY, pb.SANDBOX_NOTREADY]
+    mine = await h.cri.list_containers(label_selector={runtime.POD_UID: "uid-2"})
+    assert [c.id for c in mine] == [after[1].id]
+    assert await h.cri.list_pod_sandbox(label_selector={runtime.POD_UID: "uid-3"}) == []
+    await h.cri.remove_pod_sandbox(sandboxes[1].id)
+    assert await h.cri.list_containers(label_selector={runtime.POD_UID: "uid-2"}) == []
+    assert [c.id for c in await h.cri.list_containers()] == [after[0].id]
+
+
 async def test_a_restarted_kubelet_adopts_what_the_runtime_has(h: Harness, tmp_path: Path) -> None:
     pod = make_pod()
     await h.syncer.sync_pod(pod)

@@ -37,8 +37,9 @@ class FakeClient:
         cast(Any, obj).metadata.uid = "uid-1"
         return self._stored(obj)
 
-    async def get(self, cls: type[Message], name: str, namespace: str = "") -> Any:
+    async def get(self, cls: type[Message], name: str, namespace: str = "", resource_version: str = "") -> Any:
         self.calls[f"get {cls.__name__}"] += 1
+        self.calls[f"get {cls.__name__} from the cache"] += resource_version == "0"
         if cls not in self.objs:
             raise errors.NotFound(f"{cls.__name__} {name}")
         return _copy(self.objs[cls])
@@ -85,9 +86,12 @@ async def test_an_unchanged_status_is_not_rewritten_within_the_report_period(tmp
     ns = _node_status(tmp_path, client, ready, report_every=300.0)
     await ns.register()
     assert client.status_writes == 1
+    reads, cached = client.calls["get Node"], client.calls["get Node from the cache"]
     await ns.update_status()
     await ns.update_status()
     assert client.status_writes == 1  # only the heartbeat times would have changed
+    # each check read the Node once, from the apiserver's cache (Kubernetes' FromApiserverCache)
+    assert client.calls["get Node"] - reads == client.calls["get Node from the cache"] - cached == 2
     ready[0] = False
     await ns.update_status()
     assert client.status_writes == 2  # Ready went False: written at once

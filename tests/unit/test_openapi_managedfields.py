@@ -142,3 +142,15 @@ def test_field_validation_reads_duplicate_json_keys() -> None:
     assert dups == ["c"]
     assert fieldvalidation.load(b"metadata: {creationTimestamp: 2026-01-01T00:00:00Z}", "yaml", dups) == \
         {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}  # timestamps stay strings
+
+
+def test_a_warning_is_sent_once_however_often_it_is_found() -> None:
+    """A PATCH retried (on a Conflict, or after a try on a stale cache copy) checks the unknown fields again."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from services.apiserver.http import fieldvalidation
+
+    request = make_mocked_request("PATCH", "/api/v1/namespaces/default/configmaps/a")
+    fieldvalidation.warn(request, ['unknown field "x"', 'unknown field "x"'])
+    fieldvalidation.warn(request, ['unknown field "x"', 'unknown field "y"'])
+    assert fieldvalidation.headers(request) == ['299 - "unknown field \\"x\\""', '299 - "unknown field \\"y\\""']

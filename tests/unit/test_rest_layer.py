@@ -1,13 +1,14 @@
 """The apiserver's REST layer (services.apiserver.rest.Rest) over the real Store on an in-memory etcd.
 
-Optimistic concurrency (stale resourceVersion -> Conflict), generation bumps on spec changes only,
-dryRun writing nothing, graceful deletion with finalizers and propagation policies, and the namespace
+Optimistic concurrency (stale resourceVersion -> Conflict), updates tried on the watch cache's copy without an
+etcd read and decided on etcd's when that copy is behind, generation bumps on spec changes only, dryRun writing
+nothing, graceful deletion with finalizers and propagation policies, and the namespace
 lifecycle guard.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +21,7 @@ from pybernetes.api.meta.v1 import meta_pb2 as meta
 from services.apiserver.admission import new_chain
 from services.apiserver.registry import strategy
 from services.apiserver.rest import Rest
+from services.apiserver.storage.objects import object_key
 from services.apiserver.storage.store import Store
 from tests.unit.etcd_fake import FakeEtcd
 
@@ -309,3 +311,135 @@ async def test_the_token_volume_comes_with_the_serviceaccount_plugin_only(api: A
     without = await off.create("pods", "default", pod("without").SerializeToString())
     assert not without.spec.service_account_name and not without.spec.volumes
     assert not any(c.volume_mounts for c in without.spec.containers)
+
+
+# -- updates from the watch cache's copy ------------------------------------------------------------------
+
+
+def count_reads(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The keys the store reads from etcd from now on."""
+    reads: list[bytes] = []
+    get = api.etcd.get
+
+    async def counted(key: bytes) -> object:
+        reads.append(key)
+        return await get(key)
+    monkeypatch.setattr(api.etcd, "get", counted)
+    return reads
+
+
+async def cache_left_behind(api: Api, plural: str, name: str, namespace: str = "default") -> Callable[[], None]:
+    """Once the cache has caught up, a function that puts its copy of the object back as it is now: the cache then
+    lags etcd for that object, as it may for a moment after any write."""
+    await api.rest.catch_up(plural)
+    info = api.rest.resource(plural)
+    cache = api.store.cache(info)
+    key = object_key(info, namespace, name)
+    then = cache.get(key)
+
+    def put_back() -> None:
+        assert then is not None and cache.rv > then.rv
+        cache.state[key] = then
+    return put_back
+
+
+async def test_updates_patches_and_bindings_read_the_cache_not_etcd(api: Api,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """kube's cacher gives GuaranteedUpdate its copy: the write is guarded by its version, no read comes first."""
+    made = await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    await api.rest.create("pods", "default", pod("p", node="").SerializeToString())
+    await api.rest.catch_up("configmaps")
+    await api.rest.catch_up("pods")
+    reads = count_reads(api, monkeypatch)
+    made.data["k"] = "updated"
+    updated = await api.rest.update("configmaps", "default", made.SerializeToString())
+    await api.rest.catch_up("configmaps")
+    await api.rest.patch("configmaps", "default", "a", "application/merge-patch+json", b'{"data": {"k": "patched"}}')
+    b = core.Binding()
+    b.metadata.name = "p"
+    b.target.name = "node-1"
+    bound = await api.rest.bind("default", "p", b.SerializeToString())
+    assert reads == []
+    assert int(updated.metadata.resource_version) > int(made.metadata.resource_version)
+    assert bound.spec.node_name == "node-1"
+    assert (await stored(api, "configmaps", "a")).data["k"] == "patched"
+
+
+async def test_a_cache_copy_behind_etcd_never_decides_an_update(api: Api) -> None:
+    v1 = await api.rest.create("configmaps", "default", cm("a", "first").SerializeToString())
+    put_back = await cache_left_behind(api, "configmaps", "a")
+    second = cm("a", "second")
+    second.metadata.resource_version = v1.metadata.resource_version
+    v2 = await api.rest.update("configmaps", "default", second.SerializeToString())
+    await api.rest.catch_up("configmaps")
+    put_back()  # the cache holds v1 while etcd holds v2
+    # A writer at v1 conflicts: the cache agreeing with it does not let it overwrite v2.
+    late = cm("a", "late")
+    late.metadata.resource_version = v1.metadata.resource_version
+    with pytest.raises(errors.Conflict):
+        await api.rest.update("configmaps", "default", late.SerializeToString())
+    assert (await stored(api, "configmaps", "a")).data["k"] == "second"
+    # A writer at v2 succeeds although the cache has not seen v2.
+    third = cm("a", "third")
+    third.metadata.resource_version = v2.metadata.resource_version
+    v3 = await api.rest.update("configmaps", "default", third.SerializeToString())
+    assert v3.data["k"] == "third"
+    # Unchanged against the cache's copy is not unchanged against etcd's: the update is written.
+    put_back()
+    back = await api.rest.update("configmaps", "default", cm("a", "first").SerializeToString())
+    assert back.data["k"] == "first" and back.metadata.uid == v1.metadata.uid
+    assert int(back.metadata.resource_version) == api.etcd.rev > int(v3.metadata.resource_version)
+    assert (await stored(api, "configmaps", "a")).data["k"] == "first"
+
+
+async def test_a_binding_on_a_cache_copy_behind_etcd_keeps_the_later_write(api: Api) -> None:
+    await api.rest.create("pods", "default", pod("p", node="").SerializeToString())
+    put_back = await cache_left_behind(api, "pods", "p")
+    labelled = await api.rest.get("pods", "default", "p")
+    labelled.metadata.labels["tier"] = "web"
+    await api.rest.update("pods", "default", labelled.SerializeToString())
+    await api.rest.catch_up("pods")
+    put_back()
+    b = core.Binding()
+    b.metadata.name = "p"
+    b.target.name = "node-1"
+    await api.rest.bind("default", "p", b.SerializeToString())
+    now = await api.rest.get("pods", "default", "p")
+    assert now.spec.node_name == "node-1" and now.metadata.labels["tier"] == "web"
+
+
+async def test_an_object_gone_from_etcd_but_not_from_the_cache_is_not_found(api: Api) -> None:
+    await api.rest.create("configmaps", "default", cm("a").SerializeToString())
+    put_back = await cache_left_behind(api, "configmaps", "a")
+    await api.rest.delete("configmaps", "default", "a", opts())
+    await api.rest.catch_up("configmaps")
+    put_back()
+    with pytest.raises(errors.NotFound):
+        await api.rest.update("configmaps", "default", cm("a", "again").SerializeToString())
+    with pytest.raises(errors.NotFound):
+        await api.rest.patch("configmaps", "default", "a", "application/merge-patch+json", b'{"data": {"k": "x"}}')
+    with pytest.raises(errors.NotFound):
+        await api.rest.get("configmaps", "default", "a")
+
+
+async def test_a_get_at_a_resource_version_reads_the_cache(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GetOptions.resourceVersion as kube's cacher serves it: "0" any (the cache's copy), "N" not older than N,
+    "" the latest (etcd)."""
+    v1 = await api.rest.create("configmaps", "default", cm("a", "first").SerializeToString())
+    put_back = await cache_left_behind(api, "configmaps", "a")
+    v1.data["k"] = "second"
+    v2 = await api.rest.update("configmaps", "default", v1.SerializeToString())
+    await api.rest.catch_up("configmaps")
+    put_back()
+    reads = count_reads(api, monkeypatch)
+    assert (await api.rest.get("configmaps", "default", "a", "0")).data["k"] == "first"
+    assert reads == []
+    assert (await api.rest.get("configmaps", "default", "a")).data["k"] == "second"
+    assert len(reads) == 1
+    with pytest.raises(errors.BadRequest):
+        await api.rest.get("configmaps", "default", "a", "latest")
+    with pytest.raises(errors.NotFound):
+        await api.rest.get("configmaps", "default", "missing", "0")
+    third = await api.rest.update("configmaps", "default", cm("a", "third").SerializeToString())
+    got = await api.rest.get("configmaps", "default", "a", third.metadata.resource_version)  # waits for the cache
+    assert got.data["k"] == "third" and int(got.metadata.resource_version) > int(v2.metadata.resource_version)

@@ -65,10 +65,12 @@ def load(raw: bytes, content_type: str, duplicates: list[str]) -> Any:
 
 
 def warn(request: web.Request, messages: list[str]) -> None:
-    """Queue `Warning` headers for the response (app.py adds them)."""
+    """Queue `Warning` headers for the response (app.py adds them), each message once: a write retried (a
+    Conflict, a stale cache copy) checks its fields again, and kube-apiserver's recorder drops repeats too."""
     if WARNINGS_KEY not in request:
         request[WARNINGS_KEY] = []
-    request[WARNINGS_KEY].extend(messages)
+    queued = request[WARNINGS_KEY]
+    queued.extend(m for m in dict.fromkeys(messages) if m not in queued)
 
 
 def headers(request: web.Request) -> list[str]:

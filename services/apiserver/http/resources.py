@@ -112,7 +112,8 @@ async def get(request: web.Request, rest: Rest, t: Target) -> web.StreamResponse
             return await watch.serve(request, rest, t, _table(request))
         return await _list(request, rest, t)
     _subresource(t, "status")
-    return _object(request, t.info, await rest.get(t.info.plural, t.namespace, t.name))
+    return _object(request, t.info, await rest.get(t.info.plural, t.namespace, t.name,
+                                                   request.query.get("resourceVersion", "")))
 
 
 async def _list(request: web.Request, rest: Rest, t: Target) -> web.Response:

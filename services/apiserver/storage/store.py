@@ -89,6 +89,7 @@ class Stored:
     obj: Message
     rv: int
     stale: bool = False  # read through an old encryption key or provider: the next write re-encrypts it
+    current: bool = True  # False: the watch cache's copy (Store.suggested), which may be behind etcd
 
 
 def encode(obj: Message) -> bytes:
@@ -162,6 +163,20 @@ class Store:
             raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name)
         value, stale = self._from_storage(info, kv.key, kv.value)
         return Stored(decode(info, value, kv.mod_revision), kv.mod_revision, stale)
+
+    def suggested(self, info: ResourceInfo, namespace: str, name: str) -> Stored | None:
+        """The watch cache's copy of an object, to update without reading etcd first, or None.
+
+        kube's cacher hands GuaranteedUpdate the same suggestion: the write is guarded by the copy's
+        mod_revision, so a copy behind etcd fails it instead of overwriting, and the caller then reads etcd
+        (Rest._guaranteed_update). An update then costs one etcd round trip instead of two."""
+        cache = self.caches.get(info.plural)
+        if cache is None or not cache.ready.is_set():
+            return None
+        c = cache.get(object_key(info, namespace, name))
+        if c is None:
+            return None
+        return Stored(info.cls.FromString(c.raw), c.rv, current=False)  # a copy: the cache's own is shared
 
     async def create(self, info: ResourceInfo, obj: Message) -> int:
         md = meta_of(obj)

@@ -100,19 +100,25 @@ class GetRequest(_message.Message):
     RESOURCE_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    RESOURCE_VERSION_FIELD_NUMBER: _builtins.int
     resource: _builtins.str
     namespace: _builtins.str
     name: _builtins.str
+    resource_version: _builtins.str
+    """Kubernetes' GetOptions.resourceVersion: "" the latest (read from etcd), "0" any (the watch cache's),
+    "N" not older than N (the watch cache's once it has seen N).
+    """
     def __init__(
         self,
         *,
         resource: _builtins.str = ...,
         namespace: _builtins.str = ...,
         name: _builtins.str = ...,
+        resource_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "resource", b"resource"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "namespace", b"namespace", "resource", b"resource", "resource_version", b"resource_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
