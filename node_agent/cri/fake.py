@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from node_agent.cri import api_pb2 as pb
 from node_agent.cri.errors import NotFound
 from node_agent.runtime import POD_UID
+from pybernetes.api.objects import copy
 from pybernetes.clock import Clock, RealClock
 
 NS = 1_000_000_000
@@ -46,7 +47,8 @@ class FakeCRI:
         self.sandboxes: dict[str, pb.PodSandbox] = {}
         self.containers: dict[str, pb.Container] = {}
         self.statuses: dict[str, pb.ContainerStatus] = {}
-        self._by_pod: dict[str, set[str]] = {}  # pod UID label -> its sandboxes' and containers' ids
+        # pod UID label -> its sandboxes' and containers' ids, in creation order (a dict as an ordered set)
+        self._by_pod: dict[str, dict[str, None]] = {}
         self.calls: list[tuple[str, str]] = []  # (method, sandbox/container name or id)
         self.stop_grace: dict[str, int] = {}  # container id -> grace of its last StopContainer
         self.gates: dict[str, asyncio.Event] = {}
@@ -175,7 +177,7 @@ class FakeCRI:
     async def container_status(self, cid: str, **_: Any) -> pb.ContainerStatus:
         if cid not in self.statuses:
             raise NotFound(f"container {cid}")
-        return _copy(self.statuses[cid])
+        return copy(self.statuses[cid])
 
     async def list_container_stats(self, **_: Any) -> list[pb.ContainerStats]:
         return []
@@ -210,11 +212,11 @@ class FakeCRI:
 
     def _index(self, id_: str, labels: Mapping[str, str]) -> None:
         if uid := labels.get(POD_UID):
-            self._by_pod.setdefault(uid, set()).add(id_)
+            self._by_pod.setdefault(uid, {})[id_] = None
 
     def _unindex(self, id_: str, labels: Mapping[str, str]) -> None:
         if (ids := self._by_pod.get(labels.get(POD_UID, ""))) is not None:
-            ids.discard(id_)
+            ids.pop(id_, None)
             if not ids:
                 del self._by_pod[labels[POD_UID]]
 
@@ -224,18 +226,13 @@ class FakeCRI:
             return list(stored.values())
         candidates: Iterable[S] = stored.values()
         if POD_UID in selector:
-            ids = self._by_pod.get(selector[POD_UID], ())
-            candidates = [stored[i] for i in sorted(ids, key=_creation_order) if i in stored]
+            candidates = [stored[i] for i in self._by_pod.get(selector[POD_UID], {}) if i in stored]
         return [m for m in candidates if _selected(m.labels, selector)]
-
-
-def _creation_order(id_: str) -> int:
-    return int(id_.lstrip("sbc"))  # ids are "sb<n>" and "c<n>" from one counter
 
 
 def _changed(m: M, **fields: Any) -> M:
     """A copy of `m` with `fields` set: a message once handed out is never changed."""
-    out = _copy(m)
+    out = copy(m)
     for k, v in fields.items():
         setattr(out, k, v)
     return out
@@ -243,9 +240,3 @@ def _changed(m: M, **fields: Any) -> M:
 
 def _selected(labels: Mapping[str, str], selector: Mapping[str, str] | None) -> bool:
     return all(labels.get(k) == v for k, v in (selector or {}).items())
-
-
-def _copy(m: M) -> M:
-    out = type(m)()
-    out.CopyFrom(m)
-    return out

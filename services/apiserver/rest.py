@@ -27,7 +27,7 @@ from pybernetes.api import codec, kinds, patch, selectors
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
 from pybernetes.api.meta.v1 import meta_pb2 as meta
-from pybernetes.api.objects import meta_of, set_condition
+from pybernetes.api.objects import copy, meta_of, set_condition
 from pybernetes.api.times import now
 
 from . import fieldmanager
@@ -40,7 +40,7 @@ from .registry import defaults, strategy, validation
 from .serviceaccount import tokenrequest, volume
 from .serviceaccount.tokenrequest import TokenRequests
 from .serviceaccount.tokens import store_lookup
-from .storage.objects import Cached, object_key, with_rv
+from .storage.objects import Cached, with_rv
 from .storage.store import Store, Stored, encode_continue
 from .storage.watch_cache import Watcher
 
@@ -54,12 +54,6 @@ M = TypeVar("M", bound=Message)
 
 class NotCurrent(Exception):
     """An update found nothing to write against the watch cache's copy; only etcd's current object can say."""
-
-
-def _copy(obj: M) -> M:
-    out = type(obj)()
-    out.CopyFrom(obj)
-    return out
 
 
 @dataclass
@@ -262,10 +256,10 @@ class Rest:
         await cache.wait_ready()
         if rv > 0:
             await cache.wait_for_rv(rv)
-        c = cache.get(object_key(info, namespace, name))
-        if c is None:
+        cached = self.store.suggested(info, namespace, name)
+        if cached is None:
             raise errors.NotFound(f'{info.group_resource} "{name}" not found', kind=info.kind, name=name)
-        return info.cls.FromString(c.raw)  # a copy: the cache's own message is shared
+        return cached.obj
 
     async def list(self, plural: str, namespace: str, label_selector: str, field_selector: str, limit: int,
                    continue_: str, resource_version: str, resource_version_match: str = "") -> ListResult:
@@ -366,7 +360,7 @@ class Rest:
                                       "object has been modified; please apply your changes to the latest version "
                                       "and try again", kind=info.kind, name=md.name)
             # A try on the cache's copy writes a copy of the request: the try on etcd's starts from it unchanged.
-            return await self._write_update(info, obj if cur.current else _copy(obj), cur, subresource, dry_run,
+            return await self._write_update(info, obj if cur.current else copy(obj), cur, subresource, dry_run,
                                             manager, user)
 
         out = await self._guaranteed_update(info, namespace, md.name, attempt, suggest=not dry_run)

@@ -165,7 +165,8 @@ class Store:
         return Stored(decode(info, value, kv.mod_revision), kv.mod_revision, stale)
 
     def suggested(self, info: ResourceInfo, namespace: str, name: str) -> Stored | None:
-        """The watch cache's copy of an object, to update without reading etcd first, or None.
+        """The watch cache's copy of an object, decoded afresh (the caller may change it), or None: to update
+        without reading etcd first, and to answer a GET at a resourceVersion (Rest.get).
 
         kube's cacher hands GuaranteedUpdate the same suggestion: the write is guarded by the copy's
         mod_revision, so a copy behind etcd fails it instead of overwriting, and the caller then reads etcd
