@@ -7,6 +7,7 @@ sample-controller's SetupSignalHandler does. The lab, systemd units and tests al
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -34,4 +35,9 @@ def serve(run: Callable[..., Awaitable[None]], cfg: C) -> None:
             loop.add_signal_handler(sig, on_signal)
         await run(cfg, stop=stop)
 
+    # Most of what a fresh process holds (modules, classes, functions: 60,000 objects in pb-apiserver) lives as long
+    # as the process. Frozen, it is no longer walked by every full collection of the cycle collector: with 22,000
+    # pods cached, the apiserver's full collections (requests wait for them) took 12-25 ms instead of 58-61 ms.
+    gc.collect()
+    gc.freeze()
     asyncio.run(_main())

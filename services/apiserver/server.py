@@ -32,6 +32,7 @@ from .metrics import count_request, record_request
 from .rest import Rest
 from .serviceaccount import tokenrequest
 from .storage.etcd import Member, StorageError
+from .storage.watch_cache import Event
 
 log = logging.getLogger("pybernetes.apiserver")
 
@@ -233,6 +234,11 @@ class APIServicer(pb_grpc.APIServicer):
             await rpc.abort(context, e)
         count_request("watch", request.resource, 200)
         av, kind = info.api_version, info.kind
+        encoding = ("grpc", av, kind)
+
+        def message(ev: Event) -> pb.WatchEvent:
+            return pb.WatchEvent(type=ev.type, object=pb.Object(api_version=av, kind=kind, raw=ev.raw))
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds if request.timeout_seconds > 0 else None
         try:
@@ -251,7 +257,7 @@ class APIServicer(pb_grpc.APIServicer):
                     err = ev.error if isinstance(ev.error, errors.ApiError) else errors.Unavailable(str(ev.error))
                     yield pb.WatchEvent(type="ERROR", status=rpc.status_of(err))
                     return
-                yield pb.WatchEvent(type=ev.type, object=pb.Object(api_version=av, kind=kind, raw=ev.raw))
+                yield ev.encoded(encoding, message)  # one message for every stream the event goes to
         finally:
             self.rest.unwatch(info, w)
 

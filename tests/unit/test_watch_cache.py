@@ -184,6 +184,37 @@ async def test_watch_filters_by_namespace_and_labels(cache: WatchCache, etcd: Fa
                                  ("ADDED", "db", r4)]
 
 
+async def test_watchers_of_one_view_share_each_event_and_its_encoding(cache: WatchCache, etcd: FakeEtcd) -> None:
+    # A thousand informers of one resource cost one decision and one encoding per change (kube's cachingObject).
+    same = [watch(cache, cache.rv, ns="default", labels="app=web") for _ in range(3)]
+    other = watch(cache, cache.rv, ns="default")  # another view: its own scope, its own event
+    assert same[0].scope is same[1].scope is same[2].scope
+    assert other.scope is not same[0].scope
+    r1 = await put(etcd, cm("web", labels={"app": "web"}))
+    await caught_up(cache, etcd)
+    got = [drain(w) for w in same]
+    assert [summary(g) for g in got] == [[("ADDED", "web", r1)]] * 3
+    assert got[0][0] is got[1][0] is got[2][0]
+    (mine,) = drain(other)
+    assert summary([mine]) == [("ADDED", "web", r1)] and mine is not got[0][0]
+    made: list[str] = []
+
+    def encode(ev: Event) -> str:
+        made.append(ev.type)
+        return f"{ev.type}:{ev.rv}"
+
+    assert [g[0].encoded("json", encode) for g in got] == [f"ADDED:{r1}"] * 3
+    assert made == ["ADDED"]  # made once for the three watchers
+    assert got[0][0].encoded("other", encode) == f"ADDED:{r1}" and made == ["ADDED", "ADDED"]
+    # a scope goes with its last watcher
+    view = ("default", selectors.parse_label_selector("app=web"), NO_FIELDS)
+    for w in same:
+        cache.unwatch(w)
+    assert view in cache._scopes
+    del w, same, got
+    assert view not in cache._scopes
+
+
 async def test_bookmarks_only_for_watchers_that_ask(cache: WatchCache, etcd: FakeEtcd) -> None:
     with_bm = watch(cache, cache.rv, bookmarks=True)
     without = watch(cache, cache.rv)

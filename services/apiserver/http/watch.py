@@ -76,8 +76,16 @@ async def serve(request: web.Request, rest: Rest, t: Target, table: bool) -> web
     resp.enable_chunked_encoding()
     await resp.prepare(request)
 
+    def line(typ: str, obj: dict[str, Any]) -> bytes:
+        return json.dumps({"type": typ, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
     async def send(typ: str, obj: dict[str, Any]) -> None:
-        await resp.write(json.dumps({"type": typ, "object": obj}, separators=(",", ":")).encode() + b"\n")
+        await resp.write(line(typ, obj))
+
+    encoding = ("json", info.api_version, info.kind, table, include)
+
+    def encode(ev: Event) -> bytes:
+        return line(ev.type, _object(info, info.cls.FromString(ev.raw), table, include))
 
     if pending_error is not None or w is None:
         assert pending_error is not None
@@ -105,7 +113,7 @@ async def serve(request: web.Request, rest: Rest, t: Target, table: bool) -> web
             if ev.type == "BOOKMARK":
                 await send("BOOKMARK", _bookmark(info, ev.rv))
                 continue
-            await send(ev.type, _object(info, info.cls.FromString(ev.raw), table, include))
+            await resp.write(ev.encoded(encoding, encode))  # one encoding for every watcher the event goes to
             if initial_left:
                 initial_left -= 1
                 if initial_left == 0:

@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from time import monotonic, perf_counter
+from typing import Any, TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -35,6 +37,7 @@ from .objects import Cached, resource_prefix, rv_suffix, with_rv
 log = logging.getLogger("pybernetes.apiserver.watchcache")
 
 FieldsFn = Callable[[Message], dict[str, str]]
+T = TypeVar("T")
 
 # Kubernetes' cacher triggers (registry/core/pod: NodeNameTriggerFunc): per resource, the field whose '='
 # selectors index the watchers, so a change goes to the watchers of its object's value (new and old) and to the
@@ -49,6 +52,17 @@ class Event:
     raw: bytes
     rv: int
     error: Exception | None = None
+    # A frontend's encodings of this event, made once for all the watchers it goes to (kube's cachingObject).
+    _encoded: dict[Hashable, Any] | None = None
+
+    def encoded(self, key: Hashable, make: Callable[[Event], T]) -> T:
+        """make(self), made once per key: watchers that share this event share its encoding."""
+        if self._encoded is None:
+            self._encoded = {}
+        elif key in self._encoded:
+            return cast(T, self._encoded[key])
+        out = self._encoded[key] = make(self)
+        return out
 
 
 # kube-apiserver's DefaultEventFreshDuration (bookmark frequency + 15 s) and its smallest window
@@ -65,23 +79,17 @@ class _Change:
     at: float = 0.0  # when the cache recorded it (the cache's clock)
 
 
-class Watcher:
-    """One client's view: a filter and a bounded queue of events for it."""
+class Scope:
+    """What a watcher sees: a namespace (or all) and two selectors. Watchers that ask for the same view share one
+    Scope (WatchCache.watch), so a change is matched, and its event made, once for all of them: a thousand
+    informers on the same resource cost one decision per change, not a thousand."""
 
-    MAX_PENDING = 100_000
+    __slots__ = ("__weakref__", "fields", "labels", "namespace")
 
-    def __init__(self, namespace: str, labels: LabelSelector, fields: FieldSelector, bookmarks: bool,
-                 after: int = 0) -> None:
+    def __init__(self, namespace: str, labels: LabelSelector, fields: FieldSelector) -> None:
         self.namespace = namespace
-        # Changes at or before this version were already seen by the client (the cache may still be
-        # catching up to the version it asked for).
-        self.after = after
         self.labels = labels
         self.fields = fields
-        self.bookmarks = bookmarks
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.closed = False
-        self.trigger_value: str | None = None  # where WatchCache indexed it (None: with the unindexed)
 
     def matches(self, c: Cached | None) -> bool:
         if c is None:
@@ -89,6 +97,35 @@ class Watcher:
         if self.namespace and c.namespace != self.namespace:
             return False
         return self.labels.matches(c.labels) and self.fields.matches(c.fields)
+
+    def event(self, ch: _Change) -> Event | None:
+        """The event `ch` makes in this view: ADDED or MODIFIED when the object is (still) in it, DELETED when it
+        left it (deleted, or no longer matching: its last state at the new version), None when it was never in it."""
+        cur_ok, prev_ok = self.matches(ch.cur), self.matches(ch.prev)
+        if cur_ok:
+            assert ch.cur is not None
+            return Event("MODIFIED" if prev_ok else "ADDED", ch.cur.raw, ch.rv)
+        if prev_ok:
+            assert ch.prev is not None
+            raw = ch.cur.raw if ch.cur is not None else with_rv(_value(ch.prev), ch.rv)
+            return Event("DELETED", raw, ch.rv)
+        return None
+
+
+class Watcher:
+    """One client's view: a scope and a bounded queue of events for it."""
+
+    MAX_PENDING = 100_000
+
+    def __init__(self, scope: Scope, bookmarks: bool, after: int = 0) -> None:
+        self.scope = scope
+        # Changes at or before this version were already seen by the client (the cache may still be
+        # catching up to the version it asked for).
+        self.after = after
+        self.bookmarks = bookmarks
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.closed = False
+        self.trigger_value: str | None = None  # where WatchCache indexed it (None: with the unindexed)
 
     def send(self, ev: Event) -> None:
         if self.closed:
@@ -110,17 +147,8 @@ def _value(c: Cached) -> bytes:
 
 
 def dispatch(w: Watcher, ch: _Change) -> None:
-    if ch.rv <= w.after:
-        return
-    cur_ok, prev_ok = w.matches(ch.cur), w.matches(ch.prev)
-    if cur_ok:
-        assert ch.cur is not None
-        w.send(Event("MODIFIED" if prev_ok else "ADDED", ch.cur.raw, ch.rv))
-    elif prev_ok:
-        assert ch.prev is not None
-        # The object left this watcher's view (deleted, or no longer matches): its last state, new version.
-        raw = ch.cur.raw if ch.cur is not None else with_rv(_value(ch.prev), ch.rv)
-        w.send(Event("DELETED", raw, ch.rv))
+    if ch.rv > w.after and (ev := w.scope.event(ch)) is not None:
+        w.send(ev)
 
 
 class WatchCache:
@@ -143,6 +171,9 @@ class WatchCache:
         self.trigger = TRIGGER_FIELDS.get(info.plural)
         self._by_trigger: dict[str, set[Watcher]] = {}  # the trigger field's value -> watchers pinning it
         self._unindexed: set[Watcher] = set()
+        # The scopes of the live watchers, by view; a scope goes when its last watcher does.
+        self._scopes: weakref.WeakValueDictionary[tuple[str, LabelSelector, FieldSelector], Scope] = \
+            weakref.WeakValueDictionary()
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._rv_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -241,8 +272,16 @@ class WatchCache:
         while len(self.window) > self.capacity or (len(self.window) > MIN_WINDOW and self.window[0].at < stale):
             self.window_start = self.window.popleft().rv
         self.rv = max(self.rv, rv)
+        made: dict[Scope, Event | None] = {}  # one decision per scope, whatever the number of its watchers
         for w in self._targets(ch):
-            dispatch(w, ch)
+            if ch.rv > w.after:
+                scope = w.scope
+                if scope in made:
+                    ev = made[scope]
+                else:
+                    ev = made[scope] = scope.event(ch)
+                if ev is not None:
+                    w.send(ev)
             if w.closed:
                 self.unwatch(w)
 
@@ -263,10 +302,10 @@ class WatchCache:
     def send_bookmarks(self) -> None:
         if not self.rv:
             return
-        raw = rv_suffix(self.rv)
+        ev = Event("BOOKMARK", rv_suffix(self.rv), self.rv)  # one event, and one encoding, for all of them
         for w in self.watchers:
             if w.bookmarks:
-                w.send(Event("BOOKMARK", raw, self.rv))
+                w.send(ev)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -320,7 +359,11 @@ class WatchCache:
         """Register a watcher; rv None means "current state as ADDED, then changes"."""
         if not self.ready.is_set():
             raise Unavailable(f"storage is not ready for {self.info.plural}: etcd unreachable?")
-        w = Watcher(namespace, labels, fields, bookmarks, after=rv or 0)
+        view = (namespace, labels, fields)
+        scope = self._scopes.get(view)
+        if scope is None:
+            scope = self._scopes[view] = Scope(namespace, labels, fields)
+        w = Watcher(scope, bookmarks, after=rv or 0)
         if rv is None:
             for c in self.list(namespace, labels, fields):
                 w.send(Event("ADDED", c.raw, c.rv))
