@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import platform
@@ -70,6 +71,25 @@ def _os_image() -> str:
 def _arch() -> str:
     m = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+@dataclass(frozen=True)
+class _Machine:
+    machine_id: str
+    system_uuid: str
+    boot_id: str
+    kernel_version: str
+    os_image: str
+    architecture: str
+
+
+@functools.cache
+def _machine() -> _Machine:
+    """What the machine is, read once per process (Kubernetes' kubelet reads cadvisor's MachineInfo at start): a
+    reboot, the one thing that changes the boot id, restarts the kubelet too."""
+    machine_id = _read("/etc/machine-id")
+    return _Machine(machine_id, _read("/sys/class/dmi/id/product_uuid", machine_id),
+                    _read("/proc/sys/kernel/random/boot_id"), os.uname().release, _os_image(), _arch())
 
 
 # condition -> (reason, message) when False, and when True: Kubernetes' words.
@@ -147,13 +167,10 @@ class NodeStatus:
         # Where the apiserver reaches this kubelet's API (logs, exec).
         st.daemon_endpoints.kubelet_endpoint.port = self.cfg.api_port
         ni = st.node_info
-        ni.machine_id = _read("/etc/machine-id")
-        ni.system_uuid = _read("/sys/class/dmi/id/product_uuid", ni.machine_id)
-        ni.boot_id = _read("/proc/sys/kernel/random/boot_id")
-        ni.kernel_version = os.uname().release
-        ni.os_image = _os_image()
+        m = _machine()
+        ni.machine_id, ni.system_uuid, ni.boot_id = m.machine_id, m.system_uuid, m.boot_id
+        ni.kernel_version, ni.os_image, ni.architecture = m.kernel_version, m.os_image, m.architecture
         ni.operating_system = "linux"
-        ni.architecture = _arch()
         ni.kubelet_version = KUBELET_VERSION
         try:
             ni.container_runtime_version = await self.runtime_version()

@@ -5,6 +5,7 @@ returned (one write, no read), read again only after a conflict."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 from typing import Any, cast
@@ -12,6 +13,7 @@ from typing import Any, cast
 import pytest
 from google.protobuf.message import Message
 
+from node_agent import nodestatus
 from node_agent.nodestatus import NodeSpecCfg, NodeStatus, status_changed
 from pybernetes import errors
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
@@ -119,6 +121,31 @@ async def test_an_unchanged_status_is_rewritten_once_the_report_period_passed(tm
     await ns.register()
     await ns.update_status()
     assert client.status_writes == 2
+
+
+async def test_the_machine_is_read_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """machine-id, boot id, os-release: read at the first status, as Kubernetes' kubelet reads cadvisor's
+    MachineInfo at start, not at every check of every node (a process of hollow nodes runs a thousand)."""
+    files = {"/etc/machine-id": "m-1", "/proc/sys/kernel/random/boot_id": "b-1",
+             "/etc/os-release": 'ID=debian\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"'}
+    reads: Counter[str] = Counter()
+
+    def read(path: str, default: str = "") -> str:
+        reads[path] += 1
+        return files.get(path, default)
+
+    monkeypatch.setattr(nodestatus, "_read", read)
+    monkeypatch.setattr(nodestatus, "_machine", functools.cache(nodestatus._machine.__wrapped__))
+    client = FakeClient()
+    ns = _node_status(tmp_path, client, [True], report_every=0.0)
+    await ns.register()
+    await ns.update_status()
+    await ns.update_status()
+    assert client.status_writes == 3
+    ni = client.node.status.node_info
+    assert (ni.machine_id, ni.system_uuid, ni.boot_id, ni.os_image, ni.operating_system) == \
+        ("m-1", "m-1", "b-1", "Debian GNU/Linux 12 (bookworm)", "linux")
+    assert set(reads.values()) == {1}, reads
 
 
 def test_status_changed_ignores_heartbeat_times_only() -> None:
