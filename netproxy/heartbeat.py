@@ -39,23 +39,32 @@ class ProxyLease:
         self.node = node
         self.healthz = healthz
         self.duration = duration
+        self._lease: coordination.Lease | None = None  # the copy the last write returned
 
     async def renew(self) -> None:
+        """Renew from the copy the last renewal returned, as the kubelet renews its node Lease: one write per
+        renewal; the Lease is read again (or created) only when that copy is missing or stale (a Conflict)."""
         name = lease_name(self.node)
-        try:
-            lease = await self.client.get(coordination.Lease, name, namespace=NAMESPACE)
-        except errors.NotFound:
-            lease = coordination.Lease()
-            lease.metadata.name, lease.metadata.namespace = name, NAMESPACE
-            with contextlib.suppress(errors.NotFound):  # owned by the Node, so it goes when the Node goes
-                node = await self.client.get(core.Node, self.node)
-                lease.metadata.owner_references.add(api_version="v1", kind="Node", name=self.node,
-                                                    uid=node.metadata.uid)
-            self._fill(lease, self.node)
-            await self.client.create(lease)
-            return
+        lease = self._lease
+        if lease is None:
+            try:
+                lease = await self.client.get(coordination.Lease, name, namespace=NAMESPACE)
+            except errors.NotFound:
+                lease = coordination.Lease()
+                lease.metadata.name, lease.metadata.namespace = name, NAMESPACE
+                with contextlib.suppress(errors.NotFound):  # owned by the Node, so it goes when the Node goes
+                    node = await self.client.get(core.Node, self.node)
+                    lease.metadata.owner_references.add(api_version="v1", kind="Node", name=self.node,
+                                                        uid=node.metadata.uid)
+                self._fill(lease, self.node)
+                self._lease = await self.client.create(lease)
+                return
         self._fill(lease, self.node)
-        await self.client.update(lease)
+        try:
+            self._lease = await self.client.update(lease)
+        except (errors.Conflict, errors.NotFound):
+            self._lease = None  # someone else wrote or removed it: read (or create) it on the next try, soon
+            raise
 
     def _fill(self, lease: coordination.Lease, holder: str) -> None:
         lease.spec.holder_identity = holder
