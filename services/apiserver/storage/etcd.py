@@ -247,6 +247,7 @@ class EtcdClient:
         self._targets = _target(endpoints)
         self._target_idx = 0
         self._generation = 0  # bumped by each move to another member: a failure seen on an older one is stale
+        self._streams: set[Any] = set()  # the watch calls open on the current member
         self.timeout = timeout
         self._connect()
 
@@ -315,8 +316,12 @@ class EtcdClient:
             log.warning("etcd member unavailable, moving on endpoint=%s next=%s error=%s",
                         self._targets[self._target_idx - 1], self._targets[self._target_idx], exc)
             self._connect()
-            # Unary calls still running on the old member end by their own deadline within the grace; its watch
-            # streams are then closed, and their watchers re-list and watch again through the new one.
+            # Unary calls still running on the old member end by their own deadline within the grace. Its watch
+            # streams end now: on a hung member they would wait out the grace with nothing on them. Their
+            # watchers re-list and watch again through the new member.
+            streams, self._streams = self._streams, set()
+            for call in streams:
+                call.cancel()
             asyncio.get_running_loop().create_task(old.close(grace=self.timeout + 1))
         raise exc from None
 
@@ -533,6 +538,7 @@ class EtcdClient:
         # etcd's "require leader" (clientv3.WithRequireLeader, as kube-apiserver's watches): a member cut off
         # from its cluster ends the stream instead of keeping it open with nothing on it.
         call = self._watch(metadata=_REQUIRE_LEADER)
+        self._streams.add(call)
         try:
             try:
                 await asyncio.wait_for(call.write(rpc_pb2.WatchRequest(create_request=create)), self.timeout)
@@ -559,11 +565,12 @@ class EtcdClient:
         except asyncio.CancelledError:
             if _task_cancelled():
                 raise
-            # grpc.aio ends a call whose channel was closed (the client moved to another member) with a
-            # CancelledError: to the watcher that is a broken stream, not a request to stop.
+            # grpc.aio ends a call cancelled or closed with its channel (the client moved to another member) with
+            # a CancelledError: to the watcher that is a broken stream, not a request to stop.
             raise StorageUnavailable("etcd watch stream closed: moved to another member") from None
         finally:
             call.cancel()
+            self._streams.discard(call)
 
     @staticmethod
     def _check_watch_response(resp: Any) -> None:
