@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from pybernetes import errors
 from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
-from pybernetes.api.times import micro_now
 from pybernetes.client.client import Client
+from pybernetes.heartbeat import HeartbeatLease
 
 log = logging.getLogger("pybernetes.netproxy")
 
@@ -39,37 +39,17 @@ class ProxyLease:
         self.node = node
         self.healthz = healthz
         self.duration = duration
-        self._lease: coordination.Lease | None = None  # the copy the last write returned
+        self.lease = HeartbeatLease(client, lease_name(node), NAMESPACE, node, duration, node, self._node_uid)
 
     async def renew(self) -> None:
-        """Renew from the copy the last renewal returned, as the kubelet renews its node Lease: one write per
-        renewal; the Lease is read again (or created) only when that copy is missing or stale (a Conflict)."""
-        name = lease_name(self.node)
-        lease = self._lease
-        if lease is None:
-            try:
-                lease = await self.client.get(coordination.Lease, name, namespace=NAMESPACE)
-            except errors.NotFound:
-                lease = coordination.Lease()
-                lease.metadata.name, lease.metadata.namespace = name, NAMESPACE
-                with contextlib.suppress(errors.NotFound):  # owned by the Node, so it goes when the Node goes
-                    node = await self.client.get(core.Node, self.node)
-                    lease.metadata.owner_references.add(api_version="v1", kind="Node", name=self.node,
-                                                        uid=node.metadata.uid)
-                self._fill(lease, self.node)
-                self._lease = await self.client.create(lease)
-                return
-        self._fill(lease, self.node)
-        try:
-            self._lease = await self.client.update(lease)
-        except (errors.Conflict, errors.NotFound):
-            self._lease = None  # someone else wrote or removed it: read (or create) it on the next try, soon
-            raise
+        """One write per renewal, from the copy the last one returned (pybernetes.heartbeat)."""
+        await self.lease.renew()
 
-    def _fill(self, lease: coordination.Lease, holder: str) -> None:
-        lease.spec.holder_identity = holder
-        lease.spec.lease_duration_seconds = self.duration
-        lease.spec.renew_time.CopyFrom(micro_now())
+    async def _node_uid(self) -> str:
+        try:
+            return (await self.client.get(core.Node, self.node)).metadata.uid
+        except errors.NotFound:
+            return ""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Renew every duration/4 while healthy; an unhealthy proxier lets the Lease expire."""

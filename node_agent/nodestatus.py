@@ -24,10 +24,10 @@ from pathlib import Path
 from node_agent import pressure
 from pybernetes import errors, ports
 from pybernetes.api import quantity
-from pybernetes.api.coordination.v1 import coordination_pb2 as coordination
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.times import micro_now
 from pybernetes.client.client import Client
+from pybernetes.heartbeat import HeartbeatLease
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class NodeStatus:
         self.node: core.Node | None = None
         self._pressure_was: dict[str, bool] = {}
         self._reported: float | None = None  # time.monotonic() of the last status written
-        self._lease: coordination.Lease | None = None  # as the last renewal returned it
+        self.lease = HeartbeatLease(client, cfg.name, LEASE_NAMESPACE, cfg.name, cfg.lease_duration, cfg.name,
+                                    self._node_uid)
 
     def capacity(self) -> dict[str, str]:
         cpu = self.cfg.cpu or str(os.cpu_count() or 1)
@@ -263,33 +264,11 @@ class NodeStatus:
                     raise
 
     async def renew_lease(self) -> None:
-        """Renew the Lease from the copy the last renewal returned, as Kubernetes' lease controller (latestLease):
-        one write per renewal; it is read again only when that copy is missing or stale (a Conflict)."""
-        name, ns = self.cfg.name, LEASE_NAMESPACE
-        lease = self._lease
-        if lease is None:
-            try:
-                lease = await self.client.get(coordination.Lease, name, namespace=ns)
-            except errors.NotFound:
-                lease = coordination.Lease()
-                lease.metadata.name, lease.metadata.namespace = name, ns
-                if self.node is not None and self.node.metadata.uid:
-                    ref = lease.metadata.owner_references.add()
-                    ref.api_version, ref.kind = "v1", "Node"
-                    ref.name, ref.uid = name, self.node.metadata.uid
-                lease.spec.holder_identity = name
-                lease.spec.lease_duration_seconds = self.cfg.lease_duration
-                lease.spec.renew_time.CopyFrom(micro_now())
-                self._lease = await self.client.create(lease)
-                return
-        lease.spec.holder_identity = name
-        lease.spec.lease_duration_seconds = self.cfg.lease_duration
-        lease.spec.renew_time.CopyFrom(micro_now())
-        try:
-            self._lease = await self.client.update(lease)
-        except (errors.Conflict, errors.NotFound):
-            self._lease = None  # someone else wrote or removed it: read (or create) it on the next try, soon
-            raise
+        """Renew the node's Lease from the copy the last renewal returned (pybernetes.heartbeat)."""
+        await self.lease.renew()
+
+    async def _node_uid(self) -> str:
+        return self.node.metadata.uid if self.node is not None else ""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Status every status_frequency, lease every lease_duration/4 (10 s for 40 s); errors logged."""

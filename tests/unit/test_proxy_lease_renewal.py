@@ -1,6 +1,7 @@
-"""pb-proxy's Lease renewal (netproxy.heartbeat.ProxyLease.renew) against an in-memory client: one write per
-renewal from the copy the last write returned, as the kubelet renews its node Lease; read again only after
-a Conflict. (tests/integration/test_proxy_lease.py runs it against a real apiserver.)"""
+"""pb-proxy's Lease renewal (netproxy.heartbeat.ProxyLease.renew, through pybernetes.heartbeat) against an
+in-memory client: one write per renewal from the copy the last write returned, as the kubelet renews its node
+Lease; read again only after a Conflict. (tests/integration/test_proxy_lease.py runs it against a real
+apiserver.)"""
 
 from __future__ import annotations
 
