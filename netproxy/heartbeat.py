@@ -39,7 +39,7 @@ class ProxyLease:
         self.node = node
         self.healthz = healthz
         self.duration = duration
-        self.lease = HeartbeatLease(client, lease_name(node), NAMESPACE, node, duration, node, self._node_uid)
+        self.lease = HeartbeatLease(client, lease_name(node), NAMESPACE, node, duration, self._node_uid)
 
     async def renew(self) -> None:
         """One write per renewal, from the copy the last one returned (pybernetes.heartbeat)."""

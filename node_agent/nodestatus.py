@@ -118,8 +118,7 @@ class NodeStatus:
         self.node: core.Node | None = None
         self._pressure_was: dict[str, bool] = {}
         self._reported: float | None = None  # time.monotonic() of the last status written
-        self.lease = HeartbeatLease(client, cfg.name, LEASE_NAMESPACE, cfg.name, cfg.lease_duration, cfg.name,
-                                    self._node_uid)
+        self.lease = HeartbeatLease(client, cfg.name, LEASE_NAMESPACE, cfg.name, cfg.lease_duration, self._node_uid)
 
     def capacity(self) -> dict[str, str]:
         cpu = self.cfg.cpu or str(os.cpu_count() or 1)

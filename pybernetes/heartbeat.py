@@ -16,11 +16,13 @@ NodeUid = Callable[[], Awaitable[str]]  # the Node's uid for the owner reference
 
 
 class HeartbeatLease:
-    def __init__(self, client: Client, name: str, namespace: str, holder: str, duration: int,
-                 node: str, node_uid: NodeUid) -> None:
+    """The Lease `namespace`/`name` of the agent on `node`, held by the node's name."""
+
+    def __init__(self, client: Client, name: str, namespace: str, node: str, duration: int,
+                 node_uid: NodeUid) -> None:
         self.client = client
-        self.name, self.namespace, self.holder, self.duration = name, namespace, holder, duration
-        self.node, self.node_uid = node, node_uid
+        self.name, self.namespace, self.node, self.duration = name, namespace, node, duration
+        self.node_uid = node_uid
         self.last: coordination.Lease | None = None  # the copy the last write returned
 
     async def renew(self) -> None:
@@ -44,6 +46,6 @@ class HeartbeatLease:
             raise
 
     def _fill(self, lease: coordination.Lease) -> None:
-        lease.spec.holder_identity = self.holder
+        lease.spec.holder_identity = self.node
         lease.spec.lease_duration_seconds = self.duration
         lease.spec.renew_time.CopyFrom(micro_now())
