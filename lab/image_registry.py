@@ -3,9 +3,7 @@
 Nodes pull `localhost:<ports.REGISTRY>/...` over plain http, but each node's containerd lives in its own
 network namespace whose loopback is private. So the lab runs one registry on a lab address (e.g. in its
 own netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder listening on 127.0.0.1 at
-the same port that relays to it (`start_forwarder`). The forwarder is this module run as a program:
-`python -m lab.image_registry forward 127.0.0.1:PORT 172.30.0.5:PORT`. `relay` is also what the lab's
-host-side relays (lab.processes) run.
+the same port that relays to it (`start_forwarder`): the lab's relay program, lab.relay.
 
 Images are pushed once per repository with skopeo; every further tag of the same image is a manifest copy
 over the registry API (`tag`, milliseconds), so serving the catalog's many tags stays quick.
@@ -15,12 +13,9 @@ over the registry API (`tag`, milliseconds), so serving the catalog's many tags 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -184,11 +179,11 @@ def push_archive(archive: str, address: str) -> list[str]:
 
 def start_forwarder(netns: str, target: str, *, listen: str = f"127.0.0.1:{ports.REGISTRY}",
                     log_path: str | None = None) -> subprocess.Popen[bytes]:
-    """Run a TCP forwarder inside `netns` from `listen` to `target`; returns the process (stop it)."""
+    """Run a TCP forwarder (lab.relay) inside `netns` from `listen` to `target`; returns the process (stop it)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            nsenter(netns, [sys.executable, "-m", "lab.image_registry", "forward", listen, target]),
+            nsenter(netns, [sys.executable, "-m", "lab.relay", "--listen", listen, target]),
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
     finally:
@@ -205,57 +200,15 @@ def start_forwarder(netns: str, target: str, *, listen: str = f"127.0.0.1:{ports
     return proc
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            writer.close()
-
-
-async def relay(target: str, *, listen: str = "", sock: socket.socket | None = None) -> None:
-    """Accept on `listen` (host:port) or an already bound `sock`, and pipe each connection to `target`.
-
-    The registry forwarder in every node and the lab's host-side relays (apiserver, Prometheus) are this."""
-    thost, tport = target.rsplit(":", 1)
-
-    async def handle(creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
-        try:
-            ureader, uwriter = await asyncio.open_connection(thost, int(tport))
-        except OSError:
-            cwriter.close()
-            return
-        await asyncio.gather(_pipe(creader, uwriter), _pipe(ureader, cwriter))
-
-    if sock is not None:
-        server = await asyncio.start_server(handle, sock=sock)
-    else:
-        lhost, lport = listen.rsplit(":", 1)
-        server = await asyncio.start_server(handle, lhost, int(lport))
-    async with server:
-        await server.serve_forever()
-
-
-async def forward(listen: str, target: str) -> None:
-    await relay(target, listen=listen)
-
-
 def main() -> None:
     args = sys.argv[1:]
-    if len(args) == 3 and args[0] == "forward":
-        asyncio.run(forward(args[1], args[2]))
-    elif len(args) >= 4 and args[0] == "tag":
+    if len(args) >= 4 and args[0] == "tag":
         tag(args[1], args[2], args[3], args[4:])
     elif len(args) == 3 and args[0] == "push-archive":
         refs = push_archive(args[1], args[2])
         print(f"{len(refs)} images served by {args[2]}: {' '.join(refs)}")
     else:
-        sys.exit("usage: python -m lab.image_registry forward LISTEN_HOST:PORT TARGET_HOST:PORT\n"
-                 "       python -m lab.image_registry tag HOST:PORT REPO SOURCE_TAG TAG...\n"
+        sys.exit("usage: python -m lab.image_registry tag HOST:PORT REPO SOURCE_TAG TAG...\n"
                  "       python -m lab.image_registry push-archive OCI_ARCHIVE HOST:PORT")
 
 

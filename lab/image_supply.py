@@ -94,7 +94,7 @@ async def push_images(reg: Registry, images: LabImages) -> str:
 
 async def start_forwarder(st: LabState, n: NodeSpec) -> str:
     """The registry forwarder in node `n`: its 127.0.0.1 registry port -> the control plane's registry."""
-    argv = [sys.executable, "-m", "lab.image_registry", "forward", f"127.0.0.1:{ports.REGISTRY}",
+    argv = [sys.executable, "-m", "lab.relay", "--listen", f"127.0.0.1:{ports.REGISTRY}",
             f"{CP_IP}:{ports.REGISTRY}"]
     rec = spawn(st, f"registry-forwarder/{n.name}", "registry-forwarder", argv, netns_name=n.netns, node=n.name)
     await wait_for(lambda: tcp_ok("127.0.0.1", ports.REGISTRY, n.netns), f"registry forwarder on {n.name}", rec=rec,

@@ -4,12 +4,11 @@ lab.state, run a short command, stop recorded processes, find stray ones, and th
 Every long-running lab process (components, containerd, forwarders, relays, Prometheus) is started by
 `spawn`, which writes its ProcessRecord (pid plus kernel start time, log path, full argv) before
 returning, so `lab down` and `lab start` find it again. Health checks live in lab.health; the command
-lines in lab.commands. Also the program `python -m lab.processes relay --fd N HOST:PORT` (a relay).
+lines in lab.commands. The relays' program is lab.relay.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -22,7 +21,6 @@ from pathlib import Path
 
 from lab import netns
 from lab.errors import LabError
-from lab.image_registry import relay as registry_relay
 from lab.state import LabState, ProcessRecord, proc_ppid, proc_start_time
 from lab.topology import CP_NETNS
 from pybernetes import ports
@@ -150,7 +148,7 @@ def start_relay(st: LabState, name: str = "apiserver-relay", *, port_key: str = 
     port = int(sock.getsockname()[1])
     try:
         fd = sock.fileno()
-        argv = [sys.executable, "-m", "lab.processes", "relay", "--fd", str(fd), target]
+        argv = [sys.executable, "-m", "lab.relay", "--fd", str(fd), target]
         rec = spawn(st, name, "relay", argv, netns_name=CP_NETNS, pass_fds=[fd])
     finally:
         sock.close()
@@ -158,24 +156,3 @@ def start_relay(st: LabState, name: str = "apiserver-relay", *, port_key: str = 
     st.info.setdefault("relays", {})[name] = {"port_key": port_key, "target": target}
     st.save()
     return rec
-
-
-async def relay(fd: int, target: str) -> None:
-    await registry_relay(target, sock=socket.socket(fileno=fd))
-
-
-def main() -> None:
-    """`python -m lab.processes relay --fd N HOST:PORT` (internal: the process start_relay spawns)."""
-    p = argparse.ArgumentParser(prog="lab.processes")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("relay")
-    r.add_argument("--fd", type=int, required=True)
-    r.add_argument("target")
-    a = p.parse_args()
-    if a.cmd == "relay":
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(relay(a.fd, a.target))
-
-
-if __name__ == "__main__":
-    main()
