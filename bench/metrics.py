@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import cli
 from bench.apiserver import create_rate, pct
 from bench.procs import admin_config, start_apiserver, start_etcd, stop_processes
-from pybernetes import tls
+from pybernetes import pkiutil
 from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client.client import Client
@@ -117,7 +117,7 @@ async def scrape_under_load(tmp: Path, etcd: str, seconds: float, secure: bool =
     await api.start()
     try:
         pki = api.data / "pki"
-        prom = tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
+        prom = pkiutil.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
         as_prometheus = [str(pki / "ca.crt"), str(prom.cert), str(prom.key)] if secure else []
         interval = max((seconds - 1.5) / SCRAPES - 0.01, 0.02)
         scraper = await asyncio.create_subprocess_exec(

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pybernetes import tls
+from pybernetes import pkiutil
 from pybernetes.client.config import ClientCert, ClientConfig, write_kubeconfig
 from pybernetes.client.config import load as load_config
 from pybernetes.ports import free_port
@@ -60,8 +60,8 @@ def component_kubeconfig(data: Path, admin: ClientConfig, who: str, user: str,
                          groups: Sequence[str] = ()) -> Path:
     """<data>/<who>.conf: the servers and CA of `admin` (the admin.conf of the apiserver in `data`), its user
     `user` in `groups` by a client certificate <data>/pki/<who>.{crt,key} signed by that apiserver's cluster CA,
-    as lab.control_plane.write_credentials issues each component's (tls.ensure_client_cert; named by path)."""
-    pair = tls.ensure_client_cert(data / "pki", who, user, groups)
+    as lab.control_plane.write_credentials issues each component's (pkiutil.ensure_client_cert; named by path)."""
+    pair = pkiutil.ensure_client_cert(data / "pki", who, user, groups)
     path = data / f"{who}.conf"
     write_kubeconfig(path, admin.https_server, admin.server, "", admin.ca_pem,
                      cert=ClientCert(pair.cert, pair.key, by_path=True))

@@ -40,7 +40,7 @@ from bench.apiserver import make_pod, pod_creator
 from bench.load import interleaved, pct
 from bench.procs import admin_config, start_apiserver, stop_processes, wait_port
 from bench.report import emit, row
-from pybernetes import errors, tls
+from pybernetes import errors, pkiutil, tls
 from pybernetes.api import codec
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rbac.v1 import rbac_pb2 as rbac
@@ -111,7 +111,7 @@ async def main() -> None:
                                           admin_config(data[1], procs[1], logs[1]))
             await wait_port(grpc_port, procs[1])
             await wait_port(http_port, procs[1])
-            pair = tls.ensure_client_cert(data[0] / "pki", USER, USER)
+            pair = pkiutil.ensure_client_cert(data[0] / "pki", USER, USER)
             creator_tls = ChannelTLS(cfg.ca_pem, pair.cert.read_bytes(), pair.key.read_bytes())
             plain_grpc, plain_http = f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"
             secure = [Client(cfg.server, tls=creator_tls) for _ in range(4)]

@@ -134,13 +134,13 @@ def node_pki(a: argparse.Namespace) -> None:
     kubelet.{crt,key} (system:node:<name> in system:nodes) and proxy.{crt,key} (system:kube-proxy) in --out."""
     import shutil
 
-    from pybernetes import tls
+    from pybernetes import pkiutil, tls
 
     pki, out = Path(a.pki_dir), Path(a.out)
-    tls.ensure_ca(pki)
+    pkiutil.ensure_ca(pki)
     for stem, user, groups in (("kubelet", f"system:node:{a.name}", [tls.NODES_GROUP]),
                                ("proxy", "system:kube-proxy", [])):
-        pair = tls.ensure_client_cert(pki, f"{stem}-{a.name}", user, groups)
+        pair = pkiutil.ensure_client_cert(pki, f"{stem}-{a.name}", user, groups)
         tls.write_file(out / f"{stem}.crt", pair.cert.read_bytes(), 0o644)
         tls.write_file(out / f"{stem}.key", pair.key.read_bytes(), 0o600)
     shutil.copyfile(pki / "ca.crt", out / "ca.crt")
@@ -157,14 +157,14 @@ def metrics_pki(a: argparse.Namespace) -> None:
     127.0.0.1, --advertise-address), and Prometheus' own client certificate (user prometheus, group
     system:monitoring), copied with ca.crt into --out for the prometheus user. Never an etcd-CA certificate:
     etcd's metrics stay plain HTTP on loopback."""
-    from pybernetes import tls
+    from pybernetes import pkiutil, tls
 
     pki = Path(a.pki_dir)
-    tls.ensure_ca(pki)
+    pkiutil.ensure_ca(pki)
     dns, ips = tls.serving_names([a.advertise_address], cluster_names=False)
     for who, cn in SERVING.items():
-        tls.ensure_cert(pki, f"{who}-serving", common_name=cn, server=True, dns=dns, ips=ips)
-    pair = tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
+        pkiutil.ensure_cert(pki, f"{who}-serving", common_name=cn, server=True, dns=dns, ips=ips)
+    pair = pkiutil.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"])
     if a.out:
         out = Path(a.out)
         tls.write_file(out / "ca.crt", (pki / "ca.crt").read_bytes(), 0o644)
@@ -191,7 +191,7 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
     The admin line is left to the apiserver: on first start it adds one (group system:masters) and
     writes admin.conf with it. Re-running keeps every existing token.
     """
-    from pybernetes import tls
+    from pybernetes import pkiutil
 
     csv_path = Path(a.tokens_csv)
     have = _csv_tokens(csv_path)
@@ -214,11 +214,11 @@ def control_plane_tokens(a: argparse.Namespace) -> None:
     _write_private(csv_path, "\n".join(lines) + "\n")
     conf_dir = Path(a.config_dir)
     pki = Path(a.pki_dir) if a.pki_dir else None
-    ca = tls.ensure_apiserver_pki(pki, [a.advertise_address]).ca_pem() if pki else b""
+    ca = pkiutil.ensure_apiserver_pki(pki, [a.advertise_address]).ca_pem() if pki else b""
     users = {uid: (user, groups) for uid, user, groups in wanted}
     for uid, tok in tokens.items():
         # With the PKI: the component's own client certificate (gRPC requires one), as kubeadm's kubeconfigs.
-        pair = tls.ensure_client_cert(pki, uid, users[uid][0], [g for g in [users[uid][1]] if g]) if pki else None
+        pair = pkiutil.ensure_client_cert(pki, uid, users[uid][0], [g for g in [users[uid][1]] if g]) if pki else None
         write_kubeconfig(conf_dir / f"{uid}.conf", a.server, a.grpc_port, "" if pair else tok, ca,
                          (pair.cert, pair.key) if pair else None)
     print(f"tokens: {csv_path} (scheduler, controller-manager, dns, nodes); client configs in {conf_dir}")

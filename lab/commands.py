@@ -74,7 +74,7 @@ def etcd_tls_argv(pki_dir: Path) -> list[str]:
 
 def etcd_argv(member: EtcdMember, members: list[EtcdMember], pki_dir: Path) -> list[str]:
     """One member of the lab's etcd (`members`: the whole cluster, one or more); its certificates are
-    lab.control_plane's (tls.ensure_etcd_pki under `pki_dir`)."""
+    lab.control_plane's (pkiutil.ensure_etcd_pki under `pki_dir`)."""
     client, peer = member.client_url, member.peer_url
     return ["etcd", f"--name={member.name}", f"--data-dir={member.data}", f"--listen-client-urls={client}",
             f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",

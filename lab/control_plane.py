@@ -21,7 +21,7 @@ from lab.health import tcp_ok, wait_for, wait_healthy
 from lab.processes import spawn, start_relay
 from lab.state import LabState
 from lab.topology import CP_IP, CP_NAME, CP_NETNS, Plan
-from pybernetes import errors, ports, tls
+from pybernetes import errors, pkiutil, ports, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
 from services.apiserver.audit import policy as audit_policy
@@ -67,14 +67,14 @@ def write_credentials(plan: Plan) -> dict[str, str]:
     cp = plan.path("control-plane")
     cp.mkdir(parents=True, exist_ok=True)
     pki = pki_dir(plan)
-    ca = tls.ensure_apiserver_pki(pki, [CP_IP]).ca_pem()
+    ca = pkiutil.ensure_apiserver_pki(pki, [CP_IP]).ca_pem()
     write_certificates(plan)
     for who, user, groups in component_users(plan):
-        pair = tls.ensure_client_cert(pki, who, user, groups)
+        pair = pkiutil.ensure_client_cert(pki, who, user, groups)
         client_config.write_kubeconfig(plan.config_file(who), f"https://{CP_IP}:{ports.APISERVER}",
                                        f"{CP_IP}:{ports.APISERVER_GRPC}", "", ca,
                                        cert=client_config.ClientCert(pair.cert, pair.key, by_path=True))
-    tls.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    pkiutil.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
     tok = secrets.token_hex(24)
     path = cp / "tokens.csv"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -96,22 +96,22 @@ def write_certificates(plan: Plan) -> None:
     certificate, each node's kubelet and proxy serving certificates (cluster CA; SANs its name and IP), kept
     under that node's own directory, the control plane's components' serving certificates for /metrics, and
     Prometheus' scrape identity (a client certificate in group system:monitoring; never one of etcd's CA)."""
-    tls.ensure_etcd_pki(plan.pki_dir, [CP_IP], name=CP_NAME)
-    tls.ensure_kubelet_client_cert(plan.pki_dir)
+    pkiutil.ensure_etcd_pki(plan.pki_dir, [CP_IP], name=CP_NAME)
+    pkiutil.ensure_kubelet_client_cert(plan.pki_dir)
     cp_dns, cp_ips = tls.serving_names([CP_NAME, CP_IP], cluster_names=False)
     for who, cn in commands.SERVING_CERTS.items():
-        tls.ensure_cert(plan.pki_dir, f"{who}-serving", common_name=cn, server=True, dns=cp_dns, ips=cp_ips)
-    tls.ensure_client_cert(plan.pki_dir, prometheus.PROMETHEUS_USER, prometheus.PROMETHEUS_USER,
+        pkiutil.ensure_cert(plan.pki_dir, f"{who}-serving", common_name=cn, server=True, dns=cp_dns, ips=cp_ips)
+    pkiutil.ensure_client_cert(plan.pki_dir, prometheus.PROMETHEUS_USER, prometheus.PROMETHEUS_USER,
                            [prometheus.MONITORING_GROUP])
     for n in plan.nodes:
         dns, ips = tls.serving_names([n.name, n.ip], cluster_names=False)
         node_pki = commands.kubelet_pki(plan, n.name)
         node_pki.mkdir(parents=True, exist_ok=True)  # the relative CA path below goes through it
         # <node>/pki/kubelet.{crt,key}, signed by the cluster CA (named relative to the node's directory)
-        tls.ensure_cert(node_pki, "kubelet", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
+        pkiutil.ensure_cert(node_pki, "kubelet", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
                         common_name=f"system:node:{n.name}", organizations=(tls.NODES_GROUP,), server=True,
                         dns=dns, ips=ips)
-        tls.ensure_cert(node_pki, "proxy-serving", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
+        pkiutil.ensure_cert(node_pki, "proxy-serving", ca_stem=os.path.relpath(plan.pki_dir / "ca", node_pki),
                         common_name="kube-proxy", server=True, dns=dns, ips=ips)
 
 
@@ -146,14 +146,14 @@ async def start_apiserver_relay(plan: Plan, st: LabState) -> str:
     await wait_for(lambda: tcp_ok("127.0.0.1", port), "apiserver relay", rec=rec)
     await wait_for(lambda: tcp_ok("127.0.0.1", grpc_port), "apiserver gRPC relay", rec=grpc_rec)
     pki = pki_dir(plan)
-    admin = tls.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    admin = pkiutil.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
     # kubeadm's admin.conf: the certificate embedded (the user's kubeconfig gets a copy of it).
     client_config.write_kubeconfig(plan.admin_conf, f"https://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}",
                                    "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
                                    cert=client_config.ClientCert(admin.cert, admin.key))
     st.info["admin_conf"] = str(plan.admin_conf)
     # `pbctl dashboard` reads the cluster as its own read-only user (ClusterRole pybernetes:dashboard), not as admin
-    dash = tls.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
+    dash = pkiutil.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
     client_config.write_kubeconfig(dashboard_conf(plan), f"https://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}",
                                    "", (pki / "ca.crt").read_bytes(), name=CONTEXT,
                                    cert=client_config.ClientCert(dash.cert, dash.key))

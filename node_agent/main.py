@@ -55,8 +55,10 @@ def serving_pair(cfg: Config, host_ip: str) -> tls.CertPair:
             if not path.is_file():
                 raise errors.ConfigError(f"{flag}: {path}: no such file")
         return tls.CertPair(cfg.tls_cert_file, cfg.tls_private_key_file)
+    from pybernetes import pkiutil  # makes certificates: imported only by a kubelet given none
+
     dns, ips = tls.serving_names([cfg.node_name, cfg.node_ip, host_ip], cluster_names=False)
-    return tls.ensure_self_signed(cfg.root_dir / "pki", "kubelet", cfg.node_name, dns, ips)
+    return pkiutil.ensure_self_signed(cfg.root_dir / "pki", "kubelet", cfg.node_name, dns, ips)
 
 
 def node_status(cfg: Config, client: Client, kl: Kubelet,

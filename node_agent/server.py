@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
 
-from pybernetes import errors, rpc, tls
+from pybernetes import certinfo, errors, rpc, tls
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
 from pybernetes.rpc import AUTH_HEADER
 
-from . import attach, portforward
+from . import portforward
 from .cri import api_pb2 as cri
 from .cri.client import CRIClient
 from .pressure import meminfo
@@ -142,7 +141,7 @@ class KubeletAPI(pb_grpc.KubeletServicer):
             pems = (context.auth_context() or {}).get("x509_pem_cert") or []
             if not pems:
                 raise errors.Unauthorized("Unauthorized: the kubelet API needs a client certificate")
-            user, groups = tls.identity(x509.load_pem_x509_certificate(pems[0]))
+            user, groups = tls.identity(certinfo.pem_to_der(pems[0]))
             if user in API_USERS or API_GROUPS & set(groups):
                 return
             raise errors.Forbidden(f'Forbidden (user={user}, resource=nodes, subresource=proxy): '
@@ -284,6 +283,9 @@ class KubeletAPI(pb_grpc.KubeletServicer):
         except errors.ApiError as e:
             await rpc.abort(context, e)
         if start.attach:
+            # aiohttp's WebSocket client (attach's only user) costs every kubelet 135 ms and 8 MiB at start
+            from . import attach
+
             try:
                 async for out in attach.attach(self.cri, c.id, start, request_iterator, self.runtime_netns):
                     yield out

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from cryptography import x509
 from google.protobuf.message import DecodeError
 
+from pybernetes import certinfo
 from pybernetes.api.meta.v1 import meta_pb2 as meta
 from pybernetes.errors import ApiError, BadRequest
 
@@ -152,14 +152,14 @@ def bind(srv: grpc.aio.Server, address: str, *, tls: ServerTLS | None = None) ->
     return port
 
 
-def peer_certificate(context: Any) -> x509.Certificate | None:
-    """The client certificate of a call, as the TLS handshake verified it (None on a plaintext port)."""
+def peer_certificate(context: Any) -> bytes | None:
+    """The client certificate of a call (DER), as the TLS handshake verified it (None on a plaintext port)."""
     pems = context.auth_context().get("x509_pem_cert") or []
     return _load_pem(pems[0]) if pems else None
 
 
-# A connection presents the same certificate on every call: parse it once per certificate, not per call.
-_load_pem = functools.lru_cache(maxsize=1024)(x509.load_pem_x509_certificate)
+# A connection presents the same certificate on every call: decode it once per certificate, not per call.
+_load_pem = functools.lru_cache(maxsize=1024)(certinfo.pem_to_der)
 
 
 T = TypeVar("T")

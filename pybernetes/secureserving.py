@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
 from pybernetes import tls
 
 log = logging.getLogger("pybernetes.secureserving")
@@ -109,7 +107,7 @@ class SecureServing:
         one the request is anonymous, which is off (kube's --anonymous-auth=false)."""
         if not peer_der:
             return None
-        user, groups = tls.identity(x509.load_der_x509_certificate(peer_der))
+        user, groups = tls.identity(peer_der)
         return Caller(user, groups)
 
     async def check(self, peer_der: bytes | None, method: str, path: str) -> tuple[int, bytes] | None:
@@ -146,7 +144,9 @@ def server_context(client_ca: Path, cert: tls.CertPair | None, common_name: str,
         return tls.server_context(cert, client_ca)
     dns, ips = tls.serving_names(addresses, cluster_names=False)
     with tempfile.TemporaryDirectory(prefix="pb-serving-") as d:
-        return tls.server_context(tls.ensure_self_signed(Path(d), "serving", common_name, dns, ips), client_ca)
+        from pybernetes import pkiutil  # makes certificates: imported only by a component given none
+
+        return tls.server_context(pkiutil.ensure_self_signed(Path(d), "serving", common_name, dns, ips), client_ca)
 
 
 def secure_serving(*, client_ca: Path | None, authorize: Authorize | None, cert_file: Path | None = None,

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pybernetes import tls
+from pybernetes import pkiutil, tls
 from pybernetes.tls import CertPair
 
 
@@ -30,7 +30,7 @@ def client_cert(out: Path, stem: str, user: str, groups: Sequence[str] = (), *,
     key = ec.generate_private_key(ec.SECP256R1())
     subject = _name(user, groups)
     if ca_dir is not None:
-        issuer, signer = tls.ensure_ca(ca_dir)
+        issuer, signer = pkiutil.ensure_ca(ca_dir)
         issuer_name = issuer.subject
     else:
         issuer_name, signer = subject, key

@@ -19,7 +19,7 @@ from pathlib import Path
 from pbctl import verb
 from pbctl.common import CliError, Ctx, out
 from pbctl.printers import render_table
-from pybernetes import tls
+from pybernetes import pkiutil
 
 LAB_DIR_ENV, LAB_DIR = "PB_LAB_DIR", Path("/var/lib/pybernetes/lab")
 STANDALONE_PKI = Path("/var/lib/pybernetes/apiserver/pki")
@@ -57,11 +57,11 @@ def _when(t: dt.datetime) -> str:
     return t.strftime("%b %d, %Y %H:%M UTC")
 
 
-def _inventory(cert_dir: Path) -> list[tls.CertInfo]:
+def _inventory(cert_dir: Path) -> list[pkiutil.CertInfo]:
     if not (cert_dir / "ca.crt").exists():
         raise CliError(f"{cert_dir}: no ca.crt: not a pki dir (start the apiserver or `pbctl lab up`, or pass "
                        f"--cert-dir)")
-    return tls.inventory(cert_dir)
+    return pkiutil.inventory(cert_dir)
 
 
 def check_expiration(cert_dir: Path) -> int:
@@ -86,7 +86,7 @@ def renew(cert_dir: Path, target: str) -> int:
         raise CliError(f"unknown certificate {target!r} in {cert_dir}: one of all, {', '.join(names)}")
     for name in names if target == "all" else [target]:
         try:
-            tls.renew(cert_dir, name)
+            pkiutil.renew(cert_dir, name)
         except (OSError, ValueError) as e:
             raise CliError(f"renewing {name}: {e}") from None
         out(f"certificate {name} renewed")

@@ -28,9 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from cryptography import x509
 
-from pybernetes import ports, rpc
+from pybernetes import certinfo, ports, rpc
 from pybernetes.errors import ConfigError
 
 SEARCH_HELP = "kubeconfig (default: $KUBECONFIG, ~/.kube/config, then $PBCONFIG, ~/.pybernetes/config)"
@@ -62,13 +61,13 @@ class ClientConfig:
 
 def _check_not_expired(cert_pem: bytes, where: str) -> None:
     try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
+        cert = certinfo.read(certinfo.pem_to_der(cert_pem))
     except ValueError as e:
         raise ConfigError(f"{where}: client-certificate: not a PEM certificate: {e}") from None
     now = dt.datetime.now(dt.UTC)
-    if cert.not_valid_after_utc <= now or cert.not_valid_before_utc > now:
-        raise ConfigError(f"{where}: the client certificate of {cert.subject.rfc4514_string()} is valid from "
-                          f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} "
+    if cert.not_after <= now or cert.not_before > now:
+        raise ConfigError(f"{where}: the client certificate of {cert.subject()} is valid from "
+                          f"{cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} "
                           f"UTC, not now: the apiserver refuses it (renew it: pbctl certs renew NAME)")
 
 

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cryptography import x509
-
 from pybernetes import errors, tls
 
 log = logging.getLogger("pybernetes.apiserver.auth")
@@ -47,9 +45,9 @@ class User:
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a request presents. `client_cert` was already verified against the client CA by the TLS layer."""
+    """What a request presents. `client_cert` (DER) was already verified against the client CA by the TLS layer."""
     authorization: str | None = None
-    client_cert: x509.Certificate | None = None
+    client_cert: bytes | None = None
 
     @property
     def bearer(self) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pybernetes import errors, tls
+from pybernetes import errors, pkiutil, tls
 
 from .kubelet_proxy import KubeletTLS
 from .storage import etcd as storage_etcd
@@ -40,7 +40,7 @@ def kubelet_client_tls(pki_dir: Path, cert: Path | None, key: Path | None, ca: P
     dir, made on first start) and the CA it checks their serving certificates against."""
     if (cert is None) != (key is None):
         raise errors.ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
-    pair = tls.CertPair(cert, key) if cert and key else tls.ensure_kubelet_client_cert(pki_dir)
+    pair = tls.CertPair(cert, key) if cert and key else pkiutil.ensure_kubelet_client_cert(pki_dir)
     _exist(("--kubelet-client-certificate", pair.cert), ("--kubelet-client-key", pair.key),
            ("--kubelet-certificate-authority", ca))
     return KubeletTLS(pair, ca)

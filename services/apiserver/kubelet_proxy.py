@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import grpc
 from cryptography import x509
 
-from pybernetes import errors, ports, rpc, tls
+from pybernetes import certinfo, errors, ports, rpc, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -76,7 +76,7 @@ def _name_in(pem: bytes) -> str:
         dns = names.get_values_for_type(x509.DNSName)
         if dns:
             return str(dns[0])
-    return tls.identity(cert)[0]
+    return tls.identity(certinfo.pem_to_der(pem))[0]
 
 In = TypeVar("In", pb.ExecInput, pb.PortForwardInput)
 

@@ -26,7 +26,7 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from pybernetes import component, errors, logs, options, ports, rpc, tls
+from pybernetes import component, errors, logs, options, pkiutil, ports, rpc, tls
 from pybernetes.api import kinds, objects
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -116,7 +116,7 @@ async def bootstrap(rest: Rest, advertise: str, port: int) -> None:
 def write_admin_conf(path: Path, pki_dir: Path, https_server: str, grpc_address: str) -> None:
     """kubeadm's admin.conf: the cluster CA and an embedded client certificate for kubernetes-admin in
     system:masters (<pki-dir>/admin.crt, re-issued by `pbctl certs renew admin.conf`; rewritten at each start)."""
-    pair = tls.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    pair = pkiutil.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
     # A standard kubeconfig; gRPC in its cluster's pybernetes.io/grpc extension.
     client_config.write_kubeconfig(path, https_server, grpc_address, "", (pki_dir / "ca.crt").read_bytes(),
                                    cert=client_config.ClientCert(pair.cert, pair.key))
@@ -233,7 +233,7 @@ async def run(cfg: Config, ready: asyncio.Event | None = None, stop: asyncio.Eve
         await asyncio.wait_for(node_graph.synced.wait(), 30)  # the Node mode answers from a synced graph
         host = cfg.advertise_address or ("127.0.0.1" if cfg.bind_address in ("0.0.0.0", "") else cfg.bind_address)
         pki_dir = cfg.cert_dir or cfg.data_dir / "pki"
-        pki = tls.ensure_apiserver_pki(pki_dir, [host, cfg.bind_address])
+        pki = pkiutil.ensure_apiserver_pki(pki_dir, [host, cfg.bind_address])
         # gRPC: the same serving certificate; client certificates signed by the cluster CA, required.
         port = rpc.bind(server, f"{cfg.bind_address}:{cfg.grpc_port}", tls=rpc.ServerTLS(
             pki.cert.read_bytes(), pki.key.read_bytes(), pki.ca_pem()))

@@ -319,7 +319,7 @@ def test_kubelet_api_refuses_clients_without_the_apiservers_certificate(lab: Lab
     import sys
 
     from lab.topology import pki_dir
-    from pybernetes import tls
+    from pybernetes import pkiutil, tls
 
     pki = pki_dir(lab.dir)
 
@@ -328,7 +328,7 @@ def test_kubelet_api_refuses_clients_without_the_apiservers_certificate(lab: Lab
                           *map(str, pair), timeout=30)
         return res.stdout.strip() or res.stderr
 
-    impostor = tls.ensure_client_cert(lab.dir.parent / "foreign-pki", "impostor", tls.KUBELET_CLIENT_NAME,
+    impostor = pkiutil.ensure_client_cert(lab.dir.parent / "foreign-pki", "impostor", tls.KUBELET_CLIENT_NAME,
                                       (tls.MASTERS_GROUP,))
     assert stats() == "UNAVAILABLE"
     assert stats(impostor.cert, impostor.key) == "UNAVAILABLE"

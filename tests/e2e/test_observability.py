@@ -107,7 +107,7 @@ def test_metrics_need_an_authorized_client_certificate(lab: Lab) -> None:
     does not let get /metrics 403, health paths stay open; etcd's metrics listen on the loopback only."""
     from lab.prometheus import SECURE_JOBS
     from lab.topology import CP_IP, pki_dir
-    from pybernetes import ports, tls
+    from pybernetes import pkiutil, ports
 
     active = active_targets_up(lab, COMPONENT_JOBS)
     schemes = {t["labels"]["job"]: t["scrapeUrl"].split(":", 1)[0] for t in active}
@@ -115,7 +115,7 @@ def test_metrics_need_an_authorized_client_certificate(lab: Lab) -> None:
     assert schemes["etcd"] == "http", schemes
     pki = pki_dir(lab.dir)
     ca = ("--cacert", str(pki / "ca.crt"))  # curl takes no --flag=value
-    nobody = tls.ensure_client_cert(pki, "e2e-nobody", "e2e-nobody")
+    nobody = pkiutil.ensure_client_cert(pki, "e2e-nobody", "e2e-nobody")
     as_nobody = ("--cert", str(nobody.cert), "--key", str(nobody.key))
     as_prometheus = ("--cert", str(pki / "prometheus.crt"), "--key", str(pki / "prometheus.key"))
     rows = []

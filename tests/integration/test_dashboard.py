@@ -236,13 +236,13 @@ async def test_state_endpoint_and_port_taken(apiserver: ApiServer) -> None:
 async def test_dashboard_identity_reads_what_the_page_draws_and_nothing_more(apiserver: ApiServer) -> None:
     """The lab runs `pbctl dashboard` as user pybernetes:dashboard (ClusterRole of the same name): it fills the
     model from its informers and the etcd status, and may not write anything or read Secrets."""
-    from pybernetes import tls
+    from pybernetes import pkiutil
     from pybernetes.rpc import ChannelTLS
     from services.apiserver.rbac.policy import DASHBOARD_USER
 
     await cluster(apiserver.client, nodes=2, per_node=2, pending=1)
     pki = apiserver.pki
-    pair = tls.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
+    pair = pkiutil.ensure_client_cert(pki, "dashboard", DASHBOARD_USER)
     client = Client(apiserver.address, timeout=10, tls=ChannelTLS((pki / "ca.crt").read_bytes(),
                                                                   pair.cert.read_bytes(), pair.key.read_bytes()))
     dash = Dashboard(client, port=free_port())

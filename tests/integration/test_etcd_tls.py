@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pybernetes import tls
+from pybernetes import pkiutil, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.ports import free_port
 from services.apiserver.storage.etcd import EtcdClient, EtcdTLS, StorageUnavailable
@@ -62,7 +62,7 @@ async def test_embedded_etcd_accepts_only_the_apiserver(tmp_path: Path) -> None:
         finally:
             await own.close()
         # No client certificate; one from another CA naming the apiserver's own user; plaintext: all refused.
-        foreign = tls.ensure_client_cert(tmp_path / "foreign", "apiserver-etcd-client", tls.ETCD_CLIENT_NAME,
+        foreign = pkiutil.ensure_client_cert(tmp_path / "foreign", "apiserver-etcd-client", tls.ETCD_CLIENT_NAME,
                                          (tls.MASTERS_GROUP,))
         await _refused(EtcdClient([endpoint], tls=EtcdTLS(ca), timeout=3))
         await _refused(EtcdClient([endpoint], tls=EtcdTLS(ca, foreign), timeout=3))

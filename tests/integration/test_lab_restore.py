@@ -17,7 +17,7 @@ from lab.health import tcp_ok, wait_for
 from lab.processes import spawn
 from lab.state import LabState, ProcessRecord
 from pbctl.main import run as pbctl
-from pybernetes import etcdsnapshot, tls
+from pybernetes import etcdsnapshot, pkiutil, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -30,8 +30,8 @@ pytestmark = pytest.mark.skipif(shutil.which("etcdctl") is None, reason="etcdctl
 def admin_kubeconfig(path: Path, pki: Path, grpc_port: int) -> None:
     """An admin kubeconfig for an apiserver on 127.0.0.1:`grpc_port` whose pki dir is `pki`: the CA and an admin
     certificate made before it starts (it reuses them; its gRPC port requires a client certificate)."""
-    tls.ensure_apiserver_pki(pki, ["127.0.0.1"])
-    pair = tls.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    pkiutil.ensure_apiserver_pki(pki, ["127.0.0.1"])
+    pair = pkiutil.ensure_client_cert(pki, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
     client_config.write_kubeconfig(path, "https://127.0.0.1:1", f"127.0.0.1:{grpc_port}", "",
                                    (pki / "ca.crt").read_bytes(), cert=client_config.ClientCert(pair.cert, pair.key))
 

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from pbctl.main import run as pbctl
-from pybernetes import errors, tls
+from pybernetes import errors, pkiutil, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.rpc.v1 import rpc_pb2 as pb
 from pybernetes.api.rpc.v1 import rpc_pb2_grpc as pb_grpc
@@ -127,19 +127,20 @@ async def test_kubelet_api_only_for_the_apiserver(node: ApiServer, tmp_path: Pat
     n = await api.client.get(core.Node, fixtures_kubelet.NODE_NAME)
     port = n.status.daemon_endpoints.kubelet_endpoint.port
     pki = api.cfg.data_dir / "pki"
-    apiserver_client = tls.ensure_kubelet_client_cert(pki)
+    apiserver_client = pkiutil.ensure_kubelet_client_cert(pki)
     server_cert = await peer_certificate("127.0.0.1", port, apiserver_client)
     # The apiserver's kubelet client certificate is let in (what the refusals below are measured against).
     assert (await _stats(port, server_cert, apiserver_client)).node.cpu.time > 0
     # No client certificate, or one from another CA naming the same user and system:masters: refused at the
     # handshake (gRPC never gets to the method: UNAVAILABLE).
-    foreign = tls.ensure_client_cert(tmp_path / "foreign", "impostor", tls.KUBELET_CLIENT_NAME, (tls.MASTERS_GROUP,))
+    foreign = pkiutil.ensure_client_cert(tmp_path / "foreign", "impostor", tls.KUBELET_CLIENT_NAME,
+                                         (tls.MASTERS_GROUP,))
     for who in (None, foreign):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await _stats(port, server_cert, who)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
     # Another identity the cluster CA signed (a node's) passes the handshake, but may not use the API.
-    other_node = tls.ensure_client_cert(pki, "node-2", "system:node:node-2", (tls.NODES_GROUP,))
+    other_node = pkiutil.ensure_client_cert(pki, "node-2", "system:node:node-2", (tls.NODES_GROUP,))
     with pytest.raises(grpc.aio.AioRpcError) as forbidden:
         await _stats(port, server_cert, other_node)
     assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED

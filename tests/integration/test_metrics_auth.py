@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pybernetes import tls
+from pybernetes import pkiutil, tls
 from pybernetes.metrics import HealthServer
 from pybernetes.secureserving import Caller, Decision, SubjectAccessReviewer, delegated
 from services.scheduler import main as scheduler_main
@@ -46,9 +46,9 @@ def identities(pki: Path, tmp: Path) -> dict[str, tls.CertPair | None]:
     other = tmp / "other-pki"
     return {
         "none": None,
-        "foreign-ca": tls.ensure_client_cert(other, "intruder", "intruder", [MONITORING]),
-        "nobody": tls.ensure_client_cert(pki, "nobody", "nobody"),
-        "prometheus": tls.ensure_client_cert(pki, "prometheus", "prometheus", [MONITORING]),
+        "foreign-ca": pkiutil.ensure_client_cert(other, "intruder", "intruder", [MONITORING]),
+        "nobody": pkiutil.ensure_client_cert(pki, "nobody", "nobody"),
+        "prometheus": pkiutil.ensure_client_cert(pki, "prometheus", "prometheus", [MONITORING]),
         "admin": tls.CertPair(pki / "admin.crt", pki / "admin.key"),  # system:masters
     }
 
@@ -78,7 +78,7 @@ async def matrix(what: str, port: int, ca: Path, ids: dict[str, tls.CertPair | N
 
 async def test_scheduler_metrics_authorized_by_subject_access_review(apiserver: ApiServer, tmp_path: Path) -> None:
     pki = apiserver.pki
-    serving = tls.ensure_cert(pki, "scheduler-serving", common_name="kube-scheduler", server=True,
+    serving = pkiutil.ensure_cert(pki, "scheduler-serving", common_name="kube-scheduler", server=True,
                               dns=["localhost"], ips=["127.0.0.1"])
     cfg = scheduler_main.Config(kubeconfig=str(apiserver.kubeconfig_for("system:kube-scheduler")),
                                 leader_elect=False, health_port=0, client_ca_file=pki / "ca.crt",
@@ -113,7 +113,7 @@ async def test_self_signed_serving_and_cached_reviews(apiserver: ApiServer, tmp_
     srv = HealthServer("127.0.0.1", 0, serving)
     port = await srv.start()
     try:
-        prom = tls.ensure_client_cert(pki, "prometheus", "prometheus", [MONITORING])
+        prom = pkiutil.ensure_client_cert(pki, "prometheus", "prometheus", [MONITORING])
         ctx = tls.client_context(None, prom)
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pbctl.main import run as pbctl
-from pybernetes import errors, rpc, tls
+from pybernetes import errors, pkiutil, rpc, tls
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.client import config as client_config
 from pybernetes.client.client import Client
@@ -115,8 +115,8 @@ async def test_component_certificate_authenticates_as_its_cn_and_groups(
         https_apiserver: ApiServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     srv = https_apiserver
     caplog.set_level(logging.DEBUG, logger="pybernetes.apiserver.auth")
-    node = tls.ensure_client_cert(srv.pki, "kubelet-node-1", "system:node:node-1", [tls.NODES_GROUP])
-    sched = tls.ensure_client_cert(srv.pki, "scheduler", "system:kube-scheduler")
+    node = pkiutil.ensure_client_cert(srv.pki, "kubelet-node-1", "system:node:node-1", [tls.NODES_GROUP])
+    sched = pkiutil.ensure_client_cert(srv.pki, "scheduler", "system:kube-scheduler")
     assert oct(os.stat(node.key).st_mode & 0o777) == "0o600"
     # gRPC, a kubeconfig naming the files (as the lab's), and REST, python's ssl.
     async with Client.from_config(client_config.load(str(kubeconfig(srv, tmp_path / "k.conf", node, by_path=True))),
@@ -146,8 +146,8 @@ async def test_renewed_certificates_are_used_after_a_restart(https_apiserver: Ap
     assert "certificate apiserver renewed" in capsys.readouterr().out
     after = {p: (srv.pki / f"{p}.crt").read_bytes() for p in before}
     assert all(before[p] != after[p] for p in before)
-    old, new = (tls.CertPair(srv.pki / "apiserver.crt", srv.pki / "apiserver.key").load(),
-                tls.inventory(srv.pki))
+    old, new = (tls.CertPair(srv.pki / "apiserver.crt", srv.pki / "apiserver.key").der(),
+                pkiutil.inventory(srv.pki))
     assert tls.identity(old) == (tls.APISERVER_NAME, ())
     assert next(i for i in new if i.name == "apiserver").authority == "ca"
     await srv.restart()  # the apiserver serves the renewed certificate and rewrites admin.conf with the new admin's

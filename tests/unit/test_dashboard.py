@@ -295,14 +295,14 @@ async def test_lab_open_prints_the_dashboard_first(tmp_path: Any) -> None:
 
 def test_readyz_beside_a_standard_apiserver(tmp_path: Path) -> None:
     from pbctl.verbs.dashboard import readyz_tls, readyz_url
-    from pybernetes import tls
+    from pybernetes import pkiutil
     from pybernetes.client.config import ClientConfig
 
     # HTTPS, as the apiserver serves its health port with a client CA (the lab's); plain for a CA-less kubeconfig
     assert readyz_url("127.0.0.1:6442") == "https://127.0.0.1:6444/readyz"
     assert readyz_url("127.0.0.1:6442", https=False) == "http://127.0.0.1:6444/readyz"
     assert readyz_url("10.0.0.5:24001") == ""  # a relay or a test server: no known health port
-    tls.ensure_ca(tmp_path)
+    pkiutil.ensure_ca(tmp_path)
     ctx = readyz_tls(ClientConfig("127.0.0.1:6442", ca_pem=(tmp_path / "ca.crt").read_bytes()))
     assert ctx is not None and ctx.check_hostname
     assert ((("commonName", "kubernetes"),),) in [c["subject"] for c in ctx.get_ca_certs()]  # the cluster CA

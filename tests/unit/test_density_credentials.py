@@ -11,20 +11,20 @@ from cryptography import x509
 
 from bench.density import credentials
 from bench.hollow import node_kubeconfig, node_name
-from pybernetes import tls
+from pybernetes import certinfo, pkiutil, tls
 from pybernetes.client import config as client_config
 from pybernetes.client.config import ClientConfig
 
 
 def who(path: str | Path) -> tuple[ClientConfig, tuple[str, tuple[str, ...]]]:
     cfg = client_config.load(str(path))
-    return cfg, tls.identity(x509.load_pem_x509_certificate(cfg.cert_pem))
+    return cfg, tls.identity(certinfo.pem_to_der(cfg.cert_pem))
 
 
 def admin(data: Path) -> ClientConfig:
     """The admin.conf pb-apiserver writes in `data` at start (its CA made first, as the apiserver makes it)."""
-    tls.ensure_apiserver_pki(data / "pki", ["127.0.0.1"])
-    pair = tls.ensure_client_cert(data / "pki", "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    pkiutil.ensure_apiserver_pki(data / "pki", ["127.0.0.1"])
+    pair = pkiutil.ensure_client_cert(data / "pki", "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
     client_config.write_kubeconfig(data / "admin.conf", "https://127.0.0.1:6443", "127.0.0.1:6442", "",
                                    (data / "pki" / "ca.crt").read_bytes(),
                                    cert=client_config.ClientCert(pair.cert, pair.key))

@@ -240,13 +240,13 @@ def test_setup_issues_component_and_node_certificates(tmp_path: Path) -> None:
                       ("dns", "system:serviceaccount:kube-system:coredns")):
         cfg = client_config.load(str(tmp_path / "etc" / f"{who}.conf"))
         assert cfg.token == "" and cfg.cert_pem == (pki / f"{who}.crt").read_bytes()
-        assert tls.identity(tls.CertPair(pki / f"{who}.crt", pki / f"{who}.key").load()) == (user, ())
+        assert tls.identity(tls.CertPair(pki / f"{who}.crt", pki / f"{who}.key").der()) == (user, ())
     # A node's own directory: the CA, its kubelet's and proxy's certificates, nothing of another node.
     node = tmp_path / "nodes" / "node-2"
     subprocess.run([*setup, "node-pki", "--pki-dir", str(pki), "--name", "node-2", "--out", str(node)],
                    check=True, capture_output=True)
     assert sorted(p.name for p in node.iterdir()) == ["ca.crt", "kubelet.crt", "kubelet.key", "proxy.crt", "proxy.key"]
-    assert tls.identity(tls.CertPair(node / "kubelet.crt", node / "kubelet.key").load()) == (
+    assert tls.identity(tls.CertPair(node / "kubelet.crt", node / "kubelet.key").der()) == (
         "system:node:node-2", ("system:nodes",))
     assert (node / "kubelet.key").stat().st_mode & 0o077 == 0
     conf = tmp_path / "kubelet.conf"

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from node_agent.server import KubeletAPI
-from pybernetes import errors, tls
+from pybernetes import errors, pkiutil, tls
 from services.apiserver.storage.etcd import EtcdClient, EtcdTLS, _target, _tls_name, secure
 
 
@@ -23,9 +24,10 @@ def _sans(pair: tls.CertPair) -> tuple[list[str], list[str]]:
 
 
 def test_etcd_pki_as_kubeadm(tmp_path: Path) -> None:
-    pki = tls.ensure_etcd_pki(tmp_path, ["172.30.0.10"], name="control-plane")
+    pki = pkiutil.ensure_etcd_pki(tmp_path, ["172.30.0.10"], name="control-plane")
     etcd_ca = x509.load_pem_x509_certificate((tmp_path / "etcd" / "ca.crt").read_bytes())
-    assert pki.ca == tmp_path / "etcd" / "ca.crt" and tls.identity(etcd_ca)[0] == tls.ETCD_CA_NAME
+    assert pki.ca == tmp_path / "etcd" / "ca.crt"
+    assert tls.identity(etcd_ca.public_bytes(serialization.Encoding.DER))[0] == tls.ETCD_CA_NAME
     for pair in (pki.server, pki.peer):
         assert pair.load().issuer == etcd_ca.subject
         assert _sans(pair) == (["localhost"], ["127.0.0.1", "172.30.0.10"])
@@ -33,10 +35,10 @@ def test_etcd_pki_as_kubeadm(tmp_path: Path) -> None:
         assert usages == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}  # peers dial too
     assert pki.client.cert == tmp_path / "apiserver-etcd-client.crt"
     assert pki.client.load().issuer == etcd_ca.subject  # etcd's CA, not the cluster's
-    assert tls.identity(pki.client.load()) == (tls.ETCD_CLIENT_NAME, (tls.MASTERS_GROUP,))
+    assert tls.identity(pki.client.der()) == (tls.ETCD_CLIENT_NAME, (tls.MASTERS_GROUP,))
     for key in (tmp_path / "etcd" / "ca.key", pki.server.key, pki.peer.key, pki.client.key):
         assert key.stat().st_mode & 0o077 == 0
-    again = tls.ensure_etcd_pki(tmp_path, ["172.30.0.10"], name="control-plane")
+    again = pkiutil.ensure_etcd_pki(tmp_path, ["172.30.0.10"], name="control-plane")
     assert again.server.cert.read_bytes() == pki.server.cert.read_bytes()  # reused
 
 
@@ -64,12 +66,13 @@ def test_etcd_client_endpoints() -> None:
 
 def test_kubelet_self_signed_certificate(tmp_path: Path) -> None:
     dns, ips = tls.serving_names(["node-1", "172.30.0.11"], cluster_names=False)
-    pair = tls.ensure_self_signed(tmp_path, "kubelet", "node-1", dns, ips)
+    pair = pkiutil.ensure_self_signed(tmp_path, "kubelet", "node-1", dns, ips)
     cert = pair.load()
     assert cert.issuer == cert.subject and _sans(pair) == (["localhost", "node-1"], ["127.0.0.1", "172.30.0.11"])
     assert pair.key.stat().st_mode & 0o077 == 0
-    assert tls.ensure_self_signed(tmp_path, "kubelet", "node-1", dns, ips).cert.read_bytes() == pair.cert.read_bytes()
-    moved = tls.ensure_self_signed(tmp_path, "kubelet", "node-1", dns, ["127.0.0.1", "172.30.0.99"])
+    again = pkiutil.ensure_self_signed(tmp_path, "kubelet", "node-1", dns, ips)
+    assert again.cert.read_bytes() == pair.cert.read_bytes()
+    moved = pkiutil.ensure_self_signed(tmp_path, "kubelet", "node-1", dns, ["127.0.0.1", "172.30.0.99"])
     assert ipaddress.ip_address("172.30.0.99") in moved.load().extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)
 
@@ -91,9 +94,9 @@ def _api(**kw: Any) -> KubeletAPI:
 
 def test_kubelet_api_lets_in_only_the_apiserver(tmp_path: Path) -> None:
     api = _api(client_certs=True)
-    apiserver = tls.ensure_kubelet_client_cert(tmp_path)
-    admin = tls.ensure_client_cert(tmp_path, "admin", "kubernetes-admin", (tls.MASTERS_GROUP,))
-    node = tls.ensure_client_cert(tmp_path, "node-2", "system:node:node-2", (tls.NODES_GROUP,))
+    apiserver = pkiutil.ensure_kubelet_client_cert(tmp_path)
+    admin = pkiutil.ensure_client_cert(tmp_path, "admin", "kubernetes-admin", (tls.MASTERS_GROUP,))
+    node = pkiutil.ensure_client_cert(tmp_path, "node-2", "system:node:node-2", (tls.NODES_GROUP,))
     api._check(_Context(apiserver.cert.read_bytes()))
     api._check(_Context(admin.cert.read_bytes()))
     with pytest.raises(errors.Forbidden, match="user=system:node:node-2"):

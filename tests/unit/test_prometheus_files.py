@@ -90,7 +90,7 @@ def test_rendered_config_is_valid(tmp_path: Path) -> None:
 def test_rendered_config_scrapes_secure_jobs_with_its_identity(tmp_path: Path) -> None:
     """With the cluster's PKI every component but etcd (and Prometheus itself) is scraped over HTTPS with the
     Prometheus client certificate; promtool accepts it (it checks that the files exist)."""
-    from pybernetes import tls as pki
+    from pybernetes import pkiutil as pki
 
     ca_dir = tmp_path / "pki"
     pair = pki.ensure_client_cert(ca_dir, "prometheus", lab.PROMETHEUS_USER, [lab.MONITORING_GROUP])

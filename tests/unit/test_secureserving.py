@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from pybernetes import tls
+from pybernetes import pkiutil, tls
 from pybernetes.api.authorization.v1 import authorization_pb2 as authz_api
 from pybernetes.secureserving import Caller, Decision, SecureServing, SubjectAccessReviewer, secure_serving
 
@@ -38,7 +38,7 @@ class FakeClient:
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    tls.ensure_ca(tmp_path)
+    pkiutil.ensure_ca(tmp_path)
     return tmp_path
 
 
@@ -69,7 +69,7 @@ async def test_no_certificate_is_401_as_kube_words_it(pki: Path) -> None:
 async def test_certificate_names_the_user_and_groups_and_rbac_decides(pki: Path) -> None:
     client = FakeClient({"system:monitoring"})
     s = serving(pki, client)
-    nobody = der(tls.ensure_client_cert(pki, "nobody", "nobody", ["team-a"]))
+    nobody = der(pkiutil.ensure_client_cert(pki, "nobody", "nobody", ["team-a"]))
     refused = await s.check(nobody, "GET", "/metrics")
     assert refused is not None and refused[0] == 403
     status = json.loads(refused[1])
@@ -79,7 +79,7 @@ async def test_certificate_names_the_user_and_groups_and_rbac_decides(pki: Path)
     assert (sar.spec.user, list(sar.spec.groups)) == ("nobody", ["team-a"])
     assert (sar.spec.non_resource_attributes.path, sar.spec.non_resource_attributes.verb) == ("/metrics", "get")
     assert not sar.spec.HasField("resource_attributes")
-    prom = der(tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"]))
+    prom = der(pkiutil.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"]))
     assert await s.check(prom, "GET", "/metrics") is None
 
 
@@ -88,7 +88,7 @@ async def test_an_authorization_error_is_500_not_a_denial(pki: Path) -> None:
         raise ConnectionError("apiserver unreachable")
     s = secure_serving(client_ca=pki / "ca.crt", authorize=broken, common_name="t")
     assert s is not None
-    who = der(tls.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"]))
+    who = der(pkiutil.ensure_client_cert(pki, "prometheus", "prometheus", ["system:monitoring"]))
     refused = await s.check(who, "GET", "/metrics")
     assert refused is not None and refused[0] == 500
     assert "apiserver unreachable" in json.loads(refused[1])["message"]
@@ -115,7 +115,7 @@ def test_without_a_client_ca_there_is_no_secure_serving(pki: Path) -> None:
     assert secure_serving(client_ca=None, authorize=None, common_name="t") is None
     with pytest.raises(ValueError, match="kubeconfig"):
         secure_serving(client_ca=pki / "ca.crt", authorize=None, common_name="t")
-    pair = tls.ensure_cert(pki, "s", common_name="s", server=True, ips=["127.0.0.1"])
+    pair = pkiutil.ensure_cert(pki, "s", common_name="s", server=True, ips=["127.0.0.1"])
     with pytest.raises(ValueError, match="go together"):
         secure_serving(client_ca=pki / "ca.crt", authorize=SubjectAccessReviewer(None), cert_file=pair.cert,
                        common_name="t")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from pybernetes import tls
+from pybernetes import pkiutil, tls
 
 
 def _san(path: Path) -> tuple[set[str], set[str]]:
@@ -18,7 +18,7 @@ def _san(path: Path) -> tuple[set[str], set[str]]:
 
 
 def test_creates_ca_and_serving_cert_with_cluster_names(tmp_path: Path) -> None:
-    pki = tls.ensure_apiserver_pki(tmp_path / "pki", ["10.0.0.5", "node1.example"])
+    pki = pkiutil.ensure_apiserver_pki(tmp_path / "pki", ["10.0.0.5", "node1.example"])
     assert {p.name for p in (tmp_path / "pki").iterdir()} == {"ca.crt", "ca.key", "apiserver.crt", "apiserver.key"}
     for key in ("ca.key", "apiserver.key"):
         assert stat.S_IMODE((tmp_path / "pki" / key).stat().st_mode) == 0o600
@@ -32,11 +32,11 @@ def test_creates_ca_and_serving_cert_with_cluster_names(tmp_path: Path) -> None:
 
 
 def test_reused_when_present_and_reissued_for_new_addresses(tmp_path: Path) -> None:
-    first = tls.ensure_apiserver_pki(tmp_path, ["10.0.0.5"])
+    first = pkiutil.ensure_apiserver_pki(tmp_path, ["10.0.0.5"])
     ca, crt = first.ca_pem(), first.cert.read_bytes()
-    again = tls.ensure_apiserver_pki(tmp_path, ["10.0.0.5"])
+    again = pkiutil.ensure_apiserver_pki(tmp_path, ["10.0.0.5"])
     assert again.ca_pem() == ca and again.cert.read_bytes() == crt
-    third = tls.ensure_apiserver_pki(tmp_path, ["10.0.0.6"])
+    third = pkiutil.ensure_apiserver_pki(tmp_path, ["10.0.0.6"])
     assert third.ca_pem() == ca  # the CA stays; only the serving certificate is re-issued
     assert third.cert.read_bytes() != crt
     assert "10.0.0.6" in _san(third.cert)[1]

@@ -15,7 +15,7 @@ import yaml
 from lab import control_plane
 from lab.topology import Plan
 from pbctl.verbs import certs
-from pybernetes import errors, tls
+from pybernetes import errors, pkiutil, tls
 from pybernetes.client import config as client_config
 from services.apiserver.auth import (
     Credentials,
@@ -31,23 +31,23 @@ from tests import pki
 @pytest.fixture
 def pki_dir(tmp_path: Path) -> Path:
     d = tmp_path / "pki"
-    tls.ensure_apiserver_pki(d, ["10.0.0.1"])
+    pkiutil.ensure_apiserver_pki(d, ["10.0.0.1"])
     return d
 
 
 async def test_x509_user_is_cn_groups_are_o(pki_dir: Path) -> None:
-    pair = tls.ensure_client_cert(pki_dir, "kubelet-n1", "system:node:n1", ["system:nodes", "extra"])
-    user = await X509Authenticator().authenticate(Credentials(client_cert=pair.load()))
+    pair = pkiutil.ensure_client_cert(pki_dir, "kubelet-n1", "system:node:n1", ["system:nodes", "extra"])
+    user = await X509Authenticator().authenticate(Credentials(client_cert=pair.der()))
     assert user == User("system:node:n1", "", ("system:nodes", "extra"))
     assert await X509Authenticator().authenticate(Credentials(authorization="Bearer x")) is None
     nameless = pki.client_cert(pki_dir, "nameless", "", ["g"], ca_dir=pki_dir)
     with pytest.raises(errors.Unauthorized, match="no common name"):
-        await X509Authenticator().authenticate(Credentials(client_cert=nameless.load()))
+        await X509Authenticator().authenticate(Credentials(client_cert=nameless.der()))
 
 
 async def test_chains_order_certificate_and_token(pki_dir: Path) -> None:
     tokens = TokenAuthenticator({"t": User("viewer")})
-    cert = tls.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP]).load()
+    cert = pkiutil.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP]).der()
     both = Credentials(authorization="Bearer t", client_cert=cert)
     assert (await rest_authenticator([tokens]).authenticate(both)).name == tls.ADMIN_USER  # Kubernetes' order
     assert (await grpc_authenticator([tokens]).authenticate(both)).name == "viewer"  # the call's token
@@ -60,7 +60,7 @@ async def test_chains_order_certificate_and_token(pki_dir: Path) -> None:
 
 
 def test_kubeconfig_client_certificate_data_and_files(pki_dir: Path, tmp_path: Path) -> None:
-    pair = tls.ensure_client_cert(pki_dir, "scheduler", "system:kube-scheduler")
+    pair = pkiutil.ensure_client_cert(pki_dir, "scheduler", "system:kube-scheduler")
     ca = (pki_dir / "ca.crt").read_bytes()
     for by_path in (False, True):
         path = tmp_path / f"k-{by_path}.conf"
@@ -103,7 +103,7 @@ def test_lab_issues_one_identity_per_component(tmp_path: Path) -> None:
     for who, user, groups in control_plane.component_users(plan):
         cfg = client_config.load(str(plan.config_file(who)))
         assert cfg.token == "" and cfg.tls() is not None
-        seen[who] = tls.identity(tls.CertPair(pki_dir / f"{who}.crt", pki_dir / f"{who}.key").load())
+        seen[who] = tls.identity(tls.CertPair(pki_dir / f"{who}.crt", pki_dir / f"{who}.key").der())
         assert seen[who] == (user, tuple(groups))
         doc = yaml.safe_load(plan.config_file(who).read_text())
         assert doc["users"][0]["user"]["client-key"] == str(pki_dir / f"{who}.key")  # its own key only
@@ -115,23 +115,23 @@ def test_lab_issues_one_identity_per_component(tmp_path: Path) -> None:
 
 
 def test_certs_inventory_and_renew(pki_dir: Path) -> None:
-    tls.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
-    tls.ensure_ca(pki_dir, "etcd/ca", tls.ETCD_CA_NAME)
-    tls.ensure_client_cert(pki_dir, "apiserver-etcd-client", "kube-apiserver-etcd-client", ca_stem="etcd/ca")
-    inv = {i.name: i for i in tls.inventory(pki_dir)}
+    pkiutil.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP])
+    pkiutil.ensure_ca(pki_dir, "etcd/ca", tls.ETCD_CA_NAME)
+    pkiutil.ensure_client_cert(pki_dir, "apiserver-etcd-client", "kube-apiserver-etcd-client", ca_stem="etcd/ca")
+    inv = {i.name: i for i in pkiutil.inventory(pki_dir)}
     assert {n for n, i in inv.items() if i.is_ca} == {"ca", "etcd/ca"}
     assert inv["apiserver"].authority == "ca" and inv["apiserver-etcd-client"].authority == "etcd-ca"
     before = inv["apiserver"].cert
-    renewed = tls.renew(pki_dir, "apiserver").load()
+    renewed = pkiutil.renew(pki_dir, "apiserver").load()
     assert renewed.serial_number != before.serial_number
     assert renewed.subject == before.subject and renewed.issuer == before.issuer
     san = x509_san(before), x509_san(renewed)
     assert san[0] == san[1] and "10.0.0.1" in san[1]
-    assert tls.renew(pki_dir, "apiserver-etcd-client").load().issuer == inv["etcd/ca"].cert.subject
+    assert pkiutil.renew(pki_dir, "apiserver-etcd-client").load().issuer == inv["etcd/ca"].cert.subject
     with pytest.raises(ValueError, match="certificate authority"):
-        tls.renew(pki_dir, "ca")
+        pkiutil.renew(pki_dir, "ca")
     with pytest.raises(FileNotFoundError):
-        tls.renew(pki_dir, "nope")
+        pkiutil.renew(pki_dir, "nope")
 
 
 def x509_san(cert: object) -> list[str]:

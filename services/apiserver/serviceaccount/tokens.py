@@ -22,7 +22,7 @@ from pathlib import Path
 
 from google.protobuf.message import Message
 
-from pybernetes import errors, tls
+from pybernetes import errors, pkiutil
 from pybernetes.api import kinds
 from pybernetes.api.core.v1 import core_pb2 as core
 from pybernetes.api.kinds import ResourceInfo
@@ -56,7 +56,7 @@ def load_keys(pki_dir: Path, signing_key_file: Path | None = None,
               key_files: Sequence[Path] = ()) -> Keys:
     """The signing key and the verification keys, from the flags or <pki_dir>/sa.{key,pub} (created if absent)."""
     if signing_key_file is None:
-        signing_key_file, pub = tls.ensure_service_account_key(pki_dir)
+        signing_key_file, pub = pkiutil.ensure_service_account_key(pki_dir)
         key_files = tuple(key_files) or (pub,)
     try:
         signing = jwt.load_private_key(signing_key_file)

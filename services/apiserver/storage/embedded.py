@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from pybernetes import ports, tls
+from pybernetes import pkiutil, ports
 from services.apiserver.storage.etcd import EtcdClient, EtcdTLS, StorageError
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,9 @@ class EmbeddedEtcd:
         return f"{self.scheme}://127.0.0.1:{self.peer_port}"
 
     @property
-    def pki(self) -> tls.EtcdPKI | None:
+    def pki(self) -> pkiutil.EtcdPKI | None:
         """etcd's certificates (created when missing), or None for a plaintext etcd."""
-        return None if self.pki_dir is None else tls.ensure_etcd_pki(self.pki_dir, name=self.name)
+        return None if self.pki_dir is None else pkiutil.ensure_etcd_pki(self.pki_dir, name=self.name)
 
     @property
     def client_tls(self) -> EtcdTLS | None:
