@@ -80,24 +80,23 @@ def lab_pids(st: LabState) -> dict[int, str]:
     return found
 
 
-def rss_mib(pid: int) -> float:
+def _kib_field(path: str, key: str) -> float:
+    """The `key:` line of a /proc file that counts in kB (status' VmRSS, smaps_rollup's Pss), in MiB."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def rss_mib(pid: int) -> float:
+    return _kib_field(f"/proc/{pid}/status", "VmRSS:")
 
 
 def pss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def cpu_s(pids: Iterable[int]) -> dict[int, float]:
