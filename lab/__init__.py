@@ -5,7 +5,7 @@ a package of its own rather than part of the shared `pybernetes` library, which 
 
 Utilities the tests and benchmarks share: netns (namespaces joined by a bridge), images (the offline
 busybox, nginx, python and pause images, root filesystems from image_rootfs), image_registry
-(docker-registry, skopeo pushes, tags, TCP forwarder/relay), prometheus
+(docker-registry, skopeo pushes, tags, a TCP forwarder), relay (the TCP relay program), prometheus
 (a Prometheus from deploy/prometheus, file_sd, promtool checks).
 
 The lab itself: cli (the plugin) -> lifecycle (up/down/stop/start) and status (status, shell, open), which

@@ -66,7 +66,7 @@ def _populate(lab: argparse.ArgumentParser, common: Sequence[argparse.ArgumentPa
     _add_dir(p)
     for verb in ("stop", "start"):
         p = sub.add_parser(verb, help=f"{verb} one component", parents=parents)
-        p.add_argument("component", choices=[*COMPONENTS, "registry", "registry-forwarder",
+        p.add_argument("component", choices=[*COMPONENTS, "registry",
                                              "relay", "prometheus", *(m.record for m in etcd_members(Path(), 3))],
                        help="a component (all of its processes), or one etcd member (etcd-1..3)")
         p.add_argument("--node", default="", help="only on this node (kubelet, proxy, containerd)")

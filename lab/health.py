@@ -144,7 +144,6 @@ def health_check(st: LabState, rec: ProcessRecord) -> Callable[[], Awaitable[boo
         "proxy": f"http://127.0.0.1:{ports.PROXY_HEALTH}/healthz",
         "dns": f"http://127.0.0.1:{ports.DNS_METRICS}/readyz",
         "registry": f"http://{CP_IP}:{ports.REGISTRY}/v2/",
-        "registry-forwarder": f"http://127.0.0.1:{ports.REGISTRY}/v2/",
     }
     if c == "etcd":  # each member's own metrics port (its client port wants a client certificate), as kubeadm probes
         urls["etcd"] = next((a.split("=", 1)[1].split(",")[0] + "/health" for a in rec.argv

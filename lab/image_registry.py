@@ -1,9 +1,10 @@
 """Lab image registry: a docker-registry process, image pushes with skopeo, and a loopback forwarder.
 
 Nodes pull `localhost:<ports.REGISTRY>/...` over plain http, but each node's containerd lives in its own
-network namespace whose loopback is private. So the lab runs one registry on a lab address (e.g. in its
-own netns on the lab bridge) and, inside every node netns, a tiny TCP forwarder listening on 127.0.0.1 at
-the same port that relays to it (`start_forwarder`): the lab's relay program, lab.relay.
+network namespace whose loopback is private. The lab runs one registry on a lab address (in its control plane's
+netns) and has each containerd resolve that name to it (node_agent.containerd.render_hosts' endpoint). Tests
+whose nodes keep the plain name put a TCP forwarder on the node's 127.0.0.1 at the same port instead
+(`start_forwarder`: the relay program, lab.relay).
 
 Images are pushed once per repository with skopeo; every further tag of the same image is a manifest copy
 over the registry API (`tag`, milliseconds), so serving the catalog's many tags stays quick.

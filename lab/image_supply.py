@@ -3,28 +3,24 @@
 The busybox, nginx, python and pause images are built once into the image cache (lab.images), served by
 a docker-registry in pb-control-plane (lab.image_registry.Registry; its storage in the image cache too, so they
 are pushed once per build, not per `lab up`) under every name of lab.images.CATALOG
-(`library/nginx:1.15.4`, `pause:3.9`, ..., and the lab's own `busybox:stable`); each node gets a forwarder
-on its own 127.0.0.1 registry port to that registry, since containerd pulls `localhost:<port>/...` inside
-the node's private namespace, and mirrors docker.io, registry.k8s.io and k8s.gcr.io to it
-(node_agent.containerd), so unmodified manifests (`image: nginx:1.15.4`) run offline.
+(`library/nginx:1.15.4`, `pause:3.9`, ..., and the lab's own `busybox:stable`). Each node's containerd
+resolves `localhost:<port>/...` and the mirrored docker.io, registry.k8s.io and k8s.gcr.io to that
+registry's address (topology.REGISTRY_ADDRESS; node_agent.containerd's hosts.toml), so unmodified manifests
+(`image: nginx:1.15.4`) run offline and a node runs nothing of its own for images.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lab.health import tcp_ok, wait_for
 from lab.image_registry import REGISTRY_BIN, Registry
 from lab.images import CATALOG, ImageSpec, LabImages, build_lab_images
-from lab.processes import spawn
 from lab.state import LabState, ProcessRecord, proc_start_time
-from lab.topology import CP_IP, CP_NETNS, NodeSpec, Plan
-from pybernetes import ports
+from lab.topology import CP_NETNS, REGISTRY_ADDRESS, Plan
 
 
 async def build_images(image_cache: Path, progress: Callable[[str], None] | None = None) -> tuple[LabImages, str]:
@@ -60,7 +56,7 @@ async def start_registry(plan: Plan, st: LabState, images: LabImages) -> Registr
     storage = plan.image_cache / "registry"
     if not _holds(storage, images):
         shutil.rmtree(storage, ignore_errors=True)
-    reg = Registry(storage, address=f"{CP_IP}:{ports.REGISTRY}", netns=CP_NETNS)
+    reg = Registry(storage, address=REGISTRY_ADDRESS, netns=CP_NETNS)
     await asyncio.to_thread(reg.start)
     proc = reg._proc
     assert proc is not None
@@ -90,13 +86,3 @@ async def push_images(reg: Registry, images: LabImages) -> str:
     counts = await asyncio.gather(*(asyncio.to_thread(_push, reg, images, s) for s in CATALOG))
     _pushed(reg.storage).write_bytes(images.stamp.read_bytes())  # only after every push succeeded
     return ", ".join(f"{s.name} ({n} tags)" for s, n in zip(CATALOG, counts, strict=True))
-
-
-async def start_forwarder(st: LabState, n: NodeSpec) -> str:
-    """The registry forwarder in node `n`: its 127.0.0.1 registry port -> the control plane's registry."""
-    argv = [sys.executable, "-m", "lab.relay", "--listen", f"127.0.0.1:{ports.REGISTRY}",
-            f"{CP_IP}:{ports.REGISTRY}"]
-    rec = spawn(st, f"registry-forwarder/{n.name}", "registry-forwarder", argv, netns_name=n.netns, node=n.name)
-    await wait_for(lambda: tcp_ok("127.0.0.1", ports.REGISTRY, n.netns), f"registry forwarder on {n.name}", rec=rec,
-                   timeout=15)
-    return ""

@@ -118,8 +118,8 @@ class Lab:
     async def up(self) -> None:
         plan, st = self.plan, self.st
         n = len(plan.nodes)
-        # fixed steps + per node: forwarder, containerd, kubelet, proxy
-        total = 15 + n * 4
+        # fixed steps + per node: containerd, kubelet, proxy
+        total = 15 + n * 3
         pr = Progress(total, self.out)
         plan.dir.mkdir(parents=True, exist_ok=True)
         st.add_dir(plan.dir)
@@ -143,10 +143,7 @@ class Lab:
 
         async def registry() -> None:
             await pr.step(f"starting registry on {CP_NAME}", self.start_registry)
-            await asyncio.gather(pr.step("pushing images", self.push_images),
-                                 *(pr.step(f"starting registry forwarder on {x.name}",
-                                           functools.partial(image_supply.start_forwarder, st, x))
-                                   for x in plan.nodes))
+            await pr.step("pushing images", self.push_images)
 
         await asyncio.gather(control_plane_steps(), registry(),
                              *(pr.step(f"starting containerd on {x.name}",
@@ -241,7 +238,7 @@ async def down(lab_dir: Path, out: Callable[[str], None] = print) -> int:
         ctd = Containerd(info["dir"], netns=info["netns"], pod_cidr=info["pod_cidr"])
         leftovers += await ctd.destroy(remove_dir=True)
     out(f"removed pods and containerd on {len(st.containerd)} nodes")
-    # 3. everything else, in reverse start order (control plane, relay, registry, forwarders, prometheus)
+    # 3. everything else, in reverse start order (control plane, relays, registry, prometheus)
     rest = [p for p in reversed(procs) if p.component not in ("kubelet", "proxy", "containerd")]
     await stop_all(rest, 10)
     for pid in stray_pids(lab_dir):
@@ -289,7 +286,7 @@ async def start_recorded(st: LabState, rec: ProcessRecord, *, timeout: float = 3
 def _select(st: LabState, component: str, node: str) -> list[ProcessRecord]:
     if component in st.processes and st.processes[component].component == "etcd":
         return [st.processes[component]]  # one member of a cluster: etcd-2
-    if component not in COMPONENTS and component not in ("registry", "registry-forwarder", "relay", "prometheus"):
+    if component not in COMPONENTS and component not in ("registry", "relay", "prometheus"):
         raise LabError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
     recs = st.find(component, node)
     if not recs:

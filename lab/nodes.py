@@ -16,7 +16,7 @@ from lab.health import wait_healthy
 from lab.processes import run_cmd, spawn
 from lab.state import LabState
 from lab.status import node_rows
-from lab.topology import CP_IP, CP_NETNS, NETWORK, NodeSpec, Plan
+from lab.topology import CP_IP, CP_NETNS, NETWORK, REGISTRY_ADDRESS, NodeSpec, Plan
 
 
 async def create_network(plan: Plan, st: LabState) -> str:
@@ -47,7 +47,7 @@ async def start_containerd(plan: Plan, st: LabState, n: NodeSpec) -> str:
     from node_agent.containerd import Containerd
 
     base = plan.node_dir(n.name) / "containerd"
-    ctd = Containerd(base, netns=n.netns, pod_cidr=n.pod_cidr)
+    ctd = Containerd(base, netns=n.netns, pod_cidr=n.pod_cidr, registry_endpoint=REGISTRY_ADDRESS)
     st.containerd[n.name] = {"dir": str(base), "netns": n.netns, "pod_cidr": n.pod_cidr, "socket": ctd.socket}
     st.add_mount_root(base)
     ctd.write_config()

@@ -1,7 +1,7 @@
 """Process supervision for the lab: start a long-running process in its own session and record it in
 lab.state, run a short command, stop recorded processes, find stray ones, and the host-side relays.
 
-Every long-running lab process (components, containerd, forwarders, relays, Prometheus) is started by
+Every long-running lab process (components, containerd, relays, Prometheus) is started by
 `spawn`, which writes its ProcessRecord (pid plus kernel start time, log path, full argv) before
 returning, so `lab down` and `lab start` find it again. Health checks live in lab.health; the command
 lines in lab.commands. The relays' program is lab.relay.

@@ -1,13 +1,14 @@
 """The lab's TCP relay: accept on a listening socket and pipe each connection to one target address.
 
-Every node's registry forwarder (its 127.0.0.1:5000 -> the control plane's registry) and the host's relays
-(127.0.0.1 -> the apiserver's HTTPS and gRPC ports, Prometheus) are this program:
+The host's relays (127.0.0.1 -> the apiserver's HTTPS and gRPC ports, Prometheus) and the registry forwarders
+of the tests' nodes (a node's 127.0.0.1:5000 -> a registry elsewhere: lab.image_registry.start_forwarder) are
+this program:
 
     python -m lab.relay --listen 127.0.0.1:5000 172.30.0.10:5000   # bind the listening address itself
     python -m lab.relay --fd 6 127.0.0.1:6443                       # a listening socket handed over (fd 6)
 
 The process runs in the namespace it connects from; a listening socket made in another namespace (the host's,
-by lab.processes.start_relay) keeps that namespace. Any number of these run in a lab that mostly sits idle, so
+by lab.processes.start_relay) keeps that namespace. Several of these run in a lab that mostly sits idle, so
 the program is blocking sockets and two threads per connection, and imports nothing else: about 12 MiB of
 memory where an asyncio one took 25 (asyncio alone brings ssl, concurrent.futures and more).
 """

@@ -98,7 +98,7 @@ async def status(lab_dir: Path, out: Callable[[str], None] = print, output: str 
         return (rec.name.split("/")[0], rec.node or CP_NAME, str(rec.pid), "running" if alive else "STOPPED", health)
 
     order = {c: i for i, c in enumerate(("etcd", "apiserver", "relay", "scheduler", "controller-manager", "dns",
-                                         "registry", "prometheus", "containerd", "registry-forwarder", "kubelet",
+                                         "registry", "prometheus", "containerd", "kubelet",
                                          "proxy"))}
     recs = sorted(st.processes.values(), key=lambda r: (r.node, order.get(r.component, 99), r.name))
     rows, etcd = await asyncio.gather(asyncio.gather(*(one(r) for r in recs)), etcd_members.members(st))

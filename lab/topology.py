@@ -7,8 +7,9 @@ All namespaces are named `pb-...` and joined by a bridge in `pb-lab-br` that has
                                    pb-controller-manager,
                                    pb-dns (:53, the kube-dns Service 10.96.0.10 points here),
                                    docker-registry (the lab's image registry)
-    pb-node-i        172.30.0.1i   containerd (own root/state under the lab dir, socket in /run), pb-kubelet, pb-proxy,
-                                   an image-registry forwarder on 127.0.0.1 (lab.image_supply)
+    pb-node-i        172.30.0.1i   containerd (own root/state under the lab dir, socket in /run; it pulls
+                                   localhost:5000/... from the control plane's registry: lab.image_supply),
+                                   pb-kubelet, pb-proxy
     root namespace                 only relays on 127.0.0.1 -> the apiserver (and Prometheus), so `pbctl`
                                    works from the host with <lab-dir>/admin.conf (lab.processes.start_relay)
 
@@ -37,6 +38,9 @@ CP_NETNS = "pb-control-plane"
 CP_NAME = "control-plane"
 SUBNET = "172.30.0"
 CP_IP = f"{SUBNET}.10"
+# The lab's image registry (docker-registry in pb-control-plane); nodes reach it here for localhost:5000/...
+# and the mirrored public names (node_agent.containerd.render_hosts' endpoint).
+REGISTRY_ADDRESS = f"{CP_IP}:{ports.REGISTRY}"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 # The tail of the lab bridge's /24: type=LoadBalancer Services get these (the controller manager's servicelb).

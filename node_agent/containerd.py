@@ -7,9 +7,10 @@ one machine and teardown is "stop, kill leftover shims, unmount everything under
 Images reach a node in one of two ways:
   * direct import (`Containerd.import_image`): `ctr images import` of an OCI archive whose manifests
     carry `io.containerd.image.name`. Used by the tests and bench/kubelet.py; no registry needed.
-  * registry pulls: CRI PullImage of `localhost:<ports.REGISTRY>/...` (DEFAULT_REGISTRY). containerd
-    runs in the node's netns, so that localhost is the netns's private loopback: the lab runs a registry
-    (or a TCP forwarder to the shared one) on that port inside each node netns; see lab.image_registry.
+  * registry pulls: CRI PullImage of `localhost:<ports.REGISTRY>/...` (DEFAULT_REGISTRY). Where that
+    registry is served is its hosts.toml's `server` (`registry_endpoint`): the lab points it at its one
+    registry, on the control plane's address, so a node needs nothing of its own; without an
+    endpoint it is the node netns's private loopback, where tests run a forwarder (lab.image_registry).
     The same registry is the mirror of docker.io, registry.k8s.io and k8s.gcr.io (MIRRORED_REGISTRIES):
     containerd 1.6's `config_path` with one hosts.toml per registry (render_hosts), so `nginx:1.15.4`
     (docker.io/library/nginx:1.15.4) is pulled as `library/nginx:1.15.4` from the lab registry, with no
@@ -122,13 +123,14 @@ def render_config(
 
 
 def render_hosts(registry: str = DEFAULT_REGISTRY,
-                 mirrored: tuple[str, ...] = MIRRORED_REGISTRIES) -> dict[str, str]:
-    """hosts.toml text per registry directory name: `registry` itself (plain http) and each mirrored one.
+                 mirrored: tuple[str, ...] = MIRRORED_REGISTRIES, *, endpoint: str | None = None) -> dict[str, str]:
+    """hosts.toml text per registry directory name: `registry` itself (plain http) and each mirrored one,
+    all served from `endpoint` (host:port; default `registry` itself).
 
     A mirrored registry's `server` is the lab registry, not a `[host]` in front of the real one, so that
     containerd never falls back to the internet: a missing name fails with the lab registry's not-found.
     """
-    url = f"http://{registry}"
+    url = f"http://{endpoint or registry}"
     # containerd 1.6 refuses a hosts.toml without a [host] table ("invalid `host` tree"), so the
     # registry is named twice: as the host tried first and as the server.
     body = f'server = "{url}"\n\n[host."{url}"]\n  capabilities = ["pull", "resolve"]\n'
@@ -140,10 +142,10 @@ def render_hosts(registry: str = DEFAULT_REGISTRY,
 
 
 def write_hosts(certs_dir: Path, registry: str = DEFAULT_REGISTRY,
-                mirrored: tuple[str, ...] = MIRRORED_REGISTRIES) -> None:
+                mirrored: tuple[str, ...] = MIRRORED_REGISTRIES, *, endpoint: str | None = None) -> None:
     """Write render_hosts' files as `certs_dir/<registry>/hosts.toml`, replacing what was there."""
     shutil.rmtree(certs_dir, ignore_errors=True)
-    for name, text in render_hosts(registry, mirrored).items():
+    for name, text in render_hosts(registry, mirrored, endpoint=endpoint).items():
         (certs_dir / name).mkdir(parents=True, exist_ok=True)
         (certs_dir / name / "hosts.toml").write_text(text)
 
@@ -241,6 +243,7 @@ class Containerd:
         pod_cidr: str,
         sandbox_image: str = DEFAULT_SANDBOX_IMAGE,
         registry: str = DEFAULT_REGISTRY,
+        registry_endpoint: str | None = None,
         log_level: str = "info",
     ) -> None:
         self.paths = NodePaths(Path(base_dir).resolve())
@@ -248,6 +251,7 @@ class Containerd:
         self.pod_cidr = pod_cidr
         self.sandbox_image = sandbox_image
         self.registry = registry
+        self.registry_endpoint = registry_endpoint  # where `registry` is served (render_hosts)
         self.log_level = log_level
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -266,7 +270,7 @@ class Containerd:
             p, sandbox_image=self.sandbox_image, log_level=self.log_level
         )
         p.config.write_text(cfg)
-        write_hosts(p.certs_dir, self.registry)
+        write_hosts(p.certs_dir, self.registry, endpoint=self.registry_endpoint)
         conflist = render_cni_conflist(self.pod_cidr, p.cni_data_dir)
         (p.cni_conf_dir / "10-pbnet.conflist").write_text(conflist)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lab import images
 from lab.image_registry import registry_path
-from node_agent.containerd import MIRRORED_REGISTRIES, NodePaths, render_config, render_hosts, write_hosts
+from node_agent.containerd import MIRRORED_REGISTRIES, Containerd, NodePaths, render_config, render_hosts, write_hosts
 
 
 def test_config_points_cri_at_the_hosts_dir() -> None:
@@ -37,6 +37,20 @@ def test_hosts_follow_the_registry_address_and_list() -> None:
     files = render_hosts("127.0.0.1:5001", mirrored=("docker.io",))
     assert set(files) == {"127.0.0.1:5001", "docker.io"}
     assert tomllib.loads(files["docker.io"])["server"] == "http://127.0.0.1:5001"
+
+
+def test_registry_served_from_an_endpoint(tmp_path: Path) -> None:
+    """The lab's nodes keep the name localhost:5000 but pull from its registry's address (no forwarder)."""
+    files = render_hosts("localhost:5000", endpoint="172.30.0.10:5000")
+    assert set(files) == {"localhost:5000", *MIRRORED_REGISTRIES}
+    for name, text in files.items():
+        hosts = tomllib.loads(text)
+        assert hosts["server"] == "http://172.30.0.10:5000", name
+        assert hosts["host"] == {"http://172.30.0.10:5000": {"capabilities": ["pull", "resolve"]}}, name
+    ctd = Containerd(tmp_path / "node", netns="pb-x", pod_cidr="10.244.9.0/24", registry_endpoint="172.30.0.10:5000")
+    ctd.write_config()
+    text = (ctd.paths.certs_dir / "localhost:5000" / "hosts.toml").read_text()
+    assert tomllib.loads(text)["server"] == "http://172.30.0.10:5000"
 
 
 def test_write_hosts_replaces_the_dir(tmp_path: Path) -> None:
