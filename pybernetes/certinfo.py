@@ -17,8 +17,11 @@ from dataclasses import dataclass
 _SEQUENCE, _SET, _OID, _UTC_TIME, _GENERALIZED_TIME, _EXPLICIT_0 = 0x30, 0x31, 0x06, 0x17, 0x18, 0xA0
 _COMMON_NAME, _ORGANIZATION = bytes([0x55, 0x04, 0x03]), bytes([0x55, 0x04, 0x0A])  # 2.5.4.3, 2.5.4.10
 _SHORT = {_COMMON_NAME: "CN", _ORGANIZATION: "O"}
-# The string types a Name's attribute values come in, and how each is encoded.
-_STRINGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x14: "latin-1", 0x1E: "utf-16-be", 0x1C: "utf-32-be"}
+# The string types a Name's attribute values come in (RFC 5280's DirectoryString, and the ASCII ones some CAs
+# use), and how each is encoded: UTF8String, PrintableString, IA5String, NumericString, VisibleString,
+# TeletexString (read as Latin-1, as Go's crypto/x509 does), BMPString, UniversalString.
+_STRINGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x12: "ascii", 0x1A: "ascii", 0x14: "latin-1",
+            0x1E: "utf-16-be", 0x1C: "utf-32-be"}
 
 
 @dataclass(frozen=True)

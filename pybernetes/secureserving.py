@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pybernetes import tls
+from pybernetes import errors, tls
 
 log = logging.getLogger("pybernetes.secureserving")
 
@@ -114,7 +114,10 @@ class SecureServing:
         """None when the request may go on; else (status, body) of the refusal, as k8s.io/apiserver writes it."""
         if path in self.always_allow_paths:
             return None
-        caller = self.authenticate(peer_der)
+        try:
+            caller = self.authenticate(peer_der)
+        except errors.ApiError as e:  # a certificate naming no one we can read
+            return e.code, status_body(e.code, e.reason, e.message)
         if caller is None:
             return 401, status_body(401, "Unauthorized", "Unauthorized")
         verb = method.lower()

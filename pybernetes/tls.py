@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pybernetes import certinfo
+from pybernetes import certinfo, errors
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -133,8 +133,12 @@ KUBELET_CLIENT_NAME = "kube-apiserver-kubelet-client"  # kubeadm's CN for apiser
 
 def identity(der: bytes) -> tuple[str, tuple[str, ...]]:
     """(user, groups) a client certificate (DER) names, as Kubernetes reads it: CN is the user, each O a group.
-    Cached per certificate: a client presents the same one on every call."""
-    return _identity(der)
+    Cached per certificate: a client presents the same one on every call. A subject certinfo cannot read (a
+    string type no CA should use) is Unauthorized, with the reason, rather than an internal error."""
+    try:
+        return _identity(der)
+    except ValueError as e:
+        raise errors.Unauthorized(f"Unauthorized: the client certificate's subject cannot be read: {e}") from None
 
 
 @functools.lru_cache(maxsize=1024)  # wrapped above: an lru_cache'd function's arguments go unchecked by mypy

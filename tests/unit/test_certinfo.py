@@ -5,6 +5,7 @@ several attributes in one RDN, dates after 2049 (GeneralizedTime). Anything else
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
-from pybernetes import certinfo, pkiutil, tls
+from pybernetes import certinfo, errors, pkiutil, tls
+from pybernetes.secureserving import Caller, Decision, secure_serving
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 START = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -49,6 +51,8 @@ NAMES = {
     "PrintableString": x509.Name([x509.NameAttribute(CN, "printable", _type=_ASN1Type.PrintableString),
                                   x509.NameAttribute(ORG, "ia5", _type=_ASN1Type.IA5String)]),
     "BMPString": x509.Name([x509.NameAttribute(CN, "bmp ☃", _type=_ASN1Type.BMPString)]),
+    "VisibleString and NumericString": x509.Name([x509.NameAttribute(CN, "visible", _type=_ASN1Type.VisibleString),
+                                                  x509.NameAttribute(ORG, "2024", _type=_ASN1Type.NumericString)]),
     "multi-valued RDN": x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(CN, "multi"),
                                                                    x509.NameAttribute(ORG, "one")]),
                                    x509.RelativeDistinguishedName([x509.NameAttribute(ORG, "two")])]),
@@ -90,6 +94,32 @@ def test_truncated_certificate_is_a_value_error() -> None:
     for cut in (10, len(der) // 2, len(der) - 1):
         with pytest.raises(ValueError):
             certinfo.read(der[:cut])
+
+
+def unreadable() -> bytes:
+    """A certificate whose CN is an OCTET STRING (no CA makes one: a byte patched in, the signature broken)."""
+    der = _der(_cert(x509.Name([x509.NameAttribute(CN, "patchme")])))
+    assert der.count(b"\x0c\x07patchme") == 1
+    return der.replace(b"\x0c\x07patchme", b"\x04\x07patchme")
+
+
+def test_an_unreadable_subject_is_unauthorized_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="subject CN: unexpected string type 0x4"):
+        certinfo.read(unreadable())
+    with pytest.raises(errors.Unauthorized, match="the client certificate's subject cannot be read: subject CN"):
+        tls.identity(unreadable())
+
+
+async def test_secure_serving_answers_401_for_an_unreadable_subject(tmp_path: Path) -> None:
+    pkiutil.ensure_ca(tmp_path)
+
+    async def never(caller: Caller, verb: str, path: str) -> Decision:
+        raise AssertionError("authorization must not be asked")
+    s = secure_serving(client_ca=tmp_path / "ca.crt", authorize=never, common_name="t")
+    assert s is not None
+    refused = await s.check(unreadable(), "GET", "/metrics")
+    assert refused is not None and refused[0] == 401
+    assert json.loads(refused[1])["message"].startswith("Unauthorized: the client certificate's subject cannot be read")
 
 
 def test_pem_to_der_takes_the_first_certificate() -> None:

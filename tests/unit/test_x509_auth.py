@@ -45,6 +45,14 @@ async def test_x509_user_is_cn_groups_are_o(pki_dir: Path) -> None:
         await X509Authenticator().authenticate(Credentials(client_cert=nameless.der()))
 
 
+async def test_an_unreadable_subject_is_401_with_the_reason(pki_dir: Path) -> None:
+    der = pkiutil.ensure_client_cert(pki_dir, "odd", "oddname").der()
+    odd = der.replace(b"\x0c\x07oddname", b"\x04\x07oddname")  # the CN an OCTET STRING: no CA makes one
+    assert odd != der
+    with pytest.raises(errors.Unauthorized, match="subject cannot be read: subject CN: unexpected string type"):
+        await X509Authenticator().authenticate(Credentials(client_cert=odd))
+
+
 async def test_chains_order_certificate_and_token(pki_dir: Path) -> None:
     tokens = TokenAuthenticator({"t": User("viewer")})
     cert = pkiutil.ensure_client_cert(pki_dir, "admin", tls.ADMIN_USER, [tls.MASTERS_GROUP]).der()
