@@ -34,13 +34,6 @@ def _address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _close(*socks: socket.socket) -> None:
-    for s in socks:
-        with contextlib.suppress(OSError):
-            s.shutdown(socket.SHUT_RDWR)  # wakes the other direction's recv, which then ends too
-        s.close()
-
-
 def _pump(src: socket.socket, dst: socket.socket) -> None:
     """Copy src to dst until either side ends or fails; the connection ends with it, in both directions (a
     half-open pair would otherwise hold its threads for as long as the other peer keeps quiet)."""
@@ -50,10 +43,9 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        with contextlib.suppress(OSError):
-            src.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_RDWR)
+        for s in (src, dst):  # wakes the other direction's recv, which then ends too
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
 
 def _connection(client: socket.socket, target: tuple[str, int]) -> None:
@@ -67,7 +59,8 @@ def _connection(client: socket.socket, target: tuple[str, int]) -> None:
     back.start()
     _pump(client, upstream)
     back.join()
-    _close(client, upstream)
+    client.close()
+    upstream.close()
 
 
 def serve(listener: socket.socket, target: tuple[str, int]) -> None:

@@ -4,8 +4,8 @@ window (an expired kubeconfig certificate is refused before dialing).
 
 A certificate here has already been parsed and verified by OpenSSL (the TLS handshake) or read from the
 component's own kubeconfig, so this only walks the DER (RFC 5280's TBSCertificate) to the fields it names; it
-does not verify anything. Making certificates stays in pybernetes.pki, the one user of cryptography outside the
-apiserver: importing it costs every process about 8 MiB and 80 ms, and ten Python processes make a lab.
+does not verify anything. Making certificates stays in pybernetes.pkiutil, the one user of cryptography outside
+the apiserver: importing it costs every process about 8 MiB and 80 ms, and ten Python processes make a lab.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Summary:
     not_after: dt.datetime
 
     def subject(self) -> str:
-        """The subject's CN and O values, as RFC 4514 prints them (last RDN first): `CN=jane,O=dev`."""
+        """The subject's CN values, then its O values, in RFC 4514's form: `CN=jane,O=dev` (for messages)."""
         return ",".join([*(f"CN={v}" for v in self.common_names), *(f"O={v}" for v in self.organizations)])
 
 

@@ -155,11 +155,11 @@ def bind(srv: grpc.aio.Server, address: str, *, tls: ServerTLS | None = None) ->
 def peer_certificate(context: Any) -> bytes | None:
     """The client certificate of a call (DER), as the TLS handshake verified it (None on a plaintext port)."""
     pems = context.auth_context().get("x509_pem_cert") or []
-    return _load_pem(pems[0]) if pems else None
+    return _pem_to_der(pems[0]) if pems else None
 
 
 # A connection presents the same certificate on every call: decode it once per certificate, not per call.
-_load_pem = functools.lru_cache(maxsize=1024)(certinfo.pem_to_der)
+_pem_to_der = functools.lru_cache(maxsize=1024)(certinfo.pem_to_der)
 
 
 T = TypeVar("T")
